@@ -1,0 +1,172 @@
+"""Settings for every service, read once from ``TICKETING_*`` environment variables.
+
+Each service builds one :class:`Settings` at start-up and passes it in; nothing reads the
+environment anywhere else. Defaults are the development stack that ``make run`` starts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    """A TICKETING_* variable has a value we cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _str(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name)
+    return default if raw is None or raw == "" else raw
+
+
+# Every variable the project reads, with its default and meaning. The README table and the
+# docker-compose test are checked against this list, so it is the one place to add a setting.
+VARIABLES: dict[str, tuple[str, str]] = {
+    "TICKETING_ENV": ("dev", "dev | test | prod; the dev token endpoint exists only in dev"),
+    "TICKETING_DATABASE_URL": (
+        "postgresql://postgres@127.0.0.1:5432/ticketing",
+        "PostgreSQL DSN (the source of truth)",
+    ),
+    "TICKETING_DB_POOL_MAX": ("10", "max connections per process"),
+    "TICKETING_REDIS_URL": ("redis://127.0.0.1:6379/0", "Redis URL (cache, rate limits, queue)"),
+    "TICKETING_REDIS_PREFIX": ("tk:", "prefix of every Redis key this deployment writes"),
+    "TICKETING_AMQP_URL": ("amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL (vhost in path)"),
+    "TICKETING_TYPESENSE_URL": ("http://127.0.0.1:8108", "Typesense base URL"),
+    "TICKETING_TYPESENSE_API_KEY": ("ticketing-dev-key", "Typesense API key"),
+    "TICKETING_TYPESENSE_COLLECTION": ("events", "alias that search reads and sync writes"),
+    "TICKETING_TYPESENSE_TIMEOUT_SECONDS": ("1.0", "per-request timeout to Typesense"),
+    "TICKETING_JWT_ALGORITHM": ("HS256", "HS256 or RS256"),
+    "TICKETING_JWT_SECRET": ("dev-secret-change-me", "HS256 signing secret"),
+    "TICKETING_JWT_PUBLIC_KEY": ("", "RS256 public key (PEM text, or a path to a PEM file)"),
+    "TICKETING_DEV_TOKEN_TTL_SECONDS": ("3600", "lifetime of tokens from /auth/dev-token"),
+    "TICKETING_RATE_LIMIT_PER_MINUTE": ("1200", "requests per client per minute"),
+    "TICKETING_RATE_LIMIT_BURST": ("100", "requests a client may send at once"),
+    "TICKETING_CACHE_TTL_SECONDS": ("86400", "event view cache lifetime (invalidated on change)"),
+    "TICKETING_MAX_BODY_BYTES": ("65536", "largest request body accepted"),
+    "TICKETING_HOST": ("127.0.0.1", "address the HTTP services bind"),
+    "TICKETING_CATALOG_PORT": ("8081", "catalog_api port"),
+    "TICKETING_WAITINGROOM_PORT": ("8082", "waitingroom port"),
+    "TICKETING_SEARCH_SYNC_METRICS_PORT": ("9103", "search_sync /metrics port"),
+    "TICKETING_GATEWAY_PORT": ("8080", "nginx gateway port (the public base URL)"),
+    "TICKETING_TYPESENSE_PORT": ("8108", "port of the Typesense server make run starts"),
+    "TICKETING_TYPESENSE_DATA_DIR": (".run/typesense", "data directory of that Typesense server"),
+    "TICKETING_SYNC_BATCH_MAX": ("200", "search_sync: most changes upserted in one import"),
+    "TICKETING_SYNC_BATCH_WAIT_MS": ("50", "search_sync: how long to gather a batch"),
+    "TICKETING_OUTBOX_POLL_SECONDS": ("1.0", "outbox relay: poll interval besides LISTEN"),
+}
+
+
+def default(name: str) -> str:
+    return VARIABLES[name][0]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    env: str = "dev"
+    database_url: str = default("TICKETING_DATABASE_URL")
+    db_pool_max: int = 10
+    redis_url: str = default("TICKETING_REDIS_URL")
+    redis_prefix: str = "tk:"
+    amqp_url: str = default("TICKETING_AMQP_URL")
+    typesense_url: str = default("TICKETING_TYPESENSE_URL")
+    typesense_api_key: str = default("TICKETING_TYPESENSE_API_KEY")
+    typesense_collection: str = "events"
+    typesense_timeout_seconds: float = 1.0
+    jwt_algorithm: str = "HS256"
+    jwt_secret: str = default("TICKETING_JWT_SECRET")
+    jwt_public_key: str = ""
+    dev_token_ttl_seconds: int = 3600
+    rate_limit_per_minute: int = 1200
+    rate_limit_burst: int = 100
+    cache_ttl_seconds: int = 86400
+    max_body_bytes: int = 65536
+    host: str = "127.0.0.1"
+    catalog_port: int = 8081
+    waitingroom_port: int = 8082
+    search_sync_metrics_port: int = 9103
+    gateway_port: int = 8080
+    typesense_port: int = 8108
+    typesense_data_dir: str = ".run/typesense"
+    sync_batch_max: int = 200
+    sync_batch_wait_ms: int = 50
+    outbox_poll_seconds: float = 1.0
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env == "dev"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        algorithm = _str(env, "TICKETING_JWT_ALGORITHM", "HS256").upper()
+        if algorithm not in ("HS256", "RS256"):
+            raise ConfigError(f"TICKETING_JWT_ALGORITHM must be HS256 or RS256, got {algorithm}")
+        public_key = _str(env, "TICKETING_JWT_PUBLIC_KEY", "")
+        if public_key and not public_key.lstrip().startswith("-----BEGIN"):
+            try:
+                with open(public_key, encoding="ascii") as fh:
+                    public_key = fh.read()
+            except OSError as exc:
+                raise ConfigError(f"TICKETING_JWT_PUBLIC_KEY: cannot read {public_key}") from exc
+        if algorithm == "RS256" and not public_key:
+            raise ConfigError("TICKETING_JWT_ALGORITHM=RS256 needs TICKETING_JWT_PUBLIC_KEY")
+        environment = _str(env, "TICKETING_ENV", "dev")
+        if environment not in ("dev", "test", "prod"):
+            raise ConfigError(f"TICKETING_ENV must be dev, test or prod, got {environment}")
+        return cls(
+            env=environment,
+            database_url=_str(env, "TICKETING_DATABASE_URL", default("TICKETING_DATABASE_URL")),
+            db_pool_max=_int(env, "TICKETING_DB_POOL_MAX", 10, minimum=1),
+            redis_url=_str(env, "TICKETING_REDIS_URL", default("TICKETING_REDIS_URL")),
+            redis_prefix=_str(env, "TICKETING_REDIS_PREFIX", "tk:"),
+            amqp_url=_str(env, "TICKETING_AMQP_URL", default("TICKETING_AMQP_URL")),
+            typesense_url=_str(env, "TICKETING_TYPESENSE_URL", default("TICKETING_TYPESENSE_URL")).rstrip("/"),
+            typesense_api_key=_str(env, "TICKETING_TYPESENSE_API_KEY", default("TICKETING_TYPESENSE_API_KEY")),
+            typesense_collection=_str(env, "TICKETING_TYPESENSE_COLLECTION", "events"),
+            typesense_timeout_seconds=_float(env, "TICKETING_TYPESENSE_TIMEOUT_SECONDS", 1.0),
+            jwt_algorithm=algorithm,
+            jwt_secret=_str(env, "TICKETING_JWT_SECRET", default("TICKETING_JWT_SECRET")),
+            jwt_public_key=public_key,
+            dev_token_ttl_seconds=_int(env, "TICKETING_DEV_TOKEN_TTL_SECONDS", 3600, minimum=1),
+            rate_limit_per_minute=_int(env, "TICKETING_RATE_LIMIT_PER_MINUTE", 1200, minimum=1),
+            rate_limit_burst=_int(env, "TICKETING_RATE_LIMIT_BURST", 100, minimum=1),
+            cache_ttl_seconds=_int(env, "TICKETING_CACHE_TTL_SECONDS", 86400, minimum=1),
+            max_body_bytes=_int(env, "TICKETING_MAX_BODY_BYTES", 65536, minimum=1024),
+            host=_str(env, "TICKETING_HOST", "127.0.0.1"),
+            catalog_port=_int(env, "TICKETING_CATALOG_PORT", 8081, minimum=1),
+            waitingroom_port=_int(env, "TICKETING_WAITINGROOM_PORT", 8082, minimum=1),
+            search_sync_metrics_port=_int(env, "TICKETING_SEARCH_SYNC_METRICS_PORT", 9103),
+            gateway_port=_int(env, "TICKETING_GATEWAY_PORT", 8080, minimum=1),
+            typesense_port=_int(env, "TICKETING_TYPESENSE_PORT", 8108, minimum=1),
+            typesense_data_dir=_str(env, "TICKETING_TYPESENSE_DATA_DIR", ".run/typesense"),
+            sync_batch_max=_int(env, "TICKETING_SYNC_BATCH_MAX", 200, minimum=1),
+            sync_batch_wait_ms=_int(env, "TICKETING_SYNC_BATCH_WAIT_MS", 50),
+            outbox_poll_seconds=_float(env, "TICKETING_OUTBOX_POLL_SECONDS", 1.0),
+            extra={k: v for k, v in env.items() if k.startswith("TICKETING_")},
+        )
+

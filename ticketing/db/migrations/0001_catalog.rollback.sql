@@ -1,0 +1,12 @@
+DROP TRIGGER IF EXISTS outbox_notify ON outbox;
+DROP FUNCTION IF EXISTS outbox_notify();
+DROP TABLE IF EXISTS outbox;
+DROP TABLE IF EXISTS stripe_webhook_events;
+DROP TABLE IF EXISTS payments;
+DROP TABLE IF EXISTS tickets;
+DROP TYPE IF EXISTS ticket_status;
+DROP TABLE IF EXISTS bookings;
+DROP TABLE IF EXISTS holds;
+DROP TABLE IF EXISTS events;
+DROP TABLE IF EXISTS performers;
+DROP TABLE IF EXISTS venues;
