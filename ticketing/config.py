@@ -145,8 +145,12 @@ class Settings:
             redis_url=_str(env, "TICKETING_REDIS_URL", default("TICKETING_REDIS_URL")),
             redis_prefix=_str(env, "TICKETING_REDIS_PREFIX", "tk:"),
             amqp_url=_str(env, "TICKETING_AMQP_URL", default("TICKETING_AMQP_URL")),
-            typesense_url=_str(env, "TICKETING_TYPESENSE_URL", default("TICKETING_TYPESENSE_URL")).rstrip("/"),
-            typesense_api_key=_str(env, "TICKETING_TYPESENSE_API_KEY", default("TICKETING_TYPESENSE_API_KEY")),
+            typesense_url=_str(
+                env, "TICKETING_TYPESENSE_URL", default("TICKETING_TYPESENSE_URL")
+            ).rstrip("/"),
+            typesense_api_key=_str(
+                env, "TICKETING_TYPESENSE_API_KEY", default("TICKETING_TYPESENSE_API_KEY")
+            ),
             typesense_collection=_str(env, "TICKETING_TYPESENSE_COLLECTION", "events"),
             typesense_timeout_seconds=_float(env, "TICKETING_TYPESENSE_TIMEOUT_SECONDS", 1.0),
             jwt_algorithm=algorithm,
@@ -169,4 +173,3 @@ class Settings:
             outbox_poll_seconds=_float(env, "TICKETING_OUTBOX_POLL_SECONDS", 1.0),
             extra={k: v for k, v in env.items() if k.startswith("TICKETING_")},
         )
-

@@ -1,8 +1,8 @@
 """Versioned schema migrations (yoyo), up and down, plus database creation.
 
-    python -m ticketing.db.migrate up        # create the database if missing, apply all
-    python -m ticketing.db.migrate down      # roll back the newest migration
-    python -m ticketing.db.migrate status
+python -m ticketing.db.migrate up        # create the database if missing, apply all
+python -m ticketing.db.migrate down      # roll back the newest migration
+python -m ticketing.db.migrate status
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ def create_database(database_url: str) -> bool:
 def drop_database(database_url: str) -> None:
     name = _database_name(database_url)
     with psycopg.connect(_maintenance_url(database_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def upgrade(database_url: str) -> int:

@@ -1,0 +1,132 @@
+"""Bearer-token verification shared by every HTTP service, and the dev token endpoint.
+
+Tokens are JWTs: HS256 with ``TICKETING_JWT_SECRET`` by default, RS256 with a configured
+public key for an external identity provider. Only the configured algorithm is accepted, so
+``alg: none`` and algorithm-confusion tokens are refused.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from aiohttp import web
+
+from ticketing.config import Settings
+from ticketing.problems import Problem, validation_error
+from ticketing.validation import read_json
+
+_LEEWAY_SECONDS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    roles: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings) -> None:
+        self.algorithm = settings.jwt_algorithm
+        self.key = settings.jwt_public_key if self.algorithm == "RS256" else settings.jwt_secret
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self.key,
+                algorithms=[self.algorithm],
+                options={"require": ["sub", "exp"]},
+                leeway=_LEEWAY_SECONDS,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise _unauthorized("token_expired", "The access token has expired.") from exc
+        except jwt.InvalidTokenError as exc:
+            raise _unauthorized("invalid_token", "The access token is not valid.") from exc
+        sub = claims.get("sub")
+        roles = claims.get("roles", [])
+        if not isinstance(sub, str) or not sub:
+            raise _unauthorized("invalid_token", "The access token has no subject.")
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise _unauthorized("invalid_token", "The access token's roles are malformed.")
+        return Principal(user_id=sub, roles=frozenset(roles))
+
+
+def _unauthorized(code: str, detail: str) -> Problem:
+    return Problem(401, code, detail, headers={"WWW-Authenticate": 'Bearer realm="ticketing"'})
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+VERIFIER_KEY = web.AppKey("token_verifier", TokenVerifier)
+
+
+_PRINCIPAL = "ticketing.principal"
+
+
+def optional_principal(request: web.Request) -> Principal | None:
+    """The verified caller, or None without a token; verified once per request."""
+    if _PRINCIPAL in request:
+        return request[_PRINCIPAL]
+    token = bearer_token(request)
+    principal = None if token is None else request.app[VERIFIER_KEY].verify(token)
+    request[_PRINCIPAL] = principal
+    return principal
+
+
+def require_user(request: web.Request) -> Principal:
+    principal = optional_principal(request)
+    if principal is None:
+        raise _unauthorized("unauthorized", "This route needs a bearer token.")
+    return principal
+
+
+def require_admin(request: web.Request) -> Principal:
+    principal = require_user(request)
+    if not principal.is_admin:
+        raise Problem(403, "forbidden", "This route needs the admin role.")
+    return principal
+
+
+def issue_dev_token(settings: Settings, user_id: str, roles: list[str]) -> dict[str, Any]:
+    now = int(time.time())
+    token = jwt.encode(
+        {"sub": user_id, "roles": roles, "iat": now, "exp": now + settings.dev_token_ttl_seconds},
+        settings.jwt_secret,
+        algorithm="HS256",
+    )
+    return {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": settings.dev_token_ttl_seconds,
+    }
+
+
+def dev_token_routes(settings: Settings) -> list[web.RouteDef]:
+    """``POST /auth/dev-token``, registered only when ``TICKETING_ENV=dev``."""
+    if not settings.is_dev:
+        return []
+
+    async def dev_token(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        user_id = body.get("user_id")
+        roles = body.get("roles", [])
+        if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
+            raise validation_error("user_id must be a string of 1 to 128 characters.")
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise validation_error("roles must be a list of strings.")
+        return web.json_response(issue_dev_token(settings, user_id, roles))
+
+    return [web.post("/auth/dev-token", dev_token)]

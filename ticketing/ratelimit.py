@@ -1,0 +1,104 @@
+"""Per-client rate limiting in Redis, so the limit holds across every process.
+
+A generic cell rate algorithm (GCRA) in one Lua script: one key per client holding its
+"theoretical arrival time", so a check is a single atomic round trip and memory per client
+is one small string that expires on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ticketing.auth import optional_principal
+from ticketing.metrics import DEPENDENCY_ERRORS, SERVICE_KEY
+from ticketing.problems import Problem
+
+log = logging.getLogger(__name__)
+
+# KEYS[1] client key; ARGV: emission interval (ms), burst tolerance (ms).
+# Returns {allowed (0/1), retry_after_ms}.
+_GCRA = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now_ms)
+if tat < now_ms then tat = now_ms end
+local new_tat = tat + interval
+local allow_at = new_tat - tolerance
+if allow_at > now_ms then
+  return {0, allow_at - now_ms}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now_ms) + 1000)
+return {1, 0}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    retry_after_seconds: int
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis, prefix: str, per_minute: int, burst: int) -> None:
+        self._redis = redis
+        self._prefix = prefix + "rl:"
+        self._interval_ms = 60_000 / per_minute
+        self._tolerance_ms = self._interval_ms * burst
+        self._script = redis.register_script(_GCRA)
+
+    async def check(self, client: str) -> Decision:
+        allowed, retry_ms = await self._script(
+            keys=[self._prefix + client], args=[self._interval_ms, self._tolerance_ms]
+        )
+        return Decision(bool(allowed), max(1, math.ceil(int(retry_ms) / 1000)))
+
+
+LIMITER_KEY = web.AppKey("rate_limiter", RateLimiter)
+
+_EXEMPT_PATHS = frozenset({"/healthz", "/metrics"})
+
+
+def client_identity(request: web.Request) -> str:
+    """Who is asking: the verified user when a valid token comes with the request, else the
+    address the gateway saw (``X-Real-IP``), else the peer address."""
+    try:
+        principal = optional_principal(request)
+    except Problem:
+        principal = None  # a bad token is the handler's to reject; count it by address
+    if principal is not None:
+        return "user:" + principal.user_id
+    return "ip:" + (request.headers.get("X-Real-IP") or request.remote or "unknown")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    limiter = request.app.get(LIMITER_KEY)
+    if limiter is None or request.path in _EXEMPT_PATHS:
+        return await handler(request)
+    try:
+        decision = await limiter.check(client_identity(request))
+    except (RedisError, OSError):
+        # Fail open: a Redis outage must not take the read path down with it.
+        DEPENDENCY_ERRORS.labels(request.app[SERVICE_KEY], "redis").inc()
+        log.warning("rate limiter unavailable; letting %s through", request.path)
+        return await handler(request)
+    if not decision.allowed:
+        raise Problem(
+            429,
+            "rate_limited",
+            "Too many requests; slow down and retry after the given delay.",
+            headers={"Retry-After": str(decision.retry_after_seconds)},
+        )
+    return await handler(request)

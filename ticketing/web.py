@@ -1,0 +1,124 @@
+"""What every aiohttp service shares: middlewares, resources, health and metrics routes.
+
+Services call :func:`create_base_app` and add their own routes and cleanup contexts, one
+context per resource (open, check, yield, close), as in aiohttp-demos.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+
+import asyncpg
+from aiohttp import web
+from redis.asyncio import Redis
+
+from ticketing.auth import VERIFIER_KEY, TokenVerifier
+from ticketing.config import Settings
+from ticketing.metrics import SERVICE_KEY, metrics_middleware, metrics_view
+from ticketing.problems import Problem, problem_middleware
+from ticketing.ratelimit import LIMITER_KEY, RateLimiter, rate_limit_middleware
+
+log = logging.getLogger(__name__)
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+REDIS_KEY = web.AppKey("redis", Redis)
+PG_POOL_KEY = web.AppKey("pg_pool", asyncpg.Pool)
+
+HealthCheck = Callable[[web.Application], Awaitable[None]]
+HEALTH_CHECKS_KEY = web.AppKey("health_checks", dict)
+
+# A dependency that does not answer within this long is reported down, so a health probe or
+# a fan's request never hangs on it.
+DEPENDENCY_TIMEOUT_SECONDS = 2.0
+
+
+def create_base_app(settings: Settings, service: str) -> web.Application:
+    app = web.Application(
+        middlewares=[metrics_middleware, problem_middleware, rate_limit_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS_KEY] = settings
+    app[SERVICE_KEY] = service
+    app[VERIFIER_KEY] = TokenVerifier(settings)
+    app[HEALTH_CHECKS_KEY] = {}
+    app.cleanup_ctx.append(redis_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
+    return app
+
+
+def create_pg_pool(settings: Settings, **kwargs: object) -> Awaitable[asyncpg.Pool]:
+    # min_size=0: the service starts, and keeps answering from caches, while Postgres is down.
+    return asyncpg.create_pool(
+        settings.database_url,
+        min_size=0,
+        max_size=settings.db_pool_max,
+        timeout=DEPENDENCY_TIMEOUT_SECONDS,
+        command_timeout=10,
+        **kwargs,
+    )
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS_KEY]
+    redis = Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=DEPENDENCY_TIMEOUT_SECONDS,
+        socket_timeout=DEPENDENCY_TIMEOUT_SECONDS,
+    )
+    app[REDIS_KEY] = redis
+    app[LIMITER_KEY] = RateLimiter(
+        redis, settings.redis_prefix, settings.rate_limit_per_minute, settings.rate_limit_burst
+    )
+    app[HEALTH_CHECKS_KEY]["redis"] = _check_redis
+    yield
+    await redis.aclose()
+
+
+async def pg_pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    pool = await create_pg_pool(app[SETTINGS_KEY])
+    app[PG_POOL_KEY] = pool
+    app[HEALTH_CHECKS_KEY]["postgres"] = _check_postgres
+    yield
+    await pool.close()
+
+
+async def _check_redis(app: web.Application) -> None:
+    await app[REDIS_KEY].ping()
+
+
+async def _check_postgres(app: web.Application) -> None:
+    async with app[PG_POOL_KEY].acquire() as conn:
+        await conn.fetchval("SELECT 1")
+
+
+async def run_checks(app: web.Application, checks: Mapping[str, HealthCheck]) -> dict[str, str]:
+    async def one(check: HealthCheck) -> str:
+        try:
+            await asyncio.wait_for(check(app), DEPENDENCY_TIMEOUT_SECONDS)
+        except Exception as exc:  # any failure means "not reachable" to the prober
+            return f"down: {type(exc).__name__}"
+        return "ok"
+
+    names = list(checks)
+    results = await asyncio.gather(*(one(checks[n]) for n in names))
+    return dict(zip(names, results, strict=True))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    components = await run_checks(request.app, request.app[HEALTH_CHECKS_KEY])
+    down = sorted(name for name, state in components.items() if state != "ok")
+    if down:
+        raise Problem(
+            503, "backend_unavailable", "Unreachable: " + ", ".join(down), components=components
+        )
+    return web.json_response({"status": "ok", "components": components})
+
+
+def run_app(app: web.Application, settings: Settings, port: int) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    web.run_app(app, host=settings.host, port=port, access_log=None, print=None)
