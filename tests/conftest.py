@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support import free_port, wait_until
 from ticketing.config import Settings
 from ticketing.db import migrate
-
-from tests.support import free_port, wait_until
 
 RUN_ID = secrets.token_hex(4)
 PG_BASE = os.environ.get("TICKETING_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -138,7 +137,7 @@ def settings(
         typesense_url=typesense_server.url,
         typesense_api_key=TYPESENSE_KEY,
         typesense_collection=f"events_{RUN_ID}",
-        jwt_secret="test-secret-" + RUN_ID,
+        jwt_secret=f"test-secret-{RUN_ID}-{secrets.token_hex(16)}",
         rate_limit_per_minute=100_000,
         rate_limit_burst=10_000,
         sync_batch_wait_ms=20,

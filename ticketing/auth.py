@@ -73,7 +73,7 @@ def bearer_token(request: web.Request) -> str | None:
 VERIFIER_KEY = web.AppKey("token_verifier", TokenVerifier)
 
 
-_PRINCIPAL = "ticketing.principal"
+_PRINCIPAL = web.RequestKey("principal", object)
 
 
 def optional_principal(request: web.Request) -> Principal | None:

@@ -60,7 +60,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "TICKETING_TYPESENSE_COLLECTION": ("events", "alias that search reads and sync writes"),
     "TICKETING_TYPESENSE_TIMEOUT_SECONDS": ("1.0", "per-request timeout to Typesense"),
     "TICKETING_JWT_ALGORITHM": ("HS256", "HS256 or RS256"),
-    "TICKETING_JWT_SECRET": ("dev-secret-change-me", "HS256 signing secret"),
+    "TICKETING_JWT_SECRET": (
+        "dev-only-secret-change-me-in-production",
+        "HS256 signing secret (at least 32 bytes; must be set in prod)",
+    ),
     "TICKETING_JWT_PUBLIC_KEY": ("", "RS256 public key (PEM text, or a path to a PEM file)"),
     "TICKETING_DEV_TOKEN_TTL_SECONDS": ("3600", "lifetime of tokens from /auth/dev-token"),
     "TICKETING_RATE_LIMIT_PER_MINUTE": ("1200", "requests per client per minute"),
@@ -138,6 +141,11 @@ class Settings:
         environment = _str(env, "TICKETING_ENV", "dev")
         if environment not in ("dev", "test", "prod"):
             raise ConfigError(f"TICKETING_ENV must be dev, test or prod, got {environment}")
+        secret = _str(env, "TICKETING_JWT_SECRET", default("TICKETING_JWT_SECRET"))
+        if algorithm == "HS256" and len(secret.encode()) < 32:
+            raise ConfigError("TICKETING_JWT_SECRET must be at least 32 bytes for HS256")
+        if environment == "prod" and secret == default("TICKETING_JWT_SECRET"):
+            raise ConfigError("TICKETING_JWT_SECRET must be set in prod")
         return cls(
             env=environment,
             database_url=_str(env, "TICKETING_DATABASE_URL", default("TICKETING_DATABASE_URL")),
@@ -154,7 +162,7 @@ class Settings:
             typesense_collection=_str(env, "TICKETING_TYPESENSE_COLLECTION", "events"),
             typesense_timeout_seconds=_float(env, "TICKETING_TYPESENSE_TIMEOUT_SECONDS", 1.0),
             jwt_algorithm=algorithm,
-            jwt_secret=_str(env, "TICKETING_JWT_SECRET", default("TICKETING_JWT_SECRET")),
+            jwt_secret=secret,
             jwt_public_key=public_key,
             dev_token_ttl_seconds=_int(env, "TICKETING_DEV_TOKEN_TTL_SECONDS", 3600, minimum=1),
             rate_limit_per_minute=_int(env, "TICKETING_RATE_LIMIT_PER_MINUTE", 1200, minimum=1),

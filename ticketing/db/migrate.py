@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -57,11 +60,19 @@ def drop_database(database_url: str) -> None:
         )
 
 
+@contextmanager
+def _backend(database_url: str) -> Iterator[Any]:
+    backend = get_backend(_yoyo_url(database_url))
+    try:
+        yield backend
+    finally:
+        backend.connection.close()
+
+
 def upgrade(database_url: str) -> int:
     """Apply every pending migration; returns how many were applied."""
-    backend = get_backend(_yoyo_url(database_url))
     migrations = read_migrations(str(MIGRATIONS_DIR))
-    with backend.lock():
+    with _backend(database_url) as backend, backend.lock():
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
     return len(pending)
@@ -69,19 +80,17 @@ def upgrade(database_url: str) -> int:
 
 def downgrade(database_url: str, steps: int = 1) -> int:
     """Roll back the newest ``steps`` applied migrations; returns how many were rolled back."""
-    backend = get_backend(_yoyo_url(database_url))
     migrations = read_migrations(str(MIGRATIONS_DIR))
-    with backend.lock():
-        applied = backend.to_rollback(migrations)
-        chosen = applied[:steps]
+    with _backend(database_url) as backend, backend.lock():
+        chosen = backend.to_rollback(migrations)[:steps]
         backend.rollback_migrations(chosen)
     return len(chosen)
 
 
 def status(database_url: str) -> list[tuple[str, bool]]:
-    backend = get_backend(_yoyo_url(database_url))
     migrations = read_migrations(str(MIGRATIONS_DIR))
-    applied = {m.id for m in backend.to_rollback(migrations)}
+    with _backend(database_url) as backend:
+        applied = {m.id for m in backend.to_rollback(migrations)}
     return [(m.id, m.id in applied) for m in migrations]
 
 

@@ -1,0 +1,40 @@
+import dataclasses
+
+import pytest
+
+from ticketing.config import VARIABLES, ConfigError, Settings
+
+
+def test_every_setting_has_a_documented_variable():
+    names = {f.name for f in dataclasses.fields(Settings)} - {"extra"}
+    listed = {k.removeprefix("TICKETING_").lower() for k in VARIABLES}
+    assert names == listed
+
+
+def test_defaults_agree_with_the_variable_table():
+    defaults = Settings.from_env({})
+    for name, (default, _) in VARIABLES.items():
+        assert str(getattr(defaults, name.removeprefix("TICKETING_").lower())) == default, name
+
+
+def test_environment_overrides_defaults():
+    s = Settings.from_env({"TICKETING_CATALOG_PORT": "9999", "TICKETING_ENV": "test"})
+    assert s.catalog_port == 9999
+    assert not s.is_dev
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"TICKETING_CATALOG_PORT": "eighty"},
+        {"TICKETING_RATE_LIMIT_PER_MINUTE": "0"},
+        {"TICKETING_ENV": "staging"},
+        {"TICKETING_JWT_ALGORITHM": "none"},
+        {"TICKETING_JWT_ALGORITHM": "RS256"},  # without a public key
+        {"TICKETING_JWT_SECRET": "short"},
+        {"TICKETING_ENV": "prod"},  # with the published development secret
+    ],
+)
+def test_bad_values_are_refused_at_start(env):
+    with pytest.raises(ConfigError):
+        Settings.from_env(env)

@@ -1,0 +1,1 @@
+"""The write front door: dev tokens today; the queue, admission and booking routes next."""
