@@ -16,6 +16,8 @@ from ticketing.auth import require_admin, require_user
 from ticketing.web import create_base_app
 from waitingroom.app import create_app as create_waitingroom
 
+OTHER_SECRET = "a-different-secret-that-is-long-enough"
+
 
 def _probe_app(settings) -> web.Application:
     """A base app with routes that exercise the shared auth and error handling."""
@@ -76,8 +78,7 @@ async def test_valid_token_is_accepted(probe, settings):
         (lambda s: "Basic Ym9iOnB3", "unauthorized"),
         (lambda s: "Bearer " + make_token(s, ttl=-60), "token_expired"),
         (lambda s: "Bearer " + make_token(s)[:-4] + "AAAA", "invalid_token"),
-        (lambda s: "Bearer " + jwt.encode({"sub": "x", "exp": 9e9}, "a-wrong-secret-that-is-long-enough-1234"),
-         "invalid_token"),
+        (lambda s: "Bearer " + jwt.encode({"sub": "x", "exp": 9e9}, OTHER_SECRET), "invalid_token"),
         # alg none: a token with no signature at all must never pass.
         (lambda s: "Bearer " + jwt.encode({"sub": "x", "exp": 9e9}, None, algorithm="none"),
          "invalid_token"),
