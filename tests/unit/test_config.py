@@ -38,3 +38,11 @@ def test_environment_overrides_defaults():
 def test_bad_values_are_refused_at_start(env):
     with pytest.raises(ConfigError):
         Settings.from_env(env)
+
+
+def test_readme_documents_every_variable():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    missing = [name for name in VARIABLES if f"`{name}`" not in readme]
+    assert missing == []
