@@ -1,0 +1,221 @@
+"""Consumer: applies ``catalog.event.changed`` messages to Typesense in deduplicated batches.
+
+A batch is acknowledged only after Typesense (and the view cache) hold the current views of
+its events; when a dependency is down the batch is requeued after a backoff, so nothing is
+lost. A message that can never succeed (bad JSON, unknown version, a document Typesense
+refuses) goes to the dead-letter queue with the reason in a header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+import aio_pika
+import asyncpg
+import typesense
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from redis.asyncio import Redis
+
+from search_sync.dependencies import REDIS_ERRORS, DependencyDown, dependency_of
+from search_sync.indexer import sync_events
+from search_sync.lifecycle import Backoff, wait_any
+from search_sync.metrics import DEAD_LETTERED, DELETES, FAILURES, SERVICE, SYNC_LAG, UPSERTS
+from search_sync.topology import CREATED_AT_HEADER, ERROR_HEADER, declare_topology
+from ticketing.cache import invalidate
+from ticketing.config import Settings
+from ticketing.messages import MessageError, parse_event_changed
+from ticketing.metrics import DEPENDENCY_ERRORS
+
+log = logging.getLogger(__name__)
+
+Message = AbstractIncomingMessage
+
+
+class SearchSyncConsumer:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        typesense_client: typesense.AsyncClient,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.redis = redis
+        self.typesense = typesense_client
+        self.backoff = Backoff()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; the batch in hand is finished first."""
+        connect_backoff = Backoff()
+        while not stop.is_set():
+            try:
+                await self._run_connected(stop)
+                connect_backoff.reset()
+            except Exception as exc:
+                dependency = dependency_of(exc)
+                if dependency is None:
+                    raise
+                DEPENDENCY_ERRORS.labels(SERVICE, dependency).inc()
+                log.warning("search_sync consumer: %s unavailable, retrying: %s", dependency, exc)
+                await connect_backoff.sleep(stop)
+
+    async def _run_connected(self, stop: asyncio.Event) -> None:
+        connection = await aio_pika.connect(self.settings.amqp_url, timeout=5)
+        lost = asyncio.Event()
+        connection.close_callbacks.add(lambda *_: lost.set())
+        buffer: asyncio.Queue[Message] = asyncio.Queue()
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            # Twice a batch, so the next batch is already on its way while one is applied.
+            await channel.set_qos(prefetch_count=2 * self.settings.sync_batch_max)
+            topology = await declare_topology(channel)
+            consumer_tag = await topology.queue.consume(buffer.put)
+            log.info("search_sync consumer started on %s", topology.queue.name)
+            while not stop.is_set() and not lost.is_set():
+                batch = await self._gather(buffer, stop, lost)
+                if batch:
+                    await self.process(batch, topology.dead_exchange, stop)
+            if not lost.is_set():
+                await topology.queue.cancel(consumer_tag)
+                # Prefetched but never started: hand back for another consumer at once.
+                while not buffer.empty():
+                    await buffer.get_nowait().nack(requeue=True)
+        finally:
+            await connection.close()
+            log.info("search_sync consumer stopped")
+        if lost.is_set() and not stop.is_set():
+            raise aio_pika.exceptions.AMQPConnectionError("connection to RabbitMQ lost")
+
+    async def _gather(
+        self, buffer: asyncio.Queue[Message], stop: asyncio.Event, lost: asyncio.Event
+    ) -> list[Message]:
+        """Up to sync_batch_max messages: the first one waited for, the rest for wait_ms."""
+        while buffer.empty():
+            await wait_any(stop, lost, seconds=0.2)
+            if stop.is_set() or lost.is_set():
+                return []
+        batch = [buffer.get_nowait()]
+        deadline = time.monotonic() + self.settings.sync_batch_wait_ms / 1000
+        while len(batch) < self.settings.sync_batch_max:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(buffer.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def process(
+        self, batch: Sequence[Message], dead_exchange: AbstractExchange, stop: asyncio.Event
+    ) -> None:
+        valid: list[tuple[Message, int]] = []
+        for message in batch:
+            try:
+                valid.append((message, _event_id_of(message)))
+            except MessageError as exc:
+                await _dead_letter(dead_exchange, message, str(exc), "bad_message")
+        if not valid:
+            return
+        event_ids = sorted({event_id for _, event_id in valid})
+        try:
+            outcome = await sync_events(
+                self.pool, self.typesense, self.settings.typesense_collection, event_ids
+            )
+            await self._invalidate(event_ids)
+        except DependencyDown as exc:
+            FAILURES.labels(exc.dependency).inc()
+            DEPENDENCY_ERRORS.labels(SERVICE, exc.dependency).inc()
+            delay = self.backoff.next_delay()
+            log.warning(
+                "search_sync batch of %d events failed, requeueing in %.2fs: %s",
+                len(event_ids),
+                delay,
+                exc,
+            )
+            # Hold the messages during the backoff so they are not redelivered in a hot loop;
+            # a stop request cuts the wait short and hands them back at once.
+            await wait_any(stop, seconds=delay)
+            for message, _ in valid:
+                await message.nack(requeue=True)
+            return
+        self.backoff.reset()
+        UPSERTS.inc(outcome.upserted)
+        DELETES.inc(outcome.deleted)
+        now = time.time()
+        for message, event_id in valid:
+            if event_id in outcome.rejected:
+                reason = f"typesense refused the document: {outcome.rejected[event_id]}"
+                await _dead_letter(dead_exchange, message, reason, "rejected_document")
+                continue
+            await message.ack()
+            created_at = _created_at(message)
+            if created_at is not None:
+                SYNC_LAG.observe(max(0.0, now - created_at))
+        log.info(
+            "search_sync applied %d messages: upserted=%d deleted=%d rejected=%d",
+            len(valid),
+            outcome.upserted,
+            outcome.deleted,
+            len(outcome.rejected),
+        )
+
+    async def _invalidate(self, event_ids: list[int]) -> None:
+        try:
+            await invalidate(self.redis, self.settings.redis_prefix, event_ids)
+        except REDIS_ERRORS as exc:
+            # A stale cached view would outlive the change for a whole TTL: retry instead.
+            raise DependencyDown("redis", exc) from exc
+
+
+def _event_id_of(message: Message) -> int:
+    try:
+        body = json.loads(message.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MessageError(f"bad JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise MessageError(f"expected a JSON object, got {type(body).__name__}")
+    return parse_event_changed(body)
+
+
+def _created_at(message: Message) -> float | None:
+    raw = (message.headers or {}).get(CREATED_AT_HEADER)
+    if not isinstance(raw, str):
+        return None
+    try:
+        return datetime.fromisoformat(raw).timestamp()
+    except ValueError:
+        return None
+
+
+async def _dead_letter(
+    exchange: AbstractExchange, message: Message, reason: str, kind: str
+) -> None:
+    """Park a message that can never succeed, with the reason, and drop it from the queue."""
+    headers = dict(message.headers or {})
+    headers[ERROR_HEADER] = reason[:1000]
+    await exchange.publish(
+        aio_pika.Message(
+            message.body,
+            headers=headers,
+            content_type=message.content_type,
+            message_id=message.message_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        ),
+        routing_key=message.routing_key or "",
+    )
+    await message.ack()
+    DEAD_LETTERED.labels(kind).inc()
+    log.warning(
+        "search_sync dead-lettered message_id=%s kind=%s reason=%s",
+        message.message_id,
+        kind,
+        reason,
+    )

@@ -1,0 +1,47 @@
+"""Which exceptions mean "a dependency is down" (retry later), per dependency.
+
+Everything else is a bug and is allowed to surface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiormq.exceptions
+import asyncpg
+import httpx
+import redis.exceptions
+from typesense.exceptions import TypesenseClientError
+
+# RabbitMQ first: aiormq's connection errors are also OSErrors.
+RABBITMQ_ERRORS: tuple[type[BaseException], ...] = (
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+)
+POSTGRES_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+TYPESENSE_ERRORS: tuple[type[BaseException], ...] = (TypesenseClientError, httpx.HTTPError)
+REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
+
+
+class DependencyDown(Exception):
+    """Postgres, Typesense, Redis or RabbitMQ failed; retry the work later, never drop it."""
+
+    def __init__(self, dependency: str, cause: BaseException) -> None:
+        super().__init__(f"{dependency} unavailable: {type(cause).__name__}: {cause}")
+        self.dependency = dependency
+
+
+def dependency_of(exc: BaseException) -> str | None:
+    """The dependency an exception from the relay or consumer loop points at, if any."""
+    if isinstance(exc, DependencyDown):
+        return exc.dependency
+    if isinstance(exc, RABBITMQ_ERRORS):
+        return "rabbitmq"
+    if isinstance(exc, POSTGRES_ERRORS):
+        return "postgres"
+    return None

@@ -1,0 +1,38 @@
+"""Waiting that a stop request interrupts, and retry backoff, for the long-running loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+async def wait_any(*events: asyncio.Event, seconds: float | None) -> None:
+    """Return when any event is set or ``seconds`` have passed."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+
+class Backoff:
+    """Exponential delay between retries of a failing dependency, reset by a success."""
+
+    def __init__(self, first: float = 0.25, most: float = 5.0) -> None:
+        self.first = first
+        self.most = most
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.most, self.first * 2**self.failures)
+        self.failures += 1
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    async def sleep(self, stop: asyncio.Event) -> None:
+        await wait_any(stop, seconds=self.next_delay())

@@ -1,0 +1,172 @@
+"""Full reindex with zero downtime: build a new collection, swap the alias, drop the old one.
+
+Searches go through the alias, which points at the old collection until the new one is
+complete, so they never see a partial index. Changes committed while the new collection was
+being built (the live consumer writes them into the old one) are replayed from the outbox
+into the new collection right after the swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+import typesense
+from typesense.exceptions import ObjectNotFound
+
+from search_sync.dependencies import TYPESENSE_ERRORS, DependencyDown
+from search_sync.indexer import import_documents, sync_events
+from ticketing.db.events import fetch_event_views
+from ticketing.messages import EVENT_CHANGED
+from ticketing.search_index import collection_schema, to_document
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+# One reindex at a time across all search_sync processes and one-off commands.
+_LOCK_KEY = "search_sync.reindex"
+# An outbox row can get its id before the watermark is read but commit after the scan read
+# the events; replaying rows this much older than the start covers any such transaction.
+_REPLAY_MARGIN = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
+class ReindexResult:
+    collection: str
+    indexed: int
+    replayed: int
+    dropped: str | None
+    seconds: float
+
+
+async def alias_target(client: typesense.AsyncClient, alias: str) -> str | None:
+    try:
+        found = await client.aliases[alias].retrieve()
+    except ObjectNotFound:
+        return None
+    return found["collection_name"]
+
+
+async def reindex(
+    pool: asyncpg.Pool,
+    client: typesense.AsyncClient,
+    alias: str,
+    *,
+    batch_size: int = BATCH_SIZE,
+    only_if_missing: bool = False,
+) -> ReindexResult | None:
+    """Rebuild ``alias``'s collection from Postgres. With ``only_if_missing`` (bootstrap),
+    do nothing when the alias already exists, and return None."""
+    async with pool.acquire() as lock_conn:
+        await lock_conn.execute("SELECT pg_advisory_lock(hashtext($1))", _LOCK_KEY)
+        try:
+            if only_if_missing and await alias_target(client, alias) is not None:
+                return None
+            return await _reindex_locked(pool, client, alias, batch_size)
+        finally:
+            await lock_conn.execute("SELECT pg_advisory_unlock(hashtext($1))", _LOCK_KEY)
+
+
+async def _reindex_locked(
+    pool: asyncpg.Pool, client: typesense.AsyncClient, alias: str, batch_size: int
+) -> ReindexResult:
+    started = time.monotonic()
+    watermark, started_at = await pool.fetchrow(
+        "SELECT coalesce(max(id), 0), clock_timestamp() FROM outbox"
+    )
+    name = f"{alias}_{time.time_ns() // 1_000_000}"
+    log.info("reindex: building collection %s for alias %s", name, alias)
+    try:
+        await client.collections.create(collection_schema(name))
+    except TYPESENSE_ERRORS as exc:
+        raise DependencyDown("typesense", exc) from exc
+    try:
+        indexed = await _fill(pool, client, name, batch_size)
+        previous = await alias_target(client, alias)
+        await client.aliases.upsert(alias, {"collection_name": name})
+        log.info("reindex: alias %s now points at %s (was %s)", alias, name, previous)
+        replayed = await _replay_changes(pool, client, name, watermark, started_at - _REPLAY_MARGIN)
+    except BaseException:
+        await _drop_unless_live(client, alias, name)
+        raise
+    if previous is not None and previous != name:
+        await client.collections[previous].delete()
+        log.info("reindex: dropped old collection %s", previous)
+    seconds = time.monotonic() - started
+    log.info("reindex: %d events indexed, %d replayed in %.1fs", indexed, replayed, seconds)
+    return ReindexResult(name, indexed, replayed, previous, seconds)
+
+
+async def _drop_unless_live(client: typesense.AsyncClient, alias: str, name: str) -> None:
+    try:
+        if await alias_target(client, alias) != name:
+            await client.collections[name].delete()
+            log.warning("reindex failed: dropped unfinished collection %s", name)
+    except TYPESENSE_ERRORS as exc:
+        log.warning("reindex failed and could not drop collection %s: %s", name, exc)
+
+
+async def _fill(
+    pool: asyncpg.Pool, client: typesense.AsyncClient, collection: str, batch_size: int
+) -> int:
+    indexed = 0
+    last_id = 0
+    importing: asyncio.Task[dict[int, str]] | None = None
+    try:
+        while True:
+            ids = [
+                row["id"]
+                for row in await pool.fetch(
+                    "SELECT id FROM events WHERE id > $1 ORDER BY id LIMIT $2", last_id, batch_size
+                )
+            ]
+            views = await fetch_event_views(pool, ids) if ids else {}
+            # Reading batch n+1 from Postgres overlaps importing batch n into Typesense.
+            if importing is not None:
+                _check_rejected(await importing)
+            if not ids:
+                return indexed
+            documents = [to_document(views[i]) for i in ids if i in views]
+            importing = asyncio.create_task(import_documents(client, collection, documents))
+            indexed += len(documents)
+            last_id = ids[-1]
+            if indexed % (10 * batch_size) < len(documents):
+                log.info("reindex: %d events so far", indexed)
+    finally:
+        if importing is not None and not importing.done():
+            importing.cancel()
+
+
+def _check_rejected(rejected: dict[int, str]) -> None:
+    if rejected:
+        event_id, reason = next(iter(rejected.items()))
+        raise RuntimeError(
+            f"typesense refused {len(rejected)} documents, e.g. event {event_id}: {reason}"
+        )
+
+
+async def _replay_changes(
+    pool: asyncpg.Pool,
+    client: typesense.AsyncClient,
+    collection: str,
+    watermark: int,
+    since: object,
+) -> int:
+    rows = await pool.fetch(
+        """
+        SELECT DISTINCT aggregate_id::bigint AS event_id FROM outbox
+        WHERE topic = $1 AND (id > $2 OR created_at >= $3)
+        """,
+        EVENT_CHANGED,
+        watermark,
+        since,
+    )
+    event_ids = sorted(row["event_id"] for row in rows)
+    for start in range(0, len(event_ids), 1000):
+        outcome = await sync_events(pool, client, collection, event_ids[start : start + 1000])
+        _check_rejected(outcome.rejected)
+    return len(event_ids)
