@@ -1,0 +1,182 @@
+"""Is each backing server answering? Used by deploy/setup.sh and deploy/run.sh.
+
+    python3 -m deploy.probe status              # "name state local|remote host port" lines
+    python3 -m deploy.probe wait [--timeout S] postgres redis rabbitmq
+    python3 -m deploy.probe ports-free          # fails naming dev-stack ports already taken
+
+A server counts as up when it speaks its protocol, not merely when its port is open:
+PostgreSQL answers a startup message without "starting up", Redis answers PING without
+LOADING, RabbitMQ answers the AMQP header with a method frame. Addresses come from the
+TICKETING_* URLs, so pointing them elsewhere makes setup wait for, not start, a server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ticketing.config import Settings
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# States: up, down (refused/unreachable), starting, silent (open but no answer),
+# auth (PostgreSQL wants a password the URL does not carry).
+UP = "up"
+AUTH_EXIT = 3  # `wait` exit status when PostgreSQL wants a password
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    host: str
+    port: int
+    user: str = ""
+    has_password: bool = False
+
+    @property
+    def local(self) -> bool:
+        return self.host in LOCAL_HOSTS
+
+
+def targets(settings: Settings) -> dict[str, Target]:
+    urls = (settings.database_url, settings.redis_url, settings.amqp_url)
+    pg, rd, mq = (urlsplit(u) for u in urls)
+    return {
+        "postgres": Target("postgres", pg.hostname or "127.0.0.1", pg.port or 5432,
+                           pg.username or "postgres", bool(pg.password)),
+        "redis": Target("redis", rd.hostname or "127.0.0.1", rd.port or 6379),
+        "rabbitmq": Target("rabbitmq", mq.hostname or "127.0.0.1", mq.port or 5672),
+    }
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionResetError("closed early")
+        data += chunk
+    return data
+
+
+def _postgres(sock: socket.socket, t: Target) -> str:
+    params = b"user\0" + t.user.encode() + b"\0database\0postgres\0\0"
+    sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+    kind = _recv_exact(sock, 1)
+    (length,) = struct.unpack("!i", _recv_exact(sock, 4))
+    body = _recv_exact(sock, min(length - 4, 4096))
+    if kind == b"R":
+        sock.sendall(b"X\0\0\0\x04")  # Terminate: leave without a half-open session
+        (method,) = struct.unpack("!i", body[:4])
+        return UP if method == 0 or t.has_password else "auth"
+    if kind == b"E":
+        fields = {f[:1]: f[1:] for f in body.split(b"\0") if f}
+        return "starting" if fields.get(b"C") == b"57P03" else UP
+    return "silent"
+
+
+def _redis(sock: socket.socket, t: Target) -> str:
+    sock.sendall(b"PING\r\n")
+    line = sock.recv(64)
+    if line.startswith(b"-LOADING"):
+        return "starting"
+    return UP if line[:1] in (b"+", b"-") else "silent"  # -NOAUTH still proves it answers
+
+
+def _rabbitmq(sock: socket.socket, t: Target) -> str:
+    sock.sendall(b"AMQP\x00\x00\x09\x01")
+    return UP if sock.recv(1) == b"\x01" else "silent"  # frame type 1: Connection.Start
+
+
+CHECKS: dict[str, Callable[[socket.socket, Target], str]] = {
+    "postgres": _postgres, "redis": _redis, "rabbitmq": _rabbitmq,
+}
+
+
+def check(t: Target, timeout: float = 1.0) -> str:
+    try:
+        with socket.create_connection((t.host, t.port), timeout=timeout) as sock:
+            return CHECKS[t.name](sock, t)
+    except TimeoutError:
+        return "silent"
+    except (ConnectionResetError, BrokenPipeError):
+        return "starting"
+    except OSError:
+        return "down"
+
+
+def poll(timeout: float, interval: float) -> Iterator[float]:
+    """Yield the seconds elapsed every ``interval`` until ``timeout`` has passed."""
+    start = time.monotonic()
+    while (elapsed := time.monotonic() - start) < timeout:
+        yield elapsed
+        time.sleep(interval)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def dev_ports(settings: Settings) -> dict[str, int]:
+    return {
+        "gateway": settings.gateway_port, "catalog_api": settings.catalog_port,
+        "waitingroom": settings.waitingroom_port, "typesense": settings.typesense_port,
+        "search_sync metrics": settings.search_sync_metrics_port,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.probe")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("status")
+    wait = sub.add_parser("wait")
+    wait.add_argument("names", nargs="+", choices=sorted(CHECKS))
+    wait.add_argument("--timeout", type=float, default=120.0)
+    sub.add_parser("ports-free")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    known = targets(settings)
+
+    if args.command == "status":
+        for t in known.values():
+            print(t.name, check(t), "local" if t.local else "remote", t.host, t.port)
+        return 0
+
+    if args.command == "ports-free":
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+        busy = [(n, p) for n, p in dev_ports(settings).items() if port_in_use(host, p)]
+        for name, port in busy:
+            print(f"port {port} ({name}) is already in use on {host}", file=sys.stderr)
+        return 1 if busy else 0
+
+    pending = {n: known[n] for n in args.names}
+    states: dict[str, str] = {}
+    for elapsed in poll(args.timeout, 0.25):
+        for name, t in list(pending.items()):
+            states[name] = check(t)
+            if states[name] == UP:
+                if elapsed > 0.1:  # say so only when there was something to wait for
+                    print(f"setup: {name} answers on {t.host}:{t.port} after {elapsed:.1f}s")
+                del pending[name]
+            elif states[name] == "auth":
+                print(f"setup: {name} on {t.host}:{t.port} wants a password", file=sys.stderr)
+                return AUTH_EXIT
+        if not pending:
+            return 0
+    for name, t in pending.items():
+        print(f"setup: {name} on {t.host}:{t.port} not ready after {args.timeout:.0f}s "
+              f"(state: {states.get(name, 'unknown')})", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Make this machine ready to run and test ticketing; idempotent and quick when it already is.
+#
+#   1. installs the Debian packages that are missing (apt-get runs only then)
+#   2. starts PostgreSQL, Redis and RabbitMQ when they are local and not answering
+#   3. creates .venv and installs the project when pyproject.toml changed since last time
+#   4. waits until each server answers its own protocol (not just an open port)
+#
+# The servers this run started are listed in .run/started-services (one a line, rewritten
+# every run) so that deploy/run.sh stops exactly those when `make run` ends.
+# Addresses come from the TICKETING_* URLs: a remote server is waited for, never started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PATH="$PATH:/usr/sbin:/sbin"
+export DEBIAN_FRONTEND=noninteractive
+VENV=.venv
+STAMP=$VENV/.installed
+STARTED=.run/started-services
+WAIT_SECONDS=${SETUP_WAIT_SECONDS:-120}
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"
+    elif command -v sudo >/dev/null; then sudo "$@"
+    else die "need root (or sudo) for: $*"
+    fi
+}
+
+mkdir -p .run
+: >"$STARTED"
+
+# --- 1. Debian packages ---------------------------------------------------------------------
+python_ok() { command -v python3.11 >/dev/null && python3.11 -c 'import ensurepip, venv' 2>/dev/null; }
+missing=()
+{ compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && command -v pg_ctlcluster >/dev/null; } \
+    || missing+=(postgresql)
+{ command -v redis-server >/dev/null && command -v redis-cli >/dev/null; } || missing+=(redis-server)
+command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
+command -v nginx >/dev/null || missing+=(nginx)
+command -v wrk >/dev/null || missing+=(wrk)
+if [ ! -x "$VENV/bin/python" ] && ! python_ok; then missing+=(python3 python3-venv); fi
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing missing packages: ${missing[*]}"
+    as_root apt-get update -q
+    as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+    say "packages: all present"
+fi
+
+# --- 2. start local servers that do not answer ----------------------------------------------
+if [ -x "$VENV/bin/python" ]; then PY=$VENV/bin/python; else PY=$(command -v python3.11 || command -v python3); fi
+
+pg_version() {  # newest installed major version; its "main" cluster is created if absent
+    local version
+    version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+    if [ -z "$version" ]; then
+        version=$(ls /usr/lib/postgresql | sort -V | tail -n1)
+        say "creating PostgreSQL $version cluster 'main'"
+        as_root pg_createcluster "$version" main >&2
+    fi
+    echo "$version"
+}
+
+start_server() {  # name port
+    case "$1" in
+        postgres)
+            local version; version=$(pg_version)
+            say "starting PostgreSQL $version (cluster main)"
+            as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start ;;
+        redis)
+            say "starting Redis on 127.0.0.1:$2"
+            redis-server --daemonize yes --bind 127.0.0.1 --port "$2" --save "" --appendonly no >/dev/null ;;
+        rabbitmq)
+            say "starting RabbitMQ (it takes a few seconds to answer)"
+            as_root rabbitmq-server -detached ;;
+    esac
+    echo "$1 $2" >>"$STARTED"
+}
+
+trust_local_postgres() {
+    # Development DSNs carry no password; a fresh Debian cluster wants one over TCP.
+    local version; version=$(pg_version)
+    local hba=/etc/postgresql/$version/main/pg_hba.conf
+    say "PostgreSQL wants a password on 127.0.0.1; adding local 'trust' rules to $hba (dev only)"
+    as_root sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+}
+
+status=$("$PY" -m deploy.probe status) || die "cannot probe servers (python: $PY)"
+while read -r name state where host port; do
+    case "$state/$where" in
+        up/*) say "$name: answering on $host:$port" ;;
+        down/local) start_server "$name" "$port" ;;
+        auth/local) trust_local_postgres ;;
+        auth/*) die "$name on $host:$port wants a password; put it in TICKETING_DATABASE_URL" ;;
+        *) say "$name: $host:$port is $state ($where); waiting for it" ;;
+    esac
+done <<<"$status"
+
+# --- 3. virtualenv (while the servers boot) -------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+    base=$(command -v python3.11 || command -v python3)
+    say "creating $VENV with $base"
+    "$base" -m venv "$VENV"
+fi
+if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
+    say "installing the project into $VENV (first run, or pyproject.toml changed)"
+    "$VENV/bin/python" -m pip install -q -e '.[servers,dev]'
+    touch "$STAMP"
+else
+    say "$VENV: up to date"
+fi
+
+# --- 4. wait until every server answers -----------------------------------------------------
+wait_all() { "$VENV/bin/python" -m deploy.probe wait postgres redis rabbitmq --timeout "$WAIT_SECONDS"; }
+rc=0; wait_all || rc=$?
+if [ "$rc" = 3 ]; then trust_local_postgres; rc=0; wait_all || rc=$?; fi
+[ "$rc" = 0 ] || die "servers not ready (see above)"
+
+if [ -s "$STARTED" ]; then
+    say "started by this run: $(cut -d' ' -f1 "$STARTED" | paste -sd' ')"
+fi
+say "ready"
