@@ -1,0 +1,1 @@
+"""catalog_api: the read path (list, view, search events, seat lists) and admin catalog writes."""

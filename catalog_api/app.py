@@ -1,0 +1,54 @@
+"""The catalog_api application: read path, search and admin catalog writes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from catalog_api import admin_routes, event_routes, openapi, search_routes
+from catalog_api.breaker import CircuitBreaker
+from catalog_api.keys import (
+    CITY_RESOLUTIONS_KEY,
+    PG_BREAKER_KEY,
+    TYPESENSE_BREAKER_KEY,
+    TYPESENSE_KEY,
+)
+from catalog_api.ttl_cache import TtlCache
+from ticketing.config import Settings
+from ticketing.search_index import make_client
+from ticketing.web import HEALTH_CHECKS_KEY, SETTINGS_KEY, create_base_app, pg_pool_ctx
+
+SERVICE = "catalog_api"
+
+# Long enough that an outage costs one slow request per interval, short enough that a
+# recovered dependency is used again within seconds.
+BREAKER_COOLDOWN_SECONDS = 2.0
+CITY_RESOLUTION_TTL_SECONDS = 60.0
+
+
+async def typesense_ctx(app: web.Application) -> AsyncIterator[None]:
+    client = make_client(app[SETTINGS_KEY])
+    app[TYPESENSE_KEY] = client
+    app[HEALTH_CHECKS_KEY]["typesense"] = check_typesense
+    yield
+    await client.api_call.aclose()
+
+
+async def check_typesense(app: web.Application) -> None:
+    if not await app[TYPESENSE_KEY].operations.is_healthy():
+        raise RuntimeError("typesense reports unhealthy")
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = create_base_app(settings, SERVICE)
+    app[PG_BREAKER_KEY] = CircuitBreaker("postgres", BREAKER_COOLDOWN_SECONDS)
+    app[TYPESENSE_BREAKER_KEY] = CircuitBreaker("typesense", BREAKER_COOLDOWN_SECONDS)
+    app[CITY_RESOLUTIONS_KEY] = TtlCache(CITY_RESOLUTION_TTL_SECONDS, max_entries=1000)
+    app.cleanup_ctx.append(pg_pool_ctx)
+    app.cleanup_ctx.append(typesense_ctx)
+    app.router.add_routes(event_routes.routes)
+    app.router.add_routes(search_routes.routes)
+    app.router.add_routes(admin_routes.routes)
+    app.router.add_routes(openapi.routes)
+    return app

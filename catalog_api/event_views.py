@@ -1,0 +1,119 @@
+"""Event views, read through the Redis cache, with the degraded paths when Postgres is down.
+
+Order of sources for one view: Redis cache, then Postgres (and the result is cached), then
+the Typesense document (which carries the full view) when Postgres is unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from typesense.exceptions import ObjectNotFound
+
+from catalog_api.breaker import DependencyDown
+from catalog_api.dependencies import (
+    REDIS_UNAVAILABLE,
+    backend_unavailable,
+    call_typesense,
+    count_dependency_error,
+    postgres,
+)
+from catalog_api.keys import TYPESENSE_KEY
+from ticketing import cache
+from ticketing.db.events import fetch_event_views
+from ticketing.problems import Problem
+from ticketing.search_index import view_of
+from ticketing.web import REDIS_KEY, SETTINGS_KEY
+
+log = logging.getLogger(__name__)
+
+View = dict[str, Any]
+
+FROM_CACHE = "cache"
+FROM_DATABASE = "database"
+FROM_SEARCH_INDEX = "search-index"
+
+
+def event_not_found() -> Problem:
+    return Problem(404, "event_not_found", "There is no event with this id.")
+
+
+async def cached_views(app: web.Application, event_ids: Sequence[int]) -> dict[int, View]:
+    """Whatever the cache holds; a Redis outage is a miss, not an error."""
+    settings = app[SETTINGS_KEY]
+    try:
+        return await cache.get_views(app[REDIS_KEY], settings.redis_prefix, event_ids)
+    except REDIS_UNAVAILABLE as exc:
+        log.warning("view cache read failed: %s", type(exc).__name__)
+        count_dependency_error(app, "redis")
+        return {}
+
+
+async def cache_views(app: web.Application, views: Sequence[View]) -> None:
+    settings = app[SETTINGS_KEY]
+    try:
+        await cache.put_views(
+            app[REDIS_KEY], settings.redis_prefix, views, settings.cache_ttl_seconds
+        )
+    except REDIS_UNAVAILABLE as exc:
+        log.warning("view cache write failed: %s", type(exc).__name__)
+        count_dependency_error(app, "redis")
+
+
+async def invalidate_views(app: web.Application, event_ids: Sequence[int]) -> None:
+    settings = app[SETTINGS_KEY]
+    try:
+        await cache.invalidate(app[REDIS_KEY], settings.redis_prefix, event_ids)
+    except REDIS_UNAVAILABLE as exc:
+        # The TTL and search_sync's invalidation still bound the staleness.
+        log.warning("view cache invalidation failed for %s: %s", event_ids, type(exc).__name__)
+        count_dependency_error(app, "redis")
+
+
+async def load_views(
+    app: web.Application, conn: asyncpg.Connection, event_ids: Sequence[int]
+) -> dict[int, View]:
+    """Views of these events (those that exist): cache first, misses from Postgres."""
+    views = await cached_views(app, event_ids)
+    missing = [i for i in event_ids if i not in views]
+    if missing:
+        fresh = await fetch_event_views(conn, missing)
+        if fresh:
+            await cache_views(app, list(fresh.values()))
+        views.update(fresh)
+    return views
+
+
+async def load_view(app: web.Application, event_id: int) -> tuple[View, str]:
+    """One full view and where it came from; 404 when it does not exist, 503 when no
+    source can answer."""
+    cached = await cached_views(app, [event_id])
+    if event_id in cached:
+        return cached[event_id], FROM_CACHE
+    try:
+        async with postgres(app) as conn:
+            views = await fetch_event_views(conn, [event_id])
+    except DependencyDown:
+        return await _view_from_search_index(app, event_id), FROM_SEARCH_INDEX
+    if event_id not in views:
+        raise event_not_found()
+    await cache_views(app, [views[event_id]])
+    return views[event_id], FROM_DATABASE
+
+
+async def _view_from_search_index(app: web.Application, event_id: int) -> View:
+    settings = app[SETTINGS_KEY]
+    document = (
+        app[TYPESENSE_KEY].collections[settings.typesense_collection].documents[str(event_id)]
+    )
+    try:
+        found = await call_typesense(app, document.retrieve, not_found_ok=True)
+    except ObjectNotFound:
+        raise event_not_found() from None
+    except DependencyDown:
+        raise backend_unavailable("The catalog") from None
+    return view_of(found)

@@ -1,0 +1,15 @@
+"""Typed application keys of catalog_api (aiohttp-demos style, no string keys)."""
+
+from __future__ import annotations
+
+import typesense
+from aiohttp import web
+
+from catalog_api.breaker import CircuitBreaker
+from catalog_api.ttl_cache import TtlCache
+
+TYPESENSE_KEY = web.AppKey("typesense", typesense.AsyncClient)
+PG_BREAKER_KEY = web.AppKey("pg_breaker", CircuitBreaker)
+TYPESENSE_BREAKER_KEY = web.AppKey("typesense_breaker", CircuitBreaker)
+# location text -> canonical city values, resolved through Typesense.
+CITY_RESOLUTIONS_KEY = web.AppKey("city_resolutions", TtlCache)
