@@ -15,8 +15,8 @@ from catalog_api.keys import (
     TYPESENSE_KEY,
 )
 from catalog_api.ttl_cache import TtlCache
+from catalog_api.typesense_access import new_client
 from ticketing.config import Settings
-from ticketing.search_index import make_client
 from ticketing.web import HEALTH_CHECKS_KEY, SETTINGS_KEY, create_base_app, pg_pool_ctx
 
 SERVICE = "catalog_api"
@@ -28,7 +28,7 @@ CITY_RESOLUTION_TTL_SECONDS = 60.0
 
 
 async def typesense_ctx(app: web.Application) -> AsyncIterator[None]:
-    client = make_client(app[SETTINGS_KEY])
+    client = new_client(app[SETTINGS_KEY])
     app[TYPESENSE_KEY] = client
     app[HEALTH_CHECKS_KEY]["typesense"] = check_typesense
     yield

@@ -23,6 +23,7 @@ from catalog_api.dependencies import (
     postgres,
 )
 from catalog_api.keys import TYPESENSE_KEY
+from catalog_api.typesense_access import collection
 from ticketing import cache
 from ticketing.db.events import fetch_event_views
 from ticketing.problems import Problem
@@ -107,9 +108,8 @@ async def load_view(app: web.Application, event_id: int) -> tuple[View, str]:
 
 async def _view_from_search_index(app: web.Application, event_id: int) -> View:
     settings = app[SETTINGS_KEY]
-    document = (
-        app[TYPESENSE_KEY].collections[settings.typesense_collection].documents[str(event_id)]
-    )
+    events = collection(app[TYPESENSE_KEY], settings.typesense_collection)
+    document = events.documents[str(event_id)]
     try:
         found = await call_typesense(app, document.retrieve, not_found_ok=True)
     except ObjectNotFound:

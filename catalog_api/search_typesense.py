@@ -13,6 +13,7 @@ from aiohttp import web
 from catalog_api.dependencies import call_typesense
 from catalog_api.keys import CITY_RESOLUTIONS_KEY, TYPESENSE_KEY
 from catalog_api.search_query import SearchQuery
+from catalog_api.typesense_access import collection
 from ticketing.db.events import summary
 from ticketing.search_index import view_of
 from ticketing.web import SETTINGS_KEY
@@ -33,7 +34,7 @@ def _quoted(value: str) -> str:
 
 
 def _collection(app: web.Application) -> Any:
-    return app[TYPESENSE_KEY].collections[app[SETTINGS_KEY].typesense_collection]
+    return collection(app[TYPESENSE_KEY], app[SETTINGS_KEY].typesense_collection)
 
 
 async def resolve_cities(app: web.Application, location: str) -> list[str]:
