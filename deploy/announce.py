@@ -1,0 +1,114 @@
+"""The ``ready`` process of deploy/Procfile: say clearly when the stack is up, and where.
+
+    python -m deploy.announce [--timeout 180]
+
+Waits for catalog_api and waitingroom to listen, then polls the gateway's /healthz until it
+answers 200 (printing progress), prints the base URL and example requests and blocks until
+terminated. Checking the ports first keeps nginx from logging a 502 for every early poll.
+If the deadline passes it exits 1, which makes honcho stop the whole stack rather than
+leave a half-started one running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import urllib.error
+import urllib.request
+from urllib.parse import quote
+
+from deploy.probe import poll, port_in_use
+from ticketing.config import Settings
+
+
+def fetch(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    """(status, body); status 0 when nothing answered at all."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read().decode("utf-8", "replace")
+    except (OSError, ValueError) as exc:
+        return 0, str(getattr(exc, "reason", exc))
+
+
+def loopback(settings: Settings) -> str:
+    return "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+
+
+def base_url(settings: Settings) -> str:
+    return f"http://{loopback(settings)}:{settings.gateway_port}"
+
+
+def sample_event(base: str) -> dict:
+    status, body = fetch(f"{base}/events?limit=1")
+    try:
+        return json.loads(body)["items"][0] if status == 200 else {}
+    except (ValueError, KeyError, IndexError, TypeError):
+        return {}
+
+
+def banner(base: str, event: dict) -> str:
+    event_id = event.get("id", "<event_id>")
+    term = (event.get("performer") or {}).get("name", "rock").split()[0]
+    city = (event.get("venue") or {}).get("city", "")
+    search = f"{base}/search?term={quote(term)}" + (f"&location={quote(city)}" if city else "")
+    token_body = '{"user_id": "alice", "roles": ["admin"]}'
+    lines = [
+        f"ticketing is up: {base}",
+        "",
+        f"  curl '{base}/events?limit=3'",
+        f"  curl '{search}'",
+        f"  curl '{base}/events/{event_id}'",
+        f"  curl -X POST {base}/auth/dev-token -H 'Content-Type: application/json' \\",
+        f"       -d '{token_body}'",
+        f"  queue page:         {base}/queue/{event_id}",
+        f"  operators' console: {base}/admin",
+        f"  health:             {base}/healthz",
+        "",
+        "Ctrl-C stops everything.",
+    ]
+    rule = "=" * max(len(line) for line in lines)
+    return "\n".join([rule, *lines, rule])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.announce")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    settings = Settings.from_env()
+    base = base_url(settings)
+    health = f"{base}/healthz"
+    backends = {"catalog_api": settings.catalog_port, "waitingroom": settings.waitingroom_port}
+    print(f"waiting for {', '.join(backends)} and then {health} (up to {args.timeout:.0f}s)",
+          flush=True)
+
+    seen, reported = "nothing yet", 0.0
+    for elapsed in poll(args.timeout, 0.5):
+        listening = {n: port_in_use(loopback(settings), p) for n, p in backends.items()}
+        if all(listening.values()):
+            status, body = fetch(health)
+            if status == 200:
+                break
+            seen = f"HTTP {status}: {body[:160]}" if status else f"no answer ({body})"
+        else:
+            seen = "not listening yet: " + ", ".join(n for n, up in listening.items() if not up)
+        if elapsed - reported >= 5:
+            reported = elapsed
+            print(f"still waiting after {elapsed:.0f}s; {seen}", flush=True)
+    else:
+        print(f"gave up: {health} not healthy after {args.timeout:.0f}s; last: {seen}",
+              file=sys.stderr, flush=True)
+        return 1
+
+    print(banner(base, sample_event(base)), flush=True)
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `make run`: bring the development stack up in the foreground; Ctrl-C takes it all down.
+#
+# setup -> migrate -> demo data (skipped when present) -> gateway config -> honcho.
+# Honcho stops every process when one exits or on Ctrl-C; the EXIT trap then stops the
+# servers (PostgreSQL, Redis, RabbitMQ) that setup.sh started for this run, and only those.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Defaults of the run command; a variable already set in the environment wins.
+export TICKETING_ENV="${TICKETING_ENV:-dev}"
+export PYTHONUNBUFFERED=1
+DEMO_EVENTS="${DEMO_EVENTS:-10000}"
+export PATH="$PWD/.venv/bin:$PATH:/usr/sbin:/sbin"
+
+say() { printf 'run: %s\n' "$*" >&2; }
+
+started=()
+started_known=false
+stop_started() {
+    local name port entry
+    # Interrupted during setup: its list so far is the best record of what it started.
+    if ! $started_known && [ -f .run/started-services ]; then mapfile -t started < .run/started-services; fi
+    for entry in "${started[@]}"; do
+        read -r name port <<<"$entry"
+        say "stopping $name (started by this run)"
+        case "$name" in
+            postgres) pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main stop || true ;;
+            redis) redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true ;;
+            rabbitmq) rabbitmqctl stop >/dev/null 2>&1 || true ;;
+        esac
+    done
+}
+trap stop_started EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+deploy/setup.sh
+mapfile -t started < .run/started-services
+started_known=true
+
+python -m deploy.probe ports-free \
+    || { say "another stack (or another \`make run\`) holds those ports; stop it or set TICKETING_*_PORT"; exit 1; }
+python -m ticketing.db.migrate up
+python -m ticketing.demo --events "$DEMO_EVENTS"
+python -m deploy.render_nginx
+nginx -t -q -c "$PWD/.run/nginx.conf" -p "$PWD/.run/nginx" -e stderr
+
+say "starting the stack (TICKETING_ENV=$TICKETING_ENV); Ctrl-C stops it"
+honcho -f deploy/Procfile -d . start
