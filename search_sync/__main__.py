@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # One line per Typesense request would drown the lines that matter.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.from_env()
     try:
         asyncio.run(_run(settings) if args.command == "run" else _reindex(settings))

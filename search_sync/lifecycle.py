@@ -21,7 +21,7 @@ async def wait_any(*events: asyncio.Event, seconds: float | None) -> None:
 class Backoff:
     """Exponential delay between retries of a failing dependency, reset by a success."""
 
-    def __init__(self, first: float = 0.25, most: float = 5.0) -> None:
+    def __init__(self, first: float = 0.25, most: float = 2.0) -> None:
         self.first = first
         self.most = most
         self.failures = 0
