@@ -298,3 +298,31 @@ async def test_patch_errors(client, catalog_settings, seed: Seed, db) -> None:
     assert await counts(db) == before
     status, view = await get_json(client, f"/events/{event_id}")
     assert view["name"] == "Laune der Natur"
+
+
+async def test_currency_is_locked_once_a_ticket_is_held(client, catalog_settings, seed, db) -> None:
+    headers = admin_headers(catalog_settings)
+    resp = await client.post("/admin/events", json=event_body(seed), headers=headers)
+    event_id = (await resp.json())["id"]
+    hold_id = await db.fetchval(
+        "INSERT INTO holds (id, event_id, user_id, status, amount_cents, currency, expires_at)"
+        " VALUES (gen_random_uuid(), $1, 'alice', 'held', 12000, 'EUR', now() + interval '10m')"
+        " RETURNING id",
+        event_id,
+    )
+    await db.execute(
+        "UPDATE tickets SET status = 'reserved', hold_id = $2"
+        " WHERE id = (SELECT min(id) FROM tickets WHERE event_id = $1)",
+        event_id,
+        hold_id,
+    )
+    resp = await client.patch(
+        f"/admin/events/{event_id}", json={"currency": "USD"}, headers=headers
+    )
+    assert_problem(resp.status, await resp.json(content_type=None), 409, "currency_locked")
+    resp = await client.patch(
+        f"/admin/events/{event_id}", json={"name": "Still fine"}, headers=headers
+    )
+    view = await resp.json()
+    assert resp.status == 200
+    assert (view["currency"], view["availability"]["reserved"]) == ("EUR", 1)

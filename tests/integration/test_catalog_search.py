@@ -8,7 +8,7 @@ import pytest
 
 from tests.integration.test_catalog_support import Seed, assert_problem, get_json, open_client
 from tests.support import free_port, settings_with
-from ticketing.metrics import DEGRADED_RESPONSES
+from ticketing.metrics import DEGRADED_RESPONSES, DEPENDENCY_ERRORS
 
 pytest_plugins = ["tests.integration.test_catalog_support"]
 
@@ -132,13 +132,17 @@ def _degraded_count() -> float:
     return DEGRADED_RESPONSES.labels("catalog_api", "/search", "postgres")._value.get()
 
 
+def _typesense_errors() -> float:
+    return DEPENDENCY_ERRORS.labels("catalog_api", "typesense")._value.get()
+
+
 async def test_search_falls_back_to_postgres_fast_when_typesense_is_down(
     catalog_settings, seed: Seed
 ) -> None:
     down = settings_with(catalog_settings, typesense_url=f"http://127.0.0.1:{free_port()}")
     client = await open_client(down)
     try:
-        before = _degraded_count()
+        before, errors_before = _degraded_count(), _typesense_errors()
         started = time.monotonic()
         resp = await client.get("/search", params={"term": "Metalica"})
         elapsed = time.monotonic() - started
@@ -148,6 +152,7 @@ async def test_search_falls_back_to_postgres_fast_when_typesense_is_down(
         assert elapsed < 1.5
         assert seed.ids("metallica_berlin", "metallica_hamburg") <= {h["id"] for h in body["hits"]}
         assert _degraded_count() == before + 1
+        assert _typesense_errors() == errors_before + 1
 
         # Same filters in the fallback: prefix, city typo, one day, near, facets.
         ids = {
