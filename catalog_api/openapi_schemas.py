@@ -1,0 +1,268 @@
+"""Building blocks and component schemas of catalog_api's OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": ref("Problem")}},
+    }
+
+
+def query_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+INT = {"type": "integer"}
+STR = {"type": "string"}
+DATE = {"type": "string", "format": "date"}
+TIME = {"type": "string", "format": "date-time"}
+EVENT_ID = {
+    "name": "event_id",
+    "in": "path",
+    "required": True,
+    "schema": STR,
+    "description": "Event id; unknown or malformed ids answer 404 event_not_found.",
+}
+BAD = problem("validation_error: malformed JSON, wrong types or out-of-range values")
+NO_EVENT = problem("event_not_found")
+DOWN = problem("backend_unavailable")
+ADMIN_ERRORS = {
+    "400": BAD,
+    "401": problem("unauthorized / invalid_token / token_expired"),
+    "403": problem("forbidden: the token lacks the admin role"),
+    "413": problem("payload_too_large"),
+    "503": DOWN,
+}
+LIMIT = query_param(
+    "limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size."
+)
+CURSOR = query_param("cursor", STR, "Opaque cursor from next_cursor.")
+BEARER = [{"bearer": []}]
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "required": ["type", "title", "status", "detail", "code"],
+        "properties": {"type": STR, "title": STR, "status": INT, "detail": STR, "code": STR},
+    },
+    "Location": {
+        "type": "object",
+        "required": ["lat", "lon"],
+        "properties": {
+            "lat": {"type": "number", "minimum": -90, "maximum": 90},
+            "lon": {"type": "number", "minimum": -180, "maximum": 180},
+        },
+    },
+    "EventSummary": {
+        "type": "object",
+        "required": [
+            "id",
+            "name",
+            "date",
+            "venue",
+            "performer",
+            "min_price_cents",
+            "currency",
+            "available_tickets",
+            "queue_enabled",
+        ],
+        "properties": {
+            "id": INT,
+            "name": STR,
+            "date": TIME,
+            "venue": {"type": "object", "properties": {"id": INT, "name": STR, "city": STR}},
+            "performer": {"type": "object", "properties": {"id": INT, "name": STR}},
+            "min_price_cents": INT,
+            "currency": STR,
+            "available_tickets": INT,
+            "queue_enabled": {"type": "boolean"},
+        },
+    },
+    "Event": {
+        "allOf": [
+            ref("EventSummary"),
+            {
+                "type": "object",
+                "properties": {
+                    "description": STR,
+                    "venue": {
+                        "type": "object",
+                        "properties": {
+                            "id": INT,
+                            "name": STR,
+                            "city": STR,
+                            "location": ref("Location"),
+                        },
+                    },
+                    "on_sale_at": TIME,
+                    "availability": {
+                        "type": "object",
+                        "properties": {
+                            "available": INT,
+                            "reserved": INT,
+                            "booked": INT,
+                            "total": INT,
+                        },
+                    },
+                    "price_tiers": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "section": STR,
+                                "price_cents": INT,
+                                "total": INT,
+                                "available": INT,
+                                "reserved": INT,
+                                "booked": INT,
+                            },
+                        },
+                    },
+                },
+            },
+        ],
+    },
+    "Ticket": {
+        "type": "object",
+        "properties": {
+            "id": INT,
+            "seat": {
+                "type": "object",
+                "properties": {"section": STR, "row": STR, "number": INT},
+            },
+            "price_cents": INT,
+            "status": {"enum": ["available", "reserved", "booked"]},
+        },
+    },
+    "Section": {
+        "type": "object",
+        "required": ["name", "rows", "seats_per_row", "price_cents"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 50},
+            "rows": {"type": "integer", "minimum": 1, "maximum": 200},
+            "seats_per_row": {"type": "integer", "minimum": 1, "maximum": 500},
+            "price_cents": {"type": "integer", "minimum": 0},
+        },
+    },
+    "VenueInput": {
+        "type": "object",
+        "required": ["name", "city", "location", "seat_map"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "city": {"type": "string", "minLength": 1, "maxLength": 100},
+            "location": ref("Location"),
+            "seat_map": {
+                "type": "object",
+                "required": ["sections"],
+                "properties": {
+                    "sections": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 50,
+                        "items": ref("Section"),
+                    }
+                },
+                "description": "At most 100,000 seats in all; section names unique.",
+            },
+        },
+    },
+    "Venue": {
+        "type": "object",
+        "properties": {
+            "id": INT,
+            "name": STR,
+            "city": STR,
+            "location": ref("Location"),
+            "seat_map": {"type": "object"},
+            "capacity": INT,
+        },
+    },
+    "PerformerInput": {
+        "type": "object",
+        "required": ["name"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "genre": {"type": "string", "maxLength": 100},
+            "description": {"type": "string", "maxLength": 5000},
+        },
+    },
+    "Performer": {
+        "type": "object",
+        "properties": {"id": INT, "name": STR, "genre": STR, "description": STR},
+    },
+    "EventInput": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "name",
+            "description",
+            "date",
+            "venue_id",
+            "performer_id",
+            "queue_enabled",
+            "currency",
+        ],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "description": {"type": "string", "maxLength": 5000},
+            "date": {**TIME, "description": "RFC 3339 with an offset."},
+            "venue_id": INT,
+            "performer_id": INT,
+            "on_sale_at": {**TIME, "description": "Defaults to now; not after date."},
+            "queue_enabled": {"type": "boolean"},
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        },
+    },
+    "EventPatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "description": {"type": "string", "maxLength": 5000},
+            "date": TIME,
+            "on_sale_at": TIME,
+            "queue_enabled": {"type": "boolean"},
+            "currency": {
+                "type": "string",
+                "pattern": "^[A-Z]{3}$",
+                "description": "Only while no ticket is held or sold.",
+            },
+            "performer_id": INT,
+        },
+    },
+}
+
+
+def page_of(schema_name: str, description: str) -> dict[str, Any]:
+    """A keyset-paginated list response."""
+    return json_body(
+        {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": ref(schema_name)},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+        description,
+    )
