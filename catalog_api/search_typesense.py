@@ -61,7 +61,10 @@ async def resolve_cities(app: web.Application, location: str) -> list[str]:
     ]
     best = max((score for score, _ in groups), default=None)
     cities = sorted({city for score, city in groups if score == best})
-    app[CITY_RESOLUTIONS_KEY].put(key, cities)
+    # Only an exact resolution is stable: a typo or an unknown name may resolve differently
+    # as soon as a new city's first event is indexed, which must show within seconds.
+    if any(city.casefold() == key for city in cities):
+        app[CITY_RESOLUTIONS_KEY].put(key, cities)
     return cities
 
 

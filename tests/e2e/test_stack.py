@@ -1,0 +1,248 @@
+"""The whole stack as `make run` starts it (deploy/Procfile under honcho), through nginx.
+
+Everything is real: the processes are the Procfile's own commands, with this run's private
+database, Redis prefix, vhost, ports and Typesense data directory, and demo data loaded by
+the same loader `make run` uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import PG_BASE, REDIS_BASE, RUN_ID
+from tests.support import free_port, wait_until
+from ticketing.db import migrate
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = ROOT / ".venv" / "bin"
+FRESHNESS_SECONDS = 5.0
+
+
+class Stack:
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        self.env = env
+        self.workdir = workdir
+        self.base = f"http://127.0.0.1:{env['TICKETING_GATEWAY_PORT']}"
+        self.log = workdir / "honcho.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def request(
+        self, method: str, path: str, body: object = None, token: str | None = None,
+        data: bytes | None = None, base: str | None = None,
+    ) -> tuple[int, dict[str, str], object]:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        payload = data if data is not None else (
+            None if body is None else json.dumps(body).encode()
+        )
+        req = urllib.request.Request(
+            (base or self.base) + path, data=payload, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                raw, status, hdrs = resp.read(), resp.status, dict(resp.headers)
+        except urllib.error.HTTPError as err:
+            raw, status, hdrs = err.read(), err.code, dict(err.headers)
+        text = raw.decode()
+        try:
+            parsed: object = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            parsed = text
+        return status, hdrs, parsed
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:] if self.log.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("stack")
+    database_url = f"{PG_BASE}/tk_test_{RUN_ID}_stack"
+    migrate.create_database(database_url)
+    migrate.upgrade(database_url)
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}:{os.environ['PATH']}:/usr/sbin:/sbin",
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+        "TICKETING_ENV": "dev",
+        "TICKETING_DATABASE_URL": database_url,
+        "TICKETING_REDIS_URL": REDIS_BASE,
+        "TICKETING_REDIS_PREFIX": f"tkt{RUN_ID}stack:",
+        "TICKETING_AMQP_URL": amqp_url,
+        "TICKETING_TYPESENSE_API_KEY": f"stack-{RUN_ID}",
+        "TICKETING_TYPESENSE_COLLECTION": f"events_{RUN_ID}_stack",
+        "TICKETING_TYPESENSE_DATA_DIR": str(workdir / "typesense"),
+        "TICKETING_JWT_SECRET": f"stack-secret-{RUN_ID}-0123456789abcdef",
+    }
+    for name in ("GATEWAY", "CATALOG", "WAITINGROOM", "SEARCH_SYNC_METRICS", "TYPESENSE"):
+        env[f"TICKETING_{name}_PORT"] = str(free_port())
+    env["TICKETING_TYPESENSE_URL"] = f"http://127.0.0.1:{env['TICKETING_TYPESENSE_PORT']}"
+
+    subprocess.run(
+        [VENV_BIN / "python", "-m", "ticketing.demo", "--events", "300"],
+        env=env, cwd=ROOT, check=True, capture_output=True, timeout=120,
+    )
+    subprocess.run(
+        [VENV_BIN / "python", "-m", "deploy.render_nginx"],
+        env=env, cwd=workdir, check=True, capture_output=True, timeout=30,
+    )
+    stack = Stack(env, workdir)
+    with stack.log.open("wb") as log:
+        stack.process = subprocess.Popen(
+            [VENV_BIN / "honcho", "-f", str(ROOT / "deploy" / "Procfile"), "-d", str(workdir),
+             "start"],
+            env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        def ready() -> bool:
+            assert stack.process.poll() is None, "the stack exited:\n" + stack.logs()
+            try:
+                status, _, _ = stack.request("GET", "/healthz")
+            except OSError:
+                return False
+            return status == 200
+        wait_until(ready, 120, "the stack's /healthz through the gateway")
+        # The index is bootstrapped from Postgres by search_sync once Typesense is up.
+        wait_until(lambda: _indexed(stack) == 300,
+                   60, "search_sync to index the demo catalog")
+        yield stack
+    finally:
+        stack.process.send_signal(signal.SIGINT)
+        try:
+            stack.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(stack.process.pid, signal.SIGKILL)
+            stack.process.wait()
+        migrate.drop_database(database_url)
+
+
+def _indexed(stack: Stack) -> int | None:
+    """Events in the search index itself (not the degraded Postgres answer)."""
+    status, headers, body = stack.request("GET", "/search?per_page=1")
+    if status != 200 or "X-Search-Degraded" in headers:
+        return None
+    return body["found"]
+
+
+def _dev_token(stack: Stack, user: str, roles: list[str]) -> str:
+    status, _, body = stack.request("POST", "/auth/dev-token", {"user_id": user, "roles": roles})
+    assert status == 200, body
+    return body["access_token"]
+
+
+def test_search_through_the_gateway_has_real_hits(stack: Stack):
+    with psycopg.connect(stack.env["TICKETING_DATABASE_URL"]) as conn:
+        name, city = conn.execute(
+            "SELECT p.name, v.city FROM events e JOIN performers p ON p.id = e.performer_id "
+            "JOIN venues v ON v.id = e.venue_id ORDER BY e.id LIMIT 1"
+        ).fetchone()
+    status, headers, body = stack.request("GET", "/search?term=" + urllib.request.quote(name))
+    assert status == 200, body
+    assert "X-Search-Degraded" not in headers, stack.logs()
+    assert body["found"] >= 1
+    assert any(hit["performer"]["name"] == name for hit in body["hits"])
+    # A typo in the city still finds it (drop one inner letter).
+    typo = city[:2] + city[3:] if len(city) > 4 else city
+    status, _, body = stack.request("GET", "/search?location=" + urllib.request.quote(typo))
+    assert status == 200 and body["found"] >= 1
+    assert {hit["venue"]["city"] for hit in body["hits"]} == {city}
+
+
+def test_views_lists_and_errors_through_the_gateway(stack: Stack):
+    status, _, listing = stack.request("GET", "/events?limit=2")
+    assert status == 200 and len(listing["items"]) == 2 and listing["next_cursor"]
+    event_id = listing["items"][0]["id"]
+    for path in (f"/events/{event_id}", f"/event/{event_id}"):
+        status, _, view = stack.request("GET", path)
+        assert status == 200 and view["id"] == event_id
+        assert view["availability"]["total"] == view["availability"]["available"] > 0
+    status, headers, body = stack.request("GET", "/events/not-a-number")
+    assert status == 404 and body["code"] == "event_not_found"
+    assert headers["Content-Type"].startswith("application/problem+json")
+    status, headers, body = stack.request("GET", "/nowhere")
+    assert status == 404 and body["code"] == "not_found"
+    status, _, body = stack.request("POST", "/admin/events", data=b"x" * 200_000)
+    assert status == 413 and body["code"] == "payload_too_large"
+    status, _, body = stack.request("GET", "/openapi.json")
+    assert status == 200 and "/search" in body["paths"]
+
+
+def test_catalog_changes_show_in_search_within_five_seconds(stack: Stack):
+    admin = _dev_token(stack, "ops", ["admin"])
+    _, _, listing = stack.request("GET", "/events?limit=1")
+    event = listing["items"][0]
+    new_name = f"Zyzzogeton Farewell {RUN_ID}"
+    started = time.monotonic()
+    status, _, body = stack.request(
+        "PATCH", f"/admin/events/{event['id']}", {"name": new_name}, token=admin
+    )
+    assert status == 200 and body["name"] == new_name
+
+    def renamed_in_search() -> bool:
+        _, _, found = stack.request("GET", "/search?term=zyzzogeton")
+        return any(hit["id"] == event["id"] for hit in found["hits"])
+
+    wait_until(renamed_in_search, FRESHNESS_SECONDS, "the rename to show in /search")
+    print(f"rename visible in /search after {time.monotonic() - started:.2f}s")
+    # The view was invalidated too.
+    _, _, view = stack.request("GET", f"/events/{event['id']}")
+    assert view["name"] == new_name
+
+    # A brand-new event, created through the admin API, is searchable as fast.
+    venue = {"name": "Kulturhaus", "city": "Leipzig", "location": {"lat": 51.34, "lon": 12.37},
+             "seat_map": {"sections": [{"name": "Floor", "rows": 2, "seats_per_row": 5,
+                                        "price_cents": 4500}]}}
+    status, _, venue_body = stack.request("POST", "/admin/venues", venue, token=admin)
+    assert status == 201, venue_body
+    status, _, performer = stack.request(
+        "POST", "/admin/performers", {"name": f"Quokka Parade {RUN_ID}"}, token=admin
+    )
+    assert status == 201, performer
+    started = time.monotonic()
+    status, _, created = stack.request("POST", "/admin/events", {
+        "name": "Night of Quokkas", "description": "Loud.", "date": "2027-03-01T20:00:00Z",
+        "venue_id": venue_body["id"], "performer_id": performer["id"],
+        "queue_enabled": False, "currency": "EUR",
+    }, token=admin)
+    assert status == 201, created
+    assert created["availability"]["total"] == 10
+
+    def created_in_search() -> bool:
+        _, _, found = stack.request("GET", "/search?term=quokka&location=leipzig")
+        return [hit["id"] for hit in found["hits"]] == [created["id"]]
+
+    wait_until(created_in_search, FRESHNESS_SECONDS, "the new event to show in /search")
+    print(f"new event visible in /search after {time.monotonic() - started:.2f}s")
+
+
+def test_every_service_exposes_metrics(stack: Stack):
+    ports = {
+        "catalog_api": stack.env["TICKETING_CATALOG_PORT"],
+        "waitingroom": stack.env["TICKETING_WAITINGROOM_PORT"],
+        "search_sync": stack.env["TICKETING_SEARCH_SYNC_METRICS_PORT"],
+    }
+    stack.request("GET", "/search?term=rock")
+    texts = {}
+    for service, port in ports.items():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            texts[service] = resp.read().decode()
+    assert 'ticketing_http_requests_total{' in texts["catalog_api"]
+    assert 'route="/search"' in texts["catalog_api"]
+    assert "ticketing_http_request_duration_seconds_bucket" in texts["waitingroom"]
+    assert "ticketing_search_sync_lag_seconds" in texts["search_sync"]
+    # The gateway does not publish them.
+    status, _, _ = stack.request("GET", "/metrics")
+    assert status == 404
