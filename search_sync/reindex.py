@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,6 +28,9 @@ from ticketing.search_index import collection_schema, to_document
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+# Batches in flight at once; building views is Postgres-bound, importing Typesense-bound.
+FILL_WORKERS = 3
+PROGRESS_EVERY = 10_000
 # One reindex at a time across all search_sync processes and one-off commands.
 _LOCK_KEY = "search_sync.reindex"
 # An outbox row can get its id before the watermark is read but commit after the scan read
@@ -113,32 +117,48 @@ async def _drop_unless_live(client: typesense.AsyncClient, alias: str, name: str
 async def _fill(
     pool: asyncpg.Pool, client: typesense.AsyncClient, collection: str, batch_size: int
 ) -> int:
+    """Index every event, ``batch_size`` at a time, by FILL_WORKERS workers at once: while
+    one waits for Postgres to build its views, another imports into Typesense."""
+    pages = _event_id_pages(pool, batch_size)
+    next_page = asyncio.Lock()
     indexed = 0
-    last_id = 0
-    importing: asyncio.Task[dict[int, str]] | None = None
-    try:
+
+    async def worker() -> None:
+        nonlocal indexed
         while True:
-            ids = [
-                row["id"]
-                for row in await pool.fetch(
-                    "SELECT id FROM events WHERE id > $1 ORDER BY id LIMIT $2", last_id, batch_size
-                )
-            ]
-            views = await fetch_event_views(pool, ids) if ids else {}
-            # Reading batch n+1 from Postgres overlaps importing batch n into Typesense.
-            if importing is not None:
-                _check_rejected(await importing)
-            if not ids:
-                return indexed
+            async with next_page:
+                ids = await anext(pages, None)
+            if ids is None:
+                return
+            views = await fetch_event_views(pool, ids)
             documents = [to_document(views[i]) for i in ids if i in views]
-            importing = asyncio.create_task(import_documents(client, collection, documents))
-            indexed += len(documents)
-            last_id = ids[-1]
-            if indexed % (10 * batch_size) < len(documents):
+            _check_rejected(await import_documents(client, collection, documents))
+            before, indexed = indexed, indexed + len(documents)
+            if indexed // PROGRESS_EVERY > before // PROGRESS_EVERY:
                 log.info("reindex: %d events so far", indexed)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(FILL_WORKERS):
+                group.create_task(worker())
+    except BaseExceptionGroup as failed:
+        # Callers handle "Postgres/Typesense down" by type; one cause is enough to say why.
+        raise failed.exceptions[0] from None
     finally:
-        if importing is not None and not importing.done():
-            importing.cancel()
+        await pages.aclose()
+    return indexed
+
+
+async def _event_id_pages(pool: asyncpg.Pool, batch_size: int) -> AsyncIterator[list[int]]:
+    last_id = 0
+    while True:
+        rows = await pool.fetch(
+            "SELECT id FROM events WHERE id > $1 ORDER BY id LIMIT $2", last_id, batch_size
+        )
+        if not rows:
+            return
+        last_id = rows[-1]["id"]
+        yield [row["id"] for row in rows]
 
 
 def _check_rejected(rejected: dict[int, str]) -> None:
