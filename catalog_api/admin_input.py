@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from catalog_api.seating import Section
+from ticketing.domain.seating import Section
 from ticketing.problems import validation_error
 from ticketing.validation import MAX_ID, parse_timestamp
 

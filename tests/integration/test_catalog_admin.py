@@ -8,7 +8,6 @@ import json
 import asyncpg
 import pytest
 
-from catalog_api.seating import row_label
 from tests.integration.test_catalog_support import (
     SEAT_MAP,
     Seed,
@@ -17,6 +16,7 @@ from tests.integration.test_catalog_support import (
     get_json,
 )
 from tests.support import auth_header
+from ticketing.domain.seating import row_label
 
 pytest_plugins = ["tests.integration.test_catalog_support"]
 

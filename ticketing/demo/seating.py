@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from catalog_api.seating import Section, ticket_records
+from ticketing.domain.seating import Section, ticket_records
 
 KM_PER_DEGREE = 111.32
 
