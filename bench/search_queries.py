@@ -133,7 +133,7 @@ def build_queries(settings: Settings) -> list[Query]:
             r[0]
             for r in conn.execute(
                 "SELECT v.city FROM events e JOIN venues v ON v.id = e.venue_id "
-                "GROUP BY v.city ORDER BY count(*) DESC, v.city LIMIT 4"
+                "GROUP BY v.city ORDER BY count(*) DESC, v.city LIMIT 8"
             )
         ]
         performers = [
@@ -154,6 +154,8 @@ def build_queries(settings: Settings) -> list[Query]:
     week = first_day + timedelta(days=30)
     month = first_day + timedelta(days=60)
     performer_word = max(performers[0].split(), key=len)
+    # Typesense forgives a typo only in words of 4+ letters (two in 7+): misspell a long one.
+    long_city = next((c for c in cities if len(c) >= 7), cities[0])
     return [
         _query(settings, term=performers[0]),
         _query(settings, term=_typo(performers[1])),
@@ -162,7 +164,7 @@ def build_queries(settings: Settings) -> list[Query]:
         _query(settings, term=venues[0]),
         _query(settings, term=venues[1][:5]),
         _query(settings, location=cities[0]),
-        _query(settings, location=_drop_letter(cities[1])),
+        _query(settings, location=_drop_letter(long_city)),
         _query(settings, location=cities[2].lower()),
         _query(settings, day=week),
         _query(settings, date_from=week, date_to=week + timedelta(days=6)),
