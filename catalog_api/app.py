@@ -15,7 +15,7 @@ from catalog_api.keys import (
     TYPESENSE_KEY,
 )
 from catalog_api.ttl_cache import TtlCache
-from catalog_api.typesense_access import new_client
+from catalog_api.typesense_reader import TypesenseReader
 from ticketing.config import Settings
 from ticketing.web import HEALTH_CHECKS_KEY, SETTINGS_KEY, create_base_app, pg_pool_ctx
 
@@ -28,15 +28,16 @@ CITY_RESOLUTION_TTL_SECONDS = 60.0
 
 
 async def typesense_ctx(app: web.Application) -> AsyncIterator[None]:
-    client = new_client(app[SETTINGS_KEY])
-    app[TYPESENSE_KEY] = client
+    reader = TypesenseReader(app[SETTINGS_KEY])
+    await reader.open()
+    app[TYPESENSE_KEY] = reader
     app[HEALTH_CHECKS_KEY]["typesense"] = check_typesense
     yield
-    await client.api_call.aclose()
+    await reader.close()
 
 
 async def check_typesense(app: web.Application) -> None:
-    if not await app[TYPESENSE_KEY].operations.is_healthy():
+    if not await app[TYPESENSE_KEY].healthy():
         raise RuntimeError("typesense reports unhealthy")
 
 

@@ -13,13 +13,12 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import asyncpg
-import httpx
 from aiohttp import web
 from redis.exceptions import RedisError
-from typesense.exceptions import ObjectNotFound, TypesenseClientError
 
 from catalog_api.breaker import DependencyDown
 from catalog_api.keys import PG_BREAKER_KEY, TYPESENSE_BREAKER_KEY
+from catalog_api.typesense_reader import DocumentNotFound, TypesenseUnavailable
 from ticketing.metrics import DEGRADED_RESPONSES, DEPENDENCY_ERRORS, SERVICE_KEY, route_label
 from ticketing.problems import Problem
 from ticketing.web import PG_POOL_KEY
@@ -41,8 +40,7 @@ PG_UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
 )
 TYPESENSE_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    TypesenseClientError,
-    httpx.HTTPError,
+    TypesenseUnavailable,
     OSError,
     asyncio.TimeoutError,
 )
@@ -85,12 +83,12 @@ async def postgres(app: web.Application) -> AsyncIterator[asyncpg.Connection]:
 async def call_typesense(
     app: web.Application, call: Callable[[], Awaitable[T]], *, not_found_ok: bool = False
 ) -> T:
-    """Run one Typesense call; ObjectNotFound passes through when ``not_found_ok``."""
+    """Run one Typesense call; DocumentNotFound passes through when ``not_found_ok``."""
     breaker = app[TYPESENSE_BREAKER_KEY]
     breaker.check()
     try:
         result = await call()
-    except ObjectNotFound:
+    except DocumentNotFound:
         if not_found_ok:
             breaker.record_success()
             raise

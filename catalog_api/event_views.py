@@ -12,7 +12,6 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
-from typesense.exceptions import ObjectNotFound
 
 from catalog_api.breaker import DependencyDown
 from catalog_api.dependencies import (
@@ -23,7 +22,7 @@ from catalog_api.dependencies import (
     postgres,
 )
 from catalog_api.keys import TYPESENSE_KEY
-from catalog_api.typesense_access import collection
+from catalog_api.typesense_reader import DocumentNotFound
 from ticketing import cache
 from ticketing.db.events import fetch_event_views
 from ticketing.problems import Problem
@@ -107,12 +106,12 @@ async def load_view(app: web.Application, event_id: int) -> tuple[View, str]:
 
 
 async def _view_from_search_index(app: web.Application, event_id: int) -> View:
-    settings = app[SETTINGS_KEY]
-    events = collection(app[TYPESENSE_KEY], settings.typesense_collection)
-    document = events.documents[str(event_id)]
+    reader = app[TYPESENSE_KEY]
     try:
-        found = await call_typesense(app, document.retrieve, not_found_ok=True)
-    except ObjectNotFound:
+        found = await call_typesense(
+            app, lambda: reader.document(str(event_id)), not_found_ok=True
+        )
+    except DocumentNotFound:
         raise event_not_found() from None
     except DependencyDown:
         raise backend_unavailable("The catalog") from None

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import typesense
 from aiohttp import web
 
 from catalog_api.breaker import CircuitBreaker
 from catalog_api.ttl_cache import TtlCache
+from catalog_api.typesense_reader import TypesenseReader
 
-TYPESENSE_KEY = web.AppKey("typesense", typesense.AsyncClient)
+TYPESENSE_KEY = web.AppKey("typesense", TypesenseReader)
 PG_BREAKER_KEY = web.AppKey("pg_breaker", CircuitBreaker)
 TYPESENSE_BREAKER_KEY = web.AppKey("typesense_breaker", CircuitBreaker)
 # location text -> canonical city values, resolved through Typesense.

@@ -13,10 +13,8 @@ from aiohttp import web
 from catalog_api.dependencies import call_typesense
 from catalog_api.keys import CITY_RESOLUTIONS_KEY, TYPESENSE_KEY
 from catalog_api.search_query import SearchQuery
-from catalog_api.typesense_access import collection
 from ticketing.db.events import summary
 from ticketing.search_index import view_of
-from ticketing.web import SETTINGS_KEY
 
 # Field order is relevance order: an event-name match ranks above a performer or venue match.
 QUERY_BY = "name,performer_name,venue_name"
@@ -31,10 +29,6 @@ def empty_result(query: SearchQuery) -> dict[str, Any]:
 def _quoted(value: str) -> str:
     # Backticks quote a filter value (commas inside stay literal); they cannot be escaped.
     return "`" + value.replace("`", "") + "`"
-
-
-def _collection(app: web.Application) -> Any:
-    return collection(app[TYPESENSE_KEY], app[SETTINGS_KEY].typesense_collection)
 
 
 async def resolve_cities(app: web.Application, location: str) -> list[str]:
@@ -53,7 +47,7 @@ async def resolve_cities(app: web.Application, location: str) -> list[str]:
         "include_fields": "city",
         "num_typos": 2,
     }
-    result = await call_typesense(app, lambda: _collection(app).documents.search(params))
+    result = await call_typesense(app, lambda: app[TYPESENSE_KEY].search(params))
     groups = [
         (group["hits"][0]["text_match"], group["group_key"][0])
         for group in result.get("grouped_hits", [])
@@ -103,7 +97,7 @@ async def search_typesense(app: web.Application, query: SearchQuery) -> dict[str
     filter_by = _filters(query, cities)
     if filter_by:
         params["filter_by"] = filter_by
-    result = await call_typesense(app, lambda: _collection(app).documents.search(params))
+    result = await call_typesense(app, lambda: app[TYPESENSE_KEY].search(params))
     city_counts = next(
         (f["counts"] for f in result.get("facet_counts", []) if f.get("field_name") == "city"),
         [],

@@ -16,11 +16,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from catalog_api.app import create_app
-from catalog_api.typesense_access import collection, new_client
 from tests.support import auth_header, settings_with
 from ticketing.config import Settings
 from ticketing.db.events import fetch_event_views
-from ticketing.search_index import collection_schema, to_document
+from ticketing.search_index import collection_schema, make_client, to_document
 
 VENUES = {
     "olympiastadion": ("Olympiastadion", "Berlin", 52.5147, 13.2395),
@@ -131,7 +130,7 @@ async def index_events(settings: Settings, event_ids: list[int]) -> None:
         views = await fetch_event_views(conn, event_ids)
     finally:
         await conn.close()
-    ts = new_client(settings)
+    ts = make_client(settings)
     try:
         alias = settings.typesense_collection
         try:
@@ -139,7 +138,7 @@ async def index_events(settings: Settings, event_ids: list[int]) -> None:
         except Exception:  # no alias yet: create the collection behind it
             await ts.collections.create(collection_schema(alias + "_v1"))
             await ts.aliases.upsert(alias, {"collection_name": alias + "_v1"})
-        results = await collection(ts, alias).documents.import_(
+        results = await ts.collections[alias].documents.import_(
             [to_document(v) for v in views.values()], {"action": "upsert"}
         )
         assert all(r.get("success") for r in results), results

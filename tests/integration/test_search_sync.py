@@ -29,7 +29,6 @@ from search_sync.topology import (
 from search_sync.worker import open_resources
 from tests.conftest import TypesenseServer
 from tests.integration.test_search_sync_support import (
-    IGNORE_TYPESENSE_DEPRECATIONS,
     drop_alias,
     indexed_name,
     insert_events,
@@ -81,7 +80,6 @@ async def search(sync_settings: Settings) -> AsyncIterator[Any]:
     await client.api_call.aclose()
 
 
-pytestmark = IGNORE_TYPESENSE_DEPRECATIONS
 
 
 # --- running the pieces in-process ----------------------------------------------------------

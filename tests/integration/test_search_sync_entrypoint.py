@@ -18,7 +18,6 @@ import pytest
 
 from search_sync.reindex import alias_target
 from tests.integration.test_search_sync_support import (
-    IGNORE_TYPESENSE_DEPRECATIONS,
     drop_alias,
     indexed_name,
     insert_events,
@@ -29,8 +28,6 @@ from tests.integration.test_search_sync_support import (
 from tests.support import eventually, free_port, settings_with
 from ticketing.config import Settings
 from ticketing.search_index import make_client
-
-pytestmark = IGNORE_TYPESENSE_DEPRECATIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 

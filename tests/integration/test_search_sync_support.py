@@ -9,7 +9,6 @@ import secrets
 from typing import Any
 
 import asyncpg
-import pytest
 from typesense.exceptions import ObjectNotFound
 
 from search_sync.reindex import alias_target
@@ -19,13 +18,6 @@ from ticketing.db.outbox import record_event_changed
 from ticketing.search_index import make_client
 
 SEATS = 4
-
-# typesense 2.x warns about its own v30-only modules whenever a client or collection handle
-# is built, whatever the caller does.
-IGNORE_TYPESENSE_DEPRECATIONS = pytest.mark.filterwarnings(
-    r"ignore:.* is deprecated on v30\+:DeprecationWarning"
-)
-
 
 async def insert_events(conn: asyncpg.Connection, names: list[str], city: str) -> list[int]:
     """Events with a venue, a performer and SEATS tickets each, written with plain SQL."""
