@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import psycopg
+from aiohttp.test_utils import make_mocked_request
 
-from catalog_api.search_typesense import FACET_VALUES, MAX_CITY_MATCHES, QUERY_BY
+from catalog_api.search_query import parse_search_query
+from catalog_api.search_typesense import best_cities, city_resolution_params, search_params
 from ticketing.config import Settings
 
 PER_PAGE = 20
@@ -40,10 +42,6 @@ def _drop_letter(word: str) -> str:
     return word[:i] + word[i + 1 :]
 
 
-def _day_start(day: date) -> int:
-    return int(datetime.combine(day, time.min, tzinfo=UTC).timestamp())
-
-
 def _typesense_get(settings: Settings, path: str, params: dict[str, Any]) -> dict[str, Any]:
     url = f"{settings.typesense_url}{path}?{urlencode(params, quote_via=quote)}"
     request = urllib.request.Request(
@@ -51,27 +49,6 @@ def _typesense_get(settings: Settings, path: str, params: dict[str, Any]) -> dic
     )
     with urllib.request.urlopen(request, timeout=10) as resp:
         return json.loads(resp.read())
-
-
-def _resolve_cities(settings: Settings, location: str) -> list[str]:
-    """What catalog_api resolves a location to (it caches this, so in steady state a search
-    is one Typesense request, the one measured)."""
-    result = _typesense_get(
-        settings,
-        f"/collections/{settings.typesense_collection}/documents/search",
-        {
-            "q": location,
-            "query_by": "city",
-            "group_by": "city",
-            "group_limit": 1,
-            "per_page": MAX_CITY_MATCHES,
-            "include_fields": "city",
-            "num_typos": 2,
-        },
-    )
-    groups = [(g["hits"][0]["text_match"], g["group_key"][0]) for g in result["grouped_hits"]]
-    best = max(score for score, _ in groups)
-    return sorted({city for score, city in groups if score == best})
 
 
 def _query(
@@ -82,49 +59,25 @@ def _query(
     date_from: date | None = None,
     date_to: date | None = None,
 ) -> Query:
-    api: dict[str, str] = {}
-    filters = []
-    if term:
-        api["term"] = term
-    if location:
-        api["location"] = location
-        cities = ",".join(f"`{c}`" for c in _resolve_cities(settings, location))
-        filters.append(f"city:=[{cities}]")
-    starts_from = starts_before = None
-    if date_from:
-        api["date_from"] = date_from.isoformat()
-        starts_from = _day_start(date_from)
-    if date_to:
-        api["date_to"] = date_to.isoformat()
-        starts_before = _day_start(date_to + timedelta(days=1))
-    if day:
-        api["date"] = day.isoformat()
-        starts_from = max(starts_from or 0, _day_start(day))
-        starts_before = min(starts_before or 2**62, _day_start(day + timedelta(days=1)))
-    if starts_from is not None:
-        filters.append(f"date:>={starts_from}")
-    if starts_before is not None:
-        filters.append(f"date:<{starts_before}")
-    api["per_page"] = str(PER_PAGE)
-    direct: dict[str, Any] = {
-        "q": term or "*",
-        "query_by": QUERY_BY,
-        "num_typos": 2,
-        "prefix": "true",
-        "sort_by": "_text_match:desc,date:asc" if term else "date:asc",
-        "facet_by": "city",
-        "max_facet_values": FACET_VALUES,
-        "page": 1,
-        "per_page": PER_PAGE,
-        "include_fields": "view",
-    }
-    if filters:
-        direct["filter_by"] = " && ".join(filters)
-    return Query(
-        api_path="/search?" + urlencode(api, quote_via=quote),
-        typesense_path=f"/collections/{settings.typesense_collection}/documents/search?"
-        + urlencode(direct, quote_via=quote),
-    )
+    """The API path and, built by catalog_api's own functions, the Typesense request it makes
+    (cities resolved once up front, as catalog_api's cache does in steady state)."""
+    api: dict[str, str] = {"per_page": str(PER_PAGE)}
+    for name, value in (("term", term), ("location", location), ("date", day),
+                        ("date_from", date_from), ("date_to", date_to)):
+        if value is not None:
+            api[name] = value if isinstance(value, str) else value.isoformat()
+    api_path = "/search?" + urlencode(api, quote_via=quote)
+    search_path = f"/collections/{settings.typesense_collection}/documents/search"
+    query = parse_search_query(make_mocked_request("GET", api_path))
+    cities = None
+    if query.location is not None:
+        cities = best_cities(
+            _typesense_get(settings, search_path, city_resolution_params(query.location))
+        )
+    direct = {k: str(v).lower() if isinstance(v, bool) else v
+              for k, v in search_params(query, cities).items()}
+    return Query(api_path=api_path,
+                 typesense_path=search_path + "?" + urlencode(direct, quote_via=quote))
 
 
 def build_queries(settings: Settings) -> list[Query]:

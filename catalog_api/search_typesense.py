@@ -38,7 +38,17 @@ async def resolve_cities(app: web.Application, location: str) -> list[str]:
     cached = app[CITY_RESOLUTIONS_KEY].get(key)
     if cached is not None:
         return cached
-    params = {
+    params = city_resolution_params(location)
+    cities = best_cities(await call_typesense(app, lambda: app[TYPESENSE_KEY].search(params)))
+    # Only an exact resolution is stable: a typo or an unknown name may resolve differently
+    # as soon as a new city's first event is indexed, which must show within seconds.
+    if any(city.casefold() == key for city in cities):
+        app[CITY_RESOLUTIONS_KEY].put(key, cities)
+    return cities
+
+
+def city_resolution_params(location: str) -> dict[str, Any]:
+    return {
         "q": location,
         "query_by": "city",
         "group_by": "city",
@@ -47,19 +57,17 @@ async def resolve_cities(app: web.Application, location: str) -> list[str]:
         "include_fields": "city",
         "num_typos": 2,
     }
-    result = await call_typesense(app, lambda: app[TYPESENSE_KEY].search(params))
+
+
+def best_cities(result: dict[str, Any]) -> list[str]:
+    """The cities of a city-resolution search that match as well as the best one."""
     groups = [
         (group["hits"][0]["text_match"], group["group_key"][0])
         for group in result.get("grouped_hits", [])
         if group.get("hits")
     ]
     best = max((score for score, _ in groups), default=None)
-    cities = sorted({city for score, city in groups if score == best})
-    # Only an exact resolution is stable: a typo or an unknown name may resolve differently
-    # as soon as a new city's first event is indexed, which must show within seconds.
-    if any(city.casefold() == key for city in cities):
-        app[CITY_RESOLUTIONS_KEY].put(key, cities)
-    return cities
+    return sorted({city for score, city in groups if score == best})
 
 
 def _filters(query: SearchQuery, cities: list[str] | None) -> str:
@@ -82,6 +90,13 @@ async def search_typesense(app: web.Application, query: SearchQuery) -> dict[str
         cities = await resolve_cities(app, query.location)
         if not cities:
             return empty_result(query)
+    params = search_params(query, cities)
+    result = await call_typesense(app, lambda: app[TYPESENSE_KEY].search(params))
+    return _result(query, result)
+
+
+def search_params(query: SearchQuery, cities: list[str] | None) -> dict[str, Any]:
+    """The Typesense search request for a decoded /search (cities already resolved)."""
     params: dict[str, Any] = {
         "q": query.term or "*",
         "query_by": QUERY_BY,
@@ -97,7 +112,10 @@ async def search_typesense(app: web.Application, query: SearchQuery) -> dict[str
     filter_by = _filters(query, cities)
     if filter_by:
         params["filter_by"] = filter_by
-    result = await call_typesense(app, lambda: app[TYPESENSE_KEY].search(params))
+    return params
+
+
+def _result(query: SearchQuery, result: dict[str, Any]) -> dict[str, Any]:
     city_counts = next(
         (f["counts"] for f in result.get("facet_counts", []) if f.get("field_name") == "city"),
         [],
