@@ -3,8 +3,8 @@
     python -m deploy.announce [--timeout 180]
 
 Waits for catalog_api and waitingroom to listen, then polls the gateway's /healthz until it
-answers 200 (printing progress), prints the base URL and example requests and blocks until
-terminated. Checking the ports first keeps nginx from logging a 502 for every early poll.
+answers 200 and /search answers from the index (printing progress), prints the base URL
+and example requests and blocks until terminated. Checking the ports first keeps nginx from logging a 502 for every early poll.
 If the deadline passes it exits 1, which makes honcho stop the whole stack rather than
 leave a half-started one running.
 """
@@ -43,6 +43,16 @@ def base_url(settings: Settings) -> str:
     return f"http://{loopback(settings)}:{settings.gateway_port}"
 
 
+def search_ready(base: str) -> bool:
+    """True once /search answers from the index, not from the degraded Postgres fallback
+    (search_sync builds the index from the database on first start)."""
+    try:
+        with urllib.request.urlopen(f"{base}/search?per_page=1", timeout=2) as resp:
+            return resp.status == 200 and "X-Search-Degraded" not in resp.headers
+    except (OSError, ValueError):
+        return False
+
+
 def sample_event(base: str) -> dict:
     status, body = fetch(f"{base}/events?limit=1")
     try:
@@ -65,8 +75,6 @@ def banner(base: str, event: dict) -> str:
         f"  curl '{base}/events/{event_id}'",
         f"  curl -X POST {base}/auth/dev-token -H 'Content-Type: application/json' \\",
         f"       -d '{token_body}'",
-        f"  queue page:         {base}/queue/{event_id}",
-        f"  operators' console: {base}/admin",
         f"  health:             {base}/healthz",
         "",
         "Ctrl-C stops everything.",
@@ -92,9 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         listening = {n: port_in_use(loopback(settings), p) for n, p in backends.items()}
         if all(listening.values()):
             status, body = fetch(health)
-            if status == 200:
+            if status == 200 and search_ready(base):
                 break
-            seen = f"HTTP {status}: {body[:160]}" if status else f"no answer ({body})"
+            if status == 200:
+                seen = "healthy; search_sync is still building the search index"
+            else:
+                seen = f"HTTP {status}: {body[:160]}" if status else f"no answer ({body})"
         else:
             seen = "not listening yet: " + ", ".join(n for n, up in listening.items() if not up)
         if elapsed - reported >= 5:
