@@ -4,9 +4,9 @@
 
 Waits for catalog_api and waitingroom to listen, then polls the gateway's /healthz until it
 answers 200 and /search answers from the index (printing progress), prints the base URL
-and example requests and blocks until terminated. Checking the ports first keeps nginx from logging a 502 for every early poll.
-If the deadline passes it exits 1, which makes honcho stop the whole stack rather than
-leave a half-started one running.
+and example requests and blocks until terminated. Checking the ports first keeps nginx
+from logging a 502 for every early poll. If the deadline passes it exits 1, which makes
+honcho stop the whole stack rather than leave a half-started one running.
 """
 
 from __future__ import annotations
