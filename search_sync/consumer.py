@@ -21,9 +21,9 @@ import typesense
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from redis.asyncio import Redis
 
-from search_sync.dependencies import REDIS_ERRORS, DependencyDown, dependency_of
+from search_sync.dependencies import REDIS_ERRORS, DependencyDown
 from search_sync.indexer import sync_events
-from search_sync.lifecycle import Backoff, wait_any
+from search_sync.lifecycle import Backoff, keep_running, wait_any
 from search_sync.metrics import DEAD_LETTERED, DELETES, FAILURES, SERVICE, SYNC_LAG, UPSERTS
 from search_sync.topology import CREATED_AT_HEADER, ERROR_HEADER, declare_topology
 from ticketing.cache import invalidate
@@ -53,20 +53,9 @@ class SearchSyncConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished first."""
-        connect_backoff = Backoff()
-        while not stop.is_set():
-            try:
-                await self._run_connected(stop)
-                connect_backoff.reset()
-            except Exception as exc:
-                dependency = dependency_of(exc)
-                if dependency is None:
-                    raise
-                DEPENDENCY_ERRORS.labels(SERVICE, dependency).inc()
-                log.warning("search_sync consumer: %s unavailable, retrying: %s", dependency, exc)
-                await connect_backoff.sleep(stop)
+        await keep_running("search_sync consumer", lambda b: self._run_connected(stop, b), stop)
 
-    async def _run_connected(self, stop: asyncio.Event) -> None:
+    async def _run_connected(self, stop: asyncio.Event, connect_backoff: Backoff) -> None:
         connection = await aio_pika.connect(self.settings.amqp_url, timeout=5)
         lost = asyncio.Event()
         connection.close_callbacks.add(lambda *_: lost.set())
@@ -78,6 +67,7 @@ class SearchSyncConsumer:
             topology = await declare_topology(channel)
             consumer_tag = await topology.queue.consume(buffer.put)
             log.info("search_sync consumer started on %s", topology.queue.name)
+            connect_backoff.reset()
             while not stop.is_set() and not lost.is_set():
                 batch = await self._gather(buffer, stop, lost)
                 if batch:

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from search_sync.dependencies import dependency_of
+from search_sync.metrics import SERVICE
+from ticketing.metrics import DEPENDENCY_ERRORS
+
+log = logging.getLogger(__name__)
 
 
 async def wait_any(*events: asyncio.Event, seconds: float | None) -> None:
@@ -36,3 +44,22 @@ class Backoff:
 
     async def sleep(self, stop: asyncio.Event) -> None:
         await wait_any(stop, seconds=self.next_delay())
+
+
+async def keep_running(
+    what: str, session: Callable[[Backoff], Awaitable[None]], stop: asyncio.Event
+) -> None:
+    """Run ``session`` until ``stop`` is set, reconnecting with backoff while a dependency
+    is down; the session resets the backoff once it is connected and working. Any other
+    exception is a bug and propagates."""
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            await session(backoff)
+        except Exception as exc:
+            dependency = dependency_of(exc)
+            if dependency is None:
+                raise
+            DEPENDENCY_ERRORS.labels(SERVICE, dependency).inc()
+            log.warning("%s: %s unavailable, retrying: %s", what, dependency, exc)
+            await backoff.sleep(stop)

@@ -15,12 +15,10 @@ import time
 import aio_pika
 import asyncpg
 
-from search_sync.dependencies import dependency_of
-from search_sync.lifecycle import Backoff, wait_any
-from search_sync.metrics import RELAYED, SERVICE
+from search_sync.lifecycle import Backoff, keep_running, wait_any
+from search_sync.metrics import RELAYED
 from search_sync.topology import CREATED_AT_HEADER, OUTBOX_ID_HEADER, declare_topology
 from ticketing.config import Settings
-from ticketing.metrics import DEPENDENCY_ERRORS
 from ticketing.validation import rfc3339
 
 log = logging.getLogger(__name__)
@@ -48,18 +46,7 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set; reconnects to Postgres and RabbitMQ as needed."""
-        backoff = Backoff()
-        while not stop.is_set():
-            try:
-                await self._run_connected(stop, backoff)
-                return
-            except Exception as exc:
-                dependency = dependency_of(exc)
-                if dependency is None:
-                    raise
-                DEPENDENCY_ERRORS.labels(SERVICE, dependency).inc()
-                log.warning("outbox relay: %s unavailable, retrying: %s", dependency, exc)
-            await backoff.sleep(stop)
+        await keep_running("outbox relay", lambda b: self._run_connected(stop, b), stop)
 
     async def _run_connected(self, stop: asyncio.Event, backoff: Backoff) -> None:
         wake = asyncio.Event()
