@@ -80,6 +80,24 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "TICKETING_SYNC_BATCH_MAX": ("200", "search_sync: most changes upserted in one import"),
     "TICKETING_SYNC_BATCH_WAIT_MS": ("50", "search_sync: how long to gather a batch"),
     "TICKETING_OUTBOX_POLL_SECONDS": ("1.0", "outbox relay: poll interval besides LISTEN"),
+    "TICKETING_HOLD_TTL_SECONDS": ("600", "how long a hold keeps its seats"),
+    "TICKETING_MAX_TICKETS_PER_USER": ("8", "per-user cap per event, held plus booked"),
+    "TICKETING_BOOKING_PARTITIONS": ("8", "booking command queues; an event maps to one"),
+    "TICKETING_BOOKING_RPC_TIMEOUT_SECONDS": ("5.0", "how long the front door waits for a worker"),
+    "TICKETING_BOOKING_BATCH_MAX": ("32", "booking_worker: most commands in one transaction"),
+    "TICKETING_BOOKING_WORKER_METRICS_PORT": ("9104", "booking_worker /metrics port"),
+    "TICKETING_SWEEP_INTERVAL_SECONDS": ("1.0", "how often expired holds are released"),
+    "TICKETING_STRIPE_API_KEY": ("sk_test_ticketing_dev", "Stripe secret key"),
+    "TICKETING_STRIPE_API_BASE": ("http://127.0.0.1:8420", "Stripe API base (localstripe in dev)"),
+    "TICKETING_STRIPE_WEBHOOK_SECRET": (
+        "whsec_ticketing_dev_only",
+        "secret that signs Stripe webhooks",
+    ),
+    "TICKETING_LOCALSTRIPE_PORT": ("8420", "port of the localstripe server make run starts"),
+    "TICKETING_ADMISSION_SECRET": (
+        "dev-only-admission-secret-change-me-in-prod",
+        "signs admission tokens (its own key, not the JWT secret)",
+    ),
 }
 
 
@@ -117,6 +135,18 @@ class Settings:
     sync_batch_max: int = 200
     sync_batch_wait_ms: int = 50
     outbox_poll_seconds: float = 1.0
+    hold_ttl_seconds: int = 600
+    max_tickets_per_user: int = 8
+    booking_partitions: int = 8
+    booking_rpc_timeout_seconds: float = 5.0
+    booking_batch_max: int = 32
+    booking_worker_metrics_port: int = 9104
+    sweep_interval_seconds: float = 1.0
+    stripe_api_key: str = default("TICKETING_STRIPE_API_KEY")
+    stripe_api_base: str = default("TICKETING_STRIPE_API_BASE")
+    stripe_webhook_secret: str = default("TICKETING_STRIPE_WEBHOOK_SECRET")
+    localstripe_port: int = 8420
+    admission_secret: str = default("TICKETING_ADMISSION_SECRET")
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -179,5 +209,25 @@ class Settings:
             sync_batch_max=_int(env, "TICKETING_SYNC_BATCH_MAX", 200, minimum=1),
             sync_batch_wait_ms=_int(env, "TICKETING_SYNC_BATCH_WAIT_MS", 50),
             outbox_poll_seconds=_float(env, "TICKETING_OUTBOX_POLL_SECONDS", 1.0),
+            hold_ttl_seconds=_int(env, "TICKETING_HOLD_TTL_SECONDS", 600, minimum=1),
+            max_tickets_per_user=_int(env, "TICKETING_MAX_TICKETS_PER_USER", 8, minimum=1),
+            booking_partitions=_int(env, "TICKETING_BOOKING_PARTITIONS", 8, minimum=1),
+            booking_rpc_timeout_seconds=_float(env, "TICKETING_BOOKING_RPC_TIMEOUT_SECONDS", 5.0),
+            booking_batch_max=_int(env, "TICKETING_BOOKING_BATCH_MAX", 32, minimum=1),
+            booking_worker_metrics_port=_int(env, "TICKETING_BOOKING_WORKER_METRICS_PORT", 9104),
+            sweep_interval_seconds=_float(env, "TICKETING_SWEEP_INTERVAL_SECONDS", 1.0),
+            stripe_api_key=_str(
+                env, "TICKETING_STRIPE_API_KEY", default("TICKETING_STRIPE_API_KEY")
+            ),
+            stripe_api_base=_str(
+                env, "TICKETING_STRIPE_API_BASE", default("TICKETING_STRIPE_API_BASE")
+            ).rstrip("/"),
+            stripe_webhook_secret=_str(
+                env, "TICKETING_STRIPE_WEBHOOK_SECRET", default("TICKETING_STRIPE_WEBHOOK_SECRET")
+            ),
+            localstripe_port=_int(env, "TICKETING_LOCALSTRIPE_PORT", 8420, minimum=1),
+            admission_secret=_str(
+                env, "TICKETING_ADMISSION_SECRET", default("TICKETING_ADMISSION_SECRET")
+            ),
             extra={k: v for k, v in env.items() if k.startswith("TICKETING_")},
         )

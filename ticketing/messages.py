@@ -3,6 +3,7 @@ versions it does not know (to the dead-letter queue) rather than guessing."""
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 CATALOG_EXCHANGE = "ticketing.catalog"
@@ -39,3 +40,70 @@ def parse_event_changed(body: dict[str, Any]) -> int:
     if not isinstance(event_id, int) or isinstance(event_id, bool) or event_id < 1:
         raise MessageError(f"bad event_id {event_id!r}")
     return event_id
+
+
+# --- Booking commands (waitingroom -> booking_worker, request/reply) ----------------------
+#
+# Commands go to the direct exchange BOOKING_EXCHANGE with routing key
+# booking_routing_key(event_id, partitions); each partition has one durable queue, so all
+# commands of one event meet in one queue. The front door publishes persistent messages with
+# publisher confirms, `correlation_id` = the command's request_id and `reply_to` = its reply
+# queue; the worker answers on the default exchange with a BookingReply, after commit.
+BOOKING_EXCHANGE = "ticketing.booking"
+BOOKING_QUEUE_PREFIX = "booking.commands."
+BOOKING_DEAD_LETTER_QUEUE = "booking.dead"
+BOOKING_COMMAND_VERSION = 1
+
+RESERVE = "booking.reserve"  # event_id, ticket_ids | quantity (+ section), admitted
+CONFIRM = "booking.confirm"  # hold_id, payment_method
+RELEASE = "booking.release"  # hold_id
+TICKET_STATUS = "booking.ticket_status"  # ticket_id
+GET_BOOKING = "booking.get"  # booking_id
+LIST_BOOKINGS = "booking.list"  # limit, cursor
+STRIPE_EVENT = "booking.stripe_event"  # event: a verified Stripe event object
+BOOKING_COMMANDS = frozenset(
+    {RESERVE, CONFIRM, RELEASE, TICKET_STATUS, GET_BOOKING, LIST_BOOKINGS, STRIPE_EVENT}
+)
+
+
+def booking_routing_key(partition_key: int | str, partitions: int) -> str:
+    """Partition of a command: by event for reserves, by a stable hash otherwise."""
+    if isinstance(partition_key, int):
+        return str(partition_key % partitions)
+    return str(zlib.crc32(partition_key.encode()) % partitions)
+
+
+def booking_command(
+    kind: str, request_id: str, user_id: str, *, roles: list[str] | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A versioned command envelope. ``request_id`` is the idempotency key: a worker that
+    already applied it answers with the stored reply instead of acting again."""
+    if kind not in BOOKING_COMMANDS:
+        raise ValueError(f"unknown booking command {kind!r}")
+    return {
+        "type": kind,
+        "v": BOOKING_COMMAND_VERSION,
+        "request_id": request_id,
+        "user_id": user_id,
+        "roles": roles or [],
+        **fields,
+    }
+
+
+def parse_booking_command(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise MessageError("a booking command must be a JSON object")
+    if body.get("type") not in BOOKING_COMMANDS:
+        raise MessageError(f"unknown booking command {body.get('type')!r}")
+    if body.get("v") != BOOKING_COMMAND_VERSION:
+        raise MessageError(f"unsupported version {body.get('v')!r} of {body.get('type')}")
+    for name in ("request_id", "user_id"):
+        if not isinstance(body.get(name), str) or not body[name]:
+            raise MessageError(f"{name} must be a non-empty string")
+    return body
+
+
+def booking_reply(status: int, body: dict[str, Any] | None) -> dict[str, Any]:
+    """What a worker answers: the HTTP status and body the front door returns as they are
+    (a problem document when status >= 400)."""
+    return {"type": "booking.reply", "v": BOOKING_COMMAND_VERSION, "status": status, "body": body}
