@@ -27,7 +27,7 @@ from search_sync.topology import (
     declare_topology,
 )
 from search_sync.worker import open_resources
-from tests.conftest import TypesenseServer
+from tests.conftest import PG_BASE, RUN_ID, TypesenseServer
 from tests.integration.test_search_sync_support import (
     drop_alias,
     indexed_name,
@@ -39,6 +39,7 @@ from tests.integration.test_search_sync_support import (
 from tests.support import eventually, settings_with
 from ticketing.cache import event_key, put_views
 from ticketing.config import Settings
+from ticketing.db import migrate
 from ticketing.db.events import fetch_event_views
 from ticketing.db.outbox import record_event_changed
 from ticketing.messages import CATALOG_EXCHANGE, EVENT_CHANGED
@@ -363,3 +364,84 @@ async def test_two_relays_publish_each_change_once(pool, catalog, sync_settings)
     ]
     assert len(expected) == len(ids)
     assert sorted(i for i in published if i in set(expected)) == expected
+
+
+async def test_changes_survive_postgres_going_away_during_consumption(sync_settings, search):
+    # A database of this test's own, so refusing its connections disturbs nothing else.
+    url = f"{PG_BASE}/tk_test_{RUN_ID}_pgdown"
+    name_of_db = url.rsplit("/", 1)[1]
+    await asyncio.to_thread(migrate.create_database, url)
+    await asyncio.to_thread(migrate.upgrade, url)
+    settings = settings_with(
+        sync_settings, database_url=url,
+        typesense_collection=sync_settings.typesense_collection + "_pgdown",
+    )
+    admin = await asyncpg.connect(f"{PG_BASE}/postgres")
+    own_pool = await asyncpg.create_pool(url, min_size=0, max_size=2)
+    try:
+        async with own_pool.acquire() as conn:
+            [event_id] = await insert_events(conn, ["Outage Night"], "Berlin")
+        async with open_resources(settings) as res:
+            await reindex(res.pool, res.indexing, settings.typesense_collection)
+        name = new_name()
+        async with running(settings, consumer=False):
+            await rename(own_pool, event_id, name)
+            await eventually(
+                lambda: own_pool.fetchval(
+                    "SELECT bool_and(published_at IS NOT NULL) FROM outbox "
+                    "WHERE aggregate_id = $1", str(event_id),
+                ),
+                lambda published: published,
+                5,
+                "the change to reach the queue",
+            )
+        await own_pool.expire_connections()
+        # Postgres goes away: new connections are refused, existing ones are cut.
+        await admin.execute(f'ALTER DATABASE "{name_of_db}" WITH ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            name_of_db,
+        )
+        failures_before = metric("ticketing_search_sync_failures_total", dependency="postgres")
+        async with running(settings, relays=0):
+            await eventually(
+                lambda: asyncio.sleep(
+                    0, metric("ticketing_search_sync_failures_total", dependency="postgres")
+                ),
+                lambda failures: failures > failures_before,
+                10,
+                "the consumer to fail a batch on Postgres",
+            )
+            assert await indexed_name(search, settings.typesense_collection, event_id) != name
+            await admin.execute(f'ALTER DATABASE "{name_of_db}" WITH ALLOW_CONNECTIONS true')
+            # The requeued message is applied once Postgres is back: nothing was lost.
+            await wait_indexed(search, settings.typesense_collection, event_id, name, 15)
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name_of_db}" WITH ALLOW_CONNECTIONS true')
+        await own_pool.close()
+        await admin.close()
+        await drop_alias(settings)
+        await asyncio.to_thread(migrate.drop_database, url)
+
+
+async def test_changes_committed_during_a_reindex_are_replayed_into_the_new_collection(
+    pool, catalog, sync_settings, search, monkeypatch
+):
+    # Nothing relays or consumes here: only the reindex's own replay can carry the change.
+    import search_sync.reindex as reindex_module
+
+    alias = sync_settings.typesense_collection
+    name = new_name()
+    fill = reindex_module._fill
+
+    async def fill_then_edit(*args, **kwargs):
+        indexed = await fill(*args, **kwargs)  # the new collection holds the old name now
+        await rename(pool, catalog[11], name)
+        return indexed
+
+    monkeypatch.setattr(reindex_module, "_fill", fill_then_edit)
+    async with open_resources(sync_settings) as res:
+        result = await reindex(res.pool, res.indexing, alias)
+    assert result is not None and result.replayed >= 1
+    assert await alias_target(search, alias) == result.collection
+    assert await indexed_name(search, alias, catalog[11]) == name
