@@ -1,0 +1,427 @@
+"""Confirming a hold: record a payment attempt, charge it, then settle it in one transaction.
+
+The Stripe call never runs inside a transaction: seat and hold locks are held only for the
+short write before it (the attempt row, committed 'pending') and the short write after it
+(booking, tickets, payment, hold, outbox together). A crash between Stripe's success and
+our write leaves the attempt 'pending' with a PaymentIntent whose metadata names the hold,
+the attempt and the seats; the ``payment_intent.succeeded`` webhook or the next confirm of
+the hold (which looks the attempt up in Stripe) settles it, so no payment is ever lost.
+
+One idempotency key per attempt, derived from the command's request id: a redelivered
+command reuses its attempt, a fan's retry after a declined card is a new attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from booking_worker.handlers import Context
+from ticketing.db.outbox import record_event_changed
+from ticketing.payments import (
+    PaymentDeclined,
+    Payments,
+    PaymentUnavailable,
+    intent_metadata,
+)
+from ticketing.problems import Problem
+
+log = logging.getLogger(__name__)
+
+Reply = tuple[int, dict[str, Any]]
+
+# An attempt younger than this may still be waiting on Stripe in another worker.
+ATTEMPT_LEASE_SECONDS = 30.0
+# How long a second confirm of the same hold waits for the first one's answer.
+WAIT_FOR_OTHER_ATTEMPT_SECONDS = 3.0
+
+
+def _problem(status: int, code: str, detail: str, **extra: Any) -> Reply:
+    return status, Problem(status, code, detail, **extra).to_dict()
+
+
+def hold_not_found() -> Reply:
+    return _problem(404, "hold_not_found", "No such hold.")
+
+
+def hold_expired() -> Reply:
+    return _problem(409, "hold_expired", "The hold expired; its seats may have been released.")
+
+
+def payment_failed(code: str | None) -> Reply:
+    return _problem(
+        402,
+        "payment_failed",
+        "The payment was declined; the hold is kept until it expires.",
+        decline_code=code,
+    )
+
+
+def payment_unavailable() -> Reply:
+    return _problem(503, "backend_unavailable", "The payment provider did not answer in time.")
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What settling a successful payment did: booked the seats, or owes a refund."""
+
+    booking_id: uuid.UUID | None
+    refund_due: bool
+
+
+async def handle_confirm(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any]) -> Reply:
+    """The worker's CONFIRM entry point. It works on its own connections, not ``conn``: the
+    attempt row must commit before Stripe is called, and no lock may be held meanwhile."""
+    pool, payments = await payment_resources(ctx)
+    try:
+        return await confirm_hold(pool, payments, command)
+    except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
+        return _problem(503, "backend_unavailable", "The hold is busy; try again.")
+
+
+async def payment_resources(ctx: Context) -> tuple[asyncpg.Pool, Payments]:
+    """The process's Stripe client and the pool its two-phase writes use, made once."""
+    lock = ctx.resources.setdefault("payments.lock", asyncio.Lock())
+    async with lock:
+        if "payments" not in ctx.resources:
+            ctx.resources["payments.pool"] = await asyncpg.create_pool(
+                ctx.settings.database_url,
+                min_size=1,
+                max_size=4,
+                # Fail fast rather than wait on a lock a batch transaction holds.
+                server_settings={"lock_timeout": "2000"},
+            )
+            ctx.resources["payments"] = Payments(ctx.settings)
+    return ctx.resources["payments.pool"], ctx.resources["payments"]
+
+
+async def close_payment_resources(ctx: Context) -> None:
+    if "payments" in ctx.resources:
+        await ctx.resources.pop("payments").close()
+        await ctx.resources.pop("payments.pool").close()
+
+
+async def confirm_hold(pool: asyncpg.Pool, payments: Payments, command: dict[str, Any]) -> Reply:
+    """The CONFIRM command: ``hold_id``, ``payment_method``, from ``user_id``."""
+    try:
+        hold_id = uuid.UUID(str(command.get("hold_id")))
+    except ValueError:
+        return hold_not_found()
+    payment_method = command.get("payment_method")
+    if not isinstance(payment_method, str) or not payment_method:
+        return _problem(400, "validation_error", "payment_method is required.")
+    attempt_key = f"confirm:{hold_id}:{command['request_id']}"
+
+    async with pool.acquire() as conn:
+        hold = await conn.fetchrow("SELECT * FROM holds WHERE id = $1", hold_id)
+    if hold is None or hold["status"] == "released":
+        return hold_not_found()
+    if hold["user_id"] != command["user_id"]:
+        return _problem(403, "not_your_hold", "This hold belongs to someone else.")
+
+    deadline = time.monotonic() + WAIT_FOR_OTHER_ATTEMPT_SECONDS
+    try:
+        started = await _start_attempt(pool, payments, hold_id, attempt_key, deadline)
+        if not isinstance(started, _Attempt):
+            return started
+        outcome = await payments.charge(
+            idempotency_key=started.key,
+            amount_cents=started.amount_cents,
+            currency=started.currency,
+            payment_method=payment_method,
+            metadata=intent_metadata(str(hold_id), str(started.id), started.ticket_ids),
+        )
+    except PaymentUnavailable as exc:
+        # The attempt stays 'pending'; the webhook or the next confirm settles it.
+        log.warning("stripe unavailable hold_id=%s: %s", hold_id, exc)
+        return payment_unavailable()
+    if isinstance(outcome, PaymentDeclined):
+        await _record_failure(pool, started.id, outcome.code, outcome.payment_intent_id)
+        log.info("payment declined hold_id=%s code=%s", hold_id, outcome.code)
+        return payment_failed(outcome.code)
+    async with pool.acquire() as conn:
+        settled = await settle_success(
+            conn, started.id, outcome.payment_intent_id, started.ticket_ids
+        )
+    return await _reply_for(pool, payments, hold_id, settled)
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    id: uuid.UUID
+    key: str
+    amount_cents: int
+    currency: str
+    ticket_ids: list[int]
+
+
+async def _start_attempt(
+    pool: asyncpg.Pool, payments: Payments, hold_id: uuid.UUID, key: str, deadline: float
+) -> _Attempt | Reply:
+    """Commit a 'pending' attempt row, or answer without charging (already confirmed,
+    expired, already declined, or another attempt of this hold still deciding)."""
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            hold = await conn.fetchrow(
+                "SELECT *, expires_at <= now() AS past FROM holds WHERE id = $1 FOR UPDATE",
+                hold_id,
+            )
+            if hold["status"] == "confirmed":
+                return await booking_reply(conn, hold_id)
+            mine = await conn.fetchrow(
+                "SELECT id, status, failure_code FROM payments WHERE idempotency_key = $1", key
+            )
+            if mine is not None and mine["status"] == "failed":
+                return payment_failed(mine["failure_code"])
+            if hold["status"] != "held" or hold["past"]:
+                return hold_expired()
+            others = await conn.fetch(
+                "SELECT id, now() - created_at AS age FROM payments"
+                " WHERE hold_id = $1 AND status = 'pending' AND idempotency_key <> $2",
+                hold_id,
+                key,
+            )
+            if not others:
+                tickets = await conn.fetch(
+                    "SELECT id FROM tickets WHERE hold_id = $1 AND status = 'reserved' ORDER BY id",
+                    hold_id,
+                )
+                attempt_id = mine["id"] if mine else uuid.uuid4()
+                if mine is None:
+                    await conn.execute(
+                        "INSERT INTO payments (id, hold_id, idempotency_key, amount_cents,"
+                        " currency, status) VALUES ($1, $2, $3, $4, $5, 'pending')",
+                        attempt_id,
+                        hold_id,
+                        key,
+                        hold["amount_cents"],
+                        hold["currency"],
+                    )
+        if not others:
+            if mine is not None:
+                # A redelivered command: Stripe may already have this attempt's intent.
+                reply = await _recover(pool, payments, mine["id"], abandon=False)
+                if reply is not None:
+                    return reply
+            return _Attempt(
+                attempt_id,
+                key,
+                hold["amount_cents"],
+                hold["currency"].strip(),
+                [t["id"] for t in tickets],
+            )
+        stale = [p for p in others if p["age"].total_seconds() > ATTEMPT_LEASE_SECONDS]
+        for attempt in stale:
+            reply = await _recover(pool, payments, attempt["id"], abandon=True)
+            if reply is not None:
+                return reply
+        if len(stale) < len(others):
+            if time.monotonic() > deadline:
+                return _problem(
+                    409, "payment_in_progress", "Another payment for this hold is in progress."
+                )
+            await asyncio.sleep(0.05)
+
+
+async def _recover(
+    pool: asyncpg.Pool, payments: Payments, attempt_id: uuid.UUID, *, abandon: bool
+) -> Reply | None:
+    """Settle an attempt left 'pending' from what Stripe knows of it; None when Stripe never
+    saw it succeed (an abandoned one is then marked failed so a new attempt may start)."""
+    found = await payments.find_attempt(str(attempt_id))
+    if found is not None and found.status == "succeeded":
+        ticket_ids = [int(t) for t in found.metadata.get("ticket_ids", "").split(",") if t]
+        async with pool.acquire() as conn:
+            settled = await settle_success(conn, attempt_id, found.payment_intent_id, ticket_ids)
+        hold_id = uuid.UUID(found.metadata["hold_id"])
+        return await _reply_for(pool, payments, hold_id, settled)
+    if abandon:
+        await _record_failure(
+            pool, attempt_id, "abandoned", found.payment_intent_id if found else None
+        )
+    return None
+
+
+async def _record_failure(
+    pool: asyncpg.Pool, attempt_id: uuid.UUID, code: str, intent_id: str | None
+) -> None:
+    await pool.execute(
+        "UPDATE payments SET status = 'failed', failure_code = $2,"
+        " payment_intent_id = COALESCE($3, payment_intent_id), updated_at = now()"
+        " WHERE id = $1 AND status = 'pending'",
+        attempt_id,
+        code,
+        intent_id,
+    )
+
+
+async def _reply_for(
+    pool: asyncpg.Pool, payments: Payments, hold_id: uuid.UUID, settled: Settled
+) -> Reply:
+    if settled.refund_due:
+        await complete_due_refunds(pool, payments)
+    if settled.booking_id is None:
+        return hold_expired()
+    async with pool.acquire() as conn:
+        status, body = await booking_reply(conn, hold_id)
+    if body.get("status") == "refunded":
+        return _problem(
+            409,
+            "hold_expired",
+            "The hold expired and its seats were taken before the payment completed;"
+            " the payment is refunded.",
+        )
+    return status, body
+
+
+async def settle_success(
+    conn: asyncpg.Connection, attempt_id: uuid.UUID, intent_id: str, ticket_ids: list[int]
+) -> Settled:
+    """Record a payment Stripe reports succeeded, once. Books the seats if they are still
+    this hold's or free (a late payment after expiry is honoured that way); otherwise, or
+    if the hold was already booked by another attempt, marks the payment as owing a refund
+    (status 'succeeded' with a failure_code) for :func:`complete_due_refunds`."""
+    async with conn.transaction():
+        payment = await conn.fetchrow("SELECT * FROM payments WHERE id = $1 FOR UPDATE", attempt_id)
+        if payment is None:
+            raise LookupError(f"unknown payment attempt {attempt_id}")
+        hold_id = payment["hold_id"]
+        hold = await conn.fetchrow("SELECT * FROM holds WHERE id = $1 FOR UPDATE", hold_id)
+        if payment["status"] in ("succeeded", "refunded"):  # already settled
+            return Settled(payment["booking_id"], payment["failure_code"] is not None)
+        booking = await conn.fetchrow("SELECT id FROM bookings WHERE hold_id = $1", hold_id)
+        # Lock in id order, like every other writer of tickets, so we cannot deadlock.
+        tickets = await conn.fetch(
+            "SELECT id, status, hold_id FROM tickets WHERE id = ANY($1::bigint[])"
+            " AND event_id = $2 ORDER BY id FOR UPDATE",
+            ticket_ids,
+            hold["event_id"],
+        )
+        free = (
+            bool(ticket_ids)
+            and len(tickets) == len(set(ticket_ids))
+            and all(
+                t["status"] == "available"
+                or (t["status"] == "reserved" and t["hold_id"] == hold_id)
+                for t in tickets
+            )
+        )
+        if booking is not None:
+            reason, booking_id = "duplicate_charge", booking["id"]
+        elif free:
+            reason, booking_id = None, uuid.uuid4()
+            await _book(conn, hold, booking_id, intent_id, ticket_ids)
+        else:
+            reason, booking_id = "seats_taken", uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO bookings (id, hold_id, event_id, user_id, status, amount_cents,"
+                " currency, payment_intent_id) VALUES ($1, $2, $3, $4, 'refunded', $5, $6, $7)",
+                booking_id,
+                hold_id,
+                hold["event_id"],
+                hold["user_id"],
+                payment["amount_cents"],
+                payment["currency"],
+                intent_id,
+            )
+        await conn.execute(
+            "UPDATE payments SET status = 'succeeded', payment_intent_id = $2, booking_id = $3,"
+            " failure_code = $4, updated_at = now() WHERE id = $1",
+            attempt_id,
+            intent_id,
+            booking_id,
+            reason,
+        )
+    log.info(
+        "payment settled hold_id=%s attempt=%s intent=%s outcome=%s",
+        hold_id,
+        attempt_id,
+        intent_id,
+        reason or "booked",
+    )
+    return Settled(booking_id, reason is not None)
+
+
+async def _book(
+    conn: asyncpg.Connection,
+    hold: asyncpg.Record,
+    booking_id: uuid.UUID,
+    intent_id: str,
+    ticket_ids: list[int],
+) -> None:
+    await conn.execute(
+        "INSERT INTO bookings (id, hold_id, event_id, user_id, status, amount_cents, currency,"
+        " payment_intent_id) VALUES ($1, $2, $3, $4, 'confirmed', $5, $6, $7)",
+        booking_id,
+        hold["id"],
+        hold["event_id"],
+        hold["user_id"],
+        hold["amount_cents"],
+        hold["currency"],
+        intent_id,
+    )
+    await conn.execute(
+        "UPDATE tickets SET status = 'booked', hold_id = $2, booking_id = $3"
+        " WHERE id = ANY($1::bigint[])",
+        ticket_ids,
+        hold["id"],
+        booking_id,
+    )
+    await conn.execute("UPDATE holds SET status = 'confirmed' WHERE id = $1", hold["id"])
+    await record_event_changed(conn, hold["event_id"], "availability")
+
+
+async def complete_due_refunds(pool: asyncpg.Pool, payments: Payments) -> int:
+    """Refund every payment settled as owing one. Safe to run anywhere, any time: the
+    refund's idempotency key is the attempt's, and a crash before the status update only
+    means the next run asks Stripe again."""
+    due = await pool.fetch(
+        "SELECT id, payment_intent_id FROM payments"
+        " WHERE status = 'succeeded' AND failure_code IS NOT NULL ORDER BY created_at"
+    )
+    for payment in due:
+        key = f"refund:{payment['id']}"
+        await payments.refund(payment["payment_intent_id"], idempotency_key=key)
+        await pool.execute(
+            "UPDATE payments SET status = 'refunded', updated_at = now() WHERE id = $1",
+            payment["id"],
+        )
+    return len(due)
+
+
+async def booking_reply(conn: asyncpg.Connection, hold_id: uuid.UUID) -> Reply:
+    booking = await conn.fetchrow("SELECT * FROM bookings WHERE hold_id = $1", hold_id)
+    if booking is None:
+        return hold_not_found()
+    return 201, await booking_body(conn, booking)
+
+
+async def booking_body(conn: asyncpg.Connection, booking: asyncpg.Record) -> dict[str, Any]:
+    tickets = await conn.fetch(
+        'SELECT id, section, "row", number, price_cents FROM tickets WHERE booking_id = $1'
+        " ORDER BY id",
+        booking["id"],
+    )
+    return {
+        "booking_id": str(booking["id"]),
+        "hold_id": str(booking["hold_id"]),
+        "status": booking["status"],
+        "tickets": [
+            {
+                "id": t["id"],
+                "seat": {"section": t["section"], "row": t["row"], "number": t["number"]},
+                "price_cents": t["price_cents"],
+            }
+            for t in tickets
+        ],
+        "amount_cents": booking["amount_cents"],
+        "currency": booking["currency"].strip(),
+        "payment_intent_id": booking["payment_intent_id"],
+        "created_at": booking["created_at"].isoformat(),
+    }

@@ -1,0 +1,103 @@
+"""The STRIPE_EVENT command: a verified webhook event, applied once.
+
+The event id is inserted into ``stripe_webhook_events`` in the same transaction as its
+effect, so a replayed delivery finds the row and changes nothing. The effect itself is
+idempotent too (:func:`booking_worker.confirm.settle_success` settles an attempt once), so
+an event that reaches us after the synchronous confirm already booked is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+
+from booking_worker.confirm import (
+    Reply,
+    complete_due_refunds,
+    payment_resources,
+    settle_success,
+)
+from booking_worker.handlers import Context
+from ticketing.payments import Payments, PaymentUnavailable
+from ticketing.problems import Problem
+
+log = logging.getLogger(__name__)
+
+
+async def handle_stripe_event(
+    ctx: Context, conn: asyncpg.Connection, command: dict[str, Any]
+) -> Reply:
+    """Works on its own connection: a refund owed must be committed before Stripe is asked
+    for it, which the batch transaction of ``conn`` would not allow."""
+    pool, payments = await payment_resources(ctx)
+    event = command.get("event")
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str):
+        return 400, Problem(400, "validation_error", "event must be a Stripe event").to_dict()
+    try:
+        return await apply_stripe_event(pool, payments, event)
+    except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError, PaymentUnavailable):
+        # Not stored: Stripe delivers the webhook again and we apply it then.
+        problem = Problem(503, "backend_unavailable", "Try the delivery again.")
+        return 503, problem.to_dict()
+
+
+async def apply_stripe_event(
+    pool: asyncpg.Pool, payments: Payments, event: dict[str, Any]
+) -> Reply:
+    refund_due = False
+    async with pool.acquire() as conn, conn.transaction():
+        inserted = await conn.fetchval(
+            "INSERT INTO stripe_webhook_events (id, type, payload) VALUES ($1, $2, $3::jsonb)"
+            " ON CONFLICT (id) DO NOTHING RETURNING true",
+            event["id"],
+            str(event.get("type")),
+            json.dumps(event),
+        )
+        if not inserted:
+            log.info("stripe event replayed, ignored event_id=%s", event["id"])
+            return 200, {"received": True, "duplicate": True}
+        refund_due = await _apply(conn, event)
+    if refund_due:
+        await complete_due_refunds(pool, payments)
+    return 200, {"received": True, "duplicate": False}
+
+
+async def _apply(conn: asyncpg.Connection, event: dict[str, Any]) -> bool:
+    """Apply one event inside the dedupe transaction; True when a refund is now owed."""
+    kind = event.get("type")
+    intent = (event.get("data") or {}).get("object") or {}
+    metadata = intent.get("metadata") or {}
+    attempt_id = _uuid(metadata.get("attempt_id"))
+    if kind not in ("payment_intent.succeeded", "payment_intent.payment_failed"):
+        return False
+    known = attempt_id is not None and await conn.fetchval(
+        "SELECT true FROM payments WHERE id = $1", attempt_id
+    )
+    if not known:
+        log.warning("stripe event for no attempt of ours event_id=%s", event["id"])
+        return False
+    if kind == "payment_intent.succeeded":
+        ticket_ids = [int(t) for t in str(metadata.get("ticket_ids", "")).split(",") if t]
+        settled = await settle_success(conn, attempt_id, intent["id"], ticket_ids)
+        return settled.refund_due
+    error = intent.get("last_payment_error") or {}
+    await conn.execute(
+        "UPDATE payments SET status = 'failed', failure_code = $2,"
+        " payment_intent_id = COALESCE(payment_intent_id, $3), updated_at = now()"
+        " WHERE id = $1 AND status = 'pending'",
+        attempt_id,
+        error.get("code") or "payment_failed",
+        intent.get("id"),
+    )
+    return False
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

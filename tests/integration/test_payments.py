@@ -1,0 +1,256 @@
+"""Confirm and Stripe events against real Postgres and localstripe, calling the handlers
+directly: declines keep the hold, confirming twice charges once, a payment that succeeded
+while we were not looking is settled (booked or refunded), webhook replays change nothing."""
+
+# ruff: noqa: F811  (pytest fixtures imported from tests.payments_support)
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from booking_worker.confirm import confirm_hold
+from booking_worker.stripe_events import apply_stripe_event
+from tests.payments_support import (
+    WEBHOOK_SECRET,
+    HeldSeats,
+    LocalStripe,
+    expire_hold,
+    hold_seats,
+    localstripe,  # noqa: F401 (fixture)
+    payment_settings,  # noqa: F401 (fixture)
+    seed_event,
+)
+from ticketing.config import Settings
+from ticketing.payments import (
+    InvalidSignature,
+    Payments,
+    PaymentSucceeded,
+    intent_metadata,
+    verify_webhook,
+)
+
+
+@pytest.fixture(scope="module")
+async def pool(payment_settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(payment_settings.database_url, min_size=1, max_size=6)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="module")
+async def payments(payment_settings: Settings) -> AsyncIterator[Payments]:
+    client = Payments(payment_settings)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def held(pool: asyncpg.Pool) -> HeldSeats:
+    async with pool.acquire() as conn:
+        event_id = await seed_event(conn)
+        return await hold_seats(conn, event_id, "fan-" + uuid.uuid4().hex[:8])
+
+
+def confirm_command(held: HeldSeats, pm: str, request_id: str | None = None, **kw: Any) -> dict:
+    return {
+        "type": "booking.confirm", "v": 1, "request_id": request_id or uuid.uuid4().hex,
+        "user_id": held.user_id, "roles": [], "hold_id": str(held.hold_id),
+        "payment_method": pm, **kw,
+    }
+
+
+async def ticket_states(pool: asyncpg.Pool, ids: list[int]) -> list[str]:
+    rows = await pool.fetch("SELECT status FROM tickets WHERE id = ANY($1) ORDER BY id", ids)
+    return [str(r["status"]) for r in rows]
+
+
+async def payment_rows(pool: asyncpg.Pool, hold_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT * FROM payments WHERE hold_id = $1 ORDER BY created_at", hold_id
+    )
+
+
+async def test_a_declined_card_answers_402_keeps_the_hold_and_a_retry_books(
+    pool: asyncpg.Pool, payments: Payments, held: HeldSeats, localstripe: LocalStripe
+) -> None:
+    status, body = await confirm_hold(
+        pool, payments, confirm_command(held, "pm_card_chargeCustomerFail")
+    )
+    assert (status, body["code"]) == (402, "payment_failed")
+    assert await ticket_states(pool, held.ticket_ids) == ["reserved", "reserved"]
+    assert await pool.fetchval("SELECT status FROM holds WHERE id = $1", held.hold_id) == "held"
+
+    status, booking = await confirm_hold(pool, payments, confirm_command(held, "pm_card_visa"))
+    assert status == 201, booking
+    assert booking["status"] == "confirmed"
+    assert [t["id"] for t in booking["tickets"]] == held.ticket_ids
+    assert booking["amount_cents"] == 5000 and booking["currency"] == "EUR"
+    assert await ticket_states(pool, held.ticket_ids) == ["booked", "booked"]
+    attempts = await payment_rows(pool, held.hold_id)
+    assert [a["status"] for a in attempts] == ["failed", "succeeded"]
+    assert len({a["idempotency_key"] for a in attempts}) == 2
+    assert attempts[1]["payment_intent_id"] == booking["payment_intent_id"]
+    announced = await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE aggregate_id = $1 AND payload->>'reason' ="
+        " 'availability'",
+        str(held.event_id),
+    )
+    assert announced == 1
+
+
+async def test_confirming_twice_returns_the_same_booking_and_charges_once(
+    pool: asyncpg.Pool, payments: Payments, held: HeldSeats, localstripe: LocalStripe
+) -> None:
+    first = await confirm_hold(pool, payments, confirm_command(held, "pm_card_visa"))
+    again = await confirm_hold(pool, payments, confirm_command(held, "pm_card_visa"))
+    assert first[0] == again[0] == 201
+    assert first[1] == again[1]
+    assert len(localstripe.intents_for_hold(held.hold_id)) == 1
+
+
+async def test_two_confirms_at_once_charge_once(
+    pool: asyncpg.Pool, payments: Payments, held: HeldSeats, localstripe: LocalStripe
+) -> None:
+    replies = await asyncio.gather(
+        *(confirm_hold(pool, payments, confirm_command(held, "pm_card_visa")) for _ in range(3))
+    )
+    assert [status for status, _ in replies] == [201, 201, 201]
+    assert len({body["booking_id"] for _, body in replies}) == 1
+    assert len(localstripe.intents_for_hold(held.hold_id)) == 1
+
+
+async def test_someone_elses_hold_is_403_and_an_unknown_one_404(
+    pool: asyncpg.Pool, payments: Payments, held: HeldSeats
+) -> None:
+    status, body = await confirm_hold(
+        pool, payments, confirm_command(held, "pm_card_visa", user_id="mallory")
+    )
+    assert (status, body["code"]) == (403, "not_your_hold")
+    status, body = await confirm_hold(
+        pool, payments, confirm_command(held, "pm_card_visa", hold_id=str(uuid.uuid4()))
+    )
+    assert (status, body["code"]) == (404, "hold_not_found")
+
+
+async def test_an_expired_hold_is_409_and_nothing_is_charged(
+    pool: asyncpg.Pool, payments: Payments, held: HeldSeats, localstripe: LocalStripe
+) -> None:
+    async with pool.acquire() as conn:
+        await expire_hold(conn, held.hold_id)
+    status, body = await confirm_hold(pool, payments, confirm_command(held, "pm_card_visa"))
+    assert (status, body["code"]) == (409, "hold_expired")
+    assert localstripe.intents_for_hold(held.hold_id) == []
+
+
+async def charge_then_crash(
+    pool: asyncpg.Pool, payments: Payments, held: HeldSeats, request_id: str
+) -> dict:
+    """What a worker leaves when it dies right after Stripe said yes: a pending attempt and
+    a succeeded PaymentIntent. Returns the payment_intent.succeeded event Stripe sends."""
+    attempt_id = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO payments (id, hold_id, idempotency_key, amount_cents, currency, status)"
+        " VALUES ($1, $2, $3, 5000, 'EUR', 'pending')",
+        attempt_id, held.hold_id, f"confirm:{held.hold_id}:{request_id}",
+    )
+    metadata = intent_metadata(str(held.hold_id), str(attempt_id), held.ticket_ids)
+    outcome = await payments.charge(
+        idempotency_key=f"confirm:{held.hold_id}:{request_id}", amount_cents=5000,
+        currency="EUR", payment_method="pm_card_visa", metadata=metadata,
+    )
+    assert isinstance(outcome, PaymentSucceeded)
+    intent = {"id": outcome.payment_intent_id, "object": "payment_intent",
+              "status": "succeeded", "metadata": metadata}
+    return {"id": "evt_" + uuid.uuid4().hex, "type": "payment_intent.succeeded",
+            "data": {"object": intent}}
+
+
+async def test_a_redelivered_confirm_settles_the_charge_it_already_made(
+    pool: asyncpg.Pool, payments: Payments, held: HeldSeats, localstripe: LocalStripe
+) -> None:
+    await charge_then_crash(pool, payments, held, "req-crashed")
+    status, booking = await confirm_hold(
+        pool, payments, confirm_command(held, "pm_card_visa", request_id="req-crashed")
+    )
+    assert status == 201 and booking["status"] == "confirmed"
+    assert len(localstripe.intents_for_hold(held.hold_id)) == 1
+
+
+async def test_late_payment_after_expiry_is_honoured_while_the_seats_are_free(
+    pool: asyncpg.Pool, payments: Payments, held: HeldSeats
+) -> None:
+    event = await charge_then_crash(pool, payments, held, "req-late")
+    async with pool.acquire() as conn:
+        await expire_hold(conn, held.hold_id)
+    assert await apply_stripe_event(pool, payments, event) == (
+        200, {"received": True, "duplicate": False}
+    )
+    booking = await pool.fetchrow("SELECT * FROM bookings WHERE hold_id = $1", held.hold_id)
+    assert booking["status"] == "confirmed"
+    assert await ticket_states(pool, held.ticket_ids) == ["booked", "booked"]
+    assert [p["status"] for p in await payment_rows(pool, held.hold_id)] == ["succeeded"]
+    assert await pool.fetchval("SELECT status FROM holds WHERE id = $1", held.hold_id) == (
+        "confirmed"
+    )
+
+
+async def test_late_payment_is_refunded_when_someone_else_took_the_seats(
+    pool: asyncpg.Pool, payments: Payments, held: HeldSeats, localstripe: LocalStripe
+) -> None:
+    event = await charge_then_crash(pool, payments, held, "req-too-late")
+    async with pool.acquire() as conn:
+        await expire_hold(conn, held.hold_id)
+        rival = await hold_seats(conn, held.event_id, "rival", count=4)
+    assert set(held.ticket_ids) <= set(rival.ticket_ids)
+
+    await apply_stripe_event(pool, payments, event)
+    booking = await pool.fetchrow("SELECT * FROM bookings WHERE hold_id = $1", held.hold_id)
+    assert booking["status"] == "refunded"
+    [payment] = await payment_rows(pool, held.hold_id)
+    assert (payment["status"], payment["failure_code"]) == ("refunded", "seats_taken")
+    assert await ticket_states(pool, held.ticket_ids) == ["reserved", "reserved"]
+    [intent] = localstripe.intents_for_hold(held.hold_id)
+    charge = intent["latest_charge"]
+    charge = charge if isinstance(charge, dict) else {}
+    assert charge.get("refunded") or charge.get("amount_refunded") == 5000, intent
+
+
+async def test_a_replayed_webhook_changes_nothing(
+    pool: asyncpg.Pool, payments: Payments, held: HeldSeats
+) -> None:
+    event = await charge_then_crash(pool, payments, held, "req-replay")
+    first = await apply_stripe_event(pool, payments, event)
+    second = await apply_stripe_event(pool, payments, event)
+    assert first[1]["duplicate"] is False and second[1]["duplicate"] is True
+    assert await pool.fetchval(
+        "SELECT count(*) FROM bookings WHERE hold_id = $1", held.hold_id
+    ) == 1
+    assert await pool.fetchval(
+        "SELECT count(*) FROM stripe_webhook_events WHERE id = $1", event["id"]
+    ) == 1
+
+
+def signed(payload: bytes, secret: str, at: int | None = None) -> str:
+    at = at or int(time.time())
+    digest = hmac.new(secret.encode(), b"%d.%s" % (at, payload), hashlib.sha256).hexdigest()
+    return f"t={at},v1={digest}"
+
+
+def test_webhook_signatures_are_checked() -> None:
+    payload = json.dumps({"id": "evt_1", "object": "event", "type": "x", "data": {}}).encode()
+    assert verify_webhook(payload, signed(payload, WEBHOOK_SECRET), WEBHOOK_SECRET)["id"] == (
+        "evt_1"
+    )
+    for header in (signed(payload, "whsec_other"), None, "garbage",
+                   signed(payload, WEBHOOK_SECRET, at=int(time.time()) - 3600)):
+        with pytest.raises(InvalidSignature):
+            verify_webhook(payload, header, WEBHOOK_SECRET)

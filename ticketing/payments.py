@@ -1,0 +1,150 @@
+"""The Stripe adapter: charge, refund, find an attempt's PaymentIntent, verify webhooks.
+
+Everything else talks to Stripe only through :class:`Payments`, which speaks the official
+``stripe`` SDK's async methods over aiohttp (no thread per call) to ``stripe_api_base``
+(localstripe in development and tests). Results are plain values; a declined card is a
+:class:`PaymentDeclined` result, not an exception, because the caller must record it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+
+from ticketing.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Network failures must surface quickly: the caller's attempt row stays 'pending' and is
+# resolved later (webhook, or the next confirm's look-up), so a retry here gains nothing.
+_NETWORK_RETRIES = 0
+
+
+class PaymentUnavailable(Exception):
+    """Stripe did not answer, or answered something other than a card decision."""
+
+
+class InvalidSignature(ValueError):
+    """A webhook whose Stripe-Signature does not match its payload and our secret."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSucceeded:
+    payment_intent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentDeclined:
+    code: str
+    message: str
+    payment_intent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FoundIntent:
+    payment_intent_id: str
+    status: str  # Stripe's: succeeded, requires_payment_method, processing, canceled...
+    metadata: dict[str, str]
+
+
+def intent_metadata(hold_id: str, attempt_id: str, ticket_ids: list[int]) -> dict[str, str]:
+    """What a PaymentIntent carries so a webhook alone can complete or refund its booking
+    (the hold's seats may have been released by then, so they travel with the payment)."""
+    return {
+        "hold_id": hold_id,
+        "attempt_id": attempt_id,
+        "ticket_ids": ",".join(str(t) for t in ticket_ids),
+    }
+
+
+class Payments:
+    def __init__(self, settings: Settings) -> None:
+        self._http = stripe.AIOHTTPClient()
+        self._client = stripe.StripeClient(
+            settings.stripe_api_key,
+            base_addresses={"api": settings.stripe_api_base},
+            http_client=self._http,
+            max_network_retries=_NETWORK_RETRIES,
+        )
+
+    async def close(self) -> None:
+        await self._http.close_async()
+
+    async def charge(
+        self,
+        *,
+        idempotency_key: str,
+        amount_cents: int,
+        currency: str,
+        payment_method: str,
+        metadata: dict[str, str],
+    ) -> PaymentSucceeded | PaymentDeclined:
+        """Create and confirm one PaymentIntent for one payment attempt."""
+        params: dict[str, Any] = {
+            "amount": amount_cents,
+            "currency": currency.lower(),
+            "payment_method": payment_method,
+            "confirm": True,
+            "metadata": metadata,
+        }
+        try:
+            intent = await self._client.v1.payment_intents.create_async(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.CardError as exc:
+            error = getattr(exc, "error", None)
+            intent_id = getattr(getattr(error, "payment_intent", None), "id", None)
+            return PaymentDeclined(exc.code or "card_declined", exc.user_message or "", intent_id)
+        except stripe.InvalidRequestError as exc:
+            # An unknown or unusable payment method is the fan's to fix, like a decline.
+            if exc.http_status in (400, 404):
+                return PaymentDeclined(exc.code or "invalid_payment_method", str(exc.user_message))
+            raise PaymentUnavailable(str(exc)) from exc
+        except stripe.StripeError as exc:
+            raise PaymentUnavailable(str(exc)) from exc
+        if intent.status == "succeeded":
+            return PaymentSucceeded(intent.id)
+        return PaymentDeclined(intent.status, "The payment did not complete.", intent.id)
+
+    async def refund(self, payment_intent_id: str, *, idempotency_key: str) -> str:
+        try:
+            refund = await self._client.v1.refunds.create_async(
+                params={"payment_intent": payment_intent_id},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise PaymentUnavailable(str(exc)) from exc
+        log.info("refunded payment_intent=%s refund=%s", payment_intent_id, refund.id)
+        return refund.id
+
+    async def find_attempt(self, attempt_id: str) -> FoundIntent | None:
+        """The PaymentIntent an attempt created, if it got that far (crash recovery).
+
+        Lists recent intents rather than using the search API, which localstripe lacks;
+        an attempt is looked up within minutes of its creation, so recent is enough."""
+        try:
+            page = await self._client.v1.payment_intents.list_async(params={"limit": 100})
+        except stripe.StripeError as exc:
+            raise PaymentUnavailable(str(exc)) from exc
+        for intent in page.data:
+            metadata = intent.to_dict().get("metadata") or {}
+            if metadata.get("attempt_id") == attempt_id:
+                return FoundIntent(intent.id, intent.status, metadata)
+        return None
+
+
+def verify_webhook(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
+    """The event a correctly signed webhook carries, as a plain dict."""
+    if not signature:
+        raise InvalidSignature("missing Stripe-Signature header")
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, secret)
+    except stripe.SignatureVerificationError as exc:
+        raise InvalidSignature(str(exc)) from exc
+    except ValueError as exc:  # not JSON
+        raise InvalidSignature("payload is not a JSON event") from exc
+    return event.to_dict()
