@@ -87,7 +87,8 @@ def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         "TICKETING_TYPESENSE_DATA_DIR": str(workdir / "typesense"),
         "TICKETING_JWT_SECRET": f"stack-secret-{RUN_ID}-0123456789abcdef",
     }
-    for name in ("GATEWAY", "CATALOG", "WAITINGROOM", "SEARCH_SYNC_METRICS", "TYPESENSE"):
+    for name in ("GATEWAY", "CATALOG", "WAITINGROOM", "SEARCH_SYNC_METRICS", "TYPESENSE",
+                 "LOCALSTRIPE"):
         env[f"TICKETING_{name}_PORT"] = str(free_port())
     env["TICKETING_TYPESENSE_URL"] = f"http://127.0.0.1:{env['TICKETING_TYPESENSE_PORT']}"
 
