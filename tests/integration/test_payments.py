@@ -62,9 +62,14 @@ async def held(pool: asyncpg.Pool) -> HeldSeats:
 
 def confirm_command(held: HeldSeats, pm: str, request_id: str | None = None, **kw: Any) -> dict:
     return {
-        "type": "booking.confirm", "v": 1, "request_id": request_id or uuid.uuid4().hex,
-        "user_id": held.user_id, "roles": [], "hold_id": str(held.hold_id),
-        "payment_method": pm, **kw,
+        "type": "booking.confirm",
+        "v": 1,
+        "request_id": request_id or uuid.uuid4().hex,
+        "user_id": held.user_id,
+        "roles": [],
+        "hold_id": str(held.hold_id),
+        "payment_method": pm,
+        **kw,
     }
 
 
@@ -160,18 +165,30 @@ async def charge_then_crash(
     await pool.execute(
         "INSERT INTO payments (id, hold_id, idempotency_key, amount_cents, currency, status)"
         " VALUES ($1, $2, $3, 5000, 'EUR', 'pending')",
-        attempt_id, held.hold_id, f"confirm:{held.hold_id}:{request_id}",
+        attempt_id,
+        held.hold_id,
+        f"confirm:{held.hold_id}:{request_id}",
     )
     metadata = intent_metadata(str(held.hold_id), str(attempt_id), held.ticket_ids)
     outcome = await payments.charge(
-        idempotency_key=f"confirm:{held.hold_id}:{request_id}", amount_cents=5000,
-        currency="EUR", payment_method="pm_card_visa", metadata=metadata,
+        idempotency_key=f"confirm:{held.hold_id}:{request_id}",
+        amount_cents=5000,
+        currency="EUR",
+        payment_method="pm_card_visa",
+        metadata=metadata,
     )
     assert isinstance(outcome, PaymentSucceeded)
-    intent = {"id": outcome.payment_intent_id, "object": "payment_intent",
-              "status": "succeeded", "metadata": metadata}
-    return {"id": "evt_" + uuid.uuid4().hex, "type": "payment_intent.succeeded",
-            "data": {"object": intent}}
+    intent = {
+        "id": outcome.payment_intent_id,
+        "object": "payment_intent",
+        "status": "succeeded",
+        "metadata": metadata,
+    }
+    return {
+        "id": "evt_" + uuid.uuid4().hex,
+        "type": "payment_intent.succeeded",
+        "data": {"object": intent},
+    }
 
 
 async def test_a_redelivered_confirm_settles_the_charge_it_already_made(
@@ -192,7 +209,8 @@ async def test_late_payment_after_expiry_is_honoured_while_the_seats_are_free(
     async with pool.acquire() as conn:
         await expire_hold(conn, held.hold_id)
     assert await apply_stripe_event(pool, payments, event) == (
-        200, {"received": True, "duplicate": False}
+        200,
+        {"received": True, "duplicate": False},
     )
     booking = await pool.fetchrow("SELECT * FROM bookings WHERE hold_id = $1", held.hold_id)
     assert booking["status"] == "confirmed"
@@ -231,12 +249,13 @@ async def test_a_replayed_webhook_changes_nothing(
     first = await apply_stripe_event(pool, payments, event)
     second = await apply_stripe_event(pool, payments, event)
     assert first[1]["duplicate"] is False and second[1]["duplicate"] is True
-    assert await pool.fetchval(
-        "SELECT count(*) FROM bookings WHERE hold_id = $1", held.hold_id
-    ) == 1
-    assert await pool.fetchval(
-        "SELECT count(*) FROM stripe_webhook_events WHERE id = $1", event["id"]
-    ) == 1
+    assert (
+        await pool.fetchval("SELECT count(*) FROM bookings WHERE hold_id = $1", held.hold_id) == 1
+    )
+    assert (
+        await pool.fetchval("SELECT count(*) FROM stripe_webhook_events WHERE id = $1", event["id"])
+        == 1
+    )
 
 
 def signed(payload: bytes, secret: str, at: int | None = None) -> str:
@@ -250,7 +269,11 @@ def test_webhook_signatures_are_checked() -> None:
     assert verify_webhook(payload, signed(payload, WEBHOOK_SECRET), WEBHOOK_SECRET)["id"] == (
         "evt_1"
     )
-    for header in (signed(payload, "whsec_other"), None, "garbage",
-                   signed(payload, WEBHOOK_SECRET, at=int(time.time()) - 3600)):
+    for header in (
+        signed(payload, "whsec_other"),
+        None,
+        "garbage",
+        signed(payload, WEBHOOK_SECRET, at=int(time.time()) - 3600),
+    ):
         with pytest.raises(InvalidSignature):
             verify_webhook(payload, header, WEBHOOK_SECRET)
