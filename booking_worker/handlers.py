@@ -87,7 +87,7 @@ async def not_available_yet(ctx: Context, conn: asyncpg.Connection, command: dic
 
 
 def build_handlers() -> dict[str, Handler]:
-    from booking_worker import queries, holds  # noqa: PLC0415 (avoid an import cycle)
+    from booking_worker import holds, queries  # noqa: PLC0415 (avoid an import cycle)
 
     table: dict[str, Handler] = {
         RESERVE: holds.reserve,

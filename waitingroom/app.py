@@ -1,4 +1,4 @@
-"""The waitingroom service's application."""
+"""The waitingroom service's application: dev tokens and the booking front door."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from aiohttp import web
 from ticketing.auth import dev_token_routes
 from ticketing.config import Settings
 from ticketing.web import create_base_app
+from waitingroom.booking_routes import booking_routes, rpc_ctx
 
 
 def create_app(settings: Settings) -> web.Application:
     app = create_base_app(settings, "waitingroom")
+    app.cleanup_ctx.append(rpc_ctx)
     app.router.add_routes(dev_token_routes(settings))
+    app.router.add_routes(booking_routes())
     return app

@@ -1,0 +1,118 @@
+"""Applying a batch of commands in ONE Postgres transaction, each in its own savepoint.
+
+A refused or failing command rolls back only its savepoint; its reply (and every other
+command's) is stored in ``processed_commands`` in the same transaction, so after a crash
+either all of a batch's effects and replies exist or none do, and a redelivered command
+finds its reply instead of acting twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from booking_worker.handlers import READ_ONLY, Context, Handler
+from booking_worker.metrics import REPLAYED
+from ticketing.problems import Problem
+
+log = logging.getLogger(__name__)
+
+# Lost a race with another transaction: retry the batch, one command per transaction.
+RETRYABLE = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.LockNotAvailableError,
+)
+# The database or the connection is gone: requeue, never answer.
+CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: int
+    body: dict[str, Any] | None
+    replayed: bool = False
+    failed: str | None = None  # a bug: answered 500 and dead-lettered with this reason
+
+
+async def apply_batch(
+    ctx: Context, conn: asyncpg.Connection, handlers: dict[str, Handler], commands: list[dict]
+) -> list[Outcome]:
+    """Every command of the batch, committed together."""
+    async with conn.transaction():
+        return [await apply_one(ctx, conn, handlers, command) for command in commands]
+
+
+async def apply_one(
+    ctx: Context, conn: asyncpg.Connection, handlers: dict[str, Handler], command: dict
+) -> Outcome:
+    kind, request_id = command["type"], command["request_id"]
+    store = kind not in READ_ONLY
+    if store:
+        stored = await _stored_reply(conn, request_id)
+        if stored is not None:
+            return stored
+    try:
+        async with conn.transaction():  # a savepoint inside the batch
+            status, body = await handlers[kind](ctx, conn, command)
+            if store and status < 500:
+                await _store(conn, command, status, body)
+        return Outcome(status, body)
+    except Problem as problem:
+        outcome = Outcome(problem.status, problem.to_dict())
+    except asyncpg.UniqueViolationError as exc:
+        # The same request_id was committed by another worker meanwhile (a client retry
+        # racing its original): answer what that one answered.
+        stored = await _stored_reply(conn, request_id) if store else None
+        if stored is not None:
+            return stored
+        return _failed(command, exc)
+    except (*RETRYABLE, *CONNECTION_ERRORS):
+        raise
+    except Exception as exc:  # a bug in a handler: never guess, park the command
+        return _failed(command, exc)
+    if store and outcome.status < 500:
+        try:
+            async with conn.transaction():
+                await _store(conn, command, outcome.status, outcome.body)
+        except asyncpg.UniqueViolationError:
+            stored = await _stored_reply(conn, request_id)
+            if stored is not None:
+                return stored
+            raise
+    return outcome
+
+
+def _failed(command: dict, exc: BaseException) -> Outcome:
+    log.exception(
+        "booking command %s request_id=%s failed",
+        command["type"],
+        command["request_id"],
+        exc_info=exc,
+    )
+    problem = Problem(500, "internal_error", "Something went wrong on our side; it was logged.")
+    return Outcome(500, problem.to_dict(), failed=f"{type(exc).__name__}: {exc}")
+
+
+async def _stored_reply(conn: asyncpg.Connection, request_id: str) -> Outcome | None:
+    raw = await conn.fetchval(
+        "SELECT reply FROM processed_commands WHERE request_id = $1", request_id
+    )
+    if raw is None:
+        return None
+    REPLAYED.inc()
+    reply = json.loads(raw)
+    return Outcome(reply["status"], reply["body"], replayed=True)
+
+
+async def _store(conn: asyncpg.Connection, command: dict, status: int, body: Any) -> None:
+    await conn.execute(
+        "INSERT INTO processed_commands (request_id, type, reply) VALUES ($1, $2, $3::jsonb)",
+        command["request_id"],
+        command["type"],
+        json.dumps({"status": status, "body": body}),
+    )

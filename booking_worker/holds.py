@@ -1,0 +1,292 @@
+"""Reserve and release: the handlers that create and end holds, and hold expiry.
+
+Seat rows are only ever taken with ``FOR UPDATE SKIP LOCKED`` followed by a conditional
+update, so concurrent workers never wait on each other's seats (no lock queues, no
+deadlocks on tickets) and a seat is granted to at most one live hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+
+from booking_worker.handlers import Context, Reply
+from booking_worker.metrics import HOLDS_EXPIRED
+from ticketing.db.outbox import record_event_changed
+from ticketing.domain.booking import LimitExceeded, Seat, check_cap, choose_seats
+from ticketing.problems import Problem
+from ticketing.validation import MAX_ID, rfc3339
+
+log = logging.getLogger(__name__)
+
+# Free seats locked per best-available request to look for an adjacent run among.
+CANDIDATES = 200
+
+
+def unsafe_reserve(ctx: Context) -> bool:
+    """The race test's control switch: read-then-write without the status condition. Only
+    honoured when TICKETING_ENV=test, so no deployment can turn the protection off."""
+    return ctx.settings.env == "test" and ctx.settings.extra.get("TICKETING_UNSAFE_RESERVE") == "1"
+
+
+async def reserve(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any]) -> Reply:
+    event_id = command.get("event_id")
+    if not is_id(event_id):
+        raise Problem(404, "event_not_found", "No such event.")
+    event = await conn.fetchrow(
+        "SELECT id, queue_enabled, currency FROM events WHERE id = $1", event_id
+    )
+    if event is None:
+        raise Problem(404, "event_not_found", "No such event.")
+    if event["queue_enabled"] and command.get("admitted") is not True:
+        raise Problem(
+            403, "admission_required", "This event has a waiting room: join the queue first."
+        )
+    ticket_ids, quantity, section = _request_of(command)
+    user_id = command["user_id"]
+    requested = len(ticket_ids) if ticket_ids else quantity
+    # One fan's concurrent requests for one event take turns, so the cap holds across workers.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))", user_id, event_id)
+    await expire_holds(conn, event_id=event_id)
+    already = await conn.fetchval(
+        """SELECT (SELECT coalesce(sum(cardinality(ticket_ids)), 0) FROM holds
+                    WHERE user_id = $1 AND event_id = $2 AND status = 'held'
+                      AND expires_at > now())
+                + (SELECT count(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id
+                    WHERE b.user_id = $1 AND b.event_id = $2 AND b.status = 'confirmed')""",
+        user_id,
+        event_id,
+    )
+    try:
+        check_cap(ctx.settings.max_tickets_per_user, already, requested)
+    except LimitExceeded as exc:
+        raise Problem(
+            422, "limit_exceeded", str(exc), limit=exc.cap, held_or_booked=exc.already
+        ) from exc
+    hold_id = uuid.uuid4()
+    expires_at = await conn.fetchval(
+        """INSERT INTO holds (id, event_id, user_id, status, amount_cents, currency,
+                              request_id, expires_at)
+           VALUES ($1, $2, $3, 'held', 0, $4, $5, now() + make_interval(secs => $6))
+           RETURNING expires_at""",
+        hold_id,
+        event_id,
+        user_id,
+        event["currency"],
+        command["request_id"],
+        float(ctx.settings.hold_ttl_seconds),
+    )
+    if ticket_ids:
+        granted = await _take_explicit(ctx, conn, event_id, hold_id, ticket_ids)
+    else:
+        granted = await _take_best(ctx, conn, event_id, hold_id, quantity, section)
+    tickets = [
+        {
+            "id": r["id"],
+            "seat": {"section": r["section"], "row": r["row"], "number": r["number"]},
+            "price_cents": r["price_cents"],
+        }
+        for r in sorted(granted, key=lambda r: r["id"])
+    ]
+    amount = sum(t["price_cents"] for t in tickets)
+    await conn.execute(
+        "UPDATE holds SET amount_cents = $2, ticket_ids = $3 WHERE id = $1",
+        hold_id,
+        amount,
+        [t["id"] for t in tickets],
+    )
+    await record_event_changed(conn, event_id, "availability")
+    log.info("hold %s: event_id=%s user=%s tickets=%d", hold_id, event_id, user_id, len(tickets))
+    return 201, {
+        "hold_id": str(hold_id),
+        "event_id": event_id,
+        "tickets": tickets,
+        "amount_cents": amount,
+        "currency": event["currency"],
+        "expires_at": rfc3339(expires_at),
+        "status": "held",
+    }
+
+
+_TICKET_COLUMNS = 'id, section, "row", number, price_cents'
+
+
+async def _take_explicit(
+    ctx: Context, conn: asyncpg.Connection, event_id: int, hold_id: uuid.UUID, ids: list[int]
+) -> list[asyncpg.Record]:
+    """All of ``ids`` or a 409 (the savepoint undoes the hold)."""
+    if unsafe_reserve(ctx):
+        free = await conn.fetch(
+            "SELECT id FROM tickets WHERE id = ANY($1) AND event_id = $2 AND status = 'available'",
+            ids,
+            event_id,
+        )
+        if len(free) == len(ids):
+            await asyncio.sleep(0.002)  # a fan's think time is far longer than this window
+            return await conn.fetch(
+                f"""UPDATE tickets SET status = 'reserved', hold_id = $1
+                    WHERE id = ANY($2) RETURNING {_TICKET_COLUMNS}""",
+                hold_id,
+                ids,
+            )
+        granted: list[asyncpg.Record] = [r for r in free]
+    else:
+        # A seat another transaction is taking right now is skipped, i.e. reported taken.
+        granted = await conn.fetch(
+            f"""UPDATE tickets SET status = 'reserved', hold_id = $1
+                WHERE id IN (SELECT id FROM tickets WHERE id = ANY($2) AND event_id = $3
+                             AND status = 'available' FOR UPDATE SKIP LOCKED)
+                RETURNING {_TICKET_COLUMNS}""",
+            hold_id,
+            ids,
+            event_id,
+        )
+        if len(granted) == len(ids):
+            return granted
+    missing = sorted(set(ids) - {r["id"] for r in granted})
+    raise Problem(
+        409,
+        "tickets_unavailable",
+        "Some of these tickets are no longer available.",
+        unavailable_ticket_ids=missing,
+    )
+
+
+async def _take_best(
+    ctx: Context,
+    conn: asyncpg.Connection,
+    event_id: int,
+    hold_id: uuid.UUID,
+    quantity: int,
+    section: str | None,
+) -> list[asyncpg.Record]:
+    lock = "" if unsafe_reserve(ctx) else "FOR UPDATE SKIP LOCKED"
+    rows = await conn.fetch(
+        f"""SELECT {_TICKET_COLUMNS} FROM tickets
+            WHERE event_id = $1 AND status = 'available' AND ($2::text IS NULL OR section = $2)
+            ORDER BY section, "row", number LIMIT $3 {lock}""",
+        event_id,
+        section,
+        max(CANDIDATES, quantity),
+    )
+    chosen = choose_seats(
+        [Seat(r["id"], r["section"], r["row"], r["number"]) for r in rows], quantity
+    )
+    if not chosen:
+        raise Problem(
+            409,
+            "tickets_unavailable",
+            f"Not enough tickets available for {quantity} seats.",
+            unavailable_ticket_ids=[],
+        )
+    if unsafe_reserve(ctx):
+        await asyncio.sleep(0.002)
+        condition = ""
+    else:
+        condition = "AND status = 'available'"
+    return await conn.fetch(
+        f"""UPDATE tickets SET status = 'reserved', hold_id = $1
+            WHERE id = ANY($2) {condition} RETURNING {_TICKET_COLUMNS}""",
+        hold_id,
+        [s.ticket_id for s in chosen],
+    )
+
+
+def is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
+
+
+def _request_of(command: dict[str, Any]) -> tuple[list[int], int, str | None]:
+    ids = command.get("ticket_ids")
+    quantity = command.get("quantity")
+    section = command.get("section")
+    if ids is not None:
+        if not isinstance(ids, list) or not ids or not all(is_id(i) for i in ids):
+            raise Problem(400, "validation_error", "ticket_ids must be a list of ticket ids.")
+        if len(set(ids)) != len(ids):
+            raise Problem(400, "validation_error", "ticket_ids must not repeat a ticket.")
+        return list(ids), len(ids), None
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
+        raise Problem(400, "validation_error", "quantity must be a positive integer.")
+    if section is not None and not isinstance(section, str):
+        raise Problem(400, "validation_error", "section must be a string.")
+    return [], quantity, section
+
+
+async def release(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any]) -> Reply:
+    hold = await _owned_hold(ctx, conn, command)
+    if hold["status"] == "released":
+        return 204, None
+    if hold["status"] == "confirmed":
+        raise Problem(409, "hold_confirmed", "This hold is already paid for; it is a booking.")
+    if hold["status"] == "expired" or hold["expired"]:
+        # Expire it now rather than wait for the sweeper; the reply keeps that change.
+        await expire_holds(conn, hold_ids=[hold["id"]])
+        return 409, Problem(409, "hold_expired", "This hold has expired.").to_dict()
+    await conn.execute("UPDATE holds SET status = 'released' WHERE id = $1", hold["id"])
+    await _free_tickets(conn, [hold["id"]])
+    await record_event_changed(conn, hold["event_id"], "availability")
+    log.info("hold %s released by %s", hold["id"], command["user_id"])
+    return 204, None
+
+
+async def _owned_hold(
+    ctx: Context, conn: asyncpg.Connection, command: dict[str, Any]
+) -> asyncpg.Record:
+    """The command's hold, locked: 404 hold_not_found, or 403 not_your_hold."""
+    try:
+        hold_id = uuid.UUID(str(command.get("hold_id")))
+    except ValueError as exc:
+        raise Problem(404, "hold_not_found", "No such hold.") from exc
+    hold = await conn.fetchrow(
+        """SELECT id, event_id, user_id, status, expires_at, expires_at <= now() AS expired
+           FROM holds WHERE id = $1 FOR UPDATE""",
+        hold_id,
+    )
+    if hold is None:
+        raise Problem(404, "hold_not_found", "No such hold.")
+    if hold["user_id"] != command["user_id"] and not ctx.is_admin(command):
+        raise Problem(403, "not_your_hold", "This hold belongs to another fan.")
+    return hold
+
+
+async def _free_tickets(conn: asyncpg.Connection, hold_ids: list[uuid.UUID]) -> None:
+    await conn.execute(
+        """UPDATE tickets SET status = 'available', hold_id = NULL
+           WHERE hold_id = ANY($1) AND status = 'reserved'""",
+        hold_ids,
+    )
+
+
+async def expire_holds(
+    conn: asyncpg.Connection,
+    *,
+    event_id: int | None = None,
+    hold_ids: list[uuid.UUID] | None = None,
+    limit: int = 500,
+) -> int:
+    """Mark due holds expired and free their tickets, in the caller's transaction. Holds
+    another transaction has locked are skipped: it is already dealing with them."""
+    expired = await conn.fetch(
+        """UPDATE holds SET status = 'expired'
+           WHERE id IN (SELECT id FROM holds
+                        WHERE status = 'held' AND expires_at <= now()
+                          AND ($1::bigint IS NULL OR event_id = $1)
+                          AND ($2::uuid[] IS NULL OR id = ANY($2))
+                        ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+           RETURNING id, event_id""",
+        event_id,
+        hold_ids,
+        limit,
+    )
+    if not expired:
+        return 0
+    await _free_tickets(conn, [r["id"] for r in expired])
+    await record_event_changed(conn, [r["event_id"] for r in expired], "availability")
+    HOLDS_EXPIRED.inc(len(expired))
+    log.info("expired %d holds", len(expired))
+    return len(expired)

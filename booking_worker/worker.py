@@ -1,0 +1,257 @@
+"""The booking worker process: consume command batches, apply them, reply after commit.
+
+Order per batch: one transaction (commands in savepoints, replies stored) -> commit ->
+publish replies -> ack. A crash before the commit redelivers the whole batch, which then
+runs for the first time; a crash after it redelivers commands whose stored replies are
+answered again. Nothing is lost and nothing is applied twice.
+
+Stopping (SIGTERM/SIGINT or ``stop.set()``) stops taking messages, finishes the batch in
+hand, hands prefetched messages back to the queue and closes every connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+
+from booking_worker.commands import CONNECTION_ERRORS, RETRYABLE, Outcome, apply_batch, apply_one
+from booking_worker.handlers import Context, Handler, build_handlers
+from booking_worker.holds import expire_holds
+from booking_worker.metrics import BATCH_SIZE, DEAD_LETTERED, LATENCY, OUTCOMES, QUEUE_DEPTH
+from booking_worker.topology import ERROR_HEADER, Topology, declare_topology
+from search_sync.dependencies import dependency_of
+from search_sync.lifecycle import Backoff, wait_any
+from ticketing.config import Settings
+from ticketing.messages import MessageError, booking_reply, parse_booking_command
+from ticketing.problems import Problem
+
+log = logging.getLogger(__name__)
+
+Message = AbstractIncomingMessage
+# After the first message of a batch, how long to wait for more to join it.
+BATCH_WAIT_SECONDS = 0.002
+DEPTH_SAMPLE_SECONDS = 5.0
+
+
+class BookingWorker:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.ctx = Context(settings)
+        self.handlers: dict[str, Handler] = build_handlers()
+        self.backoff = Backoff()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        sweeper = asyncio.create_task(self.sweep(stop))
+        try:
+            await self._keep_consuming(stop)
+        finally:
+            stop.set()
+            await sweeper
+
+    async def _keep_consuming(self, stop: asyncio.Event) -> None:
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                await self._consume(stop, backoff)
+            except Exception as exc:
+                if dependency_of(exc) is None:
+                    raise
+                log.warning("booking worker: %s unavailable, retrying: %s", dependency_of(exc), exc)
+                await backoff.sleep(stop)
+
+    async def _consume(self, stop: asyncio.Event, backoff: Backoff) -> None:
+        connection = await aio_pika.connect(self.settings.amqp_url, timeout=5)
+        lost = asyncio.Event()
+        connection.close_callbacks.add(lambda *_: lost.set())
+        buffer: asyncio.Queue[Message] = asyncio.Queue()
+        try:
+            channel = await connection.channel(publisher_confirms=False)
+            await channel.set_qos(prefetch_count=2 * self.settings.booking_batch_max)
+            topology = await declare_topology(channel, self.settings.booking_partitions)
+            tags = [(q, await q.consume(buffer.put)) for q in topology.queues]
+            sampler = asyncio.create_task(self._sample_depth(topology, stop, lost))
+            log.info("booking worker consuming %d partitions", len(tags))
+            backoff.reset()
+            while not stop.is_set() and not lost.is_set():
+                batch = await self._gather(buffer, stop, lost)
+                if batch:
+                    await self.process(batch, channel, topology.dead_exchange, stop)
+            sampler.cancel()
+            if not lost.is_set():
+                for queue, tag in tags:
+                    await queue.cancel(tag)
+                # Prefetched but never started: back to the queue for another worker.
+                while not buffer.empty():
+                    await buffer.get_nowait().nack(requeue=True)
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()
+        if lost.is_set() and not stop.is_set():
+            raise aio_pika.exceptions.AMQPConnectionError("connection to RabbitMQ lost")
+
+    async def _gather(
+        self, buffer: asyncio.Queue[Message], stop: asyncio.Event, lost: asyncio.Event
+    ) -> list[Message]:
+        while buffer.empty():
+            await wait_any(stop, lost, seconds=0.2)
+            if stop.is_set() or lost.is_set():
+                return []
+        batch = [buffer.get_nowait()]
+        deadline = time.monotonic() + BATCH_WAIT_SECONDS
+        while len(batch) < self.settings.booking_batch_max:
+            if not buffer.empty():
+                batch.append(buffer.get_nowait())
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(buffer.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def process(
+        self,
+        batch: list[Message],
+        channel: AbstractChannel,
+        dead_exchange: AbstractExchange,
+        stop: asyncio.Event,
+    ) -> None:
+        valid: list[tuple[Message, dict[str, Any]]] = []
+        for message in batch:
+            try:
+                valid.append((message, _decode(message)))
+            except MessageError as exc:
+                problem = Problem(400, "validation_error", f"Bad booking command: {exc}")
+                await _reply(channel, message, 400, problem.to_dict())
+                await _dead_letter(dead_exchange, message, str(exc), "bad_message")
+        if not valid:
+            return
+        try:
+            outcomes = await self._apply(valid)
+        except CONNECTION_ERRORS as exc:
+            delay = self.backoff.next_delay()
+            log.warning(
+                "booking batch of %d: postgres unavailable, requeue in %.2fs: %s",
+                len(valid),
+                delay,
+                exc,
+            )
+            await wait_any(stop, seconds=delay)
+            for message, _ in valid:
+                await message.nack(requeue=True)
+            return
+        self.backoff.reset()
+        BATCH_SIZE.observe(len(valid))
+        for (message, command), outcome in zip(valid, outcomes, strict=True):
+            if outcome is None:  # lost a race twice in a row: let it come round again
+                await message.nack(requeue=True)
+                continue
+            await _reply(channel, message, outcome.status, outcome.body)
+            _observe(command, outcome)
+            if outcome.failed:
+                await _dead_letter(dead_exchange, message, outcome.failed, "handler_error")
+            else:
+                await message.ack()
+
+    async def _apply(self, valid: list[tuple[Message, dict]]) -> list[Outcome | None]:
+        commands = [command for _, command in valid]
+        async with self.pool.acquire() as conn:
+            try:
+                return list(await apply_batch(self.ctx, conn, self.handlers, commands))
+            except RETRYABLE as exc:
+                if len(commands) == 1:
+                    log.info("booking command lost a race, requeued: %s", exc)
+                    return [None]
+                log.info("booking batch of %d lost a race, applying one by one", len(commands))
+            results: list[Outcome | None] = []
+            for command in commands:
+                try:
+                    async with conn.transaction():
+                        results.append(await apply_one(self.ctx, conn, self.handlers, command))
+                except RETRYABLE:
+                    results.append(None)
+            return results
+
+    async def sweep(self, stop: asyncio.Event) -> None:
+        """Expire due holds every sweep_interval_seconds; workers share it via SKIP LOCKED."""
+        while not stop.is_set():
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await expire_holds(conn, limit=1000)
+            except Exception as exc:  # the sweeper must outlive a database outage
+                log.warning("hold sweeper failed, retrying: %s", exc)
+            await wait_any(stop, seconds=self.settings.sweep_interval_seconds)
+
+    async def _sample_depth(
+        self, topology: Topology, stop: asyncio.Event, lost: asyncio.Event
+    ) -> None:
+        with contextlib.suppress(Exception):
+            while not stop.is_set() and not lost.is_set():
+                for queue in topology.queues:
+                    declared = await queue.declare()
+                    QUEUE_DEPTH.labels(queue.name).set(declared.message_count or 0)
+                await wait_any(stop, lost, seconds=DEPTH_SAMPLE_SECONDS)
+
+
+def _decode(message: Message) -> dict[str, Any]:
+    try:
+        body = json.loads(message.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MessageError(f"bad JSON: {exc}") from exc
+    return parse_booking_command(body)
+
+
+def _observe(command: dict[str, Any], outcome: Outcome) -> None:
+    kind = command["type"]
+    code = (outcome.body or {}).get("code") if outcome.status >= 400 else None
+    OUTCOMES.labels(kind, code or "ok").inc()
+    sent_at = command.get("sent_at")
+    if isinstance(sent_at, int | float):
+        LATENCY.labels(kind).observe(max(0.0, time.time() - sent_at))
+
+
+async def _reply(channel: AbstractChannel, message: Message, status: int, body: Any) -> None:
+    if not message.reply_to:
+        return
+    await channel.default_exchange.publish(
+        aio_pika.Message(
+            json.dumps(booking_reply(status, body)).encode(),
+            correlation_id=message.correlation_id,
+            content_type="application/json",
+        ),
+        routing_key=message.reply_to,
+        mandatory=False,  # the front door may have gone; its wait has ended anyway
+    )
+
+
+async def _dead_letter(
+    exchange: AbstractExchange, message: Message, reason: str, kind: str
+) -> None:
+    headers = dict(message.headers or {})
+    headers[ERROR_HEADER] = reason[:1000]
+    await exchange.publish(
+        aio_pika.Message(
+            message.body,
+            headers=headers,
+            content_type=message.content_type,
+            correlation_id=message.correlation_id,
+            message_id=message.message_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        ),
+        routing_key=message.routing_key or "",
+        mandatory=False,
+    )
+    await message.ack()
+    DEAD_LETTERED.labels(kind).inc()
+    log.warning("booking command dead-lettered kind=%s reason=%s", kind, reason)

@@ -1,0 +1,236 @@
+"""Fixtures for the booking tests (a pytest plugin each test_booking_* module names): an
+event with seats of its own per test, the waitingroom app, and booking workers in-process
+or as real ``python -m booking_worker`` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from booking_worker.worker import BookingWorker
+from tests.support import auth_header, free_port, settings_with
+from ticketing.config import Settings
+from ticketing.domain.seating import Section, ticket_records
+from waitingroom.app import create_app
+from waitingroom.booking_routes import RPC_KEY
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def booking_settings(settings: Settings) -> Settings:
+    return settings_with(settings, env="test", booking_rpc_timeout_seconds=10.0)
+
+
+async def make_event(
+    pool: asyncpg.Pool, sections: list[Section], *, queue_enabled: bool = False
+) -> int:
+    """An on-sale event with a fresh venue; its tickets are ids in seat-map order."""
+    n = next(_names)
+    async with pool.acquire() as conn, conn.transaction():
+        seat_map = json.dumps({"sections": [sec.to_json() for sec in sections]})
+        venue = await conn.fetchval(
+            """INSERT INTO venues (name, city, lat, lon, seat_map, capacity)
+               VALUES ($1, 'Testville', 52.5, 13.4, $2::jsonb, $3) RETURNING id""",
+            f"Booking Hall {n}",
+            seat_map,
+            sum(sec.capacity for sec in sections),
+        )
+        performer = await conn.fetchval(
+            "INSERT INTO performers (name) VALUES ($1) RETURNING id", f"Booking Band {n}"
+        )
+        event_id = await conn.fetchval(
+            """INSERT INTO events (name, starts_at, venue_id, performer_id, queue_enabled,
+                                   currency)
+               VALUES ($1, now() + interval '30 days', $2, $3, $4, 'EUR') RETURNING id""",
+            f"Booking Night {n}",
+            venue,
+            performer,
+            queue_enabled,
+        )
+        await conn.copy_records_to_table(
+            "tickets",
+            records=list(ticket_records(event_id, sections)),
+            columns=["event_id", "section", "row", "number", "price_cents"],
+        )
+    return event_id
+
+
+async def ticket_ids(pool: asyncpg.Pool, event_id: int) -> list[int]:
+    rows = await pool.fetch("SELECT id FROM tickets WHERE event_id = $1 ORDER BY id", event_id)
+    return [r["id"] for r in rows]
+
+
+@pytest.fixture(scope="session")
+async def pool(booking_settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(booking_settings.database_url, min_size=1, max_size=20)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def worker(booking_settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[None]:
+    """One in-process booking worker for the whole session."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(BookingWorker(booking_settings, pool).run(stop))
+    yield
+    stop.set()
+    await asyncio.wait_for(task, 20)
+
+
+async def open_client(settings: Settings) -> TestClient:
+    client = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    await asyncio.wait_for(client.app[RPC_KEY].connected.wait(), 10)
+    return client
+
+
+@pytest.fixture
+async def client(booking_settings: Settings, worker: None) -> AsyncIterator[TestClient]:
+    client = await open_client(booking_settings)
+    yield client
+    await client.close()
+
+
+def fan(settings: Settings, name: str, roles: list[str] | None = None) -> dict[str, str]:
+    return auth_header(settings, name, roles)
+
+
+async def call(
+    client: TestClient, method: str, path: str, headers: dict, body: Any = None
+) -> tuple[int, Any, Any]:
+    async with client.request(method, path, json=body, headers=headers) as resp:
+        data = await resp.json(content_type=None) if resp.status != 204 else None
+        return resp.status, data, resp.headers
+
+
+class WorkerProcesses:
+    """Real ``python -m booking_worker`` processes with the test run's settings."""
+
+    def __init__(self, settings: Settings, **env: str) -> None:
+        self.env = {**os.environ, **settings_env(settings), **env}
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, count: int) -> None:
+        for _ in range(count):
+            env = {**self.env, "TICKETING_BOOKING_WORKER_METRICS_PORT": str(free_port())}
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "booking_worker"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+    def kill(self, index: int) -> None:
+        self.procs[index].send_signal(signal.SIGKILL)
+        self.procs[index].wait(10)
+
+    def stop(self) -> list[int | None]:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        codes = []
+        for proc in self.procs:
+            try:
+                codes.append(proc.wait(20))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes.append(proc.wait())
+        return codes
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    return {
+        "TICKETING_ENV": settings.env,
+        "TICKETING_DATABASE_URL": settings.database_url,
+        "TICKETING_REDIS_URL": settings.redis_url,
+        "TICKETING_REDIS_PREFIX": settings.redis_prefix,
+        "TICKETING_AMQP_URL": settings.amqp_url,
+        "TICKETING_JWT_SECRET": settings.jwt_secret,
+        "TICKETING_HOLD_TTL_SECONDS": str(settings.hold_ttl_seconds),
+        "TICKETING_MAX_TICKETS_PER_USER": str(settings.max_tickets_per_user),
+        "TICKETING_BOOKING_PARTITIONS": str(settings.booking_partitions),
+        "TICKETING_BOOKING_BATCH_MAX": str(settings.booking_batch_max),
+        "TICKETING_SWEEP_INTERVAL_SECONDS": str(settings.sweep_interval_seconds),
+        "TICKETING_HOST": "127.0.0.1",
+    }
+
+
+@pytest.fixture
+def worker_processes(booking_settings: Settings) -> Iterator[list[WorkerProcesses]]:
+    started: list[WorkerProcesses] = []
+    yield started
+    for group in started:
+        group.stop()
+
+
+@pytest.fixture
+def isolated_amqp(booking_settings: Settings) -> Iterator[str]:
+    """A RabbitMQ vhost of this test's own, so only the workers it starts consume."""
+    vhost = f"{booking_settings.amqp_url.rsplit('/', 1)[1]}_{next(_names)}"
+    base = booking_settings.amqp_url.rsplit("/", 1)[0]
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    yield f"{base}/{vhost}"
+    _rabbitmqctl("delete_vhost", vhost)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+async def wait_for_consumers(amqp_url: str, count: int, timeout: float = 30) -> None:
+    """Until ``count`` workers consume partition 0 (every worker consumes every partition)."""
+    import aio_pika
+
+    from booking_worker.topology import declare_topology
+    from tests.support import eventually
+
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        topology = await declare_topology(channel, 8)
+
+        async def consumers() -> int:
+            return (await topology.queues[0].declare()).consumer_count or 0
+
+        await eventually(consumers, lambda n: n >= count, timeout, f"{count} booking workers")
+    finally:
+        await connection.close()
+
+
+async def audit(pool: asyncpg.Pool, event_id: int) -> list[str]:
+    """Every way the database shows a seat given twice; [] when all is well."""
+    problems = []
+    shared = await pool.fetch(
+        """SELECT t, count(*) FROM holds, unnest(ticket_ids) AS t
+           WHERE event_id = $1 AND status = 'held' GROUP BY t HAVING count(*) > 1""",
+        event_id,
+    )
+    problems += [f"ticket {r[0]} granted to {r[1]} live holds" for r in shared]
+    mismatched = await pool.fetch(
+        """SELECT h.id, cardinality(h.ticket_ids) AS claimed,
+                  (SELECT count(*) FROM tickets t WHERE t.hold_id = h.id
+                     AND t.status = 'reserved') AS actual
+           FROM holds h WHERE h.event_id = $1 AND h.status = 'held'""",
+        event_id,
+    )
+    problems += [
+        f"hold {r['id']} claims {r['claimed']} tickets, the tickets say {r['actual']}"
+        for r in mismatched
+        if r["claimed"] != r["actual"]
+    ]
+    return problems

@@ -1,0 +1,190 @@
+"""The booking routes of the front door: authenticate, validate, send the command to a
+booking worker and return its answer as it is."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from ticketing.auth import Principal, require_user
+from ticketing.messages import (
+    GET_BOOKING,
+    LIST_BOOKINGS,
+    RELEASE,
+    RESERVE,
+    TICKET_STATUS,
+    booking_command,
+)
+from ticketing.problems import CONTENT_TYPE, Problem, validation_error
+from ticketing.validation import MAX_ID, decode_cursor, query_int, read_json
+from ticketing.web import SETTINGS_KEY
+from waitingroom.admission import verify_admission
+from waitingroom.rpc import BookingRpc
+
+RPC_KEY = web.AppKey("booking_rpc", BookingRpc)
+
+MAX_TICKETS_PER_REQUEST = 100
+_RESERVE_FIELDS = frozenset({"event_id", "ticket_ids", "ticket_id", "quantity", "section"})
+
+
+async def rpc_ctx(app: web.Application) -> AsyncIterator[None]:
+    rpc = BookingRpc(app[SETTINGS_KEY])
+    app[RPC_KEY] = rpc
+    rpc.start()
+    yield
+    await rpc.close()
+
+
+def request_id_of(request: web.Request, principal: Principal, route: str) -> str:
+    """The idempotency key of this request: the same (user, Idempotency-Key, route) is the
+    same command, so a retry is answered from the worker's stored reply."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return uuid.uuid4().hex
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+        raise validation_error("Idempotency-Key must be 1 to 255 printable ASCII characters.")
+    digest = hashlib.sha256("\0".join((principal.user_id, key, route)).encode()).hexdigest()
+    return "idem:" + digest
+
+
+async def _send(
+    request: web.Request, principal: Principal, kind: str, request_id: str, key: Any, **fields: Any
+) -> web.Response:
+    command = booking_command(
+        kind, request_id, principal.user_id, roles=sorted(principal.roles), **fields
+    )
+    status, body = await request.app[RPC_KEY].call(command, key)
+    if status == 204 or body is None:
+        return web.Response(status=status)
+    if status >= 400:
+        headers = {"Retry-After": "2"} if status == 503 else None
+        return web.Response(
+            status=status, text=json.dumps(body), content_type=CONTENT_TYPE, headers=headers
+        )
+    return web.json_response(body, status=status)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def reserve_fields(body: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(body) - _RESERVE_FIELDS)
+    if unknown:
+        raise validation_error(f"Unknown fields: {', '.join(unknown)}.", fields=unknown)
+    event_id = body.get("event_id")
+    if not _is_int(event_id):
+        raise validation_error("event_id must be an integer.", field="event_id")
+    chosen = [name for name in ("ticket_ids", "ticket_id", "quantity") if name in body]
+    if len(chosen) != 1:
+        raise validation_error("Send exactly one of ticket_ids, ticket_id or quantity.")
+    if "ticket_id" in body:
+        body = {**body, "ticket_ids": [body["ticket_id"]]}
+    if "ticket_ids" in body:
+        ids = body["ticket_ids"]
+        if (
+            not isinstance(ids, list)
+            or not 1 <= len(ids) <= MAX_TICKETS_PER_REQUEST
+            or not all(_is_int(i) and 1 <= i <= MAX_ID for i in ids)
+        ):
+            raise validation_error(
+                f"ticket_ids must be a list of 1 to {MAX_TICKETS_PER_REQUEST} ticket ids.",
+                field="ticket_ids",
+            )
+        if len(set(ids)) != len(ids):
+            raise validation_error("ticket_ids must not repeat a ticket.", field="ticket_ids")
+        if "section" in body:
+            raise validation_error("section goes with quantity, not ticket_ids.", field="section")
+        return {"event_id": event_id, "ticket_ids": ids}
+    quantity = body["quantity"]
+    if not _is_int(quantity) or not 1 <= quantity <= MAX_TICKETS_PER_REQUEST:
+        raise validation_error(
+            f"quantity must be an integer from 1 to {MAX_TICKETS_PER_REQUEST}.", field="quantity"
+        )
+    fields: dict[str, Any] = {"event_id": event_id, "quantity": quantity}
+    section = body.get("section")
+    if section is not None:
+        if not isinstance(section, str) or not 1 <= len(section) <= 100:
+            raise validation_error("section must be a section name.", field="section")
+        fields["section"] = section
+    return fields
+
+
+async def reserve(request: web.Request) -> web.Response:
+    principal = require_user(request)
+    fields = reserve_fields(await read_json(request))
+    request_id = request_id_of(request, principal, "reserve")
+    token = request.headers.get("X-Admission-Token")
+    admitted = False
+    if token is not None:
+        settings = request.app[SETTINGS_KEY]
+        verify_admission(settings, token, principal.user_id, fields["event_id"])
+        admitted = True
+    return await _send(
+        request, principal, RESERVE, request_id, fields["event_id"], admitted=admitted, **fields
+    )
+
+
+async def release_hold(request: web.Request) -> web.Response:
+    principal = require_user(request)
+    hold_id = _uuid_or_404(request.match_info["hold_id"], "hold_not_found", "No such hold.")
+    request_id = request_id_of(request, principal, "release:" + hold_id)
+    return await _send(request, principal, RELEASE, request_id, hold_id, hold_id=hold_id)
+
+
+async def ticket_status(request: web.Request) -> web.Response:
+    principal = require_user(request)
+    raw = request.match_info["ticket_id"]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not 1 <= int(raw) <= MAX_ID:
+        raise Problem(404, "ticket_not_found", "No such ticket.")
+    ticket_id = int(raw)
+    return await _send(
+        request, principal, TICKET_STATUS, uuid.uuid4().hex, ticket_id, ticket_id=ticket_id
+    )
+
+
+async def get_booking(request: web.Request) -> web.Response:
+    principal = require_user(request)
+    booking_id = _uuid_or_404(
+        request.match_info["booking_id"], "booking_not_found", "No such booking."
+    )
+    return await _send(
+        request, principal, GET_BOOKING, uuid.uuid4().hex, booking_id, booking_id=booking_id
+    )
+
+
+async def my_bookings(request: web.Request) -> web.Response:
+    principal = require_user(request)
+    limit = query_int(request, "limit", 20, 1, 100)
+    cursor = decode_cursor(request, (str, str))
+    return await _send(
+        request,
+        principal,
+        LIST_BOOKINGS,
+        uuid.uuid4().hex,
+        principal.user_id,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def _uuid_or_404(raw: str, code: str, detail: str) -> str:
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError as exc:
+        raise Problem(404, code, detail) from exc
+
+
+def booking_routes() -> list[web.RouteDef]:
+    return [
+        web.post("/booking/reserve", reserve),
+        web.delete("/booking/holds/{hold_id}", release_hold),
+        web.get("/booking/{ticket_id}", ticket_status),
+        web.get("/bookings/{booking_id}", get_booking),
+        web.get("/me/bookings", my_bookings),
+    ]
