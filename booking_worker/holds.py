@@ -135,16 +135,7 @@ async def _take_explicit(
             )
         granted: list[asyncpg.Record] = [r for r in free]
     else:
-        # A seat another transaction is taking right now is skipped, i.e. reported taken.
-        granted = await conn.fetch(
-            f"""UPDATE tickets SET status = 'reserved', hold_id = $1
-                WHERE id IN (SELECT id FROM tickets WHERE id = ANY($2) AND event_id = $3
-                             AND status = 'available' FOR UPDATE SKIP LOCKED)
-                RETURNING {_TICKET_COLUMNS}""",
-            hold_id,
-            ids,
-            event_id,
-        )
+        granted = await _claim(conn, hold_id, ids, event_id)
         if len(granted) == len(ids):
             return granted
     missing = sorted(set(ids) - {r["id"] for r in granted})
@@ -156,6 +147,14 @@ async def _take_explicit(
     )
 
 
+class _Partial(Exception):
+    """Some chosen seats were taken meanwhile: undo the partial claim and choose again."""
+
+    def __init__(self, missing: set[int]) -> None:
+        super().__init__(f"{len(missing)} seats taken meanwhile")
+        self.missing = missing
+
+
 async def _take_best(
     ctx: Context,
     conn: asyncpg.Connection,
@@ -164,11 +163,86 @@ async def _take_best(
     quantity: int,
     section: str | None,
 ) -> list[asyncpg.Record]:
-    lock = "" if unsafe_reserve(ctx) else "FOR UPDATE SKIP LOCKED"
+    """Choose from an unlocked read of free seats (adjacent when possible), then claim the
+    choice with SKIP LOCKED. Only the claimed rows are ever locked, so concurrent workers
+    never wait for each other nor starve each other of candidates; a choice that lost seats
+    to another transaction is undone and made again, and after a few tries any free seats do.
+    """
+    if unsafe_reserve(ctx):
+        return await _take_best_unsafe(conn, event_id, hold_id, quantity, section)
+    excluded: set[int] = set()
+    for _ in range(3):
+        rows = await conn.fetch(
+            f"""SELECT {_TICKET_COLUMNS} FROM tickets
+                WHERE event_id = $1 AND status = 'available'
+                  AND ($2::text IS NULL OR section = $2) AND NOT (id = ANY($3))
+                ORDER BY section, "row", number LIMIT $4""",
+            event_id,
+            section,
+            list(excluded),
+            max(CANDIDATES, quantity),
+        )
+        seats = [Seat(r["id"], r["section"], r["row"], r["number"]) for r in rows]
+        chosen = {s.ticket_id for s in choose_seats(seats, quantity)}
+        if not chosen:
+            break
+        try:
+            async with conn.transaction():
+                granted = await _claim(conn, hold_id, list(chosen), event_id)
+                if len(granted) < quantity:
+                    raise _Partial(chosen - {r["id"] for r in granted})
+                return granted
+        except _Partial as partial:
+            excluded |= partial.missing
+    granted = await conn.fetch(
+        f"""UPDATE tickets SET status = 'reserved', hold_id = $1
+            WHERE id IN (SELECT id FROM tickets WHERE event_id = $2 AND status = 'available'
+                           AND ($3::text IS NULL OR section = $3)
+                         ORDER BY section, "row", number LIMIT $4 FOR UPDATE SKIP LOCKED)
+            RETURNING {_TICKET_COLUMNS}""",
+        hold_id,
+        event_id,
+        section,
+        quantity,
+    )
+    if len(granted) < quantity:
+        raise Problem(
+            409,
+            "tickets_unavailable",
+            f"Not enough tickets available for {quantity} seats.",
+            unavailable_ticket_ids=[],
+        )
+    return granted
+
+
+async def _claim(
+    conn: asyncpg.Connection, hold_id: uuid.UUID, ids: list[int], event_id: int
+) -> list[asyncpg.Record]:
+    """Those of ``ids`` that are free and not being taken by another transaction right now
+    (skipped, i.e. reported taken, rather than waited for)."""
+    return await conn.fetch(
+        f"""UPDATE tickets SET status = 'reserved', hold_id = $1
+            WHERE id IN (SELECT id FROM tickets WHERE id = ANY($2) AND event_id = $3
+                         AND status = 'available' FOR UPDATE SKIP LOCKED)
+            RETURNING {_TICKET_COLUMNS}""",
+        hold_id,
+        ids,
+        event_id,
+    )
+
+
+async def _take_best_unsafe(
+    conn: asyncpg.Connection,
+    event_id: int,
+    hold_id: uuid.UUID,
+    quantity: int,
+    section: str | None,
+) -> list[asyncpg.Record]:
+    """The control's read-then-write: no lock, no status condition on the write."""
     rows = await conn.fetch(
         f"""SELECT {_TICKET_COLUMNS} FROM tickets
             WHERE event_id = $1 AND status = 'available' AND ($2::text IS NULL OR section = $2)
-            ORDER BY section, "row", number LIMIT $3 {lock}""",
+            ORDER BY section, "row", number LIMIT $3""",
         event_id,
         section,
         max(CANDIDATES, quantity),
@@ -183,14 +257,10 @@ async def _take_best(
             f"Not enough tickets available for {quantity} seats.",
             unavailable_ticket_ids=[],
         )
-    if unsafe_reserve(ctx):
-        await asyncio.sleep(0.002)
-        condition = ""
-    else:
-        condition = "AND status = 'available'"
+    await asyncio.sleep(0.002)
     return await conn.fetch(
         f"""UPDATE tickets SET status = 'reserved', hold_id = $1
-            WHERE id = ANY($2) {condition} RETURNING {_TICKET_COLUMNS}""",
+            WHERE id = ANY($2) RETURNING {_TICKET_COLUMNS}""",
         hold_id,
         [s.ticket_id for s in chosen],
     )
