@@ -1,0 +1,474 @@
+"""Benchmark of POST /booking/reserve on one hot event: 20,000 seats, 2x oversubscribed,
+several booking workers, next to a bare aio-pika request/reply loop and a bare Postgres hold
+loop measured in the same run.
+
+    .venv/bin/python bench/reserve.py [--seats 20000] [--workers 3] [--waitingrooms 2]
+                                      [--concurrency 128] [--load-processes 1] [--profile]
+
+What it does, all on 127.0.0.1 and all cleaned up at the end:
+
+1. recreates its own database (``ticketing_bench_reserve`` next to TICKETING_DATABASE_URL's),
+   migrated, with one 20,000-seat venue and three events of it (tickets COPYed, no queue):
+   the hot event, a copy for the Postgres baseline, and a warm-up event;
+2. creates its own RabbitMQ vhost (deleted at the end) and uses its own Redis prefix;
+3. baseline (a): --workers echo consumers and --rpc-clients concurrent callers doing
+   persistent, confirmed request/reply round trips for --baseline-seconds;
+4. baseline (b): --pg-connections connections holding 1-4 seats per statement on the copy
+   event until it is sold out;
+5. starts --workers ``python -m booking_worker`` and --waitingrooms ``python -m waitingroom``
+   (each on its own port; the load generator spreads requests over them round-robin, no
+   nginx in between: on two cores the gateway would only take CPU from the services);
+6. --load-processes ``bench/reserve_load.py`` processes post reserves of distinct fans
+   asking 1-4 best-available seats each until the asks add up to --oversubscription times
+   the seats, with --concurrency requests in flight in all, after a warm-up on the
+   warm-up event;
+7. checks from the database and the answers that nothing was oversold, prints the table and
+   PASS/FAIL against the targets (>= 1,000 holds/s, p99 < 250 ms, zero oversell, every
+   answer a 201 or a 409); exit status 0 on PASS, 1 on FAIL.
+
+Holds/s is the number of 201s over the selling window: from the first request to the last
+201 (once the event is sold out only 409s are left to give; those count in the latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aio_pika
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.reserve_baselines import RPC_QUEUE, pg_loop, rpc_loop  # noqa: E402
+from bench.reserve_load import Summary, summarize  # noqa: E402
+from bench.reserve_setup import (  # noqa: E402
+    create_bench_database,
+    create_vhost,
+    delete_vhost,
+    oversell_problems,
+    read_inventory,
+)
+from bench.search import free_port, http_get, say, service_env, wait_for  # noqa: E402
+from ticketing.config import Settings  # noqa: E402
+from ticketing.messages import BOOKING_QUEUE_PREFIX, booking_routing_key  # noqa: E402
+
+RUN_DIR = ROOT / ".run" / "bench" / "reserve"
+TARGET_HOLDS_PER_SECOND = 1000
+TARGET_P99_MS = 250
+VHOST = "ticketing_bench_reserve"
+REDIS_PREFIX = "tkbench-reserve:"
+
+
+class ProcessGroups:
+    """Every process the bench starts, each in its own process group, so that stopping it
+    (TERM, then KILL) also stops anything it started; in reverse order."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str], log: Path, *, pipe: bool = False
+    ) -> subprocess.Popen[bytes]:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=ROOT,
+                stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if pipe else out,
+                stderr=out,
+                start_new_session=True,
+            )
+        self.started.append((name, proc))
+        return proc
+
+    def check_alive(self) -> None:
+        for name, proc in self.started:
+            if proc.poll() is not None and not name.startswith(("load", "py-spy")):
+                raise SystemExit(f"bench: {name} exited with {proc.returncode}; see {RUN_DIR}")
+
+    def stop(self, procs: list[subprocess.Popen[bytes]]) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.started = [(n, p) for n, p in self.started if p not in procs]
+
+    def stop_all(self) -> None:
+        self.stop([proc for _, proc in reversed(self.started)])
+
+
+def bench_settings(base: Settings, vhost: str) -> Settings:
+    amqp = urlsplit(base.amqp_url)
+    return dataclasses.replace(
+        base,
+        env="dev",  # dev tokens; the load generator mints them with the same secret
+        database_url=urlunsplit(urlsplit(base.database_url)._replace(path="/" + VHOST)),
+        amqp_url=urlunsplit(amqp._replace(path="/" + quote(vhost, safe=""))),
+        redis_prefix=REDIS_PREFIX,
+        host="127.0.0.1",
+        # One load generator is one client: it must not be measured against the rate limit.
+        rate_limit_per_minute=100_000_000,
+        rate_limit_burst=1_000_000,
+    )
+
+
+def make_fans(seats: int, oversubscription: float, seed: int) -> list[tuple[str, int]]:
+    """Distinct fans asking 1-4 seats each until the asks reach ``oversubscription`` x seats."""
+    rng = random.Random(seed)
+    fans: list[tuple[str, int]] = []
+    asked = 0
+    while asked < oversubscription * seats:
+        quantity = rng.randint(1, 4)
+        fans.append((f"fan-{len(fans):06d}", quantity))
+        asked += quantity
+    return fans
+
+
+def clock_ticks(pids: list[int]) -> float:
+    """CPU seconds (user + system) the live processes among ``pids`` have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def pids_named(name: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+async def wait_for_consumers(amqp_url: str, queue: str, count: int, within: float) -> None:
+    deadline = time.monotonic() + within
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        while True:
+            consumers = 0
+            try:
+                channel = await connection.channel()
+                declared = await channel.declare_queue(queue, passive=True)
+                consumers = declared.declaration_result.consumer_count
+                await channel.close()
+            except aio_pika.exceptions.AMQPError:
+                pass  # not declared yet
+            if consumers >= count:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: {queue} has {consumers} consumers, not {count}")
+            await asyncio.sleep(0.2)
+
+
+def run_rpc_baseline(settings: Settings, args: argparse.Namespace, procs: ProcessGroups) -> Summary:
+    echoes = [
+        procs.start(
+            f"echo-{i}",
+            [sys.executable, "bench/reserve_baselines.py", "echo", settings.amqp_url, RPC_QUEUE],
+            dict(os.environ),
+            RUN_DIR / f"echo_{i}.log",
+        )
+        for i in range(args.workers)
+    ]
+    try:
+        asyncio.run(wait_for_consumers(settings.amqp_url, RPC_QUEUE, args.workers, 30))
+        return asyncio.run(
+            rpc_loop(settings.amqp_url, RPC_QUEUE, args.rpc_clients, args.baseline_seconds)
+        )
+    finally:
+        procs.stop(echoes)
+
+
+def start_services(
+    settings: Settings, args: argparse.Namespace, procs: ProcessGroups, hot_event: int
+) -> tuple[list[int], list[subprocess.Popen[bytes]], list[subprocess.Popen[bytes]]]:
+    workers = [
+        procs.start(
+            f"booking_worker-{i}",
+            [sys.executable, "-m", "booking_worker"],
+            service_env(dataclasses.replace(settings, booking_worker_metrics_port=free_port())),
+            RUN_DIR / f"booking_worker_{i}.log",
+        )
+        for i in range(args.workers)
+    ]
+    ports = [free_port() for _ in range(args.waitingrooms)]
+    rooms = [
+        procs.start(
+            f"waitingroom:{port}",
+            [sys.executable, "-m", "waitingroom"],
+            service_env(dataclasses.replace(settings, waitingroom_port=port)),
+            RUN_DIR / f"waitingroom_{port}.log",
+        )
+        for port in ports
+    ]
+    for port in ports:
+        wait_for(
+            f"waitingroom on {port}",
+            lambda p=port: http_get(f"http://127.0.0.1:{p}/healthz")[0] == 200,
+            60,
+        )
+    queue = BOOKING_QUEUE_PREFIX + booking_routing_key(hot_event, settings.booking_partitions)
+    asyncio.run(wait_for_consumers(settings.amqp_url, queue, args.workers, 60))
+    procs.check_alive()
+    return ports, workers, rooms
+
+
+def start_load(
+    settings: Settings,
+    args: argparse.Namespace,
+    procs: ProcessGroups,
+    ports: list[int],
+    events: tuple[int, int],
+    fans: list[tuple[str, int]],
+) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """Start the load processes and wait until each has warmed up and is ready to fire."""
+    n = args.load_processes
+    loads = []
+    for i in range(n):
+        spec = {
+            "bases": [f"http://127.0.0.1:{p}" for p in ports],
+            "event_id": events[0],
+            "warmup_event_id": events[1],
+            "fans": fans[i::n],
+            "warmup_fans": [(f"warm-{i}-{j}", 2) for j in range(args.warmup // n)],
+            "concurrency": max(1, args.concurrency // n),
+            "request_timeout": 30,
+            "seconds": args.timeout,
+        }
+        spec_path = RUN_DIR / f"load_{i}.spec.json"
+        spec_path.write_text(json.dumps(spec))
+        result_path = RUN_DIR / f"load_{i}.result.json"
+        result_path.unlink(missing_ok=True)
+        proc = procs.start(
+            f"load-{i}",
+            [sys.executable, "bench/reserve_load.py", str(spec_path), str(result_path)],
+            service_env(settings),
+            RUN_DIR / f"load_{i}.log",
+            pipe=True,
+        )
+        loads.append((proc, result_path))
+    deadline = time.monotonic() + 120
+    for proc, _ in loads:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], max(0, deadline - time.monotonic()))
+        line = proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("ready"):
+            raise SystemExit(f"bench: a load process did not warm up; see {RUN_DIR}")
+        say(f"load process warmed up: {line.strip()}")
+    return loads
+
+
+def profile(pids: dict[str, int], seconds: int, procs: ProcessGroups) -> list[Path]:
+    spy = ROOT / ".venv" / "bin" / "py-spy"
+    outputs = []
+    for name, pid in pids.items():
+        out = RUN_DIR / f"profile_{name}.txt"
+        argv = [str(spy), "record", "--nonblocking", "-r", "100", "-d", str(seconds)]
+        argv += ["-f", "raw", "-o", str(out), "-p", str(pid)]
+        procs.start(f"py-spy-{name}", argv, dict(os.environ), RUN_DIR / f"py-spy_{name}.log")
+        outputs.append(out)
+    return outputs
+
+
+def merge(results: list[dict]) -> dict:
+    merged: dict = {"statuses": {}, "latencies_ms": [], "ok_ms": [], "ok_done_at": []}
+    merged |= {"granted": {}, "unclear": [], "wrong_size": 0, "samples": {}}
+    for r in results:
+        for status, count in r["statuses"].items():
+            merged["statuses"][int(status)] = merged["statuses"].get(int(status), 0) + count
+        for key in ("latencies_ms", "ok_ms", "ok_done_at", "unclear"):
+            merged[key] += r[key]
+        merged["granted"] |= r["granted"]
+        merged["wrong_size"] += r["wrong_size"]
+        merged["unsent"] = merged.get("unsent", 0) + r["unsent"]
+        merged["cpu_seconds"] = merged.get("cpu_seconds", 0) + r["cpu_seconds"]
+        merged["samples"] |= r["samples"]
+    merged["started_at"] = min(r["started_at"] for r in results)
+    merged["finished_at"] = max(r["finished_at"] for r in results)
+    return merged
+
+
+def report(
+    args: argparse.Namespace,
+    fans: list[tuple[str, int]],
+    rpc: Summary,
+    pg: Summary,
+    e2e: dict,
+    findings: list[str],
+    problems: list[str],
+) -> bool:
+    wall = e2e["finished_at"] - e2e["started_at"]
+    ok = e2e["statuses"].get(201, 0)
+    selling = (max(e2e["ok_done_at"]) - e2e["started_at"]) if ok else wall
+    holds = summarize(e2e["ok_ms"], ok, selling)
+    answers = summarize(e2e["latencies_ms"], len(e2e["latencies_ms"]), wall)
+    unexpected = {s: n for s, n in e2e["statuses"].items() if s not in (201, 409)}
+    print()
+    print(
+        f"reserve: {args.seats:,} seats, {len(fans):,} fans asking {sum(q for _, q in fans):,}"
+        f" seats (1-4 each), {args.concurrency} in flight; {args.workers} booking_worker,"
+        f" {args.waitingrooms} waitingroom (direct, round-robin), {args.load_processes}"
+        " load process(es)"
+    )
+    print(f"{'side':<44}{'per s':>10}{'p50 ms':>10}{'p99 ms':>10}{'count':>9}")
+    rows = (
+        (f"bare aio-pika RPC, {args.rpc_clients} callers (round trips)", rpc),
+        (f"bare Postgres hold, {args.pg_connections} connections (holds)", pg),
+        ("end to end, 201 holds (selling window)", holds),
+        ("end to end, every answer (whole run)", answers),
+    )
+    for name, s in rows:
+        print(f"{name:<44}{s.rate:>10.0f}{s.p50_ms:>10.1f}{s.p99_ms:>10.1f}{s.count:>9,}")
+    statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(e2e["statuses"].items()))
+    if e2e["unsent"]:
+        statuses += f", not sent within {args.timeout:.0f} s: {e2e['unsent']:,}"
+    print(f"statuses: {statuses}; selling window {selling:.1f} s, whole run {wall:.1f} s")
+    for status, body in e2e["samples"].items():
+        print(f"  e.g. {status}: {body}")
+    verdict = "FAILED" if problems else "no oversell"
+    print(f"oversell check: {verdict}" + "".join(f"\n  {line}" for line in findings[:-1]))
+    print(findings[-1])
+    checks = [
+        (holds.rate >= TARGET_HOLDS_PER_SECOND, f"holds/s >= {TARGET_HOLDS_PER_SECOND}"),
+        (answers.p99_ms < TARGET_P99_MS, f"p99 < {TARGET_P99_MS} ms"),
+        (not problems, "zero oversell"),
+        (not unexpected and not e2e["unsent"], "every fan answered 201 or 409"),
+    ]
+    failed = [name for passed, name in checks if not passed]
+    print("PASS" if not failed else "FAIL: missed " + ", ".join(failed))
+    return not failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bench/reserve.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--seats", type=int, default=20_000, help="a multiple of 500")
+    parser.add_argument("--oversubscription", type=float, default=2.0)
+    parser.add_argument("--workers", type=int, default=3, help="booking_worker processes")
+    parser.add_argument("--waitingrooms", type=int, default=2, help="waitingroom processes")
+    parser.add_argument("--concurrency", type=int, default=128, help="reserves in flight")
+    parser.add_argument("--load-processes", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=400, help="reserves on the warm-up event")
+    parser.add_argument("--rpc-clients", type=int, default=64)
+    parser.add_argument("--pg-connections", type=int, default=8)
+    parser.add_argument("--baseline-seconds", type=float, default=8)
+    parser.add_argument(
+        "--timeout", type=float, default=90, help="no reserve starts after this many seconds"
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="SECONDS",
+        default=0,
+        help=f"py-spy record a worker and a waitingroom for SECONDS (raw stacks in {RUN_DIR})",
+    )
+    args = parser.parse_args(argv)
+
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    settings = bench_settings(Settings.from_env(), VHOST)
+    user = urlsplit(settings.amqp_url).username or "guest"
+    procs = ProcessGroups()
+    try:
+        say(f"recreating {VHOST} with 3 events of {args.seats:,} seats")
+        events = asyncio.run(create_bench_database(settings.database_url, args.seats))
+        create_vhost(VHOST, user)
+        say(f"bare aio-pika RPC: {args.rpc_clients} callers for {args.baseline_seconds:.0f}s")
+        rpc = run_rpc_baseline(settings, args, procs)
+        say(f"  {rpc.rate:.0f}/s, p50 {rpc.p50_ms:.1f} ms, p99 {rpc.p99_ms:.1f} ms")
+        say(f"bare Postgres hold: {args.pg_connections} connections until sold out")
+        pg, _ = asyncio.run(
+            pg_loop(settings.database_url, events.baseline, args.pg_connections, 30)
+        )
+        say(f"  {pg.rate:.0f} holds/s, p50 {pg.p50_ms:.1f} ms, p99 {pg.p99_ms:.1f} ms")
+        say(f"starting {args.workers} booking_worker and {args.waitingrooms} waitingroom")
+        ports, workers, rooms = start_services(settings, args, procs, events.hot)
+        fans = make_fans(args.seats, args.oversubscription, args.seed)
+        loads = start_load(settings, args, procs, ports, (events.hot, events.warmup), fans)
+        groups = {
+            "booking_worker": [p.pid for p in workers],
+            "waitingroom": [p.pid for p in rooms],
+            "postgres": pids_named("postgres"),
+            "rabbitmq": pids_named("beam.smp"),
+            "redis": pids_named("redis-server"),
+        }
+        before = {name: clock_ticks(pids) for name, pids in groups.items()}
+        if args.profile:
+            profile({"worker": workers[0].pid, "waitingroom": rooms[0].pid}, args.profile, procs)
+        # Other work on the machine shares the two cores: say how busy it was.
+        load_average = os.getloadavg()[0]
+        say(f"{len(fans):,} fans reserving, {args.concurrency} in flight")
+        for proc, _ in loads:
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
+        # In-flight requests may take their 30 s timeout after the load's own deadline.
+        deadline = time.monotonic() + args.timeout + 40
+        for proc, _ in loads:
+            proc.wait(timeout=max(1, deadline - time.monotonic()))
+        groups["postgres"] = pids_named("postgres")
+        cpu = {name: clock_ticks(pids) - before[name] for name, pids in groups.items()}
+        procs.check_alive()
+        if any(proc.returncode for proc, _ in loads):
+            raise SystemExit(f"bench: a load process failed; see {RUN_DIR}")
+        e2e = merge([json.loads(path.read_text()) for _, path in loads])
+        # Token minting and warm-up included: an upper bound of the load generator's share.
+        cpu["load (incl. setup)"] = e2e["cpu_seconds"]
+        inventory = asyncio.run(
+            read_inventory(settings.database_url, events.hot, settings.max_tickets_per_user)
+        )
+        problems, notes = oversell_problems(
+            inventory, args.seats, e2e["granted"], set(e2e["unclear"]), e2e["wrong_size"]
+        )
+        cpu_line = ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+        notes.append(f"CPU seconds: {cpu_line}; load average at the start {load_average:.1f}")
+        return 0 if report(args, fans, rpc, pg, e2e, problems + notes, problems) else 1
+    except subprocess.TimeoutExpired:
+        say(f"the load did not finish within {args.timeout:.0f}s")
+        return 1
+    finally:
+        procs.stop_all()
+        delete_vhost(VHOST)
+        clear_redis(settings)
+
+
+def clear_redis(settings: Settings) -> None:
+    from redis import Redis
+
+    with Redis.from_url(settings.redis_url) as redis:
+        keys = list(redis.scan_iter(match=settings.redis_prefix + "*", count=1000))
+        for start in range(0, len(keys), 1000):
+            redis.delete(*keys[start : start + 1000])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""What the reserve benchmark sets up and checks: its own database with one big venue and
+three events of it (the hot one, the Postgres baseline's copy, a warm-up one), its own
+RabbitMQ vhost, and the oversell check read back from the database after the run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from ticketing.db import migrate
+from ticketing.domain.seating import Section, ticket_records
+
+SECTION_NAMES = ["Floor", *(f"Lower {n}" for n in range(101, 105))]
+SECTION_NAMES += [f"Upper {n}" for n in range(201, 206)]
+SEATS_PER_ROW = 50
+
+
+@dataclass(frozen=True, slots=True)
+class BenchEvents:
+    hot: int
+    baseline: int
+    warmup: int
+    seats: int  # per event
+
+
+def arena(seats: int) -> list[Section]:
+    """Ten sections of equal size, 50 seats a row, as an admin would post the seat map."""
+    step = len(SECTION_NAMES) * SEATS_PER_ROW
+    if seats < step or seats % step:
+        raise ValueError(f"seats must be a positive multiple of {step}, got {seats}")
+    rows = seats // step
+    return [
+        Section(name, rows, SEATS_PER_ROW, price_cents=9000 - 500 * i)
+        for i, name in enumerate(SECTION_NAMES)
+    ]
+
+
+async def create_bench_database(database_url: str, seats: int) -> BenchEvents:
+    """A fresh, migrated database every run (dropped first), with every ticket COPYed."""
+    migrate.drop_database(database_url)
+    migrate.create_database(database_url)
+    migrate.upgrade(database_url)
+    sections = arena(seats)
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            venue_id = await conn.fetchval(
+                """INSERT INTO venues (name, city, country, lat, lon, seat_map, capacity)
+                   VALUES ('Bench Arena', 'Lisbon', 'PT', 38.7223, -9.1393, $1, $2)
+                   RETURNING id""",
+                json.dumps({"sections": [s.to_json() for s in sections]}),
+                sum(s.capacity for s in sections),
+            )
+            performer_id = await conn.fetchval(
+                "INSERT INTO performers (name, genre) VALUES ('The Benchmarks', 'rock') "
+                "RETURNING id"
+            )
+            starts_at = datetime.now(UTC) + timedelta(days=30)
+            ids = []
+            for name in ("Hot on-sale", "Postgres baseline copy", "Warm-up"):
+                event_id = await conn.fetchval(
+                    """INSERT INTO events (name, starts_at, venue_id, performer_id,
+                                           queue_enabled, currency)
+                       VALUES ($1, $2, $3, $4, false, 'EUR') RETURNING id""",
+                    name,
+                    starts_at,
+                    venue_id,
+                    performer_id,
+                )
+                await conn.copy_records_to_table(
+                    "tickets",
+                    columns=("event_id", "section", "row", "number", "price_cents"),
+                    records=ticket_records(event_id, sections),
+                )
+                ids.append(event_id)
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+    return BenchEvents(hot=ids[0], baseline=ids[1], warmup=ids[2], seats=seats)
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def create_vhost(vhost: str, user: str) -> None:
+    # Left over from a run that was killed: start clean.
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+
+
+def delete_vhost(vhost: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """What the database says about the hot event after the run."""
+
+    available: int
+    reserved: int
+    booked: int
+    holds: list[tuple[str, list[int]]]  # (fan, ticket ids) of every live hold
+    seats_in_two_holds: int  # granted to more than one live hold
+    reserved_not_in_hold: int  # reserved ticket whose hold does not list it (or is not live)
+    users_over_cap: int
+
+
+async def read_inventory(database_url: str, event_id: int, cap: int) -> Inventory:
+    conn = await asyncpg.connect(database_url)
+    try:
+        counts = dict(
+            await conn.fetch(
+                "SELECT status::text, count(*) FROM tickets WHERE event_id = $1 GROUP BY 1",
+                event_id,
+            )
+        )
+        holds = await conn.fetch(
+            "SELECT user_id, ticket_ids FROM holds WHERE event_id = $1 AND status = 'held'",
+            event_id,
+        )
+        twice = await conn.fetchval(
+            """SELECT count(*) FROM (
+                   SELECT t FROM holds, unnest(ticket_ids) AS t
+                   WHERE event_id = $1 AND status = 'held' GROUP BY t HAVING count(*) > 1) d""",
+            event_id,
+        )
+        stray = await conn.fetchval(
+            """SELECT count(*) FROM tickets t LEFT JOIN holds h ON h.id = t.hold_id
+               WHERE t.event_id = $1 AND t.status = 'reserved'
+                 AND (h.id IS NULL OR h.status <> 'held' OR NOT t.id = ANY (h.ticket_ids))""",
+            event_id,
+        )
+        over = await conn.fetchval(
+            """SELECT count(*) FROM (
+                   SELECT user_id FROM holds WHERE event_id = $1 AND status = 'held'
+                   GROUP BY user_id HAVING sum(cardinality(ticket_ids)) > $2) u""",
+            event_id,
+            cap,
+        )
+    finally:
+        await conn.close()
+    return Inventory(
+        available=counts.get("available", 0),
+        reserved=counts.get("reserved", 0),
+        booked=counts.get("booked", 0),
+        holds=[(r["user_id"], sorted(r["ticket_ids"])) for r in holds],
+        seats_in_two_holds=twice,
+        reserved_not_in_hold=stray,
+        users_over_cap=over,
+    )
+
+
+def oversell_problems(
+    inv: Inventory, seats: int, granted: dict[str, list[int]], unclear: set[str], wrong_size: int
+) -> tuple[list[str], list[str]]:
+    """Every way the run broke "a seat is never held by two fans, and a fan's answer is the
+    truth" (empty when it did not), and notes that are no fault (a hold whose answer did not
+    arrive in time: the fan gets it by retrying with the same Idempotency-Key)."""
+    problems = []
+    handed_out = [ticket for ids in granted.values() for ticket in ids]
+    held_seats = sum(len(ids) for _, ids in inv.holds)
+    if len(handed_out) != len(set(handed_out)):
+        problems.append(f"{len(handed_out) - len(set(handed_out))} seat(s) in two 201 answers")
+    if inv.seats_in_two_holds:
+        problems.append(f"{inv.seats_in_two_holds} seat(s) in two live holds")
+    if inv.reserved_not_in_hold:
+        problems.append(f"{inv.reserved_not_in_hold} reserved seat(s) outside their hold")
+    if held_seats != inv.reserved:
+        problems.append(f"live holds list {held_seats} seats, {inv.reserved} are reserved")
+    if inv.available + inv.reserved + inv.booked != seats:
+        total = inv.available + inv.reserved + inv.booked
+        problems.append(f"available + reserved + booked = {total}, not {seats}")
+    in_db: dict[str, list[list[int]]] = {}
+    for user, ids in inv.holds:
+        in_db.setdefault(user, []).append(ids)
+    differ = sum(in_db.get(user) != [sorted(ids)] for user, ids in granted.items())
+    if differ:
+        problems.append(f"{differ} of the 201 answers differ from the fan's hold in the database")
+    refused = [u for u in in_db if u not in granted and u not in unclear]
+    if refused:
+        problems.append(f"{len(refused)} fan(s) answered 409 hold seats in the database")
+    if inv.users_over_cap:
+        problems.append(f"{inv.users_over_cap} fan(s) over the per-event cap")
+    if wrong_size:
+        problems.append(f"{wrong_size} hold(s) of another size than asked")
+    late = [u for u in in_db if u not in granted and u in unclear]
+    notes = [
+        f"{len(inv.holds):,} live holds = {len(granted):,} answered 201 + {len(late)} answered "
+        f"503/timeout; {inv.reserved:,} seats reserved, {inv.available:,} available"
+    ]
+    return problems, notes
