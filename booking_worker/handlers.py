@@ -29,15 +29,12 @@ to the fan as they are (a problem document, ``Problem(...).to_dict()``, when sta
 - ``ctx.settings`` has every setting; ``ctx.resources`` holds process-wide clients a
   handler module may set up once (e.g. a Stripe client), keyed by name.
 
-Handlers for CONFIRM and STRIPE_EVENT live in ``booking_worker.confirm`` (``handle_confirm``)
-and ``booking_worker.stripe_events`` (``handle_stripe_event``); when those modules do not
-exist yet the commands answer 503 backend_unavailable.
+CONFIRM and STRIPE_EVENT (``booking_worker.confirm``, ``booking_worker.stripe_events``) call
+Stripe, so the worker runs each of them in a transaction of its own, never in a batch.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,7 +51,6 @@ from ticketing.messages import (
     STRIPE_EVENT,
     TICKET_STATUS,
 )
-from ticketing.problems import Problem
 
 Reply = tuple[int, dict[str, Any] | None]
 
@@ -74,31 +70,16 @@ Handler = Callable[[Context, asyncpg.Connection, dict[str, Any]], Awaitable[Repl
 # Commands that only read: run without storing a reply (nothing to make idempotent).
 READ_ONLY = frozenset({TICKET_STATUS, GET_BOOKING, LIST_BOOKINGS})
 
-# (command type, module, function) of handlers owned by the payments side.
-_PLUGGED = (
-    (CONFIRM, "booking_worker.confirm", "handle_confirm"),
-    (STRIPE_EVENT, "booking_worker.stripe_events", "handle_stripe_event"),
-)
-
-
-async def not_available_yet(ctx: Context, conn: asyncpg.Connection, command: dict) -> Reply:
-    problem = Problem(503, "backend_unavailable", "not available yet")
-    return 503, problem.to_dict()
-
-
 def build_handlers() -> dict[str, Handler]:
-    from booking_worker import holds, queries  # noqa: PLC0415 (avoid an import cycle)
+    # Imported here: those modules import Context and Reply from this one.
+    from booking_worker import confirm, holds, queries, stripe_events  # noqa: PLC0415
 
-    table: dict[str, Handler] = {
+    return {
         RESERVE: holds.reserve,
         RELEASE: holds.release,
         TICKET_STATUS: queries.ticket_status,
         GET_BOOKING: queries.get_booking,
         LIST_BOOKINGS: queries.list_bookings,
+        CONFIRM: confirm.handle_confirm,
+        STRIPE_EVENT: stripe_events.handle_stripe_event,
     }
-    for kind, module_name, function in _PLUGGED:
-        if importlib.util.find_spec(module_name) is None:
-            table[kind] = not_available_yet
-        else:
-            table[kind] = getattr(importlib.import_module(module_name), function)
-    return table

@@ -23,14 +23,24 @@ import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from booking_worker.commands import CONNECTION_ERRORS, RETRYABLE, Outcome, apply_batch, apply_one
+from booking_worker.confirm import (
+    close_payment_resources,
+    complete_due_refunds,
+    payment_resources,
+)
 from booking_worker.handlers import Context, Handler, build_handlers
 from booking_worker.holds import expire_holds
 from booking_worker.metrics import BATCH_SIZE, DEAD_LETTERED, LATENCY, OUTCOMES, QUEUE_DEPTH
-from booking_worker.topology import ERROR_HEADER, Topology, declare_topology
-from search_sync.dependencies import dependency_of
-from search_sync.lifecycle import Backoff, wait_any
+from ticketing.booking_topology import ERROR_HEADER, Topology, declare_topology
 from ticketing.config import Settings
-from ticketing.messages import MessageError, booking_reply, parse_booking_command
+from ticketing.lifecycle import Backoff, keep_running, wait_any
+from ticketing.messages import (
+    CONFIRM,
+    STRIPE_EVENT,
+    MessageError,
+    booking_reply,
+    parse_booking_command,
+)
 from ticketing.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -39,6 +49,7 @@ Message = AbstractIncomingMessage
 # After the first message of a batch, how long to wait for more to join it.
 BATCH_WAIT_SECONDS = 0.002
 DEPTH_SAMPLE_SECONDS = 5.0
+UNBATCHED = frozenset({CONFIRM, STRIPE_EVENT})
 
 
 class BookingWorker:
@@ -56,17 +67,12 @@ class BookingWorker:
         finally:
             stop.set()
             await sweeper
+            await close_payment_resources(self.ctx)
 
     async def _keep_consuming(self, stop: asyncio.Event) -> None:
-        backoff = Backoff()
-        while not stop.is_set():
-            try:
-                await self._consume(stop, backoff)
-            except Exception as exc:
-                if dependency_of(exc) is None:
-                    raise
-                log.warning("booking worker: %s unavailable, retrying: %s", dependency_of(exc), exc)
-                await backoff.sleep(stop)
+        await keep_running(
+            "booking worker", lambda b: self._consume(stop, b), stop, "booking_worker"
+        )
 
     async def _consume(self, stop: asyncio.Event, backoff: Backoff) -> None:
         connection = await aio_pika.connect(self.settings.amqp_url, timeout=5)
@@ -166,22 +172,41 @@ class BookingWorker:
 
     async def _apply(self, valid: list[tuple[Message, dict]]) -> list[Outcome | None]:
         commands = [command for _, command in valid]
+        # Payment commands call Stripe: never inside a transaction other commands share,
+        # or their seat locks would be held for the length of a card payment.
+        shared = [i for i, c in enumerate(commands) if c.get("type") not in UNBATCHED]
+        results: list[Outcome | None] = [None] * len(commands)
         async with self.pool.acquire() as conn:
-            try:
-                return list(await apply_batch(self.ctx, conn, self.handlers, commands))
-            except RETRYABLE as exc:
-                if len(commands) == 1:
-                    log.info("booking command lost a race, requeued: %s", exc)
-                    return [None]
-                log.info("booking batch of %d lost a race, applying one by one", len(commands))
-            results: list[Outcome | None] = []
-            for command in commands:
-                try:
-                    async with conn.transaction():
-                        results.append(await apply_one(self.ctx, conn, self.handlers, command))
-                except RETRYABLE:
-                    results.append(None)
-            return results
+            for i, outcome in zip(
+                shared, await self._apply_together(conn, [commands[i] for i in shared]),
+                strict=True,
+            ):
+                results[i] = outcome
+            for i, command in enumerate(commands):
+                if command.get("type") in UNBATCHED:
+                    results[i] = await self._apply_alone(conn, command)
+        return results
+
+    async def _apply_together(
+        self, conn: asyncpg.Connection, commands: list[dict]
+    ) -> list[Outcome | None]:
+        if not commands:
+            return []
+        try:
+            return list(await apply_batch(self.ctx, conn, self.handlers, commands))
+        except RETRYABLE as exc:
+            if len(commands) == 1:
+                log.info("booking command lost a race, requeued: %s", exc)
+                return [None]
+            log.info("booking batch of %d lost a race, applying one by one", len(commands))
+        return [await self._apply_alone(conn, command) for command in commands]
+
+    async def _apply_alone(self, conn: asyncpg.Connection, command: dict) -> Outcome | None:
+        try:
+            async with conn.transaction():
+                return await apply_one(self.ctx, conn, self.handlers, command)
+        except RETRYABLE:
+            return None
 
     async def sweep(self, stop: asyncio.Event) -> None:
         """Expire due holds every sweep_interval_seconds; workers share it via SKIP LOCKED."""
@@ -189,7 +214,9 @@ class BookingWorker:
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     await expire_holds(conn, limit=1000)
-            except Exception as exc:  # the sweeper must outlive a database outage
+                # Late payments whose seats were gone are owed back; refund them here.
+                await complete_due_refunds(*await payment_resources(self.ctx))
+            except Exception as exc:  # the sweeper must outlive a database or Stripe outage
                 log.warning("hold sweeper failed, retrying: %s", exc)
             await wait_any(stop, seconds=self.settings.sweep_interval_seconds)
 

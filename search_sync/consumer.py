@@ -21,13 +21,13 @@ import typesense
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from redis.asyncio import Redis
 
-from search_sync.dependencies import REDIS_ERRORS, DependencyDown
 from search_sync.indexer import sync_events
-from search_sync.lifecycle import Backoff, keep_running, wait_any
 from search_sync.metrics import DEAD_LETTERED, DELETES, FAILURES, SERVICE, SYNC_LAG, UPSERTS
 from search_sync.topology import CREATED_AT_HEADER, ERROR_HEADER, declare_topology
 from ticketing.cache import invalidate
 from ticketing.config import Settings
+from ticketing.dependencies import REDIS_ERRORS, DependencyDown
+from ticketing.lifecycle import Backoff, keep_running, wait_any
 from ticketing.messages import MessageError, parse_event_changed
 from ticketing.metrics import DEPENDENCY_ERRORS
 
@@ -53,7 +53,9 @@ class SearchSyncConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished first."""
-        await keep_running("search_sync consumer", lambda b: self._run_connected(stop, b), stop)
+        await keep_running(
+            "search_sync consumer", lambda b: self._run_connected(stop, b), stop, SERVICE
+        )
 
     async def _run_connected(self, stop: asyncio.Event, connect_backoff: Backoff) -> None:
         connection = await aio_pika.connect(self.settings.amqp_url, timeout=5)

@@ -16,9 +16,9 @@ import asyncpg
 import typesense
 from typesense.exceptions import ObjectNotFound
 
-from search_sync.dependencies import POSTGRES_ERRORS, TYPESENSE_ERRORS, DependencyDown
 from ticketing.config import Settings
 from ticketing.db.events import fetch_event_views
+from ticketing.dependencies import POSTGRES_ERRORS, TYPESENSE_ERRORS, DependencyDown
 from ticketing.search_index import make_client, to_document
 
 log = logging.getLogger(__name__)

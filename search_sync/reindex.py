@@ -19,9 +19,9 @@ import asyncpg
 import typesense
 from typesense.exceptions import ObjectNotFound
 
-from search_sync.dependencies import TYPESENSE_ERRORS, DependencyDown
 from search_sync.indexer import import_documents, sync_events
 from ticketing.db.events import fetch_event_views
+from ticketing.dependencies import TYPESENSE_ERRORS, DependencyDown
 from ticketing.messages import EVENT_CHANGED
 from ticketing.search_index import collection_schema, to_document
 

@@ -15,10 +15,10 @@ import time
 import aio_pika
 import asyncpg
 
-from search_sync.lifecycle import Backoff, keep_running, wait_any
-from search_sync.metrics import RELAYED
+from search_sync.metrics import RELAYED, SERVICE
 from search_sync.topology import CREATED_AT_HEADER, OUTBOX_ID_HEADER, declare_topology
 from ticketing.config import Settings
+from ticketing.lifecycle import Backoff, keep_running, wait_any
 from ticketing.validation import rfc3339
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set; reconnects to Postgres and RabbitMQ as needed."""
-        await keep_running("outbox relay", lambda b: self._run_connected(stop, b), stop)
+        await keep_running(
+            "outbox relay", lambda b: self._run_connected(stop, b), stop, SERVICE
+        )
 
     async def _run_connected(self, stop: asyncio.Event, backoff: Backoff) -> None:
         wake = asyncio.Event()

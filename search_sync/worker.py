@@ -19,12 +19,12 @@ from prometheus_client import start_http_server
 from redis.asyncio import Redis
 
 from search_sync.consumer import SearchSyncConsumer
-from search_sync.dependencies import POSTGRES_ERRORS, TYPESENSE_ERRORS, DependencyDown
 from search_sync.indexer import indexing_client
-from search_sync.lifecycle import Backoff, wait_any
 from search_sync.reindex import ReindexResult, reindex
 from search_sync.relay import OutboxRelay
 from ticketing.config import Settings
+from ticketing.dependencies import POSTGRES_ERRORS, TYPESENSE_ERRORS, DependencyDown
+from ticketing.lifecycle import Backoff, wait_any
 from ticketing.search_index import make_client
 from ticketing.web import DEPENDENCY_TIMEOUT_SECONDS, create_pg_pool
 

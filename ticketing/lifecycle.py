@@ -7,8 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from search_sync.dependencies import dependency_of
-from search_sync.metrics import SERVICE
+from ticketing.dependencies import dependency_of
 from ticketing.metrics import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,10 @@ class Backoff:
 
 
 async def keep_running(
-    what: str, session: Callable[[Backoff], Awaitable[None]], stop: asyncio.Event
+    what: str,
+    session: Callable[[Backoff], Awaitable[None]],
+    stop: asyncio.Event,
+    service: str,
 ) -> None:
     """Run ``session`` until ``stop`` is set, reconnecting with backoff while a dependency
     is down; the session resets the backoff once it is connected and working. Any other
@@ -60,6 +62,6 @@ async def keep_running(
             dependency = dependency_of(exc)
             if dependency is None:
                 raise
-            DEPENDENCY_ERRORS.labels(SERVICE, dependency).inc()
+            DEPENDENCY_ERRORS.labels(service, dependency).inc()
             log.warning("%s: %s unavailable, retrying: %s", what, dependency, exc)
             await backoff.sleep(stop)

@@ -52,7 +52,7 @@ def request_id_of(request: web.Request, principal: Principal, route: str) -> str
     return "idem:" + digest
 
 
-async def _send(
+async def send_command(
     request: web.Request, principal: Principal, kind: str, request_id: str, key: Any, **fields: Any
 ) -> web.Response:
     command = booking_command(
@@ -125,16 +125,16 @@ async def reserve(request: web.Request) -> web.Response:
         settings = request.app[SETTINGS_KEY]
         verify_admission(settings, token, principal.user_id, fields["event_id"])
         admitted = True
-    return await _send(
+    return await send_command(
         request, principal, RESERVE, request_id, fields["event_id"], admitted=admitted, **fields
     )
 
 
 async def release_hold(request: web.Request) -> web.Response:
     principal = require_user(request)
-    hold_id = _uuid_or_404(request.match_info["hold_id"], "hold_not_found", "No such hold.")
+    hold_id = uuid_or_404(request.match_info["hold_id"], "hold_not_found", "No such hold.")
     request_id = request_id_of(request, principal, "release:" + hold_id)
-    return await _send(request, principal, RELEASE, request_id, hold_id, hold_id=hold_id)
+    return await send_command(request, principal, RELEASE, request_id, hold_id, hold_id=hold_id)
 
 
 async def ticket_status(request: web.Request) -> web.Response:
@@ -143,17 +143,17 @@ async def ticket_status(request: web.Request) -> web.Response:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not 1 <= int(raw) <= MAX_ID:
         raise Problem(404, "ticket_not_found", "No such ticket.")
     ticket_id = int(raw)
-    return await _send(
+    return await send_command(
         request, principal, TICKET_STATUS, uuid.uuid4().hex, ticket_id, ticket_id=ticket_id
     )
 
 
 async def get_booking(request: web.Request) -> web.Response:
     principal = require_user(request)
-    booking_id = _uuid_or_404(
+    booking_id = uuid_or_404(
         request.match_info["booking_id"], "booking_not_found", "No such booking."
     )
-    return await _send(
+    return await send_command(
         request, principal, GET_BOOKING, uuid.uuid4().hex, booking_id, booking_id=booking_id
     )
 
@@ -162,7 +162,7 @@ async def my_bookings(request: web.Request) -> web.Response:
     principal = require_user(request)
     limit = query_int(request, "limit", 20, 1, 100)
     cursor = decode_cursor(request, (str, str))
-    return await _send(
+    return await send_command(
         request,
         principal,
         LIST_BOOKINGS,
@@ -173,7 +173,7 @@ async def my_bookings(request: web.Request) -> web.Response:
     )
 
 
-def _uuid_or_404(raw: str, code: str, detail: str) -> str:
+def uuid_or_404(raw: str, code: str, detail: str) -> str:
     try:
         return str(uuid.UUID(raw))
     except ValueError as exc:

@@ -19,9 +19,9 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from booking_worker.topology import declare_topology
-from search_sync.lifecycle import Backoff, wait_any
+from ticketing.booking_topology import declare_topology
 from ticketing.config import Settings
+from ticketing.lifecycle import Backoff, wait_any
 from ticketing.messages import BOOKING_EXCHANGE, booking_routing_key
 from ticketing.metrics import DEPENDENCY_ERRORS
 from ticketing.problems import Problem

@@ -196,8 +196,8 @@ async def wait_for_consumers(amqp_url: str, count: int, timeout: float = 30) -> 
     """Until ``count`` workers consume partition 0 (every worker consumes every partition)."""
     import aio_pika
 
-    from booking_worker.topology import declare_topology
     from tests.support import eventually
+    from ticketing.booking_topology import declare_topology
 
     connection = await aio_pika.connect(amqp_url)
     try:

@@ -80,14 +80,25 @@ async def test_valid_token_is_accepted(probe, settings):
         (lambda s: "Bearer " + make_token(s)[:-4] + "AAAA", "invalid_token"),
         (lambda s: "Bearer " + jwt.encode({"sub": "x", "exp": 9e9}, OTHER_SECRET), "invalid_token"),
         # alg none: a token with no signature at all must never pass.
-        (lambda s: "Bearer " + jwt.encode({"sub": "x", "exp": 9e9}, None, algorithm="none"),
-         "invalid_token"),
+        (
+            lambda s: "Bearer " + jwt.encode({"sub": "x", "exp": 9e9}, None, algorithm="none"),
+            "invalid_token",
+        ),
         (lambda s: "Bearer " + jwt.encode({"exp": 9e9}, s.jwt_secret), "invalid_token"),
         (lambda s: "Bearer " + jwt.encode({"sub": "x"}, s.jwt_secret), "invalid_token"),
         (lambda s: "Bearer not.a.jwt", "invalid_token"),
     ],
-    ids=["missing", "basic", "expired", "tampered", "other-secret", "alg-none", "no-sub",
-         "no-exp", "garbage"],
+    ids=[
+        "missing",
+        "basic",
+        "expired",
+        "tampered",
+        "other-secret",
+        "alg-none",
+        "no-sub",
+        "no-exp",
+        "garbage",
+    ],
 )
 async def test_bad_tokens_are_refused(probe, settings, make_bad, code):
     header = make_bad(settings)
@@ -115,9 +126,11 @@ async def test_admin_route_needs_the_admin_role(probe, settings):
 
 async def test_rs256_tokens_from_an_identity_provider(settings):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     rs_settings = settings_with(settings, jwt_algorithm="RS256", jwt_public_key=public_pem)
     client = await _client(_probe_app(rs_settings))
     try:
@@ -146,8 +159,9 @@ async def test_dev_token_endpoint_issues_working_tokens(settings):
         for bad in ({"roles": []}, {"user_id": 7}, {"user_id": "a", "roles": "admin"}):
             resp = await client.post("/auth/dev-token", json=bad)
             _problem(resp, await resp.json(), 400, "validation_error")
-        resp = await client.post("/auth/dev-token", data=b"{not json",
-                                 headers={"Content-Type": "application/json"})
+        resp = await client.post(
+            "/auth/dev-token", data=b"{not json", headers={"Content-Type": "application/json"}
+        )
         _problem(resp, await resp.json(), 400, "validation_error")
     finally:
         await client.close()
@@ -185,7 +199,9 @@ async def test_oversized_body_is_413(probe, settings):
 async def test_rate_limit_holds_across_processes(settings, run_id):
     # Two independent apps (as two processes would be) share one Redis bucket per client.
     limited = settings_with(
-        settings, rate_limit_per_minute=60, rate_limit_burst=5,
+        settings,
+        rate_limit_per_minute=60,
+        rate_limit_burst=5,
         redis_prefix=f"{settings.redis_prefix}rl-{time.time_ns()}:",
     )
     a, b = await _client(_probe_app(limited)), await _client(_probe_app(limited))

@@ -47,7 +47,8 @@ async def _event(conn) -> int:
     return await conn.fetchval(
         "INSERT INTO events (name, starts_at, venue_id, performer_id, currency) "
         "VALUES ('Show', now() + interval '1 day', $1, $2, 'NOK') RETURNING id",
-        venue, performer,
+        venue,
+        performer,
     )
 
 
@@ -56,7 +57,8 @@ async def _hold(conn, event_id: int) -> uuid.UUID:
     await conn.execute(
         "INSERT INTO holds (id, event_id, user_id, status, amount_cents, currency, expires_at) "
         "VALUES ($1, $2, 'u', 'held', 100, 'NOK', now() + interval '10 minutes')",
-        hold, event_id,
+        hold,
+        event_id,
     )
     return hold
 
@@ -66,7 +68,9 @@ async def _booking(conn, event_id: int, hold: uuid.UUID) -> uuid.UUID:
     await conn.execute(
         "INSERT INTO bookings (id, hold_id, event_id, user_id, status, amount_cents, currency) "
         "VALUES ($1, $2, $3, 'u', 'confirmed', 100, 'NOK')",
-        booking, hold, event_id,
+        booking,
+        hold,
+        event_id,
     )
     return booking
 
@@ -75,8 +79,11 @@ async def _ticket(conn, event_id: int, **cols) -> int:
     return await conn.fetchval(
         'INSERT INTO tickets (event_id, section, "row", number, price_cents, status, hold_id, '
         "booking_id) VALUES ($1, 'A', 'A', $2, 100, $3, $4, $5) RETURNING id",
-        event_id, cols.get("number", 1), cols.get("status", "available"),
-        cols.get("hold_id"), cols.get("booking_id"),
+        event_id,
+        cols.get("number", 1),
+        cols.get("status", "available"),
+        cols.get("hold_id"),
+        cols.get("booking_id"),
     )
 
 

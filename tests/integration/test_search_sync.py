@@ -81,8 +81,6 @@ async def search(sync_settings: Settings) -> AsyncIterator[Any]:
     await client.api_call.aclose()
 
 
-
-
 # --- running the pieces in-process ----------------------------------------------------------
 
 
@@ -373,7 +371,8 @@ async def test_changes_survive_postgres_going_away_during_consumption(sync_setti
     await asyncio.to_thread(migrate.create_database, url)
     await asyncio.to_thread(migrate.upgrade, url)
     settings = settings_with(
-        sync_settings, database_url=url,
+        sync_settings,
+        database_url=url,
         typesense_collection=sync_settings.typesense_collection + "_pgdown",
     )
     admin = await asyncpg.connect(f"{PG_BASE}/postgres")
@@ -388,8 +387,8 @@ async def test_changes_survive_postgres_going_away_during_consumption(sync_setti
             await rename(own_pool, event_id, name)
             await eventually(
                 lambda: own_pool.fetchval(
-                    "SELECT bool_and(published_at IS NOT NULL) FROM outbox "
-                    "WHERE aggregate_id = $1", str(event_id),
+                    "SELECT bool_and(published_at IS NOT NULL) FROM outbox WHERE aggregate_id = $1",
+                    str(event_id),
                 ),
                 lambda published: published,
                 5,

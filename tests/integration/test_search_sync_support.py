@@ -19,6 +19,7 @@ from ticketing.search_index import make_client
 
 SEATS = 4
 
+
 async def insert_events(conn: asyncpg.Connection, names: list[str], city: str) -> list[int]:
     """Events with a venue, a performer and SEATS tickets each, written with plain SQL."""
     venue = await conn.fetchval(

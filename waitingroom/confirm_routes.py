@@ -1,0 +1,35 @@
+"""``POST /booking/confirm``: validate, then let a booking worker charge and book."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ticketing.auth import require_user
+from ticketing.messages import CONFIRM
+from ticketing.problems import validation_error
+from ticketing.validation import read_json
+from waitingroom.booking_routes import request_id_of, send_command, uuid_or_404
+
+MAX_PAYMENT_METHOD_LENGTH = 255
+
+
+async def confirm(request: web.Request) -> web.Response:
+    principal = require_user(request)
+    body = await read_json(request)
+    unknown = set(body) - {"hold_id", "payment_method"}
+    if unknown:
+        raise validation_error(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    method = body.get("payment_method")
+    if not isinstance(method, str) or not 1 <= len(method) <= MAX_PAYMENT_METHOD_LENGTH:
+        raise validation_error("payment_method must be a Stripe payment method id (pm_...).")
+    if not isinstance(body.get("hold_id"), str):
+        raise validation_error("hold_id must be a string.")
+    hold_id = uuid_or_404(body["hold_id"], "hold_not_found", "No such hold.")
+    request_id = request_id_of(request, principal, "confirm")
+    return await send_command(
+        request, principal, CONFIRM, request_id, hold_id, hold_id=hold_id, payment_method=method
+    )
+
+
+def confirm_routes() -> list[web.RouteDef]:
+    return [web.post("/booking/confirm", confirm)]
