@@ -253,6 +253,169 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+_SEAT = {
+    "type": "object",
+    "required": ["section", "row", "number"],
+    "properties": {"section": STR, "row": STR, "number": INT},
+}
+_UUID = {"type": "string", "format": "uuid"}
+_BOOKED_TICKET = {
+    "type": "object",
+    "required": ["id", "seat", "price_cents"],
+    "properties": {"id": INT, "seat": _SEAT, "price_cents": INT},
+}
+_TICKET_IDS = {"type": "array", "minItems": 1, "maxItems": 100, "uniqueItems": True, "items": INT}
+
+BOOKING_SCHEMAS: dict[str, Any] = {
+    "ReserveRequest": {
+        "description": "Exactly one of ticket_ids, ticket_id or quantity. All or nothing.",
+        "oneOf": [
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["event_id", "ticket_ids"],
+                "properties": {"event_id": INT, "ticket_ids": _TICKET_IDS},
+            },
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["event_id", "ticket_id"],
+                "properties": {"event_id": INT, "ticket_id": INT},
+            },
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["event_id", "quantity"],
+                "description": "Best available seats, adjacent when possible.",
+                "properties": {
+                    "event_id": INT,
+                    "quantity": {"type": "integer", "minimum": 1, "maximum": 100},
+                    "section": {"type": "string", "minLength": 1, "maxLength": 100},
+                },
+            },
+        ],
+    },
+    "BookedTicket": _BOOKED_TICKET,
+    "Hold": {
+        "type": "object",
+        "required": [
+            "hold_id",
+            "event_id",
+            "tickets",
+            "amount_cents",
+            "currency",
+            "expires_at",
+            "status",
+        ],
+        "properties": {
+            "hold_id": _UUID,
+            "event_id": INT,
+            "tickets": {"type": "array", "items": ref("BookedTicket")},
+            "amount_cents": INT,
+            "currency": STR,
+            "expires_at": {
+                **TIME,
+                "description": "Nobody else can hold or buy these tickets until then "
+                "(TICKETING_HOLD_TTL_SECONDS, default 10 minutes).",
+            },
+            "status": {"const": "held"},
+        },
+    },
+    "ConfirmRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["hold_id", "payment_method"],
+        "properties": {
+            "hold_id": _UUID,
+            "payment_method": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 255,
+                "description": "A Stripe payment method id, e.g. pm_card_visa.",
+            },
+        },
+    },
+    "Booking": {
+        "type": "object",
+        "required": [
+            "booking_id",
+            "hold_id",
+            "status",
+            "tickets",
+            "amount_cents",
+            "currency",
+            "payment_intent_id",
+            "created_at",
+        ],
+        "properties": {
+            "booking_id": _UUID,
+            "hold_id": _UUID,
+            "status": {
+                "enum": ["confirmed", "refunded"],
+                "description": "refunded: paid after its hold expired and its seats were "
+                "taken; the payment was refunded automatically.",
+            },
+            "tickets": {"type": "array", "items": ref("BookedTicket")},
+            "amount_cents": INT,
+            "currency": STR,
+            "payment_intent_id": STR,
+            "created_at": TIME,
+        },
+    },
+    "TicketStatus": {
+        "type": "object",
+        "required": ["ticket_id", "status"],
+        "properties": {
+            "ticket_id": INT,
+            "status": {"enum": ["available", "reserved", "booked"]},
+            "hold_id": {**_UUID, "description": "Shown to the hold's owner (and admins) only."},
+            "expires_at": {**TIME, "description": "With hold_id."},
+            "booking_id": {
+                **_UUID,
+                "description": "Shown to the booking's owner (and admins) only.",
+            },
+        },
+    },
+    "TicketsUnavailable": {
+        "allOf": [
+            ref("Problem"),
+            {
+                "type": "object",
+                "required": ["unavailable_ticket_ids"],
+                "properties": {
+                    "unavailable_ticket_ids": {
+                        "type": "array",
+                        "items": INT,
+                        "description": "The requested tickets someone else holds or bought "
+                        "(empty for a best-available request that could not be met).",
+                    }
+                },
+            },
+        ]
+    },
+    "LimitExceeded": {
+        "allOf": [
+            ref("Problem"),
+            {"type": "object", "properties": {"limit": INT, "held_or_booked": INT}},
+        ]
+    },
+    "PaymentFailed": {
+        "allOf": [
+            ref("Problem"),
+            {"type": "object", "properties": {"decline_code": {"type": ["string", "null"]}}},
+        ]
+    },
+}
+SCHEMAS.update(BOOKING_SCHEMAS)
+
+
+def problem_of(schema_name: str, description: str) -> dict[str, Any]:
+    """A problem document with extra members, described by a component schema."""
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": ref(schema_name)}},
+    }
+
 
 def page_of(schema_name: str, description: str) -> dict[str, Any]:
     """A keyset-paginated list response."""

@@ -1,14 +1,14 @@
-"""The OpenAPI document describes exactly the routes catalog_api serves (plus the dev token
-endpoint the waitingroom serves), so it cannot drift from the code."""
+"""The OpenAPI document describes exactly the routes catalog_api and the waitingroom serve
+behind the gateway, so it cannot drift from the code."""
 
 from __future__ import annotations
 
 from catalog_api.app import create_app
 from tests.integration.test_catalog_support import get_json
+from waitingroom.app import create_app as create_waitingroom_app
 
 pytest_plugins = ["tests.integration.test_catalog_support"]
 
-EXTERNAL = {("/auth/dev-token", "POST")}
 UNDOCUMENTED = {"/metrics"}  # scraped on the service's own port, not routed by the gateway
 
 
@@ -25,7 +25,77 @@ async def test_openapi_paths_match_the_router(client, catalog_settings) -> None:
     assert status == 200
     assert doc["openapi"].startswith("3.1")
     documented = {(path, method.upper()) for path, item in doc["paths"].items() for method in item}
-    assert documented == registered_routes(create_app(catalog_settings)) | EXTERNAL
+    served = registered_routes(create_app(catalog_settings))
+    served |= registered_routes(create_waitingroom_app(catalog_settings))
+    assert ("/auth/dev-token", "POST") in served  # the test settings are dev
+    assert ("/booking/reserve", "POST") in served
+    assert documented == served, (
+        f"undocumented: {sorted(served - documented)}; "
+        f"documented but not served: {sorted(documented - served)}"
+    )
+
+
+async def test_openapi_booking_routes_carry_their_headers_and_problems(client) -> None:
+    _, doc = await get_json(client, "/openapi.json")
+    paths = doc["paths"]
+
+    def headers(path: str, method: str) -> set[str]:
+        params = paths[path][method].get("parameters", [])
+        return {p["name"] for p in params if p["in"] == "header"}
+
+    assert headers("/booking/reserve", "post") == {"X-Admission-Token", "Idempotency-Key"}
+    assert "Idempotency-Key" in headers("/booking/confirm", "post")
+    assert "Stripe-Signature" in headers("/webhooks/stripe", "post")
+    expected = {
+        ("/booking/reserve", "post"): {
+            "201",
+            "400",
+            "401",
+            "403",
+            "404",
+            "409",
+            "413",
+            "422",
+            "429",
+            "503",
+        },
+        ("/booking/confirm", "post"): {
+            "201",
+            "400",
+            "401",
+            "402",
+            "403",
+            "404",
+            "409",
+            "413",
+            "429",
+            "503",
+        },
+        ("/booking/holds/{hold_id}", "delete"): {
+            "204",
+            "400",
+            "401",
+            "403",
+            "404",
+            "409",
+            "429",
+            "503",
+        },
+        ("/booking/{ticket_id}", "get"): {"200", "401", "404", "429", "503"},
+        ("/bookings/{booking_id}", "get"): {"200", "401", "404", "429", "503"},
+        ("/me/bookings", "get"): {"200", "400", "401", "429", "503"},
+    }
+    for (path, method), statuses in expected.items():
+        operation = paths[path][method]
+        assert set(operation["responses"]) == statuses, (path, method)
+        if path != "/webhooks/stripe":
+            assert operation["security"] == [{"bearer": []}], path
+    reserve = paths["/booking/reserve"]["post"]["responses"]
+    assert "admission_required" in reserve["403"]["description"]
+    assert "admission_invalid" in reserve["403"]["description"]
+    conflict = reserve["409"]["content"]["application/problem+json"]["schema"]["$ref"]
+    schema = doc["components"]["schemas"][conflict.rsplit("/", 1)[1]]
+    assert "unavailable_ticket_ids" in str(schema)
 
 
 async def test_openapi_documents_every_error_code_we_raise(client) -> None:
@@ -39,6 +109,21 @@ async def test_openapi_documents_every_error_code_we_raise(client) -> None:
         "performer_not_found",
         "currency_locked",
         "forbidden",
+        "admission_required",
+        "admission_invalid",
+        "not_your_hold",
+        "hold_not_found",
+        "booking_not_found",
+        "ticket_not_found",
+        "tickets_unavailable",
+        "unavailable_ticket_ids",
+        "hold_expired",
+        "hold_confirmed",
+        "payment_failed",
+        "payment_in_progress",
+        "limit_exceeded",
+        "rate_limited",
+        "invalid_signature",
     ):
         assert code in text, code
     refs = {v for v in _walk(doc) if isinstance(v, str) and v.startswith("#/components/")}
