@@ -39,20 +39,25 @@ PYTHON_SERVICES = {
     "catalog_api": "catalog_api",
     "waitingroom": "waitingroom",
     "search_sync": "search_sync",
+    "booking_worker": "booking_worker",
     "migrate": "ticketing.db.migrate",
 }
+# compose service -> its command line; run from our image, not a Python module of ours
+TOOL_SERVICES = {"localstripe": ["localstripe", "--port", default("TICKETING_LOCALSTRIPE_PORT")]}
 # URL setting -> the compose service it must name
 URL_SETTINGS = {
     "TICKETING_DATABASE_URL": "postgres",
     "TICKETING_REDIS_URL": "redis",
     "TICKETING_AMQP_URL": "rabbitmq",
     "TICKETING_TYPESENSE_URL": "typesense",
+    "TICKETING_STRIPE_API_BASE": "localstripe",
 }
 # compose service -> the setting holding the port it serves on
 PORT_SETTINGS = {
     "catalog_api": "TICKETING_CATALOG_PORT",
     "waitingroom": "TICKETING_WAITINGROOM_PORT",
     "search_sync": "TICKETING_SEARCH_SYNC_METRICS_PORT",
+    "booking_worker": "TICKETING_BOOKING_WORKER_METRICS_PORT",
 }
 # Every public path in SPEC.md's catalog, admin catalog, booking and waiting-room sections.
 CATALOG_PATHS = [
@@ -89,12 +94,33 @@ def flag(argv: list[str], name: str) -> str:
 
 
 def test_the_stack_is_every_component_on_pinned_images(services):
-    assert set(services) == set(IMAGES) | set(PYTHON_SERVICES)
+    assert set(services) == set(IMAGES) | set(PYTHON_SERVICES) | set(TOOL_SERVICES)
     for name, image in IMAGES.items():
         assert services[name]["image"] == image, name
     for name, module in PYTHON_SERVICES.items():
         argv = command_of(services[name])
         assert argv[:3] == ["python", "-m", module], name
+    for name, argv in TOOL_SERVICES.items():
+        assert command_of(services[name]) == argv, name
+        assert services[name]["image"] == services["catalog_api"]["image"], name
+
+
+def test_booking_runs_two_workers_against_localstripe(services):
+    worker = services["booking_worker"]
+    assert worker["deploy"]["replicas"] >= 2
+    assert worker["depends_on"]["localstripe"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    env = worker["environment"]
+    assert env == services["waitingroom"]["environment"], "the front door and workers differ"
+    assert urlsplit(env["TICKETING_STRIPE_API_BASE"]).scheme == "http"
+    for name in ("TICKETING_STRIPE_WEBHOOK_SECRET", "TICKETING_ADMISSION_SECRET"):
+        assert env[name] != default(name), f"{name}: compose keeps the dev default"
+    stripe = services["localstripe"]
+    port = int(flag(command_of(stripe), "--port"))
+    assert port == urlsplit(env["TICKETING_STRIPE_API_BASE"]).port
+    assert port in exposed_ports(stripe)
+    assert str(port) in " ".join(stripe["healthcheck"]["test"])
+    assert "localstripe" in (ROOT / "deploy" / "Dockerfile").read_text()
 
 
 def test_every_ticketing_variable_is_a_known_setting(services):
@@ -149,7 +175,7 @@ def test_depends_on_targets_exist_and_can_meet_their_condition(services):
                 assert services[target].get("restart") == "no", f"{target} is not one-shot"
             else:
                 assert condition == "service_started", f"{name}: unknown condition {condition}"
-    for name in ("catalog_api", "waitingroom", "search_sync"):
+    for name in ("catalog_api", "waitingroom", "search_sync", "booking_worker"):
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully")
 
@@ -157,12 +183,14 @@ def test_depends_on_targets_exist_and_can_meet_their_condition(services):
 def test_build_context_and_dockerfile_are_the_projects(services):
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     installed = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
-    for name in PYTHON_SERVICES:
+    for name in [*PYTHON_SERVICES, *TOOL_SERVICES]:
         build = services[name]["build"]
         context = (ROOT / build["context"]).resolve()
         dockerfile = context / build["dockerfile"]
         assert context == ROOT and dockerfile.is_file(), f"{name}: {build}"
         assert re.search(r"^FROM python:3\.11-slim\b", dockerfile.read_text(), re.M)
+        if name in TOOL_SERVICES:
+            continue
         package = PYTHON_SERVICES[name].split(".")[0]
         assert any(re.fullmatch(p.replace("*", ".*"), package) for p in installed), package
         ignore = Path(f"{dockerfile}.dockerignore").read_text().split()
@@ -175,8 +203,13 @@ def test_compose_runs_what_the_procfile_runs(services):
         if line and not line.startswith("#")
     )
     commands = {" ".join(shlex.split(cmd)) for cmd in procfile.values()}
-    for name in ("catalog_api", "waitingroom", "search_sync"):
+    for name in ("catalog_api", "waitingroom", "search_sync", "booking_worker"):
         assert " ".join(command_of(services[name])) in commands, name
+    # The Procfile's localstripe line, with its port variable at its default.
+    localstripe = " ".join(shlex.split(procfile["localstripe"])).replace(
+        "${TICKETING_LOCALSTRIPE_PORT:-8420}", default("TICKETING_LOCALSTRIPE_PORT"))
+    assert localstripe == " ".join(command_of(services["localstripe"]))
+    assert sum("python -m booking_worker" in cmd for cmd in procfile.values()) >= 2
 
 
 def test_compose_gateway_fills_exactly_the_template_placeholders(services):
