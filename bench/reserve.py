@@ -392,6 +392,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help=f"py-spy record a worker and a waitingroom for SECONDS (raw stacks in {RUN_DIR})",
     )
+    parser.add_argument(
+        "--what-if-sql",
+        default="",
+        metavar="SQL",
+        help="run SQL on the bench database after migrating, e.g. to try an index",
+    )
     args = parser.parse_args(argv)
 
     RUN_DIR.mkdir(parents=True, exist_ok=True)
@@ -400,7 +406,11 @@ def main(argv: list[str] | None = None) -> int:
     procs = ProcessGroups()
     try:
         say(f"recreating {VHOST} with 3 events of {args.seats:,} seats")
-        events = asyncio.run(create_bench_database(settings.database_url, args.seats))
+        events = asyncio.run(
+            create_bench_database(settings.database_url, args.seats, args.what_if_sql)
+        )
+        if args.what_if_sql:
+            say(f"what if: {args.what_if_sql}")
         create_vhost(VHOST, user)
         say(f"bare aio-pika RPC: {args.rpc_clients} callers for {args.baseline_seconds:.0f}s")
         rpc = run_rpc_baseline(settings, args, procs)

@@ -39,14 +39,19 @@ def arena(seats: int) -> list[Section]:
     ]
 
 
-async def create_bench_database(database_url: str, seats: int) -> BenchEvents:
-    """A fresh, migrated database every run (dropped first), with every ticket COPYed."""
+async def create_bench_database(
+    database_url: str, seats: int, what_if_sql: str = ""
+) -> BenchEvents:
+    """A fresh, migrated database every run (dropped first), with every ticket COPYed;
+    ``what_if_sql`` runs after the migrations (to try an index before proposing one)."""
     migrate.drop_database(database_url)
     migrate.create_database(database_url)
     migrate.upgrade(database_url)
     sections = arena(seats)
     conn = await asyncpg.connect(database_url)
     try:
+        if what_if_sql:
+            await conn.execute(what_if_sql)
         async with conn.transaction():
             venue_id = await conn.fetchval(
                 """INSERT INTO venues (name, city, country, lat, lon, seat_map, capacity)
