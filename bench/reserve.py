@@ -400,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    # A TERM (a CI timeout) unwinds like Ctrl-C, so the finally below still stops everything.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     settings = bench_settings(Settings.from_env(), VHOST)
     user = urlsplit(settings.amqp_url).username or "guest"
