@@ -53,20 +53,29 @@ def search_ready(base: str) -> bool:
         return False
 
 
-def sample_event(base: str) -> dict:
-    status, body = fetch(f"{base}/events?limit=1")
+def sample_events(base: str) -> list[dict]:
+    status, body = fetch(f"{base}/events?limit=20")
     try:
-        return json.loads(body)["items"][0] if status == 200 else {}
-    except (ValueError, KeyError, IndexError, TypeError):
-        return {}
+        return list(json.loads(body)["items"]) if status == 200 else []
+    except (ValueError, KeyError, TypeError):
+        return []
 
 
-def banner(base: str, event: dict) -> str:
+def bookable(events: list[dict]) -> dict:
+    """An event without a waiting room and with seats left, so the booking example works."""
+    return next(
+        (e for e in events if not e.get("queue_enabled") and e.get("available_tickets", 0) >= 2),
+        {},
+    )
+
+
+def banner(base: str, event: dict, booking_event: dict | None = None) -> str:
     event_id = event.get("id", "<event_id>")
     term = (event.get("performer") or {}).get("name", "rock").split()[0]
     city = (event.get("venue") or {}).get("city", "")
     search = f"{base}/search?term={quote(term)}" + (f"&location={quote(city)}" if city else "")
     token_body = '{"user_id": "alice", "roles": ["admin"]}'
+    booking_id = (booking_event or {}).get("id", "<event_id>")
     lines = [
         f"ticketing is up: {base}",
         "",
@@ -75,6 +84,18 @@ def banner(base: str, event: dict) -> str:
         f"  curl '{base}/events/{event_id}'",
         f"  curl -X POST {base}/auth/dev-token -H 'Content-Type: application/json' \\",
         f"       -d '{token_body}'",
+        "",
+        "  book 2 seats (TOKEN=<access_token> from a dev token; localstripe takes the",
+        "  payment: pm_card_visa pays, pm_card_chargeCustomerFail is declined):",
+        f'  curl -X POST {base}/booking/reserve -H "Authorization: Bearer $TOKEN" \\',
+        "       -H 'Content-Type: application/json' "
+        f'-d \'{{"event_id": {booking_id}, "quantity": 2}}\'',
+        f'  curl -X POST {base}/booking/confirm -H "Authorization: Bearer $TOKEN" \\',
+        "       -H 'Content-Type: application/json' \\",
+        '       -d \'{"hold_id": "<hold_id>", "payment_method": "pm_card_visa"}\'',
+        f'  curl {base}/me/bookings -H "Authorization: Bearer $TOKEN"',
+        "",
+        f"  API (OpenAPI 3.1):  {base}/openapi.json",
         f"  health:             {base}/healthz",
         "",
         "Ctrl-C stops everything.",
@@ -116,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         return 1
 
-    print(banner(base, sample_event(base)), flush=True)
+    events = sample_events(base)
+    print(banner(base, events[0] if events else {}, bookable(events)), flush=True)
     while True:
         signal.pause()
 

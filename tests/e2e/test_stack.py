@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -40,8 +41,9 @@ class Stack:
     def request(
         self, method: str, path: str, body: object = None, token: str | None = None,
         data: bytes | None = None, base: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], object]:
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **(headers or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         payload = data if data is not None else (
@@ -91,6 +93,9 @@ def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
                  "LOCALSTRIPE"):
         env[f"TICKETING_{name}_PORT"] = str(free_port())
     env["TICKETING_TYPESENSE_URL"] = f"http://127.0.0.1:{env['TICKETING_TYPESENSE_PORT']}"
+    env["TICKETING_STRIPE_API_BASE"] = f"http://127.0.0.1:{env['TICKETING_LOCALSTRIPE_PORT']}"
+    # booking_worker_2 (deploy/Procfile) serves its metrics on the port after the first's.
+    env["TICKETING_BOOKING_WORKER_METRICS_PORT"] = str(_two_free_ports())
 
     subprocess.run(
         [VENV_BIN / "python", "-m", "ticketing.demo", "--events", "300"],
@@ -128,6 +133,19 @@ def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
             os.killpg(stack.process.pid, signal.SIGKILL)
             stack.process.wait()
         migrate.drop_database(database_url)
+
+
+def _two_free_ports() -> int:
+    """A free port whose successor is free too."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two consecutive free ports")
 
 
 def _indexed(stack: Stack) -> int | None:
@@ -234,6 +252,8 @@ def test_every_service_exposes_metrics(stack: Stack):
         "catalog_api": stack.env["TICKETING_CATALOG_PORT"],
         "waitingroom": stack.env["TICKETING_WAITINGROOM_PORT"],
         "search_sync": stack.env["TICKETING_SEARCH_SYNC_METRICS_PORT"],
+        "booking_worker": stack.env["TICKETING_BOOKING_WORKER_METRICS_PORT"],
+        "booking_worker_2": str(int(stack.env["TICKETING_BOOKING_WORKER_METRICS_PORT"]) + 1),
     }
     stack.request("GET", "/search?term=rock")
     texts = {}
@@ -244,6 +264,92 @@ def test_every_service_exposes_metrics(stack: Stack):
     assert 'route="/search"' in texts["catalog_api"]
     assert "ticketing_http_request_duration_seconds_bucket" in texts["waitingroom"]
     assert "ticketing_search_sync_lag_seconds" in texts["search_sync"]
+    for worker in ("booking_worker", "booking_worker_2"):
+        assert "booking_command_latency_seconds" in texts[worker], worker
     # The gateway does not publish them.
     status, _, _ = stack.request("GET", "/metrics")
     assert status == 404
+
+
+def _search_hit(stack: Stack, event: dict) -> dict | None:
+    """The event's hit in the search index (None while it is not there)."""
+    term = urllib.request.quote(event["performer"]["name"])
+    status, headers, found = stack.request("GET", f"/search?term={term}&per_page=100")
+    if status != 200 or "X-Search-Degraded" in headers:
+        return None
+    return next((hit for hit in found["hits"] if hit["id"] == event["id"]), None)
+
+
+def test_booking_flow_through_the_gateway(stack: Stack):
+    fan = _dev_token(stack, f"fan-{RUN_ID}", [])
+    _, _, listing = stack.request("GET", "/events?limit=50")
+    # Not the first event: another test renames it.
+    event = next(
+        e for e in listing["items"][1:]
+        if not e["queue_enabled"] and e["available_tickets"] >= 2 and _search_hit(stack, e)
+    )
+    _, _, view = stack.request("GET", f"/events/{event['id']}")
+    before = view["availability"]
+    indexed_before = _search_hit(stack, event)["available_tickets"]
+
+    # Reserve 2 seats, best available; the same Idempotency-Key answers the same hold.
+    reserve = {"event_id": event["id"], "quantity": 2}
+    key = {"Idempotency-Key": f"stack-reserve-{RUN_ID}"}
+    status, _, hold = stack.request("POST", "/booking/reserve", reserve, token=fan, headers=key)
+    assert status == 201, (hold, stack.logs())
+    held_at = time.monotonic()
+    assert hold["status"] == "held" and hold["event_id"] == event["id"]
+    assert len(hold["tickets"]) == 2
+    assert hold["amount_cents"] == sum(t["price_cents"] for t in hold["tickets"])
+    status, _, again = stack.request("POST", "/booking/reserve", reserve, token=fan, headers=key)
+    assert status == 201 and again["hold_id"] == hold["hold_id"]
+
+    # The seats are gone from the view and from search within the freshness bound.
+    def view_available() -> int:
+        return stack.request("GET", f"/events/{event['id']}")[2]["availability"]["available"]
+
+    def indexed_available() -> int | None:
+        hit = _search_hit(stack, event)
+        return None if hit is None else hit["available_tickets"]
+
+    wait_until(lambda: view_available() == before["available"] - 2, FRESHNESS_SECONDS,
+               "the hold to show in /events/{id}")
+    wait_until(lambda: indexed_available() == indexed_before - 2,
+               max(0.1, FRESHNESS_SECONDS - (time.monotonic() - held_at)),
+               "the hold to show in /search")
+    print(f"hold visible in /events and /search after {time.monotonic() - held_at:.2f}s")
+
+    # Pay through localstripe.
+    confirm = {"hold_id": hold["hold_id"], "payment_method": "pm_card_visa"}
+    status, _, booking = stack.request("POST", "/booking/confirm", confirm, token=fan)
+    assert status == 201, (booking, stack.logs())
+    assert booking["status"] == "confirmed" and booking["hold_id"] == hold["hold_id"]
+    assert booking["payment_intent_id"]
+    assert [t["id"] for t in booking["tickets"]] == [t["id"] for t in hold["tickets"]]
+    assert booking["amount_cents"] == hold["amount_cents"]
+    status, _, same = stack.request("POST", "/booking/confirm", confirm, token=fan)
+    assert status == 201 and same["booking_id"] == booking["booking_id"]
+
+    status, _, mine = stack.request("GET", "/me/bookings", token=fan)
+    assert status == 200 and [b["booking_id"] for b in mine["items"]] == [booking["booking_id"]]
+    status, _, fetched = stack.request("GET", f"/bookings/{booking['booking_id']}", token=fan)
+    assert status == 200 and fetched["tickets"] == booking["tickets"]
+    ticket_id = hold["tickets"][0]["id"]
+    status, _, ticket = stack.request("GET", f"/booking/{ticket_id}", token=fan)
+    assert status == 200 and ticket == {
+        "ticket_id": ticket_id, "status": "booked", "booking_id": booking["booking_id"]}
+
+    def booked_in_view() -> bool:
+        availability = stack.request("GET", f"/events/{event['id']}")[2]["availability"]
+        return (availability["available"], availability["booked"]) == (
+            before["available"] - 2, before["booked"] + 2)
+
+    wait_until(booked_in_view, FRESHNESS_SECONDS, "the booking to show in /events/{id}")
+    assert indexed_available() == indexed_before - 2
+
+    # Someone else cannot see the booking; the webhook refuses an unsigned delivery.
+    other = _dev_token(stack, f"other-{RUN_ID}", [])
+    status, _, body = stack.request("GET", f"/bookings/{booking['booking_id']}", token=other)
+    assert status == 404 and body["code"] == "booking_not_found"
+    status, _, body = stack.request("POST", "/webhooks/stripe", {"id": "evt_forged"})
+    assert status == 400 and body["code"] == "invalid_signature"
