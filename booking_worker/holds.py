@@ -23,7 +23,10 @@ from ticketing.validation import MAX_ID, rfc3339
 
 log = logging.getLogger(__name__)
 
-# Free seats locked per best-available request to look for an adjacent run among.
+# Free seats a best-available request locks to look for an adjacent run among: enough to
+# find one in a row of the window, few enough that other fans' windows rarely meet it.
+WINDOW_FACTOR = 4
+# The unsafe control reads this many candidates, as the earlier design did.
 CANDIDATES = 200
 
 
@@ -51,7 +54,6 @@ async def reserve(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any
     requested = len(ticket_ids) if ticket_ids else quantity
     # One fan's concurrent requests for one event take turns, so the cap holds across workers.
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))", user_id, event_id)
-    await expire_holds(conn, event_id=event_id)
     already = await conn.fetchval(
         """SELECT (SELECT coalesce(sum(cardinality(ticket_ids)), 0) FROM holds
                     WHERE user_id = $1 AND event_id = $2 AND status = 'held'
@@ -147,14 +149,6 @@ async def _take_explicit(
     )
 
 
-class _Partial(Exception):
-    """Some chosen seats were taken meanwhile: undo the partial claim and choose again."""
-
-    def __init__(self, missing: set[int]) -> None:
-        super().__init__(f"{len(missing)} seats taken meanwhile")
-        self.missing = missing
-
-
 async def _take_best(
     ctx: Context,
     conn: asyncpg.Connection,
@@ -163,56 +157,42 @@ async def _take_best(
     quantity: int,
     section: str | None,
 ) -> list[asyncpg.Record]:
-    """Choose from an unlocked read of free seats (adjacent when possible), then claim the
-    choice with SKIP LOCKED. Only the claimed rows are ever locked, so concurrent workers
-    never wait for each other nor starve each other of candidates; a choice that lost seats
-    to another transaction is undone and made again, and after a few tries any free seats do.
+    """Lock a small window of the first free seats with SKIP LOCKED, choose among them
+    (adjacent in one row when the window has such a run), reserve the choice.
+
+    Seats another transaction is taking are skipped, never waited for, so concurrent
+    workers neither queue on nor collide over the same seats; the unchosen seats of the
+    window stay locked only until this batch commits. One lock statement and one update,
+    whatever the contention: the earlier read-then-claim-and-retry spent most of the
+    database's time re-reading the same first free seats (bench/README.md).
     """
     if unsafe_reserve(ctx):
         return await _take_best_unsafe(conn, event_id, hold_id, quantity, section)
-    excluded: set[int] = set()
-    for _ in range(3):
-        rows = await conn.fetch(
-            f"""SELECT {_TICKET_COLUMNS} FROM tickets
-                WHERE event_id = $1 AND status = 'available'
-                  AND ($2::text IS NULL OR section = $2) AND NOT (id = ANY($3))
-                ORDER BY section, "row", number LIMIT $4""",
-            event_id,
-            section,
-            list(excluded),
-            max(CANDIDATES, quantity),
-        )
-        seats = [Seat(r["id"], r["section"], r["row"], r["number"]) for r in rows]
-        chosen = {s.ticket_id for s in choose_seats(seats, quantity)}
-        if not chosen:
-            break
-        try:
-            async with conn.transaction():
-                granted = await _claim(conn, hold_id, list(chosen), event_id)
-                if len(granted) < quantity:
-                    raise _Partial(chosen - {r["id"] for r in granted})
-                return granted
-        except _Partial as partial:
-            excluded |= partial.missing
-    granted = await conn.fetch(
-        f"""UPDATE tickets SET status = 'reserved', hold_id = $1
-            WHERE id IN (SELECT id FROM tickets WHERE event_id = $2 AND status = 'available'
-                           AND ($3::text IS NULL OR section = $3)
-                         ORDER BY section, "row", number LIMIT $4 FOR UPDATE SKIP LOCKED)
-            RETURNING {_TICKET_COLUMNS}""",
-        hold_id,
+    window = await conn.fetch(
+        f"""SELECT {_TICKET_COLUMNS} FROM tickets
+            WHERE event_id = $1 AND status = 'available'
+              AND ($2::text IS NULL OR section = $2)
+            ORDER BY section, "row", number LIMIT $3
+            FOR UPDATE SKIP LOCKED""",
         event_id,
         section,
-        quantity,
+        quantity * WINDOW_FACTOR,
     )
-    if len(granted) < quantity:
+    seats = [Seat(r["id"], r["section"], r["row"], r["number"]) for r in window]
+    chosen = choose_seats(seats, quantity)
+    if not chosen:
         raise Problem(
             409,
             "tickets_unavailable",
             f"Not enough tickets available for {quantity} seats.",
             unavailable_ticket_ids=[],
         )
-    return granted
+    return await conn.fetch(
+        f"""UPDATE tickets SET status = 'reserved', hold_id = $1
+            WHERE id = ANY($2) RETURNING {_TICKET_COLUMNS}""",
+        hold_id,
+        [s.ticket_id for s in chosen],
+    )
 
 
 async def _claim(
