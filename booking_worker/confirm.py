@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from booking_worker.handlers import Context
+from booking_worker.metrics import CONFIRMS, PAYMENTS, REFUNDS
 from ticketing.db.outbox import record_event_changed
 from ticketing.payments import (
     PaymentDeclined,
@@ -31,6 +32,7 @@ from ticketing.payments import (
     intent_metadata,
 )
 from ticketing.problems import Problem
+from ticketing.validation import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +82,12 @@ async def handle_confirm(ctx: Context, conn: asyncpg.Connection, command: dict[s
     attempt row must commit before Stripe is called, and no lock may be held meanwhile."""
     pool, payments = await payment_resources(ctx)
     try:
-        return await confirm_hold(pool, payments, command)
+        reply = await confirm_hold(pool, payments, command)
     except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
-        return _problem(503, "backend_unavailable", "The hold is busy; try again.")
+        reply = _problem(503, "backend_unavailable", "The hold is busy; try again.")
+    status, body = reply
+    CONFIRMS.labels("confirmed" if status < 400 else str((body or {}).get("code"))).inc()
+    return reply
 
 
 async def payment_resources(ctx: Context) -> tuple[asyncpg.Pool, Payments]:
@@ -130,13 +135,18 @@ async def confirm_hold(pool: asyncpg.Pool, payments: Payments, command: dict[str
         started = await _start_attempt(pool, payments, hold_id, attempt_key, deadline)
         if not isinstance(started, _Attempt):
             return started
-        outcome = await payments.charge(
-            idempotency_key=started.key,
-            amount_cents=started.amount_cents,
-            currency=started.currency,
-            payment_method=payment_method,
-            metadata=intent_metadata(str(hold_id), str(started.id), started.ticket_ids),
-        )
+        try:
+            outcome = await payments.charge(
+                idempotency_key=started.key,
+                amount_cents=started.amount_cents,
+                currency=started.currency,
+                payment_method=payment_method,
+                metadata=intent_metadata(str(hold_id), str(started.id), started.ticket_ids),
+            )
+        except PaymentUnavailable:
+            PAYMENTS.labels("error").inc()
+            raise
+        PAYMENTS.labels("declined" if isinstance(outcome, PaymentDeclined) else "succeeded").inc()
     except PaymentUnavailable as exc:
         # The attempt stays 'pending'; the webhook or the next confirm settles it.
         log.warning("stripe unavailable hold_id=%s: %s", hold_id, exc)
@@ -382,7 +392,7 @@ async def complete_due_refunds(pool: asyncpg.Pool, payments: Payments) -> int:
     refund's idempotency key is the attempt's, and a crash before the status update only
     means the next run asks Stripe again."""
     due = await pool.fetch(
-        "SELECT id, payment_intent_id FROM payments"
+        "SELECT id, payment_intent_id, failure_code FROM payments"
         " WHERE status = 'succeeded' AND failure_code IS NOT NULL ORDER BY created_at"
     )
     for payment in due:
@@ -392,6 +402,7 @@ async def complete_due_refunds(pool: asyncpg.Pool, payments: Payments) -> int:
             "UPDATE payments SET status = 'refunded', updated_at = now() WHERE id = $1",
             payment["id"],
         )
+        REFUNDS.labels(payment["failure_code"]).inc()
     return len(due)
 
 
@@ -423,5 +434,6 @@ async def booking_body(conn: asyncpg.Connection, booking: asyncpg.Record) -> dic
         "amount_cents": booking["amount_cents"],
         "currency": booking["currency"].strip(),
         "payment_intent_id": booking["payment_intent_id"],
-        "created_at": booking["created_at"].isoformat(),
+        # The same form as every read of a booking (queries.booking_json).
+        "created_at": rfc3339(booking["created_at"]),
     }

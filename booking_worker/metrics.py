@@ -30,3 +30,23 @@ DEAD_LETTERED = Counter(
 QUEUE_DEPTH = Gauge(
     "booking_queue_depth", "Messages waiting in the command queues (sampled).", ["queue"]
 )
+PAYMENTS = Counter(
+    "booking_payments_total",
+    "Card charges asked of Stripe, by result: succeeded, declined or error (no answer).",
+    ["result"],
+)
+REFUNDS = Counter(
+    "booking_refunds_total",
+    "Payments refunded, by why (seats_taken: a late payment; duplicate_charge).",
+    ["reason"],
+)
+CONFIRMS = Counter(
+    "booking_confirm_outcomes_total",
+    "CONFIRM commands answered, by outcome: confirmed, or the problem code.",
+    ["outcome"],
+)
+STRIPE_EVENTS = Counter(
+    "booking_stripe_events_total",
+    "Stripe webhook events, by type and result: applied or duplicate (a replay).",
+    ["type", "result"],
+)

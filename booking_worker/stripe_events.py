@@ -22,6 +22,7 @@ from booking_worker.confirm import (
     settle_success,
 )
 from booking_worker.handlers import Context
+from booking_worker.metrics import STRIPE_EVENTS
 from ticketing.payments import Payments, PaymentUnavailable
 from ticketing.problems import Problem
 
@@ -59,8 +60,10 @@ async def apply_stripe_event(
         )
         if not inserted:
             log.info("stripe event replayed, ignored event_id=%s", event["id"])
+            STRIPE_EVENTS.labels(str(event.get("type")), "duplicate").inc()
             return 200, {"received": True, "duplicate": True}
         refund_due = await _apply(conn, event)
+    STRIPE_EVENTS.labels(str(event.get("type")), "applied").inc()
     if refund_due:
         await complete_due_refunds(pool, payments)
     return 200, {"received": True, "duplicate": False}
