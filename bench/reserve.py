@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 from bench.reserve_baselines import RPC_QUEUE, pg_loop, rpc_loop  # noqa: E402
 from bench.reserve_load import Summary, summarize  # noqa: E402
 from bench.reserve_setup import (  # noqa: E402
+    RunLock,
     create_bench_database,
     create_vhost,
     delete_vhost,
@@ -402,8 +403,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # A TERM (a CI timeout) unwinds like Ctrl-C, so the finally below still stops everything.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
     settings = bench_settings(Settings.from_env(), VHOST)
+    with RunLock(settings.database_url):
+        RUN_DIR.mkdir(parents=True, exist_ok=True)
+        for stale in RUN_DIR.iterdir():  # the previous run's logs, specs and profiles
+            stale.unlink()
+        return run(args, settings)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
     user = urlsplit(settings.amqp_url).username or "guest"
     procs = ProcessGroups()
     try:

@@ -5,11 +5,14 @@ RabbitMQ vhost, and the oversell check read back from the database after the run
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import psycopg
 
 from ticketing.db import migrate
 from ticketing.domain.seating import Section, ticket_records
@@ -17,6 +20,40 @@ from ticketing.domain.seating import Section, ticket_records
 SECTION_NAMES = ["Floor", *(f"Lower {n}" for n in range(101, 105))]
 SECTION_NAMES += [f"Upper {n}" for n in range(201, 206)]
 SEATS_PER_ROW = 50
+
+
+# Two runs at once (two sessions, two worktrees) would drop each other's database and vhost
+# mid-run and, on two cores, spoil each other's figures anyway: one run at a time per server.
+_RUN_LOCK_KEY = int.from_bytes(b"tkbresv!", "big")
+
+
+class RunLock:
+    """A session advisory lock on the Postgres server, held for the whole run."""
+
+    def __init__(self, database_url: str) -> None:
+        self.url = urlunsplit(urlsplit(database_url)._replace(path="/postgres"))
+        self.conn: psycopg.Connection | None = None
+
+    def __enter__(self) -> RunLock:
+        name = f"bench/reserve.py pid {os.getpid()} in {os.getcwd()}"
+        conn = psycopg.connect(self.url, autocommit=True, application_name=name)
+        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (_RUN_LOCK_KEY,)).fetchone()[0]:
+            # A bigint advisory key shows in pg_locks as classid (high half), objid (low half).
+            holder = conn.execute(
+                """SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                     AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid""",
+                (_RUN_LOCK_KEY >> 32, _RUN_LOCK_KEY & 0xFFFFFFFF),
+            ).fetchone()
+            conn.close()
+            who = holder[0] if holder else "another run"
+            raise SystemExit(f"bench: another reserve benchmark is running ({who}); try later")
+        self.conn = conn
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            self.conn.close()  # ends the session, and with it the lock
 
 
 @dataclass(frozen=True, slots=True)
