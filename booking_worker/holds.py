@@ -168,18 +168,20 @@ async def _take_best(
     """
     if unsafe_reserve(ctx):
         return await _take_best_unsafe(conn, event_id, hold_id, quantity, section)
-    window = await conn.fetch(
-        f"""SELECT {_TICKET_COLUMNS} FROM tickets
-            WHERE event_id = $1 AND status = 'available'
-              AND ($2::text IS NULL OR section = $2)
-            ORDER BY section, "row", number LIMIT $3
-            FOR UPDATE SKIP LOCKED""",
-        event_id,
-        section,
-        quantity * WINDOW_FACTOR,
-    )
-    seats = [Seat(r["id"], r["section"], r["row"], r["number"]) for r in window]
-    chosen = choose_seats(seats, quantity)
+    # Where this worker last found the first free seat of this event: the scan starts there,
+    # so it does not step over the index entries of every seat sold since the sale began
+    # (they stay in the free-seat index, dead, until vacuum). Seats freed behind the mark
+    # are found by the full scan that runs whenever the marked one comes up short.
+    marks = ctx.resources.setdefault("free_seat_marks", {})
+    mark = marks.get((event_id, section))
+    chosen: list[Seat] = []
+    for start in [mark, None] if mark else [None]:
+        window = await _free_seat_window(conn, event_id, section, quantity * WINDOW_FACTOR, start)
+        seats = [Seat(r["id"], r["section"], r["row"], r["number"]) for r in window]
+        chosen = choose_seats(seats, quantity)
+        if chosen:
+            marks[(event_id, section)] = (seats[0].section, seats[0].row, seats[0].number)
+            break
     if not chosen:
         raise Problem(
             409,
@@ -192,6 +194,40 @@ async def _take_best(
             WHERE id = ANY($2) RETURNING {_TICKET_COLUMNS}""",
         hold_id,
         [s.ticket_id for s in chosen],
+    )
+
+
+async def _free_seat_window(
+    conn: asyncpg.Connection,
+    event_id: int,
+    section: str | None,
+    size: int,
+    start: tuple[str, str, int] | None,
+) -> list[asyncpg.Record]:
+    """The first ``size`` free seats in seat order (from ``start`` on), locked, skipping
+    seats other transactions are taking."""
+    if start is None:
+        return await conn.fetch(
+            f"""SELECT {_TICKET_COLUMNS} FROM tickets
+                WHERE event_id = $1 AND status = 'available'
+                  AND ($2::text IS NULL OR section = $2)
+                ORDER BY section, "row", number LIMIT $3
+                FOR UPDATE SKIP LOCKED""",
+            event_id,
+            section,
+            size,
+        )
+    return await conn.fetch(
+        f"""SELECT {_TICKET_COLUMNS} FROM tickets
+            WHERE event_id = $1 AND status = 'available'
+              AND ($2::text IS NULL OR section = $2)
+              AND (section, "row", number) >= ($4::text, $5::text, $6::int)
+            ORDER BY section, "row", number LIMIT $3
+            FOR UPDATE SKIP LOCKED""",
+        event_id,
+        section,
+        size,
+        *start,
     )
 
 
