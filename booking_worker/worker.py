@@ -33,7 +33,7 @@ from booking_worker.holds import expire_holds
 from booking_worker.metrics import BATCH_SIZE, DEAD_LETTERED, LATENCY, OUTCOMES, QUEUE_DEPTH
 from ticketing.booking_topology import ERROR_HEADER, Topology, declare_topology
 from ticketing.config import Settings
-from ticketing.lifecycle import Backoff, keep_running, wait_any
+from ticketing.lifecycle import Backoff, gather_batch, keep_running, wait_any
 from ticketing.messages import (
     CONFIRM,
     STRIPE_EVENT,
@@ -88,7 +88,9 @@ class BookingWorker:
             log.info("booking worker consuming %d partitions", len(tags))
             backoff.reset()
             while not stop.is_set() and not lost.is_set():
-                batch = await self._gather(buffer, stop, lost)
+                batch = await gather_batch(
+                    buffer, stop, lost, self.settings.booking_batch_max, BATCH_WAIT_SECONDS
+                )
                 if batch:
                     await self.process(batch, channel, topology.dead_exchange, stop)
             sampler.cancel()
@@ -103,28 +105,6 @@ class BookingWorker:
                 await connection.close()
         if lost.is_set() and not stop.is_set():
             raise aio_pika.exceptions.AMQPConnectionError("connection to RabbitMQ lost")
-
-    async def _gather(
-        self, buffer: asyncio.Queue[Message], stop: asyncio.Event, lost: asyncio.Event
-    ) -> list[Message]:
-        while buffer.empty():
-            await wait_any(stop, lost, seconds=0.2)
-            if stop.is_set() or lost.is_set():
-                return []
-        batch = [buffer.get_nowait()]
-        deadline = time.monotonic() + BATCH_WAIT_SECONDS
-        while len(batch) < self.settings.booking_batch_max:
-            if not buffer.empty():
-                batch.append(buffer.get_nowait())
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(buffer.get(), remaining))
-            except TimeoutError:
-                break
-        return batch
 
     async def process(
         self,
@@ -178,7 +158,8 @@ class BookingWorker:
         results: list[Outcome | None] = [None] * len(commands)
         async with self.pool.acquire() as conn:
             for i, outcome in zip(
-                shared, await self._apply_together(conn, [commands[i] for i in shared]),
+                shared,
+                await self._apply_together(conn, [commands[i] for i in shared]),
                 strict=True,
             ):
                 results[i] = outcome

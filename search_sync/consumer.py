@@ -27,7 +27,7 @@ from search_sync.topology import CREATED_AT_HEADER, ERROR_HEADER, declare_topolo
 from ticketing.cache import invalidate
 from ticketing.config import Settings
 from ticketing.dependencies import REDIS_ERRORS, DependencyDown
-from ticketing.lifecycle import Backoff, keep_running, wait_any
+from ticketing.lifecycle import Backoff, gather_batch, keep_running, wait_any
 from ticketing.messages import MessageError, parse_event_changed
 from ticketing.metrics import DEPENDENCY_ERRORS
 
@@ -71,7 +71,13 @@ class SearchSyncConsumer:
             log.info("search_sync consumer started on %s", topology.queue.name)
             connect_backoff.reset()
             while not stop.is_set() and not lost.is_set():
-                batch = await self._gather(buffer, stop, lost)
+                batch = await gather_batch(
+                    buffer,
+                    stop,
+                    lost,
+                    self.settings.sync_batch_max,
+                    self.settings.sync_batch_wait_ms / 1000,
+                )
                 if batch:
                     await self.process(batch, topology.dead_exchange, stop)
             if not lost.is_set():
@@ -84,26 +90,6 @@ class SearchSyncConsumer:
             log.info("search_sync consumer stopped")
         if lost.is_set() and not stop.is_set():
             raise aio_pika.exceptions.AMQPConnectionError("connection to RabbitMQ lost")
-
-    async def _gather(
-        self, buffer: asyncio.Queue[Message], stop: asyncio.Event, lost: asyncio.Event
-    ) -> list[Message]:
-        """Up to sync_batch_max messages: the first one waited for, the rest for wait_ms."""
-        while buffer.empty():
-            await wait_any(stop, lost, seconds=0.2)
-            if stop.is_set() or lost.is_set():
-                return []
-        batch = [buffer.get_nowait()]
-        deadline = time.monotonic() + self.settings.sync_batch_wait_ms / 1000
-        while len(batch) < self.settings.sync_batch_max:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(buffer.get(), remaining))
-            except TimeoutError:
-                break
-        return batch
 
     async def process(
         self, batch: Sequence[Message], dead_exchange: AbstractExchange, stop: asyncio.Event

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from ticketing.dependencies import dependency_of
 from ticketing.metrics import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 async def wait_any(*events: asyncio.Event, seconds: float | None) -> None:
@@ -65,3 +69,32 @@ async def keep_running(
             DEPENDENCY_ERRORS.labels(service, dependency).inc()
             log.warning("%s: %s unavailable, retrying: %s", what, dependency, exc)
             await backoff.sleep(stop)
+
+
+async def gather_batch(
+    buffer: asyncio.Queue[T],
+    stop: asyncio.Event,
+    lost: asyncio.Event,
+    max_size: int,
+    wait_seconds: float,
+) -> list[T]:
+    """Up to ``max_size`` items: the first waited for (until ``stop`` or ``lost``), then
+    whatever arrives within ``wait_seconds`` more; [] when stopping or disconnected."""
+    while buffer.empty():
+        await wait_any(stop, lost, seconds=0.2)
+        if stop.is_set() or lost.is_set():
+            return []
+    batch = [buffer.get_nowait()]
+    deadline = time.monotonic() + wait_seconds
+    while len(batch) < max_size:
+        if not buffer.empty():
+            batch.append(buffer.get_nowait())
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            batch.append(await asyncio.wait_for(buffer.get(), remaining))
+        except TimeoutError:
+            break
+    return batch
