@@ -131,6 +131,10 @@ def dev_ports(settings: Settings) -> dict[str, int]:
         "gateway": settings.gateway_port, "catalog_api": settings.catalog_port,
         "waitingroom": settings.waitingroom_port, "typesense": settings.typesense_port,
         "search_sync metrics": settings.search_sync_metrics_port,
+        "localstripe": settings.localstripe_port,
+        "booking_worker metrics": settings.booking_worker_metrics_port,
+        # deploy/Procfile's second worker serves its metrics one port higher.
+        "booking_worker_2 metrics": settings.booking_worker_metrics_port + 1,
     }
 
 
