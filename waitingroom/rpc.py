@@ -141,4 +141,8 @@ class BookingRpc:
             raise backend_unavailable("The booking service is not reachable.") from exc
         finally:
             self._pending.pop(correlation_id, None)
+            if future.done() and not future.cancelled():
+                # Failed by a lost connection while we were still publishing: this call
+                # already answers 503, and asyncio must not report the failure as unseen.
+                future.exception()
         return reply["status"], reply.get("body")
