@@ -42,18 +42,33 @@ class Outcome:
 async def apply_batch(
     ctx: Context, conn: asyncpg.Connection, handlers: dict[str, Handler], commands: list[dict]
 ) -> list[Outcome]:
-    """Every command of the batch, committed together."""
+    """Every command of the batch, committed together. Stored replies of the whole batch
+    are looked up in one round trip (a request_id repeated inside the batch is caught by
+    the unique key when its second copy stores, and answered with the first's reply)."""
     async with conn.transaction():
-        return [await apply_one(ctx, conn, handlers, command) for command in commands]
+        rows = await conn.fetch(
+            "SELECT request_id, reply FROM processed_commands WHERE request_id = ANY($1)",
+            [c["request_id"] for c in commands if c["type"] not in READ_ONLY],
+        )
+        known = {row["request_id"]: _replayed(row["reply"]) for row in rows}
+        return [await apply_one(ctx, conn, handlers, c, known) for c in commands]
 
 
 async def apply_one(
-    ctx: Context, conn: asyncpg.Connection, handlers: dict[str, Handler], command: dict
+    ctx: Context,
+    conn: asyncpg.Connection,
+    handlers: dict[str, Handler],
+    command: dict,
+    known: dict[str, Outcome] | None = None,
 ) -> Outcome:
+    """One command in a savepoint; ``known`` holds stored replies already looked up."""
     kind, request_id = command["type"], command["request_id"]
     store = kind not in READ_ONLY
     if store:
-        stored = await _stored_reply(conn, request_id)
+        if known is None:
+            stored = await _stored_reply(conn, request_id)
+        else:
+            stored = known.get(request_id)
         if stored is not None:
             return stored
     try:
@@ -102,8 +117,10 @@ async def _stored_reply(conn: asyncpg.Connection, request_id: str) -> Outcome | 
     raw = await conn.fetchval(
         "SELECT reply FROM processed_commands WHERE request_id = $1", request_id
     )
-    if raw is None:
-        return None
+    return None if raw is None else _replayed(raw)
+
+
+def _replayed(raw: str) -> Outcome:
     REPLAYED.inc()
     reply = json.loads(raw)
     return Outcome(reply["status"], reply["body"], replayed=True)

@@ -40,8 +40,14 @@ async def reserve(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any
     event_id = command.get("event_id")
     if not is_id(event_id):
         raise Problem(404, "event_not_found", "No such event.")
+    # One fan's concurrent requests for one event take turns (the advisory lock, taken in
+    # the same round trip as the event lookup), so the cap below holds across workers.
     event = await conn.fetchrow(
-        "SELECT id, queue_enabled, currency FROM events WHERE id = $1", event_id
+        """SELECT queue_enabled, currency,
+                  pg_advisory_xact_lock(hashtextextended($2, id)) IS NULL AS locked
+           FROM events WHERE id = $1""",
+        event_id,
+        command["user_id"],
     )
     if event is None:
         raise Problem(404, "event_not_found", "No such event.")
@@ -52,8 +58,6 @@ async def reserve(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any
     ticket_ids, quantity, section = _request_of(command)
     user_id = command["user_id"]
     requested = len(ticket_ids) if ticket_ids else quantity
-    # One fan's concurrent requests for one event take turns, so the cap holds across workers.
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))", user_id, event_id)
     already = await conn.fetchval(
         """SELECT (SELECT coalesce(sum(cardinality(ticket_ids)), 0) FROM holds
                     WHERE user_id = $1 AND event_id = $2 AND status = 'held'
