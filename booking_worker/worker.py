@@ -33,6 +33,7 @@ from booking_worker.holds import expire_holds
 from booking_worker.metrics import BATCH_SIZE, DEAD_LETTERED, LATENCY, OUTCOMES, QUEUE_DEPTH
 from ticketing.booking_topology import ERROR_HEADER, Topology, declare_topology
 from ticketing.config import Settings
+from ticketing.dead_letters import dead_letter
 from ticketing.lifecycle import Backoff, gather_batch, keep_running, wait_any
 from ticketing.messages import (
     CONFIRM,
@@ -246,20 +247,6 @@ async def _reply(channel: AbstractChannel, message: Message, status: int, body: 
 async def _dead_letter(
     exchange: AbstractExchange, message: Message, reason: str, kind: str
 ) -> None:
-    headers = dict(message.headers or {})
-    headers[ERROR_HEADER] = reason[:1000]
-    await exchange.publish(
-        aio_pika.Message(
-            message.body,
-            headers=headers,
-            content_type=message.content_type,
-            correlation_id=message.correlation_id,
-            message_id=message.message_id,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        ),
-        routing_key=message.routing_key or "",
-        mandatory=False,
-    )
-    await message.ack()
+    await dead_letter(exchange, message, reason, ERROR_HEADER)
     DEAD_LETTERED.labels(kind).inc()
     log.warning("booking command dead-lettered kind=%s reason=%s", kind, reason)

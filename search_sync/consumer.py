@@ -26,6 +26,7 @@ from search_sync.metrics import DEAD_LETTERED, DELETES, FAILURES, SERVICE, SYNC_
 from search_sync.topology import CREATED_AT_HEADER, ERROR_HEADER, declare_topology
 from ticketing.cache import invalidate
 from ticketing.config import Settings
+from ticketing.dead_letters import dead_letter
 from ticketing.dependencies import REDIS_ERRORS, DependencyDown
 from ticketing.lifecycle import Backoff, gather_batch, keep_running, wait_any
 from ticketing.messages import MessageError, parse_event_changed
@@ -177,19 +178,7 @@ async def _dead_letter(
     exchange: AbstractExchange, message: Message, reason: str, kind: str
 ) -> None:
     """Park a message that can never succeed, with the reason, and drop it from the queue."""
-    headers = dict(message.headers or {})
-    headers[ERROR_HEADER] = reason[:1000]
-    await exchange.publish(
-        aio_pika.Message(
-            message.body,
-            headers=headers,
-            content_type=message.content_type,
-            message_id=message.message_id,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        ),
-        routing_key=message.routing_key or "",
-    )
-    await message.ack()
+    await dead_letter(exchange, message, reason, ERROR_HEADER)
     DEAD_LETTERED.labels(kind).inc()
     log.warning(
         "search_sync dead-lettered message_id=%s kind=%s reason=%s",
