@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -16,10 +17,28 @@ from ticketing.config import Settings
 T = TypeVar("T")
 
 
+# Below Linux's ephemeral range (32768-60999 by default), from which the kernel picks the
+# local ports of outgoing connections: a port found free there can be taken by some client
+# socket before the server the test starts binds it (seen: a booking worker that died on
+# its metrics port, so a race test waited for three workers and saw two).
+_PORTS = range(20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on, never handed out twice in this test run."""
+    for _ in range(1000):
+        port = random.choice(_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port found in 20000-31999")
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
