@@ -34,7 +34,13 @@ from booking_worker.metrics import BATCH_SIZE, DEAD_LETTERED, LATENCY, OUTCOMES,
 from ticketing.booking_topology import ERROR_HEADER, Topology, declare_topology
 from ticketing.config import Settings
 from ticketing.dead_letters import dead_letter
-from ticketing.lifecycle import Backoff, gather_batch, keep_running, wait_any
+from ticketing.lifecycle import (
+    Backoff,
+    gather_batch,
+    keep_running,
+    requeue_after_backoff,
+    wait_any,
+)
 from ticketing.messages import (
     CONFIRM,
     STRIPE_EVENT,
@@ -127,16 +133,10 @@ class BookingWorker:
         try:
             outcomes = await self._apply(valid)
         except CONNECTION_ERRORS as exc:
-            delay = self.backoff.next_delay()
             log.warning(
-                "booking batch of %d: postgres unavailable, requeue in %.2fs: %s",
-                len(valid),
-                delay,
-                exc,
+                "booking batch of %d: postgres unavailable, requeueing: %s", len(valid), exc
             )
-            await wait_any(stop, seconds=delay)
-            for message, _ in valid:
-                await message.nack(requeue=True)
+            await requeue_after_backoff(self.backoff, stop, [m for m, _ in valid])
             return
         self.backoff.reset()
         BATCH_SIZE.observe(len(valid))

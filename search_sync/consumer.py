@@ -28,7 +28,12 @@ from ticketing.cache import invalidate
 from ticketing.config import Settings
 from ticketing.dead_letters import dead_letter
 from ticketing.dependencies import REDIS_ERRORS, DependencyDown
-from ticketing.lifecycle import Backoff, gather_batch, keep_running, wait_any
+from ticketing.lifecycle import (
+    Backoff,
+    gather_batch,
+    keep_running,
+    requeue_after_backoff,
+)
 from ticketing.messages import MessageError, parse_event_changed
 from ticketing.metrics import DEPENDENCY_ERRORS
 
@@ -112,18 +117,10 @@ class SearchSyncConsumer:
         except DependencyDown as exc:
             FAILURES.labels(exc.dependency).inc()
             DEPENDENCY_ERRORS.labels(SERVICE, exc.dependency).inc()
-            delay = self.backoff.next_delay()
             log.warning(
-                "search_sync batch of %d events failed, requeueing in %.2fs: %s",
-                len(event_ids),
-                delay,
-                exc,
+                "search_sync batch of %d events failed, requeueing: %s", len(event_ids), exc
             )
-            # Hold the messages during the backoff so they are not redelivered in a hot loop;
-            # a stop request cuts the wait short and hands them back at once.
-            await wait_any(stop, seconds=delay)
-            for message, _ in valid:
-                await message.nack(requeue=True)
+            await requeue_after_backoff(self.backoff, stop, [m for m, _ in valid])
             return
         self.backoff.reset()
         UPSERTS.inc(outcome.upserted)

@@ -9,6 +9,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from aio_pika.abc import AbstractIncomingMessage
+
 from ticketing.dependencies import dependency_of
 from ticketing.metrics import DEPENDENCY_ERRORS
 
@@ -98,3 +100,15 @@ async def gather_batch(
         except TimeoutError:
             break
     return batch
+
+
+async def requeue_after_backoff(
+    backoff: Backoff, stop: asyncio.Event, messages: list[AbstractIncomingMessage]
+) -> float:
+    """Hand a batch back to its queue after the next backoff delay, so a failing dependency
+    is not retried in a hot loop; a stop request cuts the wait short. Returns the delay."""
+    delay = backoff.next_delay()
+    await wait_any(stop, seconds=delay)
+    for message in messages:
+        await message.nack(requeue=True)
+    return delay
