@@ -87,6 +87,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "TICKETING_BOOKING_BATCH_MAX": ("32", "booking_worker: most commands in one transaction"),
     "TICKETING_BOOKING_WORKER_METRICS_PORT": ("9104", "booking_worker /metrics port"),
     "TICKETING_SWEEP_INTERVAL_SECONDS": ("1.0", "how often expired holds are released"),
+    "TICKETING_IDEMPOTENCY_RETENTION_HOURS": (
+        "24",
+        "how long a booking command's stored reply answers retries before it is pruned",
+    ),
     "TICKETING_STRIPE_API_KEY": ("sk_test_ticketing_dev", "Stripe secret key"),
     "TICKETING_STRIPE_API_BASE": ("http://127.0.0.1:8420", "Stripe API base (localstripe in dev)"),
     "TICKETING_STRIPE_WEBHOOK_SECRET": (
@@ -142,6 +146,7 @@ class Settings:
     booking_batch_max: int = 32
     booking_worker_metrics_port: int = 9104
     sweep_interval_seconds: float = 1.0
+    idempotency_retention_hours: int = 24
     stripe_api_key: str = default("TICKETING_STRIPE_API_KEY")
     stripe_api_base: str = default("TICKETING_STRIPE_API_BASE")
     stripe_webhook_secret: str = default("TICKETING_STRIPE_WEBHOOK_SECRET")
@@ -216,6 +221,9 @@ class Settings:
             booking_batch_max=_int(env, "TICKETING_BOOKING_BATCH_MAX", 32, minimum=1),
             booking_worker_metrics_port=_int(env, "TICKETING_BOOKING_WORKER_METRICS_PORT", 9104),
             sweep_interval_seconds=_float(env, "TICKETING_SWEEP_INTERVAL_SECONDS", 1.0),
+            idempotency_retention_hours=_int(
+                env, "TICKETING_IDEMPOTENCY_RETENTION_HOURS", 24, minimum=1
+            ),
             stripe_api_key=_str(
                 env, "TICKETING_STRIPE_API_KEY", default("TICKETING_STRIPE_API_KEY")
             ),
