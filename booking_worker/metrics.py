@@ -30,6 +30,11 @@ DEAD_LETTERED = Counter(
 QUEUE_DEPTH = Gauge(
     "booking_queue_depth", "Messages waiting in the command queues (sampled).", ["queue"]
 )
+QUEUE_WAIT = Histogram(
+    "booking_command_queue_wait_seconds",
+    "Consumer lag: from the front door sending a command to a worker taking it.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 PAYMENTS = Counter(
     "booking_payments_total",
     "Card charges asked of Stripe, by result: succeeded, declined or error (no answer).",

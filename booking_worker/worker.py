@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
@@ -30,7 +31,14 @@ from booking_worker.confirm import (
 )
 from booking_worker.handlers import Context, Handler, build_handlers
 from booking_worker.holds import expire_holds
-from booking_worker.metrics import BATCH_SIZE, DEAD_LETTERED, LATENCY, OUTCOMES, QUEUE_DEPTH
+from booking_worker.metrics import (
+    BATCH_SIZE,
+    DEAD_LETTERED,
+    LATENCY,
+    OUTCOMES,
+    QUEUE_DEPTH,
+    QUEUE_WAIT,
+)
 from ticketing.booking_topology import ERROR_HEADER, Topology, declare_topology
 from ticketing.config import Settings
 from ticketing.dead_letters import dead_letter
@@ -42,11 +50,13 @@ from ticketing.lifecycle import (
     wait_any,
 )
 from ticketing.messages import (
+    COMMANDS_HEADER,
     CONFIRM,
     STRIPE_EVENT,
     MessageError,
+    booking_replies,
     booking_reply,
-    parse_booking_command,
+    parse_booking_message,
 )
 from ticketing.problems import Problem
 
@@ -96,7 +106,12 @@ class BookingWorker:
             backoff.reset()
             while not stop.is_set() and not lost.is_set():
                 batch = await gather_batch(
-                    buffer, stop, lost, self.settings.booking_batch_max, BATCH_WAIT_SECONDS
+                    buffer,
+                    stop,
+                    lost,
+                    self.settings.booking_batch_max,
+                    BATCH_WAIT_SECONDS,
+                    size=_commands_in,
                 )
                 if batch:
                     await self.process(batch, channel, topology.dead_exchange, stop)
@@ -120,39 +135,59 @@ class BookingWorker:
         dead_exchange: AbstractExchange,
         stop: asyncio.Event,
     ) -> None:
-        valid: list[tuple[Message, dict[str, Any]]] = []
+        """Apply every command of these messages (a message holds one command or a batch
+        of them), then per message: reply, dead-letter what failed, ack."""
+        units: list[_Unit] = []
         for message in batch:
             try:
-                valid.append((message, _decode(message)))
+                units.append(_Unit.decode(message))
             except MessageError as exc:
                 problem = Problem(400, "validation_error", f"Bad booking command: {exc}")
-                await _reply(channel, message, 400, problem.to_dict())
+                await _reply(channel, message, [(message.correlation_id, 400, problem.to_dict())])
                 await _dead_letter(dead_exchange, message, str(exc), "bad_message")
-        if not valid:
+        commands = [command for unit in units for command in unit.commands]
+        if not commands:
             return
         try:
-            outcomes = await self._apply(valid)
+            outcomes = await self._apply(commands)
         except CONNECTION_ERRORS as exc:
             log.warning(
-                "booking batch of %d: postgres unavailable, requeueing: %s", len(valid), exc
+                "booking batch of %d: postgres unavailable, requeueing: %s", len(commands), exc
             )
-            await requeue_after_backoff(self.backoff, stop, [m for m, _ in valid])
+            await requeue_after_backoff(self.backoff, stop, [unit.message for unit in units])
             return
         self.backoff.reset()
-        BATCH_SIZE.observe(len(valid))
-        for (message, command), outcome in zip(valid, outcomes, strict=True):
-            if outcome is None:  # lost a race twice in a row: let it come round again
-                await message.nack(requeue=True)
-                continue
-            await _reply(channel, message, outcome.status, outcome.body)
-            _observe(command, outcome)
-            if outcome.failed:
-                await _dead_letter(dead_exchange, message, outcome.failed, "handler_error")
+        BATCH_SIZE.observe(len(commands))
+        now = time.time()
+        done = iter(outcomes)
+        for unit in units:
+            replies = list(unit.refused)
+            retry = False
+            parked: str | None = None
+            for command in unit.commands:
+                outcome = next(done)
+                if outcome is None:  # lost a race again: the message comes round again
+                    retry = True
+                    continue
+                replies.append((command.get("correlation_id"), outcome.status, outcome.body))
+                _observe(command, outcome, now)
+                if outcome.failed and unit.batched:
+                    await _dead_letter_command(dead_exchange, unit.message, command, outcome.failed)
+                elif outcome.failed:
+                    parked = outcome.failed
+            for raw, reason in unit.malformed:
+                await _dead_letter_command(dead_exchange, unit.message, raw, reason, "bad_message")
+            await _reply(channel, unit.message, replies, batched=unit.batched)
+            if parked:  # the whole (single-command) message, as it came; acked
+                await _dead_letter(dead_exchange, unit.message, parked, "handler_error")
+            elif retry:
+                # The rest of the message is answered from stored replies when it returns;
+                # its callers ignore a second answer.
+                await unit.message.nack(requeue=True)
             else:
-                await message.ack()
+                await unit.message.ack()
 
-    async def _apply(self, valid: list[tuple[Message, dict]]) -> list[Outcome | None]:
-        commands = [command for _, command in valid]
+    async def _apply(self, commands: list[dict[str, Any]]) -> list[Outcome | None]:
         # Payment commands call Stripe: never inside a transaction other commands share,
         # or their seat locks would be held for the length of a card payment.
         shared = [i for i, c in enumerate(commands) if c.get("type") not in UNBATCHED]
@@ -213,35 +248,103 @@ class BookingWorker:
                 await wait_any(stop, lost, seconds=DEPTH_SAMPLE_SECONDS)
 
 
-def _decode(message: Message) -> dict[str, Any]:
-    try:
-        body = json.loads(message.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MessageError(f"bad JSON: {exc}") from exc
-    return parse_booking_command(body)
+def _commands_in(message: Message) -> int:
+    """How many commands a message carries, from its header (no parse before the batch)."""
+    count = (message.headers or {}).get(COMMANDS_HEADER, 1)
+    return count if isinstance(count, int) and count > 0 else 1
 
 
-def _observe(command: dict[str, Any], outcome: Outcome) -> None:
+@dataclass(slots=True)
+class _Unit:
+    """One delivered message: its well-formed commands, and answers for the malformed."""
+
+    message: Message
+    commands: list[dict[str, Any]]
+    batched: bool
+    refused: list[tuple[Any, int, dict[str, Any]]] = field(default_factory=list)
+    malformed: list[tuple[Any, str]] = field(default_factory=list)
+
+    @classmethod
+    def decode(cls, message: Message) -> _Unit:
+        try:
+            body = json.loads(message.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MessageError(f"bad JSON: {exc}") from exc
+        parsed = parse_booking_message(body)
+        now = time.time()
+        for command in [parsed] if isinstance(parsed, dict) else [c for _, c in parsed]:
+            sent_at = command.get("sent_at") if isinstance(command, dict) else None
+            if isinstance(sent_at, int | float):
+                QUEUE_WAIT.observe(max(0.0, now - sent_at))
+        if isinstance(parsed, dict):
+            return cls(message, [{**parsed, "correlation_id": message.correlation_id}], False)
+        unit = cls(message, [], True)
+        for raw, command in parsed:
+            if isinstance(command, MessageError):
+                correlation_id = raw.get("correlation_id") if isinstance(raw, dict) else None
+                problem = Problem(400, "validation_error", f"Bad booking command: {command}")
+                unit.refused.append((correlation_id, 400, problem.to_dict()))
+                unit.malformed.append((raw, str(command)))
+            else:
+                unit.commands.append(command)
+        return unit
+
+
+def _observe(command: dict[str, Any], outcome: Outcome, now: float) -> None:
     kind = command["type"]
     code = (outcome.body or {}).get("code") if outcome.status >= 400 else None
     OUTCOMES.labels(kind, code or "ok").inc()
     sent_at = command.get("sent_at")
     if isinstance(sent_at, int | float):
-        LATENCY.labels(kind).observe(max(0.0, time.time() - sent_at))
+        LATENCY.labels(kind).observe(max(0.0, now - sent_at))
 
 
-async def _reply(channel: AbstractChannel, message: Message, status: int, body: Any) -> None:
-    if not message.reply_to:
+async def _reply(
+    channel: AbstractChannel,
+    message: Message,
+    replies: list[tuple[Any, int, Any]],
+    *,
+    batched: bool = False,
+) -> None:
+    if not message.reply_to or not replies:
         return
+    if batched:
+        body = booking_replies(replies)
+    else:
+        _, status, answer = replies[0]
+        body = booking_reply(status, answer)
     await channel.default_exchange.publish(
         aio_pika.Message(
-            json.dumps(booking_reply(status, body)).encode(),
+            json.dumps(body).encode(),
             correlation_id=message.correlation_id,
             content_type="application/json",
         ),
         routing_key=message.reply_to,
         mandatory=False,  # the front door may have gone; its wait has ended anyway
     )
+
+
+async def _dead_letter_command(
+    exchange: AbstractExchange,
+    message: Message,
+    command: Any,
+    reason: str,
+    kind: str = "handler_error",
+) -> None:
+    """Park one command of a message (alone, as the single command it was) with why."""
+    await exchange.publish(
+        aio_pika.Message(
+            json.dumps(command).encode(),
+            headers={ERROR_HEADER: reason[:1000]},
+            content_type="application/json",
+            correlation_id=command.get("correlation_id") if isinstance(command, dict) else None,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        ),
+        routing_key=message.routing_key or "",
+        mandatory=False,
+    )
+    DEAD_LETTERED.labels(kind).inc()
+    log.warning("booking command dead-lettered kind=%s reason=%s", kind, reason)
 
 
 async def _dead_letter(

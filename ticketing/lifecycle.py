@@ -79,26 +79,30 @@ async def gather_batch(
     lost: asyncio.Event,
     max_size: int,
     wait_seconds: float,
+    size: Callable[[T], int] = lambda _: 1,
 ) -> list[T]:
-    """Up to ``max_size`` items: the first waited for (until ``stop`` or ``lost``), then
-    whatever arrives within ``wait_seconds`` more; [] when stopping or disconnected."""
+    """Items until they count ``max_size`` (each counts ``size(item)``; the last one taken
+    may overshoot): the first waited for (until ``stop`` or ``lost``), then whatever
+    arrives within ``wait_seconds`` more; [] when stopping or disconnected."""
     while buffer.empty():
         await wait_any(stop, lost, seconds=0.2)
         if stop.is_set() or lost.is_set():
             return []
     batch = [buffer.get_nowait()]
+    total = size(batch[0])
     deadline = time.monotonic() + wait_seconds
-    while len(batch) < max_size:
-        if not buffer.empty():
+    while total < max_size:
+        if buffer.empty():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(buffer.get(), remaining))
+            except TimeoutError:
+                break
+        else:
             batch.append(buffer.get_nowait())
-            continue
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        try:
-            batch.append(await asyncio.wait_for(buffer.get(), remaining))
-        except TimeoutError:
-            break
+        total += size(batch[-1])
     return batch
 
 

@@ -103,6 +103,56 @@ def parse_booking_command(body: Any) -> dict[str, Any]:
     return body
 
 
+# Several fans' commands travel in one message: one AMQP publish, confirm, delivery and ack
+# (and one reply message) for a whole batch instead of one each, which is most of what a
+# request/reply costs (bench/README.md). The front door sends what gathered for a partition
+# while its previous publish was being confirmed; each command keeps its own request_id and
+# carries the ``correlation_id`` its caller waits on.
+BOOKING_BATCH = "booking.batch"
+BOOKING_REPLIES = "booking.replies"
+# Header with the number of commands in a message, so a worker sizes its transaction
+# before parsing anything.
+COMMANDS_HEADER = "x-commands"
+
+
+def booking_batch(commands: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": BOOKING_BATCH, "v": BOOKING_COMMAND_VERSION, "commands": commands}
+
+
+Parsed = dict[str, Any] | MessageError
+
+
+def parse_booking_message(body: Any) -> list[tuple[Any, Parsed]] | dict[str, Any]:
+    """A single command (a dict), or a batch: per command, (what was sent, the command or
+    why it is malformed); a bad command does not spoil its batch-mates."""
+    if isinstance(body, dict) and body.get("type") == BOOKING_BATCH:
+        if body.get("v") != BOOKING_COMMAND_VERSION:
+            raise MessageError(f"unsupported version {body.get('v')!r} of {BOOKING_BATCH}")
+        commands = body.get("commands")
+        if not isinstance(commands, list) or not commands:
+            raise MessageError("a batch needs a non-empty list of commands")
+        parsed: list[tuple[Any, Parsed]] = []
+        for raw in commands:
+            try:
+                command = parse_booking_command(raw)
+                if not isinstance(command.get("correlation_id"), str):
+                    raise MessageError("a batched command needs its correlation_id")
+                parsed.append((raw, command))
+            except MessageError as exc:
+                parsed.append((raw, exc))
+        return parsed
+    return parse_booking_command(body)
+
+
+def booking_replies(replies: list[tuple[str, int, dict[str, Any] | None]]) -> dict[str, Any]:
+    """The replies to one batch message: (correlation_id, status, body) per command."""
+    return {
+        "type": BOOKING_REPLIES,
+        "v": BOOKING_COMMAND_VERSION,
+        "replies": [{"correlation_id": c, "status": s, "body": b} for c, s, b in replies],
+    }
+
+
 def booking_reply(status: int, body: dict[str, Any] | None) -> dict[str, Any]:
     """What a worker answers: the HTTP status and body the front door returns as they are
     (a problem document when status >= 400)."""

@@ -3,7 +3,8 @@
 One connection per front-door process, kept up by a background loop: while the broker is
 down a call fails at once with 503 (no fan waits on a dead socket), and the loop reconnects
 with backoff. Replies come back on an exclusive queue of this process; each call waits for
-its own correlation id, at most booking_rpc_timeout_seconds.
+its own correlation id, at most booking_rpc_timeout_seconds. Commands bound for the same
+partition share messages when they arrive together (``_send``).
 """
 
 from __future__ import annotations
@@ -18,15 +19,28 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from prometheus_client import Histogram
 
 from ticketing.booking_topology import declare_topology
 from ticketing.config import Settings
 from ticketing.lifecycle import Backoff, wait_any
-from ticketing.messages import BOOKING_EXCHANGE, booking_routing_key
+from ticketing.messages import (
+    BOOKING_EXCHANGE,
+    BOOKING_REPLIES,
+    COMMANDS_HEADER,
+    booking_batch,
+    booking_routing_key,
+)
 from ticketing.metrics import DEPENDENCY_ERRORS
 from ticketing.problems import Problem
 
 log = logging.getLogger(__name__)
+
+BATCH_SENT = Histogram(
+    "booking_rpc_batch_size",
+    "Commands the front door sent to the booking workers in one message.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 
 RETRY_AFTER_SECONDS = "2"
 
@@ -41,6 +55,10 @@ class BookingRpc:
         self._channel: AbstractChannel | None = None
         self._reply_to = ""
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # Per routing key: commands waiting to be published, and the task publishing them.
+        self._outgoing: dict[str, list[tuple[dict[str, Any], asyncio.Future[Any]]]] = {}
+        self._senders: dict[str, asyncio.Task[None]] = {}
+        self._batch_max = settings.booking_batch_max
         self._closing = asyncio.Event()
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -86,47 +104,38 @@ class BookingRpc:
                 await backoff.sleep(self._closing)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
-        future = self._pending.get(message.correlation_id or "")
-        if future is None or future.done():
-            return  # its caller gave up waiting
         try:
-            future.set_result(json.loads(message.body))
-        except ValueError as exc:
-            future.set_exception(exc)
+            reply = json.loads(message.body)
+        except ValueError:
+            log.warning("booking rpc: unreadable reply dropped")
+            return
+        if reply.get("type") == BOOKING_REPLIES:
+            for one in reply.get("replies") or []:
+                self._resolve(one.get("correlation_id"), one)
+        else:
+            self._resolve(message.correlation_id, reply)
+
+    def _resolve(self, correlation_id: Any, reply: dict[str, Any]) -> None:
+        future = self._pending.get(correlation_id) if isinstance(correlation_id, str) else None
+        if future is not None and not future.done():  # else its caller gave up waiting
+            future.set_result(reply)
 
     async def call(
         self, command: dict[str, Any], partition_key: int | str
     ) -> tuple[int, dict[str, Any] | None]:
         """The worker's (status, body) for ``command``, or a 503 Problem."""
-        channel = self._channel
-        if channel is None:
+        if self._channel is None:
             raise backend_unavailable("The booking service is not reachable; retry shortly.")
-        timeout = self.settings.booking_rpc_timeout_seconds
-        deadline = time.monotonic() + timeout
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
-        command = {**command, "sent_at": time.time()}
+        command = {**command, "sent_at": time.time(), "correlation_id": correlation_id}
+        key = booking_routing_key(partition_key, self.settings.booking_partitions)
+        self._outgoing.setdefault(key, []).append((command, future))
+        if key not in self._senders:
+            self._senders[key] = asyncio.create_task(self._send(key))
         try:
-            exchange = await channel.get_exchange(BOOKING_EXCHANGE, ensure=False)
-            await asyncio.wait_for(
-                exchange.publish(
-                    aio_pika.Message(
-                        json.dumps(command).encode(),
-                        content_type="application/json",
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        correlation_id=correlation_id,
-                        reply_to=self._reply_to,
-                        message_id=command["request_id"],
-                    ),
-                    routing_key=booking_routing_key(
-                        partition_key, self.settings.booking_partitions
-                    ),
-                    mandatory=True,
-                ),
-                timeout,
-            )
-            reply = await asyncio.wait_for(future, max(0.0, deadline - time.monotonic()))
+            reply = await asyncio.wait_for(future, self.settings.booking_rpc_timeout_seconds)
         except TimeoutError as exc:
             # The command is durable in its queue and will still be applied; a retry with
             # the same Idempotency-Key then returns its outcome.
@@ -134,15 +143,55 @@ class BookingRpc:
                 "The booking service did not answer in time; retry with the same "
                 "Idempotency-Key to get the outcome."
             ) from exc
-        except Problem:
-            raise
-        except Exception as exc:  # the broker refused or dropped the publish
-            DEPENDENCY_ERRORS.labels("waitingroom", "rabbitmq").inc()
-            raise backend_unavailable("The booking service is not reachable.") from exc
         finally:
             self._pending.pop(correlation_id, None)
-            if future.done() and not future.cancelled():
-                # Failed by a lost connection while we were still publishing: this call
-                # already answers 503, and asyncio must not report the failure as unseen.
-                future.exception()
         return reply["status"], reply.get("body")
+
+    async def _send(self, key: str) -> None:
+        """Publish what is waiting for partition ``key`` as one message per batch, one
+        publish at a time: commands that arrive while a publish awaits its confirm go
+        together in the next. A lone command leaves at once; under load batches grow by
+        themselves, with no timer adding latency."""
+        try:
+            while waiting := self._outgoing.get(key):
+                batch = waiting[: self._batch_max]
+                del waiting[: len(batch)]
+                try:
+                    await self._publish(key, [command for command, _ in batch])
+                except Exception as exc:  # the broker refused, dropped or did not confirm
+                    DEPENDENCY_ERRORS.labels("waitingroom", "rabbitmq").inc()
+                    log.warning("booking rpc: publish of %d commands failed: %s", len(batch), exc)
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(
+                                backend_unavailable("The booking service is not reachable.")
+                            )
+                else:
+                    BATCH_SENT.observe(len(batch))
+        finally:
+            del self._senders[key]
+            if not self._outgoing.get(key):
+                self._outgoing.pop(key, None)
+
+    async def _publish(self, key: str, commands: list[dict[str, Any]]) -> None:
+        channel = self._channel
+        if channel is None:
+            raise ConnectionError("not connected to RabbitMQ")
+        body = commands[0] if len(commands) == 1 else booking_batch(commands)
+        exchange = await channel.get_exchange(BOOKING_EXCHANGE, ensure=False)
+        await asyncio.wait_for(
+            exchange.publish(
+                aio_pika.Message(
+                    json.dumps(body).encode(),
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    correlation_id=commands[0]["correlation_id"],
+                    reply_to=self._reply_to,
+                    message_id=commands[0]["request_id"],
+                    headers={COMMANDS_HEADER: len(commands)},
+                ),
+                routing_key=key,
+                mandatory=True,
+            ),
+            self.settings.booking_rpc_timeout_seconds,
+        )
