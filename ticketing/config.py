@@ -102,6 +102,32 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "dev-only-admission-secret-change-me-in-prod",
         "signs admission tokens (its own key, not the JWT secret)",
     ),
+    "TICKETING_QUEUE_TICKET_SECRET": (
+        "dev-only-queue-ticket-secret-change-me-in-prod",
+        "signs queue tickets (its own key, not the JWT or admission secret)",
+    ),
+    "TICKETING_QUEUE_ADMIT_PER_MINUTE": ("60", "default admissions per minute of a queue"),
+    "TICKETING_QUEUE_MAX_ACTIVE": ("500", "default most active sessions of a queue"),
+    "TICKETING_QUEUE_SESSION_SECONDS": ("600", "default admission session length"),
+    "TICKETING_QUEUE_MODE": ("manual", "default queue mode: manual | auto"),
+    "TICKETING_QUEUE_ABANDON_SECONDS": (
+        "60",
+        "a waiting fan not seen (websocket or status poll) for this long loses their place",
+    ),
+    "TICKETING_QUEUE_USER_RATE_PER_MINUTE": ("120", "queue join + status calls per fan per minute"),
+    "TICKETING_QUEUE_IP_RATE_PER_MINUTE": ("6000", "queue join + status calls per address/min"),
+    "TICKETING_QUEUE_ALLOWED_ORIGINS": (
+        "",
+        "extra Origins (comma-separated) allowed to open queue websockets besides the page's own",
+    ),
+    "TICKETING_QUEUE_AUTO_MAX_BACKLOG": (
+        "200",
+        "auto mode halves the admission rate when the booking queues hold more commands",
+    ),
+    "TICKETING_QUEUE_AUTO_MAX_LATENCY_MS": (
+        "500",
+        "auto mode halves the admission rate when reserves take longer on average",
+    ),
 }
 
 
@@ -152,6 +178,17 @@ class Settings:
     stripe_webhook_secret: str = default("TICKETING_STRIPE_WEBHOOK_SECRET")
     localstripe_port: int = 8420
     admission_secret: str = default("TICKETING_ADMISSION_SECRET")
+    queue_ticket_secret: str = default("TICKETING_QUEUE_TICKET_SECRET")
+    queue_admit_per_minute: int = 60
+    queue_max_active: int = 500
+    queue_session_seconds: int = 600
+    queue_mode: str = "manual"
+    queue_abandon_seconds: int = 60
+    queue_user_rate_per_minute: int = 120
+    queue_ip_rate_per_minute: int = 6000
+    queue_allowed_origins: str = ""
+    queue_auto_max_backlog: int = 200
+    queue_auto_max_latency_ms: int = 500
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -181,6 +218,9 @@ class Settings:
             raise ConfigError("TICKETING_JWT_SECRET must be at least 32 bytes for HS256")
         if environment == "prod" and secret == default("TICKETING_JWT_SECRET"):
             raise ConfigError("TICKETING_JWT_SECRET must be set in prod")
+        queue_mode = _str(env, "TICKETING_QUEUE_MODE", "manual")
+        if queue_mode not in ("manual", "auto"):
+            raise ConfigError(f"TICKETING_QUEUE_MODE must be manual or auto, got {queue_mode}")
         return cls(
             env=environment,
             database_url=_str(env, "TICKETING_DATABASE_URL", default("TICKETING_DATABASE_URL")),
@@ -236,6 +276,25 @@ class Settings:
             localstripe_port=_int(env, "TICKETING_LOCALSTRIPE_PORT", 8420, minimum=1),
             admission_secret=_str(
                 env, "TICKETING_ADMISSION_SECRET", default("TICKETING_ADMISSION_SECRET")
+            ),
+            queue_ticket_secret=_str(
+                env, "TICKETING_QUEUE_TICKET_SECRET", default("TICKETING_QUEUE_TICKET_SECRET")
+            ),
+            queue_admit_per_minute=_int(env, "TICKETING_QUEUE_ADMIT_PER_MINUTE", 60),
+            queue_max_active=_int(env, "TICKETING_QUEUE_MAX_ACTIVE", 500),
+            queue_session_seconds=_int(env, "TICKETING_QUEUE_SESSION_SECONDS", 600, minimum=1),
+            queue_mode=queue_mode,
+            queue_abandon_seconds=_int(env, "TICKETING_QUEUE_ABANDON_SECONDS", 60, minimum=1),
+            queue_user_rate_per_minute=_int(
+                env, "TICKETING_QUEUE_USER_RATE_PER_MINUTE", 120, minimum=1
+            ),
+            queue_ip_rate_per_minute=_int(
+                env, "TICKETING_QUEUE_IP_RATE_PER_MINUTE", 6000, minimum=1
+            ),
+            queue_allowed_origins=_str(env, "TICKETING_QUEUE_ALLOWED_ORIGINS", ""),
+            queue_auto_max_backlog=_int(env, "TICKETING_QUEUE_AUTO_MAX_BACKLOG", 200, minimum=1),
+            queue_auto_max_latency_ms=_int(
+                env, "TICKETING_QUEUE_AUTO_MAX_LATENCY_MS", 500, minimum=1
             ),
             extra={k: v for k, v in env.items() if k.startswith("TICKETING_")},
         )
