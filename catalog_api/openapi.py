@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from catalog_api.openapi_pages import PAGE_PATHS
 from catalog_api.openapi_schemas import (
     ADMIN_ERRORS,
     BAD,
@@ -501,6 +502,7 @@ BOOKING_PATHS: dict[str, Any] = {
     },
 }
 PATHS.update(BOOKING_PATHS)
+PATHS.update(PAGE_PATHS)
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",

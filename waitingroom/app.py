@@ -9,6 +9,7 @@ from ticketing.config import Settings
 from ticketing.web import create_base_app
 from waitingroom.booking_routes import booking_routes, rpc_ctx
 from waitingroom.confirm_routes import confirm_routes
+from waitingroom.pages import page_routes
 from waitingroom.stripe_webhook import stripe_webhook_routes
 
 
@@ -19,4 +20,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(booking_routes())
     app.router.add_routes(confirm_routes())
     app.router.add_routes(stripe_webhook_routes())
+    app.router.add_routes(page_routes())
     return app

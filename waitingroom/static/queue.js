@@ -1,0 +1,556 @@
+// The fans' queue page: join, wait (websocket, polling /status when it is down), then
+// choose seats, hold them with the admission token, pay with a test card, see the booking.
+"use strict";
+
+(() => {
+  const { api, signIn, money, waitWords, countdown, clock, count, el, $, say, sleep, randomId } =
+    window.TK;
+
+  const eventId = Number(location.pathname.split("/")[2]);
+  const params = new URLSearchParams(location.search);
+  const MAX_TICKETS = 8; // the per-fan cap (TICKETING_MAX_TICKETS_PER_USER's default)
+  const POLL_MS = 3000; // fallback cadence while the websocket is down
+  const SILENCE_MS = 12000; // the server pushes at least every 5 s; this long means trouble
+
+  const s = {
+    phase: "loading", // queue | seats | checkout | done | sold_out | error
+    token: null,
+    user: null,
+    event: null,
+    status: null,
+    first: null, // the position first seen: the progress bar's 0 %
+    admission: null, // {token, expiresAt}
+    hold: null,
+    ws: null,
+    wsFailures: 0,
+    pollTimer: null,
+    silenceTimer: null,
+    picked: new Map(), // ticket id -> ticket
+    taken: new Set(),
+    reserveAttempt: null, // {body, key}: a retry of the same ask reuses its key
+    payKey: null,
+    turnOver: false,
+  };
+  const firstKey = () => `ticketing.first.${eventId}.${s.user}`;
+  const holdKey = () => `ticketing.hold.${eventId}.${s.user}`;
+
+  function show(phase) {
+    s.phase = phase;
+    $("queue").hidden = !["queue", "sold_out"].includes(phase);
+    $("seats").hidden = phase !== "seats";
+    $("checkout").hidden = phase !== "checkout";
+    $("done").hidden = phase !== "done";
+  }
+
+  const notice = (message, tone) => say($("notice"), message, tone);
+
+  // --- signing in and calling the API ------------------------------------------------------
+
+  async function call(method, path, options = {}) {
+    try {
+      return await api(method, path, { ...options, token: s.token });
+    } catch (err) {
+      if (err.status === 401 && !options.retried) {
+        ({ token: s.token } = await signIn("fan", s.user, [], { renew: true }));
+        return call(method, path, { ...options, retried: true });
+      }
+      throw err;
+    }
+  }
+
+  // Keep trying what the fan cannot do anything about (a busy server, a lost connection).
+  async function patiently(what) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const result = await what();
+        if (attempt) notice("");
+        return result;
+      } catch (err) {
+        if (![0, 429, 502, 503, 504].includes(err.status)) throw err;
+        notice(err.message);
+        await sleep(1000 * (err.retryAfter || Math.min(30, 2 ** attempt)));
+      }
+    }
+  }
+
+  // --- the event ---------------------------------------------------------------------------
+
+  async function loadEvent() {
+    s.event = await patiently(() => api("GET", `/events/${eventId}`));
+    $("event-name").textContent = s.event.name;
+    const venue = s.event.venue || {};
+    $("event-meta").textContent = [clock(s.event.date), venue.name, venue.city]
+      .filter(Boolean)
+      .join(" · ");
+    document.title = `${s.event.name} · waiting room`;
+  }
+
+  // --- the line ----------------------------------------------------------------------------
+
+  async function join() {
+    show("queue");
+    $("queue-state").textContent = "Joining the line…";
+    const status = await patiently(() => call("POST", `/queue/${eventId}/join`));
+    apply(status);
+    if (s.phase === "queue") listen();
+  }
+
+  function apply(status) {
+    if (!status) return;
+    s.status = status;
+    if (status.status === "admitted" && status.admission_token) {
+      admitted(status.admission_token, status.admission_expires_at);
+    } else if (status.status === "sold_out") {
+      soldOut();
+    } else if (s.phase === "queue") {
+      renderLine(status);
+    }
+  }
+
+  const STATE_WORDS = {
+    pre_queue: "The sale has not started yet. You are in the pre-queue.",
+    waiting: "You are in line.",
+    paused: "The line is paused for a moment. You keep your place.",
+  };
+
+  function renderLine(status) {
+    const state = $("queue-state");
+    state.textContent = STATE_WORDS[status.status] || "You are in line.";
+    state.className = "state " + status.status;
+    const position = status.position;
+    $("position").textContent = position ? "#" + count(position) : "–";
+    $("ahead").textContent = count(status.ahead);
+    $("eta").textContent = status.status === "paused" ? "paused" : waitWords(status.eta_seconds);
+    if (status.status === "pre_queue" && s.event && s.event.on_sale_at) {
+      $("queue-note").textContent =
+        `The sale opens ${clock(s.event.on_sale_at)}. Then everyone in the pre-queue gets a ` +
+        "random place ahead of later arrivals, so there is no need to rush. Keep this page open.";
+    }
+    if (position) {
+      s.first = Math.max(s.first || 0, position);
+      localStorage.setItem(firstKey(), String(s.first));
+    }
+    const done = s.first && position ? (s.first - position) / s.first : 0;
+    progress(Math.round(100 * done));
+  }
+
+  function progress(percent) {
+    $("progress-fill").style.width = Math.max(2, percent) + "%";
+    $("progress").setAttribute("aria-valuenow", String(percent));
+  }
+
+  function soldOut() {
+    show("sold_out");
+    stopListening();
+    const state = $("queue-state");
+    state.textContent = "Sold out: every seat has been sold. Sorry!";
+    state.className = "state sold_out";
+    $("eta").textContent = "–";
+    $("queue-note").textContent = "Seats sometimes come back when holds expire; check the event later.";
+  }
+
+  // --- live updates: the websocket, polling /status while it is down -----------------------
+
+  function listen() {
+    if (s.ws || ["done", "sold_out"].includes(s.phase)) return;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const url = `${scheme}//${location.host}/queue/${eventId}/ws?token=${encodeURIComponent(s.token)}`;
+    const ws = new WebSocket(url);
+    s.ws = ws;
+    ws.onopen = () => {
+      s.wsFailures = 0;
+      stopPolling();
+      live("Live");
+      watchSilence();
+    };
+    ws.onmessage = (message) => {
+      watchSilence();
+      let push;
+      try {
+        push = JSON.parse(message.data);
+      } catch (err) {
+        return;
+      }
+      onPush(push);
+    };
+    ws.onclose = () => {
+      if (s.ws !== ws) return;
+      s.ws = null;
+      clearTimeout(s.silenceTimer);
+      if (["done", "sold_out"].includes(s.phase)) return;
+      s.wsFailures += 1;
+      live("Live updates interrupted; checking every few seconds.");
+      startPolling();
+      setTimeout(listen, 1000 * Math.min(30, 2 ** s.wsFailures));
+    };
+  }
+
+  function onPush(push) {
+    if (push.type === "status") apply(push);
+    else if (push.type === "admitted") admitted(push.admission_token, push.expires_at);
+    else if (push.type === "sold_out") soldOut();
+    else if (push.type === "paused" && s.phase === "queue") {
+      renderLine({ ...(s.status || {}), status: "paused" });
+    }
+  }
+
+  function watchSilence() {
+    clearTimeout(s.silenceTimer);
+    s.silenceTimer = setTimeout(() => {
+      // Quiet for too long: a proxy may have dropped the socket without closing it.
+      if (s.ws) s.ws.close();
+    }, SILENCE_MS);
+  }
+
+  function startPolling() {
+    if (s.pollTimer) return;
+    const tick = async () => {
+      try {
+        apply(await call("GET", `/queue/${eventId}/status`));
+        if (s.phase === "queue") notice("");
+      } catch (err) {
+        if (err.status !== 429) notice(err.message);
+      }
+      if (s.pollTimer) s.pollTimer = setTimeout(tick, POLL_MS);
+    };
+    s.pollTimer = setTimeout(tick, 0);
+  }
+
+  function stopPolling() {
+    clearTimeout(s.pollTimer);
+    s.pollTimer = null;
+  }
+
+  function stopListening() {
+    stopPolling();
+    clearTimeout(s.silenceTimer);
+    const ws = s.ws;
+    s.ws = null;
+    if (ws) ws.close();
+    live("");
+  }
+
+  const live = (text) => ($("live").textContent = text);
+
+  // --- admitted: choose seats --------------------------------------------------------------
+
+  function admitted(token, expiresAt) {
+    if (["seats", "checkout", "done"].includes(s.phase)) {
+      s.admission = { token, expiresAt }; // a renewed token replaces the old one
+      return;
+    }
+    s.admission = { token, expiresAt };
+    progress(100);
+    const saved = savedHold();
+    if (saved) {
+      checkout(saved);
+    } else {
+      chooseSeats();
+    }
+  }
+
+  function sessionTick() {
+    const line = s.phase === "checkout" ? holdLine() : sessionLine();
+    if (line !== null) {
+      (s.phase === "checkout" ? $("hold-left") : $("session-left")).textContent = line;
+    }
+  }
+  setInterval(sessionTick, 1000);
+
+  function sessionLine() {
+    if (!s.admission || !s.admission.expiresAt) return "";
+    const { left, text } = countdown(s.admission.expiresAt);
+    if (left > 0) return `Your turn lasts ${text} more. Hold seats to keep them while you pay.`;
+    if (s.phase === "seats" && !s.turnOver) {
+      s.turnOver = true;
+      notice("Your turn has ended before seats were held. Rejoin the line to try again.", "bad");
+      rejoinButton();
+    }
+    return "Your turn has ended.";
+  }
+
+  function rejoinButton() {
+    $("notice").append(
+      el("div", {}, el("button", { type: "button", onclick: () => location.reload() }, "Rejoin the line")),
+    );
+  }
+
+  async function chooseSeats() {
+    show("seats");
+    sessionTick();
+    const quantity = $("best-quantity");
+    if (!quantity.options.length) {
+      for (let n = 1; n <= MAX_TICKETS; n++) quantity.append(el("option", { value: n }, String(n)));
+      quantity.value = "2";
+    }
+    try {
+      await loadEvent(); // fresh availability per section
+    } catch (err) {
+      notice(err.message, "bad");
+    }
+    const tiers = (s.event.price_tiers || []).filter((t) => t.available > 0);
+    const label = (t) => `${t.section} · ${money(t.price_cents, s.event.currency)} · ${count(t.available)} left`;
+    for (const id of ["best-section", "pick-section"]) {
+      const select = $(id);
+      const keep = select.value;
+      select.replaceChildren(...(id === "best-section" ? [el("option", { value: "" }, "Any section")] : []));
+      for (const tier of tiers) select.append(el("option", { value: tier.section }, label(tier)));
+      if (keep && tiers.some((t) => t.section === keep)) select.value = keep;
+    }
+    if (!tiers.length && s.event.availability && s.event.availability.available === 0) {
+      notice("Every seat is held or sold right now. Held seats come back if they are not paid for.");
+    }
+    await loadSeatMap();
+  }
+
+  async function loadSeatMap() {
+    const section = $("pick-section").value;
+    const map = $("seat-map");
+    if (!section) {
+      map.replaceChildren();
+      return;
+    }
+    map.replaceChildren(el("p", { class: "muted" }, "Loading seats…"));
+    let page;
+    try {
+      const q = new URLSearchParams({ status: "available", section, limit: "500" });
+      page = await patiently(() => api("GET", `/events/${eventId}/tickets?${q}`));
+    } catch (err) {
+      map.replaceChildren(el("p", { class: "muted" }, err.message));
+      return;
+    }
+    const rows = new Map();
+    for (const ticket of page.items) {
+      const row = ticket.seat.row;
+      if (!rows.has(row)) rows.set(row, []);
+      rows.get(row).push(ticket);
+    }
+    map.replaceChildren(
+      ...[...rows].map(([row, tickets]) =>
+        el("div", { class: "seat-row" }, el("span", { class: "row-name" }, `Row ${row}`), tickets.map(seatButton)),
+      ),
+    );
+    if (!page.items.length) map.replaceChildren(el("p", { class: "muted" }, "No seats left in this section."));
+  }
+
+  function seatButton(ticket) {
+    const taken = s.taken.has(ticket.id);
+    return el(
+      "button",
+      {
+        type: "button",
+        class: "seat" + (taken ? " taken" : ""),
+        disabled: taken,
+        "aria-pressed": String(s.picked.has(ticket.id)),
+        "aria-label": `Row ${ticket.seat.row} seat ${ticket.seat.number}, ${money(ticket.price_cents, s.event.currency)}`,
+        dataset: { ticket: ticket.id },
+        onclick: (e) => togglePick(ticket, e.currentTarget),
+      },
+      String(ticket.seat.number),
+    );
+  }
+
+  function togglePick(ticket, button) {
+    if (s.picked.has(ticket.id)) {
+      s.picked.delete(ticket.id);
+    } else {
+      if (s.picked.size >= MAX_TICKETS) {
+        notice(`You can choose up to ${MAX_TICKETS} seats.`);
+        return;
+      }
+      s.picked.set(ticket.id, ticket);
+    }
+    button.setAttribute("aria-pressed", String(s.picked.has(ticket.id)));
+    renderPicked();
+  }
+
+  function renderPicked() {
+    const picked = [...s.picked.values()];
+    const total = picked.reduce((sum, t) => sum + t.price_cents, 0);
+    $("picked").textContent = picked.length
+      ? `${picked.length} seat${picked.length > 1 ? "s" : ""}: ` +
+        picked.map((t) => `${t.seat.section} row ${t.seat.row} seat ${t.seat.number}`).join(", ") +
+        ` · ${money(total, s.event.currency)}`
+      : "No seats chosen yet.";
+    $("reserve-picked").disabled = !picked.length;
+  }
+
+  async function reserve(ask, button) {
+    const bodyText = JSON.stringify(ask);
+    if (!s.reserveAttempt || s.reserveAttempt.body !== bodyText) {
+      s.reserveAttempt = { body: bodyText, key: "reserve-" + randomId(12) };
+    }
+    const headers = { "Idempotency-Key": s.reserveAttempt.key };
+    if (s.admission) headers["X-Admission-Token"] = s.admission.token;
+    button.disabled = true;
+    notice("");
+    try {
+      const hold = await call("POST", "/booking/reserve", { body: ask, headers });
+      s.reserveAttempt = null;
+      s.picked.clear();
+      renderPicked();
+      sessionStorage.setItem(holdKey(), JSON.stringify(hold));
+      checkout(hold);
+    } catch (err) {
+      if (![0, 503].includes(err.status)) s.reserveAttempt = null; // an answer: ask anew
+      notice(err.message, "bad");
+      if (err.code === "tickets_unavailable") {
+        for (const id of err.problem.unavailable_ticket_ids || []) {
+          s.taken.add(id);
+          s.picked.delete(id);
+        }
+        renderPicked();
+        loadSeatMap();
+      } else if (["admission_invalid", "admission_required"].includes(err.code)) {
+        rejoinButton();
+      }
+    } finally {
+      button.disabled = false;
+      if (button.id === "reserve-picked") button.disabled = !s.picked.size;
+    }
+  }
+
+  // --- checkout ----------------------------------------------------------------------------
+
+  function savedHold() {
+    try {
+      const hold = JSON.parse(sessionStorage.getItem(holdKey()));
+      return hold && Date.parse(hold.expires_at) > Date.now() ? hold : null;
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function checkout(hold) {
+    s.hold = hold;
+    s.payKey = null;
+    show("checkout");
+    const ticketLine = (t) =>
+      el(
+        "li",
+        {},
+        el("span", {}, `${t.seat.section} · row ${t.seat.row} · seat ${t.seat.number}`),
+        el("span", {}, money(t.price_cents, hold.currency)),
+      );
+    $("hold-tickets").replaceChildren(...hold.tickets.map(ticketLine));
+    $("hold-total").textContent = money(hold.amount_cents, hold.currency);
+    sessionTick();
+  }
+
+  function holdLine() {
+    if (!s.hold) return null;
+    const { left, text } = countdown(s.hold.expires_at);
+    if (left > 0) return `Your seats are held for ${text}.`;
+    expired();
+    return null;
+  }
+
+  function expired() {
+    sessionStorage.removeItem(holdKey());
+    s.hold = null;
+    notice("Your hold on these seats expired. Please pick seats again.", "bad");
+    chooseSeats();
+  }
+
+  async function pay(event) {
+    event.preventDefault();
+    if (!s.hold) return;
+    s.payKey = s.payKey || "confirm-" + randomId(12);
+    const button = $("pay");
+    button.disabled = true;
+    button.textContent = "Paying…";
+    notice("");
+    try {
+      const booking = await call("POST", "/booking/confirm", {
+        body: { hold_id: s.hold.hold_id, payment_method: $("card").value },
+        headers: { "Idempotency-Key": s.payKey },
+      });
+      confirmed(booking);
+    } catch (err) {
+      // Only a lost answer is retried with the same key; a decline gets a fresh attempt.
+      if (![0, 503].includes(err.status)) s.payKey = null;
+      notice(err.message, "bad");
+      if (["hold_expired", "hold_not_found"].includes(err.code)) expired();
+    } finally {
+      button.disabled = false;
+      button.textContent = "Pay";
+    }
+  }
+
+  async function changeSeats() {
+    const hold = s.hold;
+    if (!hold) return chooseSeats();
+    try {
+      await call("DELETE", `/booking/holds/${hold.hold_id}`);
+    } catch (err) {
+      if (!["hold_expired", "hold_not_found"].includes(err.code)) {
+        notice(err.message, "bad");
+        return;
+      }
+    }
+    sessionStorage.removeItem(holdKey());
+    s.hold = null;
+    chooseSeats();
+  }
+
+  function confirmed(booking) {
+    sessionStorage.removeItem(holdKey());
+    s.hold = null;
+    stopListening();
+    show("done");
+    notice("");
+    $("booking-id").textContent = booking.booking_id;
+    $("booking-tickets").replaceChildren(
+      ...booking.tickets.map((t) =>
+        el("li", {}, el("span", {}, `${t.seat.section} · row ${t.seat.row} · seat ${t.seat.number}`),
+          el("span", {}, money(t.price_cents, booking.currency))),
+      ),
+    );
+    $("booking-total").textContent = money(booking.amount_cents, booking.currency);
+  }
+
+  // --- wiring ------------------------------------------------------------------------------
+
+  $("best-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const ask = { event_id: eventId, quantity: Number($("best-quantity").value) };
+    if ($("best-section").value) ask.section = $("best-section").value;
+    reserve(ask, $("best-submit"));
+  });
+  $("pick-section").addEventListener("change", loadSeatMap);
+  $("reserve-picked").addEventListener("click", (e) =>
+    reserve({ event_id: eventId, ticket_ids: [...s.picked.keys()] }, e.currentTarget),
+  );
+  $("card").addEventListener("change", (e) => {
+    $("card-number").value = e.currentTarget.selectedOptions[0].dataset.number;
+  });
+  $("pay-form").addEventListener("submit", pay);
+  $("change-seats").addEventListener("click", changeSeats);
+
+  async function start() {
+    if (!Number.isSafeInteger(eventId) || eventId < 1) {
+      $("event-name").textContent = "No such event";
+      return;
+    }
+    try {
+      ({ token: s.token, user: s.user } = await signIn("fan", params.get("user"), []));
+      $("who").textContent = "Signed in as " + s.user;
+      s.first = Number(localStorage.getItem(firstKey())) || null;
+      await loadEvent();
+      if (!s.event.queue_enabled) {
+        notice("This event has no waiting room: choose your seats straight away.", "good");
+        const saved = savedHold();
+        if (saved) checkout(saved);
+        else chooseSeats();
+        return;
+      }
+      await join();
+    } catch (err) {
+      show("error");
+      if (err.code === "event_not_found") $("event-name").textContent = "No such event";
+      notice(err.message, "bad");
+    }
+  }
+
+  start();
+})();
