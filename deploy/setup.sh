@@ -40,6 +40,9 @@ missing=()
 command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v nginx >/dev/null || missing+=(nginx)
 command -v wrk >/dev/null || missing+=(wrk)
+# Debian's chromium: the browser tests drive it through Playwright (`playwright install`
+# downloads its own browsers from the internet; this uses the distribution's instead).
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ! -x "$VENV/bin/python" ] && ! python_ok; then missing+=(python3 python3-venv); fi
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing missing packages: ${missing[*]}"
