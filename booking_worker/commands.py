@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from booking_worker.batch_reserve import reserve_group
 from booking_worker.handlers import READ_ONLY, Context, Handler
+from booking_worker.holds import is_id, unsafe_reserve
 from booking_worker.metrics import REPLAYED
+from ticketing.messages import RESERVE
 from ticketing.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -51,7 +55,41 @@ async def apply_batch(
             [c["request_id"] for c in commands if c["type"] not in READ_ONLY],
         )
         known = {row["request_id"]: _replayed(row["reply"]) for row in rows}
-        return [await apply_one(ctx, conn, handlers, c, known) for c in commands]
+        results = await _reserve_groups(ctx, conn, commands, known)
+        for i, command in enumerate(commands):
+            if results[i] is None:
+                results[i] = await apply_one(ctx, conn, handlers, command, known)
+        return [outcome for outcome in results if outcome is not None]
+
+
+async def _reserve_groups(
+    ctx: Context, conn: asyncpg.Connection, commands: list[dict], known: dict[str, Outcome]
+) -> list[Outcome | None]:
+    """Outcomes of the batch's fresh reserves, decided per event in a few statements
+    (booking_worker.batch_reserve); None where the command still has to run on its own.
+    A group that fails is undone by its savepoint and left to the one-by-one path."""
+    results: list[Outcome | None] = [None] * len(commands)
+    if unsafe_reserve(ctx):  # the race test's control must take the unprotected path
+        return results
+    groups: dict[int | None, list[int]] = defaultdict(list)
+    seen = set(known)
+    for i, command in enumerate(commands):
+        if command["type"] == RESERVE and command["request_id"] not in seen:
+            seen.add(command["request_id"])  # a second copy in the batch replays the first
+            event_id = command.get("event_id")
+            groups[event_id if is_id(event_id) else None].append(i)
+    for event_id, indexes in groups.items():
+        try:
+            async with conn.transaction():
+                replies = await reserve_group(ctx, conn, event_id, [commands[i] for i in indexes])
+        except (*RETRYABLE, *CONNECTION_ERRORS):
+            raise
+        except Exception as exc:  # a conflict, a concurrent retry, or a bug: go one by one
+            log.warning("reserve group of %d for event %s undone: %r", len(indexes), event_id, exc)
+            continue
+        for i, (status, body) in zip(indexes, replies, strict=True):
+            results[i] = Outcome(status, body)
+    return results
 
 
 async def apply_one(

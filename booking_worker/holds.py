@@ -55,7 +55,7 @@ async def reserve(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any
         raise Problem(
             403, "admission_required", "This event has a waiting room: join the queue first."
         )
-    ticket_ids, quantity, section = _request_of(command)
+    ticket_ids, quantity, section = request_of(command)
     user_id = command["user_id"]
     requested = len(ticket_ids) if ticket_ids else quantity
     already = await conn.fetchval(
@@ -290,7 +290,7 @@ def is_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
 
 
-def _request_of(command: dict[str, Any]) -> tuple[list[int], int, str | None]:
+def request_of(command: dict[str, Any]) -> tuple[list[int], int, str | None]:
     ids = command.get("ticket_ids")
     quantity = command.get("quantity")
     section = command.get("section")
