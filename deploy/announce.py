@@ -69,13 +69,16 @@ def bookable(events: list[dict]) -> dict:
     )
 
 
-def banner(base: str, event: dict, booking_event: dict | None = None) -> str:
+def banner(
+    base: str, event: dict, booking_event: dict | None = None, queue_event: dict | None = None
+) -> str:
     event_id = event.get("id", "<event_id>")
     term = (event.get("performer") or {}).get("name", "rock").split()[0]
     city = (event.get("venue") or {}).get("city", "")
     search = f"{base}/search?term={quote(term)}" + (f"&location={quote(city)}" if city else "")
     token_body = '{"user_id": "alice", "roles": ["admin"]}'
     booking_id = (booking_event or {}).get("id", "<event_id>")
+    queue_id = (queue_event or {}).get("id", "<event_id>")
     lines = [
         f"ticketing is up: {base}",
         "",
@@ -95,6 +98,8 @@ def banner(base: str, event: dict, booking_event: dict | None = None) -> str:
         '       -d \'{"hold_id": "<hold_id>", "payment_method": "pm_card_visa"}\'',
         f'  curl {base}/me/bookings -H "Authorization: Bearer $TOKEN"',
         "",
+        f"  queue page:         {base}/queue/{queue_id}   (?user=NAME to be another fan)",
+        f"  operators' console: {base}/admin",
         f"  API (OpenAPI 3.1):  {base}/openapi.json",
         f"  health:             {base}/healthz",
         "",
@@ -112,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     base = base_url(settings)
     health = f"{base}/healthz"
-    backends = {"catalog_api": settings.catalog_port, "waitingroom": settings.waitingroom_port}
+    backends = {"catalog_api": settings.catalog_port}
+    backends |= {f"waitingroom:{port}": port for port in settings.waitingroom_ports}
     print(f"waiting for {', '.join(backends)} and then {health} (up to {args.timeout:.0f}s)",
           flush=True)
 
@@ -138,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     events = sample_events(base)
-    print(banner(base, events[0] if events else {}, bookable(events)), flush=True)
+    queued = next((e for e in events if e.get("queue_enabled")), {})
+    print(banner(base, events[0] if events else {}, bookable(events), queued), flush=True)
     while True:
         signal.pause()
 

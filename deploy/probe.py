@@ -127,9 +127,13 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def dev_ports(settings: Settings) -> dict[str, int]:
+    # deploy/Procfile's waitingroom runs one process a port from TICKETING_WAITINGROOM_PORT up.
+    waitingrooms = {
+        f"waitingroom {i + 1}": port for i, port in enumerate(settings.waitingroom_ports)
+    }
     return {
         "gateway": settings.gateway_port, "catalog_api": settings.catalog_port,
-        "waitingroom": settings.waitingroom_port, "typesense": settings.typesense_port,
+        **waitingrooms, "typesense": settings.typesense_port,
         "search_sync metrics": settings.search_sync_metrics_port,
         "localstripe": settings.localstripe_port,
         "booking_worker metrics": settings.booking_worker_metrics_port,

@@ -72,7 +72,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "TICKETING_MAX_BODY_BYTES": ("65536", "largest request body accepted"),
     "TICKETING_HOST": ("127.0.0.1", "address the HTTP services bind"),
     "TICKETING_CATALOG_PORT": ("8081", "catalog_api port"),
-    "TICKETING_WAITINGROOM_PORT": ("8082", "waitingroom port"),
+    "TICKETING_WAITINGROOM_PORT": ("8082", "waitingroom port (the first, with several)"),
+    "TICKETING_WAITINGROOM_PROCESSES": (
+        "2",
+        "waitingroom processes `python -m waitingroom --supervise` runs, ports from the one above",
+    ),
     "TICKETING_SEARCH_SYNC_METRICS_PORT": ("9103", "search_sync /metrics port"),
     "TICKETING_GATEWAY_PORT": ("8080", "nginx gateway port (the public base URL)"),
     "TICKETING_TYPESENSE_PORT": ("8108", "port of the Typesense server make run starts"),
@@ -158,6 +162,7 @@ class Settings:
     host: str = "127.0.0.1"
     catalog_port: int = 8081
     waitingroom_port: int = 8082
+    waitingroom_processes: int = 2
     search_sync_metrics_port: int = 9103
     gateway_port: int = 8080
     typesense_port: int = 8108
@@ -194,6 +199,11 @@ class Settings:
     @property
     def is_dev(self) -> bool:
         return self.env == "dev"
+
+    @property
+    def waitingroom_ports(self) -> list[int]:
+        """One port per waitingroom process; the gateway spreads fans over all of them."""
+        return [self.waitingroom_port + i for i in range(self.waitingroom_processes)]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -247,6 +257,7 @@ class Settings:
             host=_str(env, "TICKETING_HOST", "127.0.0.1"),
             catalog_port=_int(env, "TICKETING_CATALOG_PORT", 8081, minimum=1),
             waitingroom_port=_int(env, "TICKETING_WAITINGROOM_PORT", 8082, minimum=1),
+            waitingroom_processes=_int(env, "TICKETING_WAITINGROOM_PROCESSES", 2, minimum=1),
             search_sync_metrics_port=_int(env, "TICKETING_SEARCH_SYNC_METRICS_PORT", 9103),
             gateway_port=_int(env, "TICKETING_GATEWAY_PORT", 8080, minimum=1),
             typesense_port=_int(env, "TICKETING_TYPESENSE_PORT", 8108, minimum=1),

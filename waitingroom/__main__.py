@@ -1,10 +1,31 @@
+"""``python -m waitingroom``: one waitingroom process on TICKETING_WAITINGROOM_PORT.
+
+``python -m waitingroom --supervise`` (what deploy/Procfile and docker-compose.yml run):
+TICKETING_WAITINGROOM_PROCESSES of them on ports from TICKETING_WAITINGROOM_PORT upward,
+supervised (waitingroom/processes.py).
+"""
+
+import argparse
+import sys
+
 from ticketing.config import Settings
-from ticketing.web import run_app
-from waitingroom.app import create_app
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m waitingroom", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--supervise", action="store_true",
+                        help="run TICKETING_WAITINGROOM_PROCESSES processes and supervise them")
+    args = parser.parse_args(argv)
     settings = Settings.from_env()
+    if args.supervise:
+        from waitingroom.processes import supervise
+
+        sys.exit(supervise(settings))
+    # Imported here, so that the supervisor stays a small process.
+    from ticketing.web import run_app
+    from waitingroom.app import create_app
+
     run_app(create_app(settings), settings, settings.waitingroom_port)
 
 

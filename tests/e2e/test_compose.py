@@ -221,8 +221,17 @@ def test_compose_gateway_fills_exactly_the_template_placeholders(services):
     assert {k for k in env if k.startswith("GATEWAY_")} == placeholders
     service_env = services["catalog_api"]["environment"]
     assert env["GATEWAY_CATALOG_UPSTREAM"] == f"catalog_api:{service_env['TICKETING_CATALOG_PORT']}"
-    assert env["GATEWAY_WAITINGROOM_UPSTREAM"] == (
-        f"waitingroom:{service_env['TICKETING_WAITINGROOM_PORT']}")
+    # Every waitingroom process of the container is in the upstream, and the gateway has
+    # workers enough for all their fans.
+    processes = int(service_env.get(
+        "TICKETING_WAITINGROOM_PROCESSES", default("TICKETING_WAITINGROOM_PROCESSES")))
+    first = int(service_env["TICKETING_WAITINGROOM_PORT"])
+    ports = [first + i for i in range(processes)]
+    assert env["GATEWAY_WAITINGROOM_SERVERS"] == render_nginx.upstream_servers("waitingroom", ports)
+    assert env["GATEWAY_WORKER_PROCESSES"] == str(render_nginx.worker_processes(processes))
+    waitingroom = services["waitingroom"]
+    assert set(ports) <= exposed_ports(waitingroom)
+    assert all(f":{p}/" in " ".join(waitingroom["healthcheck"]["test"]) for p in ports)
     assert env["GATEWAY_MAX_BODY_BYTES"] == service_env["TICKETING_MAX_BODY_BYTES"]
     assert env["GATEWAY_LISTEN"] == default("TICKETING_GATEWAY_PORT")
     assert nginx["ports"] == [f"{env['GATEWAY_LISTEN']}:{env['GATEWAY_LISTEN']}"]
@@ -253,6 +262,23 @@ def test_rendered_gateway_config_passes_nginx_t(tmp_path):
     assert result.returncode == 0, result.stderr
     text = conf.read_text()
     assert "client_max_body_size 65536;" in text and "listen 127.0.0.1:8080" in text
+
+
+@pytest.mark.parametrize("processes", [1, 2, 5])
+def test_the_gateway_has_room_for_every_waitingroom_processs_fans(tmp_path, processes):
+    settings = dataclasses.replace(Settings(), waitingroom_processes=processes)
+    text = rendered(tmp_path, settings)[0].read_text()
+    workers = int(re.search(r"^worker_processes (\d+);", text, re.M)[1])
+    per_worker = int(re.search(r"worker_connections (\d+);", text)[1])
+    open_files = int(re.search(r"worker_rlimit_nofile (\d+);", text)[1])
+    upstream = re.search(r"upstream waitingroom \{(.*?)\}", text, re.S)[1]
+    servers = re.findall(r"server 127\.0\.0\.1:(\d+);", upstream)
+    assert [int(p) for p in servers] == settings.waitingroom_ports
+    # Each waiting fan is two connections in one worker: the fan's and the upstream one.
+    fans = render_nginx.SOCKETS_PER_WAITINGROOM * processes
+    assert workers * per_worker >= 2 * fans
+    assert per_worker < open_files <= 20_000  # this machine's per-process cap
+    assert "least_conn;" in upstream and "reuseport" in text
 
 
 def route(config: str, path: str) -> str:

@@ -2,164 +2,22 @@
 
 Everything is real: the processes are the Procfile's own commands, with this run's private
 database, Redis prefix, vhost, ports and Typesense data directory, and demo data loaded by
-the same loader `make run` uses.
+the same loader `make run` uses (tests/e2e/stack.py; the ``stack`` fixture is shared).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
-import pytest
 
-from tests.conftest import PG_BASE, REDIS_BASE, RUN_ID
-from tests.support import free_port, wait_until
-from ticketing.db import migrate
+from tests.conftest import RUN_ID
+from tests.e2e.stack import Stack, dev_token
+from tests.support import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = ROOT / ".venv" / "bin"
 FRESHNESS_SECONDS = 5.0
-
-
-class Stack:
-    def __init__(self, env: dict[str, str], workdir: Path) -> None:
-        self.env = env
-        self.workdir = workdir
-        self.base = f"http://127.0.0.1:{env['TICKETING_GATEWAY_PORT']}"
-        self.log = workdir / "honcho.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def request(
-        self, method: str, path: str, body: object = None, token: str | None = None,
-        data: bytes | None = None, base: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, dict[str, str], object]:
-        headers = {"Content-Type": "application/json", **(headers or {})}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        payload = data if data is not None else (
-            None if body is None else json.dumps(body).encode()
-        )
-        req = urllib.request.Request(
-            (base or self.base) + path, data=payload, method=method, headers=headers
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                raw, status, hdrs = resp.read(), resp.status, dict(resp.headers)
-        except urllib.error.HTTPError as err:
-            raw, status, hdrs = err.read(), err.code, dict(err.headers)
-        text = raw.decode()
-        try:
-            parsed: object = json.loads(text) if text else None
-        except json.JSONDecodeError:
-            parsed = text
-        return status, hdrs, parsed
-
-    def logs(self) -> str:
-        return self.log.read_text(errors="replace")[-6000:] if self.log.exists() else ""
-
-
-@pytest.fixture(scope="module")
-def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp("stack")
-    database_url = f"{PG_BASE}/tk_test_{RUN_ID}_stack"
-    migrate.create_database(database_url)
-    migrate.upgrade(database_url)
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}:{os.environ['PATH']}:/usr/sbin:/sbin",
-        "PYTHONPATH": str(ROOT),
-        "PYTHONUNBUFFERED": "1",
-        "TICKETING_ENV": "dev",
-        "TICKETING_DATABASE_URL": database_url,
-        "TICKETING_REDIS_URL": REDIS_BASE,
-        "TICKETING_REDIS_PREFIX": f"tkt{RUN_ID}stack:",
-        "TICKETING_AMQP_URL": amqp_url,
-        "TICKETING_TYPESENSE_API_KEY": f"stack-{RUN_ID}",
-        "TICKETING_TYPESENSE_COLLECTION": f"events_{RUN_ID}_stack",
-        "TICKETING_TYPESENSE_DATA_DIR": str(workdir / "typesense"),
-        "TICKETING_JWT_SECRET": f"stack-secret-{RUN_ID}-0123456789abcdef",
-    }
-    for name in ("GATEWAY", "CATALOG", "WAITINGROOM", "SEARCH_SYNC_METRICS", "TYPESENSE",
-                 "LOCALSTRIPE"):
-        env[f"TICKETING_{name}_PORT"] = str(free_port())
-    env["TICKETING_TYPESENSE_URL"] = f"http://127.0.0.1:{env['TICKETING_TYPESENSE_PORT']}"
-    env["TICKETING_STRIPE_API_BASE"] = f"http://127.0.0.1:{env['TICKETING_LOCALSTRIPE_PORT']}"
-    # booking_worker_2 (deploy/Procfile) serves its metrics on the port after the first's.
-    env["TICKETING_BOOKING_WORKER_METRICS_PORT"] = str(_two_free_ports())
-
-    subprocess.run(
-        [VENV_BIN / "python", "-m", "ticketing.demo", "--events", "300"],
-        env=env, cwd=ROOT, check=True, capture_output=True, timeout=120,
-    )
-    subprocess.run(
-        [VENV_BIN / "python", "-m", "deploy.render_nginx"],
-        env=env, cwd=workdir, check=True, capture_output=True, timeout=30,
-    )
-    stack = Stack(env, workdir)
-    with stack.log.open("wb") as log:
-        stack.process = subprocess.Popen(
-            [VENV_BIN / "honcho", "-f", str(ROOT / "deploy" / "Procfile"), "-d", str(workdir),
-             "start"],
-            env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        def ready() -> bool:
-            assert stack.process.poll() is None, "the stack exited:\n" + stack.logs()
-            try:
-                status, _, _ = stack.request("GET", "/healthz")
-            except OSError:
-                return False
-            return status == 200
-        wait_until(ready, 120, "the stack's /healthz through the gateway")
-        # The index is bootstrapped from Postgres by search_sync once Typesense is up.
-        wait_until(lambda: _indexed(stack) == 300,
-                   60, "search_sync to index the demo catalog")
-        yield stack
-    finally:
-        stack.process.send_signal(signal.SIGINT)
-        try:
-            stack.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(stack.process.pid, signal.SIGKILL)
-            stack.process.wait()
-        migrate.drop_database(database_url)
-
-
-def _two_free_ports() -> int:
-    """A free port whose successor is free too."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two consecutive free ports")
-
-
-def _indexed(stack: Stack) -> int | None:
-    """Events in the search index itself (not the degraded Postgres answer)."""
-    status, headers, body = stack.request("GET", "/search?per_page=1")
-    if status != 200 or "X-Search-Degraded" in headers:
-        return None
-    return body["found"]
-
-
-def _dev_token(stack: Stack, user: str, roles: list[str]) -> str:
-    status, _, body = stack.request("POST", "/auth/dev-token", {"user_id": user, "roles": roles})
-    assert status == 200, body
-    return body["access_token"]
 
 
 def test_search_through_the_gateway_has_real_hits(stack: Stack):
@@ -200,7 +58,7 @@ def test_views_lists_and_errors_through_the_gateway(stack: Stack):
 
 
 def test_catalog_changes_show_in_search_within_five_seconds(stack: Stack):
-    admin = _dev_token(stack, "ops", ["admin"])
+    admin = dev_token(stack, "ops", ["admin"])
     _, _, listing = stack.request("GET", "/events?limit=1")
     event = listing["items"][0]
     new_name = f"Zyzzogeton Farewell {RUN_ID}"
@@ -248,21 +106,27 @@ def test_catalog_changes_show_in_search_within_five_seconds(stack: Stack):
 
 
 def test_every_service_exposes_metrics(stack: Stack):
+    # Every waitingroom process has its own port, and its own metrics there.
+    waitingrooms = {f"waitingroom_{i + 1}": p for i, p in enumerate(stack.waitingroom_ports)}
     ports = {
         "catalog_api": stack.env["TICKETING_CATALOG_PORT"],
-        "waitingroom": stack.env["TICKETING_WAITINGROOM_PORT"],
+        **waitingrooms,
         "search_sync": stack.env["TICKETING_SEARCH_SYNC_METRICS_PORT"],
         "booking_worker": stack.env["TICKETING_BOOKING_WORKER_METRICS_PORT"],
         "booking_worker_2": str(int(stack.env["TICKETING_BOOKING_WORKER_METRICS_PORT"]) + 1),
     }
     stack.request("GET", "/search?term=rock")
+    for port in waitingrooms.values():  # each has answered something
+        stack.request("GET", "/healthz", base=f"http://127.0.0.1:{port}")
     texts = {}
     for service, port in ports.items():
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             texts[service] = resp.read().decode()
     assert 'ticketing_http_requests_total{' in texts["catalog_api"]
     assert 'route="/search"' in texts["catalog_api"]
-    assert "ticketing_http_request_duration_seconds_bucket" in texts["waitingroom"]
+    assert len(waitingrooms) >= 2
+    for process in waitingrooms:
+        assert "ticketing_http_request_duration_seconds_bucket" in texts[process], process
     assert "ticketing_search_sync_lag_seconds" in texts["search_sync"]
     for worker in ("booking_worker", "booking_worker_2"):
         assert "booking_command_latency_seconds" in texts[worker], worker
@@ -281,7 +145,7 @@ def _search_hit(stack: Stack, event: dict) -> dict | None:
 
 
 def test_booking_flow_through_the_gateway(stack: Stack):
-    fan = _dev_token(stack, f"fan-{RUN_ID}", [])
+    fan = dev_token(stack, f"fan-{RUN_ID}", [])
     _, _, listing = stack.request("GET", "/events?limit=50")
     # Not the first event: another test renames it.
     event = next(
@@ -348,7 +212,7 @@ def test_booking_flow_through_the_gateway(stack: Stack):
     assert indexed_available() == indexed_before - 2
 
     # Someone else cannot see the booking; the webhook refuses an unsigned delivery.
-    other = _dev_token(stack, f"other-{RUN_ID}", [])
+    other = dev_token(stack, f"other-{RUN_ID}", [])
     status, _, body = stack.request("GET", f"/bookings/{booking['booking_id']}", token=other)
     assert status == 404 and body["code"] == "booking_not_found"
     status, _, body = stack.request("POST", "/webhooks/stripe", {"id": "evt_forged"})

@@ -1,0 +1,175 @@
+"""The whole stack as `make run` starts it (deploy/Procfile under honcho), through nginx,
+for the end-to-end tests (the ``stack`` fixture in tests/e2e/conftest.py starts one for all).
+
+Everything is real: the processes are the Procfile's own commands, with this run's private
+database, Redis prefix, vhost, ports and Typesense data directory, and demo data loaded by
+the same loader `make run` uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.conftest import PG_BASE, REDIS_BASE, RUN_ID
+from tests.support import free_port, wait_until
+from ticketing.db import migrate
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = ROOT / ".venv" / "bin"
+DEMO_EVENTS = 300
+WAITINGROOM_PROCESSES = 2
+
+
+class Stack:
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        self.env = env
+        self.workdir = workdir
+        self.base = f"http://127.0.0.1:{env['TICKETING_GATEWAY_PORT']}"
+        self.log = workdir / "honcho.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def waitingroom_ports(self) -> list[int]:
+        first = int(self.env["TICKETING_WAITINGROOM_PORT"])
+        return [first + i for i in range(int(self.env["TICKETING_WAITINGROOM_PROCESSES"]))]
+
+    def request(
+        self, method: str, path: str, body: object = None, token: str | None = None,
+        data: bytes | None = None, base: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], object]:
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        payload = data if data is not None else (
+            None if body is None else json.dumps(body).encode()
+        )
+        req = urllib.request.Request(
+            (base or self.base) + path, data=payload, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                raw, status, hdrs = resp.read(), resp.status, dict(resp.headers)
+        except urllib.error.HTTPError as err:
+            raw, status, hdrs = err.read(), err.code, dict(err.headers)
+        text = raw.decode()
+        try:
+            parsed: object = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            parsed = text
+        return status, hdrs, parsed
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:] if self.log.exists() else ""
+
+    def answers(self, path: str, base: str | None = None) -> bool:
+        assert self.process is not None and self.process.poll() is None, (
+            "the stack exited:\n" + self.logs())
+        try:
+            return self.request("GET", path, base=base)[0] == 200
+        except OSError:
+            return False
+
+
+@contextmanager
+def running_stack(amqp_url: str, workdir: Path) -> Iterator[Stack]:
+    database_url = f"{PG_BASE}/tk_test_{RUN_ID}_stack"
+    migrate.create_database(database_url)
+    migrate.upgrade(database_url)
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}:{os.environ['PATH']}:/usr/sbin:/sbin",
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+        "TICKETING_ENV": "dev",
+        "TICKETING_DATABASE_URL": database_url,
+        "TICKETING_REDIS_URL": REDIS_BASE,
+        "TICKETING_REDIS_PREFIX": f"tkt{RUN_ID}stack:",
+        "TICKETING_AMQP_URL": amqp_url,
+        "TICKETING_TYPESENSE_API_KEY": f"stack-{RUN_ID}",
+        "TICKETING_TYPESENSE_COLLECTION": f"events_{RUN_ID}_stack",
+        "TICKETING_TYPESENSE_DATA_DIR": str(workdir / "typesense"),
+        "TICKETING_JWT_SECRET": f"stack-secret-{RUN_ID}-0123456789abcdef",
+    }
+    for name in ("GATEWAY", "CATALOG", "SEARCH_SYNC_METRICS", "TYPESENSE", "LOCALSTRIPE"):
+        env[f"TICKETING_{name}_PORT"] = str(free_port())
+    # Several waitingroom processes, as make run starts them, on consecutive ports.
+    env["TICKETING_WAITINGROOM_PROCESSES"] = str(WAITINGROOM_PROCESSES)
+    env["TICKETING_WAITINGROOM_PORT"] = str(consecutive_free_ports(WAITINGROOM_PROCESSES))
+    env["TICKETING_TYPESENSE_URL"] = f"http://127.0.0.1:{env['TICKETING_TYPESENSE_PORT']}"
+    env["TICKETING_STRIPE_API_BASE"] = f"http://127.0.0.1:{env['TICKETING_LOCALSTRIPE_PORT']}"
+    # booking_worker_2 (deploy/Procfile) serves its metrics on the port after the first's.
+    env["TICKETING_BOOKING_WORKER_METRICS_PORT"] = str(consecutive_free_ports(2))
+
+    subprocess.run(
+        [VENV_BIN / "python", "-m", "ticketing.demo", "--events", str(DEMO_EVENTS)],
+        env=env, cwd=ROOT, check=True, capture_output=True, timeout=120,
+    )
+    subprocess.run(
+        [VENV_BIN / "python", "-m", "deploy.render_nginx"],
+        env=env, cwd=workdir, check=True, capture_output=True, timeout=30,
+    )
+    stack = Stack(env, workdir)
+    with stack.log.open("wb") as log:
+        stack.process = subprocess.Popen(
+            [VENV_BIN / "honcho", "-f", str(ROOT / "deploy" / "Procfile"), "-d", str(workdir),
+             "start"],
+            env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        wait_until(lambda: stack.answers("/healthz"), 120,
+                   "the stack's /healthz through the gateway")
+        # The gateway's /healthz is catalog_api's: wait for every waitingroom process too.
+        for port in stack.waitingroom_ports:
+            wait_until(lambda p=port: stack.answers("/healthz", f"http://127.0.0.1:{p}"), 60,
+                       f"the waitingroom process on {port}")
+        # The index is bootstrapped from Postgres by search_sync once Typesense is up.
+        wait_until(lambda: indexed(stack) == DEMO_EVENTS,
+                   60, "search_sync to index the demo catalog")
+        yield stack
+    finally:
+        stack.process.send_signal(signal.SIGINT)
+        try:
+            stack.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(stack.process.pid, signal.SIGKILL)
+            stack.process.wait()
+        migrate.drop_database(database_url)
+
+
+def consecutive_free_ports(count: int) -> int:
+    """A free port whose ``count - 1`` successors are free too."""
+    for _ in range(50):
+        port = free_port()
+        for successor in range(port + 1, port + count):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", successor))
+                except OSError:
+                    break
+        else:
+            return port
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def indexed(stack: Stack) -> int | None:
+    """Events in the search index itself (not the degraded Postgres answer)."""
+    status, headers, body = stack.request("GET", "/search?per_page=1")
+    if status != 200 or "X-Search-Degraded" in headers:
+        return None
+    return body["found"]
+
+
+def dev_token(stack: Stack, user: str, roles: list[str]) -> str:
+    status, _, body = stack.request("POST", "/auth/dev-token", {"user_id": user, "roles": roles})
+    assert status == 200, body
+    return body["access_token"]
