@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from catalog_api.openapi_pages import PAGE_PATHS
+from catalog_api.openapi_queue import QUEUE_PATHS, QUEUE_SCHEMAS
 from catalog_api.openapi_schemas import (
     ADMIN_ERRORS,
     BAD,
@@ -503,6 +504,8 @@ BOOKING_PATHS: dict[str, Any] = {
 }
 PATHS.update(BOOKING_PATHS)
 PATHS.update(PAGE_PATHS)
+PATHS.update(QUEUE_PATHS)
+SCHEMAS.update(QUEUE_SCHEMAS)
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",

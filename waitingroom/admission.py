@@ -41,3 +41,10 @@ def issue_admission(settings: Settings, user_id: str, event_id: int, ttl: int) -
     now = int(time.time())
     claims = {"sub": user_id, "event_id": event_id, "iat": now, "exp": now + ttl}
     return jwt.encode(claims, settings.admission_secret, algorithm="HS256")
+
+
+def admission_for_session(settings: Settings, user_id: str, event_id: int, expires: int) -> str:
+    """The token of a queue session ending at ``expires`` (unix seconds). No ``iat``: every
+    process derives the very same token from the session kept in Redis, so none is stored."""
+    claims = {"sub": user_id, "event_id": event_id, "exp": expires}
+    return jwt.encode(claims, settings.admission_secret, algorithm="HS256")

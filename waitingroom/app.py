@@ -1,4 +1,5 @@
-"""The waitingroom service's application: dev tokens and the booking front door."""
+"""The waitingroom service's application: dev tokens, the waiting room and the booking
+front door."""
 
 from __future__ import annotations
 
@@ -6,19 +7,37 @@ from aiohttp import web
 
 from ticketing.auth import dev_token_routes
 from ticketing.config import Settings
-from ticketing.web import create_base_app
+from ticketing.web import create_base_app, pg_pool_ctx
+from waitingroom.booking_health import (
+    RESERVE_LATENCY_KEY,
+    ReserveLatency,
+    reserve_latency_middleware,
+)
 from waitingroom.booking_routes import booking_routes, rpc_ctx
 from waitingroom.confirm_routes import confirm_routes
 from waitingroom.pages import page_routes
+from waitingroom.queue_admin import queue_admin_routes
+from waitingroom.queue_routes import queue_routes
+from waitingroom.queue_runtime import queue_ctx
+from waitingroom.queue_ws import queue_socket_routes
 from waitingroom.stripe_webhook import stripe_webhook_routes
 
 
 def create_app(settings: Settings) -> web.Application:
     app = create_base_app(settings, "waitingroom")
     app.cleanup_ctx.append(rpc_ctx)
+    # The queue reads PostgreSQL for inventory (one grouped count a second, shared through
+    # Redis) and for new events' on-sale time; it starts after Redis and this pool.
+    app.cleanup_ctx.append(pg_pool_ctx)
+    app.cleanup_ctx.append(queue_ctx)
+    app[RESERVE_LATENCY_KEY] = ReserveLatency()
+    app.middlewares.append(reserve_latency_middleware)
     app.router.add_routes(dev_token_routes(settings))
     app.router.add_routes(booking_routes())
     app.router.add_routes(confirm_routes())
     app.router.add_routes(stripe_webhook_routes())
     app.router.add_routes(page_routes())
+    app.router.add_routes(queue_routes())
+    app.router.add_routes(queue_socket_routes())
+    app.router.add_routes(queue_admin_routes())
     return app

@@ -9,6 +9,7 @@ from ticketing.messages import CONFIRM
 from ticketing.problems import validation_error
 from ticketing.validation import read_json
 from waitingroom.booking_routes import request_id_of, send_command, uuid_or_404
+from waitingroom.queue_routes import end_session_after_booking
 
 MAX_PAYMENT_METHOD_LENGTH = 255
 
@@ -26,9 +27,13 @@ async def confirm(request: web.Request) -> web.Response:
         raise validation_error("hold_id must be a string.")
     hold_id = uuid_or_404(body["hold_id"], "hold_not_found", "No such hold.")
     request_id = request_id_of(request, principal, "confirm")
-    return await send_command(
+    response = await send_command(
         request, principal, CONFIRM, request_id, hold_id, hold_id=hold_id, payment_method=method
     )
+    if response.status == 201:
+        # Booked: the fan's waiting-room session ends and its slot goes to the next fan.
+        await end_session_after_booking(request.app, principal.user_id, hold_id)
+    return response
 
 
 def confirm_routes() -> list[web.RouteDef]:

@@ -1,0 +1,401 @@
+"""Every waiting-room route, status and error code of the contract, through the
+waitingroom app (its admitter running) on real Redis, PostgreSQL and RabbitMQ."""
+
+# ruff: noqa: F811  (pytest fixtures imported from tests.payments_support)
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration.test_booking_support import call, fan, make_event, open_client
+from tests.integration.test_queue_support import (
+    SEATS,
+    admin,
+    get_queue,
+    in_snapshot,
+    join,
+    patch_queue,
+    queue_event,
+    queue_status,
+    wait_status,
+)
+from tests.payments_support import localstripe, payment_settings  # noqa: F401
+from tests.support import auth_header, eventually, settings_with
+from waitingroom.admission import admission_for_session
+from waitingroom.queue_runtime import QUEUE_KEY
+
+pytest_plugins = ["tests.integration.test_booking_support", "tests.integration.test_queue_support"]
+
+STATUS_FIELDS = {
+    "event_id",
+    "status",
+    "position",
+    "ahead",
+    "eta_seconds",
+    "queue_ticket",
+    "on_sale_at",
+    "waiting",
+    "admit_rate_per_minute",
+}
+
+
+async def test_queue_routes_need_a_token_and_admin_routes_the_admin_role(
+    qclient, queue_settings, pool
+) -> None:
+    event = await queue_event(pool)
+    for method, path in (
+        ("POST", f"/queue/{event}/join"),
+        ("GET", f"/queue/{event}/status"),
+        ("POST", f"/queue/{event}/leave"),
+        ("GET", f"/queue/{event}/ws"),
+        ("GET", "/admin/queues"),
+        ("GET", f"/admin/queues/{event}"),
+        ("PATCH", f"/admin/queues/{event}"),
+    ):
+        status, body, headers = await call(qclient, method, path, {})
+        assert (status, body["code"]) == (401, "unauthorized"), path
+        assert headers["Content-Type"].startswith("application/problem+json")
+    fan_only = auth_header(queue_settings, "not-ops")
+    for method, path in (
+        ("GET", "/admin/queues"),
+        ("GET", f"/admin/queues/{event}"),
+        ("PATCH", f"/admin/queues/{event}"),
+    ):
+        status, body, _ = await call(qclient, method, path, fan_only, {"paused": True})
+        assert (status, body["code"]) == (403, "forbidden"), path
+    status, body, _ = await call(
+        qclient, "GET", f"/queue/{event}/ws?token=garbage", {}
+    )
+    assert (status, body["code"]) == (401, "invalid_token")
+
+
+async def test_unknown_malformed_or_queueless_events_are_404(
+    qclient, queue_settings, pool
+) -> None:
+    no_queue = await make_event(pool, SEATS)
+    me = auth_header(queue_settings, "lost")
+    token = me["Authorization"].split()[1]
+    for event in (999_999_999, no_queue, "abc", 0, -3, "1e3"):
+        for method, path, headers in (
+            ("POST", f"/queue/{event}/join", me),
+            ("GET", f"/queue/{event}/status", me),
+            ("POST", f"/queue/{event}/leave", me),
+            ("GET", f"/queue/{event}/fairness", {}),
+            ("GET", f"/queue/{event}/ws?token={token}", {}),
+            ("GET", f"/admin/queues/{event}", admin(queue_settings)),
+            ("PATCH", f"/admin/queues/{event}", admin(queue_settings)),
+        ):
+            payload = None if method == "GET" else {}
+            status, body, _ = await call(qclient, method, path, headers, payload)
+            assert (status, body["code"]) == (404, "event_not_found"), (method, path)
+
+
+async def test_join_again_keeps_the_place_and_status_has_the_same_shape(
+    qclient, queue_settings, pool
+) -> None:
+    event = await queue_event(pool)
+    await patch_queue(qclient, queue_settings, event, paused=True)
+    places = {}
+    for user in ("first", "second", "third"):
+        status, body = await join(qclient, queue_settings, user, event)
+        assert status == 200, body
+        assert set(body) == STATUS_FIELDS
+        places[user] = body
+    assert [places[u]["position"] for u in ("first", "second", "third")] == [1, 2, 3]
+    assert [places[u]["ahead"] for u in ("first", "second", "third")] == [0, 1, 2]
+    assert all(b["status"] == "paused" and b["event_id"] == event for b in places.values())
+    status, again = await join(qclient, queue_settings, "first", event)
+    assert (status, again["position"], again["ahead"]) == (200, 1, 0)
+    status, polled = await queue_status(qclient, queue_settings, "second", event)
+    assert status == 200 and set(polled) == STATUS_FIELDS
+    assert (polled["position"], polled["ahead"]) == (2, 1)
+    status, body = await queue_status(qclient, queue_settings, "never-joined", event)
+    assert (status, body["code"]) == (404, "not_in_queue")
+
+
+@pytest.mark.parametrize(
+    "body", [[1], "x", {"queue_ticket": 5}, {"queue_ticket": "forged"}, {"seat": 1}]
+)
+async def test_join_refuses_bad_input(qclient, queue_settings, pool, body) -> None:
+    event = await queue_event(pool)
+    status, problem = await join(qclient, queue_settings, "val", event, body)
+    assert (status, problem["code"]) == (400, "validation_error"), body
+    status, problem = await queue_status(qclient, queue_settings, "val", event)
+    assert status == 404  # nothing changed
+
+
+async def test_a_queue_ticket_works_only_for_its_fan_and_event(
+    qclient, queue_settings, pool
+) -> None:
+    event, other = await queue_event(pool), await queue_event(pool)
+    _, mine = await join(qclient, queue_settings, "owner", event)
+    ticket = {"queue_ticket": mine["queue_ticket"]}
+    status, problem = await join(qclient, queue_settings, "thief", event, ticket)
+    assert (status, problem["code"]) == (403, "queue_ticket_invalid")
+    status, problem = await join(qclient, queue_settings, "owner", other, ticket)
+    assert (status, problem["code"]) == (403, "queue_ticket_invalid")
+
+
+async def test_a_queue_ticket_restores_a_place_redis_lost_but_not_one_given_up(
+    qclient, queue_settings, pool
+) -> None:
+    event = await queue_event(pool)
+    await patch_queue(qclient, queue_settings, event, paused=True)
+    tickets = {}
+    for user in ("early", "middle", "late"):
+        _, body = await join(qclient, queue_settings, user, event)
+        tickets[user] = {"queue_ticket": body["queue_ticket"]}
+    # "middle" leaves, then tries to come back to the same place with its ticket
+    status, _, _ = await call(
+        qclient, "POST", f"/queue/{event}/leave", auth_header(queue_settings, "middle")
+    )
+    assert status == 204
+    _, back = await join(qclient, queue_settings, "middle", event, tickets["middle"])
+    assert back["position"] == 3  # behind "late": a place given up is gone
+    # Redis loses the queue (a flush, a failover to a replica that had nothing)
+    store = qclient.app[QUEUE_KEY].store
+    await store.redis.delete(*store.keys(event, "waiting", "pre", "active", "seen", "state"))
+    await patch_queue(qclient, queue_settings, event, paused=True)
+    _, newcomer = await join(qclient, queue_settings, "newcomer", event)
+    assert newcomer["position"] == 1
+    _, late = await join(qclient, queue_settings, "late", event, tickets["late"])
+    assert late["position"] == 1
+    _, early = await join(qclient, queue_settings, "early", event, tickets["early"])
+    assert early["position"] == 1
+    # both kept their places ahead of the newcomer, in their original order
+    positions = [
+        (await queue_status(qclient, queue_settings, user, event))[1]["position"]
+        for user in ("early", "late", "newcomer")
+    ]
+    assert positions == [1, 2, 3]
+
+
+async def test_admission_token_binds_user_event_and_time(qclient, queue_settings, pool) -> None:
+    event, other = await queue_event(pool), await queue_event(pool)
+    await patch_queue(qclient, queue_settings, event, admit_per_minute=6000)
+    await join(qclient, queue_settings, "admitted-fan", event)
+    body = await wait_status(qclient, queue_settings, "admitted-fan", event, "admitted")
+    assert (body["position"], body["ahead"], body["eta_seconds"]) == (0, 0, 0)
+    token = body["admission_token"]
+    assert body["admission_expires_at"].endswith("Z")
+    me = fan(queue_settings, "admitted-fan")
+    reserve = {"event_id": event, "quantity": 1}
+    status, problem, _ = await call(qclient, "POST", "/booking/reserve", me, reserve)
+    assert (status, problem["code"]) == (403, "admission_required")
+    expired = admission_for_session(queue_settings, "admitted-fan", event, int(time.time()) - 60)
+    for who, body_, token_ in (
+        (fan(queue_settings, "someone-else"), reserve, token),  # another fan's token
+        (me, {"event_id": other, "quantity": 1}, token),  # another event's
+        (me, reserve, expired),  # expired
+    ):
+        status, problem, _ = await call(
+            qclient, "POST", "/booking/reserve", {**who, "X-Admission-Token": token_}, body_
+        )
+        assert (status, problem["code"]) == (403, "admission_invalid")
+    status, hold, _ = await call(
+        qclient, "POST", "/booking/reserve", {**me, "X-Admission-Token": token}, reserve
+    )
+    assert status == 201, hold
+    # joining again while admitted answers the same session and token
+    _, again = await join(qclient, queue_settings, "admitted-fan", event)
+    assert again["status"] == "admitted" and again["admission_token"] == token
+
+
+async def test_leaving_or_expiring_frees_the_slot_for_the_next_fan(
+    qclient, queue_settings, pool
+) -> None:
+    event = await queue_event(pool)
+    await patch_queue(qclient, queue_settings, event, admit_per_minute=6000, max_active=1)
+    for user in ("one", "two", "three"):
+        await join(qclient, queue_settings, user, event)
+    await wait_status(qclient, queue_settings, "one", event, "admitted")
+    _, two = await queue_status(qclient, queue_settings, "two", event)
+    assert (two["status"], two["position"]) == ("waiting", 1)
+    status, _, _ = await call(
+        qclient, "POST", f"/queue/{event}/leave", auth_header(queue_settings, "one")
+    )
+    assert status == 204
+    status, problem = await queue_status(qclient, queue_settings, "one", event)
+    assert (status, problem["code"]) == (404, "not_in_queue")
+    await wait_status(qclient, queue_settings, "two", event, "admitted", timeout=3)
+    # sessions run out on their own too
+    await patch_queue(qclient, queue_settings, event, session_seconds=1)
+    await call(qclient, "POST", f"/queue/{event}/leave", auth_header(queue_settings, "two"))
+    await wait_status(qclient, queue_settings, "three", event, "admitted", timeout=3)
+
+    async def three() -> int:
+        return (await queue_status(qclient, queue_settings, "three", event))[0]
+
+    await eventually(three, lambda s: s == 404, 4, "the 1 s session to end")
+    figures = await get_queue(qclient, queue_settings, event)
+    assert (figures["active"], figures["admitted_total"]) == (0, 3)
+    # leaving twice, or without having joined, is fine
+    for _ in range(2):
+        status, _, _ = await call(
+            qclient, "POST", f"/queue/{event}/leave", auth_header(queue_settings, "two")
+        )
+        assert status == 204
+
+
+async def test_booking_ends_the_session_and_hands_the_slot_on(
+    queue_settings, payment_settings, pool, isolated_amqp
+) -> None:
+    from tests.payments_support import booking_stack
+
+    settings = settings_with(
+        queue_settings,
+        stripe_api_base=payment_settings.stripe_api_base,
+        stripe_webhook_secret=payment_settings.stripe_webhook_secret,
+        amqp_url=isolated_amqp,
+    )
+    event = await queue_event(pool)
+    async with booking_stack(settings, pool) as client:
+        await patch_queue(client, settings, event, admit_per_minute=6000, max_active=1)
+        await join(client, settings, "buyer", event)
+        await join(client, settings, "next-in-line", event)
+        token = (await wait_status(client, settings, "buyer", event, "admitted"))[
+            "admission_token"
+        ]
+        me = {**fan(settings, "buyer"), "X-Admission-Token": token}
+        status, hold, _ = await call(
+            client, "POST", "/booking/reserve", me, {"event_id": event, "quantity": 2}
+        )
+        assert status == 201, hold
+        _, still, _ = await call(client, "GET", f"/queue/{event}/status", me)
+        assert still["status"] == "admitted"  # holding seats is not booking them
+        status, booking, _ = await call(
+            client,
+            "POST",
+            "/booking/confirm",
+            fan(settings, "buyer"),
+            {"hold_id": hold["hold_id"], "payment_method": "pm_card_visa"},
+        )
+        assert status == 201, booking
+        status, problem = await queue_status(client, settings, "buyer", event)
+        assert (status, problem["code"]) == (404, "not_in_queue")
+        await wait_status(client, settings, "next-in-line", event, "admitted", timeout=3)
+
+
+async def test_join_and_status_are_rate_limited_per_fan(queue_settings, pool, worker) -> None:
+    strict = settings_with(
+        queue_settings,
+        queue_user_rate_per_minute=30,  # a burst of 5
+        redis_prefix=f"{queue_settings.redis_prefix}qrl-{time.time_ns()}:",
+    )
+    event = await queue_event(pool)
+    client = await open_client(strict)
+    try:
+        statuses = [(await join(client, strict, "eager", event))[0] for _ in range(3)]
+        statuses += [(await queue_status(client, strict, "eager", event))[0] for _ in range(3)]
+        assert statuses == [200] * 5 + [429]
+        status, problem, headers = await call(
+            client, "GET", f"/queue/{event}/status", auth_header(strict, "eager")
+        )
+        assert (status, problem["code"]) == (429, "rate_limited")
+        assert int(headers["Retry-After"]) >= 1
+        # another fan, from the same address, is not held back by it
+        assert (await join(client, strict, "patient", event))[0] == 200
+    finally:
+        await client.close()
+
+
+async def test_join_is_rate_limited_per_address(queue_settings, pool, worker) -> None:
+    strict = settings_with(
+        queue_settings,
+        queue_ip_rate_per_minute=30,
+        redis_prefix=f"{queue_settings.redis_prefix}qip-{time.time_ns()}:",
+    )
+    event = await queue_event(pool)
+    client = await open_client(strict)
+    try:
+        ip = {"X-Real-IP": "198.51.100.7"}
+        statuses = []
+        for i in range(6):
+            status, _, _ = await call(
+                client, "POST", f"/queue/{event}/join", {**auth_header(strict, f"bot{i}"), **ip}
+            )
+            statuses.append(status)
+        assert statuses == [200] * 5 + [429]
+        other_ip = {**auth_header(strict, "bot9"), "X-Real-IP": "198.51.100.8"}
+        status, _, _ = await call(client, "POST", f"/queue/{event}/join", other_ip)
+        assert status == 200
+    finally:
+        await client.close()
+
+
+async def test_operators_read_and_change_a_queue(qclient, queue_settings, pool) -> None:
+    event = await queue_event(pool)
+    await in_snapshot(qclient, queue_settings, event)
+    figures = await get_queue(qclient, queue_settings, event)
+    for field in (
+        "event_id", "admit_per_minute", "max_active", "paused", "session_seconds", "mode",
+        "waiting", "active", "admitted_total",
+    ):
+        assert field in figures, field
+    assert figures["admit_per_minute"] == queue_settings.queue_admit_per_minute
+    assert figures["mode"] == "manual" and figures["paused"] is False
+    assert figures["inventory"] == {"available": 20, "reserved": 0, "booked": 0, "total": 20}
+    changed = await patch_queue(
+        qclient, queue_settings, event, admit_per_minute=120, max_active=7, session_seconds=300
+    )
+    assert (changed["admit_per_minute"], changed["max_active"], changed["session_seconds"]) == (
+        120, 7, 300,
+    )
+    assert changed["mode"] == "manual"  # untouched
+    auto = await patch_queue(qclient, queue_settings, event, mode="auto")
+    assert auto["mode"] == "auto" and 0 < auto["effective_admit_per_minute"] <= 120
+    for bad in ({"admit_per_minute": -1}, {"mode": "fast"}, {"paused": 1}, {"nope": 1}, [1]):
+        status, problem, _ = await call(
+            qclient, "PATCH", f"/admin/queues/{event}", admin(queue_settings), bad
+        )
+        assert (status, problem["code"]) == (400, "validation_error"), bad
+    assert (await get_queue(qclient, queue_settings, event))["max_active"] == 7
+    status, listing, _ = await call(qclient, "GET", "/admin/queues", admin(queue_settings))
+    assert status == 200
+    mine = [item for item in listing["items"] if item["event_id"] == event]
+    assert mine and mine[0]["max_active"] == 7
+    assert "booking_health" in listing
+
+
+async def test_a_patch_is_in_force_in_another_process_within_two_seconds(
+    qclient, queue_settings, pool
+) -> None:
+    other = await open_client(queue_settings)  # a second process, as far as Redis knows
+    try:
+        event = await queue_event(pool)
+        await patch_queue(qclient, queue_settings, event, paused=True)
+        started = time.monotonic()
+        _, body = await join(other, queue_settings, "p2", event)
+        assert body["status"] == "paused"
+        await patch_queue(other, queue_settings, event, paused=False, admit_per_minute=6000)
+        await wait_status(qclient, queue_settings, "p2", event, "admitted", timeout=2)
+        assert time.monotonic() - started < 4
+    finally:
+        await other.close()
+
+
+async def test_queue_metrics_are_served(qclient, queue_settings, pool) -> None:
+    event = await queue_event(pool)
+    await join(qclient, queue_settings, "metered", event)
+    await in_snapshot(qclient, queue_settings, event)
+
+    async def scrape() -> str:
+        async with qclient.get("/metrics") as resp:
+            return await resp.text()
+
+    text = await eventually(
+        scrape, lambda t: f'ticketing_queue_length{{event_id="{event}"' in t, 5, "queue gauges"
+    )
+    for name in (
+        "ticketing_queue_joins_total",
+        "ticketing_queue_admissions_total",
+        "ticketing_queue_active_sessions",
+        "ticketing_queue_open_sockets",
+        "ticketing_queue_push_lag_seconds",
+        "ticketing_queue_estimated_wait_seconds",
+        "ticketing_queue_actual_wait_seconds",
+        "ticketing_queue_admit_rate_per_minute",
+    ):
+        assert name in text, name

@@ -1,0 +1,157 @@
+"""The waiting room's rules without Redis: the auditable draw, the measured rate and wait
+estimate, operator settings, sell-out and auto mode's controller."""
+
+import hashlib
+import hmac
+import random
+
+import pytest
+
+from ticketing.domain.queue import (
+    BookingHealth,
+    InvalidQueueSetting,
+    Inventory,
+    QueueConfig,
+    apply_patch,
+    auto_start_rate,
+    commitment,
+    draw_order,
+    draw_users,
+    eta_seconds,
+    is_sold_out,
+    measured_rate_per_minute,
+    member_ref,
+    next_auto_rate,
+)
+
+SEED = "11" * 32
+
+
+def test_the_draw_is_a_permutation_fixed_by_seed_and_members():
+    refs = [member_ref(7, f"fan-{i}") for i in range(200)]
+    order = draw_order(SEED, refs)
+    assert sorted(order) == sorted(refs)
+    assert order != refs  # not the arrival order
+    # the arrival order does not matter, only who is in it
+    assert draw_order(SEED, list(reversed(refs))) == order
+    assert draw_order("22" * 32, refs) != order
+
+
+def test_anyone_can_recompute_the_draw_with_standard_primitives():
+    refs = [member_ref(7, f"fan-{i}") for i in range(20)]
+    seed = bytes.fromhex(SEED)
+    by_hand = sorted(refs, key=lambda r: hmac.new(seed, r.encode(), hashlib.sha256).hexdigest())
+    assert draw_order(SEED, refs) == by_hand
+    assert commitment(SEED) == hashlib.sha256(seed).hexdigest()
+    assert member_ref(7, "alice") == hashlib.sha256(b"7:alice").hexdigest()
+
+
+def test_draw_users_pairs_users_with_their_public_refs():
+    users = [f"u{i}" for i in range(10)]
+    drawn = draw_users(SEED, 3, users)
+    assert sorted(u for u, _ in drawn) == sorted(users)
+    assert [ref for _, ref in drawn] == draw_order(SEED, [member_ref(3, u) for u in users])
+
+
+def test_measured_rate_counts_what_was_admitted_lately():
+    now = 1000
+    assert measured_rate_per_minute({}, now) == 0.0
+    steady = {s: 10 for s in range(now - 59, now + 1)}  # 10 a second for a minute
+    assert measured_rate_per_minute(steady, now) == pytest.approx(600)
+    # started 20 s ago: the rate since then, not diluted over the whole window
+    recent = {s: 10 for s in range(now - 19, now + 1)}
+    assert measured_rate_per_minute(recent, now) == pytest.approx(600)
+    # older than the window does not count
+    assert measured_rate_per_minute({now - 61: 100}, now) == 0.0
+    # one early burst is spread over at least five seconds
+    assert measured_rate_per_minute({now: 5}, now) == pytest.approx(60)
+
+
+def test_eta_comes_from_the_rate():
+    assert eta_seconds(1, 60) == 1
+    assert eta_seconds(100, 600) == 10
+    assert eta_seconds(7, 0) is None
+
+
+CONFIG = QueueConfig(60, 100, False, 600, "manual")
+
+
+def test_operator_patch_changes_only_what_it_names():
+    assert apply_patch(CONFIG, {"paused": True}) == QueueConfig(60, 100, True, 600, "manual")
+    assert apply_patch(CONFIG, {"admit_per_minute": 0, "mode": "auto"}).mode == "auto"
+    assert apply_patch(CONFIG, {}) == CONFIG
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"admit_per_minute": -1},
+        {"admit_per_minute": "60"},
+        {"admit_per_minute": True},
+        {"admit_per_minute": 1.5},
+        {"max_active": 10**9},
+        {"session_seconds": 0},
+        {"paused": "yes"},
+        {"mode": "turbo"},
+        {"speed": 3},
+    ],
+)
+def test_operator_patch_refuses_bad_values(patch):
+    with pytest.raises(InvalidQueueSetting) as caught:
+        apply_patch(CONFIG, patch)
+    assert caught.value.field in patch
+
+
+def test_sold_out_only_when_nothing_could_come_back():
+    assert is_sold_out(Inventory(0, 0, 50))
+    assert not is_sold_out(Inventory(0, 3, 47))  # held seats return when holds expire
+    assert not is_sold_out(Inventory(1, 0, 49))
+
+
+CALM = BookingHealth(backlog=0, reserve_latency_ms=20)
+BUSY = BookingHealth(backlog=1000, reserve_latency_ms=20)
+SLOW = BookingHealth(backlog=0, reserve_latency_ms=2000)
+PLENTY = Inventory(10_000, 0, 0)
+
+
+def _next(current, health, inventory=PLENTY, active=0, ceiling=600):
+    return next_auto_rate(current, ceiling, health, inventory, active, 200, 500)
+
+
+def test_auto_mode_climbs_to_the_ceiling_while_booking_is_calm():
+    rate = auto_start_rate(600)
+    assert rate == 150
+    seen = []
+    for _ in range(20):
+        rate = _next(rate, CALM)
+        seen.append(rate)
+    assert seen == sorted(seen) and seen[-1] == 600 and max(seen) <= 600
+
+
+def test_auto_mode_halves_when_the_booking_path_is_overloaded():
+    assert _next(400, BUSY) == 200
+    assert _next(400, SLOW) == 200
+    assert _next(8, BUSY) == 6  # never below a trickle, so it can find out it recovered
+    unknown = BookingHealth(None, None)
+    assert _next(300, unknown) == 360  # not measured is not overloaded
+
+
+def test_auto_mode_holds_in_between():
+    between = BookingHealth(backlog=150, reserve_latency_ms=20)
+    assert _next(300, between) == 300
+
+
+def test_auto_mode_never_admits_more_fans_than_seats_left():
+    assert _next(600, CALM, Inventory(0, 5, 0)) == 0  # only held seats: wait for them
+    assert _next(600, CALM, Inventory(10, 0, 0), active=10) == 0
+    assert _next(600, CALM, Inventory(12, 0, 0), active=10) == 12  # 6 a minute per spare seat
+    assert _next(0, CALM, PLENTY, ceiling=0) == 0
+
+
+def test_random_sequences_of_health_stay_within_bounds():
+    rng = random.Random(4)
+    rate = auto_start_rate(300)
+    for _ in range(500):
+        health = rng.choice([CALM, BUSY, SLOW, BookingHealth(None, None)])
+        rate = _next(rate, health, ceiling=300)
+        assert 6 <= rate <= 300

@@ -1,0 +1,43 @@
+"""Queue tickets: signed with their own key, bound to one fan and one event."""
+
+import dataclasses
+
+import jwt
+import pytest
+
+from ticketing.config import Settings
+from ticketing.problems import Problem
+from waitingroom.queue_ticket import issue_ticket, read_ticket
+
+SETTINGS = Settings(queue_ticket_secret="q" * 40)
+
+
+def test_a_ticket_gives_back_where_its_fan_stood():
+    ticket = issue_ticket(SETTINGS, 5, "alice", "waiting", 1_700_000_000_000_123, "e1")
+    assert read_ticket(SETTINGS, ticket, "alice", 5) == ("waiting", 1_700_000_000_000_123, "e1")
+    drawn = issue_ticket(SETTINGS, 5, "alice", "waiting", -3, "e1")
+    assert read_ticket(SETTINGS, drawn, "alice", 5) == ("waiting", -3, "e1")
+
+
+def test_only_places_in_line_are_restorable():
+    admitted = issue_ticket(SETTINGS, 5, "alice", "admitted", 1_700_000_000_000, "e1")
+    assert read_ticket(SETTINGS, admitted, "alice", 5) is None
+
+
+@pytest.mark.parametrize("who,event", [("bob", 5), ("alice", 6)])
+def test_someone_elses_ticket_is_refused(who, event):
+    ticket = issue_ticket(SETTINGS, 5, "alice", "waiting", 10, "e1")
+    with pytest.raises(Problem) as caught:
+        read_ticket(SETTINGS, ticket, who, event)
+    assert (caught.value.status, caught.value.code) == (403, "queue_ticket_invalid")
+
+
+def test_forged_or_foreign_tickets_are_invalid_input():
+    other_key = dataclasses.replace(SETTINGS, queue_ticket_secret="x" * 40)
+    forged = issue_ticket(other_key, 5, "alice", "waiting", 1, "e1")
+    # our key but not a ticket's claims (say, an admission token) is no ticket either
+    admission_like = jwt.encode({"sub": "alice", "event_id": 5, "exp": 2**40}, "q" * 40)
+    for token in (forged, admission_like, "nope", 42, ""):
+        with pytest.raises(Problem) as caught:
+            read_ticket(SETTINGS, token, "alice", 5)
+        assert (caught.value.status, caught.value.code) == (400, "validation_error")

@@ -1,0 +1,216 @@
+"""Waiting-room rules with no I/O: operator settings, the auditable pre-queue draw, the
+measured admission rate and wait estimate, sell-out, and auto mode's rate controller.
+
+The waitingroom keeps the queue in Redis and feeds these functions what it read there;
+anyone can rerun :func:`draw_order` on the published seed and members to check a draw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+MODES = ("manual", "auto")
+# Limits of what an operator may set; wide, but a typo cannot make a queue unusable.
+MAX_ADMIT_PER_MINUTE = 1_000_000
+MAX_ACTIVE_LIMIT = 10_000_000
+MAX_SESSION_SECONDS = 24 * 3600
+
+
+class InvalidQueueSetting(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """What operators set per event (``PATCH /admin/queues/{event_id}``)."""
+
+    admit_per_minute: int
+    max_active: int
+    paused: bool
+    session_seconds: int
+    mode: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "admit_per_minute": self.admit_per_minute,
+            "max_active": self.max_active,
+            "paused": self.paused,
+            "session_seconds": self.session_seconds,
+            "mode": self.mode,
+        }
+
+
+_INT_LIMITS = {
+    "admit_per_minute": (0, MAX_ADMIT_PER_MINUTE),
+    "max_active": (0, MAX_ACTIVE_LIMIT),
+    "session_seconds": (1, MAX_SESSION_SECONDS),
+}
+
+
+def apply_patch(config: QueueConfig, patch: Mapping[str, Any]) -> QueueConfig:
+    """``config`` with the operator's changes; any unknown field or bad value refuses all."""
+    unknown = sorted(set(patch) - set(QueueConfig.__slots__))
+    if unknown:
+        raise InvalidQueueSetting(unknown[0], f"Unknown fields: {', '.join(unknown)}.")
+    for name, (low, high) in _INT_LIMITS.items():
+        if name in patch:
+            value = patch[name]
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise InvalidQueueSetting(name, f"{name} must be an integer from {low} to {high}.")
+    if "paused" in patch and not isinstance(patch["paused"], bool):
+        raise InvalidQueueSetting("paused", "paused must be true or false.")
+    if "mode" in patch and patch["mode"] not in MODES:
+        raise InvalidQueueSetting("mode", "mode must be manual or auto.")
+    return replace(config, **patch)
+
+
+# --- the fair start ------------------------------------------------------------------------
+#
+# Before on-sale the waiting room draws a 32-byte seed and publishes SHA-256(seed). At
+# on-sale it reveals the seed and orders the pre-queue by HMAC-SHA256(key=seed, member_ref),
+# lowest first (ties, which need a hash collision, by member_ref). Nobody can pick a seed
+# after seeing who joined, and anyone can recompute the order from what is published.
+# Members are published as refs (a hash of event and user id), not as user ids.
+
+
+def commitment(seed_hex: str) -> str:
+    return hashlib.sha256(bytes.fromhex(seed_hex)).hexdigest()
+
+
+def member_ref(event_id: int, user_id: str) -> str:
+    return hashlib.sha256(f"{event_id}:{user_id}".encode()).hexdigest()
+
+
+def draw_key(seed_hex: str, ref: str) -> str:
+    return hmac.new(bytes.fromhex(seed_hex), ref.encode(), hashlib.sha256).hexdigest()
+
+
+def draw_order(seed_hex: str, refs: Iterable[str]) -> list[str]:
+    """The pre-queue order the seed gives these members: a pure function of both."""
+    return sorted(refs, key=lambda ref: (draw_key(seed_hex, ref), ref))
+
+
+def draw_users(seed_hex: str, event_id: int, users: Iterable[str]) -> list[tuple[str, str]]:
+    """(user_id, member_ref) pairs in drawn order."""
+    by_ref = {member_ref(event_id, user): user for user in users}
+    return [(by_ref[ref], ref) for ref in draw_order(seed_hex, by_ref)]
+
+
+# --- measured rate and wait estimate -------------------------------------------------------
+
+RATE_WINDOW_SECONDS = 60
+# Shorter spans than this say too little: one early burst would look like a huge rate.
+_MIN_RATE_SPAN_SECONDS = 5
+
+
+def measured_rate_per_minute(
+    admitted_by_second: Mapping[int, int], now_second: int, window: int = RATE_WINDOW_SECONDS
+) -> float:
+    """Admissions per minute actually made over the last ``window`` seconds (or since the
+    first admission in it, when admission started more recently)."""
+    recent = {s: n for s, n in admitted_by_second.items() if now_second - window < s <= now_second}
+    total = sum(recent.values())
+    if total == 0:
+        return 0.0
+    span = min(window, max(_MIN_RATE_SPAN_SECONDS, now_second - min(recent) + 1))
+    return total * 60.0 / span
+
+
+def eta_seconds(position: int, rate_per_minute: float) -> int | None:
+    """Seconds until the fan at ``position`` (1 = next) is admitted at the measured rate;
+    None while nothing has been measured (no admissions lately)."""
+    if rate_per_minute <= 0:
+        return None
+    return math.ceil(position * 60.0 / rate_per_minute)
+
+
+# --- inventory and auto mode ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    available: int
+    reserved: int
+    booked: int
+
+    @property
+    def total(self) -> int:
+        return self.available + self.reserved + self.booked
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "available": self.available,
+            "reserved": self.reserved,
+            "booked": self.booked,
+            "total": self.total,
+        }
+
+
+def is_sold_out(inventory: Inventory) -> bool:
+    """Nothing to sell and nothing that could come back: held seats return when a hold
+    expires or is released, booked ones do not."""
+    return inventory.available == 0 and inventory.reserved == 0
+
+
+@dataclass(frozen=True, slots=True)
+class BookingHealth:
+    """The booking path as the waiting room sees it; None is "not measured"."""
+
+    backlog: int | None  # commands waiting in the booking queues
+    reserve_latency_ms: float | None  # average reserve time at the front door, lately
+
+
+# Auto mode is additive increase, multiplicative decrease (as TCP congestion control):
+# while the booking path is comfortable the rate climbs by a tenth of the ceiling per step
+# (a step a second: the ceiling in ten seconds from nothing); when it is overloaded the
+# rate halves. It never exceeds the operator's admit_per_minute.
+AUTO_STEP_FRACTION = 0.1
+AUTO_START_FRACTION = 0.25
+AUTO_MIN_PER_MINUTE = 6.0
+# Admit at most this many fans per minute per seat not yet spoken for by an active fan.
+AUTO_PER_SPARE_SEAT = 6.0
+
+
+def auto_start_rate(ceiling: int) -> float:
+    return max(min(float(ceiling), AUTO_MIN_PER_MINUTE), ceiling * AUTO_START_FRACTION)
+
+
+def next_auto_rate(
+    current: float,
+    ceiling: int,
+    health: BookingHealth,
+    inventory: Inventory | None,
+    active: int,
+    max_backlog: int,
+    max_latency_ms: float,
+) -> float:
+    """Auto mode's next admission rate (per minute)."""
+    if ceiling <= 0:
+        return 0.0
+    floor = min(float(ceiling), AUTO_MIN_PER_MINUTE)
+    backlog, latency = health.backlog, health.reserve_latency_ms
+    overloaded = (backlog is not None and backlog > max_backlog) or (
+        latency is not None and latency > max_latency_ms
+    )
+    comfortable = (backlog is None or backlog <= max_backlog / 2) and (
+        latency is None or latency <= max_latency_ms / 2
+    )
+    rate = max(current, floor)
+    if overloaded:
+        rate = max(floor, current / 2)
+    elif comfortable:
+        rate = min(float(ceiling), rate + ceiling * AUTO_STEP_FRACTION)
+    rate = min(rate, float(ceiling))
+    if inventory is not None:
+        # Fans already admitted will take at least a seat each: admitting more than the
+        # seats left only makes people wait on a page that then says sold out.
+        spare = inventory.available - active
+        rate = 0.0 if spare <= 0 else min(rate, spare * AUTO_PER_SPARE_SEAT)
+    return rate

@@ -1,0 +1,76 @@
+"""The admitter: runs in every waitingroom process, five times a second, for every queue.
+
+Each tick is one Lua script per event (:data:`waitingroom.queue_scripts.TICK`) that ends
+expired sessions, drops fans who stopped listening, and admits from the front of the line
+as the shared token bucket and ``max_active`` allow. Because the bucket, the counts and
+the line are all read and changed inside that one atomic script, any number of processes
+can tick at once: together they admit at the set rate, and no fan is admitted twice.
+The admitter also commits to the pre-queue seed before on-sale and draws at on-sale.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from waitingroom.queue_events import QueueEvent, QueueEvents
+from waitingroom.queue_metrics import ACTUAL_WAIT, ADMISSIONS, SESSIONS_ENDED
+from waitingroom.queue_store import QueueStore, TickResult
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.2
+
+
+class Admitter:
+    def __init__(self, store: QueueStore, events: QueueEvents) -> None:
+        self.store = store
+        self.events = events
+        self._drawn: set[int] = set()
+        self._committed: set[int] = set()
+
+    async def tick(self) -> None:
+        now_ms = time.time() * 1000
+        for event in self.events.all():
+            event_id = event.event_id
+            if event_id not in self._drawn:
+                if now_ms >= event.on_sale_ms:
+                    outcome = await self.store.draw(event_id, event.on_sale_ms)
+                    if outcome == "ok":
+                        log.info("pre-queue drawn: event_id=%s", event_id)
+                    if outcome in ("ok", "done"):
+                        self._drawn.add(event_id)
+                elif event_id not in self._committed:
+                    await self.store.ensure_commitment(event_id)
+                    self._committed.add(event_id)
+            result = await self.store.tick(event_id)
+            await self._announce(event, result)
+
+    def forget(self, event_id: int) -> None:
+        """The queue's state is gone from Redis (it was lost): commit and draw again."""
+        self._drawn.discard(event_id)
+        self._committed.discard(event_id)
+
+    async def _announce(self, event: QueueEvent, result: TickResult) -> None:
+        event_id = event.event_id
+        if result.admitted:
+            ADMISSIONS.labels(str(event_id)).inc(len(result.admitted))
+            now = result.now_ms / 1000
+            for _, place, _ in result.admitted:
+                # FIFO places are the join time in microseconds; drawn ones are negative
+                # and waited from on-sale.
+                since = place / 1e6 if place > 0 else event.on_sale_ms / 1000
+                ACTUAL_WAIT.observe(max(0.0, now - since))
+            log.info("admitted: event_id=%s fans=%d", event_id, len(result.admitted))
+            await self.store.publish(
+                event_id,
+                "admitted",
+                users=[[user, expiry] for user, _, expiry in result.admitted],
+                at=result.now_ms,
+            )
+        if result.expired:
+            SESSIONS_ENDED.labels("expired").inc(len(result.expired))
+            await self.store.publish(event_id, "ended", users=result.expired, reason="expired")
+        if result.abandoned:
+            SESSIONS_ENDED.labels("abandoned").inc(result.abandoned)
+            log.info("abandoned: event_id=%s fans=%d", event_id, result.abandoned)

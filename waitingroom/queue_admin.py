@@ -1,0 +1,103 @@
+"""Operators' queue controls (role ``admin``): ``GET /admin/queues`` (every queue with its
+figures, for the console), ``GET`` and ``PATCH /admin/queues/{event_id}``.
+
+Settings live in Redis and every admitter tick and status reads them there, so a PATCH is
+in force in every process within a tick (0.2 s); pauses and resumes are also announced
+over pub/sub so the fans' pages hear of them at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from ticketing.auth import require_admin
+from ticketing.dependencies import REDIS_ERRORS
+from ticketing.domain.queue import InvalidQueueSetting, apply_patch, auto_start_rate
+from ticketing.problems import validation_error
+from ticketing.validation import read_json
+from waitingroom.queue_events import QueueEvent
+from waitingroom.queue_routes import event_id_of
+from waitingroom.queue_runtime import QUEUE_KEY, QueueRuntime, backend_unavailable
+
+log = logging.getLogger(__name__)
+
+
+async def queue_figures(runtime: QueueRuntime, event: QueueEvent) -> dict[str, Any]:
+    figures = await runtime.figures.refresh(event.event_id)
+    return {
+        "event_id": event.event_id,
+        **figures.config.to_json(),
+        "waiting": figures.waiting,
+        "active": figures.active,
+        "admitted_total": figures.admitted_total,
+        "name": event.name,
+        "on_sale_at": event.to_json()["on_sale_at"],
+        "pre_queue": figures.pre_queue,
+        "drawn": figures.drawn,
+        "sold_out": figures.sold_out,
+        "effective_admit_per_minute": round(figures.effective_per_minute, 1),
+        "measured_admit_per_minute": round(figures.measured_per_minute, 1),
+        "inventory": None if event.inventory is None else event.inventory.to_json(),
+    }
+
+
+async def list_queues(request: web.Request) -> web.Response:
+    require_admin(request)
+    runtime = request.app[QUEUE_KEY]
+    try:
+        items = [await queue_figures(runtime, event) for event in runtime.events.all()]
+        health = await runtime.controller.last_health()
+    except REDIS_ERRORS as exc:
+        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
+    return web.json_response({"items": items, "booking_health": health})
+
+
+async def get_queue(request: web.Request) -> web.Response:
+    require_admin(request)
+    event_id = event_id_of(request)
+    runtime = request.app[QUEUE_KEY]
+    event = await runtime.event_or_404(event_id)
+    try:
+        return web.json_response(await queue_figures(runtime, event))
+    except REDIS_ERRORS as exc:
+        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
+
+
+async def patch_queue(request: web.Request) -> web.Response:
+    principal = require_admin(request)
+    event_id = event_id_of(request)
+    runtime = request.app[QUEUE_KEY]
+    body = await read_json(request)
+    event = await runtime.event_or_404(event_id)
+    store = runtime.store
+    try:
+        before = (await store.figures(event_id)).config
+        try:
+            after = apply_patch(before, body)
+        except InvalidQueueSetting as exc:
+            raise validation_error(str(exc), field=exc.field) from exc
+        # Only the fields sent: two operators changing different fields both win.
+        await store.save_config(event_id, after, fields=body.keys())
+        if after.mode == "auto" and before.mode != "auto":
+            await store.set_state(event_id, auto_rate=auto_start_rate(after.admit_per_minute))
+        if after.paused != before.paused:
+            await store.publish(event_id, "paused" if after.paused else "resumed")
+        elif after != before:
+            await store.publish(event_id, "config")
+        log.info(
+            "queue settings: event_id=%s by=%s %s", event_id, principal.user_id, after.to_json()
+        )
+        return web.json_response(await queue_figures(runtime, event))
+    except REDIS_ERRORS as exc:
+        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
+
+
+def queue_admin_routes() -> list[web.RouteDef]:
+    return [
+        web.get("/admin/queues", list_queues),
+        web.get("/admin/queues/{event_id}", get_queue),
+        web.patch("/admin/queues/{event_id}", patch_queue),
+    ]

@@ -1,0 +1,296 @@
+"""The queue websockets of this process and what is pushed to them.
+
+One push loop per event, not per socket: once a second it asks Redis for the place of
+every fan connected here in one script call, and sends a status to those whose position
+changed or who heard nothing for 4 s (so at least every 5 s). Admissions, sell-outs and
+pauses arrive at once over Redis pub/sub from whichever process caused them.
+
+Sends never wait on a slow client: a socket whose send buffer is full is skipped, and
+closed when it stays full; every send has a timeout. So one slow phone cannot hold up the
+fans behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+from ticketing.config import Settings
+from ticketing.dependencies import REDIS_ERRORS
+from ticketing.lifecycle import Backoff, wait_any
+from waitingroom.queue_events import QueueEvent, QueueEvents
+from waitingroom.queue_metrics import DROPPED_SOCKETS, OPEN_SOCKETS, PUSH_LAG
+from waitingroom.queue_status import FiguresCache, admitted_fields, status_body
+from waitingroom.queue_store import Figures, Placement, QueueStore
+from waitingroom.queue_ticket import issue_ticket
+
+log = logging.getLogger(__name__)
+
+ROUND_SECONDS = 1.0
+KEEPALIVE_SECONDS = 4.0  # plus at most one round: a status at least every 5 s
+TOUCH_SECONDS = 5.0  # connected fans count as seen this often (abandonment)
+SLOW_BUFFER_BYTES = 64 * 1024
+SLOW_DROP_SECONDS = 10.0
+SEND_TIMEOUT_SECONDS = 1.0
+
+
+@dataclass(eq=False)
+class Fan:
+    ws: web.WebSocketResponse
+    transport: asyncio.Transport | None
+    user_id: str
+    event: QueueEvent
+    placement: Placement
+    ticket: str = ""
+    ticket_for: tuple[str, int] = ("", 0)
+    last_position: int | None = None
+    last_status: str = ""
+    last_sent: float = 0.0
+    told: set[str] = field(default_factory=set)
+    slow_since: float | None = None
+    end_reason: str = "ended"
+
+
+class Hub:
+    def __init__(
+        self, store: QueueStore, settings: Settings, figures: FiguresCache, events: QueueEvents
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.figures = figures
+        self.events = events
+        self._fans: dict[int, dict[str, set[Fan]]] = {}
+        self._loops: dict[int, asyncio.Task[None]] = {}
+        self._wake: dict[int, asyncio.Event] = {}
+        self._closers: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    # --- sockets --------------------------------------------------------------------------
+
+    async def add(self, fan: Fan) -> None:
+        event_id = fan.event.event_id
+        self._fans.setdefault(event_id, {}).setdefault(fan.user_id, set()).add(fan)
+        OPEN_SOCKETS.inc()
+        await self._update(fan, fan.placement, await self.figures.get(event_id), time.time())
+        loop = self._loops.get(event_id)
+        if (loop is None or loop.done()) and not self._closing:
+            self._wake[event_id] = asyncio.Event()
+            self._loops[event_id] = asyncio.create_task(self._run(event_id))
+
+    def remove(self, fan: Fan) -> None:
+        by_user = self._fans.get(fan.event.event_id, {})
+        fans = by_user.get(fan.user_id)
+        if fans is not None and fan in fans:
+            fans.discard(fan)
+            OPEN_SOCKETS.dec()
+            if not fans:
+                del by_user[fan.user_id]
+
+    def count(self) -> int:
+        return sum(len(fans) for by_user in self._fans.values() for fans in by_user.values())
+
+    async def close(self) -> None:
+        """Close every socket (1001 going away) and stop the push loops."""
+        self._closing = True
+        for loop in list(self._loops.values()):
+            loop.cancel()
+        closes = [
+            fan.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+            for by_user in self._fans.values()
+            for fans in by_user.values()
+            for fan in fans
+        ]
+        if closes:
+            await asyncio.wait_for(asyncio.gather(*closes, return_exceptions=True), 5)
+        await asyncio.gather(*self._loops.values(), *self._closers, return_exceptions=True)
+
+    # --- the push loop --------------------------------------------------------------------
+
+    async def _run(self, event_id: int) -> None:
+        last_touch = 0.0
+        while not self._closing:
+            if not self._fans.get(event_id):
+                # No await between this check and leaving: add() sees the loop gone.
+                self._fans.pop(event_id, None)
+                self._loops.pop(event_id, None)
+                return
+            started = time.monotonic()
+            touch = started - last_touch >= TOUCH_SECONDS
+            try:
+                await self._round(event_id, touch)
+                if touch:
+                    last_touch = started
+            except REDIS_ERRORS as exc:
+                log.warning("queue push round failed: event_id=%s %s", event_id, exc)
+            except Exception:
+                log.exception("queue push round failed: event_id=%s", event_id)
+            wake = self._wake[event_id]
+            await wait_any(wake, seconds=max(0.0, ROUND_SECONDS - (time.monotonic() - started)))
+            wake.clear()
+
+    async def _round(self, event_id: int, touch: bool) -> None:
+        started = time.time()
+        by_user = self._fans.get(event_id, {})
+        users = list(by_user)
+        figures = await self.figures.get(event_id)
+        _, _, placements = await self.store.positions(event_id, users, touch)
+        for user, placement in zip(users, placements, strict=True):
+            for fan in list(by_user.get(user, ())):
+                await self._update(fan, placement, figures, started)
+
+    async def _update(
+        self, fan: Fan, placement: Placement, figures: Figures, started: float
+    ) -> None:
+        if placement.kind == "none":
+            await self._end(fan, fan.end_reason)
+            return
+        if placement.kind == "waiting" and figures.sold_out:
+            placement = Placement("sold_out", *_rest(placement))
+        fan.placement = placement
+        if placement.kind == "admitted" and "admitted" not in fan.told:
+            await self._tell_admitted(fan, placement.place, started)
+        if placement.kind == "sold_out" and "sold_out" not in fan.told:
+            fan.told.add("sold_out")
+            await self._send(fan, {"type": "sold_out", "event_id": fan.event.event_id})
+        if figures.config.paused and placement.kind == "waiting":
+            if "paused" not in fan.told:
+                fan.told.add("paused")
+                await self._send(fan, {"type": "paused", "event_id": fan.event.event_id})
+        else:
+            fan.told.discard("paused")
+        body = status_body(
+            self.settings, fan.event, fan.user_id, placement, figures, self._ticket(fan)
+        )
+        now = time.monotonic()
+        if (
+            body["position"] != fan.last_position
+            or body["status"] != fan.last_status
+            or now - fan.last_sent >= KEEPALIVE_SECONDS
+        ):
+            fan.last_position, fan.last_status, fan.last_sent = (
+                body["position"], body["status"], now,
+            )
+            await self._send(fan, {"type": "status", **body})
+            PUSH_LAG.labels("status").observe(max(0.0, time.time() - started))
+
+    def _ticket(self, fan: Fan) -> str:
+        p = fan.placement
+        if fan.ticket_for != (p.kind, p.place):
+            fan.ticket = issue_ticket(
+                self.settings, fan.event.event_id, fan.user_id, p.kind, p.place, p.epoch
+            )
+            fan.ticket_for = (p.kind, p.place)
+        return fan.ticket
+
+    async def _tell_admitted(self, fan: Fan, expiry_ms: int, since: float) -> None:
+        fan.told.add("admitted")
+        fields = admitted_fields(self.settings, fan.event.event_id, fan.user_id, expiry_ms)
+        await self._send(
+            fan,
+            {
+                "type": "admitted",
+                "event_id": fan.event.event_id,
+                "admission_token": fields["admission_token"],
+                "expires_at": fields["admission_expires_at"],
+            },
+        )
+        PUSH_LAG.labels("admitted").observe(max(0.0, time.time() - since))
+
+    async def _end(self, fan: Fan, reason: str) -> None:
+        await self._send(
+            fan, {"type": "session_ended", "event_id": fan.event.event_id, "reason": reason}
+        )
+        self.remove(fan)
+        self._close_later(fan, WSCloseCode.OK)
+
+    # --- sending --------------------------------------------------------------------------
+
+    async def _send(self, fan: Fan, message: dict[str, Any]) -> None:
+        transport = fan.transport
+        if fan.ws.closed or transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > SLOW_BUFFER_BYTES:
+            now = time.monotonic()
+            fan.slow_since = fan.slow_since or now
+            if now - fan.slow_since > SLOW_DROP_SECONDS:
+                self._drop(fan)
+            return
+        fan.slow_since = None
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                await fan.ws.send_str(json.dumps(message))
+        except (TimeoutError, ConnectionError, RuntimeError):
+            self._drop(fan)
+
+    def _drop(self, fan: Fan) -> None:
+        DROPPED_SOCKETS.inc()
+        self.remove(fan)
+        if fan.transport is not None:
+            fan.transport.abort()
+
+    def _close_later(self, fan: Fan, code: int) -> None:
+        # Closing waits for the client's close frame; never on the push loop's time.
+        task = asyncio.create_task(fan.ws.close(code=code))
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    # --- notifications from every process -------------------------------------------------
+
+    async def listen(self, stop: asyncio.Event) -> None:
+        backoff = Backoff()
+        while not stop.is_set():
+            pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.store.channel)
+                backoff.reset()
+                while not stop.is_set():
+                    message = await pubsub.get_message(timeout=0.5)
+                    if message is not None:
+                        await self._on_message(json.loads(message["data"]))
+            except REDIS_ERRORS as exc:
+                log.warning("queue notifications: redis unavailable: %s", exc)
+                await backoff.sleep(stop)
+            except Exception:
+                log.exception("queue notification failed")
+            finally:
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await pubsub.aclose()
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        event_id, kind = message["event_id"], message["type"]
+        if kind in ("config", "paused", "resumed", "sold_out", "on_sale"):
+            self.figures.forget(event_id)
+        by_user = self._fans.get(event_id)
+        if not by_user:
+            return
+        if kind == "admitted":
+            since = message["at"] / 1000
+            for user, expiry_ms in message["users"]:
+                for fan in list(by_user.get(user, ())):
+                    if "admitted" not in fan.told:
+                        await self._tell_admitted(fan, expiry_ms, since)
+        elif kind == "ended":
+            for user in message["users"]:
+                for fan in list(by_user.get(user, ())):
+                    await self._end(fan, message["reason"])
+        elif kind in ("sold_out", "paused"):
+            for fans in list(by_user.values()):
+                for fan in list(fans):
+                    if kind not in fan.told and fan.placement.kind in ("waiting", "pre"):
+                        fan.told.add(kind)
+                        await self._send(fan, {"type": kind, "event_id": event_id})
+        wake = self._wake.get(event_id)
+        if wake is not None:
+            wake.set()  # a status round now, with fresh figures
+
+
+def _rest(placement: Placement) -> tuple[int, int, int, str, int, bool]:
+    p = placement
+    return p.place, p.rank, p.pre_ahead, p.epoch, p.new, p.drawn

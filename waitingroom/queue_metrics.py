@@ -1,0 +1,59 @@
+"""Prometheus metrics of the waiting room, served on the waitingroom's ``/metrics``.
+
+Gauges of a queue as a whole (length, active sessions, rates) are the same in every
+process (each reads them from Redis); counters and histograms count this process's work.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+
+QUEUE_LENGTH = Gauge(
+    "ticketing_queue_length",
+    "Fans in an event's queue, by stage (waiting, pre_queue).",
+    ["event_id", "stage"],
+)
+ACTIVE_SESSIONS = Gauge(
+    "ticketing_queue_active_sessions", "Admitted fans whose session is running.", ["event_id"]
+)
+ADMIT_RATE = Gauge(
+    "ticketing_queue_admit_rate_per_minute",
+    "Admission rate: the one in force (set, or auto mode's) and the one measured.",
+    ["event_id", "kind"],
+)
+JOINS = Counter(
+    "ticketing_queue_joins_total",
+    "Join calls by outcome (new, again, restored, sold_out).",
+    ["event_id", "outcome"],
+)
+ADMISSIONS = Counter(
+    "ticketing_queue_admissions_total", "Fans this process's admitter admitted.", ["event_id"]
+)
+SESSIONS_ENDED = Counter(
+    "ticketing_queue_sessions_ended_total",
+    "Sessions or places ended, by reason (expired, booked, left, abandoned).",
+    ["reason"],
+)
+OPEN_SOCKETS = Gauge("ticketing_queue_open_sockets", "Queue websockets open in this process.")
+DROPPED_SOCKETS = Counter(
+    "ticketing_queue_dropped_sockets_total",
+    "Queue websockets closed because the client did not keep up with its pushes.",
+)
+PUSH_LAG = Histogram(
+    "ticketing_queue_push_lag_seconds",
+    "From the change (admission, or the start of a status round) to the websocket send.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+ESTIMATED_WAIT = Histogram(
+    "ticketing_queue_estimated_wait_seconds",
+    "The wait a fan was told when joining (from the measured admission rate).",
+    buckets=_WAIT_BUCKETS,
+)
+ACTUAL_WAIT = Histogram(
+    "ticketing_queue_actual_wait_seconds",
+    "From joining (or on-sale, for the pre-queue) to admission.",
+    buckets=_WAIT_BUCKETS,
+)

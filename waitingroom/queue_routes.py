@@ -1,0 +1,198 @@
+"""The fans' queue routes: join, status, leave, and the public record of the fair start."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from ticketing.auth import Principal, optional_principal, require_user
+from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
+from ticketing.domain.queue import commitment, draw_key, member_ref
+from ticketing.problems import Problem
+from ticketing.validation import parse_id, read_json, rfc3339
+from waitingroom.queue_events import QueueEvent
+from waitingroom.queue_metrics import ESTIMATED_WAIT, JOINS, SESSIONS_ENDED
+from waitingroom.queue_runtime import QUEUE_KEY, QueueRuntime, backend_unavailable
+from waitingroom.queue_status import status_body
+from waitingroom.queue_store import Placement
+from waitingroom.queue_ticket import issue_ticket, read_ticket
+
+log = logging.getLogger(__name__)
+
+NO_EVENT = Problem(404, "event_not_found", "No such event with a waiting room.")
+_JOIN_OUTCOMES = {0: "again", 1: "new", 2: "restored"}
+
+
+def event_id_of(request: web.Request) -> int:
+    return parse_id(request.match_info["event_id"], NO_EVENT)
+
+
+async def status_of(
+    runtime: QueueRuntime, event: QueueEvent, user_id: str, placement: Placement
+) -> dict[str, Any]:
+    figures = await runtime.figures.get(event.event_id)
+    ticket = issue_ticket(
+        runtime.settings, event.event_id, user_id, placement.kind, placement.place,
+        placement.epoch,
+    )
+    return status_body(runtime.settings, event, user_id, placement, figures, ticket)
+
+
+async def join(request: web.Request) -> web.Response:
+    principal = require_user(request)
+    event_id = event_id_of(request)
+    runtime = request.app[QUEUE_KEY]
+    await runtime.limits.check(request, principal.user_id)
+    body = await read_json(request) if request.body_exists else {}
+    unknown = sorted(set(body) - {"queue_ticket"})
+    if unknown:
+        raise Problem(400, "validation_error", f"Unknown fields: {', '.join(unknown)}.")
+    event = await runtime.event_or_404(event_id)
+    restore = None
+    if "queue_ticket" in body:
+        restore = read_ticket(runtime.settings, body["queue_ticket"], principal.user_id, event_id)
+    try:
+        placement = await runtime.store.place(
+            event_id, principal.user_id, join=True, on_sale_ms=event.on_sale_ms, restore=restore
+        )
+        answer = await status_of(runtime, event, principal.user_id, placement)
+    except REDIS_ERRORS as exc:
+        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
+    outcome = "sold_out" if placement.kind == "sold_out" else _JOIN_OUTCOMES[placement.new]
+    JOINS.labels(str(event_id), outcome).inc()
+    if placement.new == 1 and answer["eta_seconds"] is not None:
+        # The estimate the fan saw; compare with ticketing_queue_actual_wait_seconds.
+        ESTIMATED_WAIT.observe(answer["eta_seconds"])
+    if placement.new:
+        log.info(
+            "queue join: event_id=%s user=%s kind=%s restored=%s",
+            event_id, principal.user_id, placement.kind, placement.new == 2,
+        )
+    return web.json_response(answer)
+
+
+async def status(request: web.Request) -> web.Response:
+    principal = require_user(request)
+    event_id = event_id_of(request)
+    runtime = request.app[QUEUE_KEY]
+    await runtime.limits.check(request, principal.user_id)
+    event = await runtime.event_or_404(event_id)
+    try:
+        placement = await runtime.store.place(
+            event_id, principal.user_id, join=False, on_sale_ms=event.on_sale_ms
+        )
+        if placement.kind == "none":
+            raise Problem(
+                404, "not_in_queue", "You are not in this queue (or your session ended); join it."
+            )
+        return web.json_response(await status_of(runtime, event, principal.user_id, placement))
+    except REDIS_ERRORS as exc:
+        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
+
+
+async def leave(request: web.Request) -> web.Response:
+    """Give up one's place, or end one's admitted session so the next fan gets the slot."""
+    principal = require_user(request)
+    event_id = event_id_of(request)
+    runtime = request.app[QUEUE_KEY]
+    await runtime.event_or_404(event_id)
+    try:
+        await end_session(runtime, event_id, principal.user_id, "left")
+    except REDIS_ERRORS as exc:
+        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
+    return web.Response(status=204)
+
+
+async def end_session(runtime: QueueRuntime, event_id: int, user_id: str, reason: str) -> bool:
+    was = await runtime.store.leave(event_id, user_id)
+    if not was:
+        return False
+    SESSIONS_ENDED.labels(reason).inc()
+    log.info("queue %s: event_id=%s user=%s was=%s", reason, event_id, user_id, was)
+    await runtime.store.publish(event_id, "ended", users=[user_id], reason=reason)
+    return True
+
+
+async def end_session_after_booking(app: web.Application, user_id: str, hold_id: str) -> None:
+    """A fan who booked is done: their session ends and the slot goes to the next fan.
+    Best effort (the session still expires on its own), so it never fails the booking."""
+    runtime = app.get(QUEUE_KEY)
+    if runtime is None:
+        return
+    try:
+        event_id = await runtime.events.pool.fetchval(
+            "SELECT event_id FROM holds WHERE id = $1::uuid", hold_id
+        )
+        if event_id is not None and await runtime.events.get(event_id) is not None:
+            await end_session(runtime, event_id, user_id, "booked")
+    except (*REDIS_ERRORS, *POSTGRES_ERRORS) as exc:
+        log.warning("queue session not ended after booking: hold_id=%s %s", hold_id, exc)
+
+
+async def fairness(request: web.Request) -> web.Response:
+    """Public: the commitment before on-sale; after it the seed, the members and the order,
+    so anyone can check ``order == sorted(members, key=HMAC-SHA256(seed, member))``."""
+    event_id = event_id_of(request)
+    runtime = request.app[QUEUE_KEY]
+    event = await runtime.event_or_404(event_id)
+    try:
+        if time.time() * 1000 < event.on_sale_ms:
+            await runtime.store.ensure_commitment(event_id)
+        fair, order = await runtime.store.fairness(event_id)
+    except REDIS_ERRORS as exc:
+        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
+    seed = fair.get("seed")
+    body: dict[str, Any] = {
+        "event_id": event_id,
+        "on_sale_at": rfc3339(event.on_sale_at),
+        "state": "drawn" if seed else ("committed" if fair.get("commitment") else "none"),
+        "algorithm": (
+            "commitment = SHA-256(seed bytes); member = SHA-256('<event_id>:<user_id>') hex; "
+            "order = members sorted by HMAC-SHA256(key=seed bytes, message=member hex) hex, "
+            "ascending (ties by member)"
+        ),
+        "commitment": fair.get("commitment"),
+        "committed_at": _ms_time(fair.get("committed_at")),
+        "seed": seed,
+        "revealed_at": _ms_time(fair.get("revealed_at")),
+        "members": sorted(order) if seed else None,
+        "order": order if seed else None,
+        "verified": (
+            commitment(seed) == fair.get("commitment")
+            and order == sorted(order, key=lambda ref: (draw_key(seed, ref), ref))
+        )
+        if seed
+        else None,
+    }
+    principal = _principal_or_none(request)
+    if principal is not None:
+        ref = member_ref(event_id, principal.user_id)
+        drawn = order.index(ref) + 1 if ref in order else None
+        body["you"] = {"member": ref, "drawn_position": drawn}
+    return web.json_response(body)
+
+
+def _principal_or_none(request: web.Request) -> Principal | None:
+    try:
+        return optional_principal(request)
+    except Problem:
+        return None
+
+
+def _ms_time(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    return rfc3339(datetime.fromtimestamp(int(raw) / 1000, UTC))
+
+
+def queue_routes() -> list[web.RouteDef]:
+    return [
+        web.post("/queue/{event_id}/join", join),
+        web.get("/queue/{event_id}/status", status),
+        web.post("/queue/{event_id}/leave", leave),
+        web.get("/queue/{event_id}/fairness", fairness),
+    ]

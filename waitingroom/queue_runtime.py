@@ -1,0 +1,177 @@
+"""The waiting room's parts in one process, and the loops that keep them going.
+
+``queue_ctx`` (a cleanup context, after Redis and the PostgreSQL pool) builds them, runs
+the admitter (every 0.2 s), the once-a-second work (the controller under its lease, the
+event snapshot, every queue's figures and gauges, this process's reserve latency report)
+and the pub/sub listener, and on shutdown closes the sockets and stops the loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from ticketing.config import Settings
+from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
+from ticketing.lifecycle import wait_any
+from ticketing.metrics import DEPENDENCY_ERRORS
+from ticketing.problems import Problem
+from ticketing.ratelimit import RateLimiter
+from ticketing.web import PG_POOL_KEY, REDIS_KEY, SETTINGS_KEY
+from waitingroom.admitter import TICK_SECONDS, Admitter
+from waitingroom.booking_health import RESERVE_LATENCY_KEY, BrokerBacklog, LatencyReports
+from waitingroom.queue_controller import QueueController
+from waitingroom.queue_events import QueueEvent, QueueEvents
+from waitingroom.queue_hub import Hub
+from waitingroom.queue_metrics import ACTIVE_SESSIONS, ADMIT_RATE, QUEUE_LENGTH
+from waitingroom.queue_status import FiguresCache
+from waitingroom.queue_store import QueueStore
+
+log = logging.getLogger(__name__)
+
+
+class QueueLimits:
+    """Per-fan and per-address limits on join, status and websocket opens, across all
+    processes (the GCRA limiter of ticketing/ratelimit.py with its own keys)."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        prefix = settings.redis_prefix + "queue-"
+        user, ip = settings.queue_user_rate_per_minute, settings.queue_ip_rate_per_minute
+        # A sixth of the minute's allowance may come at once (a page reload, a reconnect).
+        self.user = RateLimiter(redis, prefix + "user-", user, max(5, user // 6))
+        self.ip = RateLimiter(redis, prefix + "ip-", ip, max(5, ip // 6))
+
+    async def check(self, request: web.Request, user_id: str) -> None:
+        address = request.headers.get("X-Real-IP") or request.remote or "unknown"
+        try:
+            by_user, by_ip = await asyncio.gather(
+                self.user.check(user_id), self.ip.check(address)
+            )
+        except REDIS_ERRORS:
+            return  # the queue itself will answer 503; the limiter fails open
+        for decision in (by_user, by_ip):
+            if not decision.allowed:
+                raise Problem(
+                    429,
+                    "rate_limited",
+                    "Too many queue requests; the websocket pushes your place, no need to poll "
+                    "this fast.",
+                    headers={"Retry-After": str(decision.retry_after_seconds)},
+                )
+
+
+@dataclass
+class QueueRuntime:
+    settings: Settings
+    store: QueueStore
+    events: QueueEvents
+    figures: FiguresCache
+    hub: Hub
+    limits: QueueLimits
+    admitter: Admitter
+    controller: QueueController
+
+    async def event_or_404(self, event_id: int) -> QueueEvent:
+        try:
+            event = await self.events.get(event_id)
+        except POSTGRES_ERRORS as exc:
+            raise backend_unavailable("The event catalog is not reachable; retry shortly.") from exc
+        if event is None:
+            raise Problem(404, "event_not_found", "No such event with a waiting room.")
+        return event
+
+
+QUEUE_KEY = web.AppKey("queue_runtime", QueueRuntime)
+
+
+def backend_unavailable(detail: str) -> Problem:
+    return Problem(503, "backend_unavailable", detail, headers={"Retry-After": "2"})
+
+
+async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS_KEY]
+    redis = app[REDIS_KEY]
+    process = secrets.token_hex(6)
+    store = QueueStore(redis, settings)
+    events = QueueEvents(redis, settings.redis_prefix, app[PG_POOL_KEY])
+    figures = FiguresCache(store)
+    backlog = BrokerBacklog(settings.amqp_url, settings.booking_partitions)
+    latency_reports = LatencyReports(redis, settings.redis_prefix, process)
+    runtime = QueueRuntime(
+        settings=settings,
+        store=store,
+        events=events,
+        figures=figures,
+        hub=Hub(store, settings, figures, events),
+        limits=QueueLimits(redis, settings),
+        admitter=Admitter(store, events),
+        controller=QueueController(store, events, settings, backlog, latency_reports, process),
+    )
+    app[QUEUE_KEY] = runtime
+    latency = app[RESERVE_LATENCY_KEY]
+
+    async def every_second() -> None:
+        await runtime.controller.run_once()
+        await events.refresh()
+        await latency_reports.report(latency)
+        for event in events.all():
+            await refresh_figures(runtime, event.event_id)
+
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(periodic("admitter", TICK_SECONDS, runtime.admitter.tick, stop)),
+        asyncio.create_task(periodic("queue figures", 1.0, every_second, stop)),
+        asyncio.create_task(runtime.hub.listen(stop)),
+    ]
+
+    async def close_sockets(_: web.Application) -> None:
+        stop.set()
+        await runtime.hub.close()
+
+    app.on_shutdown.append(close_sockets)
+    yield
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await runtime.hub.close()
+    await backlog.close()
+
+
+async def refresh_figures(runtime: QueueRuntime, event_id: int) -> None:
+    figures = await runtime.figures.refresh(event_id)
+    if not figures.drawn and figures.pre_queue == 0 and figures.waiting == 0:
+        runtime.admitter.forget(event_id)  # nothing there: state lost, or never started
+    label = str(event_id)
+    QUEUE_LENGTH.labels(label, "waiting").set(figures.waiting)
+    QUEUE_LENGTH.labels(label, "pre_queue").set(figures.pre_queue)
+    ACTIVE_SESSIONS.labels(label).set(figures.active)
+    ADMIT_RATE.labels(label, "effective").set(figures.effective_per_minute)
+    ADMIT_RATE.labels(label, "measured").set(figures.measured_per_minute)
+
+
+async def periodic(
+    what: str, seconds: float, step: Callable[[], Awaitable[object]], stop: asyncio.Event
+) -> None:
+    """Run ``step`` every ``seconds`` until ``stop``; a dependency down is logged (once a
+    minute at most) and retried on the next beat, a bug is logged with its traceback."""
+    last_warning = -math.inf
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        started = loop.time()
+        try:
+            await step()
+        except (*REDIS_ERRORS, *POSTGRES_ERRORS) as exc:
+            dependency = "redis" if isinstance(exc, REDIS_ERRORS) else "postgres"
+            DEPENDENCY_ERRORS.labels("waitingroom", dependency).inc()
+            if started - last_warning > 60:
+                log.warning("%s: %s unavailable: %s", what, dependency, exc)
+                last_warning = started
+        except Exception:
+            log.exception("%s failed", what)
+        await wait_any(stop, seconds=max(0.0, seconds - (loop.time() - started)))

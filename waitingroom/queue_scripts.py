@@ -1,0 +1,272 @@
+"""The queue's Lua scripts. Each touches only one event's keys, which share the hash tag
+``{<event_id>}``, so every script also runs on Redis Cluster; each is one atomic step.
+
+Keys of an event (``<prefix>q:{<event_id>}:<name>``):
+
+- ``waiting`` zset user -> place. FIFO places are Redis TIME in microseconds at join (kept
+  increasing through ``state.last``); drawn pre-queue places are -N..-1, ahead of all.
+- ``pre`` zset user -> arrival place, until the draw at on-sale.
+- ``active`` zset user -> session expiry (ms). An admission token is derived from it.
+- ``seen`` zset user -> last seen (ms), for waiting fans only; abandonment reads it.
+- ``config`` hash: what operators set (absent fields take the TICKETING_QUEUE_* default).
+- ``state`` hash: epoch (when this queue's state was created), last, drawn, sold_out,
+  available, auto_rate, tokens, tokens_at, admitted_total.
+- ``rate`` hash second -> admissions, for the measured rate.
+- ``seed`` string (secret until the draw), ``fair`` hash (commitment, seed once revealed),
+  ``drawn`` list of member refs in drawn order.
+
+Times come from Redis TIME, so every process agrees on them. Numbers go back into Redis as
+``%d`` strings: Lua's tostring would print a microsecond timestamp as 1.7e+15.
+"""
+
+from __future__ import annotations
+
+NAMES = ("waiting", "pre", "active", "seen", "config", "state", "rate", "seed", "fair", "drawn")
+
+_CLOCK = """
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now_ms = math.floor(now_us / 1000)
+local function fmt(n) return string.format('%d', n) end
+"""
+
+# KEYS: waiting pre active seen state
+# ARGV: user, mode (join|status), on_sale_ms, restore_where (''|waiting|pre), restore_place,
+#       restore_epoch
+# -> {kind, place_or_expiry, rank, pre_ahead, epoch, new, waiting, drawn}
+PLACE = (
+    _CLOCK
+    + """
+local waiting, pre, active, seen, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local user, mode = ARGV[1], ARGV[2]
+local epoch = redis.call('HGET', state, 'epoch')
+if not epoch and mode == 'join' then
+  epoch = fmt(now_us)
+  redis.call('HSET', state, 'epoch', epoch)
+end
+epoch = epoch or ''
+local drawn = redis.call('HGET', state, 'drawn') == '1'
+local function ahead_of_pre()
+  if drawn then return 0 end
+  return redis.call('ZCARD', pre)
+end
+local expiry = redis.call('ZSCORE', active, user)
+if expiry then
+  if tonumber(expiry) > now_ms then
+    return {'admitted', expiry, 0, 0, epoch, 0, 0, 1}
+  end
+  redis.call('ZREM', active, user)  -- its session is over; the tick frees the slot too
+end
+local place = redis.call('ZSCORE', waiting, user)
+if place then
+  redis.call('ZADD', seen, 'XX', now_ms, user)
+  local sold = redis.call('HGET', state, 'sold_out') == '1'
+  return {sold and 'sold_out' or 'waiting', place, redis.call('ZRANK', waiting, user),
+          ahead_of_pre(), epoch, 0, redis.call('ZCARD', waiting), drawn and 1 or 0}
+end
+place = redis.call('ZSCORE', pre, user)
+if place then
+  return {'pre', place, -1, 0, epoch, 0, 0, 0}
+end
+if redis.call('HGET', state, 'sold_out') == '1' then
+  return {'sold_out', 0, -1, 0, epoch, 0, 0, drawn and 1 or 0}
+end
+if mode ~= 'join' then return {'none', 0, -1, 0, epoch, 0, 0, drawn and 1 or 0} end
+local last = tonumber(redis.call('HGET', state, 'last') or '0')
+local where, score = ARGV[4], tonumber(ARGV[5])
+-- A signed queue ticket restores a place this queue no longer has only when the queue
+-- lost state (a new epoch, or places handed out later than `last` are gone); otherwise
+-- the fan left or was dropped, and joins at the back like anyone else.
+local restoring = (where == 'waiting' or where == 'pre')
+  and (ARGV[6] ~= epoch or (score > 0 and score > last))
+local key
+if restoring then
+  if where == 'pre' and drawn then
+    key, score = waiting, 0  -- behind the drawn pre-queue, ahead of later arrivals
+  else
+    key = (where == 'pre') and pre or waiting
+  end
+  if score > last then redis.call('HSET', state, 'last', fmt(score)) end
+else
+  score = math.max(now_us, last + 1)
+  redis.call('HSET', state, 'last', fmt(score))
+  key = (not drawn and now_ms < tonumber(ARGV[3])) and pre or waiting
+end
+redis.call('ZADD', key, fmt(score), user)
+if key == pre then
+  return {'pre', fmt(score), -1, 0, epoch, restoring and 2 or 1, 0, 0}
+end
+-- Pre-queue fans are exempt from abandonment until the draw (they may join hours early).
+redis.call('ZADD', seen, now_ms, user)
+return {'waiting', fmt(score), redis.call('ZRANK', waiting, user), ahead_of_pre(), epoch,
+        restoring and 2 or 1, redis.call('ZCARD', waiting), drawn and 1 or 0}
+"""
+)
+
+# KEYS: waiting pre active seen  ARGV: user  -> 'waiting' | 'pre' | 'admitted' | ''
+LEAVE = """
+local user = ARGV[1]
+if redis.call('ZREM', KEYS[3], user) == 1 then return 'admitted' end
+if redis.call('ZREM', KEYS[1], user) == 1 then
+  redis.call('ZREM', KEYS[4], user)
+  return 'waiting'
+end
+if redis.call('ZREM', KEYS[2], user) == 1 then return 'pre' end
+return ''
+"""
+
+# KEYS: waiting pre active seen state config rate
+# ARGV: default admit_per_minute, max_active, session_seconds, mode; abandon_ms, batch_max,
+#       sweep_max
+# -> {now_ms, expired users, abandoned count, {user, place, expiry, ...} admitted}
+TICK = (
+    _CLOCK
+    + """
+local waiting, pre, active, seen, state, config, rate =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local sweep_max = tonumber(ARGV[7])
+local expired = redis.call('ZRANGEBYSCORE', active, '-inf', now_ms, 'LIMIT', 0, sweep_max)
+if #expired > 0 then redis.call('ZREM', active, unpack(expired)) end
+local gone = redis.call('ZRANGEBYSCORE', seen, '-inf', now_ms - tonumber(ARGV[5]),
+                        'LIMIT', 0, sweep_max)
+if #gone > 0 then
+  redis.call('ZREM', waiting, unpack(gone))
+  redis.call('ZREM', seen, unpack(gone))
+end
+local s = redis.call('HMGET', state, 'drawn', 'sold_out', 'available', 'auto_rate', 'tokens',
+                     'tokens_at')
+local c = redis.call('HMGET', config, 'admit_per_minute', 'max_active', 'session_seconds',
+                     'mode', 'paused')
+local admitted = {}
+local mode = c[4] or ARGV[4]
+local per_minute = tonumber(c[1] or ARGV[1])
+if mode == 'auto' then per_minute = math.min(per_minute, tonumber(s[4] or '0')) end
+local tokens = tonumber(s[5] or '1')
+local since = now_ms - tonumber(s[6] or now_ms)
+-- A shared token bucket: every process's admitter draws from it, so together they admit
+-- at the set rate; it holds at most a second's worth, so a pause is not followed by a burst.
+if per_minute <= 0 then
+  tokens = 0
+else
+  tokens = math.min(math.max(1, per_minute / 60), tokens + since * per_minute / 60000)
+end
+local open = s[1] == '1' and s[2] ~= '1' and c[5] ~= '1'
+  and (s[3] == false or tonumber(s[3]) > 0)
+if open then
+  local slots = tonumber(c[2] or ARGV[2]) - redis.call('ZCARD', active)
+  local n = math.min(math.floor(tokens), slots, tonumber(ARGV[6]))
+  if n > 0 then
+    local popped = redis.call('ZPOPMIN', waiting, n)
+    local expiry = now_ms + tonumber(c[3] or ARGV[3]) * 1000
+    local k = #popped / 2
+    for i = 1, #popped, 2 do
+      redis.call('ZADD', active, fmt(expiry), popped[i])
+      redis.call('ZREM', seen, popped[i])
+      admitted[#admitted + 1] = popped[i]
+      admitted[#admitted + 1] = popped[i + 1]
+      admitted[#admitted + 1] = fmt(expiry)
+    end
+    if k > 0 then
+      tokens = tokens - k
+      redis.call('HINCRBY', state, 'admitted_total', k)
+      local second = math.floor(now_ms / 1000)
+      redis.call('HINCRBY', rate, second, k)
+      if redis.call('HLEN', rate) > 180 then
+        for _, field in ipairs(redis.call('HKEYS', rate)) do
+          if tonumber(field) < second - 120 then redis.call('HDEL', rate, field) end
+        end
+      end
+    end
+  end
+end
+redis.call('HSET', state, 'tokens', string.format('%.6f', tokens), 'tokens_at', fmt(now_ms))
+return {now_ms, expired, #gone, admitted}
+"""
+)
+
+# KEYS: seed fair  ARGV: seed, commitment -> commitment in force
+COMMIT = (
+    _CLOCK
+    + """
+local existing = redis.call('HGET', KEYS[2], 'commitment')
+if existing and redis.call('EXISTS', KEYS[1]) == 1 then return existing end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], 'commitment', ARGV[2], 'committed_at', fmt(now_ms))
+return ARGV[2]
+"""
+)
+
+# KEYS: waiting pre seen state fair drawn seed
+# ARGV: on_sale_ms, seed, then user, ref pairs in drawn order
+# -> 'ok' | 'done' (already drawn) | 'early' | 'changed' (the pre-queue moved; draw again)
+DRAW = (
+    _CLOCK
+    + """
+local waiting, pre, seen, state, fair, drawn = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+if redis.call('HGET', state, 'drawn') == '1' then return 'done' end
+if now_ms < tonumber(ARGV[1]) then return 'early' end
+if redis.call('GET', KEYS[7]) ~= ARGV[2] then return 'changed' end
+local n = (#ARGV - 2) / 2
+if redis.call('ZCARD', pre) ~= n then return 'changed' end
+for i = 3, #ARGV, 2 do
+  if not redis.call('ZSCORE', pre, ARGV[i]) then return 'changed' end
+end
+local place = -n
+for i = 3, #ARGV, 2 do
+  redis.call('ZADD', waiting, place, ARGV[i])
+  -- Everyone drawn gets the abandonment grace from on-sale, however early they joined.
+  redis.call('ZADD', seen, now_ms, ARGV[i])
+  redis.call('RPUSH', drawn, ARGV[i + 1])
+  place = place + 1
+end
+redis.call('DEL', pre)
+redis.call('HSET', state, 'drawn', '1')
+redis.call('HSET', fair, 'seed', ARGV[2], 'revealed_at', fmt(now_ms), 'members', n)
+return 'ok'
+"""
+)
+
+# KEYS: waiting pre active seen state  ARGV: touch (0|1), users...
+# -> {now_ms, waiting count, pre_ahead, epoch, drawn, then per user: code, rank, place}
+#    code 0 waiting, 1 pre-queue, 2 admitted (place = session expiry ms), 3 not queued
+POSITIONS = (
+    _CLOCK
+    + """
+local waiting, pre, active, seen, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local s = redis.call('HMGET', state, 'drawn', 'epoch')
+local pre_ahead = 0
+if s[1] ~= '1' then pre_ahead = redis.call('ZCARD', pre) end
+local out = {now_ms, redis.call('ZCARD', waiting), pre_ahead, s[2] or '', s[1] == '1' and 1 or 0}
+local touched = {}
+local function put(code, rank, place)
+  out[#out + 1] = code
+  out[#out + 1] = rank
+  out[#out + 1] = place
+end
+for i = 2, #ARGV do
+  local user = ARGV[i]
+  local rank = redis.call('ZRANK', waiting, user)
+  if rank then
+    put(0, rank, redis.call('ZSCORE', waiting, user))
+    touched[#touched + 1] = now_ms
+    touched[#touched + 1] = user
+  else
+    local expiry = redis.call('ZSCORE', active, user)
+    local place = redis.call('ZSCORE', pre, user)
+    if expiry and tonumber(expiry) > now_ms then
+      put(2, 0, expiry)
+    elseif place then
+      put(1, -1, place)
+    else
+      put(3, -1, 0)
+    end
+  end
+end
+if ARGV[1] == '1' then
+  for i = 1, #touched, 1000 do
+    redis.call('ZADD', seen, 'XX', unpack(touched, i, math.min(i + 999, #touched)))
+  end
+end
+return out
+"""
+)

@@ -1,0 +1,103 @@
+"""A fan's status as the join and status routes answer it and the websocket pushes it,
+and the per-process cache of each queue's figures that goes into it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from ticketing.config import Settings
+from ticketing.domain.queue import eta_seconds
+from ticketing.validation import rfc3339
+from waitingroom.admission import admission_for_session
+from waitingroom.queue_events import QueueEvent
+from waitingroom.queue_store import Figures, Placement, QueueStore
+
+# Figures (queue length, measured rate, paused, sold out) are at most this old in a status;
+# the admitter refreshes every queue's figures this often anyway.
+FIGURES_MAX_AGE_SECONDS = 1.0
+
+STATUS_OF_KIND = {"waiting": "waiting", "pre": "pre_queue", "admitted": "admitted"}
+
+
+class FiguresCache:
+    """Each queue's figures, read from Redis at most once a second per process however many
+    fans ask (concurrent askers share one read)."""
+
+    def __init__(self, store: QueueStore) -> None:
+        self.store = store
+        self._figures: dict[int, tuple[float, Figures]] = {}
+        self._reading: dict[int, asyncio.Future[Figures]] = {}
+
+    async def get(self, event_id: int) -> Figures:
+        cached = self._figures.get(event_id)
+        if cached is not None and time.monotonic() - cached[0] < FIGURES_MAX_AGE_SECONDS:
+            return cached[1]
+        return await self.refresh(event_id)
+
+    async def refresh(self, event_id: int) -> Figures:
+        reading = self._reading.get(event_id)
+        if reading is not None:
+            return await asyncio.shield(reading)
+        future: asyncio.Future[Figures] = asyncio.get_running_loop().create_future()
+        self._reading[event_id] = future
+        try:
+            figures = await self.store.figures(event_id)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: the sharers re-raise it, nobody else must
+            raise
+        finally:
+            self._reading.pop(event_id, None)
+        self._figures[event_id] = (time.monotonic(), figures)
+        future.set_result(figures)
+        return figures
+
+    def forget(self, event_id: int) -> None:
+        self._figures.pop(event_id, None)
+
+
+def admitted_fields(settings: Settings, event_id: int, user_id: str, expiry_ms: int) -> dict:
+    expires = expiry_ms // 1000
+    return {
+        "admission_token": admission_for_session(settings, user_id, event_id, expires),
+        "admission_expires_at": rfc3339(datetime.fromtimestamp(expires, UTC)),
+    }
+
+
+def status_body(
+    settings: Settings,
+    event: QueueEvent,
+    user_id: str,
+    placement: Placement,
+    figures: Figures,
+    queue_ticket: str,
+) -> dict[str, Any]:
+    """The contract's status shape (plus on_sale_at, waiting and admit_rate_per_minute)."""
+    kind = placement.kind
+    body: dict[str, Any] = {
+        "event_id": event.event_id,
+        "status": STATUS_OF_KIND.get(kind, kind),
+        "position": None,
+        "ahead": None,
+        "eta_seconds": None,
+        "queue_ticket": queue_ticket,
+        "on_sale_at": rfc3339(event.on_sale_at),
+        "waiting": figures.waiting + (0 if figures.drawn else figures.pre_queue),
+        "admit_rate_per_minute": round(figures.measured_per_minute, 1),
+    }
+    if kind == "admitted":
+        body.update(position=0, ahead=0, eta_seconds=0)
+        body.update(admitted_fields(settings, event.event_id, user_id, placement.place))
+    elif kind == "waiting":
+        ahead = placement.ahead
+        body.update(position=ahead + 1, ahead=ahead)
+        if figures.sold_out:
+            body.update(status="sold_out", position=None, ahead=None)
+        elif figures.config.paused:
+            body["status"] = "paused"
+        else:
+            body["eta_seconds"] = eta_seconds(ahead + 1, figures.measured_per_minute)
+    return body

@@ -1,0 +1,280 @@
+"""The queue in Redis: one object per process wrapping the Lua scripts of
+:mod:`waitingroom.queue_scripts` and the reads the routes and loops need."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from ticketing.config import Settings
+from ticketing.domain.queue import (
+    QueueConfig,
+    commitment,
+    draw_users,
+    measured_rate_per_minute,
+)
+from waitingroom import queue_scripts as scripts
+
+# Most sessions expired or fans abandoned per tick and event: keeps a tick's script short
+# (Redis runs nothing else meanwhile); the next tick, a fraction of a second later, goes on.
+SWEEP_MAX = 1000
+# Most fans admitted per tick and event, for the same reason.
+ADMIT_BATCH_MAX = 500
+
+
+_POSITION_KINDS = ("waiting", "pre", "admitted", "none")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a fan stands. kind: waiting | pre | admitted | sold_out | none."""
+
+    kind: str
+    place: int  # FIFO place, drawn place (< 0), or the session's expiry (ms) when admitted
+    rank: int  # among the waiting, 0 = next; -1 when not waiting
+    pre_ahead: int  # pre-queue fans still to be drawn ahead of everyone waiting
+    epoch: str
+    new: int  # 0 already there, 1 joined now, 2 restored from a queue ticket
+    drawn: bool
+
+    @property
+    def ahead(self) -> int:
+        return self.rank + self.pre_ahead
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    now_ms: int
+    expired: list[str]
+    abandoned: int
+    admitted: list[tuple[str, int, int]]  # user, place, session expiry (ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """One event's queue as a whole, read in one round trip."""
+
+    config: QueueConfig
+    waiting: int
+    pre_queue: int
+    active: int
+    admitted_total: int
+    admitted_by_second: dict[int, int]
+    drawn: bool
+    sold_out: bool
+    auto_rate: float | None
+    measured_per_minute: float  # admissions actually made lately
+
+    @property
+    def effective_per_minute(self) -> float:
+        """The rate the admitters work to (auto mode's, capped by the operator's)."""
+        ceiling = float(self.config.admit_per_minute)
+        if self.config.mode != "auto":
+            return ceiling
+        return min(ceiling, self.auto_rate or 0.0)
+
+
+class QueueStore:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.prefix = settings.redis_prefix
+        self._place = redis.register_script(scripts.PLACE)
+        self._leave = redis.register_script(scripts.LEAVE)
+        self._tick = redis.register_script(scripts.TICK)
+        self._commit = redis.register_script(scripts.COMMIT)
+        self._draw = redis.register_script(scripts.DRAW)
+        self._positions = redis.register_script(scripts.POSITIONS)
+
+    def key(self, event_id: int, name: str) -> str:
+        # The hash tag {<event_id>} puts all of an event's keys in one cluster slot.
+        return f"{self.prefix}q:{{{event_id}}}:{name}"
+
+    def keys(self, event_id: int, *names: str) -> list[str]:
+        return [self.key(event_id, name) for name in names]
+
+    def default_config(self) -> QueueConfig:
+        s = self.settings
+        return QueueConfig(
+            s.queue_admit_per_minute, s.queue_max_active, False, s.queue_session_seconds,
+            s.queue_mode,
+        )
+
+    # --- fans ---------------------------------------------------------------------------
+
+    async def place(
+        self,
+        event_id: int,
+        user_id: str,
+        *,
+        join: bool,
+        on_sale_ms: int,
+        restore: tuple[str, int, str] | None = None,
+    ) -> Placement:
+        where, place, epoch = restore or ("", 0, "")
+        reply = await self._place(
+            keys=self.keys(event_id, "waiting", "pre", "active", "seen", "state"),
+            args=[user_id, "join" if join else "status", on_sale_ms, where, place, epoch],
+        )
+        kind, value, rank, pre_ahead, epoch_now, new, _waiting, drawn = reply
+        return Placement(
+            _text(kind), int(_text(value)), int(rank), int(pre_ahead), _text(epoch_now),
+            int(new), bool(int(drawn)),
+        )
+
+    async def leave(self, event_id: int, user_id: str) -> str:
+        """Take the fan out of the queue or end their session; what they were, or ''."""
+        left = await self._leave(
+            keys=self.keys(event_id, "waiting", "pre", "active", "seen"), args=[user_id]
+        )
+        return _text(left)
+
+    async def positions(
+        self, event_id: int, users: Sequence[str], touch: bool
+    ) -> tuple[int, int, list[Placement]]:
+        """(now_ms, waiting, a placement per user) in one round trip for all of them; with
+        ``touch`` the waiting ones count as seen now."""
+        reply = await self._positions(
+            keys=self.keys(event_id, "waiting", "pre", "active", "seen", "state"),
+            args=["1" if touch else "0", *users],
+        )
+        now_ms, waiting, pre_ahead = int(reply[0]), int(reply[1]), int(reply[2])
+        epoch, drawn = _text(reply[3]), bool(int(reply[4]))
+        placements = [
+            Placement(
+                _POSITION_KINDS[int(reply[i])], int(_text(reply[i + 2])), int(reply[i + 1]),
+                pre_ahead, epoch, 0, drawn,
+            )
+            for i in range(5, len(reply), 3)
+        ]
+        return now_ms, waiting, placements
+
+    # --- admission ------------------------------------------------------------------------
+
+    async def tick(self, event_id: int) -> TickResult:
+        s = self.settings
+        now_ms, expired, abandoned, admitted = await self._tick(
+            keys=self.keys(event_id, "waiting", "pre", "active", "seen", "state", "config", "rate"),
+            args=[
+                s.queue_admit_per_minute, s.queue_max_active, s.queue_session_seconds,
+                s.queue_mode, s.queue_abandon_seconds * 1000, ADMIT_BATCH_MAX, SWEEP_MAX,
+            ],
+        )
+        return TickResult(
+            int(now_ms),
+            [_text(u) for u in expired],
+            int(abandoned),
+            [
+                (_text(admitted[i]), int(_text(admitted[i + 1])), int(_text(admitted[i + 2])))
+                for i in range(0, len(admitted), 3)
+            ],
+        )
+
+    async def figures(self, event_id: int) -> Figures:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.key(event_id, "config"))
+        pipe.zcard(self.key(event_id, "waiting"))
+        pipe.zcard(self.key(event_id, "pre"))
+        pipe.zcard(self.key(event_id, "active"))
+        pipe.hgetall(self.key(event_id, "state"))
+        pipe.hgetall(self.key(event_id, "rate"))
+        config, waiting, pre, active, state, rate = await pipe.execute()
+        state = {_text(k): _text(v) for k, v in state.items()}
+        auto_rate = state.get("auto_rate")
+        by_second = {int(k): int(v) for k, v in rate.items()}
+        return Figures(
+            config=self.config_from(config),
+            waiting=int(waiting),
+            pre_queue=int(pre),
+            active=int(active),
+            admitted_total=int(state.get("admitted_total", 0)),
+            admitted_by_second=by_second,
+            drawn=state.get("drawn") == "1",
+            sold_out=state.get("sold_out") == "1",
+            auto_rate=None if auto_rate is None else float(auto_rate),
+            measured_per_minute=measured_rate_per_minute(by_second, int(time.time())),
+        )
+
+    def config_from(self, raw: dict[Any, Any]) -> QueueConfig:
+        values = {_text(k): _text(v) for k, v in raw.items()}
+        base = self.default_config()
+        return QueueConfig(
+            admit_per_minute=int(values.get("admit_per_minute", base.admit_per_minute)),
+            max_active=int(values.get("max_active", base.max_active)),
+            paused=values.get("paused", "0") == "1",
+            session_seconds=int(values.get("session_seconds", base.session_seconds)),
+            mode=values.get("mode", base.mode),
+        )
+
+    async def save_config(
+        self, event_id: int, config: QueueConfig, fields: Iterable[str] | None = None
+    ) -> None:
+        values = {**config.to_json(), "paused": "1" if config.paused else "0"}
+        chosen = set(values) if fields is None else set(fields)
+        mapping = {name: value for name, value in values.items() if name in chosen}
+        if mapping:
+            await self.redis.hset(self.key(event_id, "config"), mapping=mapping)
+
+    async def set_state(self, event_id: int, **fields: str | int | float) -> None:
+        await self.redis.hset(self.key(event_id, "state"), mapping=fields)
+
+    # --- the fair start -------------------------------------------------------------------
+
+    async def ensure_commitment(self, event_id: int) -> str:
+        """Commit to a seed for the pre-queue draw (the first call wins; later calls return
+        the commitment in force)."""
+        seed = secrets.token_hex(32)
+        got = await self._commit(
+            keys=self.keys(event_id, "seed", "fair"), args=[seed, commitment(seed)]
+        )
+        return _text(got)
+
+    async def draw(self, event_id: int, on_sale_ms: int) -> str:
+        """Shuffle the pre-queue ahead of everyone else, once; 'ok', 'done' or 'early'."""
+        for _ in range(5):
+            await self.ensure_commitment(event_id)
+            seed_raw = await self.redis.get(self.key(event_id, "seed"))
+            members = await self.redis.zrange(self.key(event_id, "pre"), 0, -1)
+            seed = _text(seed_raw)
+            order = draw_users(seed, event_id, [_text(m) for m in members])
+            args: list[Any] = [on_sale_ms, seed]
+            for user, ref in order:
+                args += [user, ref]
+            outcome = _text(
+                await self._draw(
+                    keys=self.keys(
+                        event_id, "waiting", "pre", "seen", "state", "fair", "drawn", "seed"
+                    ),
+                    args=args,
+                )
+            )
+            if outcome != "changed":  # a fan left the pre-queue meanwhile: read it again
+                return outcome
+        return "changed"
+
+    async def fairness(self, event_id: int) -> tuple[dict[str, str], list[str]]:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.key(event_id, "fair"))
+        pipe.lrange(self.key(event_id, "drawn"), 0, -1)
+        fair, drawn = await pipe.execute()
+        return {_text(k): _text(v) for k, v in fair.items()}, [_text(r) for r in drawn]
+
+    # --- notifications --------------------------------------------------------------------
+
+    @property
+    def channel(self) -> str:
+        return f"{self.prefix}queue:notify"
+
+    async def publish(self, event_id: int, kind: str, **fields: Any) -> None:
+        message = json.dumps({"event_id": event_id, "type": kind, **fields})
+        await self.redis.publish(self.channel, message)

@@ -1,0 +1,60 @@
+"""Queue tickets: HS256 JWTs signed with their own key (``TICKETING_QUEUE_TICKET_SECRET``)
+that say where a fan stood in an event's queue (claims ``sub``, ``event_id``, ``where``,
+``place``, ``epoch``, ``exp``). Every join and status answer carries a fresh one; a fan who
+presents it on join gets that place back if Redis lost the queue (see the PLACE script)."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+
+from ticketing.config import Settings
+from ticketing.problems import Problem, validation_error
+
+TICKET_TTL_SECONDS = 24 * 3600
+RESTORABLE = frozenset({"waiting", "pre"})
+
+
+def issue_ticket(
+    settings: Settings, event_id: int, user_id: str, where: str, place: int, epoch: str
+) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": user_id,
+        "event_id": event_id,
+        "where": where,
+        "place": place,
+        "epoch": epoch,
+        "iat": now,
+        "exp": now + TICKET_TTL_SECONDS,
+    }
+    return jwt.encode(claims, settings.queue_ticket_secret, algorithm="HS256")
+
+
+def read_ticket(
+    settings: Settings, token: object, user_id: str, event_id: int
+) -> tuple[str, int, str] | None:
+    """(where, place, epoch) to restore, None when the ticket holds nothing to restore;
+    400 for a ticket we did not sign, 403 for someone else's or another event's."""
+    if not isinstance(token, str) or not token:
+        raise validation_error("queue_ticket must be the string a join returned.")
+    try:
+        claims = jwt.decode(
+            token,
+            settings.queue_ticket_secret,
+            algorithms=["HS256"],
+            options={"require": ["sub", "event_id", "where", "place", "epoch", "exp"]},
+        )
+    except jwt.InvalidTokenError as exc:
+        raise validation_error(
+            "queue_ticket is not valid (expired or not ours); join without it."
+        ) from exc
+    if claims["sub"] != user_id or claims["event_id"] != event_id:
+        raise Problem(
+            403, "queue_ticket_invalid", "This queue ticket is for another fan or event."
+        )
+    place, where, epoch = claims["place"], claims["where"], claims["epoch"]
+    if where not in RESTORABLE or not isinstance(place, int) or not isinstance(epoch, str):
+        return None
+    return where, place, epoch

@@ -1,0 +1,79 @@
+"""``GET /queue/{event_id}/ws?token=<JWT>``: a fan's live place in the queue.
+
+Browsers cannot set an Authorization header on a websocket, hence the token in the query.
+The handshake is refused (as a problem document, before the upgrade) for a bad token, a
+foreign ``Origin``, an unknown event or a fan who has not joined. After it the server
+pushes (see :mod:`waitingroom.queue_hub`); the client has nothing to say.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from ticketing.auth import VERIFIER_KEY, bearer_token
+from ticketing.dependencies import REDIS_ERRORS
+from ticketing.problems import Problem
+from waitingroom.queue_hub import Fan
+from waitingroom.queue_routes import event_id_of
+from waitingroom.queue_runtime import QUEUE_KEY, backend_unavailable
+
+# Pings find fans who vanished without closing (a phone losing signal); a fan who stops
+# answering them stops counting as seen and loses their place like one who never polled.
+HEARTBEAT_SECONDS = 30.0
+
+
+def check_origin(request: web.Request, allowed: str) -> None:
+    """Same origin as the page (the gateway's Host), or listed; no Origin is a non-browser
+    client, which still needs a valid token."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    listed = {o.strip().rstrip("/") for o in allowed.split(",") if o.strip()}
+    if origin.rstrip("/") in listed or urlsplit(origin).netloc == request.host:
+        return
+    raise Problem(403, "forbidden_origin", "Websockets to the queue open from its own pages.")
+
+
+async def queue_socket(request: web.Request) -> web.StreamResponse:
+    event_id = event_id_of(request)
+    runtime = request.app[QUEUE_KEY]
+    check_origin(request, runtime.settings.queue_allowed_origins)
+    token = request.query.get("token") or bearer_token(request)
+    if not token:
+        raise Problem(
+            401,
+            "unauthorized",
+            "Pass the access token as ?token=.",
+            headers={"WWW-Authenticate": 'Bearer realm="ticketing"'},
+        )
+    principal = request.app[VERIFIER_KEY].verify(token)
+    await runtime.limits.check(request, principal.user_id)
+    event = await runtime.event_or_404(event_id)
+    try:
+        placement = await runtime.store.place(
+            event_id, principal.user_id, join=False, on_sale_ms=event.on_sale_ms
+        )
+    except REDIS_ERRORS as exc:
+        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
+    if placement.kind == "none":
+        raise Problem(404, "not_in_queue", "Join the queue before opening its websocket.")
+    ws = web.WebSocketResponse(
+        heartbeat=HEARTBEAT_SECONDS, compress=False, max_msg_size=4096, autoping=True
+    )
+    await ws.prepare(request)
+    fan = Fan(ws, request.transport, principal.user_id, event, placement)
+    try:
+        await runtime.hub.add(fan)
+        async for _ in ws:
+            pass  # nothing to hear; reading answers pings and notices the close
+    except REDIS_ERRORS:
+        pass  # the first status could not be read; the client reconnects or polls
+    finally:
+        runtime.hub.remove(fan)
+    return ws
+
+
+def queue_socket_routes() -> list[web.RouteDef]:
+    return [web.get("/queue/{event_id}/ws", queue_socket)]
