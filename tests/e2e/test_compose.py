@@ -69,6 +69,7 @@ WAITINGROOM_PATHS = [
     "/auth/dev-token", "/booking/reserve", "/booking/confirm", "/booking/holds/h1",
     "/booking/42", "/bookings/b1", "/me/bookings", "/webhooks/stripe", "/queue/42/join",
     "/queue/42/status", "/queue/42/ws", "/queue/42", "/admin/queues/42", "/admin",
+    "/admin/queues", "/queue/42/leave", "/queue/42/fairness", "/static/queue.js",
 ]
 UNROUTED_PATHS = ["/metrics", "/", "/admin/", "/nope", "/_gateway/502"]
 
