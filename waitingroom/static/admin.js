@@ -37,6 +37,7 @@
   async function poll() {
     const listed = await call("GET", "/admin/queues");
     const queues = Array.isArray(listed) ? listed : listed.items || listed.queues || [];
+    health(listed.booking_health);
     const seen = new Set(queues.map((q) => q.event_id));
     const extra = [...s.watched].filter((id) => !seen.has(id));
     const fetched = await Promise.all(
@@ -59,7 +60,22 @@
     localStorage.setItem(WATCH_KEY, JSON.stringify([...s.watched]));
   }
 
+  // The booking path as the waiting room measures it (what auto mode steers by).
+  function health(h) {
+    const parts = [];
+    if (h && typeof h.backlog === "number") parts.push(`booking backlog ${count(h.backlog)}`);
+    if (h && typeof h.reserve_latency_ms === "number") {
+      parts.push(`reserve latency ${count(Math.round(h.reserve_latency_ms))} ms`);
+    }
+    $("health").textContent = parts.join(" · ");
+  }
+
   async function inventory(card) {
+    if (card.queue.inventory) {
+      card.inventory = card.queue.inventory; // the queue's own count, a second old at most
+      card.name = card.queue.name || card.name;
+      return;
+    }
     const now = Date.now();
     if (card.inventoryAt && now - card.inventoryAt < INVENTORY_MS) return;
     card.inventoryAt = now;
@@ -132,6 +148,7 @@
         figure("Held / sold", "held_sold"),
       ),
       form,
+      el("p", { class: "muted small", dataset: { f: "pre" } }),
       el("p", { class: "result", role: "status", dataset: { f: "result" } }),
     );
     const card = { node, queue: null, samples: [], inventory: null, inventoryAt: 0, dirty: new Set() };
@@ -150,7 +167,8 @@
 
   function render(card) {
     const q = card.queue;
-    f(card, "title").textContent = card.name ? `#${q.event_id} ${card.name}` : `Event ${q.event_id}`;
+    const name = q.name || card.name;
+    f(card, "title").textContent = name ? `#${q.event_id} ${name}` : `Event ${q.event_id}`;
     const inv = card.inventory;
     const soldOut = q.sold_out || (inv && inv.available === 0 && inv.reserved === 0);
     const state = f(card, "state");
@@ -161,10 +179,15 @@
     f(card, "active").replaceChildren(count(q.active), el("small", {}, ` of ${count(q.max_active)}`));
     f(card, "admitted_total").textContent = count(q.admitted_total);
     const rate = measuredRate(card);
+    const steering =
+      q.mode === "auto" && typeof q.effective_admit_per_minute === "number"
+        ? `, auto ${count(Math.round(q.effective_admit_per_minute))}`
+        : "";
     f(card, "rate").replaceChildren(
       rate === null ? "–" : count(Math.round(rate)),
-      el("small", {}, ` set ${count(q.admit_per_minute)}`),
+      el("small", {}, ` set ${count(q.admit_per_minute)}${steering}`),
     );
+    f(card, "pre").textContent = q.pre_queue ? `${count(q.pre_queue)} in the pre-queue` : "";
     f(card, "available").replaceChildren(
       inv ? count(inv.available) : "–",
       inv ? el("small", {}, ` of ${count(inv.total)}`) : "",

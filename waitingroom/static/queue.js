@@ -33,10 +33,14 @@
   };
   const firstKey = () => `ticketing.first.${eventId}.${s.user}`;
   const holdKey = () => `ticketing.hold.${eventId}.${s.user}`;
+  // The signed queue ticket of the last status: sent back on (re)join, it keeps the fan's
+  // place even if the queue's store lost it.
+  const ticketKey = () => `ticketing.queue-ticket.${eventId}.${s.user}`;
 
   function show(phase) {
     s.phase = phase;
     $("queue").hidden = !["queue", "sold_out"].includes(phase);
+    $("leave").hidden = phase !== "queue";
     $("seats").hidden = phase !== "seats";
     $("checkout").hidden = phase !== "checkout";
     $("done").hidden = phase !== "done";
@@ -89,15 +93,42 @@
 
   async function join() {
     show("queue");
+    $("leave").hidden = false;
     $("queue-state").textContent = "Joining the line…";
-    const status = await patiently(() => call("POST", `/queue/${eventId}/join`));
+    const ticket = localStorage.getItem(ticketKey());
+    const status = await patiently(async () => {
+      try {
+        const body = ticket ? { queue_ticket: ticket } : undefined;
+        return await call("POST", `/queue/${eventId}/join`, { body });
+      } catch (err) {
+        if (!ticket || ![400, 403].includes(err.status)) throw err;
+        localStorage.removeItem(ticketKey()); // not ours any more: join afresh
+        return call("POST", `/queue/${eventId}/join`);
+      }
+    });
     apply(status);
     if (s.phase === "queue") listen();
+  }
+
+  async function leave() {
+    stopListening();
+    try {
+      await call("POST", `/queue/${eventId}/leave`);
+    } catch (err) {
+      notice(err.message, "bad");
+    }
+    localStorage.removeItem(ticketKey());
+    localStorage.removeItem(firstKey());
+    s.first = null;
+    show("left");
+    notice("You left the line. Changed your mind?", "good");
+    rejoinButton();
   }
 
   function apply(status) {
     if (!status) return;
     s.status = status;
+    if (status.queue_ticket) localStorage.setItem(ticketKey(), status.queue_ticket);
     if (status.status === "admitted" && status.admission_token) {
       admitted(status.admission_token, status.admission_expires_at);
     } else if (status.status === "sold_out") {
@@ -121,10 +152,16 @@
     $("position").textContent = position ? "#" + count(position) : "–";
     $("ahead").textContent = count(status.ahead);
     $("eta").textContent = status.status === "paused" ? "paused" : waitWords(status.eta_seconds);
+    const rate = status.admit_rate_per_minute;
+    $("rate").textContent =
+      status.status === "waiting" && rate > 0
+        ? `Fans are let in at about ${count(Math.round(rate))} a minute right now.`
+        : "";
     if (status.status === "pre_queue" && s.event && s.event.on_sale_at) {
       $("queue-note").textContent =
         `The sale opens ${clock(s.event.on_sale_at)}. Then everyone in the pre-queue gets a ` +
         "random place ahead of later arrivals, so there is no need to rush. Keep this page open.";
+      $("fairness").hidden = false;
     }
     if (position) {
       s.first = Math.max(s.first || 0, position);
@@ -191,7 +228,22 @@
     else if (push.type === "sold_out") soldOut();
     else if (push.type === "paused" && s.phase === "queue") {
       renderLine({ ...(s.status || {}), status: "paused" });
-    }
+    } else if (push.type === "session_ended") ended(push.reason);
+  }
+
+  const ENDED_WORDS = {
+    expired: "Your turn has ended.",
+    abandoned: "You lost your place because this page stopped checking in.",
+    left: "You left the line.",
+  };
+
+  // The server ended the fan's place or turn (a booking ends it too, which needs no word).
+  function ended(reason) {
+    if (reason === "booked" || ["done", "left", "checkout"].includes(s.phase)) return;
+    stopListening();
+    if (s.phase === "seats") s.turnOver = true;
+    notice((ENDED_WORDS[reason] || "Your place in line has ended.") + " Rejoin to try again.", "bad");
+    rejoinButton();
   }
 
   function watchSilence() {
@@ -209,6 +261,11 @@
         apply(await call("GET", `/queue/${eventId}/status`));
         if (s.phase === "queue") notice("");
       } catch (err) {
+        if (err.code === "not_in_queue" && s.phase === "queue") {
+          stopPolling();
+          join(); // lost the place (or the store did): the queue ticket asks for it back
+          return;
+        }
         if (err.status !== 429) notice(err.message);
       }
       if (s.pollTimer) s.pollTimer = setTimeout(tick, POLL_MS);
@@ -528,6 +585,8 @@
   $("change-seats").addEventListener("click", changeSeats);
 
   async function start() {
+    $("leave").addEventListener("click", leave);
+    $("fairness").href = `/queue/${eventId}/fairness`;
     if (!Number.isSafeInteger(eventId) || eventId < 1) {
       $("event-name").textContent = "No such event";
       return;
