@@ -40,11 +40,16 @@ class Admitter:
                         log.info("pre-queue drawn: event_id=%s", event_id)
                     if outcome in ("ok", "done"):
                         self._drawn.add(event_id)
-                elif event_id not in self._committed:
-                    await self.store.ensure_commitment(event_id)
-                    self._committed.add(event_id)
+                else:
+                    await self.commit(event_id)
             result = await self.store.tick(event_id)
             await self._announce(event, result)
+
+    async def commit(self, event_id: int) -> None:
+        """Publish the seed's commitment before on-sale (once per process and event)."""
+        if event_id not in self._committed:
+            await self.store.ensure_commitment(event_id)
+            self._committed.add(event_id)
 
     def forget(self, event_id: int) -> None:
         """The queue's state is gone from Redis (it was lost): commit and draw again."""

@@ -56,6 +56,10 @@ async def join(request: web.Request) -> web.Response:
     if "queue_ticket" in body:
         restore = read_ticket(runtime.settings, body["queue_ticket"], principal.user_id, event_id)
     try:
+        if time.time() * 1000 < event.on_sale_ms:
+            # Committed before anyone is in the pre-queue, even for an event created moments
+            # before its on-sale (the admitter commits within a second otherwise).
+            await runtime.admitter.commit(event_id)
         placement = await runtime.store.place(
             event_id, principal.user_id, join=True, on_sale_ms=event.on_sale_ms, restore=restore
         )
@@ -141,7 +145,7 @@ async def fairness(request: web.Request) -> web.Response:
     event = await runtime.event_or_404(event_id)
     try:
         if time.time() * 1000 < event.on_sale_ms:
-            await runtime.store.ensure_commitment(event_id)
+            await runtime.admitter.commit(event_id)
         fair, order = await runtime.store.fairness(event_id)
     except REDIS_ERRORS as exc:
         raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
