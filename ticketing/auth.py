@@ -8,6 +8,7 @@ public key for an external identity provider. Only the configured algorithm is a
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from ticketing.problems import Problem, validation_error
 from ticketing.validation import read_json
 
 _LEEWAY_SECONDS = 5
+_MEMO_SIZE = 50_000  # verified tokens remembered per process (~10 MB at most)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +37,22 @@ class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         self.algorithm = settings.jwt_algorithm
         self.key = settings.jwt_public_key if self.algorithm == "RS256" else settings.jwt_secret
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     def verify(self, token: str) -> Principal:
+        """The principal of a valid token. A token already verified is answered from a
+        bounded memo (its expiry checked again): a fan in the queue polls with the same
+        token every few seconds, and verifying costs ~0.1 ms of CPU each time."""
+        known = self._verified.get(token)
+        if known is not None and known[1] + _LEEWAY_SECONDS > time.time():
+            return known[0]
+        principal, expires = self._verify(token)
+        if len(self._verified) >= _MEMO_SIZE:
+            self._verified.popitem(last=False)  # the oldest: a fan long gone, most likely
+        self._verified[token] = (principal, expires)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -55,7 +71,7 @@ class TokenVerifier:
             raise _unauthorized("invalid_token", "The access token has no subject.")
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise _unauthorized("invalid_token", "The access token's roles are malformed.")
-        return Principal(user_id=sub, roles=frozenset(roles))
+        return Principal(user_id=sub, roles=frozenset(roles)), float(claims["exp"])
 
 
 def _unauthorized(code: str, detail: str) -> Problem:

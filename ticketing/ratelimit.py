@@ -7,6 +7,7 @@ is one small string that expires on its own.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -14,13 +15,15 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from ticketing.auth import optional_principal
 from ticketing.metrics import DEPENDENCY_ERRORS, SERVICE_KEY
 from ticketing.problems import Problem
 
 log = logging.getLogger(__name__)
+
+_PIPELINE_MAX = 256  # checks in one round trip
 
 # KEYS[1] client key; ARGV: emission interval (ms), burst tolerance (ms).
 # Returns {allowed (0/1), retry_after_ms}.
@@ -48,18 +51,62 @@ class Decision:
 
 
 class RateLimiter:
+    """Checks that arrive together share one pipelined round trip to Redis (each is still
+    its own atomic script run): under a surge a process asks about hundreds of clients a
+    second, and one round trip each was a sixth of a front door's CPU."""
+
     def __init__(self, redis: Redis, prefix: str, per_minute: int, burst: int) -> None:
         self._redis = redis
         self._prefix = prefix + "rl:"
         self._interval_ms = 60_000 / per_minute
         self._tolerance_ms = self._interval_ms * burst
-        self._script = redis.register_script(_GCRA)
+        self._sha: str | None = None
+        self._waiting: list[tuple[str, asyncio.Future[list[int]]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def check(self, client: str) -> Decision:
-        allowed, retry_ms = await self._script(
-            keys=[self._prefix + client], args=[self._interval_ms, self._tolerance_ms]
-        )
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((self._prefix + client, future))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send())
+        allowed, retry_ms = await future
         return Decision(bool(allowed), max(1, math.ceil(int(retry_ms) / 1000)))
+
+    async def _send(self) -> None:
+        """Send what is waiting, one pipeline at a time; checks that arrive meanwhile go
+        in the next, so a lone check leaves at once and a crowd shares round trips."""
+        try:
+            while self._waiting:
+                batch = self._waiting[:_PIPELINE_MAX]
+                del self._waiting[: len(batch)]
+                try:
+                    results = await self._run([key for key, _ in batch])
+                except (RedisError, OSError) as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._sender = None
+
+    async def _run(self, keys: list[str]) -> list[list[int]]:
+        for _ in range(2):  # a second time after Redis lost its scripts (a restart)
+            if self._sha is None:
+                self._sha = await self._redis.script_load(_GCRA)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.evalsha(self._sha, 1, key, self._interval_ms, self._tolerance_ms)
+                results = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(r, NoScriptError) for r in results):
+                break
+            self._sha = None
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
 
 
 LIMITER_KEY = web.AppKey("rate_limiter", RateLimiter)
