@@ -11,7 +11,7 @@ from prometheus_client import start_http_server
 
 from booking_worker.worker import BookingWorker
 from ticketing.config import Settings
-from ticketing.web import create_pg_pool
+from ticketing.web import create_pg_pool, use_uvloop
 
 log = logging.getLogger("booking_worker")
 
@@ -37,6 +37,7 @@ def main() -> int:
     settings = Settings.from_env()
     if settings.booking_worker_metrics_port:
         start_http_server(settings.booking_worker_metrics_port, settings.host)
+    use_uvloop()
     asyncio.run(_run(settings))
     return 0
 

@@ -21,6 +21,7 @@ Every decision is made on rows this transaction has locked, and the write re-che
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import uuid
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 # the house to the other workers' windows.
 WINDOW_FACTOR = 2
 WINDOW_SLACK = 16
+# Candidates one fan's seats are chosen among (the window's first free seats).
+CHOICE_FACTOR = 4
 
 _SEAT_COLUMNS = 'id, section, "row", number, price_cents'
 
@@ -170,7 +173,7 @@ async def _decide(
                 continue
             seats = [free_explicit[t] for t in ask.ticket_ids]
         else:
-            seats = _take(windows[ask.section], ask.quantity, taken)
+            seats = windows[ask.section].take(ask.quantity, taken)
             if not seats:
                 replies[i] = _unavailable(
                     f"Not enough tickets available for {ask.quantity} seats.", []
@@ -183,48 +186,59 @@ async def _decide(
     return holds
 
 
+_WINDOW_FROM_START = f"""SELECT {_SEAT_COLUMNS} FROM tickets
+    WHERE event_id = $1 AND status = 'available' AND ($2::text IS NULL OR section = $2)
+    ORDER BY section, "row", number LIMIT $3
+    FOR UPDATE SKIP LOCKED"""
+# Separate text, not an "$4 IS NULL OR ..." condition: a generic plan could not start the
+# index scan at the mark.
+_WINDOW_FROM_MARK = f"""SELECT {_SEAT_COLUMNS} FROM tickets
+    WHERE event_id = $1 AND status = 'available' AND ($2::text IS NULL OR section = $2)
+      AND (section, "row", number) >= ($4::text, $5::text, $6::int)
+    ORDER BY section, "row", number LIMIT $3
+    FOR UPDATE SKIP LOCKED"""
+
+
 async def _window(
     ctx: Context, conn: asyncpg.Connection, event_id: int, section: str | None, count: int
-) -> list[asyncpg.Record]:
+) -> _Window:
     """Free seats for ``count`` asked, in seat order, locked; from this worker's mark of
     where the first free seat was last found (the scan then does not step over every seat
     sold since the last vacuum), or from the start when the mark comes up short."""
     size = count * WINDOW_FACTOR + WINDOW_SLACK
     marks = ctx.resources.setdefault("free_seat_marks", {})
     mark = marks.get((event_id, section))
-    window: list[asyncpg.Record] = []
-    for start in [mark, None] if mark else [None]:
-        window = await conn.fetch(
-            f"""SELECT {_SEAT_COLUMNS} FROM tickets
-                WHERE event_id = $1 AND status = 'available'
-                  AND ($2::text IS NULL OR section = $2)
-                  AND ($4::text IS NULL OR (section, "row", number) >= ($4, $5, $6))
-                ORDER BY section, "row", number LIMIT $3
-                FOR UPDATE SKIP LOCKED""",
-            event_id,
-            section,
-            size,
-            *(start or (None, None, None)),
-        )
-        if len(window) >= count:
-            break
-    if window:
-        first = window[0]
-        marks[(event_id, section)] = (first["section"], first["row"], first["number"])
-    return list(window)
+    rows: list[asyncpg.Record] = []
+    if mark:
+        rows = await conn.fetch(_WINDOW_FROM_MARK, event_id, section, size, *mark)
+    if len(rows) < count:
+        rows = await conn.fetch(_WINDOW_FROM_START, event_id, section, size)
+    if rows:
+        marks[(event_id, section)] = (rows[0]["section"], rows[0]["row"], rows[0]["number"])
+    return _Window(rows)
 
 
-def _take(window: list[asyncpg.Record], quantity: int, taken: set[int]) -> list[asyncpg.Record]:
-    """Choose ``quantity`` seats of the window that nobody took yet (adjacent if it can)
-    and remove them from it."""
-    window[:] = [r for r in window if r["id"] not in taken]
-    by_id = {r["id"]: r for r in window}
-    chosen = choose_seats(
-        [Seat(r["id"], r["section"], r["row"], r["number"]) for r in window], quantity
-    )
-    mine = {s.ticket_id for s in chosen}
-    window[:] = [r for r in window if r["id"] not in mine]
-    return [by_id[t] for t in mine]
+class _Window:
+    """A locked window of free seats in seat order, handed out front first."""
+
+    def __init__(self, rows: list[asyncpg.Record]) -> None:
+        self.rows = {r["id"]: r for r in rows}
+        self.seats = [Seat(r["id"], r["section"], r["row"], r["number"]) for r in rows]
+        self.front = 0  # seats before it are all taken
+
+    def take(self, quantity: int, taken: set[int]) -> list[asyncpg.Record]:
+        """``quantity`` seats nobody took yet, adjacent if the first free ones hold such a
+        run: choose among ``quantity x CHOICE_FACTOR`` candidates from the front, which
+        keeps each choice small however large the batch's window is."""
+        while self.front < len(self.seats) and self.seats[self.front].ticket_id in taken:
+            self.front += 1
+        candidates: list[Seat] = []
+        for seat in itertools.islice(self.seats, self.front, None):
+            if seat.ticket_id not in taken:
+                candidates.append(seat)
+                if len(candidates) == quantity * CHOICE_FACTOR:
+                    break
+        return [self.rows[s.ticket_id] for s in choose_seats(candidates, quantity)]
 
 
 def _unavailable(detail: str, ids: list[int]) -> tuple[int, dict[str, Any]]:

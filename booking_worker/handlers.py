@@ -70,6 +70,7 @@ Handler = Callable[[Context, asyncpg.Connection, dict[str, Any]], Awaitable[Repl
 # Commands that only read: run without storing a reply (nothing to make idempotent).
 READ_ONLY = frozenset({TICKET_STATUS, GET_BOOKING, LIST_BOOKINGS})
 
+
 def build_handlers() -> dict[str, Handler]:
     # Imported here: those modules import Context and Reply from this one.
     from booking_worker import confirm, holds, queries, stripe_events  # noqa: PLC0415

@@ -10,6 +10,7 @@ import sys
 
 from search_sync.worker import BootstrapFailed, run_reindex, run_worker
 from ticketing.config import Settings
+from ticketing.web import use_uvloop
 
 log = logging.getLogger("search_sync")
 
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     # One line per Typesense request would drown the lines that matter.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.from_env()
+    use_uvloop()
     try:
         asyncio.run(_run(settings) if args.command == "run" else _reindex(settings))
     except BootstrapFailed as exc:
