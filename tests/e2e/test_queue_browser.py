@@ -1,0 +1,256 @@
+"""The queue page and the operators' console in real headless Chromium, on a phone-sized
+screen, against the whole running stack (several waitingroom processes behind nginx,
+booking workers, localstripe).
+
+Debian's chromium, driven by Playwright (``playwright install`` cannot fetch browsers here;
+deploy/setup.sh installs chromium). A fan waits behind three others while the queue is
+paused; the operator resumes it from the console; the fan sees the position fall, is
+admitted, picks two seats, has a card declined (and is told so in words), pays with
+another and sees the booking, which the API confirms.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.conftest import RUN_ID
+from tests.e2e.stack import Stack, dev_token
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+# Locator assertions, not wait_for_function: the pages' Content-Security-Policy forbids the
+# eval that a string predicate needs, and the test runs under the same policy as fans.
+expect = playwright_api.expect
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+PHONE = {
+    "viewport": {"width": 375, "height": 740},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
+ADMIT_PER_MINUTE = 30  # one fan every 2 s: slow enough to watch the position fall
+FANS_AHEAD = 3
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed"),
+    pytest.mark.slow,
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _queue_event(stack: Stack, admin: str) -> dict:
+    """A small event of this test's own with a waiting room, on sale since a minute ago."""
+    venue = {
+        "name": "Glasshouse", "city": "Porto", "location": {"lat": 41.15, "lon": -8.61},
+        "seat_map": {"sections": [
+            {"name": "Floor", "rows": 2, "seats_per_row": 6, "price_cents": 5500},
+            {"name": "Balcony", "rows": 1, "seats_per_row": 6, "price_cents": 3000},
+        ]},
+    }
+    status, _, venue_body = stack.request("POST", "/admin/venues", venue, token=admin)
+    assert status == 201, venue_body
+    status, _, performer = stack.request(
+        "POST", "/admin/performers", {"name": f"Patient Crowd {RUN_ID}"}, token=admin)
+    assert status == 201, performer
+    now = datetime.now(UTC)
+    status, _, event = stack.request("POST", "/admin/events", {
+        "name": "Queue Night", "description": "Everyone waits their turn.",
+        "date": (now + timedelta(days=30)).isoformat().replace("+00:00", "Z"),
+        "on_sale_at": (now - timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),
+        "venue_id": venue_body["id"], "performer_id": performer["id"],
+        "queue_enabled": True, "currency": "EUR",
+    }, token=admin)
+    assert status == 201, event
+    return event
+
+
+class Listening:
+    """Fans ahead of ours who keep polling their status, as a fan with the page open does
+    (a fan who stops listening loses the place)."""
+
+    def __init__(self, stack: Stack, event_id: int, tokens: list[str]) -> None:
+        self.stack, self.event_id, self.tokens = stack, event_id, tokens
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(2):
+            for token in self.tokens:
+                self.stack.request("GET", f"/queue/{self.event_id}/status", token=token)
+
+    def __enter__(self) -> Listening:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=15)
+
+
+def _fits_the_phone(page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["viewport"]["width"], f"horizontal scroll: {width}px wide"
+
+
+def _text(page, selector: str) -> str:
+    return (page.text_content(selector) or "").strip()
+
+
+@pytest.fixture
+def pages(stack: Stack, browser) -> Iterator[dict[str, object]]:
+    """Phone-sized pages by role; on a failure each is saved (screenshot and its notice) in
+    the stack's work directory, named in the failure report."""
+    contexts: list[object] = []
+    opened: dict[str, object] = {}
+
+    def open_page(role: str) -> object:
+        context = browser.new_context(**PHONE)
+        contexts.append(context)
+        opened[role] = page = context.new_page()
+        return page
+
+    yield {"open": open_page, "opened": opened}
+    for role, page in opened.items():
+        try:
+            page.screenshot(path=str(stack.workdir / f"{role}.png"), full_page=True)
+        except playwright_api.Error:
+            pass
+    for context in contexts:
+        context.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_fan_waits_is_admitted_picks_seats_and_pays(stack: Stack, pages):
+    admin = dev_token(stack, f"ops-{RUN_ID}", ["admin"])
+    event = _queue_event(stack, admin)
+    event_id = event["id"]
+    queue = f"/admin/queues/{event_id}"
+    status, _, body = stack.request("PATCH", queue, {
+        "paused": True, "admit_per_minute": 600, "max_active": 50, "session_seconds": 300,
+        "mode": "manual",
+    }, token=admin)
+    assert status == 200, body
+
+    ahead = [dev_token(stack, f"early-{i}-{RUN_ID}", []) for i in range(FANS_AHEAD)]
+    for token in ahead:
+        status, _, joined = stack.request("POST", f"/queue/{event_id}/join", token=token)
+        assert status == 200 and joined["status"] in ("paused", "waiting"), joined
+
+    fan_user = f"browser-fan-{RUN_ID}"
+    fan = pages["open"]("fan")
+    console_errors: list[str] = []
+    # The browser reports every 4xx as a failed resource; the 402 below is expected.
+    fan.on("console", lambda m: console_errors.append(m.text) if m.type == "error"
+           and not m.text.startswith("Failed to load resource") else None)
+    fan.on("pageerror", lambda exc: console_errors.append(str(exc)))
+
+    with Listening(stack, event_id, ahead):
+        fan.goto(f"{stack.base}/queue/{event_id}?user={fan_user}")
+        fan.wait_for_selector("#queue:not([hidden])")
+        expect(fan.locator("#position")).to_have_text("#4", timeout=15_000)
+        assert _text(fan, "#event-name") == "Queue Night"
+        assert _text(fan, "#ahead") == str(FANS_AHEAD)
+        assert "paused" in _text(fan, "#queue-state")
+        assert _text(fan, "#who").endswith(fan_user)
+        _fits_the_phone(fan)
+
+        # The operator sees the line in the console and lets it move, slowly, from there.
+        ops = pages["open"]("operator")
+        ops.goto(f"{stack.base}/admin?user=ops-{RUN_ID}&event={event_id}")
+        card = f'[data-event="{event_id}"]'
+        ops.wait_for_selector(card)
+        expect(ops.locator(f"{card} [data-f=waiting]")).to_have_text("4", timeout=15_000)
+        assert "paused" in _text(ops, f"{card} [data-f=state]")
+        assert _text(ops, f"{card} [data-f=available]").startswith("18")  # 18 seats, none sold
+        _fits_the_phone(ops)
+        ops.fill(f"{card} input[name=admit_per_minute]", str(ADMIT_PER_MINUTE))
+        ops.click(f'{card} [data-action="apply"]')
+        expect(ops.locator(f"{card} [data-f=result]")).to_contain_text("Saved")
+        ops.click(f'{card} [data-action="pause"]')  # "Resume admission"
+        expect(ops.locator(f"{card} [data-f=state]")).to_have_text("admitting")
+        _, _, config = stack.request("GET", queue, token=admin)
+        assert (config["paused"], config["admit_per_minute"]) == (False, ADMIT_PER_MINUTE)
+
+        # The fan watches the place fall, live, until it is their turn.
+        seen: list[str] = []
+        deadline = time.monotonic() + 60
+        while fan.is_hidden("#seats"):
+            assert time.monotonic() < deadline, f"not admitted; positions seen: {seen}"
+            position = _text(fan, "#position")
+            if position and position != "–" and (not seen or seen[-1] != position):
+                seen.append(position)
+            time.sleep(0.1)
+    numbers = [int(p.lstrip("#")) for p in seen]
+    assert len(numbers) >= 2 and numbers == sorted(numbers, reverse=True), seen
+    assert numbers[0] == 4 and numbers[-1] < 4, seen
+
+    # Admitted: choose two seats on the floor.
+    assert "Your turn lasts" in _text(fan, "#session-left")
+    fan.select_option("#pick-section", "Floor")
+    fan.wait_for_selector("#seat-map .seat")
+    _fits_the_phone(fan)
+    seats = fan.query_selector_all("#seat-map .seat")
+    seats[0].click()
+    seats[1].click()
+    assert "2 seats" in _text(fan, "#picked")
+    fan.click("#reserve-picked")
+    fan.wait_for_selector("#checkout:not([hidden])")
+    assert len(fan.query_selector_all("#hold-tickets li")) == 2
+    assert "held for" in _text(fan, "#hold-left")
+    _fits_the_phone(fan)
+
+    # A declined card is explained in words, and the seats stay held for another try.
+    fan.fill("#card-name", "Pat Fan")
+    fan.select_option("#card", "pm_card_chargeCustomerFail")
+    fan.click("#pay")
+    expect(fan.locator("#notice")).to_contain_text("declined")
+    assert fan.is_visible("#checkout")
+    fan.select_option("#card", "pm_card_visa")
+    fan.click("#pay")
+    fan.wait_for_selector("#done:not([hidden])", timeout=20_000)
+    booking_id = _text(fan, "#booking-id")
+    _fits_the_phone(fan)
+
+    token = dev_token(stack, fan_user, [])
+    status, _, booking = stack.request("GET", f"/bookings/{booking_id}", token=token)
+    assert status == 200, booking
+    assert booking["status"] == "confirmed" and len(booking["tickets"]) == 2
+    assert {t["seat"]["section"] for t in booking["tickets"]} == {"Floor"}
+    assert _text(fan, "#booking-total") and len(fan.query_selector_all("#booking-tickets li")) == 2
+
+    # The console counts the admissions, and pausing from it takes effect.
+    admitted = ops.locator(f"{card} [data-f=admitted_total]")
+    deadline = time.monotonic() + 15
+    while int(re.sub(r"\D", "", admitted.text_content() or "") or 0) < 4:
+        assert time.monotonic() < deadline, admitted.text_content()
+        time.sleep(0.2)
+    ops.click(f'{card} [data-action="pause"]')  # "Pause admission"
+    expect(ops.locator(f"{card} [data-f=state]")).to_have_text("paused")
+    _, _, config = stack.request("GET", queue, token=admin)
+    assert config["paused"] is True
+    late = dev_token(stack, f"late-{RUN_ID}", [])
+    status, _, joined = stack.request("POST", f"/queue/{event_id}/join", token=late)
+    assert status == 200 and joined["status"] == "paused", joined
+
+    assert not console_errors, console_errors
