@@ -71,6 +71,8 @@ class Hub:
         self._wake: dict[int, asyncio.Event] = {}
         self._closers: set[asyncio.Task[Any]] = set()
         self._closing = False
+        # Connected fans must count as seen well within the abandonment time.
+        self.touch_seconds = min(TOUCH_SECONDS, settings.queue_abandon_seconds / 3)
 
     # --- sockets --------------------------------------------------------------------------
 
@@ -122,7 +124,7 @@ class Hub:
                 self._loops.pop(event_id, None)
                 return
             started = time.monotonic()
-            touch = started - last_touch >= TOUCH_SECONDS
+            touch = started - last_touch >= self.touch_seconds
             try:
                 await self._round(event_id, touch)
                 if touch:

@@ -1,0 +1,323 @@
+"""Admission: the set rate (measured), max_active, pause and resume, abandonment, sell-out,
+auto mode, and two admitter processes at once without admitting anyone twice."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+
+import aio_pika
+import aiohttp
+import pytest
+
+from tests.integration.test_booking_support import call, open_client, ticket_ids
+from tests.integration.test_queue_support import (
+    WaitingroomProcesses,
+    get_queue,
+    in_snapshot,
+    join,
+    patch_queue,
+    queue_event,
+    queue_status,
+    wait_status,
+)
+from tests.support import auth_header, eventually, make_token, settings_with
+from ticketing.domain.seating import Section
+from ticketing.messages import BOOKING_EXCHANGE
+from waitingroom.queue_runtime import QUEUE_KEY
+
+pytest_plugins = ["tests.integration.test_booking_support", "tests.integration.test_queue_support"]
+
+
+async def join_many(client, settings, event: int, users: list[str]) -> None:
+    for start in range(0, len(users), 50):
+        answers = await asyncio.gather(
+            *(join(client, settings, user, event) for user in users[start : start + 50])
+        )
+        assert {status for status, _ in answers} == {200}, answers
+
+
+async def test_max_active_is_never_exceeded(qclient, queue_settings, pool) -> None:
+    event = await queue_event(pool)
+    await patch_queue(qclient, queue_settings, event, max_active=3, admit_per_minute=60_000)
+    fans = [f"cap-{i}" for i in range(12)]
+    await join_many(qclient, queue_settings, event, fans)
+    store = qclient.app[QUEUE_KEY].store
+    active_key = store.key(event, "active")
+    most, left = 0, set()
+    deadline = time.monotonic() + 15
+    # Fans leave as soon as they are in; the next ones take the free slots, never more.
+    while len(left) < len(fans) and time.monotonic() < deadline:
+        inside = [m.decode() for m in await store.redis.zrange(active_key, 0, -1)]
+        most = max(most, len(inside))
+        for user in inside[:1]:
+            await call(qclient, "POST", f"/queue/{event}/leave", auth_header(queue_settings, user))
+            left.add(user)
+        await asyncio.sleep(0.02)
+    assert left == set(fans)
+    assert most == 3  # full, and never over
+    figures = await get_queue(qclient, queue_settings, event)
+    assert (figures["admitted_total"], figures["active"], figures["waiting"]) == (12, 0, 0)
+
+
+async def test_pause_holds_admission_and_resume_restarts_it(qclient, queue_settings, pool) -> None:
+    event = await queue_event(pool)
+    await in_snapshot(qclient, queue_settings, event)
+    await patch_queue(qclient, queue_settings, event, paused=True, admit_per_minute=60_000)
+    await join(qclient, queue_settings, "patient", event)
+    # a second of ticks (five per process) while paused admits nobody
+    store = qclient.app[QUEUE_KEY].store
+
+    async def ticked() -> bytes | None:  # when the admitters last ticked this queue
+        return await store.redis.hget(store.key(event, "state"), "tokens_at")
+
+    first = await eventually(ticked, lambda t: t is not None, 3, "a tick")
+    await eventually(ticked, lambda t: int(t) - int(first) >= 1000, 3, "a second of ticks")
+    body = await wait_status(qclient, queue_settings, "patient", event, "paused")
+    assert (body["position"], body["eta_seconds"]) == (1, None)
+    assert (await get_queue(qclient, queue_settings, event))["admitted_total"] == 0
+    await patch_queue(qclient, queue_settings, event, paused=False)
+    await wait_status(qclient, queue_settings, "patient", event, "admitted", timeout=2)
+
+
+async def test_admission_runs_at_the_set_rate(qclient, queue_settings, pool) -> None:
+    """600 a minute, measured over 20 s (a third of a minute at ten times the default
+    rate): 200 admissions expected, within 10%."""
+    event = await queue_event(pool)
+    await in_snapshot(qclient, queue_settings, event)
+    await patch_queue(qclient, queue_settings, event, paused=True, max_active=10_000)
+    await join_many(qclient, queue_settings, event, [f"rate-{i}" for i in range(280)])
+    await patch_queue(qclient, queue_settings, event, paused=False, admit_per_minute=600)
+
+    async def admitted() -> int:
+        return (await get_queue(qclient, queue_settings, event))["admitted_total"]
+
+    start_count = await eventually(admitted, lambda n: n >= 5, 5, "admission to start")
+    started = time.monotonic()
+    await asyncio.sleep(20)  # the measurement window, not a wait for something to happen
+    count = await admitted()
+    elapsed = time.monotonic() - started
+    rate = (count - start_count) * 60 / elapsed
+    assert 540 <= rate <= 660, rate
+    figures = await get_queue(qclient, queue_settings, event)
+    assert 540 <= figures["measured_admit_per_minute"] <= 660, figures
+    # the wait a fan is told comes from that measured rate
+    _, last = await queue_status(qclient, queue_settings, "rate-279", event)
+    expected = last["position"] * 60 / figures["measured_admit_per_minute"]
+    assert last["eta_seconds"] == pytest.approx(expected, rel=0.15, abs=2)
+
+
+async def test_fans_who_stop_listening_lose_their_place(queue_settings, pool, worker) -> None:
+    settings = settings_with(queue_settings, queue_abandon_seconds=2)
+    event = await queue_event(pool)
+    client = await open_client(settings)
+    try:
+        await patch_queue(client, settings, event, paused=True)
+        for user in ("quiet", "poller", "listener"):
+            await join(client, settings, user, event)
+        socket = await client.ws_connect(
+            f"/queue/{event}/ws?token={make_token(settings, 'listener')}"
+        )
+        store = client.app[QUEUE_KEY].store
+
+        async def waiting() -> int:
+            # the poller polls as a fan's page would, every half second
+            await queue_status(client, settings, "poller", event)
+            return await store.redis.zcard(store.key(event, "waiting"))
+
+        await in_snapshot(client, settings, event)
+        await eventually(waiting, lambda n: n == 2, 8, "the quiet fan to be dropped")
+        status, problem = await queue_status(client, settings, "quiet", event)
+        assert (status, problem["code"]) == (404, "not_in_queue")
+        for user, position in (("poller", 1), ("listener", 2)):
+            _, body = await queue_status(client, settings, user, event)
+            assert body["position"] == position, user
+        # rejoining is allowed, at the back
+        _, back = await join(client, settings, "quiet", event)
+        assert back["position"] == 3
+        await socket.close()
+    finally:
+        await client.close()
+
+
+async def _set_tickets(pool, event: int, status: str) -> None:
+    """Every seat of ``event`` held (reserved) or sold (booked), as the workers would."""
+    ids = await ticket_ids(pool, event)
+    hold_id, booking_id = uuid.uuid4(), uuid.uuid4()
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """INSERT INTO holds (id, event_id, user_id, status, amount_cents, currency,
+                                  expires_at, ticket_ids)
+               VALUES ($1, $2, 'buyer', $3, 0, 'EUR', now() + interval '1 hour', $4)""",
+            hold_id, event, "held" if status == "reserved" else "confirmed", ids,
+        )
+        if status == "booked":
+            await conn.execute(
+                """INSERT INTO bookings (id, hold_id, event_id, user_id, status, amount_cents,
+                                         currency, payment_intent_id)
+                   VALUES ($1, $2, $3, 'buyer', 'confirmed', 0, 'EUR', 'pi_test')""",
+                booking_id, hold_id, event,
+            )
+        await conn.execute(
+            "UPDATE tickets SET status = $1::ticket_status, hold_id = $2, booking_id = $3"
+            " WHERE event_id = $4",
+            status, hold_id, booking_id if status == "booked" else None, event,
+        )
+
+
+async def test_waiting_fans_are_told_at_once_when_nothing_is_left(
+    qclient, queue_settings, pool
+) -> None:
+    small = [Section("Box", 1, 2, 10000)]
+    event, other = await queue_event(pool, small), await queue_event(pool, small)
+    await patch_queue(qclient, queue_settings, event, max_active=0)  # everyone waits
+    await join(qclient, queue_settings, "hopeful", event)
+
+    async def inventory(event_id: int):
+        return (await get_queue(qclient, queue_settings, event_id))["inventory"]
+
+    # Held seats may come back: not sold out.
+    await _set_tickets(pool, other, "reserved")
+    await eventually(lambda: inventory(other), lambda i: i and i["reserved"] == 2, 5, "count")
+    assert (await get_queue(qclient, queue_settings, other))["sold_out"] is False
+
+    async with qclient.ws_connect(
+        f"/queue/{event}/ws?token={make_token(queue_settings, 'hopeful')}"
+    ) as ws:
+        first = await ws.receive_json(timeout=5)
+        assert first["type"] == "status" and first["status"] == "waiting"
+        await _set_tickets(pool, event, "booked")
+        sold_at = time.monotonic()
+        while (message := await ws.receive_json(timeout=5))["type"] != "sold_out":
+            pass
+        # counted at most a second later, then pushed at once
+        assert time.monotonic() - sold_at < 2.5
+        assert message == {"type": "sold_out", "event_id": event}
+    _, body = await queue_status(qclient, queue_settings, "hopeful", event)
+    assert (body["status"], body["position"]) == ("sold_out", None)
+    _, late = await join(qclient, queue_settings, "too-late", event)
+    assert late["status"] == "sold_out"
+    assert (await get_queue(qclient, queue_settings, event))["sold_out"] is True
+
+
+async def test_auto_mode_backs_off_when_the_booking_queues_back_up(
+    queue_settings, pool, isolated_amqp
+) -> None:
+    # A vhost where no booking worker consumes, so commands published there wait.
+    settings = settings_with(queue_settings, amqp_url=isolated_amqp)
+    big = [Section("Field", 10, 100, 3000)]  # 1,000 seats: the inventory is no limit here
+    event = await queue_event(pool, big)
+    client = await open_client(settings)
+    try:
+        await in_snapshot(client, settings, event)
+        figures = await patch_queue(client, settings, event, mode="auto", admit_per_minute=600)
+        assert figures["effective_admit_per_minute"] == 150  # a quarter, then it climbs
+
+        async def effective() -> float:
+            return (await get_queue(client, settings, event))["effective_admit_per_minute"]
+
+        await eventually(effective, lambda r: r == 600, 15, "the climb to the ceiling")
+        connection = await aio_pika.connect(isolated_amqp)
+        try:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange(BOOKING_EXCHANGE)
+            for _ in range(settings.queue_auto_max_backlog + 50):
+                await exchange.publish(aio_pika.Message(b"{}"), routing_key="0")
+            await eventually(effective, lambda r: r <= 150, 8, "the rate to halve twice")
+            _, listing, _ = await call(client, "GET", "/admin/queues", auth_header(
+                settings, "ops", ["admin"]
+            ))
+            assert listing["booking_health"]["backlog"] > settings.queue_auto_max_backlog
+            queue = await channel.declare_queue("booking.commands.0", passive=True)
+            await queue.purge()
+            await eventually(effective, lambda r: r >= 300, 10, "the climb back")
+        finally:
+            await connection.close()
+        # few seats left: auto mode admits no faster than they can be sold
+        few = await queue_event(pool, [Section("Box", 1, 3, 10000)])
+        await in_snapshot(client, settings, few)
+        await patch_queue(client, settings, few, mode="auto", admit_per_minute=600)
+
+        async def few_rate() -> float:
+            return (await get_queue(client, settings, few))["effective_admit_per_minute"]
+
+        await eventually(few_rate, lambda r: r == 18, 5, "3 spare seats x 6 a minute")
+    finally:
+        await client.close()
+
+
+def _admissions(metrics: str, event: int) -> float:
+    pattern = rf'ticketing_queue_admissions_total\{{event_id="{event}"\}} ([0-9.e+]+)'
+    found = re.search(pattern, metrics)
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_two_admitter_processes_never_admit_anyone_twice(queue_settings, pool) -> None:
+    """Two real ``python -m waitingroom`` processes share one queue: together they keep to
+    the rate and max_active, every admission is counted once, and both took part."""
+    event = await queue_event(pool)
+    processes = WaitingroomProcesses(
+        queue_settings,
+        TICKETING_QUEUE_ADMIT_PER_MINUTE="600",
+        TICKETING_QUEUE_MAX_ACTIVE="60",
+    )
+    processes.start(2)
+    try:
+        async with aiohttp.ClientSession() as http:
+            bases = [f"http://127.0.0.1:{port}" for port in processes.ports]
+
+            async def up() -> bool:
+                try:
+                    for base in bases:
+                        async with http.get(base + "/healthz") as resp:
+                            if resp.status != 200:
+                                return False
+                    return True
+                except aiohttp.ClientError:
+                    return False
+
+            await eventually(up, bool, 30, "two waitingroom processes")
+            admin = auth_header(queue_settings, "ops", ["admin"])
+
+            async def figures() -> dict:
+                async with http.get(f"{bases[1]}/admin/queues/{event}", headers=admin) as resp:
+                    return await resp.json()
+
+            async with http.patch(
+                f"{bases[0]}/admin/queues/{event}", headers=admin, json={"paused": True}
+            ) as resp:
+                assert resp.status == 200
+            users = [f"two-{i}" for i in range(100)]
+            for i, user in enumerate(users):  # fans spread over both processes
+                async with http.post(
+                    f"{bases[i % 2]}/queue/{event}/join", headers=auth_header(queue_settings, user)
+                ) as resp:
+                    assert resp.status == 200
+            await eventually(figures, lambda f: f.get("waiting") == 100, 10, "every join")
+            async with http.patch(
+                f"{bases[1]}/admin/queues/{event}", headers=admin, json={"paused": False}
+            ) as resp:
+                assert resp.status == 200
+            first = await eventually(figures, lambda f: f["admitted_total"] >= 5, 10, "admission")
+            started = time.monotonic()
+            await asyncio.sleep(3)  # the measurement window
+            window = await figures()
+            elapsed = time.monotonic() - started
+            # 10 a second between them, not 10 each
+            per_second = (window["admitted_total"] - first["admitted_total"]) / elapsed
+            assert 7 <= per_second <= 13, per_second
+            done = await eventually(
+                figures, lambda f: f["admitted_total"] >= 60, 15, "max_active reached"
+            )
+            assert (done["admitted_total"], done["active"], done["waiting"]) == (60, 60, 40)
+            texts = []
+            for base in bases:
+                async with http.get(base + "/metrics") as resp:
+                    texts.append(await resp.text())
+            by_process = [_admissions(text, event) for text in texts]
+            assert sum(by_process) == 60 and min(by_process) > 0, by_process
+    finally:
+        codes = await processes.stop()
+    assert codes == [0, 0]
