@@ -34,7 +34,7 @@ async def queue_figures(runtime: QueueRuntime, event: QueueEvent) -> dict[str, A
         "active": figures.active,
         "admitted_total": figures.admitted_total,
         "name": event.name,
-        "on_sale_at": event.to_json()["on_sale_at"],
+        "on_sale_at": event.on_sale_text,
         "pre_queue": figures.pre_queue,
         "drawn": figures.drawn,
         "sold_out": figures.sold_out,

@@ -9,6 +9,7 @@ created) is looked up by id, and the answer, found or not, is kept for a second.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -52,11 +53,15 @@ class QueueEvent:
     def on_sale_ms(self) -> int:
         return int(self.on_sale_at.timestamp() * 1000)
 
+    @property
+    def on_sale_text(self) -> str:
+        return _rfc3339(self.on_sale_at)
+
     def to_json(self) -> dict[str, object]:
         return {
             "event_id": self.event_id,
             "name": self.name,
-            "on_sale_at": rfc3339(self.on_sale_at),
+            "on_sale_at": self.on_sale_text,
             "inventory": None if self.inventory is None else self.inventory.to_json(),
         }
 
@@ -69,6 +74,11 @@ class QueueEvent:
             datetime.fromisoformat(raw["on_sale_at"].replace("Z", "+00:00")),
             None if inv is None else Inventory(inv["available"], inv["reserved"], inv["booked"]),
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _rfc3339(value: datetime) -> str:
+    return rfc3339(value)  # formatted once, not for every status pushed
 
 
 class QueueEvents:

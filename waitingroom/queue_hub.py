@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 ROUND_SECONDS = 1.0
 KEEPALIVE_SECONDS = 4.0  # plus at most one round: a status at least every 5 s
 TOUCH_SECONDS = 5.0  # connected fans count as seen this often (abandonment)
-SLOW_BUFFER_BYTES = 64 * 1024
+# Well under the transport's high-water mark (64 KiB): below it a send never waits.
+SLOW_BUFFER_BYTES = 16 * 1024
 SLOW_DROP_SECONDS = 10.0
 SEND_TIMEOUT_SECONDS = 1.0
 

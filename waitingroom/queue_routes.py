@@ -152,7 +152,7 @@ async def fairness(request: web.Request) -> web.Response:
     seed = fair.get("seed")
     body: dict[str, Any] = {
         "event_id": event_id,
-        "on_sale_at": rfc3339(event.on_sale_at),
+        "on_sale_at": event.on_sale_text,
         "state": "drawn" if seed else ("committed" if fair.get("commitment") else "none"),
         "algorithm": (
             "commitment = SHA-256(seed bytes); member = SHA-256('<event_id>:<user_id>') hex; "

@@ -117,17 +117,18 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
     app[QUEUE_KEY] = runtime
     latency = app[RESERVE_LATENCY_KEY]
 
-    async def every_second() -> None:
-        await runtime.controller.run_once()
+    async def figures_and_reports() -> None:
         await events.refresh()
         await latency_reports.report(latency)
         for event in events.all():
             await refresh_figures(runtime, event.event_id)
 
     stop = asyncio.Event()
+    # Separate loops: PostgreSQL down stops the counting, not the queue.
     tasks = [
         asyncio.create_task(periodic("admitter", TICK_SECONDS, runtime.admitter.tick, stop)),
-        asyncio.create_task(periodic("queue figures", 1.0, every_second, stop)),
+        asyncio.create_task(periodic("queue figures", 1.0, figures_and_reports, stop)),
+        asyncio.create_task(periodic("queue counting", 1.0, runtime.controller.run_once, stop)),
         asyncio.create_task(runtime.hub.listen(stop)),
     ]
 

@@ -84,7 +84,7 @@ def status_body(
         "ahead": None,
         "eta_seconds": None,
         "queue_ticket": queue_ticket,
-        "on_sale_at": rfc3339(event.on_sale_at),
+        "on_sale_at": event.on_sale_text,
         "waiting": figures.waiting + (0 if figures.drawn else figures.pre_queue),
         "admit_rate_per_minute": round(figures.measured_per_minute, 1),
     }
