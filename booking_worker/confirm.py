@@ -66,7 +66,12 @@ def payment_failed(code: str | None) -> Reply:
 
 
 def payment_unavailable() -> Reply:
-    return _problem(503, "backend_unavailable", "The payment provider did not answer in time.")
+    return _problem(
+        503,
+        "backend_unavailable",
+        "The payment provider did not answer; the hold is kept. Retry with the same"
+        " Idempotency-Key to complete the payment or learn its outcome.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +148,15 @@ async def confirm_hold(pool: asyncpg.Pool, payments: Payments, command: dict[str
                 payment_method=payment_method,
                 metadata=intent_metadata(str(hold_id), str(started.id), started.ticket_ids),
             )
-        except PaymentUnavailable:
+        except PaymentUnavailable as exc:
             PAYMENTS.labels("error").inc()
+            if not exc.reached and started.fresh:
+                # Stripe never received this attempt, so nothing of it is in progress: drop
+                # it, or a retry with another Idempotency-Key would wait out its lease. A
+                # reused attempt is kept: an earlier try of it may have reached Stripe.
+                await pool.execute(
+                    "DELETE FROM payments WHERE id = $1 AND status = 'pending'", started.id
+                )
             raise
         PAYMENTS.labels("declined" if isinstance(outcome, PaymentDeclined) else "succeeded").inc()
     except PaymentUnavailable as exc:
@@ -169,6 +181,7 @@ class _Attempt:
     amount_cents: int
     currency: str
     ticket_ids: list[int]
+    fresh: bool  # recorded by this confirm, not found from an earlier try of its key
 
 
 async def _start_attempt(
@@ -225,6 +238,7 @@ async def _start_attempt(
                 hold["amount_cents"],
                 hold["currency"].strip(),
                 [t["id"] for t in tickets],
+                fresh=mine is None,
             )
         stale = [p for p in others if p["age"].total_seconds() > ATTEMPT_LEASE_SECONDS]
         for attempt in stale:

@@ -1,4 +1,5 @@
-"""A real localstripe server for the payment tests, and a hold to pay for.
+"""A real localstripe server for the payment tests, a network to it that a test can break,
+and a hold to pay for.
 
 localstripe keeps everything in memory, so one server serves the whole run; tests tell
 their PaymentIntents apart by the hold id in the metadata.
@@ -6,21 +7,28 @@ their PaymentIntents apart by the hold id in the metadata.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient
 
+from booking_worker.worker import BookingWorker
+from tests.integration.test_booking_support import open_client
 from tests.support import free_port, settings_with, wait_until
 from ticketing.config import Settings
+from ticketing.payments import Payments, intent_metadata
 
 LOCALSTRIPE = Path(sys.executable).with_name("localstripe")
 WEBHOOK_SECRET = "whsec_test_" + uuid.uuid4().hex
@@ -64,18 +72,114 @@ class LocalStripe:
         )
         urllib.request.urlopen(request, timeout=5).close()
 
-    def intents_for_hold(self, hold_id: uuid.UUID | str) -> list[dict]:
+    def _intents(self) -> list[dict]:
         request = urllib.request.Request(
             self.url + "/v1/payment_intents?limit=100",
             headers={"Authorization": "Bearer sk_test_x"},
         )
         with urllib.request.urlopen(request, timeout=5) as resp:
-            data = json.loads(resp.read())["data"]
-        return [pi for pi in data if pi["metadata"].get("hold_id") == str(hold_id)]
+            return json.loads(resp.read())["data"]
+
+    def intents_for_hold(self, hold_id: uuid.UUID | str) -> list[dict]:
+        return [pi for pi in self._intents() if pi["metadata"].get("hold_id") == str(hold_id)]
+
+    def intent_for_attempt(self, attempt_id: uuid.UUID | str) -> dict:
+        """The PaymentIntent of one payment attempt, as Stripe shows it (and sends it in
+        its events)."""
+        [intent] = [
+            pi for pi in self._intents() if pi["metadata"].get("attempt_id") == str(attempt_id)
+        ]
+        return intent
+
+
+class StripeLink:
+    """The network between a booking worker and localstripe, as a test wants it: a TCP hop
+    that forwards (``up``), refuses connections like a stopped server (``down``), accepts
+    and never answers like a network that swallows packets (``silent``), or passes the
+    request on and holds Stripe's answer back for ``delay`` seconds (``late``: Stripe
+    acted, the caller stopped listening first). localstripe itself keeps running, so what
+    it charged during an outage can still be counted."""
+
+    MODES = ("up", "down", "silent", "late")
+
+    def __init__(self, upstream: LocalStripe) -> None:
+        self.upstream_port = upstream.port
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.mode = "down"
+        self.delay = 0.0
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def set(self, mode: str, delay: float = 0.0) -> None:
+        """Switch the network; connections already open are cut, as by a real outage."""
+        assert mode in self.MODES, mode
+        for task in self._connections:
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        if mode == "down" and self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        elif mode != "down" and self._server is None:
+            self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.mode, self.delay = mode, delay
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            if self.mode == "silent":
+                while await reader.read(65536):  # swallowed until the caller gives up
+                    pass
+                return
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            try:
+                pumps = {
+                    asyncio.create_task(_pump(reader, up_writer, 0.0)),
+                    asyncio.create_task(_pump(up_reader, writer, self.delay)),
+                }
+                try:
+                    await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for pump in pumps:
+                        pump.cancel()
+                    await asyncio.gather(*pumps, return_exceptions=True)
+            finally:
+                up_writer.close()
+                with contextlib.suppress(OSError):
+                    await up_writer.wait_closed()
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+    with contextlib.suppress(OSError):
+        while chunk := await reader.read(65536):
+            if delay:
+                await asyncio.sleep(delay)
+            writer.write(chunk)
+            await writer.drain()
 
 
 @pytest.fixture(scope="session")
 def localstripe() -> Iterator[LocalStripe]:
+    server = LocalStripe()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def own_localstripe() -> Iterator[LocalStripe]:
+    """A localstripe of one module's own. localstripe lists PaymentIntents oldest first and
+    at most 100 of them (Stripe lists the newest), so finding an attempt's intent by listing
+    (crash recovery) works only while the server holds few: a module relying on it starts
+    its own, from scratch."""
     server = LocalStripe()
     server.start()
     yield server
@@ -87,6 +191,21 @@ def payment_settings(settings: Settings, localstripe: LocalStripe) -> Settings:
     return settings_with(
         settings, stripe_api_base=localstripe.url, stripe_webhook_secret=WEBHOOK_SECRET
     )
+
+
+@contextlib.asynccontextmanager
+async def booking_stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[TestClient]:
+    """The waitingroom app and one in-process booking worker, both with ``settings`` (give
+    them a vhost of their own, so no other test's worker answers)."""
+    stop = asyncio.Event()
+    worker = asyncio.create_task(BookingWorker(settings, pool).run(stop))
+    client = await open_client(settings)
+    try:
+        yield client
+    finally:
+        await client.close()
+        stop.set()
+        await asyncio.wait_for(worker, 20)
 
 
 @dataclass
@@ -141,6 +260,48 @@ async def hold_seats(
             hold_id, [r["id"] for r in ids],
         )
     return HeldSeats(hold_id, event_id, user_id, [r["id"] for r in ids])
+
+
+async def charge_unrecorded(
+    pool: asyncpg.Pool,
+    payments: Payments,
+    hold_id: uuid.UUID | str,
+    ticket_ids: list[int],
+    amount_cents: int,
+    payment_method: str,
+) -> uuid.UUID:
+    """A confirm that reached Stripe and never heard back (a crash, a lost answer): a
+    'pending' attempt of ours, and a PaymentIntent in Stripe naming it, charged or declined
+    as ``payment_method`` says. Returns the attempt id."""
+    attempt_id = uuid.uuid4()
+    key = f"confirm:{hold_id}:unrecorded-{attempt_id}"
+    await pool.execute(
+        "INSERT INTO payments (id, hold_id, idempotency_key, amount_cents, currency, status)"
+        " VALUES ($1, $2, $3, $4, 'EUR', 'pending')",
+        attempt_id,
+        uuid.UUID(str(hold_id)),
+        key,
+        amount_cents,
+    )
+    await payments.charge(
+        idempotency_key=key,
+        amount_cents=amount_cents,
+        currency="EUR",
+        payment_method=payment_method,
+        metadata=intent_metadata(str(hold_id), str(attempt_id), ticket_ids),
+    )
+    return attempt_id
+
+
+def stripe_event(kind: str, intent: dict) -> dict:
+    """A Stripe event about ``intent``, as Stripe delivers it to a webhook."""
+    return {
+        "id": "evt_" + uuid.uuid4().hex,
+        "object": "event",
+        "type": kind,
+        "created": int(time.time()),
+        "data": {"object": intent},
+    }
 
 
 async def expire_hold(conn: asyncpg.Connection, hold_id: uuid.UUID) -> None:

@@ -8,10 +8,13 @@ Everything else talks to Stripe only through :class:`Payments`, which speaks the
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import stripe
 
 from ticketing.config import Settings
@@ -21,10 +24,29 @@ log = logging.getLogger(__name__)
 # Network failures must surface quickly: the caller's attempt row stays 'pending' and is
 # resolved later (webhook, or the next confirm's look-up), so a retry here gains nothing.
 _NETWORK_RETRIES = 0
+# The SDK waits 80 s for Stripe by default. A worker applies its commands one after
+# another, so a Stripe that swallows packets would hold every fan behind one confirm for
+# that long, while the front door gives up after booking_rpc_timeout_seconds. Giving up
+# before the front door does lets the fan hear that the payment provider is the problem.
+_SHARE_OF_FRONT_DOOR_WAIT = 0.75
+_CONNECT_SECONDS = 2.0
+
+
+def stripe_timeout(settings: Settings) -> aiohttp.ClientTimeout:
+    total = max(1.0, settings.booking_rpc_timeout_seconds * _SHARE_OF_FRONT_DOOR_WAIT)
+    return aiohttp.ClientTimeout(total=total, connect=min(_CONNECT_SECONDS, total))
 
 
 class PaymentUnavailable(Exception):
-    """Stripe did not answer, or answered something other than a card decision."""
+    """Stripe did not answer, or answered something other than a card decision.
+
+    ``reached`` is False only when no connection to Stripe was ever made, so the request
+    surely never arrived and nothing can have been charged; otherwise Stripe may have
+    acted on it."""
+
+    def __init__(self, message: str, *, reached: bool = True) -> None:
+        super().__init__(message)
+        self.reached = reached
 
 
 class InvalidSignature(ValueError):
@@ -62,7 +84,7 @@ def intent_metadata(hold_id: str, attempt_id: str, ticket_ids: list[int]) -> dic
 
 class Payments:
     def __init__(self, settings: Settings) -> None:
-        self._http = stripe.AIOHTTPClient()
+        self._http = stripe.AIOHTTPClient(timeout=stripe_timeout(settings))
         self._client = stripe.StripeClient(
             settings.stripe_api_key,
             base_addresses={"api": settings.stripe_api_base},
@@ -91,10 +113,11 @@ class Payments:
             "metadata": metadata,
         }
         try:
-            intent = await self._client.v1.payment_intents.create_async(
-                params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": idempotency_key},
-            )
+            with _network_errors():
+                intent = await self._client.v1.payment_intents.create_async(
+                    params=params,  # type: ignore[arg-type]
+                    options={"idempotency_key": idempotency_key},
+                )
         except stripe.CardError as exc:
             error = getattr(exc, "error", None)
             intent_id = getattr(getattr(error, "payment_intent", None), "id", None)
@@ -112,10 +135,11 @@ class Payments:
 
     async def refund(self, payment_intent_id: str, *, idempotency_key: str) -> str:
         try:
-            refund = await self._client.v1.refunds.create_async(
-                params={"payment_intent": payment_intent_id},
-                options={"idempotency_key": idempotency_key},
-            )
+            with _network_errors():
+                refund = await self._client.v1.refunds.create_async(
+                    params={"payment_intent": payment_intent_id},
+                    options={"idempotency_key": idempotency_key},
+                )
         except stripe.StripeError as exc:
             raise PaymentUnavailable(str(exc)) from exc
         log.info("refunded payment_intent=%s refund=%s", payment_intent_id, refund.id)
@@ -127,7 +151,8 @@ class Payments:
         Lists recent intents rather than using the search API, which localstripe lacks;
         an attempt is looked up within minutes of its creation, so recent is enough."""
         try:
-            page = await self._client.v1.payment_intents.list_async(params={"limit": 100})
+            with _network_errors():
+                page = await self._client.v1.payment_intents.list_async(params={"limit": 100})
         except stripe.StripeError as exc:
             raise PaymentUnavailable(str(exc)) from exc
         for intent in page.data:
@@ -135,6 +160,22 @@ class Payments:
             if metadata.get("attempt_id") == attempt_id:
                 return FoundIntent(intent.id, intent.status, metadata)
         return None
+
+
+@contextlib.contextmanager
+def _network_errors() -> Iterator[None]:
+    """Stripe out of reach, as PaymentUnavailable. The SDK wraps what fails before the
+    response headers; a timeout or a dropped connection while the body is read comes
+    through as aiohttp's own error."""
+    try:
+        yield
+    except stripe.APIConnectionError as exc:
+        cause = exc.__cause__
+        # No connection was made: refused, unreachable, or the connect timed out.
+        never = isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+        raise PaymentUnavailable(str(exc), reached=not never) from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise PaymentUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 def verify_webhook(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
