@@ -55,3 +55,7 @@ STRIPE_EVENTS = Counter(
     "Stripe webhook events, by type and result: applied or duplicate (a replay).",
     ["type", "result"],
 )
+PRUNED = Counter(
+    "booking_processed_commands_pruned_total",
+    "Stored command replies deleted once older than TICKETING_IDEMPOTENCY_RETENTION_HOURS.",
+)
