@@ -41,6 +41,23 @@ def free_port() -> int:
     raise RuntimeError("no free port found in 20000-31999")
 
 
+def consecutive_free_ports(count: int) -> int:
+    """A free port whose ``count - 1`` successors are free too (for services that take one
+    port a process from a first one)."""
+    for _ in range(50):
+        port = free_port()
+        for successor in range(port + 1, port + count):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", successor))
+                except OSError:
+                    break
+        else:
+            _handed_out.update(range(port, port + count))
+            return port
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -20,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import PG_BASE, REDIS_BASE, RUN_ID
-from tests.support import free_port, wait_until
+from tests.support import consecutive_free_ports, free_port, wait_until
 from ticketing.db import migrate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,21 +143,6 @@ def running_stack(amqp_url: str, workdir: Path) -> Iterator[Stack]:
             os.killpg(stack.process.pid, signal.SIGKILL)
             stack.process.wait()
         migrate.drop_database(database_url)
-
-
-def consecutive_free_ports(count: int) -> int:
-    """A free port whose ``count - 1`` successors are free too."""
-    for _ in range(50):
-        port = free_port()
-        for successor in range(port + 1, port + count):
-            with socket.socket() as sock:
-                try:
-                    sock.bind(("127.0.0.1", successor))
-                except OSError:
-                    break
-        else:
-            return port
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def indexed(stack: Stack) -> int | None:
