@@ -39,6 +39,7 @@ from booking_worker.metrics import (
     QUEUE_DEPTH,
     QUEUE_WAIT,
 )
+from booking_worker.pruning import prune_processed_commands
 from ticketing.booking_topology import ERROR_HEADER, Topology, declare_topology
 from ticketing.config import Settings
 from ticketing.dead_letters import dead_letter
@@ -227,10 +228,13 @@ class BookingWorker:
 
     async def sweep(self, stop: asyncio.Event) -> None:
         """Expire due holds every sweep_interval_seconds; workers share it via SKIP LOCKED."""
+        retention = self.settings.idempotency_retention_hours * 3600
         while not stop.is_set():
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     await expire_holds(conn, limit=1000)
+                # Stored replies past the retention; before refunds, which a Stripe outage fails.
+                await prune_processed_commands(self.pool, retention)
                 # Late payments whose seats were gone are owed back; refund them here.
                 await complete_due_refunds(*await payment_resources(self.ctx))
             except Exception as exc:  # the sweeper must outlive a database or Stripe outage

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from booking_worker.pruning import prune_processed_commands
 from tests.integration.test_booking_support import call, fan, make_event
 from tests.payments_support import booking_stack
-from tests.support import settings_with
+from tests.support import eventually, settings_with
 from ticketing.config import Settings
 from ticketing.domain.seating import Section
 
@@ -125,3 +125,15 @@ async def test_a_retry_inside_the_retention_gets_its_stored_reply(
     status, other, _ = await call(api, "POST", "/booking/reserve", headers, body)
     assert status == 201 and other["hold_id"] != hold["hold_id"], other
     assert await pool.fetchval(holds, event_id) == 2
+
+
+async def test_a_running_workers_sweeper_prunes(worker, pool: asyncpg.Pool) -> None:
+    """Wired in: the worker's once-a-second sweep prunes, not only the function."""
+    old = await stored(pool, 3, hours_old=48)
+    recent = await stored(pool, 2, hours_old=1)
+
+    async def left() -> int:
+        return await still_there(pool, old)
+
+    await eventually(left, lambda n: n == 0, 15, "the sweeper to prune old replies")
+    assert await still_there(pool, recent) == 2
