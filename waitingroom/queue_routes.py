@@ -72,7 +72,8 @@ async def join(request: web.Request) -> web.Response:
         # The estimate the fan saw; compare with ticketing_queue_actual_wait_seconds.
         ESTIMATED_WAIT.observe(answer["eta_seconds"])
     if placement.new:
-        log.info(
+        # debug: under a surge a line per join would cost more than the join itself
+        log.debug(
             "queue join: event_id=%s user=%s kind=%s restored=%s",
             event_id, principal.user_id, placement.kind, placement.new == 2,
         )

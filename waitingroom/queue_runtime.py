@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from ticketing.config import Settings
 from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
@@ -24,7 +24,7 @@ from ticketing.lifecycle import wait_any
 from ticketing.metrics import DEPENDENCY_ERRORS
 from ticketing.problems import Problem
 from ticketing.ratelimit import RateLimiter
-from ticketing.web import PG_POOL_KEY, REDIS_KEY, SETTINGS_KEY
+from ticketing.web import DEPENDENCY_TIMEOUT_SECONDS, PG_POOL_KEY, SETTINGS_KEY
 from waitingroom.admitter import TICK_SECONDS, Admitter
 from waitingroom.booking_health import RESERVE_LATENCY_KEY, BrokerBacklog, LatencyReports
 from waitingroom.queue_controller import QueueController
@@ -35,6 +35,8 @@ from waitingroom.queue_status import FiguresCache
 from waitingroom.queue_store import QueueStore
 
 log = logging.getLogger(__name__)
+
+REDIS_CONNECTIONS = 256
 
 
 class QueueLimits:
@@ -97,7 +99,18 @@ def backend_unavailable(detail: str) -> Problem:
 
 async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS_KEY]
-    redis = app[REDIS_KEY]
+    # A client of the queue's own whose pool waits for a free connection: under a surge
+    # hundreds of joins are in flight at once, more than the shared client's pool (100,
+    # which fails the call beyond that) holds.
+    redis = Redis(
+        connection_pool=BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=DEPENDENCY_TIMEOUT_SECONDS,
+            socket_connect_timeout=DEPENDENCY_TIMEOUT_SECONDS,
+            socket_timeout=DEPENDENCY_TIMEOUT_SECONDS,
+        )
+    )
     process = secrets.token_hex(6)
     store = QueueStore(redis, settings)
     events = QueueEvents(redis, settings.redis_prefix, app[PG_POOL_KEY])
@@ -142,6 +155,7 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(*tasks, return_exceptions=True)
     await runtime.hub.close()
     await backlog.close()
+    await redis.aclose()
 
 
 async def refresh_figures(runtime: QueueRuntime, event_id: int) -> None:

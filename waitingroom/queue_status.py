@@ -74,8 +74,10 @@ def status_body(
     placement: Placement,
     figures: Figures,
     queue_ticket: str,
+    admission: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The contract's status shape (plus on_sale_at, waiting and admit_rate_per_minute)."""
+    """The contract's status shape (plus on_sale_at, waiting and admit_rate_per_minute);
+    ``admission`` is the admitted fan's token fields when the caller has them already."""
     kind = placement.kind
     body: dict[str, Any] = {
         "event_id": event.event_id,
@@ -90,7 +92,9 @@ def status_body(
     }
     if kind == "admitted":
         body.update(position=0, ahead=0, eta_seconds=0)
-        body.update(admitted_fields(settings, event.event_id, user_id, placement.place))
+        if admission is None:
+            admission = admitted_fields(settings, event.event_id, user_id, placement.place)
+        body.update(admission)
     elif kind == "waiting":
         ahead = placement.ahead
         body.update(position=ahead + 1, ahead=ahead)
