@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 async def queue_figures(runtime: QueueRuntime, event: QueueEvent) -> dict[str, Any]:
-    figures = await runtime.figures.refresh(event.event_id)
+    figures = await runtime.figures.fresh(event.event_id)
     return {
         "event_id": event.event_id,
         **figures.config.to_json(),

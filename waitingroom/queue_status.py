@@ -39,24 +39,34 @@ class FiguresCache:
 
     async def refresh(self, event_id: int) -> Figures:
         reading = self._reading.get(event_id)
-        if reading is not None:
-            return await asyncio.shield(reading)
-        future: asyncio.Future[Figures] = asyncio.get_running_loop().create_future()
-        self._reading[event_id] = future
+        if reading is None:
+            # A task of its own, so a caller that gives up does not cancel the others' read.
+            reading = asyncio.ensure_future(self._read(event_id))
+            reading.add_done_callback(_retrieve)
+            self._reading[event_id] = reading
+        return await asyncio.shield(reading)
+
+    async def fresh(self, event_id: int) -> Figures:
+        """Read now, not sharing a read that may have started before a change."""
+        figures = await self.store.figures(event_id)
+        self._figures[event_id] = (time.monotonic(), figures)
+        return figures
+
+    async def _read(self, event_id: int) -> Figures:
         try:
             figures = await self.store.figures(event_id)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: the sharers re-raise it, nobody else must
-            raise
         finally:
             self._reading.pop(event_id, None)
         self._figures[event_id] = (time.monotonic(), figures)
-        future.set_result(figures)
         return figures
 
     def forget(self, event_id: int) -> None:
         self._figures.pop(event_id, None)
+
+
+def _retrieve(task: asyncio.Future[Figures]) -> None:
+    if not task.cancelled():
+        task.exception()  # every asker may have gone; asyncio must not call it unseen
 
 
 def admitted_fields(settings: Settings, event_id: int, user_id: str, expiry_ms: int) -> dict:
