@@ -1,0 +1,204 @@
+"""What the surge benchmark sets up and watches: its database with one queue-enabled event,
+the gateway config with a hello-world upstream next to the waitingroom's, the admissions
+as the admitters announce them, and the memory and sockets of the waitingroom processes."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+from redis import Redis
+
+from bench.surge_hello import HELLO_PATH
+from deploy.render_nginx import render, variables
+from ticketing.config import Settings
+from ticketing.db import migrate
+from ticketing.domain.seating import Section, ticket_records
+
+
+async def create_surge_database(database_url: str, seats: int) -> int:
+    """A fresh, migrated database (dropped first) with one event behind a waiting room, on
+    sale since a minute ago; returns its id."""
+    migrate.drop_database(database_url)
+    migrate.create_database(database_url)
+    migrate.upgrade(database_url)
+    rows = max(1, seats // 500)
+    sections = [Section(f"Block {n}", rows, 50, 6000 - 250 * n) for n in range(10)]
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            venue_id = await conn.fetchval(
+                """INSERT INTO venues (name, city, country, lat, lon, seat_map, capacity)
+                   VALUES ('Surge Stadium', 'Madrid', 'ES', 40.4168, -3.7038, $1, $2)
+                   RETURNING id""",
+                json.dumps({"sections": [s.to_json() for s in sections]}),
+                sum(s.capacity for s in sections),
+            )
+            performer_id = await conn.fetchval(
+                "INSERT INTO performers (name, genre) VALUES ('The Surge', 'pop') RETURNING id"
+            )
+            now = datetime.now(UTC)
+            event_id = await conn.fetchval(
+                """INSERT INTO events (name, starts_at, on_sale_at, venue_id, performer_id,
+                                       queue_enabled, currency)
+                   VALUES ('Stadium on-sale', $1, $2, $3, $4, true, 'EUR') RETURNING id""",
+                now + timedelta(days=30),
+                now - timedelta(minutes=1),
+                venue_id,
+                performer_id,
+            )
+            await conn.copy_records_to_table(
+                "tickets",
+                columns=("event_id", "section", "row", "number", "price_cents"),
+                records=ticket_records(event_id, sections),
+            )
+    finally:
+        await conn.close()
+    return event_id
+
+
+def consecutive_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports, below the kernel's ephemeral range
+    (32768+), from which the bench's tens of thousands of client sockets take theirs."""
+    for _ in range(200):
+        first = random.randrange(20000, 32000 - count)
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise SystemExit(f"bench: no {count} consecutive free ports in 20000-32000")
+
+
+def gateway_config(settings: Settings, hello_ports: list[int]) -> str:
+    """deploy/nginx.conf.template as make run renders it, plus a hello-world upstream and
+    route, so both sides of the comparison cross the same gateway."""
+    config = render(variables(settings))
+    servers = " ".join(f"server 127.0.0.1:{p};" for p in hello_ports)
+    upstream = f"    upstream bench_hello {{\n        {servers}\n        keepalive 128;\n    }}\n\n"
+    route = f"        location = {HELLO_PATH} {{ proxy_pass http://bench_hello; }}\n"
+    for anchor in ("    server {\n", "        location = /metrics"):
+        if anchor not in config:
+            raise SystemExit(f"bench: deploy/nginx.conf.template has no {anchor.strip()!r}")
+    config = config.replace("    server {\n", upstream + "    server {\n", 1)
+    return config.replace("        location = /metrics", route + "        location = /metrics", 1)
+
+
+@dataclass
+class Admissions:
+    """Every admission of the event as the admitters announce it on the queue's pub/sub
+    channel ({"type": "admitted", "at": ms, "users": [[user, expiry], ...]}): when each fan
+    was admitted, by the server's clock, to set against when the fan heard of it."""
+
+    redis_url: str
+    channel: str
+    event_id: int
+    at: dict[str, float] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.redis = Redis.from_url(self.redis_url)
+        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(self.channel)  # before any fan joins: no admission is missed
+        self.thread = threading.Thread(target=self._listen, daemon=True)
+        self.thread.start()
+
+    def _listen(self) -> None:
+        while not self.stop.is_set():
+            message = self.pubsub.get_message(timeout=0.2)
+            if message is None:
+                continue
+            body = json.loads(message["data"])
+            if body.get("type") == "admitted" and body.get("event_id") == self.event_id:
+                for user, _expiry in body["users"]:
+                    self.at.setdefault(user, body["at"] / 1000)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.pubsub.close()
+        self.redis.close()
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def rss_bytes(pid: int) -> int:
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)[1]) * 1024
+
+
+def open_files(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def metric(text: str, name: str) -> float:
+    """Sum of a Prometheus metric's samples in one /metrics text (0 when absent)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def histogram_quantile(texts: list[str], name: str, kind: str, q: float) -> float | None:
+    """An upper bound of the ``q`` quantile of a histogram summed over processes (the
+    first bucket that holds it), as Prometheus's histogram_quantile would bracket it."""
+    buckets: dict[float, float] = {}
+    pattern = re.compile(rf'^{name}_bucket\{{kind="{kind}",le="([^"]+)"\}} (\S+)$', re.M)
+    for text in texts:
+        for le, value in pattern.findall(text):
+            bound = float("inf") if le == "+Inf" else float(le)
+            buckets[bound] = buckets.get(bound, 0.0) + float(value)
+    if not buckets or buckets[max(buckets)] == 0:
+        return None
+    total = buckets[max(buckets)]
+    for bound in sorted(buckets):
+        if buckets[bound] >= q * total:
+            return bound
+    return None
+
+
+class Sampler:
+    """Polls a probe every second in a thread: (monotonic time, value) pairs."""
+
+    def __init__(self, probe, interval: float = 1.0) -> None:  # noqa: ANN001
+        self.probe, self.interval = probe, interval
+        self.samples: list[tuple[float, object]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                self.samples.append((started, self.probe()))
+            except Exception:  # a missed sample is a gap, not a failed run
+                pass
+            self.stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def close(self) -> list[tuple[float, object]]:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        return self.samples
