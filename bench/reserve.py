@@ -3,7 +3,7 @@ several booking workers, next to a bare aio-pika request/reply loop and a bare P
 loop measured in the same run.
 
     .venv/bin/python bench/reserve.py [--seats 20000] [--workers 3] [--waitingrooms 2]
-                                      [--concurrency 128] [--load-processes 1] [--profile]
+                                      [--concurrency 128] [--profile SECONDS]
 
 What it does, all on 127.0.0.1 and all cleaned up at the end:
 
@@ -16,18 +16,19 @@ What it does, all on 127.0.0.1 and all cleaned up at the end:
 4. baseline (b): --pg-connections connections holding 1-4 seats per statement on the copy
    event until it is sold out;
 5. starts --workers ``python -m booking_worker`` and --waitingrooms ``python -m waitingroom``
-   (each on its own port; the load generator spreads requests over them round-robin, no
-   nginx in between: on two cores the gateway would only take CPU from the services);
-6. --load-processes ``bench/reserve_load.py`` processes post reserves of distinct fans
-   asking 1-4 best-available seats each until the asks add up to --oversubscription times
-   the seats, with --concurrency requests in flight in all, after a warm-up on the
-   warm-up event;
+   (each on its own port) behind the nginx gateway (deploy/nginx.conf.template, its
+   waitingroom upstream set to those ports);
+6. ``bench/reserve_load.py`` warms up on the warm-up event, then wrk (bench/reserve_wrk.lua)
+   posts, through the gateway, the reserves of distinct fans asking 1-4 best-available seats
+   each until the asks add up to --oversubscription times the seats, --concurrency in
+   flight, closed loop;
 7. checks from the database and the answers that nothing was oversold, prints the table and
    PASS/FAIL against the targets (>= 1,000 holds/s, p99 < 250 ms, zero oversell, every
    answer a 201 or a 409); exit status 0 on PASS, 1 on FAIL.
 
-Holds/s is the number of 201s over the selling window: from the first request to the last
-201 (once the event is sold out only 409s are left to give; those count in the latency).
+Holds/s is the number of 201s over the selling window: from the first request to the
+commit of the last hold answered 201 (once the event is sold out only 409s are left to give;
+those count in the latency, which wrk measures over every answer).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import json
 import os
 import random
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,8 +54,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.reserve_baselines import RPC_QUEUE, pg_loop, rpc_loop  # noqa: E402
-from bench.reserve_load import Summary, summarize  # noqa: E402
+from bench.reserve_load import Summary  # noqa: E402
 from bench.reserve_setup import (  # noqa: E402
+    Inventory,
     RunLock,
     create_bench_database,
     create_vhost,
@@ -62,6 +65,7 @@ from bench.reserve_setup import (  # noqa: E402
     read_inventory,
 )
 from bench.search import free_port, http_get, say, service_env, wait_for  # noqa: E402
+from deploy.render_nginx import render, upstream_servers, variables  # noqa: E402
 from ticketing.config import Settings  # noqa: E402
 from ticketing.messages import BOOKING_QUEUE_PREFIX, booking_routing_key  # noqa: E402
 
@@ -240,49 +244,68 @@ def start_services(
     return ports, workers, rooms
 
 
+def start_gateway(settings: Settings, procs: ProcessGroups, ports: list[int]) -> str:
+    """nginx with the gateway's own config, its waitingroom upstream set to ``ports``."""
+    values = variables(settings)
+    values["GATEWAY_LISTEN"] = f"127.0.0.1:{free_port()}"
+    values["GATEWAY_WAITINGROOM_SERVERS"] = upstream_servers("127.0.0.1", ports)
+    values["GATEWAY_ACCESS_LOG"] = "logs/access.log"
+    prefix = RUN_DIR / "nginx"
+    (prefix / "logs").mkdir(parents=True, exist_ok=True)
+    conf = RUN_DIR / "nginx.conf"
+    conf.write_text(render(values))
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    procs.start(
+        "nginx",
+        [nginx, "-c", str(conf.resolve()), "-p", str(prefix.resolve()), "-e", "stderr"],
+        dict(os.environ),
+        RUN_DIR / "nginx.log",
+    )
+    base = "http://" + values["GATEWAY_LISTEN"]
+    # /healthz is the catalog's (not running here); a booking route without a token is
+    # the waitingroom's 401.
+    wait_for("the gateway", lambda: http_get(base + "/booking/1")[0] == 401, 30)
+    return base
+
+
 def start_load(
     settings: Settings,
     args: argparse.Namespace,
     procs: ProcessGroups,
-    ports: list[int],
+    base: str,
     events: tuple[int, int],
     fans: list[tuple[str, int]],
-) -> list[tuple[subprocess.Popen[bytes], Path]]:
-    """Start the load processes and wait until each has warmed up and is ready to fire."""
-    n = args.load_processes
-    loads = []
-    for i in range(n):
-        spec = {
-            "bases": [f"http://127.0.0.1:{p}" for p in ports],
-            "event_id": events[0],
-            "warmup_event_id": events[1],
-            "fans": fans[i::n],
-            "warmup_fans": [(f"warm-{i}-{j}", 2) for j in range(args.warmup // n)],
-            "concurrency": max(1, args.concurrency // n),
-            "request_timeout": 30,
-            "seconds": args.timeout,
-        }
-        spec_path = RUN_DIR / f"load_{i}.spec.json"
-        spec_path.write_text(json.dumps(spec))
-        result_path = RUN_DIR / f"load_{i}.result.json"
-        result_path.unlink(missing_ok=True)
-        proc = procs.start(
-            f"load-{i}",
-            [sys.executable, "bench/reserve_load.py", str(spec_path), str(result_path)],
-            service_env(settings),
-            RUN_DIR / f"load_{i}.log",
-            pipe=True,
-        )
-        loads.append((proc, result_path))
-    deadline = time.monotonic() + 120
-    for proc, _ in loads:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], max(0, deadline - time.monotonic()))
-        line = proc.stdout.readline().decode() if ready else ""
-        if not line.startswith("ready"):
-            raise SystemExit(f"bench: a load process did not warm up; see {RUN_DIR}")
-        say(f"load process warmed up: {line.strip()}")
-    return loads
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start the load process and wait until it has warmed up and is ready to fire."""
+    spec = {
+        "base": base,
+        "event_id": events[0],
+        "warmup_event_id": events[1],
+        "fans": fans,
+        "warmup_fans": [(f"warm-{j}", 2) for j in range(args.warmup)],
+        "concurrency": args.concurrency,
+        "threads": 1,  # one wrk thread sends thousands of requests a second on a sliver of CPU
+        "request_timeout": 30,
+        "seconds": args.timeout,
+    }
+    spec_path = RUN_DIR / "load.spec.json"
+    spec_path.write_text(json.dumps(spec))
+    result_path = RUN_DIR / "load.result.json"
+    result_path.unlink(missing_ok=True)
+    proc = procs.start(
+        "load",
+        [sys.executable, "bench/reserve_load.py", str(spec_path), str(result_path)],
+        service_env(settings),
+        RUN_DIR / "load.log",
+        pipe=True,
+    )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 120)
+    line = proc.stdout.readline().decode() if ready else ""
+    if not line.startswith("ready"):
+        raise SystemExit(f"bench: the load process did not warm up; see {RUN_DIR}")
+    say(f"load process warmed up: {line.strip()}")
+    return proc, result_path
 
 
 def profile(pids: dict[str, int], seconds: int, procs: ProcessGroups) -> list[Path]:
@@ -297,22 +320,41 @@ def profile(pids: dict[str, int], seconds: int, procs: ProcessGroups) -> list[Pa
     return outputs
 
 
-def merge(results: list[dict]) -> dict:
-    merged: dict = {"statuses": {}, "latencies_ms": [], "ok_ms": [], "ok_done_at": []}
-    merged |= {"granted": {}, "unclear": [], "wrong_size": 0, "samples": {}}
-    for r in results:
-        for status, count in r["statuses"].items():
-            merged["statuses"][int(status)] = merged["statuses"].get(int(status), 0) + count
-        for key in ("latencies_ms", "ok_ms", "ok_done_at", "unclear"):
-            merged[key] += r[key]
-        merged["granted"] |= r["granted"]
-        merged["wrong_size"] += r["wrong_size"]
-        merged["unsent"] = merged.get("unsent", 0) + r["unsent"]
-        merged["cpu_seconds"] = merged.get("cpu_seconds", 0) + r["cpu_seconds"]
-        merged["samples"] |= r["samples"]
-    merged["started_at"] = min(r["started_at"] for r in results)
-    merged["finished_at"] = max(r["finished_at"] for r in results)
-    return merged
+def judge(
+    inv: Inventory, fans: list[tuple[str, int]], result: dict
+) -> tuple[dict[str, list[int]], set[str], int, list[str], float | None]:
+    """The fans' answers read against the database: (fan -> seats of their 201, fans who
+    may hold seats without having seen a 201, holds of another size than asked, problems,
+    commit time of the last hold answered 201). wrk does not say which fan an answer went
+    to; a 201's hold id does, through the hold row."""
+    asked = dict(fans)
+    granted: dict[str, list[int]] = {}
+    problems = []
+    wrong_size = differ = unknown = 0
+    last_commit = None
+    for body in result["ok_bodies"]:
+        row = inv.by_id.get(body["hold_id"])
+        if row is None:
+            unknown += 1
+            continue
+        user, ids, at = row
+        if user in granted:
+            problems.append(f"fan {user} answered 201 twice")
+        granted[user] = sorted(body["ticket_ids"])
+        differ += granted[user] != ids
+        wrong_size += len(ids) != asked.get(user)
+        last_commit = at if last_commit is None else max(last_commit, at)
+    if unknown:
+        problems.append(f"{unknown} 201 answer(s) name no live hold in the database")
+    if differ:
+        problems.append(f"{differ} 201 answer(s) list other seats than their hold")
+    # Fans whose answer was not a 201 or a 409 (a 503 after the front door stopped waiting,
+    # or none in time) may hold seats: the hold is theirs when they retry with their key.
+    others = sum(n for s, n in result["statuses"].items() if int(s) not in (201, 409))
+    unclear = {u for u, _ in inv.holds} - granted.keys()
+    if len(unclear) > others + result["unsent"]:
+        unclear = set()  # more than those answers explain: oversell_problems reports them
+    return granted, unclear, wrong_size, problems, last_commit
 
 
 def report(
@@ -321,35 +363,38 @@ def report(
     rpc: Summary,
     pg: Summary,
     e2e: dict,
+    selling: float,
     findings: list[str],
     problems: list[str],
 ) -> bool:
     wall = e2e["finished_at"] - e2e["started_at"]
-    ok = e2e["statuses"].get(201, 0)
-    selling = (max(e2e["ok_done_at"]) - e2e["started_at"]) if ok else wall
-    holds = summarize(e2e["ok_ms"], ok, selling)
-    answers = summarize(e2e["latencies_ms"], len(e2e["latencies_ms"]), wall)
-    unexpected = {s: n for s, n in e2e["statuses"].items() if s not in (201, 409)}
+    statuses = {int(s): n for s, n in e2e["statuses"].items()}
+    ok = statuses.get(201, 0)
+    wrk = e2e["wrk"]
+    p50, p99 = wrk["p50_us"] / 1000, wrk["p99_us"] / 1000
+    holds = Summary(ok, selling, p50, p99)
+    answers = Summary(sum(statuses.values()), wall, p50, p99)
+    unexpected = {s: n for s, n in statuses.items() if s not in (201, 409)}
     print()
     print(
         f"reserve: {args.seats:,} seats, {len(fans):,} fans asking {sum(q for _, q in fans):,}"
-        f" seats (1-4 each), {args.concurrency} in flight; {args.workers} booking_worker,"
-        f" {args.waitingrooms} waitingroom (direct, round-robin), {args.load_processes}"
-        " load process(es)"
+        f" seats (1-4 each), {args.concurrency} in flight (wrk through the nginx gateway);"
+        f" {args.workers} booking_worker, {args.waitingrooms} waitingroom"
     )
     print(f"{'side':<44}{'per s':>10}{'p50 ms':>10}{'p99 ms':>10}{'count':>9}")
     rows = (
         (f"bare aio-pika RPC, {args.rpc_clients} callers (round trips)", rpc),
         (f"bare Postgres hold, {args.pg_connections} connections (holds)", pg),
-        ("end to end, 201 holds (selling window)", holds),
-        ("end to end, every answer (whole run)", answers),
+        ("end to end: 201 holds in the selling window", holds),
+        ("end to end: every answer (latency: wrk)", answers),
     )
     for name, s in rows:
         print(f"{name:<44}{s.rate:>10.0f}{s.p50_ms:>10.1f}{s.p99_ms:>10.1f}{s.count:>9,}")
-    statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(e2e["statuses"].items()))
+    line = ", ".join(f"{s}: {n:,}" for s, n in sorted(statuses.items()))
     if e2e["unsent"]:
-        statuses += f", not sent within {args.timeout:.0f} s: {e2e['unsent']:,}"
-    print(f"statuses: {statuses}; selling window {selling:.1f} s, whole run {wall:.1f} s")
+        line += f", not answered within {args.timeout:.0f} s: {e2e['unsent']:,}"
+    print(f"statuses: {line}; selling window {selling:.1f} s, whole run {wall:.1f} s")
+    print(f"  wrk: p90 {wrk['p90_us'] / 1000:.1f} ms, max {wrk['max_us'] / 1000:.1f} ms")
     for status, body in e2e["samples"].items():
         print(f"  e.g. {status}: {body}")
     verdict = "FAILED" if problems else "no oversell"
@@ -377,7 +422,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=3, help="booking_worker processes")
     parser.add_argument("--waitingrooms", type=int, default=2, help="waitingroom processes")
     parser.add_argument("--concurrency", type=int, default=128, help="reserves in flight")
-    parser.add_argument("--load-processes", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=400, help="reserves on the warm-up event")
     parser.add_argument("--rpc-clients", type=int, default=64)
     parser.add_argument("--pg-connections", type=int, default=8)
@@ -407,7 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     with RunLock(settings.database_url):
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         for stale in RUN_DIR.iterdir():  # the previous run's logs, specs and profiles
-            stale.unlink()
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
         return run(args, settings)
 
 
@@ -432,11 +479,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         say(f"  {pg.rate:.0f} holds/s, p50 {pg.p50_ms:.1f} ms, p99 {pg.p99_ms:.1f} ms")
         say(f"starting {args.workers} booking_worker and {args.waitingrooms} waitingroom")
         ports, workers, rooms = start_services(settings, args, procs, events.hot)
+        base = start_gateway(settings, procs, ports)
         fans = make_fans(args.seats, args.oversubscription, args.seed)
-        loads = start_load(settings, args, procs, ports, (events.hot, events.warmup), fans)
+        load, result_path = start_load(
+            settings, args, procs, base, (events.hot, events.warmup), fans
+        )
         groups = {
             "booking_worker": [p.pid for p in workers],
             "waitingroom": [p.pid for p in rooms],
+            "nginx": pids_named("nginx"),
             "postgres": pids_named("postgres"),
             "rabbitmq": pids_named("beam.smp"),
             "redis": pids_named("redis-server"),
@@ -447,31 +498,28 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # Other work on the machine shares the two cores: say how busy it was.
         load_average = os.getloadavg()[0]
         say(f"{len(fans):,} fans reserving, {args.concurrency} in flight")
-        for proc, _ in loads:
-            assert proc.stdin is not None
-            proc.stdin.write(b"go\n")
-            proc.stdin.flush()
-        # In-flight requests may take their 30 s timeout after the load's own deadline.
-        deadline = time.monotonic() + args.timeout + 40
-        for proc, _ in loads:
-            proc.wait(timeout=max(1, deadline - time.monotonic()))
+        assert load.stdin is not None
+        load.stdin.write(b"go\n")
+        load.stdin.flush()
+        load.wait(timeout=args.timeout + 120)
         groups["postgres"] = pids_named("postgres")
         cpu = {name: clock_ticks(pids) - before[name] for name, pids in groups.items()}
         procs.check_alive()
-        if any(proc.returncode for proc, _ in loads):
-            raise SystemExit(f"bench: a load process failed; see {RUN_DIR}")
-        e2e = merge([json.loads(path.read_text()) for _, path in loads])
-        # Token minting and warm-up included: an upper bound of the load generator's share.
-        cpu["load (incl. setup)"] = e2e["cpu_seconds"]
+        if load.returncode:
+            raise SystemExit(f"bench: the load process failed; see {RUN_DIR}")
+        e2e = json.loads(result_path.read_text())
+        # Token minting and the warm-up included: an upper bound of the load's share.
+        cpu["load: wrk + driver (incl. setup)"] = e2e["cpu_seconds"]
         inventory = asyncio.run(
             read_inventory(settings.database_url, events.hot, settings.max_tickets_per_user)
         )
-        problems, notes = oversell_problems(
-            inventory, args.seats, e2e["granted"], set(e2e["unclear"]), e2e["wrong_size"]
-        )
+        granted, unclear, wrong_size, answer_problems, last_commit = judge(inventory, fans, e2e)
+        problems, notes = oversell_problems(inventory, args.seats, granted, unclear, wrong_size)
+        problems = answer_problems + problems
+        selling = (last_commit - e2e["started_at"]) if last_commit else 0.0
         cpu_line = ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
         notes.append(f"CPU seconds: {cpu_line}; load average at the start {load_average:.1f}")
-        return 0 if report(args, fans, rpc, pg, e2e, problems + notes, problems) else 1
+        return 0 if report(args, fans, rpc, pg, e2e, selling, problems + notes, problems) else 1
     except subprocess.TimeoutExpired:
         say(f"the load did not finish within {args.timeout:.0f}s")
         return 1

@@ -148,6 +148,7 @@ class Inventory:
     reserved: int
     booked: int
     holds: list[tuple[str, list[int]]]  # (fan, ticket ids) of every live hold
+    by_id: dict[str, tuple[str, list[int], float]]  # hold id -> (fan, ticket ids, created at)
     seats_in_two_holds: int  # granted to more than one live hold
     reserved_not_in_hold: int  # reserved ticket whose hold does not list it (or is not live)
     users_over_cap: int
@@ -163,7 +164,8 @@ async def read_inventory(database_url: str, event_id: int, cap: int) -> Inventor
             )
         )
         holds = await conn.fetch(
-            "SELECT user_id, ticket_ids FROM holds WHERE event_id = $1 AND status = 'held'",
+            """SELECT id::text, user_id, ticket_ids, extract(epoch FROM created_at) AS at
+               FROM holds WHERE event_id = $1 AND status = 'held'""",
             event_id,
         )
         twice = await conn.fetchval(
@@ -192,6 +194,7 @@ async def read_inventory(database_url: str, event_id: int, cap: int) -> Inventor
         reserved=counts.get("reserved", 0),
         booked=counts.get("booked", 0),
         holds=[(r["user_id"], sorted(r["ticket_ids"])) for r in holds],
+        by_id={r["id"]: (r["user_id"], sorted(r["ticket_ids"]), float(r["at"])) for r in holds},
         seats_in_two_holds=twice,
         reserved_not_in_hold=stray,
         users_over_cap=over,
