@@ -255,11 +255,25 @@
     }
     await Promise.all([...s.cards.values()].filter((c) => c.queue).map(inventory));
     for (const card of s.cards.values()) if (card.queue) render(card);
+    busiestFirst(list);
     $("empty").hidden = s.cards.size > 0;
     const sum = (key) => queues.reduce((total, q) => total + (q[key] || 0), 0);
     $("sum-waiting").textContent = count(sum("waiting"));
     $("sum-active").textContent = count(sum("active"));
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
+  }
+
+  // Queues with fans in them first, then by event id; never while the operator is in a
+  // form (moving a card would take the focus away).
+  function busiestFirst(list) {
+    if (list.contains(document.activeElement)) return;
+    if ([...s.cards.values()].some((card) => card.dirty.size)) return;
+    const busy = (card) =>
+      (card.queue.waiting || 0) + (card.queue.active || 0) + (card.queue.pre_queue || 0) > 0;
+    const order = [...s.cards.values()]
+      .filter((card) => card.queue)
+      .sort((a, b) => busy(b) - busy(a) || a.queue.event_id - b.queue.event_id);
+    if (order.some((card, i) => list.children[i] !== card.node)) list.append(...order.map((c) => c.node));
   }
 
   async function loop() {

@@ -151,7 +151,12 @@
     const position = status.position;
     $("position").textContent = position ? "#" + count(position) : "–";
     $("ahead").textContent = count(status.ahead);
-    $("eta").textContent = status.status === "paused" ? "paused" : waitWords(status.eta_seconds);
+    $("eta").textContent =
+      status.status === "paused"
+        ? "paused"
+        : status.status === "pre_queue"
+          ? untilSale()
+          : waitWords(status.eta_seconds);
     const rate = status.admit_rate_per_minute;
     $("rate").textContent =
       status.status === "waiting" && rate > 0
@@ -169,6 +174,14 @@
     }
     const done = s.first && position ? (s.first - position) / s.first : 0;
     progress(Math.round(100 * done));
+  }
+
+  // Before on-sale nobody moves: the wait is the time to the sale (then the draw).
+  function untilSale() {
+    const opens = s.event && Date.parse(s.event.on_sale_at);
+    if (!opens) return "until the sale opens";
+    const seconds = (opens - Date.now()) / 1000;
+    return seconds > 60 ? "sale in " + waitWords(seconds).replace("about ", "") : "moments";
   }
 
   function progress(percent) {
