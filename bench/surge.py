@@ -8,8 +8,9 @@ through the same gateway measured in the same run.
 What it does, all on 127.0.0.1 and all stopped and cleaned up at the end:
 
 1. takes the benchmarks' run lock (the one bench/reserve.py takes: one run at a time per
-   Postgres server), recreates its own database (``ticketing_bench_surge``) with one
-   queue-enabled event on sale, its own RabbitMQ vhost and Redis prefix (``tkbench-surge:``);
+   Postgres server), recreates its own database (``ticketing_bench_surge``, bench/reserve.py's
+   shape) with its hot event behind a waiting room and on sale, its own RabbitMQ vhost and
+   Redis prefix (``tkbench-surge:``);
 2. starts ``python -m waitingroom --supervise`` with --waitingrooms processes (what make run
    starts: each holds about 15,000 sockets under this machine's 20,000 open files), as many
    hello-world processes (bench/surge_hello.py), and nginx from deploy/nginx.conf.template
@@ -579,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hold", type=float, default=30, help="seconds every socket is held once all are open"
     )
-    parser.add_argument("--seats", type=int, default=5000)
+    parser.add_argument("--seats", type=int, default=5000, help="a multiple of 500")
     parser.add_argument(
         "--profile",
         type=int,

@@ -11,58 +11,31 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 from redis import Redis
 
+from bench.reserve_setup import create_bench_database
 from bench.surge_hello import HELLO_PATH
 from deploy.render_nginx import render, variables
 from ticketing.config import Settings
-from ticketing.db import migrate
-from ticketing.domain.seating import Section, ticket_records
 
 
 async def create_surge_database(database_url: str, seats: int) -> int:
-    """A fresh, migrated database (dropped first) with one event behind a waiting room, on
-    sale since a minute ago; returns its id."""
-    migrate.drop_database(database_url)
-    migrate.create_database(database_url)
-    migrate.upgrade(database_url)
-    rows = max(1, seats // 500)
-    sections = [Section(f"Block {n}", rows, 50, 6000 - 250 * n) for n in range(10)]
+    """bench/reserve.py's fresh database (dropped first, migrated, every ticket COPYed), its
+    hot event behind a waiting room and on sale since a minute ago; returns its id."""
+    events = await create_bench_database(database_url, seats)
     conn = await asyncpg.connect(database_url)
     try:
-        async with conn.transaction():
-            venue_id = await conn.fetchval(
-                """INSERT INTO venues (name, city, country, lat, lon, seat_map, capacity)
-                   VALUES ('Surge Stadium', 'Madrid', 'ES', 40.4168, -3.7038, $1, $2)
-                   RETURNING id""",
-                json.dumps({"sections": [s.to_json() for s in sections]}),
-                sum(s.capacity for s in sections),
-            )
-            performer_id = await conn.fetchval(
-                "INSERT INTO performers (name, genre) VALUES ('The Surge', 'pop') RETURNING id"
-            )
-            now = datetime.now(UTC)
-            event_id = await conn.fetchval(
-                """INSERT INTO events (name, starts_at, on_sale_at, venue_id, performer_id,
-                                       queue_enabled, currency)
-                   VALUES ('Stadium on-sale', $1, $2, $3, $4, true, 'EUR') RETURNING id""",
-                now + timedelta(days=30),
-                now - timedelta(minutes=1),
-                venue_id,
-                performer_id,
-            )
-            await conn.copy_records_to_table(
-                "tickets",
-                columns=("event_id", "section", "row", "number", "price_cents"),
-                records=ticket_records(event_id, sections),
-            )
+        await conn.execute(
+            """UPDATE events SET queue_enabled = true, on_sale_at = now() - interval '1 minute'
+               WHERE id = $1""",
+            events.hot,
+        )
     finally:
         await conn.close()
-    return event_id
+    return events.hot
 
 
 def consecutive_ports(count: int) -> int:

@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { api, signIn, count, el, $, say, sleep } = window.TK;
+  const { api, signIn, signedIn, count, el, $, say, sleep } = window.TK;
 
   const params = new URLSearchParams(location.search);
   const POLL_MS = 2000;
@@ -21,17 +21,8 @@
 
   const notice = (message, tone) => say($("notice"), message, tone);
 
-  async function call(method, path, options = {}) {
-    try {
-      return await api(method, path, { ...options, token: s.token });
-    } catch (err) {
-      if (err.status === 401 && !options.retried) {
-        ({ token: s.token } = await signIn("admin", s.user, ["admin"], { renew: true }));
-        return call(method, path, { ...options, retried: true });
-      }
-      throw err;
-    }
-  }
+  const call = signedIn("admin", ["admin"], s);
+
 
   // GET /admin/queues lists the queues; events watched by hand are fetched one by one.
   async function poll() {

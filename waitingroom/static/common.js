@@ -129,6 +129,19 @@ window.TK = (() => {
     return { token: issued.access_token, user: wanted };
   }
 
+  // The API as a signed-in page calls it: with `session.token`, renewed (once) on a 401.
+  function signedIn(kind, roles, session) {
+    return async function call(method, path, options = {}) {
+      try {
+        return await api(method, path, { ...options, token: session.token });
+      } catch (err) {
+        if (err.status !== 401 || options.retried) throw err;
+        ({ token: session.token } = await signIn(kind, session.user, roles, { renew: true }));
+        return call(method, path, { ...options, retried: true });
+      }
+    };
+  }
+
   function defaultUser(kind) {
     return kind === "admin" ? "ops" : "fan-" + randomId(4);
   }
@@ -192,7 +205,7 @@ window.TK = (() => {
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   return {
-    ApiError, api, words, signIn, claimsOf, randomId, money, waitWords, countdown, clock,
-    count, el, $, say, sleep,
+    ApiError, api, words, signIn, signedIn, claimsOf, randomId, money, waitWords, countdown,
+    clock, count, el, $, say, sleep,
   };
 })();

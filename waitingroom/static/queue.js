@@ -3,8 +3,9 @@
 "use strict";
 
 (() => {
-  const { api, signIn, money, waitWords, countdown, clock, count, el, $, say, sleep, randomId } =
-    window.TK;
+  const {
+    api, signIn, signedIn, money, waitWords, countdown, clock, count, el, $, say, sleep, randomId,
+  } = window.TK;
 
   const eventId = Number(location.pathname.split("/")[2]);
   const params = new URLSearchParams(location.search);
@@ -50,17 +51,8 @@
 
   // --- signing in and calling the API ------------------------------------------------------
 
-  async function call(method, path, options = {}) {
-    try {
-      return await api(method, path, { ...options, token: s.token });
-    } catch (err) {
-      if (err.status === 401 && !options.retried) {
-        ({ token: s.token } = await signIn("fan", s.user, [], { renew: true }));
-        return call(method, path, { ...options, retried: true });
-      }
-      throw err;
-    }
-  }
+  const call = signedIn("fan", [], s);
+
 
   // Keep trying what the fan cannot do anything about (a busy server, a lost connection).
   async function patiently(what) {
