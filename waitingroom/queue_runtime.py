@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -102,8 +103,8 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
     # A client of the queue's own whose pool waits for a free connection: under a surge
     # hundreds of joins are in flight at once, more than the shared client's pool (100,
     # which fails the call beyond that) holds.
-    redis = Redis(
-        connection_pool=BlockingConnectionPool.from_url(
+    redis = Redis.from_pool(  # the client owns the pool: closing it closes the connections
+        BlockingConnectionPool.from_url(
             settings.redis_url,
             max_connections=REDIS_CONNECTIONS,
             timeout=DEPENDENCY_TIMEOUT_SECONDS,
@@ -139,7 +140,9 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
     # Separate loops: PostgreSQL down stops the counting, not the queue.
     tasks = [
-        asyncio.create_task(periodic("admitter", TICK_SECONDS, runtime.admitter.tick, stop)),
+        asyncio.create_task(
+            periodic("admitter", TICK_SECONDS, runtime.admitter.tick, stop, jitter=0.25)
+        ),
         asyncio.create_task(periodic("queue figures", 1.0, figures_and_reports, stop)),
         asyncio.create_task(periodic("queue counting", 1.0, runtime.controller.run_once, stop)),
         asyncio.create_task(runtime.hub.listen(stop)),
@@ -171,10 +174,15 @@ async def refresh_figures(runtime: QueueRuntime, event_id: int) -> None:
 
 
 async def periodic(
-    what: str, seconds: float, step: Callable[[], Awaitable[object]], stop: asyncio.Event
+    what: str,
+    seconds: float,
+    step: Callable[[], Awaitable[object]],
+    stop: asyncio.Event,
+    jitter: float = 0.0,
 ) -> None:
-    """Run ``step`` every ``seconds`` until ``stop``; a dependency down is logged (once a
-    minute at most) and retried on the next beat, a bug is logged with its traceback."""
+    """Run ``step`` every ``seconds`` (give or take ``jitter`` of it, at random) until
+    ``stop``; a dependency down is logged (once a minute at most) and retried on the next
+    beat, a bug is logged with its traceback."""
     last_warning = -math.inf
     loop = asyncio.get_running_loop()
     while not stop.is_set():
@@ -189,4 +197,7 @@ async def periodic(
                 last_warning = started
         except Exception:
             log.exception("%s failed", what)
-        await wait_any(stop, seconds=max(0.0, seconds - (loop.time() - started)))
+        # Jitter keeps processes started together from ticking in lockstep, where the one
+        # always just ahead would find the shared bucket full and the other always empty.
+        beat = seconds * random.uniform(1 - jitter, 1 + jitter)
+        await wait_any(stop, seconds=max(0.0, beat - (loop.time() - started)))

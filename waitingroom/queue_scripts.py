@@ -121,6 +121,7 @@ return ''
 # -> {now_ms, expired users, abandoned count, {user, place, expiry, ...} admitted}
 TICK = (
     _CLOCK
+    + "local KEEP_MS = 30 * 24 * 3600 * 1000\n"
     + """
 local waiting, pre, active, seen, state, config, rate =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -180,6 +181,13 @@ if open then
   end
 end
 redis.call('HSET', state, 'tokens', string.format('%.6f', tokens), 'tokens_at', fmt(now_ms))
+-- Hourly, push back the expiry of the queue's keys: once its event is over (no admitter
+-- ticks it any more) the queue goes away by itself. The draw's record (seed, fair, drawn)
+-- stays, for the audit.
+if now_ms > tonumber(redis.call('HGET', state, 'kept_until') or '0') then
+  for i = 1, 7 do redis.call('PEXPIRE', KEYS[i], KEEP_MS) end
+  redis.call('HSET', state, 'kept_until', fmt(now_ms + 3600000))
+end
 return {now_ms, expired, #gone, admitted}
 """
 )
