@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 
 from booking_worker.handlers import Context
 from booking_worker.holds import is_id, request_of
@@ -319,7 +320,7 @@ async def _write(
         [commands[i]["request_id"] for i, _, _ in holds],
         [c["request_id"] for c in commands],
         [c["type"] for c in commands],
-        [json.dumps({"status": s, "body": b}) for s, b in replies],
+        [orjson.dumps({"status": s, "body": b}).decode() for s, b in replies],
         EVENT_CHANGED,
         json.dumps(event_changed(event_id, "availability")) if holds else None,
         str(event_id),

@@ -8,13 +8,13 @@ finds its reply instead of acting twice.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import orjson
 
 from booking_worker.batch_reserve import reserve_group
 from booking_worker.handlers import READ_ONLY, Context, Handler
@@ -160,7 +160,7 @@ async def _stored_reply(conn: asyncpg.Connection, request_id: str) -> Outcome | 
 
 def _replayed(raw: str) -> Outcome:
     REPLAYED.inc()
-    reply = json.loads(raw)
+    reply = orjson.loads(raw)
     return Outcome(reply["status"], reply["body"], replayed=True)
 
 
@@ -169,5 +169,5 @@ async def _store(conn: asyncpg.Connection, command: dict, status: int, body: Any
         "INSERT INTO processed_commands (request_id, type, reply) VALUES ($1, $2, $3::jsonb)",
         command["request_id"],
         command["type"],
-        json.dumps({"status": status, "body": body}),
+        orjson.dumps({"status": status, "body": body}).decode(),
     )

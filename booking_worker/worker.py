@@ -21,6 +21,7 @@ from typing import Any
 
 import aio_pika
 import asyncpg
+import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from booking_worker.commands import CONNECTION_ERRORS, RETRYABLE, Outcome, apply_batch, apply_one
@@ -271,8 +272,8 @@ class _Unit:
     @classmethod
     def decode(cls, message: Message) -> _Unit:
         try:
-            body = json.loads(message.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            body = orjson.loads(message.body)
+        except orjson.JSONDecodeError as exc:
             raise MessageError(f"bad JSON: {exc}") from exc
         parsed = parse_booking_message(body)
         now = time.time()
@@ -319,7 +320,7 @@ async def _reply(
         body = booking_reply(status, answer)
     await channel.default_exchange.publish(
         aio_pika.Message(
-            json.dumps(body).encode(),
+            orjson.dumps(body),
             correlation_id=message.correlation_id,
             content_type="application/json",
         ),

@@ -11,6 +11,7 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from ticketing.problems import Problem, validation_error
@@ -21,8 +22,8 @@ MAX_ID = 2**63 - 1
 async def read_json(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object; anything else is a validation error."""
     try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = await request.json(loads=orjson.loads)
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
         raise validation_error("The request body is not valid JSON.") from exc
     if not isinstance(body, dict):
         raise validation_error("The request body must be a JSON object.")

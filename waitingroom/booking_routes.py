@@ -4,11 +4,11 @@ booking worker and return its answer as it is."""
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from ticketing.auth import Principal, require_user
@@ -64,9 +64,9 @@ async def send_command(
     if status >= 400:
         headers = {"Retry-After": "2"} if status == 503 else None
         return web.Response(
-            status=status, text=json.dumps(body), content_type=CONTENT_TYPE, headers=headers
+            status=status, body=orjson.dumps(body), content_type=CONTENT_TYPE, headers=headers
         )
-    return web.json_response(body, status=status)
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
 def _is_int(value: Any) -> bool:

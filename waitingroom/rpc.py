@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
 from typing import Any
 
 import aio_pika
+import orjson
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from prometheus_client import Histogram
 
@@ -105,7 +105,7 @@ class BookingRpc:
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         try:
-            reply = json.loads(message.body)
+            reply = orjson.loads(message.body)
         except ValueError:
             log.warning("booking rpc: unreadable reply dropped")
             return
@@ -182,7 +182,7 @@ class BookingRpc:
         await asyncio.wait_for(
             exchange.publish(
                 aio_pika.Message(
-                    json.dumps(body).encode(),
+                    orjson.dumps(body),
                     content_type="application/json",
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     correlation_id=commands[0]["correlation_id"],
