@@ -1,10 +1,11 @@
 """The queue websockets of this process and what is pushed to them.
 
-One push loop per event, not per socket: once a second it asks Redis for the place of
-every fan connected here in one script call, and sends a status to those whose position
-changed (see :func:`_moved`) or who heard nothing for 4 s (so at least every 5 s).
+One push loop per event, not per socket: every half second it asks Redis, in one script
+call, for the places of half the fans connected here (each fan every second; halves, so
+the sends of a round do not come in one burst), and sends a status to those whose position
+changed (see :func:`_moved`) or who heard nothing for 4.4 s (so at least every 5 s).
 Admissions, sell-outs and pauses arrive at once over Redis pub/sub from whichever process
-caused them.
+caused them, and are told at once.
 
 Sends never wait on a slow client: a socket whose send buffer holds more than a few
 pushes is skipped (so the transport never pauses and a send never blocks), and closed when
@@ -18,6 +19,7 @@ import contextlib
 import json
 import logging
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,8 +36,9 @@ from waitingroom.queue_ticket import issue_ticket
 
 log = logging.getLogger(__name__)
 
-ROUND_SECONDS = 1.0
-KEEPALIVE_SECONDS = 4.0  # plus at most one round: a status at least every 5 s
+SLICES = 2  # a fan's turn comes every SLICES rounds
+ROUND_SECONDS = 0.5
+KEEPALIVE_SECONDS = 4.4  # plus at most a turn (1 s) minus a round: at least every 5 s
 TOUCH_SECONDS = 5.0  # connected fans count as seen this often (abandonment)
 # Well under the transport's high-water mark (64 KiB): below it a send never waits.
 SLOW_BUFFER_BYTES = 16 * 1024
@@ -64,6 +67,10 @@ class Fan:
     told: set[str] = field(default_factory=set)
     slow_since: float | None = None
     end_reason: str = "ended"
+
+    @property
+    def slice(self) -> int:
+        return zlib.crc32(self.user_id.encode()) % SLICES
 
 
 class Hub:
@@ -124,7 +131,8 @@ class Hub:
     # --- the push loop --------------------------------------------------------------------
 
     async def _run(self, event_id: int) -> None:
-        last_touch = 0.0
+        last_touch = [0.0] * SLICES
+        turn = 0
         while not self._closing:
             if not self._fans.get(event_id):
                 # No await between this check and leaving: add() sees the loop gone.
@@ -132,23 +140,32 @@ class Hub:
                 self._loops.pop(event_id, None)
                 return
             started = time.monotonic()
-            touch = started - last_touch >= self.touch_seconds
+            wake = self._wake[event_id]
+            # Woken (the queue as a whole changed): everyone at once, not half.
+            part = None if wake.is_set() else turn % SLICES
+            wake.clear()
+            turn += 1
+            touch = part is not None and started - last_touch[part] >= self.touch_seconds
             try:
-                await self._round(event_id, touch)
+                await self._round(event_id, part, touch)
                 if touch:
-                    last_touch = started
+                    last_touch[part] = started
             except REDIS_ERRORS as exc:
                 log.warning("queue push round failed: event_id=%s %s", event_id, exc)
             except Exception:
                 log.exception("queue push round failed: event_id=%s", event_id)
-            wake = self._wake[event_id]
             await wait_any(wake, seconds=max(0.0, ROUND_SECONDS - (time.monotonic() - started)))
-            wake.clear()
 
-    async def _round(self, event_id: int, touch: bool) -> None:
+    async def _round(self, event_id: int, part: int | None, touch: bool) -> None:
         started = time.time()
         by_user = self._fans.get(event_id, {})
-        users = list(by_user)
+        users = [
+            user
+            for user, fans in by_user.items()
+            if fans and (part is None or next(iter(fans)).slice == part)
+        ]
+        if not users:
+            return
         figures = await self.figures.get(event_id)
         _, _, placements = await self.store.positions(event_id, users, touch)
         for n, (user, placement) in enumerate(zip(users, placements, strict=True), 1):
@@ -170,13 +187,10 @@ class Hub:
         fan.placement = placement
         if placement.kind == "admitted" and "admitted" not in fan.told:
             await self._tell_admitted(fan, placement.place, started)
-        if placement.kind == "sold_out" and "sold_out" not in fan.told:
-            fan.told.add("sold_out")
-            await self._send(fan, {"type": "sold_out", "event_id": fan.event.event_id})
+        if placement.kind == "sold_out":
+            await self._tell(fan, "sold_out")
         if figures.config.paused and placement.kind == "waiting":
-            if "paused" not in fan.told:
-                fan.told.add("paused")
-                await self._send(fan, {"type": "paused", "event_id": fan.event.event_id})
+            await self._tell(fan, "paused")
         else:
             fan.told.discard("paused")
         body = status_body(
@@ -189,11 +203,11 @@ class Hub:
             or _moved(fan.last_position, body["position"])
             or now - fan.last_sent >= KEEPALIVE_SECONDS
         ):
-            fan.last_position, fan.last_status, fan.last_sent = (
-                body["position"], body["status"], now,
-            )
-            await self._send(fan, {"type": "status", **body})
-            _STATUS_LAG.observe(max(0.0, time.time() - started))
+            if await self._send(fan, {"type": "status", **body}):
+                fan.last_position, fan.last_status, fan.last_sent = (
+                    body["position"], body["status"], now,
+                )
+                _STATUS_LAG.observe(max(0.0, time.time() - started))
 
     def _ticket(self, fan: Fan) -> str:
         p = fan.placement
@@ -213,20 +227,28 @@ class Hub:
             fan.admission_for = expiry_ms
         return fan.admission
 
+    async def _tell(self, fan: Fan, kind: str, **fields: Any) -> bool:
+        """Send a one-off message (admitted, sold_out, paused) unless it was already; a
+        send skipped for a slow socket is tried again on a later round."""
+        if kind in fan.told:
+            return False
+        message = {"type": kind, "event_id": fan.event.event_id, **fields}
+        if not await self._send(fan, message):
+            return False
+        fan.told.add(kind)
+        return True
+
     async def _tell_admitted(self, fan: Fan, expiry_ms: int, since: float) -> None:
-        fan.told.add("admitted")
         fan.placement = Placement("admitted", expiry_ms, 0, 0, fan.placement.epoch, 0, True)
         fields = self._admission(fan)
-        await self._send(
+        told = await self._tell(
             fan,
-            {
-                "type": "admitted",
-                "event_id": fan.event.event_id,
-                "admission_token": fields["admission_token"],
-                "expires_at": fields["admission_expires_at"],
-            },
+            "admitted",
+            admission_token=fields["admission_token"],
+            expires_at=fields["admission_expires_at"],
         )
-        _ADMITTED_LAG.observe(max(0.0, time.time() - since))
+        if told:
+            _ADMITTED_LAG.observe(max(0.0, time.time() - since))
 
     async def _end(self, fan: Fan, reason: str) -> None:
         await self._send(
@@ -237,16 +259,17 @@ class Hub:
 
     # --- sending --------------------------------------------------------------------------
 
-    async def _send(self, fan: Fan, message: dict[str, Any]) -> None:
+    async def _send(self, fan: Fan, message: dict[str, Any]) -> bool:
+        """Whether the message went out (False: the socket is closing, or slow)."""
         transport = fan.transport
         if fan.ws.closed or transport is None or transport.is_closing():
-            return
+            return False
         if transport.get_write_buffer_size() > SLOW_BUFFER_BYTES:
             now = time.monotonic()
             fan.slow_since = fan.slow_since or now
             if now - fan.slow_since > SLOW_DROP_SECONDS:
                 self._drop(fan)
-            return
+            return False
         fan.slow_since = None
         # No timeout needed: with the buffer this far under the high-water mark the
         # transport is not paused, so the send writes and returns without waiting.
@@ -254,6 +277,8 @@ class Hub:
             await fan.ws.send_str(json.dumps(message))
         except (ConnectionError, RuntimeError):
             self._drop(fan)
+            return False
+        return True
 
     def _drop(self, fan: Fan) -> None:
         DROPPED_SOCKETS.inc()
@@ -300,18 +325,18 @@ class Hub:
             since = message["at"] / 1000
             for user, expiry_ms in message["users"]:
                 for fan in list(by_user.get(user, ())):
-                    if "admitted" not in fan.told:
-                        await self._tell_admitted(fan, expiry_ms, since)
+                    await self._tell_admitted(fan, expiry_ms, since)
         elif kind == "ended":
             for user in message["users"]:
                 for fan in list(by_user.get(user, ())):
                     await self._end(fan, message["reason"])
         elif kind in ("sold_out", "paused"):
+            # Who is still in line hears it (a pre-queue fan of a sold-out event too).
+            concerned = ("waiting", "pre") if kind == "sold_out" else ("waiting",)
             for fans in list(by_user.values()):
                 for fan in list(fans):
-                    if kind not in fan.told and fan.placement.kind in ("waiting", "pre"):
-                        fan.told.add(kind)
-                        await self._send(fan, {"type": kind, "event_id": event_id})
+                    if fan.placement.kind in concerned:
+                        await self._tell(fan, kind)
         wake = self._wake.get(event_id)
         if wake is not None and kind not in ("admitted", "ended"):
             # The queue as a whole changed: a status round now, with fresh figures. (Not for
