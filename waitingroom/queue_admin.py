@@ -14,13 +14,12 @@ from typing import Any
 from aiohttp import web
 
 from ticketing.auth import require_admin
-from ticketing.dependencies import REDIS_ERRORS
 from ticketing.domain.queue import InvalidQueueSetting, apply_patch, auto_start_rate
 from ticketing.problems import validation_error
 from ticketing.validation import read_json
 from waitingroom.queue_events import QueueEvent
 from waitingroom.queue_routes import event_id_of
-from waitingroom.queue_runtime import QUEUE_KEY, QueueRuntime, backend_unavailable
+from waitingroom.queue_runtime import QUEUE_KEY, QueueRuntime, queue_reachable
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +46,9 @@ async def queue_figures(runtime: QueueRuntime, event: QueueEvent) -> dict[str, A
 async def list_queues(request: web.Request) -> web.Response:
     require_admin(request)
     runtime = request.app[QUEUE_KEY]
-    try:
+    with queue_reachable():
         items = [await queue_figures(runtime, event) for event in runtime.events.all()]
         health = await runtime.controller.last_health()
-    except REDIS_ERRORS as exc:
-        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
     return web.json_response({"items": items, "booking_health": health})
 
 
@@ -60,10 +57,8 @@ async def get_queue(request: web.Request) -> web.Response:
     event_id = event_id_of(request)
     runtime = request.app[QUEUE_KEY]
     event = await runtime.event_or_404(event_id)
-    try:
+    with queue_reachable():
         return web.json_response(await queue_figures(runtime, event))
-    except REDIS_ERRORS as exc:
-        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
 
 
 async def patch_queue(request: web.Request) -> web.Response:
@@ -73,7 +68,7 @@ async def patch_queue(request: web.Request) -> web.Response:
     body = await read_json(request)
     event = await runtime.event_or_404(event_id)
     store = runtime.store
-    try:
+    with queue_reachable():
         before = (await store.figures(event_id)).config
         try:
             after = apply_patch(before, body)
@@ -91,8 +86,6 @@ async def patch_queue(request: web.Request) -> web.Response:
             "queue settings: event_id=%s by=%s %s", event_id, principal.user_id, after.to_json()
         )
         return web.json_response(await queue_figures(runtime, event))
-    except REDIS_ERRORS as exc:
-        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
 
 
 def queue_admin_routes() -> list[web.RouteDef]:

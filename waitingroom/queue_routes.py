@@ -16,7 +16,7 @@ from ticketing.problems import Problem
 from ticketing.validation import parse_id, read_json, rfc3339
 from waitingroom.queue_events import QueueEvent
 from waitingroom.queue_metrics import ESTIMATED_WAIT, JOINS, SESSIONS_ENDED
-from waitingroom.queue_runtime import QUEUE_KEY, QueueRuntime, backend_unavailable
+from waitingroom.queue_runtime import QUEUE_KEY, QueueRuntime, queue_reachable
 from waitingroom.queue_status import status_body
 from waitingroom.queue_store import Placement
 from waitingroom.queue_ticket import issue_ticket, read_ticket
@@ -55,7 +55,7 @@ async def join(request: web.Request) -> web.Response:
     restore = None
     if "queue_ticket" in body:
         restore = read_ticket(runtime.settings, body["queue_ticket"], principal.user_id, event_id)
-    try:
+    with queue_reachable():
         if time.time() * 1000 < event.on_sale_ms:
             # Committed before anyone is in the pre-queue, even for an event created moments
             # before its on-sale (the admitter commits within a second otherwise).
@@ -64,8 +64,6 @@ async def join(request: web.Request) -> web.Response:
             event_id, principal.user_id, join=True, on_sale_ms=event.on_sale_ms, restore=restore
         )
         answer = await status_of(runtime, event, principal.user_id, placement)
-    except REDIS_ERRORS as exc:
-        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
     outcome = "sold_out" if placement.kind == "sold_out" else _JOIN_OUTCOMES[placement.new]
     JOINS.labels(str(event_id), outcome).inc()
     if placement.new == 1 and answer["eta_seconds"] is not None:
@@ -86,7 +84,7 @@ async def status(request: web.Request) -> web.Response:
     runtime = request.app[QUEUE_KEY]
     await runtime.limits.check(request, principal.user_id)
     event = await runtime.event_or_404(event_id)
-    try:
+    with queue_reachable():
         placement = await runtime.store.place(
             event_id, principal.user_id, join=False, on_sale_ms=event.on_sale_ms
         )
@@ -95,8 +93,6 @@ async def status(request: web.Request) -> web.Response:
                 404, "not_in_queue", "You are not in this queue (or your session ended); join it."
             )
         return web.json_response(await status_of(runtime, event, principal.user_id, placement))
-    except REDIS_ERRORS as exc:
-        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
 
 
 async def leave(request: web.Request) -> web.Response:
@@ -105,10 +101,8 @@ async def leave(request: web.Request) -> web.Response:
     event_id = event_id_of(request)
     runtime = request.app[QUEUE_KEY]
     await runtime.event_or_404(event_id)
-    try:
+    with queue_reachable():
         await end_session(runtime, event_id, principal.user_id, "left")
-    except REDIS_ERRORS as exc:
-        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
     return web.Response(status=204)
 
 
@@ -144,12 +138,10 @@ async def fairness(request: web.Request) -> web.Response:
     event_id = event_id_of(request)
     runtime = request.app[QUEUE_KEY]
     event = await runtime.event_or_404(event_id)
-    try:
+    with queue_reachable():
         if time.time() * 1000 < event.on_sale_ms:
             await runtime.admitter.commit(event_id)
         fair, order = await runtime.store.fairness(event_id)
-    except REDIS_ERRORS as exc:
-        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
     seed = fair.get("seed")
     body: dict[str, Any] = {
         "event_id": event_id,

@@ -9,11 +9,12 @@ and the pub/sub listener, and on shutdown closes the sockets and stops the loops
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -96,6 +97,15 @@ QUEUE_KEY = web.AppKey("queue_runtime", QueueRuntime)
 
 def backend_unavailable(detail: str) -> Problem:
     return Problem(503, "backend_unavailable", detail, headers={"Retry-After": "2"})
+
+
+@contextlib.contextmanager
+def queue_reachable() -> Iterator[None]:
+    """Redis failing inside is the fan's ``503 backend_unavailable``, with Retry-After."""
+    try:
+        yield
+    except REDIS_ERRORS as exc:
+        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
 
 
 async def queue_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -17,7 +17,7 @@ from ticketing.dependencies import REDIS_ERRORS
 from ticketing.problems import Problem
 from waitingroom.queue_hub import Fan
 from waitingroom.queue_routes import event_id_of
-from waitingroom.queue_runtime import QUEUE_KEY, backend_unavailable
+from waitingroom.queue_runtime import QUEUE_KEY, queue_reachable
 
 # Pings find fans who vanished without closing (a phone losing signal); a fan who stops
 # answering them stops counting as seen and loses their place like one who never polled.
@@ -51,12 +51,10 @@ async def queue_socket(request: web.Request) -> web.StreamResponse:
     principal = request.app[VERIFIER_KEY].verify(token)
     await runtime.limits.check(request, principal.user_id)
     event = await runtime.event_or_404(event_id)
-    try:
+    with queue_reachable():
         placement = await runtime.store.place(
             event_id, principal.user_id, join=False, on_sale_ms=event.on_sale_ms
         )
-    except REDIS_ERRORS as exc:
-        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
     if placement.kind == "none":
         raise Problem(404, "not_in_queue", "Join the queue before opening its websocket.")
     ws = web.WebSocketResponse(
