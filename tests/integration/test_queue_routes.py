@@ -22,7 +22,7 @@ from tests.integration.test_queue_support import (
     wait_status,
 )
 from tests.payments_support import localstripe, payment_settings  # noqa: F401
-from tests.support import auth_header, eventually, settings_with
+from tests.support import auth_header, eventually, free_port, settings_with
 from waitingroom.admission import admission_for_session
 from waitingroom.queue_runtime import QUEUE_KEY
 
@@ -399,3 +399,24 @@ async def test_queue_metrics_are_served(qclient, queue_settings, pool) -> None:
         "ticketing_queue_admit_rate_per_minute",
     ):
         assert name in text, name
+
+
+async def test_redis_down_is_503_at_once(queue_settings, pool, worker) -> None:
+    down = settings_with(queue_settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    event = await queue_event(pool)
+    client = await open_client(down)
+    try:
+        started = time.monotonic()
+        for method, path in (
+            ("POST", f"/queue/{event}/join"),
+            ("GET", f"/queue/{event}/status"),
+            ("GET", f"/admin/queues/{event}"),
+        ):
+            status, problem, headers = await call(
+                client, method, path, auth_header(down, "ops", ["admin"])
+            )
+            assert (status, problem["code"]) == (503, "backend_unavailable"), path
+            assert headers["Retry-After"]
+        assert time.monotonic() - started < 5
+    finally:
+        await client.close()
