@@ -69,6 +69,19 @@ def bookable(events: list[dict]) -> dict:
     )
 
 
+def queued(base: str, events: list[dict]) -> dict:
+    """An event with a waiting room, for the queue page's link: one of ``events``, else the
+    demo's first event when it has one (the demo puts its waiting rooms first)."""
+    found = next((e for e in events if e.get("queue_enabled")), None)
+    if found is None:
+        status, body = fetch(f"{base}/events/1")
+        try:
+            found = json.loads(body) if status == 200 else {}
+        except ValueError:
+            found = {}
+    return found if found.get("queue_enabled") else {}
+
+
 def banner(
     base: str, event: dict, booking_event: dict | None = None, queue_event: dict | None = None
 ) -> str:
@@ -144,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     events = sample_events(base)
-    queued = next((e for e in events if e.get("queue_enabled")), {})
-    print(banner(base, events[0] if events else {}, bookable(events), queued), flush=True)
+    print(banner(base, events[0] if events else {}, bookable(events), queued(base, events)),
+          flush=True)
     while True:
         signal.pause()
 
