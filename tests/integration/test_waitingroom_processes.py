@@ -3,6 +3,7 @@ ports, which stop together, whichever way the stop comes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -41,6 +42,23 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def waitingrooms_under(pid: int) -> list[int]:
+    """The ``python -m waitingroom`` processes anywhere below ``pid`` (the supervisor's
+    library may keep a helper process between itself and each of them)."""
+    found, todo = [], children_of(pid)
+    while todo:
+        child = todo.pop()
+        try:
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[-3:] == [b"-m", b"waitingroom", b""]:
+            found.append(child)
+        else:
+            todo += children_of(child)
+    return sorted(found)
+
+
 def gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -60,7 +78,9 @@ def supervised(settings: Settings) -> Iterator[tuple[subprocess.Popen[bytes], li
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "waitingroom", "--supervise"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     ports = [first + i for i in range(PROCESSES)]
     try:
@@ -68,8 +88,9 @@ def supervised(settings: Settings) -> Iterator[tuple[subprocess.Popen[bytes], li
             wait_until(lambda p=port: healthy(p), 60, f"the waitingroom process on {port}")
         yield proc, ports
     finally:
-        for child in children_of(proc.pid):
-            os.kill(child, signal.SIGKILL)
+        for child in waitingrooms_under(proc.pid) + children_of(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
@@ -78,7 +99,7 @@ def supervised(settings: Settings) -> Iterator[tuple[subprocess.Popen[bytes], li
 @pytest.mark.slow
 def test_every_process_serves_its_own_port_and_a_stop_reaches_them_all(supervised):
     proc, ports = supervised
-    children = children_of(proc.pid)
+    children = waitingrooms_under(proc.pid)
     assert len(children) == PROCESSES
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
@@ -90,7 +111,7 @@ def test_every_process_serves_its_own_port_and_a_stop_reaches_them_all(supervise
 @pytest.mark.slow
 def test_when_one_process_dies_the_others_stop_and_the_supervisor_fails(supervised):
     proc, ports = supervised
-    first, *others = sorted(children_of(proc.pid))
+    first, *others = waitingrooms_under(proc.pid)
     os.kill(first, signal.SIGKILL)
     assert proc.wait(30) != 0  # so honcho (or a container runtime) sees the failure
     for child in others:
