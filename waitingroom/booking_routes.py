@@ -4,12 +4,15 @@ booking worker and return its answer as it is."""
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from ticketing.auth import Principal, require_user
 from ticketing.messages import (
@@ -24,7 +27,10 @@ from ticketing.problems import CONTENT_TYPE, Problem, validation_error
 from ticketing.validation import MAX_ID, decode_cursor, query_int, read_json
 from ticketing.web import SETTINGS_KEY
 from waitingroom.admission import verify_admission
+from waitingroom.queue_runtime import QUEUE_KEY
 from waitingroom.rpc import BookingRpc
+
+log = logging.getLogger(__name__)
 
 RPC_KEY = web.AppKey("booking_rpc", BookingRpc)
 
@@ -124,10 +130,31 @@ async def reserve(request: web.Request) -> web.Response:
     if token is not None:
         settings = request.app[SETTINGS_KEY]
         verify_admission(settings, token, principal.user_id, fields["event_id"])
+        await _check_session(request, principal.user_id, fields["event_id"])
         admitted = True
     return await send_command(
         request, principal, RESERVE, request_id, fields["event_id"], admitted=admitted, **fields
     )
+
+
+async def _check_session(request: web.Request, user_id: str, event_id: int) -> None:
+    """A valid token is not enough once its session ended (the fan booked or left): the
+    slot went to the next fan. Without Redis the signed token alone decides, so a queue
+    outage does not also stop the admitted fans from buying."""
+    runtime = request.app.get(QUEUE_KEY)
+    if runtime is None:
+        return
+    try:
+        ends = await runtime.store.session_ends_ms(event_id, user_id)
+    except (RedisError, OSError) as exc:
+        log.warning("session check skipped for event_id=%s: redis unavailable: %s", event_id, exc)
+        return
+    if ends is None or ends <= time.time() * 1000:
+        raise Problem(
+            403,
+            "admission_invalid",
+            "Your session in the waiting room has ended; join the queue again.",
+        )
 
 
 async def release_hold(request: web.Request) -> web.Response:

@@ -106,7 +106,10 @@ class QueueStore:
     def default_config(self) -> QueueConfig:
         s = self.settings
         return QueueConfig(
-            s.queue_admit_per_minute, s.queue_max_active, False, s.queue_session_seconds,
+            s.queue_admit_per_minute,
+            s.queue_max_active,
+            False,
+            s.queue_session_seconds,
             s.queue_mode,
         )
 
@@ -128,9 +131,20 @@ class QueueStore:
         )
         kind, value, rank, pre_ahead, epoch_now, new, _waiting, drawn = reply
         return Placement(
-            _text(kind), int(_text(value)), int(rank), int(pre_ahead), _text(epoch_now),
-            int(new), bool(int(drawn)),
+            _text(kind),
+            int(_text(value)),
+            int(rank),
+            int(pre_ahead),
+            _text(epoch_now),
+            int(new),
+            bool(int(drawn)),
         )
+
+    async def session_ends_ms(self, event_id: int, user_id: str) -> int | None:
+        """When this fan's admitted session ends (epoch ms), or None when they have none
+        (never admitted, or it ended by booking, leaving or expiry)."""
+        score = await self.redis.zscore(self.key(event_id, "active"), user_id)
+        return None if score is None else int(score)
 
     async def leave(self, event_id: int, user_id: str) -> str:
         """Take the fan out of the queue or end their session; what they were, or ''."""
@@ -152,8 +166,13 @@ class QueueStore:
         epoch, drawn = _text(reply[3]), bool(int(reply[4]))
         placements = [
             Placement(
-                _POSITION_KINDS[int(reply[i])], int(_text(reply[i + 2])), int(reply[i + 1]),
-                pre_ahead, epoch, 0, drawn,
+                _POSITION_KINDS[int(reply[i])],
+                int(_text(reply[i + 2])),
+                int(reply[i + 1]),
+                pre_ahead,
+                epoch,
+                0,
+                drawn,
             )
             for i in range(5, len(reply), 3)
         ]
@@ -166,8 +185,13 @@ class QueueStore:
         now_ms, expired, abandoned, admitted = await self._tick(
             keys=self.keys(event_id, "waiting", "pre", "active", "seen", "state", "config", "rate"),
             args=[
-                s.queue_admit_per_minute, s.queue_max_active, s.queue_session_seconds,
-                s.queue_mode, s.queue_abandon_seconds * 1000, ADMIT_BATCH_MAX, SWEEP_MAX,
+                s.queue_admit_per_minute,
+                s.queue_max_active,
+                s.queue_session_seconds,
+                s.queue_mode,
+                s.queue_abandon_seconds * 1000,
+                ADMIT_BATCH_MAX,
+                SWEEP_MAX,
             ],
         )
         return TickResult(

@@ -16,6 +16,7 @@ from tests.support import eventually, free_port, settings_with
 from ticketing.domain.seating import Section
 from ticketing.messages import BOOKING_DEAD_LETTER_QUEUE, BOOKING_EXCHANGE
 from waitingroom.admission import issue_admission
+from waitingroom.queue_runtime import QUEUE_KEY
 
 pytest_plugins = ["tests.integration.test_booking_support"]
 
@@ -208,6 +209,13 @@ async def test_admission_for_queue_enabled_events(client, booking_settings, pool
         )
         assert (status, problem["code"]) == (403, "admission_invalid")
     token = issue_admission(booking_settings, "queued", event, 60)
+    # A well-signed token whose session the waiting room does not know: refused.
+    status, problem, _ = await call(
+        client, "POST", "/booking/reserve", {**me, "X-Admission-Token": token}, body
+    )
+    assert (status, problem["code"]) == (403, "admission_invalid")
+    store = client.app[QUEUE_KEY].store
+    await store.redis.zadd(store.key(event, "active"), {"queued": (time.time() + 60) * 1000})
     status, hold, _ = await call(
         client, "POST", "/booking/reserve", {**me, "X-Admission-Token": token}, body
     )

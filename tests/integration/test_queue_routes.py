@@ -201,6 +201,12 @@ async def test_admission_token_binds_user_event_and_time(qclient, queue_settings
     # joining again while admitted answers the same session and token
     _, again = await join(qclient, queue_settings, "admitted-fan", event)
     assert again["status"] == "admitted" and again["admission_token"] == token
+    # once the session ends (here: the fan leaves), the unexpired token admits no more
+    await call(qclient, "POST", f"/queue/{event}/leave", me)
+    status, problem, _ = await call(
+        qclient, "POST", "/booking/reserve", {**me, "X-Admission-Token": token}, reserve
+    )
+    assert (status, problem["code"]) == (403, "admission_invalid"), problem
 
 
 async def test_leaving_or_expiring_frees_the_slot_for_the_next_fan(
