@@ -79,6 +79,7 @@ from bench.surge_setup import (  # noqa: E402
 from deploy.render_nginx import SOCKETS_PER_WAITINGROOM, worker_processes  # noqa: E402
 from ticketing.auth import issue_dev_token  # noqa: E402
 from ticketing.config import Settings  # noqa: E402
+from waitingroom.processes import waitingroom_pids  # noqa: E402
 
 RUN_DIR = ROOT / ".run" / "bench" / "surge"
 NAME = "ticketing_bench_surge"
@@ -446,7 +447,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "processes behind nginx"
         )
         supervisor = start_servers(settings, args, procs)
-        rooms = children_of(supervisor.pid)
+        rooms = waitingroom_pids(supervisor.pid)
         gateway = f"http://127.0.0.1:{settings.gateway_port}"
         admin = issue_dev_token(settings, "bench-ops", ["admin"])["access_token"]
         queue_url = f"{gateway}/admin/queues/{event_id}"

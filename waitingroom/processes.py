@@ -19,6 +19,7 @@ import os
 import shlex
 import signal
 import sys
+from pathlib import Path
 
 from honcho.manager import Manager
 
@@ -43,3 +44,29 @@ def supervise(settings: Settings) -> int:
 
 
 _STOPPED_BY_REQUEST = frozenset({128 + signal.SIGINT, 128 + signal.SIGTERM})
+
+
+def waitingroom_pids(supervisor_pid: int) -> list[int]:
+    """The ``python -m waitingroom`` processes below a supervisor (Linux ``/proc``), for
+    the tests and benchmarks that watch them: honcho keeps a helper process between itself
+    and each of them."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], list(children.get(supervisor_pid, []))
+    while todo:
+        pid = todo.pop()
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[-3:] == [b"-m", b"waitingroom", b""]:
+            found.append(pid)
+        else:
+            todo += children.get(pid, [])
+    return sorted(found)

@@ -17,6 +17,7 @@ import pytest
 from tests.integration.test_booking_support import settings_env
 from tests.support import consecutive_free_ports, wait_until
 from ticketing.config import Settings
+from waitingroom.processes import waitingroom_pids
 
 PROCESSES = 2
 
@@ -40,23 +41,6 @@ def children_of(pid: int) -> list[int]:
             if ppid == pid:
                 found.append(int(entry.name))
     return found
-
-
-def waitingrooms_under(pid: int) -> list[int]:
-    """The ``python -m waitingroom`` processes anywhere below ``pid`` (the supervisor's
-    library may keep a helper process between itself and each of them)."""
-    found, todo = [], children_of(pid)
-    while todo:
-        child = todo.pop()
-        try:
-            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv[-3:] == [b"-m", b"waitingroom", b""]:
-            found.append(child)
-        else:
-            todo += children_of(child)
-    return sorted(found)
 
 
 def gone(pid: int) -> bool:
@@ -88,7 +72,7 @@ def supervised(settings: Settings) -> Iterator[tuple[subprocess.Popen[bytes], li
             wait_until(lambda p=port: healthy(p), 60, f"the waitingroom process on {port}")
         yield proc, ports
     finally:
-        for child in waitingrooms_under(proc.pid) + children_of(proc.pid):
+        for child in waitingroom_pids(proc.pid) + children_of(proc.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
         if proc.poll() is None:
@@ -99,7 +83,7 @@ def supervised(settings: Settings) -> Iterator[tuple[subprocess.Popen[bytes], li
 @pytest.mark.slow
 def test_every_process_serves_its_own_port_and_a_stop_reaches_them_all(supervised):
     proc, ports = supervised
-    children = waitingrooms_under(proc.pid)
+    children = waitingroom_pids(proc.pid)
     assert len(children) == PROCESSES
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
@@ -111,7 +95,7 @@ def test_every_process_serves_its_own_port_and_a_stop_reaches_them_all(supervise
 @pytest.mark.slow
 def test_when_one_process_dies_the_others_stop_and_the_supervisor_fails(supervised):
     proc, ports = supervised
-    first, *others = waitingrooms_under(proc.pid)
+    first, *others = waitingroom_pids(proc.pid)
     os.kill(first, signal.SIGKILL)
     assert proc.wait(30) != 0  # so honcho (or a container runtime) sees the failure
     for child in others:
