@@ -112,6 +112,17 @@ class RateLimiter:
 LIMITER_KEY = web.AppKey("rate_limiter", RateLimiter)
 
 _EXEMPT_PATHS = frozenset({"/healthz", "/metrics"})
+# Routes (by their pattern, e.g. "/queue/{event_id}/join") that enforce their own, stricter
+# per-client limits: the generic check would only cost them another Redis round trip.
+OWN_LIMITS_KEY = web.AppKey("routes_with_own_limits", frozenset)
+
+
+def _has_own_limits(request: web.Request) -> bool:
+    own = request.app.get(OWN_LIMITS_KEY)
+    if not own:
+        return False
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical in own
 
 
 def client_identity(request: web.Request) -> str:
@@ -132,7 +143,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     limiter = request.app.get(LIMITER_KEY)
-    if limiter is None or request.path in _EXEMPT_PATHS:
+    if limiter is None or request.path in _EXEMPT_PATHS or _has_own_limits(request):
         return await handler(request)
     try:
         decision = await limiter.check(client_identity(request))

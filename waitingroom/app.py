@@ -7,6 +7,7 @@ from aiohttp import web
 
 from ticketing.auth import dev_token_routes
 from ticketing.config import Settings
+from ticketing.ratelimit import OWN_LIMITS_KEY
 from ticketing.web import create_base_app, pg_pool_ctx
 from waitingroom.booking_health import (
     RESERVE_LATENCY_KEY,
@@ -40,4 +41,9 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(queue_routes())
     app.router.add_routes(queue_socket_routes())
     app.router.add_routes(queue_admin_routes())
+    # Join, status and the websocket check the queue's per-fan and per-address limits
+    # (waitingroom.queue_runtime.QueueLimits), stricter than the generic per-client one.
+    app[OWN_LIMITS_KEY] = frozenset(
+        {"/queue/{event_id}/join", "/queue/{event_id}/status", "/queue/{event_id}/ws"}
+    )
     return app

@@ -65,15 +65,11 @@ async def test_queue_routes_need_a_token_and_admin_routes_the_admin_role(
     ):
         status, body, _ = await call(qclient, method, path, fan_only, {"paused": True})
         assert (status, body["code"]) == (403, "forbidden"), path
-    status, body, _ = await call(
-        qclient, "GET", f"/queue/{event}/ws?token=garbage", {}
-    )
+    status, body, _ = await call(qclient, "GET", f"/queue/{event}/ws?token=garbage", {})
     assert (status, body["code"]) == (401, "invalid_token")
 
 
-async def test_unknown_malformed_or_queueless_events_are_404(
-    qclient, queue_settings, pool
-) -> None:
+async def test_unknown_malformed_or_queueless_events_are_404(qclient, queue_settings, pool) -> None:
     no_queue = await make_event(pool, SEATS)
     me = auth_header(queue_settings, "lost")
     token = me["Authorization"].split()[1]
@@ -261,9 +257,7 @@ async def test_booking_ends_the_session_and_hands_the_slot_on(
         await patch_queue(client, settings, event, admit_per_minute=6000, max_active=1)
         await join(client, settings, "buyer", event)
         await join(client, settings, "next-in-line", event)
-        token = (await wait_status(client, settings, "buyer", event, "admitted"))[
-            "admission_token"
-        ]
+        token = (await wait_status(client, settings, "buyer", event, "admitted"))["admission_token"]
         me = {**fan(settings, "buyer"), "X-Admission-Token": token}
         status, hold, _ = await call(
             client, "POST", "/booking/reserve", me, {"event_id": event, "quantity": 2}
@@ -307,6 +301,28 @@ async def test_join_and_status_are_rate_limited_per_fan(queue_settings, pool, wo
         await client.close()
 
 
+async def test_queue_routes_answer_to_their_own_limits_only(queue_settings, pool, worker) -> None:
+    """Join and status are held to the queue's limits, not also to the generic one (which
+    would only add a Redis round trip per call); every other route still is."""
+    generic_tight = settings_with(
+        queue_settings,
+        rate_limit_per_minute=6,
+        rate_limit_burst=2,
+        redis_prefix=f"{queue_settings.redis_prefix}qown-{time.time_ns()}:",
+    )
+    event = await queue_event(pool)
+    client = await open_client(generic_tight)
+    try:
+        statuses = [(await join(client, generic_tight, "fan", event))[0] for _ in range(4)]
+        statuses += [(await queue_status(client, generic_tight, "fan", event))[0] for _ in range(4)]
+        assert statuses == [200] * 8  # the queue's 120/min allows these
+        me = auth_header(generic_tight, "fan")
+        others = [(await call(client, "GET", "/booking/1", me))[0] for _ in range(4)]
+        assert 429 in others  # the generic limit still applies elsewhere
+    finally:
+        await client.close()
+
+
 async def test_join_is_rate_limited_per_address(queue_settings, pool, worker) -> None:
     strict = settings_with(
         queue_settings,
@@ -336,8 +352,15 @@ async def test_operators_read_and_change_a_queue(qclient, queue_settings, pool) 
     await in_snapshot(qclient, queue_settings, event)
     figures = await get_queue(qclient, queue_settings, event)
     for field in (
-        "event_id", "admit_per_minute", "max_active", "paused", "session_seconds", "mode",
-        "waiting", "active", "admitted_total",
+        "event_id",
+        "admit_per_minute",
+        "max_active",
+        "paused",
+        "session_seconds",
+        "mode",
+        "waiting",
+        "active",
+        "admitted_total",
     ):
         assert field in figures, field
     assert figures["admit_per_minute"] == queue_settings.queue_admit_per_minute
@@ -347,7 +370,9 @@ async def test_operators_read_and_change_a_queue(qclient, queue_settings, pool) 
         qclient, queue_settings, event, admit_per_minute=120, max_active=7, session_seconds=300
     )
     assert (changed["admit_per_minute"], changed["max_active"], changed["session_seconds"]) == (
-        120, 7, 300,
+        120,
+        7,
+        300,
     )
     assert changed["mode"] == "manual"  # untouched
     auto = await patch_queue(qclient, queue_settings, event, mode="auto")
