@@ -84,12 +84,11 @@ async def gather_batch(
     """Items until they count ``max_size`` (each counts ``size(item)``; the last one taken
     may overshoot): the first waited for (until ``stop`` or ``lost``), then whatever
     arrives within ``wait_seconds`` more; [] when stopping or disconnected."""
-    while buffer.empty():
-        await wait_any(stop, lost, seconds=0.2)
-        if stop.is_set() or lost.is_set():
-            return []
-    batch = [buffer.get_nowait()]
-    total = size(batch[0])
+    first = await _first_item(buffer, stop, lost)
+    if first is None:
+        return []
+    batch = [first]
+    total = size(first)
     deadline = time.monotonic() + wait_seconds
     while total < max_size:
         if buffer.empty():
@@ -104,6 +103,29 @@ async def gather_batch(
             batch.append(buffer.get_nowait())
         total += size(batch[-1])
     return batch
+
+
+async def _first_item(
+    buffer: asyncio.Queue[T], stop: asyncio.Event, lost: asyncio.Event
+) -> T | None:
+    """The next item as soon as it arrives, or None once ``stop`` or ``lost`` is set. (It
+    used to look every 0.2 s, so a batch could sit in the buffer that long while the
+    worker slept: most of the booking path's latency under load.)"""
+    if not buffer.empty():
+        return buffer.get_nowait()
+    getter = asyncio.ensure_future(buffer.get())
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]
+    try:
+        await asyncio.wait([getter, *waiters], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        if not getter.done():
+            getter.cancel()  # an item not yet taken stays in the queue
+        await asyncio.gather(getter, *waiters, return_exceptions=True)
+    if getter.cancelled() or getter.exception() is not None:
+        return None
+    return getter.result()
 
 
 async def requeue_after_backoff(
