@@ -217,7 +217,14 @@ def start_services(
         procs.start(
             f"booking_worker-{i}",
             [sys.executable, "-m", "booking_worker"],
-            service_env(dataclasses.replace(settings, booking_worker_metrics_port=free_port())),
+            service_env(
+                dataclasses.replace(
+                    settings,
+                    booking_worker_metrics_port=free_port(),
+                    # as make run starts them: each first in line for its share of partitions
+                    booking_worker_slot=f"{i}/{args.workers}",
+                )
+            ),
             RUN_DIR / f"booking_worker_{i}.log",
         )
         for i in range(args.workers)

@@ -69,6 +69,7 @@ Message = AbstractIncomingMessage
 BATCH_WAIT_SECONDS = 0.002
 DEPTH_SAMPLE_SECONDS = 5.0
 UNBATCHED = frozenset({CONFIRM, STRIPE_EVENT})
+PREFERRED = 10  # consumer priority on the partitions of this worker's slot
 
 
 class BookingWorker:
@@ -102,7 +103,14 @@ class BookingWorker:
             channel = await connection.channel(publisher_confirms=False)
             await channel.set_qos(prefetch_count=2 * self.settings.booking_batch_max)
             topology = await declare_topology(channel, self.settings.booking_partitions)
-            tags = [(q, await q.consume(buffer.put)) for q in topology.queues]
+            tags = [
+                (q, await q.consume(buffer.put, arguments={"x-priority": priority}))
+                for q, priority in zip(
+                    topology.queues,
+                    consumer_priorities(self.settings.booking_worker_slot, len(topology.queues)),
+                    strict=True,
+                )
+            ]
             sampler = asyncio.create_task(self._sample_depth(topology, stop, lost))
             log.info("booking worker consuming %d partitions", len(tags))
             backoff.reset()
@@ -251,6 +259,20 @@ class BookingWorker:
                     declared = await queue.declare()
                     QUEUE_DEPTH.labels(queue.name).set(declared.message_count or 0)
                 await wait_any(stop, lost, seconds=DEPTH_SAMPLE_SECONDS)
+
+
+def consumer_priorities(slot: str, partitions: int) -> list[int]:
+    """RabbitMQ consumer priority per partition queue. A worker with slot ``i/n`` is first
+    in line for the partitions p with p % n == i: the broker gives their messages to it
+    while it has room in its prefetch, to the others only when it is full or gone. So one
+    hot event's commands meet in one worker's transactions, where they batch best, instead
+    of three workers fighting over the same seats with SKIP LOCKED (bench/README.md: 1 worker
+    sold 1,054 holds/s where 3 competing sold ~800); and no partition waits on a dead
+    worker. Without a slot every worker is equal, as before."""
+    if not slot:
+        return [0] * partitions
+    index, count = (int(part) for part in slot.split("/"))
+    return [PREFERRED if p % count == index else 0 for p in range(partitions)]
 
 
 def _commands_in(message: Message) -> int:

@@ -15,6 +15,16 @@ class ConfigError(ValueError):
     """A TICKETING_* variable has a value we cannot use."""
 
 
+def _slot(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ""
+    index, _, count = raw.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise ConfigError(f"{name} must be i/n with 0 <= i < n (e.g. 0/3), got {raw!r}")
+    return f"{int(index)}/{int(count)}"
+
+
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -87,6 +97,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "TICKETING_HOLD_TTL_SECONDS": ("600", "how long a hold keeps its seats"),
     "TICKETING_MAX_TICKETS_PER_USER": ("8", "per-user cap per event, held plus booked"),
     "TICKETING_BOOKING_PARTITIONS": ("8", "booking command queues; an event maps to one"),
+    "TICKETING_BOOKING_WORKER_SLOT": (
+        "",
+        "i/n: this booking worker is first in line for partitions p with p % n == i (the"
+        " others take them only when it is busy or gone); empty: no preference",
+    ),
     "TICKETING_BOOKING_RPC_TIMEOUT_SECONDS": ("5.0", "how long the front door waits for a worker"),
     "TICKETING_BOOKING_BATCH_MAX": ("32", "booking_worker: most commands in one transaction"),
     "TICKETING_BOOKING_WORKER_METRICS_PORT": ("9104", "booking_worker /metrics port"),
@@ -173,6 +188,7 @@ class Settings:
     hold_ttl_seconds: int = 600
     max_tickets_per_user: int = 8
     booking_partitions: int = 8
+    booking_worker_slot: str = ""
     booking_rpc_timeout_seconds: float = 5.0
     booking_batch_max: int = 32
     booking_worker_metrics_port: int = 9104
@@ -268,6 +284,7 @@ class Settings:
             hold_ttl_seconds=_int(env, "TICKETING_HOLD_TTL_SECONDS", 600, minimum=1),
             max_tickets_per_user=_int(env, "TICKETING_MAX_TICKETS_PER_USER", 8, minimum=1),
             booking_partitions=_int(env, "TICKETING_BOOKING_PARTITIONS", 8, minimum=1),
+            booking_worker_slot=_slot(env, "TICKETING_BOOKING_WORKER_SLOT"),
             booking_rpc_timeout_seconds=_float(env, "TICKETING_BOOKING_RPC_TIMEOUT_SECONDS", 5.0),
             booking_batch_max=_int(env, "TICKETING_BOOKING_BATCH_MAX", 32, minimum=1),
             booking_worker_metrics_port=_int(env, "TICKETING_BOOKING_WORKER_METRICS_PORT", 9104),
