@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from booking_worker.metrics import (
 from booking_worker.pruning import prune_processed_commands
 from ticketing.booking_topology import ERROR_HEADER, Topology, declare_topology
 from ticketing.config import Settings
-from ticketing.dead_letters import dead_letter
+from ticketing.dead_letters import dead_letter, park
 from ticketing.lifecycle import (
     Backoff,
     gather_batch,
@@ -358,17 +357,15 @@ async def _dead_letter_command(
     reason: str,
     kind: str = "handler_error",
 ) -> None:
-    """Park one command of a message (alone, as the single command it was) with why."""
-    await exchange.publish(
-        aio_pika.Message(
-            json.dumps(command).encode(),
-            headers={ERROR_HEADER: reason[:1000]},
-            content_type="application/json",
-            correlation_id=command.get("correlation_id") if isinstance(command, dict) else None,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        ),
+    """Park one command of a batch message, alone, as the single command it was."""
+    correlation_id = command.get("correlation_id") if isinstance(command, dict) else None
+    await park(
+        exchange,
+        orjson.dumps(command),
+        reason,
+        ERROR_HEADER,
         routing_key=message.routing_key or "",
-        mandatory=False,
+        correlation_id=correlation_id if isinstance(correlation_id, str) else None,
     )
     DEAD_LETTERED.labels(kind).inc()
     log.warning("booking command dead-lettered kind=%s reason=%s", kind, reason)
