@@ -36,7 +36,11 @@ async def status_of(
 ) -> dict[str, Any]:
     figures = await runtime.figures.get(event.event_id)
     ticket = issue_ticket(
-        runtime.settings, event.event_id, user_id, placement.kind, placement.place,
+        runtime.settings,
+        event.event_id,
+        user_id,
+        placement.kind,
+        placement.place,
         placement.epoch,
     )
     return status_body(runtime.settings, event, user_id, placement, figures, ticket)
@@ -73,7 +77,10 @@ async def join(request: web.Request) -> web.Response:
         # debug: under a surge a line per join would cost more than the join itself
         log.debug(
             "queue join: event_id=%s user=%s kind=%s restored=%s",
-            event_id, principal.user_id, placement.kind, placement.new == 2,
+            event_id,
+            principal.user_id,
+            placement.kind,
+            placement.new == 2,
         )
     return web.json_response(answer)
 
@@ -84,14 +91,10 @@ async def status(request: web.Request) -> web.Response:
     runtime = request.app[QUEUE_KEY]
     await runtime.limits.check(request, principal.user_id)
     event = await runtime.event_or_404(event_id)
+    placement = await runtime.placement_or_404(
+        event, principal.user_id, "You are not in this queue (or your session ended); join it."
+    )
     with queue_reachable():
-        placement = await runtime.store.place(
-            event_id, principal.user_id, join=False, on_sale_ms=event.on_sale_ms
-        )
-        if placement.kind == "none":
-            raise Problem(
-                404, "not_in_queue", "You are not in this queue (or your session ended); join it."
-            )
         return web.json_response(await status_of(runtime, event, principal.user_id, placement))
 
 

@@ -34,7 +34,7 @@ from waitingroom.queue_events import QueueEvent, QueueEvents
 from waitingroom.queue_hub import Hub
 from waitingroom.queue_metrics import ACTIVE_SESSIONS, ADMIT_RATE, QUEUE_LENGTH
 from waitingroom.queue_status import FiguresCache
-from waitingroom.queue_store import QueueStore
+from waitingroom.queue_store import Placement, QueueStore
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,7 @@ class QueueLimits:
     async def check(self, request: web.Request, user_id: str) -> None:
         address = request.headers.get("X-Real-IP") or request.remote or "unknown"
         try:
-            by_user, by_ip = await asyncio.gather(
-                self.user.check(user_id), self.ip.check(address)
-            )
+            by_user, by_ip = await asyncio.gather(self.user.check(user_id), self.ip.check(address))
         except REDIS_ERRORS:
             return  # the queue itself will answer 503; the limiter fails open
         for decision in (by_user, by_ip):
@@ -90,6 +88,16 @@ class QueueRuntime:
         if event is None:
             raise Problem(404, "event_not_found", "No such event with a waiting room.")
         return event
+
+    async def placement_or_404(self, event: QueueEvent, user_id: str, detail: str) -> Placement:
+        """Where this fan stands now (without joining), or 404 not_in_queue."""
+        with queue_reachable():
+            placement = await self.store.place(
+                event.event_id, user_id, join=False, on_sale_ms=event.on_sale_ms
+            )
+        if placement.kind == "none":
+            raise Problem(404, "not_in_queue", detail)
+        return placement
 
 
 QUEUE_KEY = web.AppKey("queue_runtime", QueueRuntime)

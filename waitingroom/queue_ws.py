@@ -17,7 +17,7 @@ from ticketing.dependencies import REDIS_ERRORS
 from ticketing.problems import Problem
 from waitingroom.queue_hub import Fan
 from waitingroom.queue_routes import event_id_of
-from waitingroom.queue_runtime import QUEUE_KEY, queue_reachable
+from waitingroom.queue_runtime import QUEUE_KEY
 
 # Pings find fans who vanished without closing (a phone losing signal); a fan who stops
 # answering them stops counting as seen and loses their place like one who never polled.
@@ -51,12 +51,9 @@ async def queue_socket(request: web.Request) -> web.StreamResponse:
     principal = request.app[VERIFIER_KEY].verify(token)
     await runtime.limits.check(request, principal.user_id)
     event = await runtime.event_or_404(event_id)
-    with queue_reachable():
-        placement = await runtime.store.place(
-            event_id, principal.user_id, join=False, on_sale_ms=event.on_sale_ms
-        )
-    if placement.kind == "none":
-        raise Problem(404, "not_in_queue", "Join the queue before opening its websocket.")
+    placement = await runtime.placement_or_404(
+        event, principal.user_id, "Join the queue before opening its websocket."
+    )
     ws = web.WebSocketResponse(
         heartbeat=HEARTBEAT_SECONDS, compress=False, max_msg_size=4096, autoping=True
     )
