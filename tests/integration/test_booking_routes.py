@@ -309,7 +309,7 @@ async def test_bookings_are_shown_to_their_owner_and_admins(
             await conn.execute(
                 """INSERT INTO holds (id, event_id, user_id, status, amount_cents, currency,
                                       expires_at, ticket_ids)
-                   VALUES ($1, $2, 'buyer', 'confirmed', 12000, 'EUR', now(), $3)""",
+                   VALUES ($1, $2, 'routes-buyer', 'confirmed', 12000, 'EUR', now(), $3)""",
                 hold_id,
                 event,
                 [ids[i]],
@@ -317,7 +317,7 @@ async def test_bookings_are_shown_to_their_owner_and_admins(
             await conn.execute(
                 """INSERT INTO bookings (id, hold_id, event_id, user_id, status, amount_cents,
                                          currency, payment_intent_id, created_at)
-                   VALUES ($1, $2, $3, 'buyer', 'confirmed', 12000, 'EUR', 'pi_x',
+                   VALUES ($1, $2, $3, 'routes-buyer', 'confirmed', 12000, 'EUR', 'pi_x',
                            now() - make_interval(secs => $4))""",
                 booking_id,
                 hold_id,
@@ -331,7 +331,7 @@ async def test_bookings_are_shown_to_their_owner_and_admins(
                 ids[i],
             )
         booking_ids.append(str(booking_id))
-    buyer = fan(booking_settings, "buyer")
+    buyer = fan(booking_settings, "routes-buyer")
     status, booking, _ = await call(client, "GET", f"/bookings/{booking_ids[0]}", buyer)
     assert status == 200
     assert booking["status"] == "confirmed" and booking["payment_intent_id"] == "pi_x"
