@@ -14,9 +14,11 @@ command reuses its attempt, a fan's retry after a declined card is a new attempt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,6 +138,42 @@ async def confirm_hold(pool: asyncpg.Pool, payments: Payments, command: dict[str
         return _problem(403, "not_your_hold", "This hold belongs to someone else.")
 
     deadline = time.monotonic() + WAIT_FOR_OTHER_ATTEMPT_SECONDS
+    async with _exclusive(pool, attempt_key, deadline) as alone:
+        if not alone:
+            return _problem(
+                409, "payment_in_progress", "This payment is being made right now; retry shortly."
+            )
+        return await _confirm(pool, payments, hold_id, payment_method, attempt_key, deadline)
+
+
+@contextlib.asynccontextmanager
+async def _exclusive(pool: asyncpg.Pool, key: str, deadline: float) -> AsyncIterator[bool]:
+    """One try of an attempt key at a time, across workers: two copies of one confirm (a
+    client retry racing its original with the same Idempotency-Key) would otherwise both
+    find the attempt 'pending' with no intent yet and both charge, and our idempotency must
+    not lean on Stripe's. A session advisory lock on a connection of its own, so a worker
+    that dies mid-charge lets go with its connection. Yields False if still taken at
+    ``deadline``."""
+    async with pool.acquire() as conn:
+        while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 7))", key):
+            if time.monotonic() > deadline:
+                yield False
+                return
+            await asyncio.sleep(0.05)
+        try:
+            yield True
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 7))", key)
+
+
+async def _confirm(
+    pool: asyncpg.Pool,
+    payments: Payments,
+    hold_id: uuid.UUID,
+    payment_method: str,
+    attempt_key: str,
+    deadline: float,
+) -> Reply:
     try:
         started = await _start_attempt(pool, payments, hold_id, attempt_key, deadline)
         if not isinstance(started, _Attempt):

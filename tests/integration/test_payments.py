@@ -133,6 +133,32 @@ async def test_two_confirms_at_once_charge_once(
     assert len(localstripe.intents_for_hold(held.hold_id)) == 1
 
 
+class SlowToStripe(Payments):
+    """The real localstripe, reached after a delay: a charge still on its way when a copy
+    of the same confirm arrives."""
+
+    async def charge(self, **kwargs: Any):  # noqa: ANN201
+        await asyncio.sleep(0.5)
+        return await super().charge(**kwargs)
+
+
+async def test_two_copies_of_one_confirm_at_once_charge_once(
+    pool: asyncpg.Pool, payment_settings: Settings, held: HeldSeats, localstripe: LocalStripe
+) -> None:
+    """A client retry racing its original (same Idempotency-Key, so the same attempt) in two
+    workers: both found the attempt pending with no intent yet and both charged, since
+    localstripe, like our design, does not rely on Stripe's idempotency keys."""
+    slow = SlowToStripe(payment_settings)
+    try:
+        command = confirm_command(held, "pm_card_visa", request_id="same-" + uuid.uuid4().hex)
+        replies = await asyncio.gather(*(confirm_hold(pool, slow, dict(command)) for _ in range(2)))
+    finally:
+        await slow.close()
+    assert [status for status, _ in replies] == [201, 201], replies
+    assert replies[0][1]["booking_id"] == replies[1][1]["booking_id"]
+    assert len(localstripe.intents_for_hold(held.hold_id)) == 1
+
+
 async def test_someone_elses_hold_is_403_and_an_unknown_one_404(
     pool: asyncpg.Pool, payments: Payments, held: HeldSeats
 ) -> None:
