@@ -5,11 +5,13 @@ presents it on join gets that place back if Redis lost the queue (see the PLACE 
 
 from __future__ import annotations
 
+import functools
 import time
 
 import jwt
 
 from ticketing.config import Settings
+from ticketing.jwt_speed import HS256Signer
 from ticketing.problems import Problem, validation_error
 
 TICKET_TTL_SECONDS = 24 * 3600
@@ -29,7 +31,12 @@ def issue_ticket(
         "iat": now,
         "exp": now + TICKET_TTL_SECONDS,
     }
-    return jwt.encode(claims, settings.queue_ticket_secret, algorithm="HS256")
+    return _signer(settings.queue_ticket_secret).sign(claims)
+
+
+@functools.lru_cache(maxsize=4)
+def _signer(secret: str) -> HS256Signer:
+    return HS256Signer(secret)
 
 
 def read_ticket(
