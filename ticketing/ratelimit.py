@@ -7,7 +7,6 @@ is one small string that expires on its own.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from ticketing.auth import optional_principal
+from ticketing.coalesce import Coalescer
 from ticketing.metrics import DEPENDENCY_ERRORS, SERVICE_KEY
 from ticketing.problems import Problem
 
@@ -61,36 +61,13 @@ class RateLimiter:
         self._interval_ms = 60_000 / per_minute
         self._tolerance_ms = self._interval_ms * burst
         self._sha: str | None = None
-        self._waiting: list[tuple[str, asyncio.Future[list[int]]]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._checks: Coalescer[None, str, list[int]] = Coalescer(
+            lambda _, keys: self._run(keys), _PIPELINE_MAX
+        )
 
     async def check(self, client: str) -> Decision:
-        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((self._prefix + client, future))
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send())
-        allowed, retry_ms = await future
+        allowed, retry_ms = await self._checks.submit(None, self._prefix + client)
         return Decision(bool(allowed), max(1, math.ceil(int(retry_ms) / 1000)))
-
-    async def _send(self) -> None:
-        """Send what is waiting, one pipeline at a time; checks that arrive meanwhile go
-        in the next, so a lone check leaves at once and a crowd shares round trips."""
-        try:
-            while self._waiting:
-                batch = self._waiting[:_PIPELINE_MAX]
-                del self._waiting[: len(batch)]
-                try:
-                    results = await self._run([key for key, _ in batch])
-                except (RedisError, OSError) as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-        finally:
-            self._sender = None
 
     async def _run(self, keys: list[str]) -> list[list[int]]:
         for _ in range(2):  # a second time after Redis lost its scripts (a restart)

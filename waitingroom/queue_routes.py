@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from ticketing.auth import Principal, optional_principal, require_user
@@ -50,7 +51,6 @@ async def join(request: web.Request) -> web.Response:
     principal = require_user(request)
     event_id = event_id_of(request)
     runtime = request.app[QUEUE_KEY]
-    await runtime.limits.check(request, principal.user_id)
     body = await read_json(request) if request.body_exists else {}
     unknown = sorted(set(body) - {"queue_ticket"})
     if unknown:
@@ -64,8 +64,8 @@ async def join(request: web.Request) -> web.Response:
             # Committed before anyone is in the pre-queue, even for an event created moments
             # before its on-sale (the admitter commits within a second otherwise).
             await runtime.admitter.commit(event_id)
-        placement = await runtime.store.place(
-            event_id, principal.user_id, join=True, on_sale_ms=event.on_sale_ms, restore=restore
+        placement = await runtime.arrive(
+            request, event, principal.user_id, join=True, restore=restore
         )
         answer = await status_of(runtime, event, principal.user_id, placement)
     outcome = "sold_out" if placement.kind == "sold_out" else _JOIN_OUTCOMES[placement.new]
@@ -82,20 +82,27 @@ async def join(request: web.Request) -> web.Response:
             placement.kind,
             placement.new == 2,
         )
-    return web.json_response(answer)
+    return _json(answer)
+
+
+def _json(body: dict[str, Any]) -> web.Response:
+    # orjson: the stdlib encoder was a tenth of a join's CPU under a surge
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 async def status(request: web.Request) -> web.Response:
     principal = require_user(request)
     event_id = event_id_of(request)
     runtime = request.app[QUEUE_KEY]
-    await runtime.limits.check(request, principal.user_id)
     event = await runtime.event_or_404(event_id)
     placement = await runtime.placement_or_404(
-        event, principal.user_id, "You are not in this queue (or your session ended); join it."
+        request,
+        event,
+        principal.user_id,
+        "You are not in this queue (or your session ended); join it.",
     )
     with queue_reachable():
-        return web.json_response(await status_of(runtime, event, principal.user_id, placement))
+        return _json(await status_of(runtime, event, principal.user_id, placement))
 
 
 async def leave(request: web.Request) -> web.Response:

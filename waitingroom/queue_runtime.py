@@ -25,7 +25,6 @@ from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
 from ticketing.lifecycle import wait_any
 from ticketing.metrics import DEPENDENCY_ERRORS
 from ticketing.problems import Problem
-from ticketing.ratelimit import RateLimiter
 from ticketing.web import DEPENDENCY_TIMEOUT_SECONDS, PG_POOL_KEY, SETTINGS_KEY
 from waitingroom.admitter import TICK_SECONDS, Admitter
 from waitingroom.booking_health import RESERVE_LATENCY_KEY, BrokerBacklog, LatencyReports
@@ -34,39 +33,11 @@ from waitingroom.queue_events import QueueEvent, QueueEvents
 from waitingroom.queue_hub import Hub
 from waitingroom.queue_metrics import ACTIVE_SESSIONS, ADMIT_RATE, QUEUE_LENGTH
 from waitingroom.queue_status import FiguresCache
-from waitingroom.queue_store import Placement, QueueStore
+from waitingroom.queue_store import Placement, QueueStore, RateLimited
 
 log = logging.getLogger(__name__)
 
 REDIS_CONNECTIONS = 256
-
-
-class QueueLimits:
-    """Per-fan and per-address limits on join, status and websocket opens, across all
-    processes (the GCRA limiter of ticketing/ratelimit.py with its own keys)."""
-
-    def __init__(self, redis: Redis, settings: Settings) -> None:
-        prefix = settings.redis_prefix + "queue-"
-        user, ip = settings.queue_user_rate_per_minute, settings.queue_ip_rate_per_minute
-        # A sixth of the minute's allowance may come at once (a page reload, a reconnect).
-        self.user = RateLimiter(redis, prefix + "user-", user, max(5, user // 6))
-        self.ip = RateLimiter(redis, prefix + "ip-", ip, max(5, ip // 6))
-
-    async def check(self, request: web.Request, user_id: str) -> None:
-        address = request.headers.get("X-Real-IP") or request.remote or "unknown"
-        try:
-            by_user, by_ip = await asyncio.gather(self.user.check(user_id), self.ip.check(address))
-        except REDIS_ERRORS:
-            return  # the queue itself will answer 503; the limiter fails open
-        for decision in (by_user, by_ip):
-            if not decision.allowed:
-                raise Problem(
-                    429,
-                    "rate_limited",
-                    "Too many queue requests; the websocket pushes your place, no need to poll "
-                    "this fast.",
-                    headers={"Retry-After": str(decision.retry_after_seconds)},
-                )
 
 
 @dataclass
@@ -76,7 +47,6 @@ class QueueRuntime:
     events: QueueEvents
     figures: FiguresCache
     hub: Hub
-    limits: QueueLimits
     admitter: Admitter
     controller: QueueController
 
@@ -89,12 +59,42 @@ class QueueRuntime:
             raise Problem(404, "event_not_found", "No such event with a waiting room.")
         return event
 
-    async def placement_or_404(self, event: QueueEvent, user_id: str, detail: str) -> Placement:
-        """Where this fan stands now (without joining), or 404 not_in_queue."""
+    async def arrive(
+        self,
+        request: web.Request,
+        event: QueueEvent,
+        user_id: str,
+        *,
+        join: bool,
+        restore: tuple[str, int, str] | None = None,
+    ) -> Placement:
+        """Where the fan stands (joining them first with ``join``), counted against the
+        fan's and the address's queue limits (429 when either refuses)."""
+        address = request.headers.get("X-Real-IP") or request.remote or "unknown"
         with queue_reachable():
-            placement = await self.store.place(
-                event.event_id, user_id, join=False, on_sale_ms=event.on_sale_ms
-            )
+            try:
+                return await self.store.place(
+                    event.event_id,
+                    user_id,
+                    join=join,
+                    on_sale_ms=event.on_sale_ms,
+                    restore=restore,
+                    address=address,
+                )
+            except RateLimited as limited:
+                raise Problem(
+                    429,
+                    "rate_limited",
+                    "Too many queue requests; the websocket pushes your place, no need to poll "
+                    "this fast.",
+                    headers={"Retry-After": str(limited.retry_after_seconds)},
+                ) from None
+
+    async def placement_or_404(
+        self, request: web.Request, event: QueueEvent, user_id: str, detail: str
+    ) -> Placement:
+        """Where this fan stands now (without joining), or 404 not_in_queue."""
+        placement = await self.arrive(request, event, user_id, join=False)
         if placement.kind == "none":
             raise Problem(404, "not_in_queue", detail)
         return placement
@@ -142,7 +142,6 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
         events=events,
         figures=figures,
         hub=Hub(store, settings, figures, events),
-        limits=QueueLimits(redis, settings),
         admitter=Admitter(store, events),
         controller=QueueController(store, events, settings, backlog, latency_reports, process),
     )

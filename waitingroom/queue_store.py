@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from collections.abc import Iterable, Sequence
@@ -12,6 +13,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from ticketing.coalesce import Coalescer
 from ticketing.config import Settings
 from ticketing.domain.queue import (
     QueueConfig,
@@ -33,6 +35,19 @@ _POSITION_KINDS = ("waiting", "pre", "admitted", "none")
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RateLimited(Exception):
+    """The fan's or the address's queue limit refused the call."""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(f"rate limited; retry in {retry_after_seconds} s")
+        self.retry_after_seconds = retry_after_seconds
+
+
+def _gcra(per_minute: int) -> tuple[float, float]:
+    interval = 60_000 / per_minute
+    return interval, interval * max(5, per_minute // 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +105,13 @@ class QueueStore:
         self.settings = settings
         self.prefix = settings.redis_prefix
         self._place = redis.register_script(scripts.PLACE)
+        self._placing: Coalescer[int, tuple[tuple[Any, ...], str | None], Placement] = Coalescer(
+            self._place_many
+        )
+        # GCRA (ticketing/ratelimit.py's, in the PLACE script): interval and tolerance in
+        # ms; a sixth of the minute's allowance may come at once (a reload, a reconnect).
+        self._user_limit = _gcra(settings.queue_user_rate_per_minute)
+        self._ip_limit = _gcra(settings.queue_ip_rate_per_minute)
         self._leave = redis.register_script(scripts.LEAVE)
         self._tick = redis.register_script(scripts.TICK)
         self._commit = redis.register_script(scripts.COMMIT)
@@ -123,22 +145,47 @@ class QueueStore:
         join: bool,
         on_sale_ms: int,
         restore: tuple[str, int, str] | None = None,
+        address: str | None = None,
     ) -> Placement:
+        """Where the fan stands; with ``join``, placing them first if they are not in line.
+        With ``address`` the call counts against the fan's and the address's limits and
+        raises :class:`RateLimited` when either refuses it (nothing else happens then).
+
+        Calls for one event that arrive together go to Redis as one script call."""
         where, place, epoch = restore or ("", 0, "")
-        reply = await self._place(
-            keys=self.keys(event_id, "waiting", "pre", "active", "seen", "state"),
-            args=[user_id, "join" if join else "status", on_sale_ms, where, place, epoch],
-        )
-        kind, value, rank, pre_ahead, epoch_now, new, _waiting, drawn = reply
-        return Placement(
-            _text(kind),
-            int(_text(value)),
-            int(rank),
-            int(pre_ahead),
-            _text(epoch_now),
-            int(new),
-            bool(int(drawn)),
-        )
+        request = (user_id, "join" if join else "status", on_sale_ms, where, place, epoch)
+        return await self._placing.submit(event_id, (request, address))
+
+    async def _place_many(
+        self, event_id: int, requests: list[tuple[tuple[Any, ...], str | None]]
+    ) -> list[Placement | RateLimited]:
+        keys = self.keys(event_id, "waiting", "pre", "active", "seen", "state")
+        args: list[Any] = [*self._user_limit, *self._ip_limit]
+        for (user_id, *rest), address in requests:
+            keys.append(self.key(event_id, "rl:user:" + user_id))
+            keys.append(self.key(event_id, "rl:ip:" + (address or "")))
+            args += [user_id, *rest, "0" if address is None else "1"]
+        reply = await self._place(keys=keys, args=args)
+        out: list[Placement | RateLimited] = []
+        width = scripts.PLACE_FIELDS
+        for i in range(0, len(reply), width):
+            kind, value, rank, pre_ahead, epoch_now, new, drawn = reply[i : i + width]
+            kind = _text(kind)
+            if kind == "limited":
+                out.append(RateLimited(max(1, math.ceil(int(value) / 1000))))
+                continue
+            out.append(
+                Placement(
+                    kind,
+                    int(_text(value)),
+                    int(rank),
+                    int(pre_ahead),
+                    _text(epoch_now),
+                    int(new),
+                    bool(int(drawn)),
+                )
+            )
+        return out
 
     async def session_ends_ms(self, event_id: int, user_id: str) -> int | None:
         """When this fan's admitted session ends (epoch ms), or None when they have none

@@ -49,10 +49,9 @@ async def queue_socket(request: web.Request) -> web.StreamResponse:
             headers={"WWW-Authenticate": 'Bearer realm="ticketing"'},
         )
     principal = request.app[VERIFIER_KEY].verify(token)
-    await runtime.limits.check(request, principal.user_id)
     event = await runtime.event_or_404(event_id)
     placement = await runtime.placement_or_404(
-        event, principal.user_id, "Join the queue before opening its websocket."
+        request, event, principal.user_id, "Join the queue before opening its websocket."
     )
     ws = web.WebSocketResponse(
         heartbeat=HEARTBEAT_SECONDS, compress=False, max_msg_size=4096, autoping=True

@@ -12,7 +12,8 @@ from waitingroom.queue_store import QueueStore
 
 def test_an_events_keys_share_one_cluster_slot():
     store = QueueStore(Redis(), Settings(redis_prefix="tk:"))  # no connection is made
-    keys = store.keys(42, *queue_scripts.NAMES)
+    # with the per-fan and per-address limits the PLACE script counts
+    keys = store.keys(42, *queue_scripts.NAMES, "rl:user:alice", "rl:ip:10.0.0.1")
     assert {key_slot(k.encode()) for k in keys} == {key_slot(b"{42}")}
     assert len({key_slot(k.encode()) for k in store.keys(43, *queue_scripts.NAMES)}) == 1
 

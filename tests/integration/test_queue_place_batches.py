@@ -1,0 +1,114 @@
+"""Joins and status reads that arrive together go to Redis as one PLACE call, and each fan
+is answered exactly as if it had come alone: a place of its own, first come first served,
+the same place when it asks again, and its own rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.support import settings_with
+from ticketing.config import Settings
+from waitingroom.queue_store import Placement, QueueStore, RateLimited
+
+EVENT = 7
+ON_SALE_MS = 0  # long on sale: everyone joins the FIFO line
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()
+
+
+def fresh_store(redis: Redis, settings: Settings, **limits: int) -> QueueStore:
+    own = settings_with(settings, redis_prefix=f"{settings.redis_prefix}batch-{uuid.uuid4().hex}:")
+    return QueueStore(redis, settings_with(own, **limits) if limits else own)
+
+
+async def place_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_fans_joining_together_share_a_call_and_keep_their_order(
+    redis: Redis, settings: Settings
+) -> None:
+    store = fresh_store(redis, settings)
+    fans = [f"fan-{i:03d}" for i in range(300)]
+    calls_before = await place_calls(redis)
+    joined = await asyncio.gather(
+        *(store.place(EVENT, fan, join=True, on_sale_ms=ON_SALE_MS) for fan in fans)
+    )
+    calls = await place_calls(redis) - calls_before
+    # Natural batching: the first call leaves alone, the rest wait for it and go together
+    # (at most 256 a call), so a crowd of 300 costs a handful of round trips, not 300.
+    assert calls <= 4, calls
+    assert [p.kind for p in joined] == ["waiting"] * len(fans)
+    assert [p.rank for p in joined] == list(range(len(fans)))  # in the order they came
+    assert len({p.place for p in joined}) == len(fans)
+    assert all(p.new == 1 for p in joined)
+
+    again = await asyncio.gather(
+        *(store.place(EVENT, fan, join=True, on_sale_ms=ON_SALE_MS) for fan in reversed(fans))
+    )
+    assert [(p.place, p.rank, p.new) for p in reversed(again)] == [
+        (p.place, p.rank, 0) for p in joined
+    ]
+    # A status read of someone who never joined places nobody.
+    ghost = await store.place(EVENT, "ghost", join=False, on_sale_ms=ON_SALE_MS)
+    assert ghost.kind == "none"
+    assert (await store.place(EVENT, fans[-1], join=False, on_sale_ms=ON_SALE_MS)).rank == 299
+
+
+async def test_a_fans_calls_in_one_batch_count_against_their_own_limit(
+    redis: Redis, settings: Settings
+) -> None:
+    # 30 a minute with a burst of 5 each; a roomy per-address limit.
+    store = fresh_store(redis, settings, queue_user_rate_per_minute=30)
+    greedy = [
+        store.place(EVENT, "greedy", join=True, on_sale_ms=ON_SALE_MS, address="10.0.0.1")
+        for _ in range(8)
+    ]
+    polite = store.place(EVENT, "polite", join=True, on_sale_ms=ON_SALE_MS, address="10.0.0.2")
+    results = await asyncio.gather(*greedy, polite, return_exceptions=True)
+    *mine, theirs = results
+    assert sum(isinstance(r, Placement) for r in mine) == 5
+    refused = [r for r in mine if isinstance(r, RateLimited)]
+    assert len(refused) == 3 and all(1 <= r.retry_after_seconds <= 2 for r in refused)
+    assert isinstance(theirs, Placement) and theirs.kind == "waiting"
+    # A refused call changed nothing: the greedy fan holds one place, ahead of the other.
+    first = await store.place(EVENT, "greedy", join=False, on_sale_ms=ON_SALE_MS)
+    assert (first.rank, theirs.rank) == (0, 1)
+    # Without an address (the service's own reads) no limit applies.
+    assert (await store.place(EVENT, "greedy", join=False, on_sale_ms=ON_SALE_MS)).rank == 0
+
+
+async def test_an_address_limit_holds_across_fans(redis: Redis, settings: Settings) -> None:
+    store = fresh_store(redis, settings, queue_ip_rate_per_minute=60)  # a burst of 10
+    results = await asyncio.gather(
+        *(
+            store.place(EVENT, f"net-{i}", join=True, on_sale_ms=ON_SALE_MS, address="10.9.9.9")
+            for i in range(14)
+        ),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, Placement) for r in results) == 10
+    assert sum(isinstance(r, RateLimited) for r in results) == 4
+    started = time.monotonic()
+    # One more is allowed once an interval (1 s) has passed.
+    while True:
+        try:
+            await store.place(
+                EVENT, "net-late", join=True, on_sale_ms=ON_SALE_MS, address="10.9.9.9"
+            )
+            break
+        except RateLimited:
+            assert time.monotonic() - started < 3
+            await asyncio.sleep(0.1)
