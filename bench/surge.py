@@ -60,7 +60,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.reserve import ProcessGroups, clear_redis, clock_ticks  # noqa: E402
+from bench.reserve import ProcessGroups, clear_redis, clock_ticks, pids_named  # noqa: E402
 from bench.reserve_load import Summary, summarize  # noqa: E402
 from bench.reserve_setup import RunLock, create_vhost, delete_vhost  # noqa: E402
 from bench.search import free_port, http_get, say, service_env, wait_for  # noqa: E402
@@ -230,6 +230,18 @@ def expect(loads: Loads, word: str, within: float) -> list[str]:
     return lines
 
 
+class CpuMeter:
+    """CPU seconds each group of processes used between its start and stop()."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self._start = {k: clock_ticks(v) for k, v in groups.items()}
+        self.seconds: dict[str, float] = {}
+
+    def stop(self) -> None:
+        self.seconds = {k: clock_ticks(v) - self._start[k] for k, v in self.groups.items()}
+
+
 def waitingroom_state(settings: Settings, pids: list[int]) -> dict:
     texts = [
         http_get(f"http://127.0.0.1:{port}/metrics")[1].decode()
@@ -389,6 +401,14 @@ def report(args: argparse.Namespace, settings: Settings, run: dict) -> bool:
         f"CPU seconds: {', '.join(f'{k} {v:.1f}' for k, v in run['cpu'].items())}; "
         f"load average at the start {run['load_average']:.1f}"
     )
+    for side, summary in (("hello", hello), ("join", joins)):
+        cpu = run["phase_cpu"][side]
+        per = {k: v * 1e6 / summary.count for k, v in cpu.items() if v} if summary.count else {}
+        print(
+            f"CPU us per {side} request, by component: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in per.items())
+            + f"; all {sum(per.values()):.0f}"
+        )
     checks = [
         (ratio >= TARGET_JOIN_RATIO, f"join throughput >= {TARGET_JOIN_RATIO:.0%} of hello-world"),
         (
@@ -470,19 +490,30 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         nginx_pids = children_of(next(p.pid for n, p in procs.started if n == "nginx"))
         load_average = os.getloadavg()[0]
 
+        hellos = [p.pid for n, p in procs.started if n.startswith("hello:")]
+        groups = {
+            "waitingroom": rooms,
+            "hello": hellos,
+            "redis": pids_named("redis-server"),
+            "nginx": nginx_pids,
+            "load": load_pids,
+        }
         say(f"hello world: {args.hello_seconds:.0f} s, {args.concurrency} in flight")
+        hello_cpu = CpuMeter(groups)
         tell(loads, "hello")
         expect(loads, "hello-done", args.hello_seconds + 60)
+        hello_cpu.stop()
         procs.check_alive()
         before = waitingroom_state(settings, rooms)
-        groups = {"waitingroom": rooms, "nginx": nginx_pids, "load": load_pids}
         cpu_before = {k: clock_ticks(v) for k, v in groups.items()}
         sampler = Sampler(lambda: api("GET", queue_url, admin))
         say(f"surge: {args.fans:,} fans join (the queue paused)")
         if args.profile:
             profile(rooms, args.profile, procs)
+        join_cpu = CpuMeter(groups)
         tell(loads, "join")
         expect(loads, "joined", args.step_seconds + 60)
+        join_cpu.stop()
         say(f"surge: {args.fans:,} fans open their websockets")
         tell(loads, "open")
         opened = expect(loads, "opened", args.step_seconds + 60)
@@ -513,6 +544,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "after": after,
             "cpu": cpu,
             "load_average": load_average,
+            "phase_cpu": {"hello": hello_cpu.seconds, "join": join_cpu.seconds},
             "rate": admission_rate([(t, q) for t, q in samples if t >= resumed_at]),
             "lag": lag_summary(admissions.at, e2e),
             "announced": len(admissions.at),
