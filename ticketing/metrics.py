@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -60,10 +61,21 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = exc.status
         raise
     finally:
-        service = request.app[SERVICE_KEY]
-        route = route_label(request)
-        HTTP_REQUESTS.labels(service, request.method, route, str(status)).inc()
-        HTTP_LATENCY.labels(service, request.method, route).observe(time.perf_counter() - started)
+        key = (request.app[SERVICE_KEY], request.method, route_label(request))
+        # labels() validates and locks on every call: a tenth of a cheap route's CPU.
+        latency = _LATENCY_CHILDREN.get(key)
+        if latency is None:
+            latency = _LATENCY_CHILDREN[key] = HTTP_LATENCY.labels(*key)
+        latency.observe(time.perf_counter() - started)
+        counted = _REQUEST_CHILDREN.get((key, status))
+        if counted is None:
+            counted = _REQUEST_CHILDREN[(key, status)] = HTTP_REQUESTS.labels(*key, str(status))
+        counted.inc()
+
+
+# Label children by label values; bounded by routes x methods x statuses.
+_LATENCY_CHILDREN: dict[tuple[str, str, str], Any] = {}
+_REQUEST_CHILDREN: dict[tuple[tuple[str, str, str], int], Any] = {}
 
 
 async def metrics_view(request: web.Request) -> web.Response:

@@ -9,11 +9,7 @@ from ticketing.auth import dev_token_routes
 from ticketing.config import Settings
 from ticketing.ratelimit import OWN_LIMITS_KEY
 from ticketing.web import create_base_app, pg_pool_ctx
-from waitingroom.booking_health import (
-    RESERVE_LATENCY_KEY,
-    ReserveLatency,
-    reserve_latency_middleware,
-)
+from waitingroom.booking_health import RESERVE_LATENCY_KEY, ReserveLatency
 from waitingroom.booking_routes import booking_routes, rpc_ctx
 from waitingroom.confirm_routes import confirm_routes
 from waitingroom.pages import page_routes
@@ -32,7 +28,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(pg_pool_ctx)
     app.cleanup_ctx.append(queue_ctx)
     app[RESERVE_LATENCY_KEY] = ReserveLatency()
-    app.middlewares.append(reserve_latency_middleware)
     app.router.add_routes(dev_token_routes(settings))
     app.router.add_routes(booking_routes())
     app.router.add_routes(confirm_routes())

@@ -27,6 +27,7 @@ from ticketing.problems import CONTENT_TYPE, Problem, validation_error
 from ticketing.validation import MAX_ID, decode_cursor, query_int, read_json
 from ticketing.web import SETTINGS_KEY
 from waitingroom.admission import verify_admission
+from waitingroom.booking_health import reserve_latency_recorded
 from waitingroom.queue_runtime import QUEUE_KEY
 from waitingroom.rpc import BookingRpc
 
@@ -209,7 +210,7 @@ def uuid_or_404(raw: str, code: str, detail: str) -> str:
 
 def booking_routes() -> list[web.RouteDef]:
     return [
-        web.post("/booking/reserve", reserve),
+        web.post("/booking/reserve", reserve_latency_recorded(reserve)),
         web.delete("/booking/holds/{hold_id}", release_hold),
         web.get("/booking/{ticket_id}", ticket_status),
         web.get("/bookings/{booking_id}", get_booking),

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 NO_EVENT = Problem(404, "event_not_found", "No such event with a waiting room.")
 _JOIN_OUTCOMES = {0: "again", 1: "new", 2: "restored"}
+_JOINS_BY: dict[tuple[int, str], Any] = {}
 
 
 def event_id_of(request: web.Request) -> int:
@@ -69,7 +70,10 @@ async def join(request: web.Request) -> web.Response:
         )
         answer = await status_of(runtime, event, principal.user_id, placement)
     outcome = "sold_out" if placement.kind == "sold_out" else _JOIN_OUTCOMES[placement.new]
-    JOINS.labels(str(event_id), outcome).inc()
+    counted = _JOINS_BY.get((event_id, outcome))
+    if counted is None:  # labels() validates and locks each time; once per event and outcome
+        counted = _JOINS_BY[(event_id, outcome)] = JOINS.labels(str(event_id), outcome)
+    counted.inc()
     if placement.new == 1 and answer["eta_seconds"] is not None:
         # The estimate the fan saw; compare with ticketing_queue_actual_wait_seconds.
         ESTIMATED_WAIT.observe(answer["eta_seconds"])

@@ -428,3 +428,20 @@ async def test_poison_messages_go_to_the_dead_letter_queue(booking_settings, wor
         assert any("unsupported version" in r for r in reasons)
     finally:
         await connection.close()
+
+
+async def test_reserve_answers_are_timed_for_auto_mode_and_other_routes_are_not(
+    client, booking_settings, event
+) -> None:
+    from waitingroom.booking_health import RESERVE_LATENCY_KEY
+
+    latency = client.server.app[RESERVE_LATENCY_KEY]
+    _, before = latency.average()
+    headers = fan(booking_settings, "timed")
+    status, _, _ = await call(
+        client, "POST", "/booking/reserve", headers, {"event_id": event, "quantity": 1}
+    )
+    assert status == 201
+    await call(client, "GET", "/me/bookings", headers)
+    average_ms, after = latency.average()
+    assert after == before + 1 and average_ms > 0
