@@ -29,6 +29,8 @@ from ticketing.ratelimit import RateLimiter
 from ticketing.web import DEPENDENCY_TIMEOUT_SECONDS, PG_POOL_KEY, SETTINGS_KEY
 from waitingroom.admitter import TICK_SECONDS, Admitter
 from waitingroom.booking_health import RESERVE_LATENCY_KEY, BrokerBacklog, LatencyReports
+from waitingroom.fair_start import FairStart
+from waitingroom.fairness_record import FairnessRecord
 from waitingroom.queue_controller import QueueController
 from waitingroom.queue_events import QueueEvent, QueueEvents
 from waitingroom.queue_hub import Hub
@@ -143,7 +145,7 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
         figures=figures,
         hub=Hub(store, settings, figures, events),
         limits=QueueLimits(redis, settings),
-        admitter=Admitter(store, events),
+        admitter=Admitter(store, events, FairStart(store, FairnessRecord(app[PG_POOL_KEY]))),
         controller=QueueController(store, events, settings, backlog, latency_reports, process),
     )
     app[QUEUE_KEY] = runtime
@@ -181,8 +183,10 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def refresh_figures(runtime: QueueRuntime, event_id: int) -> None:
     figures = await runtime.figures.refresh(event_id)
-    if not figures.drawn and figures.pre_queue == 0 and figures.waiting == 0:
-        runtime.admitter.forget(event_id)  # nothing there: state lost, or never started
+    if not figures.drawn:
+        # Not drawn yet, or no longer (the state was lost, perhaps with fans already back
+        # from their queue tickets): the admitter's next tick commits or draws again.
+        runtime.admitter.forget(event_id)
     label = str(event_id)
     QUEUE_LENGTH.labels(label, "waiting").set(figures.waiting)
     QUEUE_LENGTH.labels(label, "pre_queue").set(figures.pre_queue)
