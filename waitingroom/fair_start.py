@@ -17,8 +17,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+
+import asyncpg
 
 from ticketing.dependencies import POSTGRES_ERRORS
 from ticketing.domain.queue import member_ref
@@ -60,21 +63,16 @@ class FairStart:
         if self._on_record.get(event_id) == in_force:
             return True
         fair = await self._fair(event_id)
-        if fair.get("commitment") != in_force or not self._may_try(event_id):
-            return False  # replaced meanwhile (Redis lost it again), or not now: next time
-        self._busy.add(event_id)
-        try:
-            async with self.record.locked(event_id) as conn:
-                outcome = await self.record.commit(
-                    conn, event_id, in_force, _ms(fair["committed_at"])
-                )
-        except DrawBusy:
+        if fair.get("commitment") != in_force:
+            return False  # replaced meanwhile (Redis lost it again): next time
+        committed_at = _ms(fair["committed_at"])
+
+        async def record(conn: asyncpg.Connection) -> str:
+            return await self.record.commit(conn, event_id, in_force, committed_at)
+
+        outcome = await self._locked(event_id, "commitment not recorded yet", record)
+        if outcome is None:
             return False
-        except POSTGRES_ERRORS as exc:
-            self._failed(event_id, "commitment not recorded yet", exc)
-            return False
-        finally:
-            self._busy.discard(event_id)
         if outcome == "superseded":
             log.warning(
                 "queue seed lost before the draw, new commitment recorded: event_id=%s",
@@ -89,30 +87,47 @@ class FairStart:
         """Draw the pre-queue at on-sale, or put the recorded draw back in force; True once
         the draw is in force in Redis and on record."""
         event_id = event.event_id
-        if not self._may_try(event_id):
-            return False
-        self._busy.add(event_id)
-        try:
-            async with self.record.locked(event_id) as conn:
-                record = await self.record.get(event_id, conn)
-                if record is not None and record.drawn:
-                    outcome = await self._restore(event, record, conn)
-                else:
-                    outcome = await self.store.draw(event_id, event.on_sale_ms)
-                    if outcome in ("ok", "done"):
-                        await self._save(event_id, conn)
-        except DrawBusy:
-            return False
-        except POSTGRES_ERRORS as exc:
-            self._failed(event_id, "pre-queue not drawn yet", exc)
-            return False
-        finally:
-            self._busy.discard(event_id)
+
+        async def draw_or_restore(conn: asyncpg.Connection) -> str:
+            record = await self.record.get(event_id, conn)
+            if record is not None and record.drawn:
+                return await self._restore(event, record, conn)
+            outcome = await self.store.draw(event_id, event.on_sale_ms)
+            if outcome in ("ok", "done"):
+                await self._save(event_id, conn)
+            return outcome
+
+        outcome = await self._locked(event_id, "pre-queue not drawn yet", draw_or_restore)
         if outcome == "ok":
             log.info("pre-queue drawn: event_id=%s", event_id)
         return outcome in ("ok", "done")
 
-    async def _save(self, event_id: int, conn: Any) -> None:
+    async def _locked(
+        self, event_id: int, what: str, step: Callable[[asyncpg.Connection], Awaitable[str]]
+    ) -> str | None:
+        """``step`` under the event's draw lock; None when it is not the moment (this or
+        another process is at it, or PostgreSQL failed lately) or PostgreSQL fails now."""
+        if event_id in self._busy or time.monotonic() < self._retry_at.get(event_id, 0):
+            return None
+        self._busy.add(event_id)
+        try:
+            async with self.record.locked(event_id) as conn:
+                return await step(conn)
+        except DrawBusy:
+            return None
+        except POSTGRES_ERRORS as exc:
+            now = time.monotonic()
+            if len(self._retry_at) > 10_000:
+                self._retry_at.clear()
+            self._retry_at[event_id] = now + RETRY_SECONDS
+            if now - self._warned_at > 60:  # once a minute at most: retried every second
+                self._warned_at = now
+                log.warning("%s, postgres unavailable: event_id=%s %r", what, event_id, exc)
+            return None
+        finally:
+            self._busy.discard(event_id)
+
+    async def _save(self, event_id: int, conn: asyncpg.Connection) -> None:
         fair, order = await self.store.fairness(event_id)
         if not fair.get("seed"):
             # Redis says drawn but lost the draw itself: nothing left to record.
@@ -128,7 +143,9 @@ class FairStart:
         if saved.seed != fair["seed"]:
             log.error("queue drawn again unlike its record: event_id=%s", event_id)
 
-    async def _restore(self, event: QueueEvent, record: DrawRecord, conn: Any) -> str:
+    async def _restore(
+        self, event: QueueEvent, record: DrawRecord, conn: asyncpg.Connection
+    ) -> str:
         event_id = event.event_id
         assert record.total is not None
         pre = self.store.key(event_id, "pre")
@@ -147,7 +164,8 @@ class FairStart:
             )
             if outcome == "ok":
                 log.warning(
-                    "queue state lost after the draw, recorded order restored: event_id=%s fans=%d",
+                    "queue state lost after the draw, the recorded order put back: "
+                    "event_id=%s fans=%d",
                     event_id,
                     len(users),
                 )
@@ -158,15 +176,3 @@ class FairStart:
     async def _fair(self, event_id: int) -> dict[str, str]:
         raw = await self.store.redis.hgetall(self.store.key(event_id, "fair"))
         return {_text(k): _text(v) for k, v in raw.items()}
-
-    def _may_try(self, event_id: int) -> bool:
-        return event_id not in self._busy and time.monotonic() >= self._retry_at.get(event_id, 0)
-
-    def _failed(self, event_id: int, what: str, exc: BaseException) -> None:
-        now = time.monotonic()
-        if len(self._retry_at) > 10_000:
-            self._retry_at.clear()
-        self._retry_at[event_id] = now + RETRY_SECONDS
-        if now - self._warned_at > 60:  # once a minute at most: it is retried every second
-            self._warned_at = now
-            log.warning("%s, postgres unavailable: event_id=%s %r", what, event_id, exc)

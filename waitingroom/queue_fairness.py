@@ -3,6 +3,7 @@ PostgreSQL (it outlives the queue in Redis), with the drawn order a page at a ti
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from waitingroom.queue_runtime import QUEUE_KEY, backend_unavailable, queue_reac
 
 PAGE_MAX = 1_000
 OFFSET_MAX = 2**31 - 1
+COMMIT_WAIT_SECONDS = 1.0
 
 ALGORITHM = (
     "commitment = SHA-256(seed bytes); member = SHA-256('<event_id>:<user_id>') hex; "
@@ -53,7 +55,13 @@ async def fairness(request: web.Request) -> web.Response:
         if record is None and time.time() * 1000 < event.on_sale_ms:
             with queue_reachable():
                 await runtime.admitter.commit(event_id)
-            record = await record_of.get(event_id)
+            # Not recorded by this call when the admitter (here or in another process)
+            # was recording it at that moment: it is, in a few milliseconds.
+            deadline = time.monotonic() + COMMIT_WAIT_SECONDS
+            while (record := await record_of.get(event_id)) is None:
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
         body: dict[str, Any] = {
             "event_id": event_id,
             "on_sale_at": event.on_sale_text,
