@@ -117,12 +117,14 @@ class FairnessRecord:
             # The seed drawn with is not the one on record (Redis lost it and the room
             # committed again at the draw itself): the record says so.
             await self._supersede(conn, record, fair["commitment"], fair["committed_at"])
+        rank = {ref: i for i, ref in enumerate(sorted(order), 1)}
         await conn.execute(
-            """INSERT INTO queue_draw_members (event_id, position, member_ref)
-               SELECT $1, t.position, t.ref
-               FROM unnest($2::text[]) WITH ORDINALITY AS t(ref, position)""",
+            """INSERT INTO queue_draw_members (event_id, position, member_ref, member_rank)
+               SELECT $1, t.position, t.ref, t.rank
+               FROM unnest($2::text[], $3::integer[]) WITH ORDINALITY AS t(ref, rank, position)""",
             event_id,
             list(order),
+            [rank[ref] for ref in order],
             timeout=SAVE_TIMEOUT_SECONDS,
         )
         await conn.execute(
@@ -187,8 +189,9 @@ class FairnessRecord:
     async def members_page(self, event_id: int, offset: int, limit: int) -> list[str]:
         """The same members sorted by ref (what the order must be a permutation of)."""
         rows = await self.pool.fetch(
-            """SELECT member_ref FROM queue_draw_members WHERE event_id = $1
-               ORDER BY member_ref OFFSET $2 LIMIT $3""",
+            """SELECT member_ref FROM queue_draw_members
+               WHERE event_id = $1 AND member_rank > $2 AND member_rank <= $2 + $3
+               ORDER BY member_rank""",
             event_id,
             offset,
             limit,

@@ -147,7 +147,8 @@ async def test_a_recorded_draw_is_final(conn):
         "a" * 64,
     )
     await conn.execute(
-        "INSERT INTO queue_draw_members (event_id, position, member_ref) VALUES ($1, 1, $2)",
+        "INSERT INTO queue_draw_members (event_id, position, member_ref, member_rank)"
+        " VALUES ($1, 1, $2, 1)",
         event,
         "b" * 64,
     )
@@ -164,7 +165,8 @@ async def test_a_recorded_draw_is_final(conn):
         ("UPDATE queue_draws SET seed = $2 WHERE event_id = $1", ("e" * 64,)),
         ("UPDATE queue_draw_members SET position = 2 WHERE event_id = $1", ()),
         (
-            "INSERT INTO queue_draw_members (event_id, position, member_ref) VALUES ($1, 2, $2)",
+            "INSERT INTO queue_draw_members (event_id, position, member_ref, member_rank)"
+            " VALUES ($1, 2, $2, 2)",
             ("f" * 64,),
         ),
     ):
