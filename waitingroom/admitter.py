@@ -40,8 +40,10 @@ class Admitter:
                 if now_ms >= event.on_sale_ms:
                     if await self.fair_start.draw(event):
                         self._drawn.add(event_id)
-                else:
-                    await self.commit(event_id)
+                elif await self.fair_start.commit(event_id):
+                    # every tick, not once: a seed Redis lost is replaced (and recorded) at
+                    # once, before on-sale, even with fans back in the pre-queue
+                    self._committed.add(event_id)
             result = await self.store.tick(event_id)
             await self._announce(event, result)
 
@@ -51,10 +53,9 @@ class Admitter:
             self._committed.add(event_id)
 
     def forget(self, event_id: int) -> None:
-        """The queue is not drawn in Redis (yet, or any more: its state was lost): commit and
-        draw again (a draw on record is put back, not redone)."""
+        """The queue is not drawn in Redis (yet, or any more: its state was lost): draw again
+        from on-sale (a draw on record is put back, not redone)."""
         self._drawn.discard(event_id)
-        self._committed.discard(event_id)
 
     async def _announce(self, event: QueueEvent, result: TickResult) -> None:
         event_id = event.event_id

@@ -185,7 +185,8 @@ async def refresh_figures(runtime: QueueRuntime, event_id: int) -> None:
     figures = await runtime.figures.refresh(event_id)
     if not figures.drawn:
         # Not drawn yet, or no longer (the state was lost, perhaps with fans already back
-        # from their queue tickets): the admitter's next tick commits or draws again.
+        # from their queue tickets): from on-sale the admitter draws again, or puts the
+        # recorded draw back.
         runtime.admitter.forget(event_id)
     label = str(event_id)
     QUEUE_LENGTH.labels(label, "waiting").set(figures.waiting)

@@ -213,8 +213,12 @@ async def test_a_seed_lost_before_on_sale_is_replaced_in_the_open(
     event = await queue_event(pool, on_sale_in=6)
     first = await fairness(qclient, event)
     assert (first["state"], first["epoch"], first["superseded"]) == ("committed", 1, [])
-    await join(qclient, queue_settings, "early-bird", event)
+    _, body = await join(qclient, queue_settings, "early-bird", event)
     await lose_the_queue(qclient, event)  # the secret seed with it: never to be revealed
+    # the fan is back at once with their ticket; the room commits again all the same
+    ticket = {"queue_ticket": body["queue_ticket"]}
+    _, back = await join(qclient, queue_settings, "early-bird", event, ticket)
+    assert back["status"] == "pre_queue"
     again = await eventually(
         lambda: fairness(qclient, event), lambda f: f["epoch"] == 2, 5, "a new commitment"
     )
@@ -227,7 +231,6 @@ async def test_a_seed_lost_before_on_sale_is_replaced_in_the_open(
             "superseded_at": again["committed_at"],
         }
     ]
-    await join(qclient, queue_settings, "early-bird", event)
     drawn = await drawn_record(qclient, event)
     # the seed revealed is the new commitment's; the lost one stays on the record
     assert commitment(drawn["seed"]) == drawn["commitment"] == again["commitment"]
