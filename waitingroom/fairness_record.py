@@ -33,6 +33,12 @@ SELECT event_id, epoch, commitment, committed_at, seed, revealed_at, total, orde
 FROM queue_draws WHERE event_id = $1
 """
 
+_PAGES = {
+    by: f"""SELECT member_ref FROM queue_draw_members
+            WHERE event_id = $1 AND {by} > $2 AND {by} <= $2 + $3 ORDER BY {by}"""
+    for by in ("position", "member_rank")
+}
+
 
 class DrawBusy(Exception):
     """Another process is committing or drawing this event right now; try again later."""
@@ -175,27 +181,16 @@ class FairnessRecord:
         )
 
     async def order_page(self, event_id: int, offset: int, limit: int) -> list[str]:
-        """Refs at positions offset+1 .. offset+limit (an index range, however deep)."""
-        rows = await self.pool.fetch(
-            """SELECT member_ref FROM queue_draw_members
-               WHERE event_id = $1 AND position > $2 AND position <= $2 + $3
-               ORDER BY position""",
-            event_id,
-            offset,
-            limit,
-        )
-        return [row["member_ref"] for row in rows]
+        """Refs at positions offset+1 .. offset+limit, first drawn first."""
+        return await self._page("position", event_id, offset, limit)
 
     async def members_page(self, event_id: int, offset: int, limit: int) -> list[str]:
         """The same members sorted by ref (what the order must be a permutation of)."""
-        rows = await self.pool.fetch(
-            """SELECT member_ref FROM queue_draw_members
-               WHERE event_id = $1 AND member_rank > $2 AND member_rank <= $2 + $3
-               ORDER BY member_rank""",
-            event_id,
-            offset,
-            limit,
-        )
+        return await self._page("member_rank", event_id, offset, limit)
+
+    async def _page(self, by: str, event_id: int, offset: int, limit: int) -> list[str]:
+        # an index range, however deep the page
+        rows = await self.pool.fetch(_PAGES[by], event_id, offset, limit)
         return [row["member_ref"] for row in rows]
 
     async def positions(

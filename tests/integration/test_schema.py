@@ -139,13 +139,18 @@ async def test_a_seat_exists_once_per_event(conn):
         await _ticket(conn, event, number=7)
 
 
-async def test_a_recorded_draw_is_final(conn):
+async def _committed_draw(conn) -> int:
     event = await _event(conn)
     await conn.execute(
         "INSERT INTO queue_draws (event_id, commitment, committed_at) VALUES ($1, $2, now())",
         event,
         "a" * 64,
     )
+    return event
+
+
+async def test_a_recorded_draw_is_final(conn):
+    event = await _committed_draw(conn)
     await conn.execute(
         "INSERT INTO queue_draw_members (event_id, position, member_ref, member_rank)"
         " VALUES ($1, 1, $2, 1)",
@@ -176,12 +181,7 @@ async def test_a_recorded_draw_is_final(conn):
 
 
 async def test_a_draw_reveals_its_seed_its_order_and_digest_together(conn):
-    event = await _event(conn)
-    await conn.execute(
-        "INSERT INTO queue_draws (event_id, commitment, committed_at) VALUES ($1, $2, now())",
-        event,
-        "a" * 64,
-    )
+    event = await _committed_draw(conn)
     with pytest.raises(asyncpg.CheckViolationError):
         await conn.execute(
             "UPDATE queue_draws SET seed = $2, revealed_at = now() WHERE event_id = $1",
