@@ -13,10 +13,13 @@ from catalog_api.openapi_schemas import (
     TIME,
     json_body,
     problem,
+    query_param,
     ref,
 )
 
 _NULLABLE_INT = {"type": ["integer", "null"]}
+_NULLABLE_STR = {"type": ["string", "null"]}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds."}}
 _UNAUTHORIZED = problem("unauthorized / invalid_token / token_expired: a bearer token is needed")
 _RATE_LIMITED = {
@@ -112,6 +115,74 @@ QUEUE_SCHEMAS: dict[str, Any] = {
             "inventory": {
                 "type": ["object", "null"],
                 "properties": {"available": INT, "reserved": INT, "booked": INT, "total": INT},
+            },
+        },
+    },
+    "QueueFairness": {
+        "type": "object",
+        "required": [
+            "event_id", "on_sale_at", "state", "algorithm", "epoch", "commitment",
+            "committed_at", "superseded", "seed", "revealed_at", "total", "order_sha256",
+            "offset", "limit", "order", "members", "next", "verified",
+        ],
+        "properties": {
+            "event_id": INT,
+            "on_sale_at": TIME,
+            "state": {"enum": ["none", "committed", "drawn"]},
+            "algorithm": {**STR, "description": "How to recompute everything below."},
+            "epoch": {
+                **_NULLABLE_INT,
+                "description": "1, or more if the room had to commit to a new seed.",
+            },
+            "commitment": _NULLABLE_STR,
+            "committed_at": _NULLABLE_TIME,
+            "superseded": {
+                "type": "array",
+                "description": "Earlier commitments whose seed was lost with the queue "
+                "before the draw (never revealed), oldest first.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "epoch": INT,
+                        "commitment": STR,
+                        "committed_at": TIME,
+                        "superseded_at": TIME,
+                    },
+                },
+            },
+            "seed": _NULLABLE_STR,
+            "revealed_at": _NULLABLE_TIME,
+            "total": {**_NULLABLE_INT, "description": "Members drawn (the whole order)."},
+            "order_sha256": {
+                **_NULLABLE_STR,
+                "description": "SHA-256 (hex) of the whole order's members joined by '\\n'.",
+            },
+            "offset": INT,
+            "limit": INT,
+            "order": {
+                "type": ["array", "null"],
+                "items": STR,
+                "description": "Drawn positions offset+1 .. offset+limit, first drawn first.",
+            },
+            "members": {
+                "type": ["array", "null"],
+                "items": STR,
+                "description": "The same page of the members sorted ascending.",
+            },
+            "next": {
+                **_NULLABLE_STR,
+                "description": "Path of the next page; null on the last.",
+            },
+            "verified": {
+                "type": ["boolean", "null"],
+                "description": "Checked by the server over the whole order: the seed matches "
+                "the commitment, the order is sorted by the seed, total and order_sha256 "
+                "match.",
+            },
+            "you": {
+                "type": "object",
+                "description": "With a bearer token only.",
+                "properties": {"member": STR, "drawn_position": _NULLABLE_INT},
             },
         },
     },
@@ -227,39 +298,36 @@ QUEUE_PATHS: dict[str, Any] = {
     },
     "/queue/{event_id}/fairness": {
         "get": {
-            "summary": "The public record of the pre-queue draw: the seed's SHA-256 "
-            "commitment before on-sale; after it the seed, the members and the drawn order, "
-            "so anyone can recompute it. With a bearer token, also the caller's member id.",
-            "parameters": [EVENT_ID],
-            "responses": {
-                "200": json_body(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "event_id": INT,
-                            "on_sale_at": TIME,
-                            "state": {"enum": ["none", "committed", "drawn"]},
-                            "algorithm": STR,
-                            "commitment": {"type": ["string", "null"]},
-                            "committed_at": {"type": ["string", "null"], "format": "date-time"},
-                            "seed": {"type": ["string", "null"]},
-                            "revealed_at": {"type": ["string", "null"], "format": "date-time"},
-                            "members": {"type": ["array", "null"], "items": STR},
-                            "order": {"type": ["array", "null"], "items": STR},
-                            "verified": {"type": ["boolean", "null"]},
-                            "you": {
-                                "type": "object",
-                                "properties": {
-                                    "member": STR,
-                                    "drawn_position": _NULLABLE_INT,
-                                },
-                            },
-                        },
-                    },
-                    "The draw's record",
+            "summary": "The public record of the pre-queue draw, kept in PostgreSQL (it "
+            "outlives the queue in Redis): the seed's SHA-256 commitment before on-sale; after "
+            "it the seed and the drawn order a page at a time, with order_sha256 over the "
+            "whole order, so anyone can fetch every page and recompute the draw. A draw once "
+            "recorded is final: if Redis loses the queue after it, the fans are put back in "
+            "the recorded order, never drawn again. If Redis loses the secret seed before "
+            "on-sale, the room commits to a new one (epoch + 1) and the lost commitment is "
+            "listed in superseded. With a bearer token, also the caller's member id and "
+            "drawn position.",
+            "parameters": [
+                EVENT_ID,
+                query_param(
+                    "offset",
+                    {"type": "integer", "minimum": 0, "default": 0},
+                    "Drawn members to skip (order and members pages start there).",
                 ),
+                query_param(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1000},
+                    "Page size.",
+                ),
+            ],
+            "responses": {
+                "200": json_body(ref("QueueFairness"), "The draw's record"),
+                "400": problem("validation_error: offset or limit not an integer in range"),
                 "404": _NO_QUEUE,
-                "503": _DOWN,
+                "503": problem(
+                    "backend_unavailable: the record (PostgreSQL), or before on-sale the queue "
+                    "(Redis), is not reachable"
+                ),
             },
         }
     },

@@ -5,7 +5,8 @@ expired sessions, drops fans who stopped listening, and admits from the front of
 as the shared token bucket and ``max_active`` allow. Because the bucket, the counts and
 the line are all read and changed inside that one atomic script, any number of processes
 can tick at once: together they admit at the set rate, and no fan is admitted twice.
-The admitter also commits to the pre-queue seed before on-sale and draws at on-sale.
+The admitter also commits to the pre-queue seed before on-sale and draws at on-sale, each
+on record in PostgreSQL (:mod:`waitingroom.fair_start`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 
+from waitingroom.fair_start import FairStart
 from waitingroom.queue_events import QueueEvent, QueueEvents
 from waitingroom.queue_metrics import ACTUAL_WAIT, ADMISSIONS, SESSIONS_ENDED
 from waitingroom.queue_store import QueueStore, TickResult
@@ -23,9 +25,10 @@ TICK_SECONDS = 0.2
 
 
 class Admitter:
-    def __init__(self, store: QueueStore, events: QueueEvents) -> None:
+    def __init__(self, store: QueueStore, events: QueueEvents, fair_start: FairStart) -> None:
         self.store = store
         self.events = events
+        self.fair_start = fair_start
         self._drawn: set[int] = set()
         self._committed: set[int] = set()
 
@@ -35,26 +38,24 @@ class Admitter:
             event_id = event.event_id
             if event_id not in self._drawn:
                 if now_ms >= event.on_sale_ms:
-                    outcome = await self.store.draw(event_id, event.on_sale_ms)
-                    if outcome == "ok":
-                        log.info("pre-queue drawn: event_id=%s", event_id)
-                    if outcome in ("ok", "done"):
+                    if await self.fair_start.draw(event):
                         self._drawn.add(event_id)
-                else:
-                    await self.commit(event_id)
+                elif await self.fair_start.commit(event_id):
+                    # every tick, not once: a seed Redis lost is replaced (and recorded) at
+                    # once, before on-sale, even with fans back in the pre-queue
+                    self._committed.add(event_id)
             result = await self.store.tick(event_id)
             await self._announce(event, result)
 
     async def commit(self, event_id: int) -> None:
-        """Publish the seed's commitment before on-sale (once per process and event)."""
-        if event_id not in self._committed:
-            await self.store.ensure_commitment(event_id)
+        """Publish the seed's commitment before on-sale (once recorded, per process and event)."""
+        if event_id not in self._committed and await self.fair_start.commit(event_id):
             self._committed.add(event_id)
 
     def forget(self, event_id: int) -> None:
-        """The queue's state is gone from Redis (it was lost): commit and draw again."""
+        """The queue is not drawn in Redis (yet, or any more: its state was lost): draw again
+        from on-sale (a draw on record is put back, not redone)."""
         self._drawn.discard(event_id)
-        self._committed.discard(event_id)
 
     async def _announce(self, event: QueueEvent, result: TickResult) -> None:
         event_id = event.event_id

@@ -14,6 +14,7 @@ from waitingroom.booking_routes import booking_routes, rpc_ctx
 from waitingroom.confirm_routes import confirm_routes
 from waitingroom.pages import page_routes
 from waitingroom.queue_admin import queue_admin_routes
+from waitingroom.queue_fairness import queue_fairness_routes
 from waitingroom.queue_routes import queue_routes
 from waitingroom.queue_runtime import queue_ctx
 from waitingroom.queue_ws import queue_socket_routes
@@ -34,10 +35,11 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(stripe_webhook_routes())
     app.router.add_routes(page_routes())
     app.router.add_routes(queue_routes())
+    app.router.add_routes(queue_fairness_routes())
     app.router.add_routes(queue_socket_routes())
     app.router.add_routes(queue_admin_routes())
     # Join, status and the websocket check the queue's per-fan and per-address limits
-    # (waitingroom.queue_runtime.QueueLimits), stricter than the generic per-client one.
+    # (in the PLACE script, see QueueRuntime.arrive), stricter than the generic per-client one.
     app[OWN_LIMITS_KEY] = frozenset(
         {"/queue/{event_id}/join", "/queue/{event_id}/status", "/queue/{event_id}/ws"}
     )

@@ -1,20 +1,19 @@
-"""The fans' queue routes: join, status, leave, and the public record of the fair start."""
+"""The fans' queue routes: join, status and leave (the fair start's record is
+:mod:`waitingroom.queue_fairness`)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from ticketing.auth import Principal, optional_principal, require_user
+from ticketing.auth import require_user
 from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
-from ticketing.domain.queue import commitment, draw_key, member_ref
 from ticketing.problems import Problem
-from ticketing.validation import parse_id, read_json, rfc3339
+from ticketing.validation import parse_id, read_json
 from waitingroom.queue_events import QueueEvent
 from waitingroom.queue_metrics import ESTIMATED_WAIT, JOINS, SESSIONS_ENDED
 from waitingroom.queue_runtime import QUEUE_KEY, QueueRuntime, queue_reachable
@@ -146,64 +145,9 @@ async def end_session_after_booking(app: web.Application, user_id: str, hold_id:
         log.warning("queue session not ended after booking: hold_id=%s %s", hold_id, exc)
 
 
-async def fairness(request: web.Request) -> web.Response:
-    """Public: the commitment before on-sale; after it the seed, the members and the order,
-    so anyone can check ``order == sorted(members, key=HMAC-SHA256(seed, member))``."""
-    event_id = event_id_of(request)
-    runtime = request.app[QUEUE_KEY]
-    event = await runtime.event_or_404(event_id)
-    with queue_reachable():
-        if time.time() * 1000 < event.on_sale_ms:
-            await runtime.admitter.commit(event_id)
-        fair, order = await runtime.store.fairness(event_id)
-    seed = fair.get("seed")
-    body: dict[str, Any] = {
-        "event_id": event_id,
-        "on_sale_at": event.on_sale_text,
-        "state": "drawn" if seed else ("committed" if fair.get("commitment") else "none"),
-        "algorithm": (
-            "commitment = SHA-256(seed bytes); member = SHA-256('<event_id>:<user_id>') hex; "
-            "order = members sorted by HMAC-SHA256(key=seed bytes, message=member hex) hex, "
-            "ascending (ties by member)"
-        ),
-        "commitment": fair.get("commitment"),
-        "committed_at": _ms_time(fair.get("committed_at")),
-        "seed": seed,
-        "revealed_at": _ms_time(fair.get("revealed_at")),
-        "members": sorted(order) if seed else None,
-        "order": order if seed else None,
-        "verified": (
-            commitment(seed) == fair.get("commitment")
-            and order == sorted(order, key=lambda ref: (draw_key(seed, ref), ref))
-        )
-        if seed
-        else None,
-    }
-    principal = _principal_or_none(request)
-    if principal is not None:
-        ref = member_ref(event_id, principal.user_id)
-        drawn = order.index(ref) + 1 if ref in order else None
-        body["you"] = {"member": ref, "drawn_position": drawn}
-    return web.json_response(body)
-
-
-def _principal_or_none(request: web.Request) -> Principal | None:
-    try:
-        return optional_principal(request)
-    except Problem:
-        return None
-
-
-def _ms_time(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    return rfc3339(datetime.fromtimestamp(int(raw) / 1000, UTC))
-
-
 def queue_routes() -> list[web.RouteDef]:
     return [
         web.post("/queue/{event_id}/join", join),
         web.get("/queue/{event_id}/status", status),
         web.post("/queue/{event_id}/leave", leave),
-        web.get("/queue/{event_id}/fairness", fairness),
     ]

@@ -28,6 +28,8 @@ from ticketing.problems import Problem
 from ticketing.web import DEPENDENCY_TIMEOUT_SECONDS, PG_POOL_KEY, SETTINGS_KEY
 from waitingroom.admitter import TICK_SECONDS, Admitter
 from waitingroom.booking_health import RESERVE_LATENCY_KEY, BrokerBacklog, LatencyReports
+from waitingroom.fair_start import FairStart
+from waitingroom.fairness_record import FairnessRecord
 from waitingroom.queue_controller import QueueController
 from waitingroom.queue_events import QueueEvent, QueueEvents
 from waitingroom.queue_hub import Hub
@@ -142,7 +144,7 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
         events=events,
         figures=figures,
         hub=Hub(store, settings, figures, events),
-        admitter=Admitter(store, events),
+        admitter=Admitter(store, events, FairStart(store, FairnessRecord(app[PG_POOL_KEY]))),
         controller=QueueController(store, events, settings, backlog, latency_reports, process),
     )
     app[QUEUE_KEY] = runtime
@@ -180,8 +182,11 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def refresh_figures(runtime: QueueRuntime, event_id: int) -> None:
     figures = await runtime.figures.refresh(event_id)
-    if not figures.drawn and figures.pre_queue == 0 and figures.waiting == 0:
-        runtime.admitter.forget(event_id)  # nothing there: state lost, or never started
+    if not figures.drawn:
+        # Not drawn yet, or no longer (the state was lost, perhaps with fans already back
+        # from their queue tickets): from on-sale the admitter draws again, or puts the
+        # recorded draw back.
+        runtime.admitter.forget(event_id)
     label = str(event_id)
     QUEUE_LENGTH.labels(label, "waiting").set(figures.waiting)
     QUEUE_LENGTH.labels(label, "pre_queue").set(figures.pre_queue)

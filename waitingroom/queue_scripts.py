@@ -275,6 +275,31 @@ return 'ok'
 """
 )
 
+# The draw again, from its record, after Redis lost the queue (waitingroom.fair_start):
+# every fan back in the pre-queue goes to the place the recorded draw gave them (-N for the
+# first of N drawn ... -1), 0 (behind them) if the record does not have them.
+# KEYS: waiting pre seen state  ARGV: on_sale_ms, then user, place pairs
+# -> 'ok' | 'done' (drawn already) | 'early' | 'changed' (the pre-queue moved; again)
+REDRAW = (
+    _CLOCK
+    + """
+local waiting, pre, seen, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if redis.call('HGET', state, 'drawn') == '1' then return 'done' end
+if now_ms < tonumber(ARGV[1]) then return 'early' end
+if redis.call('ZCARD', pre) ~= (#ARGV - 1) / 2 then return 'changed' end
+for i = 2, #ARGV, 2 do
+  if not redis.call('ZSCORE', pre, ARGV[i]) then return 'changed' end
+end
+for i = 2, #ARGV, 2 do
+  redis.call('ZADD', waiting, ARGV[i + 1], ARGV[i])
+  redis.call('ZADD', seen, now_ms, ARGV[i])
+end
+redis.call('DEL', pre)
+redis.call('HSET', state, 'drawn', '1')
+return 'ok'
+"""
+)
+
 # KEYS: waiting pre active seen state  ARGV: touch (0|1), users...
 # -> {now_ms, waiting count, pre_ahead, epoch, drawn, then per user: code, rank, place}
 #    code 0 waiting, 1 pre-queue, 2 admitted (place = session expiry ms), 3 not queued

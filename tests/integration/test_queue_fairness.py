@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from tests.integration.test_booking_support import call
 from tests.integration.test_queue_support import (
+    get_queue,
     in_snapshot,
     join,
     patch_queue,
@@ -14,7 +17,10 @@ from tests.integration.test_queue_support import (
     queue_status,
 )
 from tests.support import auth_header, eventually
-from ticketing.domain.queue import draw_order, member_ref
+from ticketing.domain.queue import commitment, draw_order, member_ref
+from waitingroom.fairness_record import FairnessRecord
+from waitingroom.queue_runtime import QUEUE_KEY
+from waitingroom.queue_scripts import NAMES
 
 pytest_plugins = ["tests.integration.test_booking_support", "tests.integration.test_queue_support"]
 
@@ -22,10 +28,22 @@ EARLY = [f"early-{i:02d}" for i in range(30)]
 LATE = [f"late-{i}" for i in range(5)]
 
 
-async def fairness(client, event: int, headers: dict | None = None) -> dict:
-    status, body, _ = await call(client, "GET", f"/queue/{event}/fairness", headers or {})
+async def fairness(client, event: int, headers: dict | None = None, query: str = "") -> dict:
+    status, body, _ = await call(client, "GET", f"/queue/{event}/fairness{query}", headers or {})
     assert status == 200, body
     return body
+
+
+async def drawn_record(client, event: int) -> dict:
+    return await eventually(
+        lambda: fairness(client, event), lambda f: f["state"] == "drawn", 10, "the draw"
+    )
+
+
+async def lose_the_queue(client, event: int) -> None:
+    """Every Redis key of the event's queue gone, as after a Redis failover without them."""
+    store = client.app[QUEUE_KEY].store
+    assert await store.redis.delete(*store.keys(event, *NAMES)) > 0
 
 
 async def test_the_pre_queue_is_drawn_at_on_sale_ahead_of_later_fans(
@@ -99,3 +117,122 @@ async def test_fans_arriving_after_on_sale_are_served_first_come_first_served(
     # nobody drawn here: the record says so and shows an empty draw
     record = await fairness(qclient, event)
     assert record["state"] == "drawn" and record["order"] == []
+
+
+async def test_the_order_is_paged_with_a_digest_of_the_whole(qclient, queue_settings, pool) -> None:
+    event = await queue_event(pool, on_sale_in=3)
+    await patch_queue(qclient, queue_settings, event, paused=True)
+    fans = [f"paged-{i:02d}" for i in range(23)]
+    for user in fans:
+        await join(qclient, queue_settings, user, event)
+    whole = await drawn_record(qclient, event)
+    assert whole["total"] == 23 and len(whole["order"]) == 23 and whole["next"] is None
+    order, members, query = [], [], "?limit=5"
+    pages = 0
+    while query is not None:
+        page = await fairness(qclient, event, query=query)
+        assert (page["total"], page["limit"], page["verified"]) == (23, 5, True)
+        assert len(page["order"]) == len(page["members"]) <= 5
+        order += page["order"]
+        members += page["members"]
+        pages += 1
+        query = page["next"] and page["next"].removeprefix(f"/queue/{event}/fairness")
+    assert pages == 5
+    # an auditor who fetched every page has the whole order, and can prove it
+    assert order == whole["order"]
+    assert hashlib.sha256("\n".join(order).encode()).hexdigest() == whole["order_sha256"]
+    assert members == sorted(order) == sorted(member_ref(event, u) for u in fans)
+    assert order == draw_order(whole["seed"], members)
+    # a fan finds their drawn place whatever page they look at
+    mine = await fairness(
+        qclient, event, auth_header(queue_settings, fans[7]), query="?offset=20&limit=1"
+    )
+    assert mine["you"]["drawn_position"] == order.index(member_ref(event, fans[7])) + 1
+    assert mine["order"] == order[20:21]
+    beyond = await fairness(qclient, event, query="?offset=23")
+    assert (beyond["order"], beyond["members"], beyond["next"]) == ([], [], None)
+
+
+@pytest.mark.parametrize(
+    "query", ["offset=-1", "limit=0", "limit=1001", "offset=x", "limit=2.5", "offset=1e3"]
+)
+async def test_bad_paging_is_refused(qclient, pool, query) -> None:
+    event = await queue_event(pool)
+    status, body, headers = await call(qclient, "GET", f"/queue/{event}/fairness?{query}", {})
+    assert (status, body["code"]) == (400, "validation_error"), query
+    assert headers["Content-Type"].startswith("application/problem+json")
+
+
+async def test_the_record_outlives_the_queue_and_a_lost_queue_is_not_drawn_again(
+    qclient, queue_settings, pool
+) -> None:
+    event = await queue_event(pool, on_sale_in=3)
+    await patch_queue(qclient, queue_settings, event, paused=True)
+    fans = [f"kept-{i:02d}" for i in range(12)]
+    tickets = {}
+    for user in fans:
+        _, body = await join(qclient, queue_settings, user, event)
+        tickets[user] = body["queue_ticket"]  # a pre-queue ticket
+    record = await drawn_record(qclient, event)
+    assert record["verified"] is True
+    # half the fans looked at their place after the draw: their tickets carry it
+    for user in fans[::2]:
+        _, body = await queue_status(qclient, queue_settings, user, event)
+        tickets[user] = body["queue_ticket"]
+
+    # Redis loses the queue. The fans come back with their tickets before the admitter
+    # looks again (it is kept out by holding the draw lock meanwhile).
+    async with FairnessRecord(pool).locked(event):
+        await lose_the_queue(qclient, event)
+        assert await fairness(qclient, event) == record
+        await patch_queue(qclient, queue_settings, event, paused=True)
+        for user in fans:
+            status, body = await join(qclient, queue_settings, user, event, {
+                "queue_ticket": tickets[user]
+            })
+            assert status == 200, body
+        _, back = await join(qclient, queue_settings, fans[1], event)
+        assert back["status"] == "pre_queue"  # the queue does not know it was drawn
+
+    async def drawn() -> bool:
+        return (await get_queue(qclient, queue_settings, event))["drawn"]
+
+    await eventually(drawn, bool, 10, "the draw put back")
+    # everyone is where the recorded draw put them, and the record is unchanged
+    for user in fans:
+        _, body = await queue_status(qclient, queue_settings, user, event)
+        assert body["position"] == record["order"].index(member_ref(event, user)) + 1, user
+    assert await fairness(qclient, event) == record
+    _, late = await join(qclient, queue_settings, "kept-late", event)
+    assert late["position"] == len(fans) + 1
+
+
+async def test_a_seed_lost_before_on_sale_is_replaced_in_the_open(
+    qclient, queue_settings, pool
+) -> None:
+    event = await queue_event(pool, on_sale_in=6)
+    first = await fairness(qclient, event)
+    assert (first["state"], first["epoch"], first["superseded"]) == ("committed", 1, [])
+    _, body = await join(qclient, queue_settings, "early-bird", event)
+    await lose_the_queue(qclient, event)  # the secret seed with it: never to be revealed
+    # the fan is back at once with their ticket; the room commits again all the same
+    ticket = {"queue_ticket": body["queue_ticket"]}
+    _, back = await join(qclient, queue_settings, "early-bird", event, ticket)
+    assert back["status"] == "pre_queue"
+    again = await eventually(
+        lambda: fairness(qclient, event), lambda f: f["epoch"] == 2, 5, "a new commitment"
+    )
+    assert again["commitment"] != first["commitment"] and again["seed"] is None
+    assert again["superseded"] == [
+        {
+            "epoch": 1,
+            "commitment": first["commitment"],
+            "committed_at": first["committed_at"],
+            "superseded_at": again["committed_at"],
+        }
+    ]
+    drawn = await drawn_record(qclient, event)
+    # the seed revealed is the new commitment's; the lost one stays on the record
+    assert commitment(drawn["seed"]) == drawn["commitment"] == again["commitment"]
+    assert (drawn["epoch"], drawn["superseded"]) == (2, again["superseded"])
+    assert drawn["order"] == [member_ref(event, "early-bird")] and drawn["verified"] is True

@@ -137,3 +137,54 @@ async def test_a_seat_exists_once_per_event(conn):
     await _ticket(conn, event, number=7)
     with pytest.raises(asyncpg.UniqueViolationError):
         await _ticket(conn, event, number=7)
+
+
+async def _committed_draw(conn) -> int:
+    event = await _event(conn)
+    await conn.execute(
+        "INSERT INTO queue_draws (event_id, commitment, committed_at) VALUES ($1, $2, now())",
+        event,
+        "a" * 64,
+    )
+    return event
+
+
+async def test_a_recorded_draw_is_final(conn):
+    event = await _committed_draw(conn)
+    await conn.execute(
+        "INSERT INTO queue_draw_members (event_id, position, member_ref, member_rank)"
+        " VALUES ($1, 1, $2, 1)",
+        event,
+        "b" * 64,
+    )
+    # before the reveal the commitment may still be replaced (a new epoch)
+    await conn.execute("UPDATE queue_draws SET epoch = 2 WHERE event_id = $1", event)
+    await conn.execute(
+        "UPDATE queue_draws SET seed = $2, revealed_at = now(), total = 1, order_sha256 = $3"
+        " WHERE event_id = $1",
+        event,
+        "c" * 64,
+        "d" * 64,
+    )
+    for statement, args in (
+        ("UPDATE queue_draws SET seed = $2 WHERE event_id = $1", ("e" * 64,)),
+        ("UPDATE queue_draw_members SET position = 2 WHERE event_id = $1", ()),
+        (
+            "INSERT INTO queue_draw_members (event_id, position, member_ref, member_rank)"
+            " VALUES ($1, 2, $2, 2)",
+            ("f" * 64,),
+        ),
+    ):
+        with pytest.raises(asyncpg.CheckViolationError):
+            async with conn.transaction():  # a savepoint: the test's transaction goes on
+                await conn.execute(statement, event, *args)
+
+
+async def test_a_draw_reveals_its_seed_its_order_and_digest_together(conn):
+    event = await _committed_draw(conn)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await conn.execute(
+            "UPDATE queue_draws SET seed = $2, revealed_at = now() WHERE event_id = $1",
+            event,
+            "c" * 64,
+        )

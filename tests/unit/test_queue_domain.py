@@ -11,6 +11,7 @@ from ticketing.domain.queue import (
     BookingHealth,
     InvalidQueueSetting,
     Inventory,
+    OrderCheck,
     QueueConfig,
     apply_patch,
     auto_start_rate,
@@ -22,6 +23,7 @@ from ticketing.domain.queue import (
     measured_rate_per_minute,
     member_ref,
     next_auto_rate,
+    order_digest,
 )
 
 SEED = "11" * 32
@@ -155,3 +157,18 @@ def test_random_sequences_of_health_stay_within_bounds():
         health = rng.choice([CALM, BUSY, SLOW, BookingHealth(None, None)])
         rate = _next(rate, health, ceiling=300)
         assert 6 <= rate <= 300
+
+
+def test_an_order_checked_in_pieces_gives_the_digest_of_the_whole():
+    refs = [member_ref(7, f"fan-{i}") for i in range(50)]
+    order = draw_order(SEED, refs)
+    check = OrderCheck(SEED)
+    for start in range(0, len(order), 7):
+        check.feed(order[start : start + 7])
+    assert check.in_order and check.count == 50
+    assert check.digest() == order_digest(order)
+    assert order_digest(order) == hashlib.sha256("\n".join(order).encode()).hexdigest()
+    assert order_digest([]) == hashlib.sha256(b"").hexdigest()
+    swapped = [order[1], order[0], *order[2:]]
+    assert OrderCheck(SEED).feed(swapped).in_order is False
+    assert OrderCheck(SEED).feed(order + order[-1:]).in_order is False  # a ref twice

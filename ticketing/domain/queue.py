@@ -103,6 +103,37 @@ def draw_users(seed_hex: str, event_id: int, users: Iterable[str]) -> list[tuple
     return [(by_ref[ref], ref) for ref in draw_order(seed_hex, by_ref)]
 
 
+def order_digest(refs: Iterable[str]) -> str:
+    """SHA-256 of the drawn refs joined by newlines: what an auditor compares after fetching
+    the whole order page by page."""
+    return hashlib.sha256("\n".join(refs).encode()).hexdigest()
+
+
+class OrderCheck:
+    """Checks a drawn order read in pieces (it may hold hundreds of thousands of refs):
+    its digest, and that each ref sorts after the one before under ``seed_hex``."""
+
+    def __init__(self, seed_hex: str) -> None:
+        self.seed = seed_hex
+        self.count = 0
+        self.in_order = True
+        self._hash = hashlib.sha256()
+        self._last: tuple[str, str] | None = None
+
+    def feed(self, refs: Iterable[str]) -> OrderCheck:
+        for ref in refs:
+            key = (draw_key(self.seed, ref), ref)
+            if self._last is not None and key <= self._last:
+                self.in_order = False
+            self._hash.update(f"\n{ref}".encode() if self.count else ref.encode())
+            self._last = key
+            self.count += 1
+        return self
+
+    def digest(self) -> str:
+        return self._hash.hexdigest()
+
+
 # --- measured rate and wait estimate -------------------------------------------------------
 
 RATE_WINDOW_SECONDS = 60
