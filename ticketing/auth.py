@@ -130,12 +130,15 @@ VERIFIER_KEY = web.AppKey("token_verifier", TokenVerifier)
 
 
 _PRINCIPAL = web.RequestKey("principal", object)
+_UNSET = object()
 
 
 def optional_principal(request: web.Request) -> Principal | None:
     """The verified caller, or None without a token; verified once per request."""
-    if _PRINCIPAL in request:
-        return request[_PRINCIPAL]
+    # get(), not "in": a Request's __contains__ raises and catches a KeyError when absent.
+    known = request.get(_PRINCIPAL, _UNSET)
+    if known is not _UNSET:
+        return known  # type: ignore[return-value]
     token = bearer_token(request)
     principal = None if token is None else request.app[VERIFIER_KEY].verify(token)
     request[_PRINCIPAL] = principal
