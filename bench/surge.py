@@ -75,6 +75,7 @@ from bench.surge_setup import (  # noqa: E402
     metric,
     open_files,
     rss_bytes,
+    wait_for_time_wait,
 )
 from deploy.render_nginx import SOCKETS_PER_WAITINGROOM, worker_processes  # noqa: E402
 from ticketing.auth import issue_dev_token  # noqa: E402
@@ -557,6 +558,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if admissions is not None:
             admissions.close()
         procs.stop_all()
+        wait_for_time_wait()  # before rabbitmqctl, which needs a free port
         delete_vhost(NAME)
         clear_redis(settings)
 

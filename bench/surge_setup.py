@@ -175,3 +175,30 @@ class Sampler:
         self.stop.set()
         self.thread.join(timeout=10)
         return self.samples
+
+
+def wait_for_time_wait(limit: int = 5_000, seconds: float = 75.0) -> None:
+    """Wait (at most ``seconds``) until fewer than ``limit`` TCP sockets sit in TIME_WAIT.
+
+    A surge leaves some 40,000 of them for a minute, most on ephemeral ports: meanwhile
+    bind(0) can find no free port, and whatever runs next (rabbitmqctl, which listens on one
+    to talk to the broker; a test suite; another benchmark) fails in odd ways."""
+    deadline = time.monotonic() + seconds
+    while True:
+        waiting = _time_wait_sockets()
+        if waiting < limit or time.monotonic() > deadline:
+            return
+        print(f"bench: {waiting:,} sockets in TIME_WAIT; waiting for them to clear", flush=True)
+        time.sleep(5)
+
+
+def _time_wait_sockets() -> int:
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                next(rows, None)
+                count += sum(1 for row in rows if row.split()[3] == "06")
+        except OSError:
+            continue
+    return count
