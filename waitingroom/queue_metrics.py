@@ -57,3 +57,8 @@ ACTUAL_WAIT = Histogram(
     "From joining (or on-sale, for the pre-queue) to admission.",
     buckets=_WAIT_BUCKETS,
 )
+PLACE_BATCH = Histogram(
+    "ticketing_queue_place_batch_size",
+    "Joins and status reads that went to Redis in one placement call (batched per event).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)

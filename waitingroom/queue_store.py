@@ -22,6 +22,7 @@ from ticketing.domain.queue import (
     measured_rate_per_minute,
 )
 from waitingroom import queue_scripts as scripts
+from waitingroom.queue_metrics import PLACE_BATCH
 
 # Most sessions expired or fans abandoned per tick and event: keeps a tick's script short
 # (Redis runs nothing else meanwhile); the next tick, a fraction of a second later, goes on.
@@ -166,6 +167,7 @@ class QueueStore:
             keys.append(self.key(event_id, "rl:ip:" + (address or "")))
             args += [user_id, *rest, "0" if address is None else "1"]
         reply = await self._place(keys=keys, args=args)
+        PLACE_BATCH.observe(len(requests))
         out: list[Placement | RateLimited] = []
         width = scripts.PLACE_FIELDS
         for i in range(0, len(reply), width):

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from tests.support import settings_with
@@ -32,9 +33,8 @@ def fresh_store(redis: Redis, settings: Settings, **limits: int) -> QueueStore:
     return QueueStore(redis, settings_with(own, **limits) if limits else own)
 
 
-async def place_calls(redis: Redis) -> int:
-    stats = await redis.info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+def batch_metric(part: str) -> float:
+    return REGISTRY.get_sample_value(f"ticketing_queue_place_batch_size_{part}") or 0.0
 
 
 async def test_fans_joining_together_share_a_call_and_keep_their_order(
@@ -42,13 +42,15 @@ async def test_fans_joining_together_share_a_call_and_keep_their_order(
 ) -> None:
     store = fresh_store(redis, settings)
     fans = [f"fan-{i:03d}" for i in range(300)]
-    calls_before = await place_calls(redis)
+    # ticketing_queue_place_batch_size counts this process's placement calls and their fans
+    before = batch_metric("count"), batch_metric("sum")
     joined = await asyncio.gather(
         *(store.place(EVENT, fan, join=True, on_sale_ms=ON_SALE_MS) for fan in fans)
     )
-    calls = await place_calls(redis) - calls_before
-    # Natural batching: the first call leaves alone, the rest wait for it and go together
-    # (at most 256 a call), so a crowd of 300 costs a handful of round trips, not 300.
+    calls = batch_metric("count") - before[0]
+    assert batch_metric("sum") - before[1] == len(fans)
+    # Natural batching: the calls go together (at most 256 a call), so a crowd of 300
+    # costs a handful of round trips, not 300.
     assert calls <= 4, calls
     assert [p.kind for p in joined] == ["waiting"] * len(fans)
     assert [p.rank for p in joined] == list(range(len(fans)))  # in the order they came
