@@ -17,7 +17,8 @@ What it does, all on 127.0.0.1 and all stopped and cleaned up at the end:
    as make run renders it, plus a route to the hello-world upstream;
 3. sets the queue (PATCH /admin/queues/{id}, through the gateway): --admit-per-minute,
    max_active out of the way, not paused;
-4. starts --load-processes bench/surge_load.py, the fans split between them, and runs:
+4. starts --load-processes bench/surge_load.py, the fans split between them, which warm
+   up unmeasured (hello world, and 1,000 joins by fans of their own who then leave), and runs:
    hello-world: GET /bench/hello for --hello-seconds, closed loop, --concurrency in flight;
    joins: every fan POSTs /queue/{id}/join (closed loop, the same concurrency), the queue
    paused so that the joins are measured on their own; sockets: every fan opens
@@ -88,6 +89,9 @@ REDIS_PREFIX = "tkbench-surge:"
 TARGET_JOIN_RATIO = 0.6
 TARGET_PUSH_LAG_P99_S = 1.0
 TARGET_BYTES_PER_SOCKET = 40 * 1024
+# Fans of their own join (and leave) before the surge, unmeasured, as the hello route is
+# warmed up before it is measured.
+WARMUP_JOINS = 1_000
 # Sockets one load process holds: under its 20,000 open files with room for the pool.
 FANS_PER_LOAD_PROCESS = 8_000
 
@@ -178,6 +182,7 @@ def start_load(
     settings: Settings, args: argparse.Namespace, procs: ProcessGroups, event_id: int
 ) -> list[tuple[subprocess.Popen[bytes], Path]]:
     fans = [f"fan-{i:06d}" for i in range(args.fans)]
+    warmup = [f"warm-{i:05d}" for i in range(WARMUP_JOINS)]
     n = args.load_processes
     loads = []
     for i in range(n):
@@ -185,6 +190,7 @@ def start_load(
             "gateway": f"http://127.0.0.1:{settings.gateway_port}",
             "event_id": event_id,
             "fans": fans[i::n],
+            "warmup_fans": warmup[i::n],
             "concurrency": max(1, args.concurrency // n),
             "ws_concurrency": max(1, args.ws_concurrency // n),
             "hello_seconds": args.hello_seconds,

@@ -6,7 +6,8 @@ bench/surge.py starts several of these (a process holds at most about 15,000 soc
 the 20,000 open-file cap) and drives them in steps, one line on stdin each, so every
 process starts each step at once:
 
-    (start)  mint the fans' dev tokens locally, warm a keep-alive pool up; print "ready"
+    (start)  mint the fans' dev tokens locally, warm a keep-alive pool up on the hello route
+             and the join route (warm-up fans join, then leave); print "ready"
     hello    GET the hello-world route for the given seconds, closed loop; "hello-done"
     join     every fan POSTs /queue/{id}/join on the keep-alive pool (closed loop, the same
              concurrency as hello); "joined"
@@ -49,8 +50,10 @@ class Fans:
         self.ws_base = self.base.replace("http://", "ws://", 1)
         self.event_id = spec["event_id"]
         self.tokens = {
-            user: issue_dev_token(settings, user, [])["access_token"] for user in spec["fans"]
+            user: issue_dev_token(settings, user, [])["access_token"]
+            for user in spec["fans"] + spec.get("warmup_fans", [])
         }
+        self.fans = spec["fans"]
         self.result: dict[str, Any] = {
             "hello": {"statuses": Counter(), "latencies_ms": []},
             "join": {"statuses": Counter(), "latencies_ms": [], "samples": {}},
@@ -85,8 +88,16 @@ class Fans:
             ) as http,
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), **lean) as ws_session,
         ):
+            # Warm-up, not measured: the hello route, and the join route with fans of
+            # its own who then leave (so the servers' first joins, their first script
+            # loads and connections, are not the surge's).
             await self._loop(http, [(None, f"{self.base}{HELLO_PATH}")] * 50, "hello")
-            self.result["hello"] = {"statuses": Counter(), "latencies_ms": []}  # warm-up
+            queue = f"{self.base}/queue/{self.event_id}"
+            warm = self.spec.get("warmup_fans", [])
+            await self._loop(http, [(user, f"{queue}/join") for user in warm], "join")
+            await self._loop(http, [(user, f"{queue}/leave") for user in warm], "join")
+            self.result["hello"] = {"statuses": Counter(), "latencies_ms": []}
+            self.result["join"] = {"statuses": Counter(), "latencies_ms": [], "samples": {}}
             say("ready")
             await read_line("hello")
             started = time.monotonic()
@@ -99,7 +110,7 @@ class Fans:
             url = f"{self.base}/queue/{self.event_id}/join"
             await self._loop(
                 http,
-                [(user, url) for user in self.tokens],
+                [(user, url) for user in self.fans],
                 "join",
                 seconds=self.spec["step_seconds"],
             )
@@ -163,7 +174,7 @@ class Fans:
         gate = asyncio.Semaphore(self.spec["ws_concurrency"])
         ws = self.result["ws"]
         ws["started_at"] = time.monotonic()
-        tasks = [asyncio.create_task(self._open(session, gate, user)) for user in self.tokens]
+        tasks = [asyncio.create_task(self._open(session, gate, user)) for user in self.fans]
         progress = asyncio.create_task(self._progress(tasks))
         _, pending = await asyncio.wait(tasks, timeout=self.spec["step_seconds"])
         for task in pending:  # out of time: the rest are counted, not waited for
