@@ -51,6 +51,7 @@ from waitingroom.queue_metrics import DROPPED_SOCKETS, OPEN_SOCKETS, PUSH_LAG
 from waitingroom.queue_status import FiguresCache, admitted_fields, status_body
 from waitingroom.queue_store import Figures, Placement, QueueStore
 from waitingroom.queue_ticket import issue_ticket
+from waitingroom.socket_heap import SocketHeap
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class Hub:
         self._rooms: dict[int, Room] = {}
         self._closers: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self.heap = SocketHeap()
         # Connected fans must count as seen well within the abandonment time: their turn
         # (when they are touched) comes at least that often.
         touch_seconds = min(TOUCH_SECONDS, settings.queue_abandon_seconds / 3)
@@ -196,6 +198,7 @@ class Hub:
             except Exception:
                 log.exception("queue push round failed: event_id=%s", event_id)
             turn += 1
+            self.heap.sockets_open(self.count())
             elapsed = time.monotonic() - started
             await wait_any(room.wake, seconds=max(0.0, ROUND_SECONDS - elapsed))
 
