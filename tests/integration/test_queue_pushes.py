@@ -67,6 +67,17 @@ def statuses(heard: Heard, since: float = 0.0) -> Heard:
     return [(at, m) for at, m in heard if m["type"] == "status" and at >= since]
 
 
+async def paused_line(client: TestClient, settings: Settings, pool, users: list[str]) -> int:
+    """An event the admitters tick, its queue paused (nobody admitted yet) and ``users`` in
+    line in that order."""
+    event = await queue_event(pool)
+    await in_snapshot(client, settings, event)
+    await patch_queue(client, settings, event, paused=True, max_active=1000)
+    for user in users:
+        await join(client, settings, user, event)
+    return event
+
+
 async def test_every_fan_hears_at_least_every_5_s_while_nothing_changes(
     qclient, queue_settings, pool
 ) -> None:
@@ -111,12 +122,8 @@ async def test_a_fan_near_the_front_hears_each_move_within_a_round(
 async def test_a_fan_far_back_is_not_told_every_small_move(qclient, queue_settings, pool) -> None:
     """Admitting two a second, the fan 40th hears every move and the fan 130th (who moves
     by less than a tenth in the window) hears its keepalive only."""
-    event = await queue_event(pool)
-    await in_snapshot(qclient, queue_settings, event)
-    await patch_queue(qclient, queue_settings, event, paused=True, max_active=1000)
     line = [f"line-{n:03}" for n in range(130)]
-    for user in line:
-        await join(qclient, queue_settings, user, event)
+    event = await paused_line(qclient, queue_settings, pool, line)
     near, far = line[39], line[129]
     sockets = Sockets()
     await sockets.open(qclient, queue_settings, event, near, far)
@@ -139,12 +146,8 @@ async def test_a_fan_far_back_is_not_told_every_small_move(qclient, queue_settin
 
 
 async def test_an_admission_is_pushed_at_once(qclient, queue_settings, pool) -> None:
-    event = await queue_event(pool)
-    await in_snapshot(qclient, queue_settings, event)
-    await patch_queue(qclient, queue_settings, event, paused=True, max_active=1000)
     users = [f"crowd-{n:02}" for n in range(40)]
-    for user in users:
-        await join(qclient, queue_settings, user, event)
+    event = await paused_line(qclient, queue_settings, pool, users)
     sockets = Sockets()
     await sockets.open(qclient, queue_settings, event, *users)
     heard = sockets.heard
@@ -224,11 +227,8 @@ async def test_a_stalled_client_holds_nobody_up_and_is_dropped(
     loop = asyncio.get_running_loop()
     stalled = None
     try:
-        event = await queue_event(pool)
-        await in_snapshot(client, queue_settings, event)
-        await patch_queue(client, queue_settings, event, paused=True, max_active=1000)
-        for user in [*(f"front-{n:02}" for n in range(80)), "stalled", "steady"]:
-            await join(client, queue_settings, user, event)
+        line = [*(f"front-{n:02}" for n in range(80)), "stalled", "steady"]
+        event = await paused_line(client, queue_settings, pool, line)
         stalled = await stalled_socket(
             client.host, client.port, socket_path(queue_settings, "stalled", event)
         )
