@@ -24,9 +24,8 @@ the status that follows (resumed, the place drawn at on-sale) at their turn, wit
 a status for 20,000 fans at once would be a burst of sends that holds up the admissions
 made meanwhile (the client side included).
 
-Sends never wait on a slow client: a socket whose send buffer holds more than a few pushes
-is skipped (so the transport never pauses and a send never blocks), looked at again every
-round, and closed when it stays that way. So one slow phone cannot hold up the fans behind it.
+Sends never wait on a slow client (see :mod:`waitingroom.queue_fan`); a fan skipped as slow
+is looked at again every round, until it is dropped.
 """
 
 from __future__ import annotations
@@ -41,16 +40,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode
 
 from ticketing.config import Settings
 from ticketing.dependencies import REDIS_ERRORS
 from ticketing.lifecycle import Backoff, wait_any
-from waitingroom.queue_events import QueueEvent, QueueEvents
-from waitingroom.queue_metrics import DROPPED_SOCKETS, OPEN_SOCKETS, PUSH_LAG
-from waitingroom.queue_status import FiguresCache, admitted_fields, status_body
+from waitingroom.queue_events import QueueEvents
+from waitingroom.queue_fan import SLOW_BUFFER_BYTES, SLOW_DROP_SECONDS, Fan, Sender
+from waitingroom.queue_metrics import OPEN_SOCKETS, PUSH_LAG
+from waitingroom.queue_status import FiguresCache, status_body
 from waitingroom.queue_store import Figures, Placement, QueueStore
-from waitingroom.queue_ticket import issue_ticket
 from waitingroom.socket_heap import SocketHeap
 
 log = logging.getLogger(__name__)
@@ -65,33 +64,9 @@ CLOSE_TO_THE_FRONT = 100
 MOVED_SHARE = 10  # due again after admissions of a tenth of its last position
 POSITIONS_BATCH = 1000  # fans per script call: Redis runs nothing else meanwhile
 YIELD_EVERY = 32  # fans between yields in a round, so an admission waits a few ms at most
-# Well under the transport's high-water mark (64 KiB): below it a send never waits.
-SLOW_BUFFER_BYTES = 16 * 1024
-SLOW_DROP_SECONDS = 10.0
 
 _STATUS_LAG = PUSH_LAG.labels("status")
 _ADMITTED_LAG = PUSH_LAG.labels("admitted")
-
-
-@dataclass(eq=False, slots=True)
-class Fan:
-    ws: web.WebSocketResponse
-    transport: asyncio.Transport | None
-    user_id: str
-    event: QueueEvent
-    placement: Placement
-    ticket: str = ""
-    ticket_for: tuple[str, int] = ("", 0)
-    admission: dict[str, str] = field(default_factory=dict)
-    admission_for: int = 0
-    last_position: int | None = None
-    last_status: str = ""
-    last_sent: float = 0.0
-    turn: int = 0  # its keepalive slice
-    due_at: float = 0.0  # admitted_total from which it is due a look
-    told: set[str] = field(default_factory=set)
-    slow_since: float | None = None
-    end_reason: str = "ended"
 
 
 @dataclass(eq=False)
@@ -118,12 +93,12 @@ class Hub:
         slow_buffer_bytes: int = SLOW_BUFFER_BYTES,
         slow_drop_seconds: float = SLOW_DROP_SECONDS,
     ) -> None:
+        """``slow_*``: see :class:`waitingroom.queue_fan.Sender`."""
         self.store = store
         self.settings = settings
         self.figures = figures
         self.events = events
-        self.slow_buffer_bytes = slow_buffer_bytes
-        self.slow_drop_seconds = slow_drop_seconds
+        self.sender = Sender(self.remove, slow_buffer_bytes, slow_drop_seconds)
         self._rooms: dict[int, Room] = {}
         self._closers: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -251,8 +226,8 @@ class Hub:
             fan.user_id,
             placement,
             figures,
-            self._ticket(fan),
-            self._admission(fan) if placement.kind == "admitted" else None,
+            fan.queue_ticket(self.settings),
+            fan.admission_fields(self.settings) if placement.kind == "admitted" else None,
         )
         position, status = body["position"], body["status"]
         now = time.monotonic()
@@ -262,30 +237,12 @@ class Hub:
             or position != fan.last_position
             or (turn and now - fan.last_sent >= self.keepalive_after)
         ):
-            if not await self._send(fan, orjson.dumps({"type": "status", **body})):
+            if not await self.sender.send(fan, orjson.dumps({"type": "status", **body})):
                 return False  # slow (or closing): looked at again next round
             fan.last_position, fan.last_status, fan.last_sent = position, status, now
             pushed = True
         fan.due_at = figures.admitted_total + _worth_a_look(fan.last_position)
         return pushed
-
-    def _ticket(self, fan: Fan) -> str:
-        p = fan.placement
-        if fan.ticket_for != (p.kind, p.place):
-            fan.ticket = issue_ticket(
-                self.settings, fan.event.event_id, fan.user_id, p.kind, p.place, p.epoch
-            )
-            fan.ticket_for = (p.kind, p.place)
-        return fan.ticket
-
-    def _admission(self, fan: Fan) -> dict[str, str]:
-        expiry_ms = fan.placement.place
-        if fan.admission_for != expiry_ms:
-            fan.admission = admitted_fields(
-                self.settings, fan.event.event_id, fan.user_id, expiry_ms
-            )
-            fan.admission_for = expiry_ms
-        return fan.admission
 
     async def _tell(self, fan: Fan, kind: str, **fields: Any) -> bool:
         """Send a one-off message (admitted, sold_out, paused) unless it was already; a
@@ -293,14 +250,14 @@ class Hub:
         if kind in fan.told:
             return False
         message = {"type": kind, "event_id": fan.event.event_id, **fields}
-        if not await self._send(fan, orjson.dumps(message)):
+        if not await self.sender.send(fan, orjson.dumps(message)):
             return False
         fan.told.add(kind)
         return True
 
     async def _tell_admitted(self, fan: Fan, expiry_ms: int, since: float) -> None:
         fan.placement = Placement("admitted", expiry_ms, 0, 0, fan.placement.epoch, 0, True)
-        fields = self._admission(fan)
+        fields = fan.admission_fields(self.settings)
         told = await self._tell(
             fan,
             "admitted",
@@ -312,43 +269,9 @@ class Hub:
 
     async def _end(self, fan: Fan, reason: str) -> None:
         message = {"type": "session_ended", "event_id": fan.event.event_id, "reason": reason}
-        await self._send(fan, orjson.dumps(message))
+        await self.sender.send(fan, orjson.dumps(message))
         self.remove(fan)
         self._close_later(fan, WSCloseCode.OK)
-
-    # --- sending --------------------------------------------------------------------------
-
-    async def _send(self, fan: Fan, data: bytes) -> bool:
-        """Whether the message (JSON) went out (False: the socket is closing, or slow)."""
-        transport = fan.transport
-        if fan.ws.closed or transport is None or transport.is_closing():
-            return False
-        if transport.get_write_buffer_size() > self.slow_buffer_bytes:
-            now = time.monotonic()
-            fan.slow_since = fan.slow_since or now
-            if now - fan.slow_since > self.slow_drop_seconds:
-                log.info(
-                    "queue socket dropped, client too slow: event_id=%s user=%s",
-                    fan.event.event_id,
-                    fan.user_id,
-                )
-                self._drop(fan)
-            return False
-        fan.slow_since = None
-        # No timeout needed: with the buffer this far under the high-water mark the
-        # transport is not paused, so the send writes and returns without waiting.
-        try:
-            await fan.ws.send_frame(data, WSMsgType.TEXT)
-        except (ConnectionError, RuntimeError):
-            self._drop(fan)
-            return False
-        return True
-
-    def _drop(self, fan: Fan) -> None:
-        DROPPED_SOCKETS.inc()
-        self.remove(fan)
-        if fan.transport is not None:
-            fan.transport.abort()
 
     def _close_later(self, fan: Fan, code: int) -> None:
         # Closing waits for the client's close frame; never on the push loop's time.

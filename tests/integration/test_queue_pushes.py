@@ -221,9 +221,9 @@ async def test_a_stalled_client_holds_nobody_up_and_is_dropped(
     queue_settings, pool, worker
 ) -> None:
     client = await open_client(queue_settings, socket_factory=small_send_buffers)
-    hub = client.app[QUEUE_KEY].hub
+    sender = client.app[QUEUE_KEY].hub.sender
     # A few pushes' worth backed up, for two seconds (16 KiB and 10 s in production).
-    hub.slow_buffer_bytes, hub.slow_drop_seconds = 1024, 2.0
+    sender.slow_buffer_bytes, sender.slow_drop_seconds = 1024, 2.0
     loop = asyncio.get_running_loop()
     stalled = None
     try:
