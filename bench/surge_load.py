@@ -237,15 +237,16 @@ class Fans:
 
 def push_type(data: str) -> str:
     """A push's "type", read without parsing the whole status (the server writes it first;
-    the load generator shares the cores with what it measures)."""
-    if data.startswith(_TYPE_FIRST):
-        end = data.find('"', len(_TYPE_FIRST))
-        if end > 0:
-            return data[len(_TYPE_FIRST) : end]
+    the load generator shares the cores with what it measures). Compact JSON or not."""
+    for first in _TYPE_FIRST:
+        if data.startswith(first):
+            end = data.find('"', len(first))
+            if end > 0:
+                return data[len(first) : end]
     return json.loads(data).get("type", "")
 
 
-_TYPE_FIRST = '{"type": "'
+_TYPE_FIRST = ('{"type":"', '{"type": "')
 
 
 def say(line: str) -> None:

@@ -1,15 +1,31 @@
 """The queue websockets of this process and what is pushed to them.
 
-One push loop per event, not per socket: every half second it asks Redis, in one script
-call, for the places of half the fans connected here (each fan every second; halves, so
-the sends of a round do not come in one burst), and sends a status to those whose position
-changed (see :func:`_moved`) or who heard nothing for 4.4 s (so at least every 5 s).
-Admissions, sell-outs and pauses arrive at once over Redis pub/sub from whichever process
-caused them, and are told at once.
+One push loop per event, not per socket. Every half second (a round) it asks Redis, in one
+script call per thousand fans, for the places of the fans *due* a look, and sends a status
+to those of them for whom something shown changed (status or position) or whose keepalive
+is due. Who is due, so that a round's work stays bounded however long the line:
 
-Sends never wait on a slow client: a socket whose send buffer holds more than a few
-pushes is skipped (so the transport never pauses and a send never blocks), and closed when
-it stays that way. So one slow phone cannot hold up the fans behind it.
+- keepalive: each fan is given one of nine slices when it connects (the emptiest, so the
+  slices stay even), and a slice's turn comes every ninth round (4.5 s): its fans are looked
+  at and sent a status unless they just had one, so everyone hears at least every 5 s, a
+  ninth of the sockets at a time; the same look counts them as seen (abandonment);
+- near the front (last position <= 100, where each step shows): every round;
+- probably moved a lot: a fan whose last position was p is due again once the queue as a
+  whole has admitted p / 10 more fans (``admitted_total`` of the figures), i.e. it has
+  probably moved by a tenth or more: at 50 admissions a second the fan 1,000th in line is
+  due every two seconds, the fan 10,000th at its turn only. (A fan with no position, in
+  the pre-queue or admitted, is looked at on its turn.)
+
+Admissions, sell-outs, pauses and ended sessions arrive at once over Redis pub/sub from
+whichever process caused them, and are told at once, not in a round; a round yields to them
+every few dozen fans. Any queue-wide change (those, a resume, new settings) also starts a
+round at once with fresh figures, so the front hears it within a round; everyone else hears
+the status that follows (resumed, the place drawn at on-sale) at their turn, within 4.5 s:
+a status for 20,000 fans at once would be a burst of sends that holds up the admissions
+made meanwhile (the client side included).
+
+Sends never wait on a slow client (see :mod:`waitingroom.queue_fan`); a fan skipped as slow
+is looked at again every round, until it is dropped.
 """
 
 from __future__ import annotations
@@ -18,175 +34,186 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSCloseCode, web
+import orjson
+from aiohttp import WSCloseCode
 
 from ticketing.config import Settings
 from ticketing.dependencies import REDIS_ERRORS
 from ticketing.lifecycle import Backoff, wait_any
-from waitingroom.queue_events import QueueEvent, QueueEvents
-from waitingroom.queue_metrics import DROPPED_SOCKETS, OPEN_SOCKETS, PUSH_LAG
-from waitingroom.queue_status import FiguresCache, admitted_fields, status_body
+from waitingroom.queue_events import QueueEvents
+from waitingroom.queue_fan import SLOW_BUFFER_BYTES, SLOW_DROP_SECONDS, Fan, Sender
+from waitingroom.queue_metrics import OPEN_SOCKETS, PUSH_LAG
+from waitingroom.queue_status import FiguresCache, status_body
 from waitingroom.queue_store import Figures, Placement, QueueStore
-from waitingroom.queue_ticket import issue_ticket
+from waitingroom.socket_heap import SocketHeap
 
 log = logging.getLogger(__name__)
 
-SLICES = 2  # a fan's turn comes every SLICES rounds
 ROUND_SECONDS = 0.5
-KEEPALIVE_SECONDS = 4.4  # plus at most a turn (1 s) minus a round: at least every 5 s
+SLICES = 9  # a fan's keepalive turn comes every SLICES rounds (4.5 s)
+# The contract's 5 s, less what a round may run late: a fan whose next turn would leave it
+# silent longer than this hears a status now.
+KEEPALIVE_SECONDS = 4.75
 TOUCH_SECONDS = 5.0  # connected fans count as seen this often (abandonment)
-# Well under the transport's high-water mark (64 KiB): below it a send never waits.
-SLOW_BUFFER_BYTES = 16 * 1024
-SLOW_DROP_SECONDS = 10.0
-YIELD_EVERY = 256
 CLOSE_TO_THE_FRONT = 100
+MOVED_SHARE = 10  # due again after admissions of a tenth of its last position
+POSITIONS_BATCH = 1000  # fans per script call: Redis runs nothing else meanwhile
+YIELD_EVERY = 32  # fans between yields in a round, so an admission waits a few ms at most
 
 _STATUS_LAG = PUSH_LAG.labels("status")
 _ADMITTED_LAG = PUSH_LAG.labels("admitted")
 
 
 @dataclass(eq=False)
-class Fan:
-    ws: web.WebSocketResponse
-    transport: asyncio.Transport | None
-    user_id: str
-    event: QueueEvent
-    placement: Placement
-    ticket: str = ""
-    ticket_for: tuple[str, int] = ("", 0)
-    admission: dict[str, str] = field(default_factory=dict)
-    admission_for: int = 0
-    last_position: int | None = None
-    last_status: str = ""
-    last_sent: float = 0.0
-    told: set[str] = field(default_factory=set)
-    slow_since: float | None = None
-    end_reason: str = "ended"
+class Room:
+    """One event's sockets in this process, and its push loop's state."""
 
-    @property
-    def slice(self) -> int:
-        return zlib.crc32(self.user_id.encode()) % SLICES
+    by_user: dict[str, set[Fan]]
+    slices: list[set[Fan]]
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # a queue-wide change
+    loop: asyncio.Task[None] | None = None
+
+    def fans(self) -> list[Fan]:
+        return [fan for fans in self.slices for fan in fans]
 
 
 class Hub:
     def __init__(
-        self, store: QueueStore, settings: Settings, figures: FiguresCache, events: QueueEvents
+        self,
+        store: QueueStore,
+        settings: Settings,
+        figures: FiguresCache,
+        events: QueueEvents,
+        *,
+        slow_buffer_bytes: int = SLOW_BUFFER_BYTES,
+        slow_drop_seconds: float = SLOW_DROP_SECONDS,
     ) -> None:
+        """``slow_*``: see :class:`waitingroom.queue_fan.Sender`."""
         self.store = store
         self.settings = settings
         self.figures = figures
         self.events = events
-        self._fans: dict[int, dict[str, set[Fan]]] = {}
-        self._loops: dict[int, asyncio.Task[None]] = {}
-        self._wake: dict[int, asyncio.Event] = {}
+        self.sender = Sender(self.remove, slow_buffer_bytes, slow_drop_seconds)
+        self._rooms: dict[int, Room] = {}
         self._closers: set[asyncio.Task[Any]] = set()
         self._closing = False
-        # Connected fans must count as seen well within the abandonment time.
-        self.touch_seconds = min(TOUCH_SECONDS, settings.queue_abandon_seconds / 3)
+        self.heap = SocketHeap()
+        # Connected fans must count as seen well within the abandonment time: their turn
+        # (when they are touched) comes at least that often.
+        touch_seconds = min(TOUCH_SECONDS, settings.queue_abandon_seconds / 3)
+        self.slices = max(1, min(SLICES, int(touch_seconds / ROUND_SECONDS)))
+        self.keepalive_after = max(0.0, KEEPALIVE_SECONDS - self.slices * ROUND_SECONDS)
 
     # --- sockets --------------------------------------------------------------------------
 
     async def add(self, fan: Fan) -> None:
         event_id = fan.event.event_id
-        self._fans.setdefault(event_id, {}).setdefault(fan.user_id, set()).add(fan)
+        room = self._rooms.get(event_id)
+        if room is None:
+            room = self._rooms[event_id] = Room({}, [set() for _ in range(self.slices)])
+        room.by_user.setdefault(fan.user_id, set()).add(fan)
+        fan.turn = min(range(self.slices), key=lambda n: len(room.slices[n]))
+        room.slices[fan.turn].add(fan)
         OPEN_SOCKETS.inc()
-        await self._update(fan, fan.placement, await self.figures.get(event_id), time.time())
-        loop = self._loops.get(event_id)
-        if (loop is None or loop.done()) and not self._closing:
-            self._wake[event_id] = asyncio.Event()
-            self._loops[event_id] = asyncio.create_task(self._run(event_id))
+        figures = await self.figures.get(event_id)
+        await self._update(fan, fan.placement, figures, True, time.time())
+        if (room.loop is None or room.loop.done()) and not self._closing:
+            room.loop = asyncio.create_task(self._run(event_id, room))
 
     def remove(self, fan: Fan) -> None:
-        by_user = self._fans.get(fan.event.event_id, {})
-        fans = by_user.get(fan.user_id)
-        if fans is not None and fan in fans:
-            fans.discard(fan)
-            OPEN_SOCKETS.dec()
-            if not fans:
-                del by_user[fan.user_id]
+        room = self._rooms.get(fan.event.event_id)
+        fans = None if room is None else room.by_user.get(fan.user_id)
+        if room is None or fans is None or fan not in fans:
+            return
+        fans.discard(fan)
+        room.slices[fan.turn].discard(fan)
+        OPEN_SOCKETS.dec()
+        if not fans:
+            del room.by_user[fan.user_id]
 
     def count(self) -> int:
-        return sum(len(fans) for by_user in self._fans.values() for fans in by_user.values())
+        return sum(len(fans) for room in self._rooms.values() for fans in room.slices)
 
     async def close(self) -> None:
         """Close every socket (1001 going away) and stop the push loops."""
         self._closing = True
-        for loop in list(self._loops.values()):
+        loops = [room.loop for room in self._rooms.values() if room.loop is not None]
+        for loop in loops:
             loop.cancel()
         closes = [
             fan.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-            for by_user in self._fans.values()
-            for fans in by_user.values()
-            for fan in fans
+            for room in self._rooms.values()
+            for fan in room.fans()
         ]
         if closes:
             await asyncio.wait_for(asyncio.gather(*closes, return_exceptions=True), 5)
-        await asyncio.gather(*self._loops.values(), *self._closers, return_exceptions=True)
+        await asyncio.gather(*loops, *self._closers, return_exceptions=True)
 
     # --- the push loop --------------------------------------------------------------------
 
-    async def _run(self, event_id: int) -> None:
-        last_touch = [0.0] * SLICES
+    async def _run(self, event_id: int, room: Room) -> None:
         turn = 0
         while not self._closing:
-            if not self._fans.get(event_id):
-                # No await between this check and leaving: add() sees the loop gone.
-                self._fans.pop(event_id, None)
-                self._loops.pop(event_id, None)
+            if not room.by_user:
+                # No await between this check and leaving: add() sees the room gone.
+                if self._rooms.get(event_id) is room:
+                    del self._rooms[event_id]
                 return
             started = time.monotonic()
-            wake = self._wake[event_id]
-            # Woken (the queue as a whole changed): everyone at once, not half.
-            part = None if wake.is_set() else turn % SLICES
-            wake.clear()
-            turn += 1
-            touch = part is not None and started - last_touch[part] >= self.touch_seconds
+            room.wake.clear()
             try:
-                await self._round(event_id, part, touch)
-                if touch:
-                    last_touch[part] = started
+                await self._round(event_id, room, turn % self.slices, started)
             except REDIS_ERRORS as exc:
                 log.warning("queue push round failed: event_id=%s %s", event_id, exc)
             except Exception:
                 log.exception("queue push round failed: event_id=%s", event_id)
-            await wait_any(wake, seconds=max(0.0, ROUND_SECONDS - (time.monotonic() - started)))
+            turn += 1
+            self.heap.sockets_open(self.count())
+            elapsed = time.monotonic() - started
+            await wait_any(room.wake, seconds=max(0.0, ROUND_SECONDS - elapsed))
 
-    async def _round(self, event_id: int, part: int | None, touch: bool) -> None:
-        started = time.time()
-        by_user = self._fans.get(event_id, {})
-        users = [
-            user
-            for user, fans in by_user.items()
-            if fans and (part is None or next(iter(fans)).slice == part)
-        ]
-        if not users:
-            return
+    async def _round(self, event_id: int, room: Room, part: int, started: float) -> None:
+        wall = time.time()
         figures = await self.figures.get(event_id)
-        _, _, placements = await self.store.positions(event_id, users, touch)
-        for n, (user, placement) in enumerate(zip(users, placements, strict=True), 1):
-            for fan in list(by_user.get(user, ())):
-                await self._update(fan, placement, figures, started)
-            if n % YIELD_EVERY == 0:
-                # Sends to healthy sockets never wait, so without this a round over
-                # thousands of sockets would hold up joins and admissions meanwhile.
-                await asyncio.sleep(0)
+        total = figures.admitted_total
+        due = dict.fromkeys(fan.user_id for fan in room.slices[part])  # each user once
+        due.update(
+            (fan.user_id, None) for fans in room.slices for fan in fans if fan.due_at <= total
+        )
+        users = list(due)
+        sent = 0
+        for start in range(0, len(users), POSITIONS_BATCH):
+            batch = users[start : start + POSITIONS_BATCH]
+            # Every look counts the fan as seen: each is looked at every turn at least.
+            _, _, placements = await self.store.positions(event_id, batch, True)
+            for n, (user, placement) in enumerate(zip(batch, placements, strict=True), 1):
+                for fan in list(room.by_user.get(user, ())):
+                    sent += await self._update(fan, placement, figures, fan.turn == part, wall)
+                if n % YIELD_EVERY == 0:
+                    # Sends to healthy sockets never wait, so without this a round over
+                    # thousands of fans would hold up joins and admissions meanwhile.
+                    await asyncio.sleep(0)
+        if sent:
+            _STATUS_LAG.observe(time.monotonic() - started)  # the round's last push
 
     async def _update(
-        self, fan: Fan, placement: Placement, figures: Figures, started: float
-    ) -> None:
+        self, fan: Fan, placement: Placement, figures: Figures, turn: bool, wall: float
+    ) -> bool:
+        """Tell the fan what changed; whether a status went out. ``turn``: its keepalive
+        turn."""
         if placement.kind == "none":
             await self._end(fan, fan.end_reason)
-            return
+            return False
         if placement.kind == "waiting" and figures.sold_out:
             placement = Placement("sold_out", *_rest(placement))
         fan.placement = placement
         if placement.kind == "admitted" and "admitted" not in fan.told:
-            await self._tell_admitted(fan, placement.place, started)
+            await self._tell_admitted(fan, placement.place, wall)
         if placement.kind == "sold_out":
             await self._tell(fan, "sold_out")
         if figures.config.paused and placement.kind == "waiting":
@@ -194,38 +221,28 @@ class Hub:
         else:
             fan.told.discard("paused")
         body = status_body(
-            self.settings, fan.event, fan.user_id, placement, figures, self._ticket(fan),
-            self._admission(fan) if placement.kind == "admitted" else None,
+            self.settings,
+            fan.event,
+            fan.user_id,
+            placement,
+            figures,
+            fan.queue_ticket(self.settings),
+            fan.admission_fields(self.settings) if placement.kind == "admitted" else None,
         )
+        position, status = body["position"], body["status"]
         now = time.monotonic()
+        pushed = False
         if (
-            body["status"] != fan.last_status
-            or _moved(fan.last_position, body["position"])
-            or now - fan.last_sent >= KEEPALIVE_SECONDS
+            status != fan.last_status
+            or position != fan.last_position
+            or (turn and now - fan.last_sent >= self.keepalive_after)
         ):
-            if await self._send(fan, {"type": "status", **body}):
-                fan.last_position, fan.last_status, fan.last_sent = (
-                    body["position"], body["status"], now,
-                )
-                _STATUS_LAG.observe(max(0.0, time.time() - started))
-
-    def _ticket(self, fan: Fan) -> str:
-        p = fan.placement
-        if fan.ticket_for != (p.kind, p.place):
-            fan.ticket = issue_ticket(
-                self.settings, fan.event.event_id, fan.user_id, p.kind, p.place, p.epoch
-            )
-            fan.ticket_for = (p.kind, p.place)
-        return fan.ticket
-
-    def _admission(self, fan: Fan) -> dict[str, str]:
-        expiry_ms = fan.placement.place
-        if fan.admission_for != expiry_ms:
-            fan.admission = admitted_fields(
-                self.settings, fan.event.event_id, fan.user_id, expiry_ms
-            )
-            fan.admission_for = expiry_ms
-        return fan.admission
+            if not await self.sender.send(fan, orjson.dumps({"type": "status", **body})):
+                return False  # slow (or closing): looked at again next round
+            fan.last_position, fan.last_status, fan.last_sent = position, status, now
+            pushed = True
+        fan.due_at = figures.admitted_total + _worth_a_look(fan.last_position)
+        return pushed
 
     async def _tell(self, fan: Fan, kind: str, **fields: Any) -> bool:
         """Send a one-off message (admitted, sold_out, paused) unless it was already; a
@@ -233,14 +250,14 @@ class Hub:
         if kind in fan.told:
             return False
         message = {"type": kind, "event_id": fan.event.event_id, **fields}
-        if not await self._send(fan, message):
+        if not await self.sender.send(fan, orjson.dumps(message)):
             return False
         fan.told.add(kind)
         return True
 
     async def _tell_admitted(self, fan: Fan, expiry_ms: int, since: float) -> None:
         fan.placement = Placement("admitted", expiry_ms, 0, 0, fan.placement.epoch, 0, True)
-        fields = self._admission(fan)
+        fields = fan.admission_fields(self.settings)
         told = await self._tell(
             fan,
             "admitted",
@@ -251,40 +268,10 @@ class Hub:
             _ADMITTED_LAG.observe(max(0.0, time.time() - since))
 
     async def _end(self, fan: Fan, reason: str) -> None:
-        await self._send(
-            fan, {"type": "session_ended", "event_id": fan.event.event_id, "reason": reason}
-        )
+        message = {"type": "session_ended", "event_id": fan.event.event_id, "reason": reason}
+        await self.sender.send(fan, orjson.dumps(message))
         self.remove(fan)
         self._close_later(fan, WSCloseCode.OK)
-
-    # --- sending --------------------------------------------------------------------------
-
-    async def _send(self, fan: Fan, message: dict[str, Any]) -> bool:
-        """Whether the message went out (False: the socket is closing, or slow)."""
-        transport = fan.transport
-        if fan.ws.closed or transport is None or transport.is_closing():
-            return False
-        if transport.get_write_buffer_size() > SLOW_BUFFER_BYTES:
-            now = time.monotonic()
-            fan.slow_since = fan.slow_since or now
-            if now - fan.slow_since > SLOW_DROP_SECONDS:
-                self._drop(fan)
-            return False
-        fan.slow_since = None
-        # No timeout needed: with the buffer this far under the high-water mark the
-        # transport is not paused, so the send writes and returns without waiting.
-        try:
-            await fan.ws.send_str(json.dumps(message))
-        except (ConnectionError, RuntimeError):
-            self._drop(fan)
-            return False
-        return True
-
-    def _drop(self, fan: Fan) -> None:
-        DROPPED_SOCKETS.inc()
-        self.remove(fan)
-        if fan.transport is not None:
-            fan.transport.abort()
 
     def _close_later(self, fan: Fan, code: int) -> None:
         # Closing waits for the client's close frame; never on the push loop's time.
@@ -318,9 +305,10 @@ class Hub:
         event_id, kind = message["event_id"], message["type"]
         if kind in ("config", "paused", "resumed", "sold_out", "on_sale"):
             self.figures.forget(event_id)
-        by_user = self._fans.get(event_id)
-        if not by_user:
+        room = self._rooms.get(event_id)
+        if room is None or not room.by_user:
             return
+        by_user = room.by_user
         if kind == "admitted":
             since = message["at"] / 1000
             for user, expiry_ms in message["users"]:
@@ -333,27 +321,26 @@ class Hub:
         elif kind in ("sold_out", "paused"):
             # Who is still in line hears it (a pre-queue fan of a sold-out event too).
             concerned = ("waiting", "pre") if kind == "sold_out" else ("waiting",)
-            for fans in list(by_user.values()):
-                for fan in list(fans):
-                    if fan.placement.kind in concerned:
-                        await self._tell(fan, kind)
-        wake = self._wake.get(event_id)
-        if wake is not None and kind not in ("admitted", "ended"):
-            # The queue as a whole changed: a status round now, with fresh figures. (Not for
-            # admissions, told directly above: they come five times a second.)
-            wake.set()
+            for n, fan in enumerate(room.fans(), 1):
+                if fan.placement.kind in concerned:
+                    await self._tell(fan, kind)
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # admissions meanwhile go out too
+        if kind not in ("admitted", "ended"):
+            # The queue as a whole changed: everyone is looked at, with fresh figures. (Not
+            # for admissions, told directly above: they come five times a second.)
+            room.wake.set()
 
 
-def _moved(before: int | None, now: int | None) -> bool:
-    """A position change worth a push: any change in the first hundred places (where each
-    step shows), else a change of at least 1%. A fan 10,000th in line moving by ten each
-    second hears every 4 s (the keepalive) instead of every second, which is most of what
-    a process with thousands of sockets would otherwise spend its time sending."""
-    if before == now:
-        return False
-    if before is None or now is None or min(before, now) <= CLOSE_TO_THE_FRONT:
-        return True
-    return abs(before - now) * 100 >= before
+def _worth_a_look(position: int | None) -> float:
+    """Admissions after which a fan last shown ``position`` is due a look again: none near
+    the front (each step shows), a tenth of its position further back, never for a fan
+    with no position (pre-queue, admitted, sold out: its turn and the notifications do)."""
+    if position is None:
+        return math.inf
+    if position <= CLOSE_TO_THE_FRONT:
+        return 0
+    return math.ceil(position / MOVED_SHARE)
 
 
 def _rest(placement: Placement) -> tuple[int, int, int, str, int, bool]:

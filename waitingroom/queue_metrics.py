@@ -43,7 +43,8 @@ DROPPED_SOCKETS = Counter(
 )
 PUSH_LAG = Histogram(
     "ticketing_queue_push_lag_seconds",
-    "From the change (admission, or the start of a status round) to the websocket send.",
+    "From the change (admission, or the start of a status round) to the websocket send "
+    "(for statuses, the round's last send: observed once a round).",
     ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )

@@ -9,14 +9,15 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, get_port_socket
 
 from booking_worker.worker import BookingWorker
 from tests.support import auth_header, free_port, settings_with
@@ -26,6 +27,7 @@ from waitingroom.app import create_app
 from waitingroom.booking_routes import RPC_KEY
 
 _names = itertools.count()
+SocketFactory = Callable[[str, int, socket.AddressFamily], socket.socket]
 
 
 @pytest.fixture(scope="session")
@@ -89,8 +91,10 @@ async def worker(booking_settings: Settings, pool: asyncpg.Pool) -> AsyncIterato
     await asyncio.wait_for(task, 20)
 
 
-async def open_client(settings: Settings) -> TestClient:
-    client = TestClient(TestServer(create_app(settings)))
+async def open_client(
+    settings: Settings, socket_factory: SocketFactory = get_port_socket
+) -> TestClient:
+    client = TestClient(TestServer(create_app(settings), socket_factory=socket_factory))
     await client.start_server()
     await asyncio.wait_for(client.app[RPC_KEY].connected.wait(), 10)
     return client
