@@ -173,6 +173,16 @@ class FairStart:
                 return outcome
         return "changed"
 
+    async def drawn_place(self, event_id: int, user_id: str) -> int | None:
+        """The place (-N..-1) the recorded draw gave this fan, or None (no draw on record,
+        or not in it). For a pre-queue ticket that comes back after the restore ran."""
+        record = await self.record.get(event_id)
+        if record is None or not record.drawn or record.total is None:
+            return None
+        ref = member_ref(event_id, user_id)
+        position = (await self.record.positions(event_id, [ref])).get(ref)
+        return None if position is None else position - record.total - 1
+
     async def _fair(self, event_id: int) -> dict[str, str]:
         raw = await self.store.redis.hgetall(self.store.key(event_id, "fair"))
         return {_text(k): _text(v) for k, v in raw.items()}

@@ -59,6 +59,8 @@ async def join(request: web.Request) -> web.Response:
     restore = None
     if "queue_ticket" in body:
         restore = read_ticket(runtime.settings, body["queue_ticket"], principal.user_id, event_id)
+        if restore is not None and restore[0] == "pre" and time.time() * 1000 >= event.on_sale_ms:
+            restore = await _drawn_restore(runtime, event_id, principal.user_id, restore)
     with queue_reachable():
         if time.time() * 1000 < event.on_sale_ms:
             # Committed before anyone is in the pre-queue, even for an event created moments
@@ -86,6 +88,20 @@ async def join(request: web.Request) -> web.Response:
             placement.new == 2,
         )
     return _json(answer)
+
+
+async def _drawn_restore(
+    runtime: QueueRuntime, event_id: int, user_id: str, restore: tuple[str, int, str]
+) -> tuple[str, int, str]:
+    """A pre-queue ticket brought back after the draw: the place the recorded draw gave its
+    fan, should Redis have lost the queue (PLACE restores it only then). Without the record
+    (PostgreSQL down, or the fan not in it) the ticket still puts them behind the drawn."""
+    try:
+        place = await runtime.admitter.fair_start.drawn_place(event_id, user_id)
+    except POSTGRES_ERRORS as exc:
+        log.warning("queue ticket: draw record unavailable: event_id=%s %s", event_id, exc)
+        return restore
+    return restore if place is None else ("waiting", place, restore[2])
 
 
 def _json(body: dict[str, Any]) -> web.Response:

@@ -180,6 +180,12 @@ async def test_the_record_outlives_the_queue_and_a_lost_queue_is_not_drawn_again
         _, body = await queue_status(qclient, queue_settings, user, event)
         tickets[user] = body["queue_ticket"]
 
+    # The pre-queue fan drawn first of those still holding a pre-queue ticket comes back
+    # only after the draw has been put back; everyone else before.
+    pre_ticketed = fans[1::2]
+    latecomer = min(pre_ticketed, key=lambda u: record["order"].index(member_ref(event, u)))
+    assert record["order"].index(member_ref(event, latecomer)) + 1 < len(fans)
+
     # Redis loses the queue. The fans come back with their tickets before the admitter
     # looks again (it is kept out by holding the draw lock meanwhile).
     async with FairnessRecord(pool).locked(event):
@@ -187,17 +193,28 @@ async def test_the_record_outlives_the_queue_and_a_lost_queue_is_not_drawn_again
         assert await fairness(qclient, event) == record
         await patch_queue(qclient, queue_settings, event, paused=True)
         for user in fans:
+            if user == latecomer:
+                continue
             status, body = await join(qclient, queue_settings, user, event, {
                 "queue_ticket": tickets[user]
             })
             assert status == 200, body
-        _, back = await join(qclient, queue_settings, fans[1], event)
-        assert back["status"] == "pre_queue"  # the queue does not know it was drawn
+        # a pre-queue ticket brought back after on-sale took the recorded place at once
+        returned = next(user for user in pre_ticketed if user != latecomer)
+        _, back = await join(qclient, queue_settings, returned, event)
+        assert back["status"] == "paused", back
 
     async def drawn() -> bool:
         return (await get_queue(qclient, queue_settings, event))["drawn"]
 
     await eventually(drawn, bool, 10, "the draw put back")
+    # after it, the latecomer's pre-queue ticket still gives the place the record gives
+    status, body = await join(qclient, queue_settings, latecomer, event, {
+        "queue_ticket": tickets[latecomer]
+    })
+    assert (status, body["position"]) == (
+        200, record["order"].index(member_ref(event, latecomer)) + 1
+    ), body
     # everyone is where the recorded draw put them, and the record is unchanged
     for user in fans:
         _, body = await queue_status(qclient, queue_settings, user, event)
