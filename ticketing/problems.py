@@ -6,9 +6,10 @@ both, and anything unexpected, into ``application/problem+json`` without leaking
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from http import HTTPStatus
 from typing import Any
 
@@ -114,3 +115,20 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(
             Problem(500, "internal_error", "Something went wrong on our side; it was logged.")
         )
+
+
+RETRY_AFTER_SECONDS = "2"
+
+
+def backend_unavailable(detail: str) -> Problem:
+    """A dependency is down: ``503 backend_unavailable``, retry shortly."""
+    return Problem(503, "backend_unavailable", detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+@contextlib.contextmanager
+def unavailable_on(errors: tuple[type[BaseException], ...], detail: str) -> Iterator[None]:
+    """Any of ``errors`` raised inside becomes :func:`backend_unavailable` with ``detail``."""
+    try:
+        yield
+    except errors as exc:
+        raise backend_unavailable(detail) from exc

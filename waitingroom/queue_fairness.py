@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -14,11 +13,11 @@ from aiohttp import web
 from ticketing.auth import Principal, optional_principal
 from ticketing.dependencies import POSTGRES_ERRORS
 from ticketing.domain.queue import member_ref
-from ticketing.problems import Problem
+from ticketing.problems import Problem, unavailable_on
 from ticketing.validation import query_int, rfc3339
 from waitingroom.fairness_record import DrawRecord, FairnessRecord
 from waitingroom.queue_routes import event_id_of
-from waitingroom.queue_runtime import QUEUE_KEY, backend_unavailable, queue_reachable
+from waitingroom.queue_runtime import QUEUE_KEY, queue_reachable
 
 PAGE_MAX = 1_000
 OFFSET_MAX = 2**31 - 1
@@ -32,12 +31,8 @@ ALGORITHM = (
 )
 
 
-@contextlib.contextmanager
-def record_reachable() -> Iterator[None]:
-    try:
-        yield
-    except POSTGRES_ERRORS as exc:
-        raise backend_unavailable("The fairness record is not reachable; retry shortly.") from exc
+def record_reachable() -> contextlib.AbstractContextManager[None]:
+    return unavailable_on(POSTGRES_ERRORS, "The fairness record is not reachable; retry shortly.")
 
 
 async def fairness(request: web.Request) -> web.Response:

@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -24,7 +24,7 @@ from ticketing.config import Settings
 from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
 from ticketing.lifecycle import wait_any
 from ticketing.metrics import DEPENDENCY_ERRORS
-from ticketing.problems import Problem
+from ticketing.problems import Problem, backend_unavailable, unavailable_on
 from ticketing.web import DEPENDENCY_TIMEOUT_SECONDS, PG_POOL_KEY, SETTINGS_KEY
 from waitingroom.admitter import TICK_SECONDS, Admitter
 from waitingroom.booking_health import RESERVE_LATENCY_KEY, BrokerBacklog, LatencyReports
@@ -105,17 +105,9 @@ class QueueRuntime:
 QUEUE_KEY = web.AppKey("queue_runtime", QueueRuntime)
 
 
-def backend_unavailable(detail: str) -> Problem:
-    return Problem(503, "backend_unavailable", detail, headers={"Retry-After": "2"})
-
-
-@contextlib.contextmanager
-def queue_reachable() -> Iterator[None]:
+def queue_reachable() -> contextlib.AbstractContextManager[None]:
     """Redis failing inside is the fan's ``503 backend_unavailable``, with Retry-After."""
-    try:
-        yield
-    except REDIS_ERRORS as exc:
-        raise backend_unavailable("The queue is not reachable; retry shortly.") from exc
+    return unavailable_on(REDIS_ERRORS, "The queue is not reachable; retry shortly.")
 
 
 async def queue_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -32,7 +32,7 @@ from ticketing.messages import (
     booking_routing_key,
 )
 from ticketing.metrics import DEPENDENCY_ERRORS
-from ticketing.problems import Problem
+from ticketing.problems import backend_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,6 @@ BATCH_SENT = Histogram(
     "Commands the front door sent to the booking workers in one message.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
-
-RETRY_AFTER_SECONDS = "2"
-
-
-def backend_unavailable(detail: str) -> Problem:
-    return Problem(503, "backend_unavailable", detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
 class BookingRpc:
