@@ -189,6 +189,10 @@ class QueueStore:
             )
         return out
 
+    async def epoch(self, event_id: int) -> str:
+        """When this queue's state was created in Redis ("" before anyone joined it)."""
+        return _text(await self.redis.hget(self.key(event_id, "state"), "epoch") or "")
+
     async def session_ends_ms(self, event_id: int, user_id: str) -> int | None:
         """When this fan's admitted session ends (epoch ms), or None when they have none
         (never admitted, or it ended by booking, leaving or expiry)."""

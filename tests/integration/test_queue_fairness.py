@@ -87,8 +87,9 @@ async def test_the_pre_queue_is_drawn_at_on_sale_ahead_of_later_fans(
     for user in EARLY:
         _, body = await queue_status(qclient, queue_settings, user, event)
         assert body["position"] == drawn["order"].index(member_ref(event, user)) + 1, user
-    late_positions = [(await queue_status(qclient, queue_settings, u, event))[1]["position"]
-                      for u in LATE]
+    late_positions = [
+        (await queue_status(qclient, queue_settings, u, event))[1]["position"] for u in LATE
+    ]
     assert late_positions == list(range(len(EARLY) + 1, len(EARLY) + len(LATE) + 1))
     # a fan can find themselves in the published order
     mine = await fairness(qclient, event, auth_header(queue_settings, EARLY[3]))
@@ -107,8 +108,9 @@ async def test_fans_arriving_after_on_sale_are_served_first_come_first_served(
 
     async def admitted() -> list[str]:
         statuses = [await queue_status(qclient, queue_settings, u, event) for u in fans]
-        return [u for u, (_, body) in zip(fans, statuses, strict=True)
-                if body["status"] == "admitted"]
+        return [
+            u for u, (_, body) in zip(fans, statuses, strict=True) if body["status"] == "admitted"
+        ]
 
     assert await eventually(admitted, lambda a: len(a) == 2, 10, "two admitted") == fans[:2]
     for user in fans[:2]:
@@ -186,6 +188,25 @@ async def test_the_record_outlives_the_queue_and_a_lost_queue_is_not_drawn_again
     latecomer = min(pre_ticketed, key=lambda u: record["order"].index(member_ref(event, u)))
     assert record["order"].index(member_ref(event, latecomer)) + 1 < len(fans)
 
+    # With the queue intact, a pre-queue ticket brought back (the page sends its stored one
+    # with every join) restores nothing and costs no query of the draw record: a fan who
+    # left joins at the back.
+    record_store = qclient.app[QUEUE_KEY].admitter.fair_start.record
+    looked_up = []
+    real_positions = record_store.positions
+
+    async def counted_positions(*args, **kwargs):
+        looked_up.append(args)
+        return await real_positions(*args, **kwargs)
+
+    record_store.positions = counted_positions
+    leaver = next(user for user in pre_ticketed if user != latecomer)
+    await call(qclient, "POST", f"/queue/{event}/leave", auth_header(queue_settings, leaver))
+    _, rejoined = await join(
+        qclient, queue_settings, leaver, event, {"queue_ticket": tickets[leaver]}
+    )
+    assert rejoined.get("position") == len(fans) and looked_up == [], rejoined
+
     # Redis loses the queue. The fans come back with their tickets before the admitter
     # looks again (it is kept out by holding the draw lock meanwhile).
     async with FairnessRecord(pool).locked(event):
@@ -195,9 +216,9 @@ async def test_the_record_outlives_the_queue_and_a_lost_queue_is_not_drawn_again
         for user in fans:
             if user == latecomer:
                 continue
-            status, body = await join(qclient, queue_settings, user, event, {
-                "queue_ticket": tickets[user]
-            })
+            status, body = await join(
+                qclient, queue_settings, user, event, {"queue_ticket": tickets[user]}
+            )
             assert status == 200, body
         # a pre-queue ticket brought back after on-sale took the recorded place at once
         returned = next(user for user in pre_ticketed if user != latecomer)
@@ -209,11 +230,12 @@ async def test_the_record_outlives_the_queue_and_a_lost_queue_is_not_drawn_again
 
     await eventually(drawn, bool, 10, "the draw put back")
     # after it, the latecomer's pre-queue ticket still gives the place the record gives
-    status, body = await join(qclient, queue_settings, latecomer, event, {
-        "queue_ticket": tickets[latecomer]
-    })
+    status, body = await join(
+        qclient, queue_settings, latecomer, event, {"queue_ticket": tickets[latecomer]}
+    )
     assert (status, body["position"]) == (
-        200, record["order"].index(member_ref(event, latecomer)) + 1
+        200,
+        record["order"].index(member_ref(event, latecomer)) + 1,
     ), body
     # everyone is where the recorded draw put them, and the record is unchanged
     for user in fans:
