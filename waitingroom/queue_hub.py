@@ -327,8 +327,9 @@ class Hub:
                 if n % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # admissions meanwhile go out too
         if kind not in ("admitted", "ended"):
-            # The queue as a whole changed: everyone is looked at, with fresh figures. (Not
-            # for admissions, told directly above: they come five times a second.)
+            # The queue as a whole changed: a round now, with fresh figures (the fans due
+            # it; the rest at their turn). Not for admissions, told directly above: they
+            # come five times a second.
             room.wake.set()
 
 
