@@ -111,7 +111,12 @@ def client_identity(request: web.Request) -> str:
         principal = None  # a bad token is the handler's to reject; count it by address
     if principal is not None:
         return "user:" + principal.user_id
-    return "ip:" + (request.headers.get("X-Real-IP") or request.remote or "unknown")
+    return "ip:" + client_address(request)
+
+
+def client_address(request: web.Request) -> str:
+    """The address the gateway saw (``X-Real-IP``), else the peer's."""
+    return request.headers.get("X-Real-IP") or request.remote or "unknown"
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -25,6 +25,7 @@ from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
 from ticketing.lifecycle import wait_any
 from ticketing.metrics import DEPENDENCY_ERRORS
 from ticketing.problems import Problem, backend_unavailable, unavailable_on
+from ticketing.ratelimit import client_address
 from ticketing.web import DEPENDENCY_TIMEOUT_SECONDS, PG_POOL_KEY, SETTINGS_KEY
 from waitingroom.admitter import TICK_SECONDS, Admitter
 from waitingroom.booking_health import RESERVE_LATENCY_KEY, BrokerBacklog, LatencyReports
@@ -72,7 +73,7 @@ class QueueRuntime:
     ) -> Placement:
         """Where the fan stands (joining them first with ``join``), counted against the
         fan's and the address's queue limits (429 when either refuses)."""
-        address = request.headers.get("X-Real-IP") or request.remote or "unknown"
+        address = client_address(request)
         with queue_reachable():
             try:
                 return await self.store.place(
