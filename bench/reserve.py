@@ -65,6 +65,7 @@ from bench.reserve_setup import (  # noqa: E402
     read_inventory,
 )
 from bench.search import free_port, http_get, say, service_env, wait_for  # noqa: E402
+from deploy.gateway import command as gateway_command  # noqa: E402
 from deploy.render_nginx import render, upstream_servers, variables  # noqa: E402
 from ticketing.config import Settings  # noqa: E402
 from ticketing.messages import BOOKING_QUEUE_PREFIX, booking_routing_key  # noqa: E402
@@ -132,6 +133,7 @@ def bench_settings(base: Settings, vhost: str) -> Settings:
         # One load generator is one client: it must not be measured against the rate limit.
         rate_limit_per_minute=100_000_000,
         rate_limit_burst=1_000_000,
+        gateway_metrics_port=free_port(),
     )
 
 
@@ -261,12 +263,8 @@ def start_gateway(settings: Settings, procs: ProcessGroups, ports: list[int]) ->
     (prefix / "logs").mkdir(parents=True, exist_ok=True)
     conf = RUN_DIR / "nginx.conf"
     conf.write_text(render(values))
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     procs.start(
-        "nginx",
-        [nginx, "-c", str(conf.resolve()), "-p", str(prefix.resolve()), "-e", "stderr"],
-        dict(os.environ),
-        RUN_DIR / "nginx.log",
+        "nginx", gateway_command(conf, prefix), service_env(settings), RUN_DIR / "nginx.log"
     )
     base = "http://" + values["GATEWAY_LISTEN"]
     # /healthz is the catalog's (not running here); a booking route without a token is

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.search_queries import Query, build_queries  # noqa: E402
+from deploy.gateway import command as gateway_command  # noqa: E402
 from deploy.render_nginx import render, variables  # noqa: E402
 from search_sync.worker import run_reindex  # noqa: E402
 from ticketing.config import VARIABLES, Settings  # noqa: E402
@@ -178,12 +179,8 @@ def start_gateway(settings: Settings, api_ports: list[int], procs: Processes) ->
     (prefix / "logs").mkdir(parents=True, exist_ok=True)
     conf = RUN_DIR / "nginx.conf"
     conf.write_text(config)
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     procs.start(
-        "nginx",
-        [nginx, "-c", str(conf), "-p", str(prefix), "-e", "stderr"],
-        dict(os.environ),
-        RUN_DIR / "nginx.log",
+        "nginx", gateway_command(conf, prefix), service_env(settings), RUN_DIR / "nginx.log"
     )
     for port in api_ports:
         wait_for(
@@ -290,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         typesense_data_dir=str(RUN_DIR / "typesense"),
         host="127.0.0.1",
         gateway_port=free_port(),
+        gateway_metrics_port=free_port(),
         catalog_port=free_port(),
         # One load generator is one client: it must not be measured against the rate limit.
         rate_limit_per_minute=100_000_000,

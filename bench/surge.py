@@ -46,7 +46,6 @@ import json
 import math
 import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -78,6 +77,7 @@ from bench.surge_setup import (  # noqa: E402
     rss_bytes,
     wait_for_time_wait,
 )
+from deploy.gateway import command as gateway_command  # noqa: E402
 from deploy.render_nginx import SOCKETS_PER_WAITINGROOM, worker_processes  # noqa: E402
 from ticketing.auth import issue_dev_token  # noqa: E402
 from ticketing.config import Settings  # noqa: E402
@@ -106,6 +106,7 @@ def bench_settings(base: Settings, args: argparse.Namespace) -> Settings:
         redis_prefix=REDIS_PREFIX,
         host="127.0.0.1",
         gateway_port=free_port(),
+        gateway_metrics_port=free_port(),
         catalog_port=free_port(),  # nobody listens: the surge never leaves the waitingroom
         waitingroom_port=consecutive_ports(args.waitingrooms),
         waitingroom_processes=args.waitingrooms,
@@ -155,12 +156,8 @@ def start_servers(
     (prefix / "logs").mkdir(parents=True, exist_ok=True)
     conf = RUN_DIR / "nginx.conf"
     conf.write_text(gateway_config(settings, hello_ports))
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     procs.start(
-        "nginx",
-        [nginx, "-c", str(conf), "-p", str(prefix), "-e", "stderr"],
-        dict(os.environ),
-        RUN_DIR / "nginx.log",
+        "nginx", gateway_command(conf, prefix), service_env(settings), RUN_DIR / "nginx.log"
     )
     for port in settings.waitingroom_ports:
         wait_for(

@@ -132,7 +132,8 @@ def dev_ports(settings: Settings) -> dict[str, int]:
         f"waitingroom {i + 1}": port for i, port in enumerate(settings.waitingroom_ports)
     }
     return {
-        "gateway": settings.gateway_port, "catalog_api": settings.catalog_port,
+        "gateway": settings.gateway_port, "gateway metrics": settings.gateway_metrics_port,
+        "catalog_api": settings.catalog_port,
         **waitingrooms, "typesense": settings.typesense_port,
         "search_sync metrics": settings.search_sync_metrics_port,
         "localstripe": settings.localstripe_port,

@@ -11,14 +11,26 @@ image's envsubst from the GATEWAY_* variables it sets.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import re
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from ticketing.auth import LEEWAY_SECONDS
 from ticketing.config import Settings
+from ticketing.domain.queue import MIN_RATE_SPAN_SECONDS, RATE_WINDOW_SECONDS
+from ticketing.jwt_speed import HS256Signer
+from ticketing.validation import MAX_ID
+from waitingroom import queue_scripts
+from waitingroom.queue_metrics import WAIT_BUCKETS
+from waitingroom.queue_store import gcra_limit
+from waitingroom.queue_ticket import TICKET_TTL_SECONDS
 
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
+# The gateway's Lua (the queue join it answers itself); the template's lua_package_path.
+LUA_DIR = Path(__file__).resolve().with_name("lua")
 PLACEHOLDER = re.compile(r"\$\{(GATEWAY_[A-Z_]+)\}")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 # A waitingroom process holds about this many websockets under 20,000 open files.
@@ -53,7 +65,62 @@ def variables(settings: Settings, access_log: str = "logs/access.log") -> dict[s
         "GATEWAY_WAITINGROOM_SERVERS": upstream_servers(backend_host, settings.waitingroom_ports),
         "GATEWAY_MAX_BODY_BYTES": str(settings.max_body_bytes),
         "GATEWAY_ACCESS_LOG": access_log,
+        "GATEWAY_METRICS_LISTEN": _address(backend_host, settings.gateway_metrics_port),
+        "GATEWAY_LUA_DIR": str(LUA_DIR),
+        "GATEWAY_QUEUE_JOIN": lua_table(queue_join_options(settings)),
     }
+
+
+def queue_join_options(settings: Settings) -> dict[str, object]:
+    """What deploy/gateway/queue_join.lua needs to answer a join as the waitingroom would,
+    taken from the same Python (keys, script, limits, token header, buckets) so that the
+    two cannot drift. The secrets are not here: the gateway reads them from its
+    environment (``python -m deploy.gateway`` sets them)."""
+    redis = urlsplit(settings.redis_url)
+    db = redis.path.strip("/") or "0"
+    prefix = settings.redis_prefix
+    return {
+        "jwt_algorithm": settings.jwt_algorithm,
+        "token_header": HS256Signer.HEADER.decode(),
+        "leeway": LEEWAY_SECONDS,
+        "redis_host": redis.hostname or "127.0.0.1",
+        "redis_port": redis.port or 6379,
+        "redis_db": int(db),
+        "redis_timeout_ms": 2000,
+        "redis_idle_ms": 60_000,
+        "redis_pool": 256,
+        "events_key": prefix + "queue:events",
+        "key_prefix": prefix + "q:{",
+        "place_sha": hashlib.sha1(queue_scripts.PLACE.encode()).hexdigest(),
+        "user_limit": list(gcra_limit(settings.queue_user_rate_per_minute)),
+        "ip_limit": list(gcra_limit(settings.queue_ip_rate_per_minute)),
+        "rate_window": RATE_WINDOW_SECONDS,
+        "rate_min_span": MIN_RATE_SPAN_SECONDS,
+        "ticket_ttl": TICKET_TTL_SECONDS,
+        "wait_buckets": list(WAIT_BUCKETS),
+        "max_id": min(MAX_ID, 2**53 - 1),  # ids Lua numbers hold exactly; larger ones pass
+        "stats_dict": "queue_join_stats",
+    }
+
+
+_LUA_SAFE = re.compile(r"[ -~]*")  # printable ASCII
+
+
+def lua_table(value: object) -> str:
+    """A Lua literal of ``value`` (dicts, lists, str, int, float, bool) on one line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        if not _LUA_SAFE.fullmatch(value):
+            raise ValueError(f"not printable ASCII: {value!r}")
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "{" + ", ".join(lua_table(v) for v in value) + "}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {lua_table(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"no Lua literal for {type(value).__name__}")
 
 
 def render(values: dict[str, str], template: str | None = None) -> str:

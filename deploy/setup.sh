@@ -39,6 +39,11 @@ missing=()
 { command -v redis-server >/dev/null && command -v redis-cli >/dev/null; } || missing+=(redis-server)
 command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v nginx >/dev/null || missing+=(nginx)
+# The gateway answers queue joins itself in Lua (deploy/lua/queue_join.lua): Debian's Lua
+# module for nginx, its Redis client and cjson.
+[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || missing+=(libnginx-mod-http-lua)
+[ -f /usr/share/lua/5.1/nginx/redis.lua ] || missing+=(lua-nginx-redis)
+compgen -G '/usr/lib/*/lua/5.1/cjson.so' >/dev/null || missing+=(lua-cjson)
 command -v wrk >/dev/null || missing+=(wrk)
 # Debian's chromium: the browser tests drive it through Playwright (`playwright install`
 # downloads its own browsers from the internet; this uses the distribution's instead).

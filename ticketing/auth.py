@@ -21,7 +21,7 @@ from ticketing.jwt_speed import HS256FastPath, strict_segment
 from ticketing.problems import Problem, validation_error
 from ticketing.validation import read_json
 
-_LEEWAY_SECONDS = 5
+LEEWAY_SECONDS = 5
 _MEMO_SIZE = 50_000  # verified tokens remembered per process (~10 MB at most)
 
 
@@ -55,7 +55,7 @@ class TokenVerifier:
         # PyJWT's base64 segment check scans characters in Python (half its decode time).
         self._jwt._jws._decode_base64url_segment = strict_segment  # type: ignore[method-assign]
         if self.algorithm == "HS256":
-            self._fast = HS256FastPath(settings.jwt_secret, _LEEWAY_SECONDS)
+            self._fast = HS256FastPath(settings.jwt_secret, LEEWAY_SECONDS)
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     def verify(self, token: str) -> Principal:
@@ -63,7 +63,7 @@ class TokenVerifier:
         bounded memo (its expiry checked again): a fan in the queue polls with the same
         token every few seconds, and verifying costs ~0.1 ms of CPU each time."""
         known = self._verified.get(token)
-        if known is not None and known[1] + _LEEWAY_SECONDS > time.time():
+        if known is not None and known[1] + LEEWAY_SECONDS > time.time():
             return known[0]
         principal, expires = self._verify(token)
         if len(self._verified) >= _MEMO_SIZE:
@@ -81,7 +81,7 @@ class TokenVerifier:
                 self.key,
                 algorithms=[self.algorithm],
                 options={"require": ["sub", "exp"]},
-                leeway=_LEEWAY_SECONDS,
+                leeway=LEEWAY_SECONDS,
             )
         except jwt.ExpiredSignatureError as exc:
             raise _unauthorized("token_expired", "The access token has expired.") from exc

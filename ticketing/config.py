@@ -89,6 +89,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     ),
     "TICKETING_SEARCH_SYNC_METRICS_PORT": ("9103", "search_sync /metrics port"),
     "TICKETING_GATEWAY_PORT": ("8080", "nginx gateway port (the public base URL)"),
+    "TICKETING_GATEWAY_METRICS_PORT": ("9106", "nginx gateway /metrics (its queue joins)"),
     "TICKETING_TYPESENSE_PORT": ("8108", "port of the Typesense server make run starts"),
     "TICKETING_TYPESENSE_DATA_DIR": (".run/typesense", "data directory of that Typesense server"),
     "TICKETING_SYNC_BATCH_MAX": ("200", "search_sync: most changes upserted in one import"),
@@ -180,6 +181,7 @@ class Settings:
     waitingroom_processes: int = 2
     search_sync_metrics_port: int = 9103
     gateway_port: int = 8080
+    gateway_metrics_port: int = 9106
     typesense_port: int = 8108
     typesense_data_dir: str = ".run/typesense"
     sync_batch_max: int = 200
@@ -276,6 +278,7 @@ class Settings:
             waitingroom_processes=_int(env, "TICKETING_WAITINGROOM_PROCESSES", 2, minimum=1),
             search_sync_metrics_port=_int(env, "TICKETING_SEARCH_SYNC_METRICS_PORT", 9103),
             gateway_port=_int(env, "TICKETING_GATEWAY_PORT", 8080, minimum=1),
+            gateway_metrics_port=_int(env, "TICKETING_GATEWAY_METRICS_PORT", 9106, minimum=1),
             typesense_port=_int(env, "TICKETING_TYPESENSE_PORT", 8108, minimum=1),
             typesense_data_dir=_str(env, "TICKETING_TYPESENSE_DATA_DIR", ".run/typesense"),
             sync_batch_max=_int(env, "TICKETING_SYNC_BATCH_MAX", 200, minimum=1),

@@ -32,13 +32,13 @@ def _b64(data: bytes) -> bytes:
 class HS256Signer:
     """Signs claims as an HS256 JWT with one key."""
 
-    _HEADER = _b64(orjson.dumps({"alg": "HS256", "typ": "JWT"}))
+    HEADER = _b64(orjson.dumps({"alg": "HS256", "typ": "JWT"}))
 
     def __init__(self, secret: str | bytes) -> None:
         self._key = secret.encode() if isinstance(secret, str) else secret
 
     def sign(self, claims: dict[str, Any]) -> str:
-        signing_input = self._HEADER + b"." + _b64(orjson.dumps(claims))
+        signing_input = self.HEADER + b"." + _b64(orjson.dumps(claims))
         signature = hmac.digest(self._key, signing_input, hashlib.sha256)
         return (signing_input + b"." + _b64(signature)).decode()
 
@@ -72,7 +72,7 @@ class HS256FastPath:
 
     def __init__(self, secret: str | bytes, leeway: float) -> None:
         self._key = secret.encode() if isinstance(secret, str) else secret
-        self._prefix = (HS256Signer._HEADER + b".").decode()
+        self._prefix = (HS256Signer.HEADER + b".").decode()
         self._leeway = leeway
 
     def read(self, token: str, now: float) -> dict[str, Any] | None:

@@ -78,6 +78,9 @@ class FairStart:
                 "queue seed lost before the draw, new commitment recorded: event_id=%s",
                 event_id,
             )
+        # Said in Redis too, for the gateway's join (deploy/lua/queue_join.lua), which puts
+        # fans in the pre-queue itself only once the commitment in force is on record.
+        await self.store.mark_recorded(event_id, in_force)
         if len(self._on_record) > 10_000:
             self._on_record.clear()
         self._on_record[event_id] = in_force

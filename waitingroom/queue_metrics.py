@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-_WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 
 QUEUE_LENGTH = Gauge(
     "ticketing_queue_length",
@@ -51,12 +51,12 @@ PUSH_LAG = Histogram(
 ESTIMATED_WAIT = Histogram(
     "ticketing_queue_estimated_wait_seconds",
     "The wait a fan was told when joining (from the measured admission rate).",
-    buckets=_WAIT_BUCKETS,
+    buckets=WAIT_BUCKETS,
 )
 ACTUAL_WAIT = Histogram(
     "ticketing_queue_actual_wait_seconds",
     "From joining (or on-sale, for the pre-queue) to admission.",
-    buckets=_WAIT_BUCKETS,
+    buckets=WAIT_BUCKETS,
 )
 PLACE_BATCH = Histogram(
     "ticketing_queue_place_batch_size",

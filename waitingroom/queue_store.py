@@ -46,7 +46,7 @@ class RateLimited(Exception):
         self.retry_after_seconds = retry_after_seconds
 
 
-def _gcra(per_minute: int) -> tuple[float, float]:
+def gcra_limit(per_minute: int) -> tuple[float, float]:
     interval = 60_000 / per_minute
     return interval, interval * max(5, per_minute // 6)
 
@@ -111,8 +111,8 @@ class QueueStore:
         )
         # GCRA (ticketing/ratelimit.py's, in the PLACE script): interval and tolerance in
         # ms; a sixth of the minute's allowance may come at once (a reload, a reconnect).
-        self._user_limit = _gcra(settings.queue_user_rate_per_minute)
-        self._ip_limit = _gcra(settings.queue_ip_rate_per_minute)
+        self._user_limit = gcra_limit(settings.queue_user_rate_per_minute)
+        self._ip_limit = gcra_limit(settings.queue_ip_rate_per_minute)
         self._leave = redis.register_script(scripts.LEAVE)
         self._tick = redis.register_script(scripts.TICK)
         self._commit = redis.register_script(scripts.COMMIT)
@@ -315,6 +315,10 @@ class QueueStore:
             keys=self.keys(event_id, "seed", "fair"), args=[seed, commitment(seed)]
         )
         return _text(got)
+
+    async def mark_recorded(self, event_id: int, commitment: str) -> None:
+        """Note beside the commitment that it is on record in PostgreSQL."""
+        await self.redis.hset(self.key(event_id, "fair"), "recorded", commitment)
 
     async def draw(self, event_id: int, on_sale_ms: int) -> str:
         """Shuffle the pre-queue ahead of everyone else, once; 'ok', 'done' or 'early'."""

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.conftest import PG_BASE, REDIS_BASE, RUN_ID
@@ -99,7 +100,9 @@ def running_stack(amqp_url: str, workdir: Path) -> Iterator[Stack]:
         "TICKETING_TYPESENSE_DATA_DIR": str(workdir / "typesense"),
         "TICKETING_JWT_SECRET": f"stack-secret-{RUN_ID}-0123456789abcdef",
     }
-    for name in ("GATEWAY", "CATALOG", "SEARCH_SYNC_METRICS", "TYPESENSE", "LOCALSTRIPE"):
+    for name in (
+        "GATEWAY", "GATEWAY_METRICS", "CATALOG", "SEARCH_SYNC_METRICS", "TYPESENSE", "LOCALSTRIPE"
+    ):
         env[f"TICKETING_{name}_PORT"] = str(free_port())
     # Several waitingroom processes, as make run starts them, on consecutive ports.
     env["TICKETING_WAITINGROOM_PROCESSES"] = str(WAITINGROOM_PROCESSES)
@@ -157,3 +160,32 @@ def dev_token(stack: Stack, user: str, roles: list[str]) -> str:
     status, _, body = stack.request("POST", "/auth/dev-token", {"user_id": user, "roles": roles})
     assert status == 200, body
     return body["access_token"]
+
+
+def queue_event(
+    stack: Stack, admin: str, on_sale_in: timedelta = timedelta(minutes=-1)
+) -> dict:
+    """A small event of the caller's own with a waiting room, on sale ``on_sale_in`` from
+    now (a minute ago by default)."""
+    venue = {
+        "name": "Glasshouse", "city": "Porto", "location": {"lat": 41.15, "lon": -8.61},
+        "seat_map": {"sections": [
+            {"name": "Floor", "rows": 2, "seats_per_row": 6, "price_cents": 5500},
+            {"name": "Balcony", "rows": 1, "seats_per_row": 6, "price_cents": 3000},
+        ]},
+    }
+    status, _, venue_body = stack.request("POST", "/admin/venues", venue, token=admin)
+    assert status == 201, venue_body
+    status, _, performer = stack.request(
+        "POST", "/admin/performers", {"name": f"Patient Crowd {RUN_ID}"}, token=admin)
+    assert status == 201, performer
+    now = datetime.now(UTC)
+    status, _, event = stack.request("POST", "/admin/events", {
+        "name": "Queue Night", "description": "Everyone waits their turn.",
+        "date": (now + timedelta(days=30)).isoformat().replace("+00:00", "Z"),
+        "on_sale_at": (now + on_sale_in).isoformat().replace("+00:00", "Z"),
+        "venue_id": venue_body["id"], "performer_id": performer["id"],
+        "queue_enabled": True, "currency": "EUR",
+    }, token=admin)
+    assert status == 201, event
+    return event

@@ -16,12 +16,11 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.conftest import RUN_ID
-from tests.e2e.stack import Stack, dev_token
+from tests.e2e.stack import Stack, dev_token, queue_event
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 # Locator assertions, not wait_for_function: the pages' Content-Security-Policy forbids the
@@ -57,32 +56,6 @@ def browser() -> Iterator[object]:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-
-
-def _queue_event(stack: Stack, admin: str) -> dict:
-    """A small event of this test's own with a waiting room, on sale since a minute ago."""
-    venue = {
-        "name": "Glasshouse", "city": "Porto", "location": {"lat": 41.15, "lon": -8.61},
-        "seat_map": {"sections": [
-            {"name": "Floor", "rows": 2, "seats_per_row": 6, "price_cents": 5500},
-            {"name": "Balcony", "rows": 1, "seats_per_row": 6, "price_cents": 3000},
-        ]},
-    }
-    status, _, venue_body = stack.request("POST", "/admin/venues", venue, token=admin)
-    assert status == 201, venue_body
-    status, _, performer = stack.request(
-        "POST", "/admin/performers", {"name": f"Patient Crowd {RUN_ID}"}, token=admin)
-    assert status == 201, performer
-    now = datetime.now(UTC)
-    status, _, event = stack.request("POST", "/admin/events", {
-        "name": "Queue Night", "description": "Everyone waits their turn.",
-        "date": (now + timedelta(days=30)).isoformat().replace("+00:00", "Z"),
-        "on_sale_at": (now - timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),
-        "venue_id": venue_body["id"], "performer_id": performer["id"],
-        "queue_enabled": True, "currency": "EUR",
-    }, token=admin)
-    assert status == 201, event
-    return event
 
 
 class Listening:
@@ -143,7 +116,7 @@ def pages(stack: Stack, browser) -> Iterator[dict[str, object]]:
 @pytest.mark.timeout(300)
 def test_a_fan_waits_is_admitted_picks_seats_and_pays(stack: Stack, pages):
     admin = dev_token(stack, f"ops-{RUN_ID}", ["admin"])
-    event = _queue_event(stack, admin)
+    event = queue_event(stack, admin)
     event_id = event["id"]
     queue = f"/admin/queues/{event_id}"
     status, _, body = stack.request("PATCH", queue, {
@@ -260,7 +233,7 @@ def test_a_fan_waits_is_admitted_picks_seats_and_pays(stack: Stack, pages):
 @pytest.mark.timeout(180)
 def test_without_a_websocket_the_page_follows_the_line_by_polling(stack: Stack, pages):
     admin = dev_token(stack, f"ops-{RUN_ID}", ["admin"])
-    event_id = _queue_event(stack, admin)["id"]
+    event_id = queue_event(stack, admin)["id"]
     queue = f"/admin/queues/{event_id}"
     status, _, body = stack.request("PATCH", queue, {
         "paused": True, "admit_per_minute": 60, "max_active": 50, "session_seconds": 300,

@@ -138,7 +138,7 @@ class OrderCheck:
 
 RATE_WINDOW_SECONDS = 60
 # Shorter spans than this say too little: one early burst would look like a huge rate.
-_MIN_RATE_SPAN_SECONDS = 5
+MIN_RATE_SPAN_SECONDS = 5
 
 
 def measured_rate_per_minute(
@@ -150,7 +150,7 @@ def measured_rate_per_minute(
     total = sum(recent.values())
     if total == 0:
         return 0.0
-    span = min(window, max(_MIN_RATE_SPAN_SECONDS, now_second - min(recent) + 1))
+    span = min(window, max(MIN_RATE_SPAN_SECONDS, now_second - min(recent) + 1))
     return total * 60.0 / span
 
 

@@ -1,0 +1,363 @@
+-- The gateway's own answer to POST /queue/{event_id}/join: the surge's hottest request,
+-- answered in nginx against Redis instead of crossing to a waitingroom process.
+--
+-- It only ever accepts. It answers a join itself when, and only when, the request is the
+-- plain case: no body, an HS256 bearer token of the shape this platform mints that
+-- verifies, an event in the waitingroom's snapshot of queue-enabled events, before
+-- on-sale only once the pre-queue's seed commitment is on record, Redis answering, and the
+-- PLACE script placing the fan as waiting or in the pre-queue (or telling them sold out).
+-- Everything else (a queue ticket to restore, a token it does not read, an unknown event,
+-- an admitted fan, a rate limit, any Redis error) goes to the waitingroom unchanged
+-- (ngx.exec to @waitingroom), which decides and explains as it always has.
+--
+-- What it shares with the waitingroom rather than repeats: the PLACE script itself (run
+-- by its SHA, the same keys and arguments as waitingroom/queue_store.py; a NOSCRIPT goes to
+-- the waitingroom, whose client loads it again), the token header, the limits, the rate
+-- window and the histogram buckets, all rendered into the config by deploy/render_nginx.py
+-- from the same Python. The status body and ticket are the waitingroom's
+-- (waitingroom/queue_status.py, waitingroom/queue_ticket.py) for the kinds it answers;
+-- tests/e2e/test_gateway_join.py holds the two answers to each other, field by field.
+
+local ffi = require "ffi"
+local cjson = require "cjson.safe"
+local redis = require "nginx.redis"
+local b64 = require "ngx.base64"
+
+ffi.cdef [[
+const void *EVP_sha256(void);
+unsigned char *HMAC(const void *evp_md, const void *key, int key_len,
+                    const unsigned char *d, size_t n, unsigned char *md,
+                    unsigned int *md_len);
+]]
+
+local C = ffi.C
+local digest = ffi.new("unsigned char[32]")
+local digest_len = ffi.new("unsigned int[1]")
+local SHA256 = C.EVP_sha256()
+
+local function hmac_sha256(key, data)
+    if C.HMAC(SHA256, key, #key, data, #data, digest, digest_len) == nil then
+        return nil
+    end
+    return ffi.string(digest, 32)
+end
+
+local encode_b64url, decode_b64url = b64.encode_base64url, b64.decode_base64url
+local quote = cjson.encode -- a Lua string as a JSON string literal
+local floor, ceil, max, min = math.floor, math.ceil, math.max, math.min
+local now = ngx.now
+
+local M = {}
+local cfg -- set once by configure() (init_by_lua, in the master)
+local stats -- ngx.shared dict: counters for /metrics
+
+-- Claims a token of ours may carry (ticketing/jwt_speed.py HS256FastPath's set).
+local TOKEN_CLAIMS = { sub = true, roles = true, iat = true, nbf = true, exp = true }
+local STATUS_OF_KIND = { waiting = "waiting", pre = "pre_queue", sold_out = "sold_out" }
+local OUTCOMES = { [0] = "again", [1] = "new", [2] = "restored" }
+
+function M.configure(options)
+    cfg = options
+    cfg.jwt_secret = os.getenv("TICKETING_JWT_SECRET")
+    cfg.ticket_secret = os.getenv("TICKETING_QUEUE_TICKET_SECRET")
+    cfg.redis_password = os.getenv("TICKETING_GATEWAY_REDIS_PASSWORD")
+    -- Without both keys (or under RS256 tokens) every join goes to the waitingroom.
+    cfg.enabled = cfg.jwt_algorithm == "HS256" and cfg.jwt_secret ~= nil
+        and cfg.jwt_secret ~= "" and cfg.ticket_secret ~= nil and cfg.ticket_secret ~= ""
+    stats = ngx.shared[cfg.stats_dict]
+end
+
+local function count(name, amount)
+    stats:incr(name, amount or 1, 0)
+end
+
+local function pass(reason)
+    count("fallback|" .. reason)
+    return ngx.exec("@waitingroom")
+end
+
+-- --- the bearer token (only accepts; see HS256FastPath) -----------------------------------
+
+local function verified_user(now_s)
+    local header = ngx.var.http_authorization
+    if header == nil then return nil end
+    local scheme, token = header:match("^(%a+) +([%w%-_%.]+) *$")
+    if scheme == nil or scheme:lower() ~= "bearer" then return nil end
+    local prefix = cfg.token_header .. "."
+    if token:sub(1, #prefix) ~= prefix then return nil end
+    local body, signature = token:match("^([%w%-_]+)%.([%w%-_]+)$", #prefix + 1)
+    if body == nil then return nil end
+    local mac = hmac_sha256(cfg.jwt_secret, prefix .. body)
+    if mac == nil or encode_b64url(mac) ~= signature then return nil end
+    local raw = decode_b64url(body)
+    if raw == nil or encode_b64url(raw) ~= body then return nil end -- canonical only
+    local claims = cjson.decode(raw)
+    if type(claims) ~= "table" then return nil end
+    for name in pairs(claims) do
+        if not TOKEN_CLAIMS[name] then return nil end
+    end
+    local sub, roles = claims.sub, claims.roles
+    if type(sub) ~= "string" or sub == "" then return nil end
+    if roles ~= nil then
+        if type(roles) ~= "table" then return nil end
+        for _, role in pairs(roles) do
+            if type(role) ~= "string" then return nil end
+        end
+    end
+    local exp, iat, nbf = claims.exp, claims.iat, claims.nbf
+    if type(exp) ~= "number" or floor(exp) ~= exp or exp <= now_s - cfg.leeway then
+        return nil
+    end
+    for _, t in ipairs({ iat or false, nbf or false }) do
+        if t and (type(t) ~= "number" or floor(t) ~= t or t > now_s + cfg.leeway) then
+            return nil
+        end
+    end
+    return sub
+end
+
+-- --- Redis, events and figures ------------------------------------------------------------
+
+local function connect()
+    local red = redis:new()
+    red:set_timeout(cfg.redis_timeout_ms)
+    local ok = red:connect(cfg.redis_host, cfg.redis_port)
+    if not ok then return nil end
+    if red:get_reused_times() == 0 then
+        if cfg.redis_password and cfg.redis_password ~= "" then
+            if not red:auth(cfg.redis_password) then return nil end
+        end
+        if cfg.redis_db ~= 0 and not red:select(cfg.redis_db) then return nil end
+    end
+    return red
+end
+
+local function release(red)
+    red:set_keepalive(cfg.redis_idle_ms, cfg.redis_pool)
+end
+
+-- Per worker: the waitingroom's snapshot of queue-enabled events (read at most once a
+-- second), and each queue's figures (at most once a second per event, as FiguresCache).
+local events = { at = -1, by_id = {} }
+local figures_of = {}
+
+local function event_of(red, event_id, now_s)
+    if now_s - events.at >= 1 then
+        local raw = red:get(cfg.events_key)
+        events.at = now_s -- after the read: the requests meanwhile read too, not find nothing
+        if type(raw) == "string" then
+            local list = cjson.decode(raw)
+            if type(list) == "table" then
+                local by_id = {}
+                for _, e in ipairs(list) do
+                    if type(e) == "table" and e.on_sale_ms then by_id[e.event_id] = e end
+                end
+                events.by_id = by_id
+            end
+        end
+    end
+    return events.by_id[tonumber(event_id)]
+end
+
+local function hash(reply)
+    local out = {}
+    if type(reply) == "table" then
+        for i = 1, #reply, 2 do out[reply[i]] = reply[i + 1] end
+    end
+    return out
+end
+
+-- ticketing/domain/queue.py measured_rate_per_minute (window 60 s, span at least 5 s)
+local function measured_per_minute(by_second, now_second)
+    local total, first = 0, nil
+    for second, n in pairs(by_second) do
+        local s = tonumber(second)
+        if s and now_second - cfg.rate_window < s and s <= now_second then
+            total = total + (tonumber(n) or 0)
+            if first == nil or s < first then first = s end
+        end
+    end
+    if total == 0 then return 0 end
+    local span = min(cfg.rate_window, max(cfg.rate_min_span, now_second - first + 1))
+    return total * 60 / span
+end
+
+local function figures(red, event_id, now_s)
+    local cached = figures_of[event_id]
+    if cached and now_s - cached.at < 1 then return cached end
+    local key = cfg.key_prefix .. event_id .. "}:"
+    red:init_pipeline(7)
+    red:hget(key .. "config", "paused")
+    red:zcard(key .. "waiting")
+    red:zcard(key .. "pre")
+    red:hgetall(key .. "state")
+    red:hgetall(key .. "rate")
+    red:hmget(key .. "fair", "commitment", "recorded")
+    red:exists(key .. "seed")
+    local replies = red:commit_pipeline()
+    if type(replies) ~= "table" then return nil end
+    for i = 1, 7 do
+        if type(replies[i]) == "table" and replies[i][1] == false then return nil end
+    end
+    local paused, waiting, pre, state, rate, fair, seed =
+        replies[1], replies[2], replies[3], hash(replies[4]), hash(replies[5]), replies[6],
+        replies[7]
+    local drawn = state.drawn == "1"
+    cached = {
+        at = now_s,
+        paused = paused == "1",
+        sold_out = state.sold_out == "1",
+        waiting = waiting + (drawn and 0 or pre),
+        rate = measured_per_minute(rate, floor(now_s)),
+        -- The pre-queue's seed committed to, and that commitment on record in PostgreSQL
+        -- (waitingroom/fair_start.py marks it): only then may anyone enter the pre-queue.
+        committed = type(fair[1]) == "string" and fair[1] == fair[2] and seed == 1,
+    }
+    figures_of[event_id] = cached
+    return cached
+end
+
+-- --- the answer ---------------------------------------------------------------------------
+
+local function ticket(user, event_id, where, place, epoch, now_s)
+    -- waitingroom/queue_ticket.py issue_ticket's claims, in its order; place is the PLACE
+    -- script's integer text, written as it came.
+    local iat = floor(now_s)
+    local claims = '{"sub":' .. quote(user) .. ',"event_id":' .. event_id
+        .. ',"where":' .. quote(where) .. ',"place":' .. place .. ',"epoch":' .. quote(epoch)
+        .. ',"iat":' .. iat .. ',"exp":' .. (iat + cfg.ticket_ttl) .. '}'
+    local signing_input = cfg.token_header .. "." .. encode_b64url(claims)
+    return signing_input .. "." .. encode_b64url(hmac_sha256(cfg.ticket_secret, signing_input))
+end
+
+local function observe_wait(seconds)
+    for _, bound in ipairs(cfg.wait_buckets) do
+        if seconds <= bound then count("wait_bucket|" .. bound) end
+    end
+    count("wait_count")
+    count("wait_sum", seconds)
+end
+
+function M.join()
+    if not cfg.enabled then return pass("disabled") end
+    if ngx.req.get_method() ~= "POST" then return pass("method") end
+    local length = ngx.var.http_content_length
+    if (length ~= nil and length ~= "0") or ngx.var.http_transfer_encoding ~= nil then
+        return pass("body") -- a queue ticket to restore: the waitingroom reads it
+    end
+    local now_s = now()
+    local user = verified_user(now_s)
+    if user == nil then return pass("token") end
+    local event_id = tonumber(ngx.var.queue_event_id)
+    if event_id == nil or event_id < 1 or event_id > cfg.max_id then return pass("event_id") end
+    event_id = string.format("%d", event_id) -- "007" is event 7, as the waitingroom reads it
+
+    local red = connect()
+    if red == nil then return pass("redis") end
+    local event = event_of(red, event_id, now_s)
+    if event == nil then release(red); return pass("event") end
+    local fig = figures(red, event_id, now_s)
+    if fig == nil then release(red); return pass("redis") end
+    if now_s * 1000 < event.on_sale_ms and not fig.committed then
+        release(red)
+        return pass("uncommitted") -- the waitingroom commits (and records) the seed first
+    end
+
+    local key = cfg.key_prefix .. event_id .. "}:"
+    local reply = red:evalsha(
+        cfg.place_sha, 7,
+        key .. "waiting", key .. "pre", key .. "active", key .. "seen", key .. "state",
+        key .. "rl:user:" .. user, key .. "rl:ip:" .. ngx.var.remote_addr,
+        cfg.user_limit[1], cfg.user_limit[2], cfg.ip_limit[1], cfg.ip_limit[2],
+        user, "join", string.format("%d", event.on_sale_ms), "", 0, "", "1"
+    )
+    if type(reply) ~= "table" then
+        -- NOSCRIPT (Redis restarted) or any error: the waitingroom loads the script again
+        -- or answers 503 itself. Nothing was placed by a call that failed.
+        red:close()
+        return pass("redis")
+    end
+    release(red)
+    local kind, place, rank, pre_ahead, epoch, new =
+        reply[1], reply[2], tonumber(reply[3]), tonumber(reply[4]), reply[5], tonumber(reply[6])
+    local status = STATUS_OF_KIND[kind]
+    if status == nil then
+        -- admitted (the answer carries an admission token) or limited (429 with its wait):
+        -- the waitingroom answers. PLACE changed nothing for these but the fan's limit
+        -- count, and a limited call is not counted.
+        return pass(kind == "limited" and "limited" or "kind")
+    end
+
+    local position, ahead, eta = "null", "null", "null"
+    if kind == "waiting" then
+        local behind = rank + pre_ahead
+        if fig.sold_out then
+            status = "sold_out"
+        else
+            position, ahead = tostring(behind + 1), tostring(behind)
+            if fig.paused then
+                status = "paused"
+            elseif fig.rate > 0 then
+                eta = ceil((behind + 1) * 60 / fig.rate)
+                if new == 1 then observe_wait(eta) end
+                eta = tostring(eta)
+            end
+        end
+    end
+    count("joins|" .. event_id .. "|" .. (kind == "sold_out" and "sold_out" or OUTCOMES[new]))
+
+    local body = table.concat({
+        '{"event_id":', event_id, ',"status":"', status, '","position":', position,
+        ',"ahead":', ahead, ',"eta_seconds":', eta, ',"queue_ticket":"',
+        ticket(user, event_id, kind, place, epoch, now_s), '","on_sale_at":',
+        quote(event.on_sale_at), ',"waiting":', fig.waiting, ',"admit_rate_per_minute":',
+        string.format("%.1f", fig.rate), '}',
+    })
+    ngx.header["Content-Type"] = "application/json"
+    ngx.header["Content-Length"] = #body
+    ngx.header["X-Queue-Join"] = "gateway" -- which of the two answered (tests, operators)
+    ngx.print(body)
+end
+
+-- --- metrics (the gateway's metrics listener) ---------------------------------------------
+
+function M.metrics()
+    local lines = {
+        "# HELP ticketing_gateway_queue_joins_total Joins the gateway answered itself, by outcome.",
+        "# TYPE ticketing_gateway_queue_joins_total counter",
+    }
+    local fallbacks, buckets = {}, {}
+    for _, name in ipairs(stats:get_keys(0)) do
+        local value = stats:get(name)
+        local a, b, c = name:match("^([^|]+)|?([^|]*)|?([^|]*)$")
+        if a == "joins" then
+            lines[#lines + 1] = string.format(
+                'ticketing_gateway_queue_joins_total{event_id="%s",outcome="%s"} %d', b, c, value)
+        elseif a == "fallback" then
+            fallbacks[#fallbacks + 1] = string.format(
+                'ticketing_gateway_queue_join_fallbacks_total{reason="%s"} %d', b, value)
+        elseif a == "wait_bucket" then
+            buckets[tonumber(b)] = value
+        end
+    end
+    lines[#lines + 1] = "# HELP ticketing_gateway_queue_join_fallbacks_total Joins the "
+        .. "gateway passed to the waitingroom, by reason."
+    lines[#lines + 1] = "# TYPE ticketing_gateway_queue_join_fallbacks_total counter"
+    for _, line in ipairs(fallbacks) do lines[#lines + 1] = line end
+    local name = "ticketing_gateway_queue_estimated_wait_seconds"
+    lines[#lines + 1] = "# HELP " .. name .. " The wait a fan was told when the gateway "
+        .. "placed them (from the measured admission rate)."
+    lines[#lines + 1] = "# TYPE " .. name .. " histogram"
+    for _, bound in ipairs(cfg.wait_buckets) do
+        lines[#lines + 1] = string.format('%s_bucket{le="%s"} %d', name,
+            string.format("%.1f", bound), buckets[bound] or 0)
+    end
+    local total = stats:get("wait_count") or 0
+    lines[#lines + 1] = string.format('%s_bucket{le="+Inf"} %d', name, total)
+    lines[#lines + 1] = string.format("%s_sum %s", name, tostring(stats:get("wait_sum") or 0))
+    lines[#lines + 1] = string.format("%s_count %d", name, total)
+    ngx.header["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+    ngx.say(table.concat(lines, "\n"))
+end
+
+return M

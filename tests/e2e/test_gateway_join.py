@@ -1,0 +1,326 @@
+"""The queue join the gateway answers itself (deploy/lua/queue_join.lua), in the whole stack
+as `make run` starts it.
+
+The gateway may answer a join only as the waitingroom would: the same body for the same
+fan, a ticket the waitingroom reads back, and every case it does not answer passed on
+unchanged. Each test sets the gateway's answer beside the waitingroom's own, asked
+directly on a waitingroom port. ``X-Queue-Join: gateway`` says which of the two answered.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.request
+from datetime import timedelta
+
+import jwt
+import pytest
+from redis import Redis
+
+from tests.conftest import RUN_ID
+from tests.e2e.stack import Stack, dev_token, queue_event
+from tests.support import wait_until
+from ticketing.auth import issue_dev_token
+from ticketing.config import Settings
+from waitingroom.queue_ticket import read_ticket
+
+GATEWAY = "gateway"
+
+
+def _join(stack: Stack, event_id: int | str, token: str | None, body: object = None,
+          base: str | None = None) -> tuple[int, dict[str, str], object]:
+    return stack.request("POST", f"/queue/{event_id}/join", body, token=token, base=base)
+
+
+def _direct(stack: Stack) -> str:
+    return f"http://127.0.0.1:{stack.waitingroom_ports[0]}"
+
+
+def _settings(stack: Stack) -> Settings:
+    return Settings.from_env(stack.env)
+
+
+def _claims(ticket: str) -> dict:
+    payload = ticket.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def _wait_for_gateway(stack: Stack, event_id: int) -> None:
+    """Until every nginx worker answers this new event's joins: each refreshes its snapshot
+    of queue-enabled events every second, so a second after one has it, all have. Each
+    probe is a fan of its own (one fan asking 20 times a second meets its limit)."""
+    settings, probes = _settings(stack), iter(range(10_000))
+
+    def answered() -> bool:
+        token = issue_dev_token(settings, f"gw-probe-{next(probes)}-{RUN_ID}", [])
+        return _join(stack, event_id, token["access_token"])[1].get("X-Queue-Join") == GATEWAY
+
+    wait_until(answered, 15, "the gateway to answer the new event's joins")
+    time.sleep(1.1)
+
+
+def _gateway_metrics(stack: Stack) -> str:
+    port = stack.env["TICKETING_GATEWAY_METRICS_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        return resp.read().decode()
+
+
+def _metric(text: str, line_start: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.fixture(scope="module")
+def admin(stack: Stack) -> str:
+    return dev_token(stack, f"gw-ops-{RUN_ID}", ["admin"])
+
+
+@pytest.fixture(scope="module")
+def on_sale(stack: Stack, admin: str) -> int:
+    """An event on sale with its queue paused (nobody is admitted under the tests' feet),
+    which the gateway already answers for."""
+    event_id = queue_event(stack, admin)["id"]
+    status, _, body = stack.request(
+        "PATCH", f"/admin/queues/{event_id}", {"paused": True}, token=admin)
+    assert status == 200, body
+    _wait_for_gateway(stack, event_id)
+    return event_id
+
+
+def test_the_gateway_answers_a_plain_join_as_the_waitingroom_would(stack: Stack, on_sale: int):
+    fans = [f"gw-fan-{i}-{RUN_ID}" for i in range(6)]
+    tokens = [dev_token(stack, fan, []) for fan in fans]
+    answers = []
+    for token in tokens:
+        status, headers, body = _join(stack, on_sale, token)
+        assert status == 200, body
+        assert headers.get("X-Queue-Join") == GATEWAY
+        assert headers["Content-Type"] == "application/json"
+        answers.append(body)
+    # First come, first served: each fan one place further back than the one before.
+    positions = [a["position"] for a in answers]
+    assert positions == list(range(positions[0], positions[0] + len(fans)))
+    assert all(a["ahead"] == a["position"] - 1 and a["status"] == "paused" for a in answers)
+
+    for fan, token, ours in zip(fans, tokens, answers, strict=True):
+        # The same fan joining again on a waitingroom process directly: the same answer,
+        # field for field, in the same order, and the same place in the ticket.
+        status, headers, theirs = _join(stack, on_sale, token, base=_direct(stack))
+        assert status == 200 and "X-Queue-Join" not in headers
+        assert list(theirs) == list(ours)
+        assert {k: v for k, v in theirs.items() if k not in ("queue_ticket", "waiting")} == {
+            k: v for k, v in ours.items() if k not in ("queue_ticket", "waiting")}
+        ticket, expected = _claims(ours["queue_ticket"]), _claims(theirs["queue_ticket"])
+        assert list(ticket) == list(expected)
+        assert {k: ticket[k] for k in ("sub", "event_id", "where", "place", "epoch")} == {
+            k: expected[k] for k in ("sub", "event_id", "where", "place", "epoch")}
+        # The waitingroom reads the gateway's ticket as its own (signature and claims).
+        where, place, epoch = read_ticket(_settings(stack), ours["queue_ticket"], fan, on_sale)
+        assert (where, place, epoch) == ("waiting", expected["place"], expected["epoch"])
+        # Joining again through the gateway: the same place, counted as "again".
+        status, headers, again = _join(stack, on_sale, token)
+        assert headers.get("X-Queue-Join") == GATEWAY and again["position"] == ours["position"]
+
+    # The ticket brought back: a body, so the waitingroom answers, with the same place.
+    status, headers, restored = _join(
+        stack, on_sale, tokens[0], {"queue_ticket": answers[0]["queue_ticket"]})
+    assert status == 200 and "X-Queue-Join" not in headers
+    assert restored["position"] == answers[0]["position"]
+    # And the fan's status, the waitingroom's, agrees with where the gateway put them.
+    status, _, polled = stack.request("GET", f"/queue/{on_sale}/status", token=tokens[-1])
+    assert status == 200 and polled["position"] == answers[-1]["position"]
+
+
+def test_the_gateway_tells_a_paused_queue_resuming_and_sold_out_as_the_waitingroom(
+    stack: Stack, admin: str
+):
+    event_id = queue_event(stack, admin)["id"]
+    fan = dev_token(stack, f"gw-state-{RUN_ID}", [])
+    _wait_for_gateway(stack, event_id)
+    redis = Redis.from_url(stack.env["TICKETING_REDIS_URL"])
+    prefix = stack.env["TICKETING_REDIS_PREFIX"]
+
+    def both() -> tuple[dict, dict]:
+        _, headers, ours = _join(stack, event_id, fan)
+        assert headers.get("X-Queue-Join") == GATEWAY
+        _, _, theirs = _join(stack, event_id, fan, base=_direct(stack))
+        return ours, theirs
+
+    for paused, expected in ((True, "paused"), (False, "waiting")):
+        stack.request("PATCH", f"/admin/queues/{event_id}", {"paused": paused}, token=admin)
+        # Figures are at most a second old in either's answer.
+        wait_until(lambda e=expected: both()[0]["status"] == e, 5, f"the gateway to say {expected}")
+        wait_until(lambda e=expected: both()[1]["status"] == e, 5, f"the waitingroom: {expected}")
+    # Sold out (the waitingroom's own flag, as its inventory count sets it): no position.
+    redis.hset(f"{prefix}q:{{{event_id}}}:state", "sold_out", "1")
+    try:
+        wait_until(lambda: both()[0]["status"] == "sold_out", 5, "the gateway to say sold_out")
+        ours, theirs = both()
+        assert ours["position"] is None and ours["ahead"] is None and ours["eta_seconds"] is None
+        assert {k: v for k, v in ours.items() if k not in ("queue_ticket", "waiting")} == {
+            k: v for k, v in theirs.items() if k not in ("queue_ticket", "waiting")}
+    finally:
+        redis.hdel(f"{prefix}q:{{{event_id}}}:state", "sold_out")
+        redis.close()
+
+
+def test_the_gateway_fills_the_pre_queue_once_the_commitment_is_on_record(
+    stack: Stack, admin: str
+):
+    event_id = queue_event(stack, admin, on_sale_in=timedelta(hours=1))["id"]
+    # The admitter commits before on-sale and records the commitment; the gateway waits
+    # for that (until then the waitingroom answers, committing first).
+    _wait_for_gateway(stack, event_id)
+    redis = Redis.from_url(stack.env["TICKETING_REDIS_URL"])
+    try:
+        fair = redis.hgetall(f"{stack.env['TICKETING_REDIS_PREFIX']}q:{{{event_id}}}:fair")
+    finally:
+        redis.close()
+    assert fair[b"recorded"] == fair[b"commitment"]
+    status, _, record = stack.request("GET", f"/queue/{event_id}/fairness")
+    assert status == 200 and record["commitment"] == fair[b"commitment"].decode()
+
+    for i in range(3):
+        fan = f"gw-early-{i}-{RUN_ID}"
+        token = dev_token(stack, fan, [])
+        status, headers, ours = _join(stack, event_id, token)
+        assert status == 200 and headers.get("X-Queue-Join") == GATEWAY
+        assert ours["status"] == "pre_queue" and ours["position"] is None
+        _, _, theirs = _join(stack, event_id, token, base=_direct(stack))
+        # "waiting" is each one's figure of at most a second ago: not compared.
+        assert {k: v for k, v in ours.items() if k not in ("queue_ticket", "waiting")} == {
+            k: v for k, v in theirs.items() if k not in ("queue_ticket", "waiting")}
+        where, place, epoch = read_ticket(_settings(stack), ours["queue_ticket"], fan, event_id)
+        assert where == "pre" and (place, epoch) == (
+            _claims(theirs["queue_ticket"])["place"], _claims(theirs["queue_ticket"])["epoch"])
+    assert ours["waiting"] >= 3 and theirs["waiting"] >= 3
+
+
+def _token(settings: Settings, claims: dict, headers: dict | None = None) -> str:
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256", headers=headers)
+
+
+def test_tokens_the_gateway_accepts_are_exactly_ones_the_waitingroom_accepts(
+    stack: Stack, on_sale: int
+):
+    """The gateway only ever accepts: every token it does not take goes to the waitingroom,
+    which answers 401 or 200 as it always has. Here each kind of token is sent both ways."""
+    settings = _settings(stack)
+    now = int(time.time())
+    user = f"gw-token-{RUN_ID}"
+    valid = issue_dev_token(settings, user, [])["access_token"]
+    good_sig = valid.rpartition(".")[0]
+    soon = now + 60
+    # name: (token, the gateway answers it, the waitingroom accepts it)
+    cases = {
+        "ours": (valid, True, True),
+        "expired within the leeway": (_token(settings, {"sub": user, "exp": now - 2}), True, True),
+        "expired": (_token(settings, {"sub": user, "exp": now - 60}), False, False),
+        "issued in the future": (
+            _token(settings, {"sub": user, "exp": soon, "iat": now + 600}), False, False),
+        "not yet valid": (
+            _token(settings, {"sub": user, "exp": soon, "nbf": now + 600}), False, False),
+        "no expiry": (_token(settings, {"sub": user}), False, False),
+        "empty subject": (_token(settings, {"sub": "", "exp": soon}), False, False),
+        "roles not a list": (
+            _token(settings, {"sub": user, "exp": soon, "roles": "x"}), False, False),
+        "an audience": (_token(settings, {"sub": user, "exp": soon, "aud": "x"}), False, False),
+        "another key": (
+            jwt.encode({"sub": user, "exp": soon}, "another-secret-" * 3, algorithm="HS256"),
+            False, False),
+        "a tampered signature": (
+            good_sig + ".AAAA" + valid.rpartition(".")[2][4:], False, False),
+        "alg none": (jwt.encode({"sub": user, "exp": soon}, None, algorithm="none"), False, False),
+        # Valid, but not the shape the gateway reads: the waitingroom's to accept.
+        "another header": (
+            _token(settings, {"sub": user, "exp": soon}, {"kid": "k1"}), False, True),
+        "not a token": ("not-a-token", False, False),
+    }
+    for name, (token, gateway_answers, accepted) in cases.items():
+        status, headers, body = _join(stack, on_sale, token)
+        direct_status, _, direct_body = _join(stack, on_sale, token, base=_direct(stack))
+        assert (headers.get("X-Queue-Join") == GATEWAY) == gateway_answers, name
+        assert status == direct_status == (200 if accepted else 401), (name, body, direct_body)
+        if not accepted:
+            assert body["code"] == direct_body["code"], name
+
+
+def test_the_gateway_passes_on_what_it_does_not_answer(stack: Stack, admin: str, on_sale: int):
+    fan = dev_token(stack, f"gw-pass-{RUN_ID}", [])
+    before = _gateway_metrics(stack)
+
+    status, headers, body = _join(stack, on_sale, None)
+    assert (status, body["code"]) == (401, "unauthorized") and "X-Queue-Join" not in headers
+    status, headers, body = _join(stack, 2**40, fan)
+    assert (status, body["code"]) == (404, "event_not_found") and "X-Queue-Join" not in headers
+    status, _, body = _join(stack, on_sale, fan, {"seats": 2})
+    assert (status, body["code"]) == (400, "validation_error")
+    # Leading zeros are the same event, as the waitingroom reads the path.
+    status, headers, body = _join(stack, f"000{on_sale}", fan)
+    assert status == 200 and headers.get("X-Queue-Join") == GATEWAY
+    assert body["event_id"] == on_sale
+
+    # Before on-sale, with the seed's commitment not on record (as in the moment after an
+    # event is created, or after Redis lost it): the waitingroom commits first.
+    early = queue_event(stack, admin, on_sale_in=timedelta(hours=1))["id"]
+    _wait_for_gateway(stack, early)
+    redis = Redis.from_url(stack.env["TICKETING_REDIS_URL"])
+    fair = f"{stack.env['TICKETING_REDIS_PREFIX']}q:{{{early}}}:fair"
+    try:
+        recorded = redis.hget(fair, "recorded")
+        redis.hdel(fair, "recorded")
+        time.sleep(1.1)  # every worker's figures, a second old at most, are read again
+        status, headers, body = _join(stack, early, fan)
+        assert status == 200 and body["status"] == "pre_queue" and "X-Queue-Join" not in headers
+    finally:
+        redis.hset(fair, "recorded", recorded)
+        redis.close()
+
+    # A fan over their limit: the waitingroom's 429, with Retry-After; the refused calls
+    # place nothing (the fan keeps one place).
+    greedy = dev_token(stack, f"gw-greedy-{RUN_ID}", [])
+    answers = [_join(stack, on_sale, greedy) for _ in range(40)]
+    refused = [(s, h, b) for s, h, b in answers if s == 429]
+    assert refused, "40 joins at once stay under the per-fan limit"
+    assert all(b["code"] == "rate_limited" and "Retry-After" in h for _, h, b in refused)
+    assert all("X-Queue-Join" not in h for _, h, _ in refused)
+    assert len({b["position"] for s, _, b in answers if s == 200}) == 1
+
+    after = _gateway_metrics(stack)
+    for reason in ("token", "event", "body", "uncommitted", "limited"):
+        line = f'ticketing_gateway_queue_join_fallbacks_total{{reason="{reason}"}}'
+        assert _metric(after, line) > _metric(before, line), reason
+
+
+def test_a_lost_script_goes_to_the_waitingroom_which_loads_it_again(
+    stack: Stack, on_sale: int
+):
+    redis = Redis.from_url(stack.env["TICKETING_REDIS_URL"])
+    try:
+        redis.script_flush()  # as after a Redis restart (clients of others load theirs again)
+    finally:
+        redis.close()
+    fan = dev_token(stack, f"gw-noscript-{RUN_ID}", [])
+    status, headers, first = _join(stack, on_sale, fan)
+    assert status == 200 and "X-Queue-Join" not in headers
+    status, headers, again = _join(stack, on_sale, fan)
+    assert status == 200 and headers.get("X-Queue-Join") == GATEWAY
+    assert again["position"] == first["position"]
+
+
+def test_the_gateway_counts_its_joins_on_its_own_metrics_port(stack: Stack, on_sale: int):
+    line = f'ticketing_gateway_queue_joins_total{{event_id="{on_sale}",outcome="new"}}'
+    before = _metric(_gateway_metrics(stack), line)
+    for i in range(3):
+        token = dev_token(stack, f"gw-counted-{i}-{RUN_ID}", [])
+        assert _join(stack, on_sale, token)[1].get("X-Queue-Join") == GATEWAY
+    text = _gateway_metrics(stack)
+    # Four nginx workers count into one shared zone: every join is in the one figure.
+    assert _metric(text, line) == before + 3
+    assert "# TYPE ticketing_gateway_queue_estimated_wait_seconds histogram" in text
+    status, _, _ = stack.request("GET", "/metrics")  # never through the public server
+    assert status == 404
