@@ -14,7 +14,8 @@ What it does, all on 127.0.0.1 and all stopped and cleaned up at the end:
 2. starts ``python -m waitingroom --supervise`` with --waitingrooms processes (what make run
    starts: each holds about 15,000 sockets under this machine's 20,000 open files), as many
    hello-world processes (bench/surge_hello.py), and nginx from deploy/nginx.conf.template
-   as make run renders it, plus a route to the hello-world upstream;
+   as make run renders it and starts it (python -m deploy.gateway: the gateway answers plain
+   joins itself, deploy/lua/queue_join.lua), plus a route to the hello-world upstream;
 3. sets the queue (PATCH /admin/queues/{id}, through the gateway): --admit-per-minute,
    max_active out of the way, not paused;
 4. starts --load-processes bench/surge_load.py, the fans split between them, which warm
@@ -25,7 +26,8 @@ What it does, all on 127.0.0.1 and all stopped and cleaned up at the end:
    /queue/{id}/ws and keeps it (--ws-concurrency handshakes in flight); admission: the
    queue resumes and every socket is held for --hold seconds while the admitters let fans
    in at --admit-per-minute and the waitingrooms push statuses to the rest;
-5. measures: joins/s and join latency (client side), open sockets (clients and the
+5. measures: joins/s and join latency (client side), how many joins the gateway answered
+   itself and why it passed any on (its own /metrics), open sockets (clients and the
    waitingrooms' own gauge), memory per socket (the waitingroom processes' RSS growth from
    before the first join to all sockets open, over the sockets), push lag (from the
    admission time the admitters announce on the queue's pub/sub channel to the fan's
@@ -71,6 +73,7 @@ from bench.surge_setup import (  # noqa: E402
     consecutive_ports,
     create_surge_database,
     gateway_config,
+    gateway_joins,
     histogram_quantile,
     metric,
     open_files,
@@ -374,6 +377,13 @@ def report(args: argparse.Namespace, settings: Settings, run: dict) -> bool:
         f"({'within' if window <= 60 else 'NOT within'} a minute)"
         + (f"; {unsent:,} not sent within {args.step_seconds:.0f} s" if unsent else "")
     )
+    passed = {k.removeprefix("passed:"): int(v) for k, v in run["gateway"].items()
+              if k.startswith("passed:") and v}
+    print(
+        f"joins the gateway answered itself (deploy/lua/queue_join.lua): "
+        f"{run['gateway'].get('answered', 0):,.0f}; passed to the waitingroom: "
+        + (json.dumps(passed, sort_keys=True) if passed else "none")
+    )
     ws = e2e["ws"]
     print(
         f"websockets: {ws['opened']:,} opened by the fans, {sockets:,.0f} open in the "
@@ -516,10 +526,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         say(f"surge: {args.fans:,} fans join (the queue paused)")
         if args.profile:
             profile(rooms, args.profile, procs)
+        gateway_before = gateway_joins(settings)
         join_cpu = CpuMeter(groups)
         tell(loads, "join")
         expect(loads, "joined", args.step_seconds + 60)
         join_cpu.stop()
+        gateway_after = gateway_joins(settings)
         say(f"surge: {args.fans:,} fans open their websockets")
         tell(loads, "open")
         opened = expect(loads, "opened", args.step_seconds + 60)
@@ -552,6 +564,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "cpu": cpu,
             "load_average": load_average,
             "phase_cpu": {"hello": hello_cpu.seconds, "join": join_cpu.seconds},
+            "gateway": {k: v - gateway_before.get(k, 0) for k, v in gateway_after.items()},
             "rate": admission_rate([(t, q) for t, q in samples if t >= resumed_at]),
             "lag": lag_summary(admissions.at, e2e, hold_ended),
             "announced": len(admissions.at),

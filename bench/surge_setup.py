@@ -10,6 +10,7 @@ import re
 import socket
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,6 +124,19 @@ def rss_bytes(pid: int) -> int:
 
 def open_files(pid: int) -> int:
     return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def gateway_joins(settings: Settings) -> dict[str, float]:
+    """The joins the gateway answered itself ("answered") and those it passed to the
+    waitingroom ("passed:<reason>"), from its own /metrics, summed over events."""
+    url = f"http://127.0.0.1:{settings.gateway_metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    counts = {"answered": metric(text, "ticketing_gateway_queue_joins_total")}
+    for reason in re.findall(r'_join_fallbacks_total\{reason="(\w+)"\}', text):
+        counts["passed:" + reason] = metric(
+            text, f'ticketing_gateway_queue_join_fallbacks_total{{reason="{reason}"}}')
+    return counts
 
 
 def metric(text: str, name: str) -> float:

@@ -68,7 +68,21 @@ def variables(settings: Settings, access_log: str = "logs/access.log") -> dict[s
         "GATEWAY_METRICS_LISTEN": _address(backend_host, settings.gateway_metrics_port),
         "GATEWAY_LUA_DIR": str(LUA_DIR),
         "GATEWAY_QUEUE_JOIN": lua_table(queue_join_options(settings)),
+        "GATEWAY_RESOLVER": system_resolver(),
     }
+
+
+def system_resolver(resolv_conf: Path = Path("/etc/resolv.conf")) -> str:
+    """The first nameserver of this host, for nginx's Lua to look up a Redis host name
+    (upstream names nginx resolves itself at start; a Redis address needs none)."""
+    try:
+        for line in resolv_conf.read_text().splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] == "nameserver":
+                return f"[{words[1]}]" if ":" in words[1] else words[1]
+    except OSError:
+        pass
+    return "127.0.0.1"
 
 
 def queue_join_options(settings: Settings) -> dict[str, object]:

@@ -43,7 +43,11 @@ local function hmac_sha256(key, data)
 end
 
 local encode_b64url, decode_b64url = b64.encode_base64url, b64.decode_base64url
-local quote = cjson.encode -- a Lua string as a JSON string literal
+-- A Lua string as a JSON string literal, as orjson writes it: cjson escapes "/" as "\/"
+-- (and only then writes a backslash before a "/", since a bare "/" never stays bare).
+local function quote(s)
+    return (cjson.encode(s):gsub("\\/", "/"))
+end
 local floor, ceil, max, min = math.floor, math.ceil, math.max, math.min
 local now = ngx.now
 

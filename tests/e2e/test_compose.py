@@ -33,7 +33,7 @@ IMAGES = {
     "redis": "redis:7",
     "rabbitmq": "rabbitmq:3-management",
     "typesense": "typesense/typesense:0.24.1",
-    "nginx": "nginx:1.25",
+    "nginx": "ticketing-gateway:dev",  # built from deploy/gateway.Dockerfile (Debian nginx + Lua)
 }
 # compose service -> the module its command runs
 PYTHON_SERVICES = {
@@ -222,7 +222,13 @@ def test_compose_gateway_fills_exactly_the_template_placeholders(services):
     nginx = services["nginx"]
     env = {k: str(v) for k, v in nginx["environment"].items()}
     mount = "./deploy/nginx.conf.template:/etc/nginx/templates/nginx.conf.template:ro"
-    assert mount in nginx["volumes"] and env["NGINX_ENVSUBST_OUTPUT_DIR"] == "/etc/nginx"
+    assert mount in nginx["volumes"]
+    # Its image renders that path (deploy/gateway-entrypoint.sh) and has the Lua there.
+    dockerfile = ROOT / nginx["build"]["dockerfile"]
+    entrypoint = (ROOT / "deploy" / "gateway-entrypoint.sh").read_text()
+    assert "/etc/nginx/templates/nginx.conf.template" in entrypoint
+    assert "COPY deploy/lua /etc/nginx/lua" in dockerfile.read_text()
+    assert env["GATEWAY_LUA_DIR"] == "/etc/nginx/lua"
     placeholders = set(render_nginx.PLACEHOLDER.findall(render_nginx.TEMPLATE.read_text()))
     assert {k for k in env if k.startswith("GATEWAY_")} == placeholders
     service_env = services["catalog_api"]["environment"]
@@ -242,6 +248,15 @@ def test_compose_gateway_fills_exactly_the_template_placeholders(services):
     assert env["GATEWAY_LISTEN"] == default("TICKETING_GATEWAY_PORT")
     assert nginx["ports"] == [f"{env['GATEWAY_LISTEN']}:{env['GATEWAY_LISTEN']}"]
     assert not render_nginx.PLACEHOLDER.search(render_nginx.render(env))
+    # The queue join the gateway answers: the waitingroom's keys, Redis, prefix, script and
+    # limits, exactly as deploy/render_nginx.py renders them for the waitingroom's settings.
+    waitingroom_settings = Settings.from_env(
+        {k: str(v) for k, v in waitingroom["environment"].items()})
+    assert env["GATEWAY_QUEUE_JOIN"] == render_nginx.lua_table(
+        render_nginx.queue_join_options(waitingroom_settings))
+    assert env["TICKETING_JWT_SECRET"] == waitingroom_settings.jwt_secret
+    assert env["TICKETING_QUEUE_TICKET_SECRET"] == waitingroom_settings.queue_ticket_secret
+    assert env["GATEWAY_METRICS_LISTEN"] == default("TICKETING_GATEWAY_METRICS_PORT")
 
 
 # --- the gateway config itself ---------------------------------------------------------------
@@ -288,14 +303,21 @@ def test_the_gateway_has_room_for_every_waitingroom_processs_fans(tmp_path, proc
 
 
 def route(config: str, path: str) -> str:
-    """Which upstream (or "return NNN") nginx picks for ``path``, by its location rules."""
+    """Which upstream (or "return NNN") nginx picks for ``path``, by the public server's
+    location rules. The queue join's Lua passes all it does not answer to @waitingroom."""
+    public = config.split("\n    server {")[1]
+    named = dict(re.findall(r"location (@\w+) \{ proxy_pass http://(\w+); \}", public))
     exact, prefixes, regexes = {}, [], []
-    for m in re.finditer(r"location\s+(=|~|\^~)?\s*(\S+)\s*\{(.*?)\}", config, re.S):
+    for m in re.finditer(r"location\s+(=|~|\^~)?\s*(\S+)\s*\{(.*?)\}", public, re.S):
         modifier, pattern, body = m.groups()
-        if "internal;" in body:
+        pattern = pattern.strip('"').replace("(?<", "(?P<")
+        if "internal;" in body or pattern.startswith("@"):
             continue
-        target = re.search(r"proxy_pass http://(\w+)|return (\d+)", body)
-        action = target[1] or f"return {target[2]}"
+        if 'require("queue_join").join()' in body:
+            action = named["@waitingroom"]
+        else:
+            target = re.search(r"proxy_pass http://(\w+)|return (\d+)", body)
+            action = target[1] or f"return {target[2]}"
         if modifier == "=":
             exact[pattern] = action
         elif modifier == "~":
