@@ -120,6 +120,7 @@ def bench_settings(base: Settings, args: argparse.Namespace) -> Settings:
         queue_ip_rate_per_minute=100_000_000,
         # The fans join first and open their sockets after: none may count as gone meanwhile.
         queue_abandon_seconds=3600,
+        gateway_queue_join="off" if args.python_joins else "on",
     )
 
 
@@ -630,6 +631,12 @@ def main(argv: list[str] | None = None) -> int:
         "--ws-concurrency", type=int, default=96, help="websocket handshakes in flight"
     )
     parser.add_argument("--hello-seconds", type=float, default=10)
+    parser.add_argument(
+        "--python-joins",
+        action="store_true",
+        help="every join crosses to a waitingroom process (TICKETING_GATEWAY_QUEUE_JOIN=off), "
+        "the way joins went before the gateway answered them",
+    )
     parser.add_argument("--admit-per-minute", type=int, default=3000)
     parser.add_argument(
         "--hold", type=float, default=30, help="seconds every socket is held once all are open"

@@ -94,6 +94,7 @@ def queue_join_options(settings: Settings) -> dict[str, object]:
     db = redis.path.strip("/") or "0"
     prefix = settings.redis_prefix
     return {
+        "enabled": settings.gateway_queue_join == "on",
         "jwt_algorithm": settings.jwt_algorithm,
         "token_header": HS256Signer.HEADER.decode(),
         "leeway": LEEWAY_SECONDS,

@@ -90,6 +90,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "TICKETING_SEARCH_SYNC_METRICS_PORT": ("9103", "search_sync /metrics port"),
     "TICKETING_GATEWAY_PORT": ("8080", "nginx gateway port (the public base URL)"),
     "TICKETING_GATEWAY_METRICS_PORT": ("9106", "nginx gateway /metrics (its queue joins)"),
+    "TICKETING_GATEWAY_QUEUE_JOIN": (
+        "on",
+        "on | off: the gateway answers plain queue joins itself (off: all go to the waitingroom)",
+    ),
     "TICKETING_TYPESENSE_PORT": ("8108", "port of the Typesense server make run starts"),
     "TICKETING_TYPESENSE_DATA_DIR": (".run/typesense", "data directory of that Typesense server"),
     "TICKETING_SYNC_BATCH_MAX": ("200", "search_sync: most changes upserted in one import"),
@@ -182,6 +186,7 @@ class Settings:
     search_sync_metrics_port: int = 9103
     gateway_port: int = 8080
     gateway_metrics_port: int = 9106
+    gateway_queue_join: str = "on"  # on | off
     typesense_port: int = 8108
     typesense_data_dir: str = ".run/typesense"
     sync_batch_max: int = 200
@@ -246,6 +251,9 @@ class Settings:
             raise ConfigError("TICKETING_JWT_SECRET must be at least 32 bytes for HS256")
         if environment == "prod" and secret == default("TICKETING_JWT_SECRET"):
             raise ConfigError("TICKETING_JWT_SECRET must be set in prod")
+        gateway_join = _str(env, "TICKETING_GATEWAY_QUEUE_JOIN", "on")
+        if gateway_join not in ("on", "off"):
+            raise ConfigError(f"TICKETING_GATEWAY_QUEUE_JOIN must be on or off, got {gateway_join}")
         queue_mode = _str(env, "TICKETING_QUEUE_MODE", "manual")
         if queue_mode not in ("manual", "auto"):
             raise ConfigError(f"TICKETING_QUEUE_MODE must be manual or auto, got {queue_mode}")
@@ -279,6 +287,7 @@ class Settings:
             search_sync_metrics_port=_int(env, "TICKETING_SEARCH_SYNC_METRICS_PORT", 9103),
             gateway_port=_int(env, "TICKETING_GATEWAY_PORT", 8080, minimum=1),
             gateway_metrics_port=_int(env, "TICKETING_GATEWAY_METRICS_PORT", 9106, minimum=1),
+            gateway_queue_join=gateway_join,
             typesense_port=_int(env, "TICKETING_TYPESENSE_PORT", 8108, minimum=1),
             typesense_data_dir=_str(env, "TICKETING_TYPESENSE_DATA_DIR", ".run/typesense"),
             sync_batch_max=_int(env, "TICKETING_SYNC_BATCH_MAX", 200, minimum=1),

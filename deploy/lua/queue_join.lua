@@ -65,8 +65,9 @@ function M.configure(options)
     cfg.jwt_secret = os.getenv("TICKETING_JWT_SECRET")
     cfg.ticket_secret = os.getenv("TICKETING_QUEUE_TICKET_SECRET")
     cfg.redis_password = os.getenv("TICKETING_GATEWAY_REDIS_PASSWORD")
-    -- Without both keys (or under RS256 tokens) every join goes to the waitingroom.
-    cfg.enabled = cfg.jwt_algorithm == "HS256" and cfg.jwt_secret ~= nil
+    -- Switched off (TICKETING_GATEWAY_QUEUE_JOIN=off), without both keys, or under RS256
+    -- tokens, every join goes to the waitingroom.
+    cfg.enabled = cfg.enabled and cfg.jwt_algorithm == "HS256" and cfg.jwt_secret ~= nil
         and cfg.jwt_secret ~= "" and cfg.ticket_secret ~= nil and cfg.ticket_secret ~= ""
     stats = ngx.shared[cfg.stats_dict]
 end

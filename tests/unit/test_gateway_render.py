@@ -8,6 +8,7 @@ import hashlib
 import os
 import signal
 import subprocess
+import urllib.error
 import urllib.request
 
 import pytest
@@ -103,6 +104,42 @@ def test_nginx_starts_with_the_rendered_literal(tmp_path):
     finally:
         broken.kill()
     assert broken.returncode != 0 and "init_by_lua" in log.read_text(), log.read_text()
+
+
+@pytest.mark.parametrize(("switch", "reason"), [("on", "token"), ("off", "disabled")])
+def test_the_switch_sends_every_join_to_the_waitingroom(tmp_path, switch, reason):
+    """TICKETING_GATEWAY_QUEUE_JOIN=off: the Lua answers nothing, every join is passed on
+    (here to a waitingroom port nobody listens on: the gateway's 502)."""
+    settings = dataclasses.replace(
+        Settings(), gateway_queue_join=switch, gateway_port=free_port(),
+        gateway_metrics_port=free_port(), waitingroom_port=free_port(), waitingroom_processes=1)
+    conf, prefix = tmp_path / "nginx.conf", tmp_path / "nginx"
+    write(settings, conf, prefix)
+    log = tmp_path / "nginx.log"
+    gateway = _run(conf, prefix, log)
+    metrics = f"http://127.0.0.1:{settings.gateway_metrics_port}/metrics"
+    try:
+        wait_until(lambda: _get(metrics) is not None, 20, "the gateway")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{settings.gateway_port}/queue/1/join", method="POST",
+            headers={"Authorization": "Bearer not-ours"})
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=5)
+        answer.value.close()
+        assert answer.value.code == 502
+        text = _get(metrics)
+        assert f'ticketing_gateway_queue_join_fallbacks_total{{reason="{reason}"}} 1' in text
+    finally:
+        gateway.send_signal(signal.SIGQUIT)
+        gateway.wait(timeout=10)
+
+
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.read().decode()
+    except OSError:
+        return None
 
 
 def test_the_resolver_is_this_hosts_first_nameserver(tmp_path):
