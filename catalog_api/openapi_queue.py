@@ -274,8 +274,10 @@ QUEUE_PATHS: dict[str, Any] = {
             "summary": "Websocket of the fan's place. The server pushes "
             '{"type": "status", ...QueueStatus} when the position changes and at least every '
             '5 s; {"type": "admitted", "admission_token", "expires_at"} at once on admission; '
-            '{"type": "sold_out"}; {"type": "paused"}; {"type": "session_ended", "reason": '
-            "expired|booked|left} (then the socket closes). Every message carries event_id.",
+            '{"type": "sold_out"}; {"type": "paused"} at once on a pause and {"type": '
+            '"resumed"} at once when it ends (the full status follows within 5 s); '
+            '{"type": "session_ended", "reason": expired|booked|left} (then the socket '
+            "closes). Every message carries event_id.",
             "parameters": [
                 EVENT_ID,
                 {

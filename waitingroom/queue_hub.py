@@ -16,13 +16,15 @@ is due. Who is due, so that a round's work stays bounded however long the line:
   due every two seconds, the fan 10,000th at its turn only. (A fan with no position, in
   the pre-queue or admitted, is looked at on its turn.)
 
-Admissions, sell-outs, pauses and ended sessions arrive at once over Redis pub/sub from
-whichever process caused them, and are told at once, not in a round; a round yields to them
-every few dozen fans. Any queue-wide change (those, a resume, new settings) also starts a
-round at once with fresh figures, so the front hears it within a round; everyone else hears
-the status that follows (resumed, the place drawn at on-sale) at their turn, within 4.5 s:
-a status for 20,000 fans at once would be a burst of sends that holds up the admissions
-made meanwhile (the client side included).
+Admissions, sell-outs, pauses, resumes and ended sessions arrive at once over Redis pub/sub
+from whichever process caused them, and are told at once, not in a round (a resume as a
+one-off ``{"type": "resumed"}`` to the fans told of the pause); a round yields to them
+every few dozen fans. Any queue-wide change (those, new settings) also starts a round at
+once with fresh figures, so the front hears it within a round; everyone else hears the
+full status that follows (the place and wait once resumed, the place drawn at on-sale) at
+their turn, within 4.5 s: a full status for 20,000 fans at once (a place each, read from
+Redis) would be a burst that holds up the admissions made meanwhile (the client side
+included).
 
 Sends never wait on a slow client (see :mod:`waitingroom.queue_fan`); a fan skipped as slow
 is looked at again every round, until it is dropped.
@@ -255,6 +257,10 @@ class Hub:
         fan.told.add(kind)
         return True
 
+    async def _resumed(self, fan: Fan) -> bool:
+        message = {"type": "resumed", "event_id": fan.event.event_id}
+        return await self.sender.send(fan, orjson.dumps(message))
+
     async def _tell_admitted(self, fan: Fan, expiry_ms: int, since: float) -> None:
         fan.placement = Placement("admitted", expiry_ms, 0, 0, fan.placement.epoch, 0, True)
         fields = fan.admission_fields(self.settings)
@@ -326,6 +332,14 @@ class Hub:
                     await self._tell(fan, kind)
                 if n % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # admissions meanwhile go out too
+        elif kind == "resumed":
+            # Everyone told "paused" hears at once that the line moves again (as small a
+            # message as the pause); their new place and wait follow at their turn.
+            for n, fan in enumerate(room.fans(), 1):
+                if "paused" in fan.told and await self._resumed(fan):
+                    fan.told.discard("paused")
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
         if kind not in ("admitted", "ended"):
             # The queue as a whole changed: a round now, with fresh figures (the fans due
             # it; the rest at their turn). Not for admissions, told directly above: they

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import itertools
 import json
+import math
 import os
 import socket
 import time
@@ -143,6 +144,41 @@ async def test_a_fan_far_back_is_not_told_every_small_move(qclient, queue_settin
     assert len(near_heard) >= 8 and near_positions == sorted(near_positions, reverse=True)
     assert near_positions[-1] <= 40 - 12, near_positions  # the line did move meanwhile
     assert 1 <= len(far_heard) <= 4, [m["position"] for _, m in far_heard]
+
+
+async def test_a_pause_and_a_resume_reach_every_fan_at_once(
+    qclient, queue_settings, pool
+) -> None:
+    """Far back or near the front, every fan hears within a second that the line stopped
+    and that it moves again, not at their keepalive turn (up to 4.5 s later)."""
+    line = [f"resume-{n:02}" for n in range(30)]
+    event = await queue_event(pool)
+    await in_snapshot(qclient, queue_settings, event)
+    await patch_queue(qclient, queue_settings, event, paused=False, admit_per_minute=1,
+                      max_active=0)  # moving, but nobody admitted under the test's feet
+    for user in line:
+        await join(qclient, queue_settings, user, event)
+    sockets = Sockets()
+    await sockets.open(qclient, queue_settings, event, *line)
+    heard = sockets.heard
+
+    def told(kind: str, since: float) -> list[float]:
+        return [max((at for at, m in heard[u] if m["type"] == kind and at >= since),
+                    default=math.inf) for u in line]
+
+    await asyncio.sleep(1)
+    for paused, kind in ((True, "paused"), (False, "resumed"), (True, "paused"),
+                         (False, "resumed")):
+        asked = time.time()
+        await patch_queue(qclient, queue_settings, event, paused=paused)
+        await until_true(lambda k=kind, a=asked: max(told(k, a)) < math.inf, 3,
+                         f"every fan to hear {kind}")
+        assert max(told(kind, asked)) - asked < 1.0, (kind, told(kind, asked))
+    # The full status (place and wait) follows at each fan's turn, within 5 s.
+    await until_true(
+        lambda: all(any(m["status"] == "waiting" for _, m in statuses(heard[u], asked))
+                    for u in line), 5.5, "every fan's status after the resume")
+    await sockets.close()
 
 
 async def test_an_admission_is_pushed_at_once(qclient, queue_settings, pool) -> None:

@@ -233,6 +233,11 @@
     else if (push.type === "sold_out") soldOut();
     else if (push.type === "paused" && s.phase === "queue") {
       renderLine({ ...(s.status || {}), status: "paused" });
+    } else if (push.type === "resumed" && s.phase === "queue" && s.status) {
+      // Moving again (shown as paused since the pause push, whatever the last status
+      // said): the new place and wait come with the next status.
+      if (s.status.status === "paused") s.status = { ...s.status, status: "waiting", eta_seconds: null };
+      if (s.status.status === "waiting") renderLine(s.status);
     } else if (push.type === "session_ended") ended(push.reason);
   }
 
