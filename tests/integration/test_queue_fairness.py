@@ -3,8 +3,10 @@ ahead of later arrivals (first come, first served), and anyone can check the dra
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
+import asyncpg
 import pytest
 
 from tests.integration.test_booking_support import call
@@ -16,7 +18,7 @@ from tests.integration.test_queue_support import (
     queue_event,
     queue_status,
 )
-from tests.support import auth_header, eventually
+from tests.support import auth_header, eventually, free_port
 from ticketing.domain.queue import commitment, draw_order, member_ref
 from waitingroom.fairness_record import FairnessRecord
 from waitingroom.queue_runtime import QUEUE_KEY
@@ -275,3 +277,57 @@ async def test_a_seed_lost_before_on_sale_is_replaced_in_the_open(
     assert commitment(drawn["seed"]) == drawn["commitment"] == again["commitment"]
     assert (drawn["epoch"], drawn["superseded"]) == (2, again["superseded"])
     assert drawn["order"] == [member_ref(event, "early-bird")] and drawn["verified"] is True
+
+
+async def test_postgresql_down_at_on_sale_holds_the_line_until_the_draw_is_on_record(
+    qclient, queue_settings, pool
+) -> None:
+    """No order is used that is not on record: while PostgreSQL is unreachable at on-sale
+    nobody is admitted and the pre-queue stays undrawn (later fans queue behind it); once
+    it answers again the draw is made, recorded and in force within seconds."""
+    event = await queue_event(pool, on_sale_in=3)
+    await in_snapshot(qclient, queue_settings, event)
+    early = [f"pg-early-{i}" for i in range(8)]
+    for user in early:
+        status, body = await join(qclient, queue_settings, user, event)
+        assert (status, body["status"]) == (200, "pre_queue"), body
+    committed = await fairness(qclient, event)
+    assert committed["state"] == "committed"
+
+    # PostgreSQL as the admitter sees it goes away (a pool to a port nobody listens on: a
+    # refused connection, as when the server is down) before on-sale.
+    fair_start = qclient.app[QUEUE_KEY].admitter.fair_start
+    real = fair_start.record.pool
+    dead = await asyncpg.create_pool(
+        f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", min_size=0, timeout=1)
+    fair_start.record.pool = dead
+    try:
+        await patch_queue(qclient, queue_settings, event, paused=False, admit_per_minute=6000)
+        await asyncio.sleep(3.5)  # past on-sale
+        _, late = await join(qclient, queue_settings, "pg-late", event)
+        assert late["status"] == "waiting", late
+        await asyncio.sleep(2)  # the admitter tries each tick meanwhile
+        # The record is not readable either: a clear 503, not a guess.
+        status, body, headers = await call(qclient, "GET", f"/queue/{event}/fairness", {})
+        assert (status, body["code"]) == (503, "backend_unavailable") and "Retry-After" in headers
+        figures = await get_queue(qclient, queue_settings, event)
+        assert figures["drawn"] is False and figures["admitted_total"] == 0, figures
+        for user in early:
+            _, body = await queue_status(qclient, queue_settings, user, event)
+            assert body["status"] == "pre_queue", body
+        # Nor is the fan who came after on-sale let in ahead of the undrawn pre-queue.
+        _, late = await queue_status(qclient, queue_settings, "pg-late", event)
+        assert late["status"] == "waiting", late
+    finally:
+        fair_start.record.pool = real
+        await dead.close()
+
+    drawn = await drawn_record(qclient, event)  # within 10 s of PostgreSQL answering
+    assert sorted(drawn["members"]) == sorted(member_ref(event, u) for u in early)
+    # The drawn fans go first, the later one after all of them.
+    admitted = await eventually(
+        lambda: get_queue(qclient, queue_settings, event),
+        lambda q: q["admitted_total"] == len(early) + 1, 10, "everyone admitted")
+    assert admitted["drawn"] is True
+    _, late = await queue_status(qclient, queue_settings, "pg-late", event)
+    assert late["status"] == "admitted"
