@@ -11,9 +11,11 @@ on record in PostgreSQL (:mod:`waitingroom.fair_start`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
+from ticketing.dependencies import REDIS_ERRORS
 from waitingroom.fair_start import FairStart
 from waitingroom.queue_events import QueueEvent, QueueEvents
 from waitingroom.queue_metrics import ACTUAL_WAIT, ADMISSIONS, SESSIONS_ENDED
@@ -31,6 +33,10 @@ class Admitter:
         self.fair_start = fair_start
         self._drawn: set[int] = set()
         self._committed: set[int] = set()
+        # Draws under way, each a task of its own: drawing and recording a big pre-queue
+        # takes seconds (3.1 s for 200,000 fans), and the other events' ticks must not
+        # wait for it. The event drawn admits nobody meanwhile (TICK needs it drawn).
+        self._drawing: dict[int, asyncio.Task[None]] = {}
 
     async def tick(self) -> None:
         now_ms = time.time() * 1000
@@ -38,8 +44,8 @@ class Admitter:
             event_id = event.event_id
             if event_id not in self._drawn:
                 if now_ms >= event.on_sale_ms:
-                    if await self.fair_start.draw(event):
-                        self._drawn.add(event_id)
+                    if event_id not in self._drawing:
+                        self._drawing[event_id] = asyncio.create_task(self._draw(event))
                 elif await self.fair_start.commit(event_id):
                     # every tick, not once: a seed Redis lost is replaced (and recorded) at
                     # once, before on-sale, even with fans back in the pre-queue
@@ -51,6 +57,21 @@ class Admitter:
         """Publish the seed's commitment before on-sale (once recorded, per process and event)."""
         if event_id not in self._committed and await self.fair_start.commit(event_id):
             self._committed.add(event_id)
+
+    async def _draw(self, event: QueueEvent) -> None:
+        try:
+            if await self.fair_start.draw(event):
+                self._drawn.add(event.event_id)
+        except REDIS_ERRORS as exc:  # PostgreSQL's are fair_start's; the next tick retries
+            log.warning("queue draw: redis unavailable: event_id=%s %s", event.event_id, exc)
+        except Exception:
+            log.exception("queue draw failed: event_id=%s", event.event_id)
+        finally:
+            self._drawing.pop(event.event_id, None)
+
+    async def close(self) -> None:
+        """Wait for the draws under way (each ends in its transaction, or rolls back)."""
+        await asyncio.gather(*self._drawing.values(), return_exceptions=True)
 
     def forget(self, event_id: int) -> None:
         """The queue is not drawn in Redis (yet, or any more: its state was lost): draw again

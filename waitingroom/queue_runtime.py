@@ -168,6 +168,7 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await runtime.admitter.close()
     await runtime.hub.close()
     await backlog.close()
     await redis.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 
 import asyncpg
 import pytest
@@ -331,3 +332,42 @@ async def test_postgresql_down_at_on_sale_holds_the_line_until_the_draw_is_on_re
     assert admitted["drawn"] is True
     _, late = await queue_status(qclient, queue_settings, "pg-late", event)
     assert late["status"] == "admitted"
+
+
+async def test_a_long_draw_holds_up_no_other_queue(qclient, queue_settings, pool) -> None:
+    """Drawing and recording a big pre-queue takes seconds (3.1 s for 200,000 fans): the
+    process's other queues keep admitting meanwhile. The draw here is made slow on purpose."""
+    other = await queue_event(pool)
+    await in_snapshot(qclient, queue_settings, other)
+    await patch_queue(qclient, queue_settings, other, paused=True)
+    await eventually(lambda: get_queue(qclient, queue_settings, other), lambda q: q["drawn"],
+                     10, "the other event drawn (nobody in its pre-queue)")
+
+    fair_start = qclient.app[QUEUE_KEY].admitter.fair_start
+    real_draw = fair_start.draw
+    drawing = asyncio.Event()
+
+    async def slow_draw(event):
+        drawing.set()
+        await asyncio.sleep(4)
+        return await real_draw(event)
+
+    fair_start.draw = slow_draw
+    try:
+        big = await queue_event(pool, on_sale_in=1.5)
+        await in_snapshot(qclient, queue_settings, big)
+        status, _ = await join(qclient, queue_settings, "long-draw-early", big)
+        assert status == 200
+        await asyncio.wait_for(drawing.wait(), 10)  # on-sale: the slow draw is under way
+
+        for user in ("long-draw-a", "long-draw-b"):
+            await join(qclient, queue_settings, user, other)
+        asked = time.monotonic()
+        await patch_queue(qclient, queue_settings, other, paused=False, admit_per_minute=6000)
+        await eventually(lambda: get_queue(qclient, queue_settings, other),
+                         lambda q: q["admitted_total"] == 2, 3, "the other queue's admissions")
+        assert time.monotonic() - asked < 2.0
+        assert not (await get_queue(qclient, queue_settings, big))["drawn"]  # still drawing
+    finally:
+        fair_start.draw = real_draw
+    await drawn_record(qclient, big)
