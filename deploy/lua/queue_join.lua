@@ -1,14 +1,15 @@
 -- The gateway's own answer to POST /queue/{event_id}/join: the surge's hottest request,
 -- answered in nginx against Redis instead of crossing to a waitingroom process.
 --
--- It only ever accepts. It answers a join itself when, and only when, the request is the
--- plain case: no body, an HS256 bearer token of the shape this platform mints that
--- verifies, an event in the waitingroom's snapshot of queue-enabled events, before
--- on-sale only once the pre-queue's seed commitment is on record, Redis answering, and the
--- PLACE script placing the fan as waiting or in the pre-queue (or telling them sold out).
--- Everything else (a queue ticket to restore, a token it does not read, an unknown event,
--- an admitted fan, a rate limit, any Redis error) goes to the waitingroom unchanged
--- (ngx.exec to @waitingroom), which decides and explains as it always has.
+-- It only ever accepts. It answers a join itself when, and only when, it is the plain case:
+-- an HS256 bearer token of the shape this platform mints that verifies; no body, or just
+-- the fan's own queue ticket for this event (signed by us, not expired); an event in the
+-- waitingroom's snapshot of queue-enabled events; before on-sale, only once the pre-queue's
+-- seed commitment is on record; Redis answering; and the PLACE script placing the fan as
+-- waiting or in the pre-queue (or telling them sold out). Everything else (a ticket it
+-- does not take, a pre-queue ticket after on-sale, other fields, a token it does not read,
+-- an unknown event, an admitted fan, a rate limit, any Redis error) goes to the waitingroom
+-- unchanged (ngx.exec to @waitingroom), which decides and explains as it always has.
 --
 -- What it shares with the waitingroom rather than repeats: the PLACE script itself (run
 -- by its SHA, the same keys and arguments as waitingroom/queue_store.py; a NOSCRIPT goes to
@@ -19,7 +20,9 @@
 -- tests/e2e/test_gateway_join.py holds the two answers to each other, field by field.
 
 local ffi = require "ffi"
-local cjson = require "cjson.safe"
+-- An instance of our own, as strict as orjson where it matters: no "nan", hex or infinity.
+local cjson = require("cjson.safe").new()
+cjson.decode_invalid_numbers(false)
 local redis = require "nginx.redis"
 local b64 = require "ngx.base64"
 
@@ -83,21 +86,29 @@ end
 
 -- --- the bearer token (only accepts; see HS256FastPath) -----------------------------------
 
-local function verified_user(now_s)
-    local header = ngx.var.http_authorization
-    if header == nil then return nil end
-    local scheme, token = header:match("^(%a+) +([%w%-_%.]+) *$")
-    if scheme == nil or scheme:lower() ~= "bearer" then return nil end
+-- The claims of an HS256 JWS of ours (the header exactly as we write it) signed with
+-- ``secret``; nil for anything else.
+local function signed_claims(token, secret)
     local prefix = cfg.token_header .. "."
     if token:sub(1, #prefix) ~= prefix then return nil end
     local body, signature = token:match("^([%w%-_]+)%.([%w%-_]+)$", #prefix + 1)
     if body == nil then return nil end
-    local mac = hmac_sha256(cfg.jwt_secret, prefix .. body)
+    local mac = hmac_sha256(secret, prefix .. body)
     if mac == nil or encode_b64url(mac) ~= signature then return nil end
     local raw = decode_b64url(body)
     if raw == nil or encode_b64url(raw) ~= body then return nil end -- canonical only
     local claims = cjson.decode(raw)
     if type(claims) ~= "table" then return nil end
+    return claims
+end
+
+local function verified_user(now_s)
+    local header = ngx.var.http_authorization
+    if header == nil then return nil end
+    local scheme, token = header:match("^(%a+) +([%w%-_%.]+) *$")
+    if scheme == nil or scheme:lower() ~= "bearer" then return nil end
+    local claims = signed_claims(token, cfg.jwt_secret)
+    if claims == nil then return nil end
     for name in pairs(claims) do
         if not TOKEN_CLAIMS[name] then return nil end
     end
@@ -119,6 +130,39 @@ local function verified_user(now_s)
         end
     end
     return sub
+end
+
+-- --- a queue ticket brought back (waitingroom/queue_ticket.py read_ticket's accepts) -------
+
+local RESTORABLE = { waiting = true, pre = true }
+
+-- The body of a join that brings its queue ticket back: (where, place, epoch) to restore,
+-- false to join without restoring (a ticket of ours for a place that cannot be restored),
+-- or nil for anything the waitingroom must judge (no such body, a ticket it would refuse,
+-- someone else's, another event's, an expired one).
+local function restore_from_body(user, event_id, now_s)
+    ngx.req.read_body()
+    local raw = ngx.req.get_body_data() -- nil when it went to a file: not the plain case
+    if raw == nil then return nil end
+    local body = cjson.decode(raw)
+    if type(body) ~= "table" or type(body.queue_ticket) ~= "string" then return nil end
+    if next(body, next(body)) ~= nil then return nil end -- other fields: a 400 to explain
+    local claims = signed_claims(body.queue_ticket, cfg.ticket_secret)
+    if claims == nil then return nil end
+    local sub, event, where, place, epoch, exp, iat =
+        claims.sub, claims.event_id, claims.where, claims.place, claims.epoch, claims.exp,
+        claims.iat
+    if sub ~= user or event ~= tonumber(event_id) then return nil end
+    if type(where) ~= "string" or type(epoch) ~= "string" or type(place) ~= "number" then
+        return nil
+    end
+    if type(exp) ~= "number" or exp <= now_s or (iat ~= nil and
+        (type(iat) ~= "number" or iat > now_s)) then
+        return nil
+    end
+    if not RESTORABLE[where] then return false end
+    if floor(place) ~= place or math.abs(place) >= 2 ^ 53 then return nil end
+    return where, string.format("%d", place), epoch
 end
 
 -- --- Redis, events and figures ------------------------------------------------------------
@@ -246,16 +290,19 @@ end
 function M.join()
     if not cfg.enabled then return pass("disabled") end
     if ngx.req.get_method() ~= "POST" then return pass("method") end
-    local length = ngx.var.http_content_length
-    if (length ~= nil and length ~= "0") or ngx.var.http_transfer_encoding ~= nil then
-        return pass("body") -- a queue ticket to restore: the waitingroom reads it
-    end
     local now_s = now()
     local user = verified_user(now_s)
     if user == nil then return pass("token") end
     local event_id = tonumber(ngx.var.queue_event_id)
     if event_id == nil or event_id < 1 or event_id > cfg.max_id then return pass("event_id") end
     event_id = string.format("%d", event_id) -- "007" is event 7, as the waitingroom reads it
+    local where, place_arg, epoch_arg = "", "0", ""
+    local length = ngx.var.http_content_length
+    if (length ~= nil and length ~= "0") or ngx.var.http_transfer_encoding ~= nil then
+        local w, p, e = restore_from_body(user, event_id, now_s)
+        if w == nil then return pass("body") end
+        if w then where, place_arg, epoch_arg = w, p, e end
+    end
 
     local red = connect()
     if red == nil then return pass("redis") end
@@ -263,9 +310,16 @@ function M.join()
     if event == nil then release(red); return pass("event") end
     local fig = figures(red, event_id, now_s)
     if fig == nil then release(red); return pass("redis") end
-    if now_s * 1000 < event.on_sale_ms and not fig.committed then
+    local on_sale = now_s * 1000 >= event.on_sale_ms
+    if not on_sale and not fig.committed then
         release(red)
         return pass("uncommitted") -- the waitingroom commits (and records) the seed first
+    end
+    if where == "pre" and on_sale then
+        -- After the draw a pre-queue ticket may need the recorded draw (PostgreSQL), should
+        -- Redis have lost the queue: the waitingroom's to look up.
+        release(red)
+        return pass("pre_ticket")
     end
 
     local key = cfg.key_prefix .. event_id .. "}:"
@@ -274,7 +328,7 @@ function M.join()
         key .. "waiting", key .. "pre", key .. "active", key .. "seen", key .. "state",
         key .. "rl:user:" .. user, key .. "rl:ip:" .. ngx.var.remote_addr,
         cfg.user_limit[1], cfg.user_limit[2], cfg.ip_limit[1], cfg.ip_limit[2],
-        user, "join", string.format("%d", event.on_sale_ms), "", 0, "", "1"
+        user, "join", string.format("%d", event.on_sale_ms), where, place_arg, epoch_arg, "1"
     )
     if type(reply) ~= "table" then
         -- NOSCRIPT (Redis restarted) or any error: the waitingroom loads the script again

@@ -137,10 +137,10 @@ def test_the_gateway_answers_a_plain_join_as_the_waitingroom_would(stack: Stack,
         status, headers, again = _join(stack, on_sale, token)
         assert headers.get("X-Queue-Join") == GATEWAY and again["position"] == ours["position"]
 
-    # The ticket brought back: a body, so the waitingroom answers, with the same place.
+    # The ticket brought back (the page sends it with every join): the same place.
     status, headers, restored = _join(
         stack, on_sale, tokens[0], {"queue_ticket": answers[0]["queue_ticket"]})
-    assert status == 200 and "X-Queue-Join" not in headers
+    assert status == 200 and headers.get("X-Queue-Join") == GATEWAY
     assert restored["position"] == answers[0]["position"]
     # And the fan's status, the waitingroom's, agrees with where the gateway put them.
     status, _, polled = stack.request("GET", f"/queue/{on_sale}/status", token=tokens[-1])
@@ -269,8 +269,8 @@ def test_the_gateway_passes_on_what_it_does_not_answer(stack: Stack, admin: str,
     assert (status, body["code"]) == (401, "unauthorized") and "X-Queue-Join" not in headers
     status, headers, body = _join(stack, 2**40, fan)
     assert (status, body["code"]) == (404, "event_not_found") and "X-Queue-Join" not in headers
-    status, _, body = _join(stack, on_sale, fan, {"seats": 2})
-    assert (status, body["code"]) == (400, "validation_error")
+    status, headers, body = _join(stack, on_sale, fan, {"seats": 2})
+    assert (status, body["code"]) == (400, "validation_error") and "X-Queue-Join" not in headers
     # Leading zeros are the same event, as the waitingroom reads the path.
     status, headers, body = _join(stack, f"000{on_sale}", fan)
     assert status == 200 and headers.get("X-Queue-Join") == GATEWAY
@@ -306,6 +306,91 @@ def test_the_gateway_passes_on_what_it_does_not_answer(stack: Stack, admin: str,
     for reason in ("token", "event", "body", "uncommitted", "limited"):
         line = f'ticketing_gateway_queue_join_fallbacks_total{{reason="{reason}"}}'
         assert _metric(after, line) > _metric(before, line), reason
+
+
+def test_a_ticket_restores_the_place_when_redis_lost_the_queue_either_way(
+    stack: Stack, admin: str
+):
+    """Redis loses the event's queue; the fans come back with their queue tickets, some
+    through the gateway, some straight to a waitingroom process: each gets their old place
+    back, in the old order, as the waitingroom alone would give it."""
+    event_id = queue_event(stack, admin)["id"]
+    stack.request("PATCH", f"/admin/queues/{event_id}", {"paused": True}, token=admin)
+    _wait_for_gateway(stack, event_id)
+    fans = [f"gw-lost-{i}-{RUN_ID}" for i in range(4)]
+    tokens = {fan: dev_token(stack, fan, []) for fan in fans}
+    tickets, before = {}, {}
+    for fan in fans:
+        _, headers, body = _join(stack, event_id, tokens[fan])
+        assert headers.get("X-Queue-Join") == GATEWAY
+        tickets[fan], before[fan] = body["queue_ticket"], body["position"]
+
+    redis = Redis.from_url(stack.env["TICKETING_REDIS_URL"])
+    prefix = f"{stack.env['TICKETING_REDIS_PREFIX']}q:{{{event_id}}}:"
+    try:
+        lost = redis.delete(*(prefix + name for name in ("waiting", "seen", "state", "active")))
+    finally:
+        redis.close()
+    assert lost >= 2
+    stack.request("PATCH", f"/admin/queues/{event_id}", {"paused": True}, token=admin)
+    time.sleep(1.1)  # figures of a second ago no longer count anyone
+
+    # The last fan first, through the gateway: first in line now, restored, not new.
+    ways = {fans[3]: None, fans[0]: _direct(stack), fans[2]: None, fans[1]: _direct(stack)}
+    for fan, base in ways.items():
+        status, headers, body = _join(
+            stack, event_id, tokens[fan], {"queue_ticket": tickets[fan]}, base=base)
+        assert status == 200, body
+        assert (headers.get("X-Queue-Join") == GATEWAY) == (base is None), fan
+        assert body["status"] == "paused" and _claims(body["queue_ticket"])["place"] == (
+            _claims(tickets[fan])["place"]), fan
+    # Everyone back where they were relative to each other: the old order.
+    after = {fan: stack.request("GET", f"/queue/{event_id}/status", token=tokens[fan])[2]
+             for fan in fans}
+    assert [after[f]["position"] for f in fans] == [1, 2, 3, 4], after
+    text = _gateway_metrics(stack)
+    assert _metric(text, f'ticketing_gateway_queue_joins_total{{event_id="{event_id}",'
+                         f'outcome="restored"}}') == 2
+
+
+def test_tickets_the_gateway_does_not_take_get_the_waitingroom_answer(
+    stack: Stack, admin: str, on_sale: int
+):
+    settings = _settings(stack)
+    fan, other = f"gw-tk-{RUN_ID}", f"gw-tk-other-{RUN_ID}"
+    token = dev_token(stack, fan, [])
+    _, _, mine = _join(stack, on_sale, token)
+    _, _, theirs = _join(stack, on_sale, dev_token(stack, other, []))
+    elsewhere = queue_event(stack, admin)["id"]
+    _wait_for_gateway(stack, elsewhere)
+    _, _, far = _join(stack, elsewhere, token)
+    now = int(time.time())
+    claims = _claims(mine["queue_ticket"])
+
+    def signed(**changes: object) -> str:
+        return jwt.encode({**claims, **changes}, settings.queue_ticket_secret, algorithm="HS256")
+
+    bodies = {
+        "someone else's": {"queue_ticket": theirs["queue_ticket"]},
+        "another event's": {"queue_ticket": far["queue_ticket"]},
+        "expired": {"queue_ticket": signed(exp=now - 1)},
+        "not ours": {"queue_ticket": jwt.encode(claims, "x" * 40, algorithm="HS256")},
+        "not a ticket": {"queue_ticket": "nope"},
+        "empty": {"queue_ticket": ""},
+        "another field": {"queue_ticket": mine["queue_ticket"], "seats": 2},
+        "no object": ["queue_ticket"],
+    }
+    for name, body in bodies.items():
+        status, headers, answer = _join(stack, on_sale, token, body)
+        direct_status, _, direct = _join(stack, on_sale, token, body, base=_direct(stack))
+        assert "X-Queue-Join" not in headers, name
+        assert status == direct_status and status in (400, 403), (name, answer)
+        assert answer["code"] == direct["code"], name
+    # A ticket for nothing restorable (an admitted or sold-out place) is a plain join.
+    status, headers, answer = _join(
+        stack, on_sale, token, {"queue_ticket": signed(where="admitted")})
+    assert status == 200 and headers.get("X-Queue-Join") == GATEWAY
+    assert answer["position"] == mine["position"]
 
 
 def test_a_lost_script_goes_to_the_waitingroom_which_loads_it_again(
