@@ -440,22 +440,43 @@ async def _book(
 
 
 async def complete_due_refunds(pool: asyncpg.Pool, payments: Payments) -> int:
-    """Refund every payment settled as owing one. Safe to run anywhere, any time: the
-    refund's idempotency key is the attempt's, and a crash before the status update only
-    means the next run asks Stripe again."""
+    """Refund every payment settled as owing one, each once. Safe to run anywhere, any
+    time, several at once (a webhook, a confirm and every worker's sweep call it): each
+    payment is refunded under its own advisory lock, its status read again under it, so two
+    runs never both ask Stripe (whose idempotency key we send but do not rely on:
+    localstripe ignores it). A crash before the status update only means the next run asks
+    Stripe again, with the same key."""
     due = await pool.fetch(
-        "SELECT id, payment_intent_id, failure_code FROM payments"
-        " WHERE status = 'succeeded' AND failure_code IS NOT NULL ORDER BY created_at"
+        "SELECT id FROM payments WHERE status = 'succeeded' AND failure_code IS NOT NULL"
+        " ORDER BY created_at"
     )
-    for payment in due:
-        key = f"refund:{payment['id']}"
-        await payments.refund(payment["payment_intent_id"], idempotency_key=key)
-        await pool.execute(
-            "UPDATE payments SET status = 'refunded', updated_at = now() WHERE id = $1",
-            payment["id"],
-        )
-        REFUNDS.labels(payment["failure_code"]).inc()
-    return len(due)
+    refunded = 0
+    for row in due:
+        async with pool.acquire() as conn:
+            lock = f"refund:{row['id']}"
+            if not await conn.fetchval(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", lock
+            ):
+                continue  # another run is refunding it right now
+            try:
+                payment = await conn.fetchrow(
+                    "SELECT payment_intent_id, failure_code FROM payments"
+                    " WHERE id = $1 AND status = 'succeeded' AND failure_code IS NOT NULL",
+                    row["id"],
+                )
+                if payment is None:
+                    continue  # refunded by another run since the list was read
+                key = f"refund:{row['id']}"
+                await payments.refund(payment["payment_intent_id"], idempotency_key=key)
+                await conn.execute(
+                    "UPDATE payments SET status = 'refunded', updated_at = now() WHERE id = $1",
+                    row["id"],
+                )
+                REFUNDS.labels(payment["failure_code"]).inc()
+                refunded += 1
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", lock)
+    return refunded
 
 
 async def booking_reply(conn: asyncpg.Connection, hold_id: uuid.UUID) -> Reply:

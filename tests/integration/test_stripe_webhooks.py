@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from booking_worker.confirm import complete_due_refunds
 from tests.integration.test_booking_support import call, make_event, ticket_ids
 from tests.integration.test_payments_e2e import (
     DECLINED,
@@ -39,7 +40,7 @@ from tests.payments_support import (
     own_localstripe,  # noqa: F401 (fixture)
     stripe_event,
 )
-from tests.support import settings_with
+from tests.support import eventually, settings_with
 from ticketing.config import Settings
 from ticketing.domain.seating import Section
 from ticketing.payments import Payments
@@ -307,3 +308,74 @@ async def test_events_about_payments_not_ours_are_acknowledged_and_change_nothin
     assert recorded == len(foreign)
     assert await bookings_of(pool, held) == []
     assert await ticket_rows(pool, held.seats) == [("reserved", None)] * 2
+
+
+class CountingPayments:
+    """Payments that count the refunds asked of Stripe, each taking a moment (as a network
+    call does), so that runs that overlap really overlap."""
+
+    def __init__(self, real: Payments) -> None:
+        self.real, self.refunds = real, 0
+
+    async def refund(self, payment_intent_id: str, *, idempotency_key: str) -> str:
+        self.refunds += 1
+        await asyncio.sleep(0.05)
+        return await self.real.refund(payment_intent_id, idempotency_key=idempotency_key)
+
+
+async def owing_a_refund(
+    api: TestClient, pool: asyncpg.Pool, settings: Settings, stripe: Payments, view: LocalStripe
+) -> uuid.UUID:
+    """A charged attempt settled as owing its money back (a duplicate charge)."""
+    held = await a_hold(api, pool, settings)
+    attempt, intent = await unanswered(pool, stripe, view, held, VISA)
+    await pool.execute(
+        "UPDATE payments SET status = 'succeeded', failure_code = 'duplicate_charge',"
+        " payment_intent_id = $2 WHERE id = $1",
+        attempt,
+        intent["id"],
+    )
+    return attempt
+
+
+async def naive_refunds(pool: asyncpg.Pool, payments: CountingPayments) -> None:
+    """The control: what complete_due_refunds did before it locked each payment."""
+    due = await pool.fetch(
+        "SELECT id, payment_intent_id FROM payments"
+        " WHERE status = 'succeeded' AND failure_code IS NOT NULL AND id = ANY($1::uuid[])",
+        payments.mine,
+    )
+    for row in due:
+        await payments.refund(row["payment_intent_id"], idempotency_key=f"refund:{row['id']}")
+        await pool.execute("UPDATE payments SET status = 'refunded' WHERE id = $1", row["id"])
+
+
+async def test_concurrent_refund_runs_refund_a_payment_once(
+    api: TestClient,
+    hook_settings: Settings,
+    pool: asyncpg.Pool,
+    stripe_client: Payments,
+    own_localstripe: LocalStripe,
+) -> None:
+    """A webhook, a confirm and every worker's sweep all run complete_due_refunds, and
+    localstripe ignores idempotency keys: eight runs at once must still refund once."""
+    # The control: eight naive runs at once over one payment refund it more than once.
+    control = CountingPayments(stripe_client)
+    control.mine = [await owing_a_refund(api, pool, hook_settings, stripe_client,
+                                         own_localstripe)]
+    await asyncio.gather(*(naive_refunds(pool, control) for _ in range(8)))
+    assert control.refunds > 1, "the runs did not overlap: the test shows nothing"
+    over = (await asyncio.to_thread(own_localstripe.intent_for_attempt, control.mine[0]))
+    assert over["latest_charge"]["amount_refunded"] > over["latest_charge"]["amount"], over
+
+    attempt = await owing_a_refund(api, pool, hook_settings, stripe_client, own_localstripe)
+    counting = CountingPayments(stripe_client)
+    await asyncio.gather(*(complete_due_refunds(pool, counting) for _ in range(8)))
+    # The workers' own sweep (real Payments, not counted here) may have been the one.
+    await eventually(
+        lambda: payment(pool, attempt), lambda p: p[0] == "refunded", 10, "the refund")
+    assert counting.refunds <= 1
+    # Stripe's own record: the money went back once, whoever sent it.
+    refunded = await asyncio.to_thread(own_localstripe.intent_for_attempt, attempt)
+    charge = refunded["latest_charge"]
+    assert charge["amount_refunded"] == charge["amount"], charge
