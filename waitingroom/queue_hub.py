@@ -79,6 +79,7 @@ class Room:
     slices: list[set[Fan]]
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a queue-wide change
     loop: asyncio.Task[None] | None = None
+    broadcast: asyncio.Task[None] | None = None  # the latest queue-wide message being told
 
     def fans(self) -> list[Fan]:
         return [fan for fans in self.slices for fan in fans]
@@ -103,6 +104,7 @@ class Hub:
         self.sender = Sender(self.remove, slow_buffer_bytes, slow_drop_seconds)
         self._rooms: dict[int, Room] = {}
         self._closers: set[asyncio.Task[Any]] = set()
+        self._broadcasts: set[asyncio.Task[None]] = set()
         self._closing = False
         self.heap = SocketHeap()
         # Connected fans must count as seen well within the abandonment time: their turn
@@ -145,6 +147,7 @@ class Hub:
         """Close every socket (1001 going away) and stop the push loops."""
         self._closing = True
         loops = [room.loop for room in self._rooms.values() if room.loop is not None]
+        loops += self._broadcasts
         for loop in loops:
             loop.cancel()
         closes = [
@@ -324,27 +327,47 @@ class Hub:
             for user in message["users"]:
                 for fan in list(by_user.get(user, ())):
                     await self._end(fan, message["reason"])
-        elif kind in ("sold_out", "paused"):
-            # Who is still in line hears it (a pre-queue fan of a sold-out event too).
-            concerned = ("waiting", "pre") if kind == "sold_out" else ("waiting",)
-            for n, fan in enumerate(room.fans(), 1):
-                if fan.placement.kind in concerned:
-                    await self._tell(fan, kind)
-                if n % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)  # admissions meanwhile go out too
-        elif kind == "resumed":
-            # Everyone told "paused" hears at once that the line moves again (as small a
-            # message as the pause); their new place and wait follow at their turn.
-            for n, fan in enumerate(room.fans(), 1):
-                if "paused" in fan.told and await self._resumed(fan):
-                    fan.told.discard("paused")
-                if n % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
+        elif kind in ("sold_out", "paused", "resumed"):
+            self._broadcast(room, kind)
         if kind not in ("admitted", "ended"):
             # The queue as a whole changed: a round now, with fresh figures (the fans due
             # it; the rest at their turn). Not for admissions, told directly above: they
             # come five times a second.
             room.wake.set()
+
+
+    def _broadcast(self, room: Room, kind: str) -> None:
+        """Tell a queue-wide change to every fan of the room, in a task of its own that
+        starts once the one before it is done (a pause is told before its resume). The
+        listener meanwhile goes on with admissions: telling 10,000 sockets takes a few
+        hundred ms, and an admission made then must not wait for it."""
+        previous = room.broadcast
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            try:
+                await self._tell_everyone(room, kind)
+            except Exception:
+                log.exception("queue broadcast failed: %s", kind)
+
+        task = asyncio.create_task(run())
+        room.broadcast = task
+        self._broadcasts.add(task)
+        task.add_done_callback(self._broadcasts.discard)
+
+    async def _tell_everyone(self, room: Room, kind: str) -> None:
+        for n, fan in enumerate(room.fans(), 1):
+            if kind == "resumed":
+                # Everyone told "paused" hears at once that the line moves again (as small
+                # a message as the pause); their new place and wait follow at their turn.
+                if "paused" in fan.told and await self._resumed(fan):
+                    fan.told.discard("paused")
+            elif fan.placement.kind in (("waiting", "pre") if kind == "sold_out" else ("waiting",)):
+                # Who is still in line hears it (a pre-queue fan of a sold-out event too).
+                await self._tell(fan, kind)
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # admissions meanwhile go out too
 
 
 def _worth_a_look(position: int | None) -> float:
