@@ -314,8 +314,8 @@ class CountingPayments:
     """Payments that count the refunds asked of Stripe, each taking a moment (as a network
     call does), so that runs that overlap really overlap."""
 
-    def __init__(self, real: Payments) -> None:
-        self.real, self.refunds = real, 0
+    def __init__(self, real: Payments, mine: list[uuid.UUID] | None = None) -> None:
+        self.real, self.refunds, self.mine = real, 0, mine or []
 
     async def refund(self, payment_intent_id: str, *, idempotency_key: str) -> str:
         self.refunds += 1
@@ -339,7 +339,8 @@ async def owing_a_refund(
 
 
 async def naive_refunds(pool: asyncpg.Pool, payments: CountingPayments) -> None:
-    """The control: what complete_due_refunds did before it locked each payment."""
+    """The control: what complete_due_refunds did before it locked each payment (over the
+    payments of ``payments.mine`` only)."""
     due = await pool.fetch(
         "SELECT id, payment_intent_id FROM payments"
         " WHERE status = 'succeeded' AND failure_code IS NOT NULL AND id = ANY($1::uuid[])",
@@ -360,9 +361,8 @@ async def test_concurrent_refund_runs_refund_a_payment_once(
     """A webhook, a confirm and every worker's sweep all run complete_due_refunds, and
     localstripe ignores idempotency keys: eight runs at once must still refund once."""
     # The control: eight naive runs at once over one payment refund it more than once.
-    control = CountingPayments(stripe_client)
-    control.mine = [await owing_a_refund(api, pool, hook_settings, stripe_client,
-                                         own_localstripe)]
+    owed = await owing_a_refund(api, pool, hook_settings, stripe_client, own_localstripe)
+    control = CountingPayments(stripe_client, mine=[owed])
     await asyncio.gather(*(naive_refunds(pool, control) for _ in range(8)))
     assert control.refunds > 1, "the runs did not overlap: the test shows nothing"
     over = (await asyncio.to_thread(own_localstripe.intent_for_attempt, control.mine[0]))
