@@ -40,7 +40,8 @@ missing=()
 command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v nginx >/dev/null || missing+=(nginx)
 # The gateway answers queue joins itself in Lua (deploy/lua/queue_join.lua): Debian's Lua
-# module for nginx, its Redis client and cjson.
+# module for nginx, its Redis client (lua-resty-redis; Debian makes it pull nginx-extras, a
+# set of dynamic modules our config never loads) and cjson.
 [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || missing+=(libnginx-mod-http-lua)
 [ -f /usr/share/lua/5.1/nginx/redis.lua ] || missing+=(lua-nginx-redis)
 compgen -G '/usr/lib/*/lua/5.1/cjson.so' >/dev/null || missing+=(lua-cjson)
