@@ -127,6 +127,11 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     process = secrets.token_hex(6)
     store = QueueStore(redis, settings)
+    # The gateway runs PLACE by its SHA (deploy/lua/queue_join.lua): load it now, so its
+    # first joins need not come here for the waitingroom to load it (Redis down at start:
+    # the first join through here loads it as before).
+    with contextlib.suppress(*REDIS_ERRORS):
+        await store.load_place()
     events = QueueEvents(redis, settings.redis_prefix, app[PG_POOL_KEY])
     figures = FiguresCache(store)
     backlog = BrokerBacklog(settings.amqp_url, settings.booking_partitions)

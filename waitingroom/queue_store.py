@@ -119,6 +119,10 @@ class QueueStore:
         self._draw = redis.register_script(scripts.DRAW)
         self._positions = redis.register_script(scripts.POSITIONS)
 
+    async def load_place(self) -> None:
+        """Load the PLACE script into Redis (for anyone running it by its SHA)."""
+        await self.redis.script_load(scripts.PLACE)
+
     def key(self, event_id: int, name: str) -> str:
         # The hash tag {<event_id>} puts all of an event's keys in one cluster slot.
         return f"{self.prefix}q:{{{event_id}}}:{name}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import itertools
 import json
 import math
@@ -27,6 +28,7 @@ from tests.integration.test_queue_support import in_snapshot, join, patch_queue,
 from tests.integration.test_queue_ws import socket_path, until
 from tests.support import auth_header, eventually
 from ticketing.config import Settings
+from waitingroom import queue_scripts
 from waitingroom.queue_runtime import QUEUE_KEY
 
 pytest_plugins = ["tests.integration.test_booking_support", "tests.integration.test_queue_support"]
@@ -296,3 +298,20 @@ async def test_a_stalled_client_holds_nobody_up_and_is_dropped(
         if stalled is not None:
             stalled.close()
         await client.close()
+
+
+async def test_a_waitingroom_loads_the_place_script_as_it_starts(queue_settings, pool) -> None:
+    """The gateway runs PLACE by its SHA (deploy/lua/queue_join.lua): a waitingroom loads
+    it as it starts, so a fresh stack's first joins need not cross to Python for it."""
+    redis = Redis.from_url(queue_settings.redis_url)
+    sha = hashlib.sha1(queue_scripts.PLACE.encode()).hexdigest()
+    try:
+        await redis.script_flush()  # as after a Redis restart (others' clients reload theirs)
+        assert await redis.script_exists(sha) == [False]
+        client = await open_client(queue_settings)
+        try:
+            assert await redis.script_exists(sha) == [True]
+        finally:
+            await client.close()
+    finally:
+        await redis.aclose()
