@@ -86,7 +86,7 @@ def system_resolver(resolv_conf: Path = Path("/etc/resolv.conf")) -> str:
 
 
 def queue_join_options(settings: Settings) -> dict[str, object]:
-    """What deploy/gateway/queue_join.lua needs to answer a join as the waitingroom would,
+    """What deploy/lua/queue_join.lua needs to answer a join as the waitingroom would,
     taken from the same Python (keys, script, limits, token header, buckets) so that the
     two cannot drift. The secrets are not here: the gateway reads them from its
     environment (``python -m deploy.gateway`` sets them)."""

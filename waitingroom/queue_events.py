@@ -62,7 +62,7 @@ class QueueEvent:
             "event_id": self.event_id,
             "name": self.name,
             "on_sale_at": self.on_sale_text,
-            # For the gateway's join (deploy/gateway/queue_join.lua), which reads this
+            # For the gateway's join (deploy/lua/queue_join.lua), which reads this
             # snapshot and has no date parser.
             "on_sale_ms": self.on_sale_ms,
             "inventory": None if self.inventory is None else self.inventory.to_json(),

@@ -99,7 +99,20 @@ local function signed_claims(token, secret)
     if raw == nil or encode_b64url(raw) ~= body then return nil end -- canonical only
     local claims = cjson.decode(raw)
     if type(claims) ~= "table" then return nil end
-    return claims
+    return claims, raw
+end
+
+-- A JSON array of strings, as the waitingroom requires "roles" to be. cjson decodes
+-- [] and {} alike, so an empty one is told apart in the claims' own text.
+local function strings_array(t, raw)
+    if type(t) ~= "table" then return false end
+    local n = 0
+    for k, v in pairs(t) do
+        if type(k) ~= "number" or type(v) ~= "string" then return false end
+        n = n + 1
+    end
+    if n ~= #t then return false end
+    return n > 0 or raw:find('"roles"%s*:%s*%[%s*%]') ~= nil
 end
 
 local function verified_user(now_s)
@@ -107,19 +120,14 @@ local function verified_user(now_s)
     if header == nil then return nil end
     local scheme, token = header:match("^(%a+) +([%w%-_%.]+) *$")
     if scheme == nil or scheme:lower() ~= "bearer" then return nil end
-    local claims = signed_claims(token, cfg.jwt_secret)
+    local claims, raw_claims = signed_claims(token, cfg.jwt_secret)
     if claims == nil then return nil end
     for name in pairs(claims) do
         if not TOKEN_CLAIMS[name] then return nil end
     end
     local sub, roles = claims.sub, claims.roles
     if type(sub) ~= "string" or sub == "" then return nil end
-    if roles ~= nil then
-        if type(roles) ~= "table" then return nil end
-        for _, role in pairs(roles) do
-            if type(role) ~= "string" then return nil end
-        end
-    end
+    if roles ~= nil and not strings_array(roles, raw_claims) then return nil end
     local exp, iat, nbf = claims.exp, claims.iat, claims.nbf
     if type(exp) ~= "number" or floor(exp) ~= exp or exp <= now_s - cfg.leeway then
         return nil

@@ -240,6 +240,11 @@ def test_tokens_the_gateway_accepts_are_exactly_ones_the_waitingroom_accepts(
         "empty subject": (_token(settings, {"sub": "", "exp": soon}), False, False),
         "roles not a list": (
             _token(settings, {"sub": user, "exp": soon, "roles": "x"}), False, False),
+        "roles an object": (
+            _token(settings, {"sub": user, "exp": soon, "roles": {"0": "x"}}), False, False),
+        "roles an empty object": (
+            _token(settings, {"sub": user, "exp": soon, "roles": {}}), False, False),
+        "roles": (_token(settings, {"sub": user, "exp": soon, "roles": ["fan"]}), True, True),
         "an audience": (_token(settings, {"sub": user, "exp": soon, "aud": "x"}), False, False),
         "another key": (
             jwt.encode({"sub": user, "exp": soon}, "another-secret-" * 3, algorithm="HS256"),
