@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import jwt
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from tests.conftest import RUN_ID
@@ -77,10 +78,13 @@ def _gateway_metrics(stack: Stack) -> str:
         return resp.read().decode()
 
 
-def _metric(text: str, line_start: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(line_start):
-            return float(line.rsplit(" ", 1)[1])
+def _metric(text: str, name: str, **labels: str) -> float:
+    """One sample of the gateway's metrics, read by prometheus_client's own parser (which
+    also holds the Lua-written exposition to the format); 0 when absent."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
     return 0.0
 
 
@@ -309,8 +313,8 @@ def test_the_gateway_passes_on_what_it_does_not_answer(stack: Stack, admin: str,
 
     after = _gateway_metrics(stack)
     for reason in ("token", "event", "body", "uncommitted", "limited"):
-        line = f'ticketing_gateway_queue_join_fallbacks_total{{reason="{reason}"}}'
-        assert _metric(after, line) > _metric(before, line), reason
+        name = "ticketing_gateway_queue_join_fallbacks_total"
+        assert _metric(after, name, reason=reason) > _metric(before, name, reason=reason), reason
 
 
 def test_a_ticket_restores_the_place_when_redis_lost_the_queue_either_way(
@@ -354,8 +358,8 @@ def test_a_ticket_restores_the_place_when_redis_lost_the_queue_either_way(
              for fan in fans}
     assert [after[f]["position"] for f in fans] == [1, 2, 3, 4], after
     text = _gateway_metrics(stack)
-    assert _metric(text, f'ticketing_gateway_queue_joins_total{{event_id="{event_id}",'
-                         f'outcome="restored"}}') == 2
+    assert _metric(text, "ticketing_gateway_queue_joins_total", event_id=str(event_id),
+                   outcome="restored") == 2
 
 
 def test_tickets_the_gateway_does_not_take_get_the_waitingroom_answer(
@@ -415,14 +419,17 @@ def test_a_lost_script_goes_to_the_waitingroom_which_loads_it_again(
 
 
 def test_the_gateway_counts_its_joins_on_its_own_metrics_port(stack: Stack, on_sale: int):
-    line = f'ticketing_gateway_queue_joins_total{{event_id="{on_sale}",outcome="new"}}'
-    before = _metric(_gateway_metrics(stack), line)
+    name, labels = "ticketing_gateway_queue_joins_total", {"event_id": str(on_sale),
+                                                          "outcome": "new"}
+    before = _metric(_gateway_metrics(stack), name, **labels)
     for i in range(3):
         token = dev_token(stack, f"gw-counted-{i}-{RUN_ID}", [])
         assert _join(stack, on_sale, token)[1].get("X-Queue-Join") == GATEWAY
     text = _gateway_metrics(stack)
     # Four nginx workers count into one shared zone: every join is in the one figure.
-    assert _metric(text, line) == before + 3
+    assert _metric(text, name, **labels) == before + 3
+    assert _metric(text, "ticketing_gateway_queue_estimated_wait_seconds_bucket", le="+Inf") == (
+        _metric(text, "ticketing_gateway_queue_estimated_wait_seconds_count"))
     assert "# TYPE ticketing_gateway_queue_estimated_wait_seconds histogram" in text
     status, _, _ = stack.request("GET", "/metrics")  # never through the public server
     assert status == 404
