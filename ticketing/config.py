@@ -122,6 +122,18 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "secret that signs Stripe webhooks",
     ),
     "TICKETING_LOCALSTRIPE_PORT": ("8420", "port of the localstripe server make run starts"),
+    "TICKETING_LOCALSTRIPE_STATE": (
+        ".run/localstripe/state.pickle",
+        "where that localstripe keeps its state (a snapshot written atomically, not per request)",
+    ),
+    "TICKETING_STRIPE_LATENCY_MS": (
+        "0",
+        "localstripe: simulated provider latency per API call, +-20% jitter (benches: 300)",
+    ),
+    "TICKETING_PAYMENTS_CONCURRENCY": (
+        "64",
+        "booking_worker: most Stripe calls in flight at once (confirms and payment events)",
+    ),
     "TICKETING_ADMISSION_SECRET": (
         "dev-only-admission-secret-change-me-in-prod",
         "signs admission tokens (its own key, not the JWT secret)",
@@ -151,6 +163,15 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "TICKETING_QUEUE_AUTO_MAX_LATENCY_MS": (
         "500",
         "auto mode halves the admission rate when reserves take longer on average",
+    ),
+    "TICKETING_ADMISSION_CLAIM_SECONDS": (
+        "60",
+        "default claim window: an admitted fan who holds no seats by then loses the admission",
+    ),
+    "TICKETING_QUEUE_ADMISSION_MARGIN_PERCENT": (
+        "10",
+        "default margin: fans admitted but not yet holding may need up to this much more than"
+        " the seats left",
     ),
 }
 
@@ -205,6 +226,9 @@ class Settings:
     stripe_api_base: str = default("TICKETING_STRIPE_API_BASE")
     stripe_webhook_secret: str = default("TICKETING_STRIPE_WEBHOOK_SECRET")
     localstripe_port: int = 8420
+    localstripe_state: str = default("TICKETING_LOCALSTRIPE_STATE")
+    stripe_latency_ms: int = 0
+    payments_concurrency: int = 64
     admission_secret: str = default("TICKETING_ADMISSION_SECRET")
     queue_ticket_secret: str = default("TICKETING_QUEUE_TICKET_SECRET")
     queue_admit_per_minute: int = 60
@@ -217,6 +241,8 @@ class Settings:
     queue_allowed_origins: str = ""
     queue_auto_max_backlog: int = 200
     queue_auto_max_latency_ms: int = 500
+    admission_claim_seconds: int = 60
+    queue_admission_margin_percent: int = 10
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -314,6 +340,11 @@ class Settings:
                 env, "TICKETING_STRIPE_WEBHOOK_SECRET", default("TICKETING_STRIPE_WEBHOOK_SECRET")
             ),
             localstripe_port=_int(env, "TICKETING_LOCALSTRIPE_PORT", 8420, minimum=1),
+            localstripe_state=_str(
+                env, "TICKETING_LOCALSTRIPE_STATE", default("TICKETING_LOCALSTRIPE_STATE")
+            ),
+            stripe_latency_ms=_int(env, "TICKETING_STRIPE_LATENCY_MS", 0),
+            payments_concurrency=_int(env, "TICKETING_PAYMENTS_CONCURRENCY", 64, minimum=1),
             admission_secret=_str(
                 env, "TICKETING_ADMISSION_SECRET", default("TICKETING_ADMISSION_SECRET")
             ),
@@ -335,6 +366,10 @@ class Settings:
             queue_auto_max_backlog=_int(env, "TICKETING_QUEUE_AUTO_MAX_BACKLOG", 200, minimum=1),
             queue_auto_max_latency_ms=_int(
                 env, "TICKETING_QUEUE_AUTO_MAX_LATENCY_MS", 500, minimum=1
+            ),
+            admission_claim_seconds=_int(env, "TICKETING_ADMISSION_CLAIM_SECONDS", 60, minimum=1),
+            queue_admission_margin_percent=_int(
+                env, "TICKETING_QUEUE_ADMISSION_MARGIN_PERCENT", 10
             ),
             extra={k: v for k, v in env.items() if k.startswith("TICKETING_")},
         )
