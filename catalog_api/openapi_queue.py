@@ -186,6 +186,62 @@ QUEUE_SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "QueueSeries": {
+        "type": "object",
+        "required": ["event_id", "window_seconds", "samples"],
+        "properties": {
+            "event_id": INT,
+            "window_seconds": {**INT, "description": "How far back the samples go (900)."},
+            "samples": {
+                "type": "array",
+                "description": "Oldest first, about one a second (taken right after the "
+                "once-a-second inventory count); a gap means nobody counted then.",
+                "items": ref("QueueSample"),
+            },
+        },
+    },
+    "QueueSample": {
+        "type": "object",
+        "required": [
+            "at_ms", "waiting", "pre_queue", "active", "admitted_total",
+            "effective_admit_per_minute", "measured_admit_per_minute", "available",
+            "reserved", "booked", "seats_held_total", "seats_held_per_second",
+            "seats_sold_per_second",
+        ],
+        "properties": {
+            "at_ms": {**INT, "description": "When it was taken (Unix time, ms)."},
+            "waiting": INT,
+            "pre_queue": INT,
+            "active": {**INT, "description": "Admitted sessions running."},
+            "admitted_total": INT,
+            "effective_admit_per_minute": {
+                "type": "number",
+                "description": "The admission rate in force (auto mode's own, capped).",
+            },
+            "measured_admit_per_minute": {
+                "type": "number",
+                "description": "Admissions per minute made over the last minute.",
+            },
+            "available": {**INT, "description": "Seats left to sell."},
+            "reserved": {**INT, "description": "Seats in fans' holds."},
+            "booked": {**INT, "description": "Seats sold."},
+            "seats_held_total": {
+                **INT,
+                "description": "Seats held by 201 reserves so far (a counter of the front "
+                "doors; it restarts at 0 after an hour without holds).",
+            },
+            "seats_held_per_second": {
+                "type": ["number", "null"],
+                "description": "Seats held per second over the last 5 s (gross: holds that "
+                "ended meanwhile still count); null without an earlier sample.",
+            },
+            "seats_sold_per_second": {
+                "type": ["number", "null"],
+                "description": "Seats booked per second over the last 5 s (from booked; 0 "
+                "when refunds outweigh sales); null without an earlier sample.",
+            },
+        },
+    },
     "QueuePatch": {
         "type": "object",
         "minProperties": 0,
@@ -385,5 +441,27 @@ QUEUE_PATHS: dict[str, Any] = {
                 **_ADMIN_COMMON,
             },
         },
+    },
+    "/admin/queues/{event_id}/series": {
+        "get": {
+            "summary": "A queue's last 15 minutes, a sample a second, for the console's "
+            "charts: waiting, active, the admission rate, seats held and sold per second, "
+            "seats left",
+            "security": BEARER,
+            "parameters": [
+                EVENT_ID,
+                query_param(
+                    "since_ms",
+                    {"type": "integer", "minimum": 0, "default": 0},
+                    "Only the samples taken after this time (Unix ms): what is new since "
+                    "the last call.",
+                ),
+            ],
+            "responses": {
+                "200": json_body(ref("QueueSeries"), "The samples"),
+                "400": problem("validation_error: since_ms is not a whole number in range"),
+                **_ADMIN_COMMON,
+            },
+        }
     },
 }

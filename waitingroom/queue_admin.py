@@ -16,10 +16,11 @@ from aiohttp import web
 from ticketing.auth import require_admin
 from ticketing.domain.queue import InvalidQueueSetting, apply_patch, auto_start_rate
 from ticketing.problems import validation_error
-from ticketing.validation import read_json
+from ticketing.validation import query_int, read_json
 from waitingroom.queue_events import QueueEvent
 from waitingroom.queue_routes import event_id_of
 from waitingroom.queue_runtime import QUEUE_KEY, QueueRuntime, queue_reachable
+from waitingroom.queue_series import SERIES_KEY, WINDOW_MS
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,25 @@ async def patch_queue(request: web.Request) -> web.Response:
         return web.json_response(await queue_figures(runtime, event))
 
 
+async def queue_series(request: web.Request) -> web.Response:
+    """The queue's last 15 minutes, a sample a second (``waitingroom/queue_series.py``);
+    ``?since_ms=`` only the samples after that (the console asks for what is new)."""
+    require_admin(request)
+    event_id = event_id_of(request)
+    since_ms = query_int(request, "since_ms", 0, 0, 2**53)
+    runtime = request.app[QUEUE_KEY]
+    await runtime.event_or_404(event_id)
+    with queue_reachable():
+        samples = await request.app[SERIES_KEY].read(event_id, since_ms)
+    return web.json_response(
+        {"event_id": event_id, "window_seconds": WINDOW_MS // 1000, "samples": samples}
+    )
+
+
 def queue_admin_routes() -> list[web.RouteDef]:
     return [
         web.get("/admin/queues", list_queues),
         web.get("/admin/queues/{event_id}", get_queue),
         web.patch("/admin/queues/{event_id}", patch_queue),
+        web.get("/admin/queues/{event_id}/series", queue_series),
     ]

@@ -35,6 +35,7 @@ from waitingroom.queue_controller import QueueController
 from waitingroom.queue_events import QueueEvent, QueueEvents
 from waitingroom.queue_hub import Hub
 from waitingroom.queue_metrics import ACTIVE_SESSIONS, ADMIT_RATE, QUEUE_LENGTH
+from waitingroom.queue_series import SERIES_KEY, QueueSeries
 from waitingroom.queue_status import FiguresCache
 from waitingroom.queue_store import Placement, QueueStore, RateLimited
 
@@ -146,6 +147,14 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
         controller=QueueController(store, events, settings, backlog, latency_reports, process),
     )
     app[QUEUE_KEY] = runtime
+    series = app[SERIES_KEY] = QueueSeries(store)
+
+    async def count_and_record() -> None:
+        # Every process adds its tally of seats held; whoever counts this second samples.
+        await series.flush()
+        if await runtime.controller.run_once():
+            await series.record(events.all())
+
     latency = app[RESERVE_LATENCY_KEY]
 
     async def figures_and_reports() -> None:
@@ -161,7 +170,7 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
             periodic("admitter", TICK_SECONDS, runtime.admitter.tick, stop, jitter=0.25)
         ),
         asyncio.create_task(periodic("queue figures", 1.0, figures_and_reports, stop)),
-        asyncio.create_task(periodic("queue counting", 1.0, runtime.controller.run_once, stop)),
+        asyncio.create_task(periodic("queue counting", 1.0, count_and_record, stop)),
         asyncio.create_task(runtime.hub.listen(stop)),
     ]
 
