@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 
 from booking_worker.batch_reserve import reserve_group
-from booking_worker.handlers import READ_ONLY, Context, Handler
+from booking_worker.handlers import READ_ONLY, Context, Handler, PaymentHandler
 from booking_worker.holds import is_id, unsafe_reserve
 from booking_worker.metrics import REPLAYED
 from ticketing.messages import RESERVE
@@ -31,6 +31,9 @@ RETRYABLE = (
     asyncpg.SerializationError,
     asyncpg.LockNotAvailableError,
 )
+# Answers that say "not yet" rather than how a command ended: never stored, so a retry of
+# the same request finds out the outcome instead of hearing "not yet" forever.
+TRANSIENT_CODES = frozenset({"payment_in_progress"})
 # The database or the connection is gone: requeue, never answer.
 CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
 
@@ -112,7 +115,7 @@ async def apply_one(
     try:
         async with conn.transaction():  # a savepoint inside the batch
             status, body = await handlers[kind](ctx, conn, command)
-            if store and status < 500:
+            if store and _storable(status, body):
                 await _store(conn, command, status, body)
         return Outcome(status, body)
     except Problem as problem:
@@ -128,7 +131,7 @@ async def apply_one(
         raise
     except Exception as exc:  # a bug in a handler: never guess, park the command
         return _failed(command, exc)
-    if store and outcome.status < 500:
+    if store and _storable(outcome.status, outcome.body):
         try:
             async with conn.transaction():
                 await _store(conn, command, outcome.status, outcome.body)
@@ -138,6 +141,43 @@ async def apply_one(
                 return stored
             raise
     return outcome
+
+
+async def apply_unshared(
+    ctx: Context, pool: asyncpg.Pool, handler: PaymentHandler, command: dict
+) -> Outcome:
+    """A payment command, outside any transaction of ours: its handler commits its own short
+    writes around the call to Stripe. Its stored reply is looked up before and its reply
+    stored after, each on a connection taken for that moment only, so nothing is held
+    while Stripe thinks. Copies of one command that race (a retry and its original) are
+    kept apart by the handler (booking_worker.attempt_locks); the first reply stored wins."""
+    request_id = command["request_id"]
+    async with pool.acquire() as conn:
+        stored = await _stored_reply(conn, request_id)
+    if stored is not None:
+        return stored
+    try:
+        status, body = await handler(ctx, command)
+    except Problem as problem:
+        status, body = problem.status, problem.to_dict()
+    except (*RETRYABLE, *CONNECTION_ERRORS):
+        raise
+    except Exception as exc:  # a bug in a handler: never guess, park the command
+        return _failed(command, exc)
+    if _storable(status, body):
+        async with pool.acquire() as conn:
+            try:
+                await _store(conn, command, status, body)
+            except asyncpg.UniqueViolationError:
+                stored = await _stored_reply(conn, request_id)
+                if stored is not None:
+                    return stored
+                raise
+    return Outcome(status, body)
+
+
+def _storable(status: int, body: dict[str, Any] | None) -> bool:
+    return status < 500 and (body or {}).get("code") not in TRANSIENT_CODES
 
 
 def _failed(command: dict, exc: BaseException) -> Outcome:

@@ -14,16 +14,15 @@ command reuses its attempt, a fan's retry after a declined card is a new attempt
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from booking_worker.attempt_locks import AttemptLocks
 from booking_worker.handlers import Context
 from booking_worker.metrics import CONFIRMS, PAYMENTS, REFUNDS
 from ticketing.db.outbox import record_event_changed
@@ -85,11 +84,18 @@ class Settled:
 
 
 async def handle_confirm(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any]) -> Reply:
-    """The worker's CONFIRM entry point. It works on its own connections, not ``conn``: the
-    attempt row must commit before Stripe is called, and no lock may be held meanwhile."""
+    """CONFIRM from a partition queue's batch (a front door older than the payments
+    stage); ``conn`` is not used, see :func:`confirm_payment`."""
+    return await confirm_payment(ctx, command)
+
+
+async def confirm_payment(ctx: Context, command: dict[str, Any]) -> Reply:
+    """The worker's CONFIRM entry point. It works on short-lived connections of its own:
+    the attempt row must commit before Stripe is called, and no connection or lock may be
+    held while Stripe thinks."""
     pool, payments = await payment_resources(ctx)
     try:
-        reply = await confirm_hold(pool, payments, command)
+        reply = await confirm_hold(pool, payments, ctx.resources["payments.locks"], command)
     except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
         reply = _problem(503, "backend_unavailable", "The hold is busy; try again.")
     status, body = reply
@@ -98,17 +104,21 @@ async def handle_confirm(ctx: Context, conn: asyncpg.Connection, command: dict[s
 
 
 async def payment_resources(ctx: Context) -> tuple[asyncpg.Pool, Payments]:
-    """The process's Stripe client and the pool its two-phase writes use, made once."""
+    """The process's Stripe client, the pool its two-phase writes use and its attempt
+    locks, made once."""
     lock = ctx.resources.setdefault("payments.lock", asyncio.Lock())
     async with lock:
         if "payments" not in ctx.resources:
             ctx.resources["payments.pool"] = await asyncpg.create_pool(
                 ctx.settings.database_url,
                 min_size=1,
-                max_size=4,
+                # Each payment in flight uses a connection only for its short writes before
+                # and after Stripe's answer, so a few serve dozens of payments.
+                max_size=8,
                 # Fail fast rather than wait on a lock a batch transaction holds.
                 server_settings={"lock_timeout": "2000"},
             )
+            ctx.resources["payments.locks"] = AttemptLocks(ctx.settings.database_url)
             ctx.resources["payments"] = Payments(ctx.settings)
     return ctx.resources["payments.pool"], ctx.resources["payments"]
 
@@ -116,11 +126,15 @@ async def payment_resources(ctx: Context) -> tuple[asyncpg.Pool, Payments]:
 async def close_payment_resources(ctx: Context) -> None:
     if "payments" in ctx.resources:
         await ctx.resources.pop("payments").close()
+        await ctx.resources.pop("payments.locks").close()
         await ctx.resources.pop("payments.pool").close()
 
 
-async def confirm_hold(pool: asyncpg.Pool, payments: Payments, command: dict[str, Any]) -> Reply:
-    """The CONFIRM command: ``hold_id``, ``payment_method``, from ``user_id``."""
+async def confirm_hold(
+    pool: asyncpg.Pool, payments: Payments, locks: AttemptLocks, command: dict[str, Any]
+) -> Reply:
+    """The CONFIRM command: ``hold_id``, ``payment_method``, from ``user_id``; ``locks``
+    are the worker process's attempt locks."""
     try:
         hold_id = uuid.UUID(str(command.get("hold_id")))
     except ValueError:
@@ -138,32 +152,19 @@ async def confirm_hold(pool: asyncpg.Pool, payments: Payments, command: dict[str
         return _problem(403, "not_your_hold", "This hold belongs to someone else.")
 
     deadline = time.monotonic() + WAIT_FOR_OTHER_ATTEMPT_SECONDS
-    async with _exclusive(pool, attempt_key, deadline) as alone:
+    async with locks.hold(attempt_key, deadline) as alone:
         if not alone:
-            return _problem(
-                409, "payment_in_progress", "This payment is being made right now; retry shortly."
-            )
+            return payment_in_progress()
         return await _confirm(pool, payments, hold_id, payment_method, attempt_key, deadline)
 
 
-@contextlib.asynccontextmanager
-async def _exclusive(pool: asyncpg.Pool, key: str, deadline: float) -> AsyncIterator[bool]:
-    """One try of an attempt key at a time, across workers: two copies of one confirm (a
-    client retry racing its original with the same Idempotency-Key) would otherwise both
-    find the attempt 'pending' with no intent yet and both charge, and our idempotency must
-    not lean on Stripe's. A session advisory lock on a connection of its own, so a worker
-    that dies mid-charge lets go with its connection. Yields False if still taken at
-    ``deadline``."""
-    async with pool.acquire() as conn:
-        while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 7))", key):
-            if time.monotonic() > deadline:
-                yield False
-                return
-            await asyncio.sleep(0.05)
-        try:
-            yield True
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 7))", key)
+def payment_in_progress() -> Reply:
+    """Another copy of this payment, or another payment of the hold, is with Stripe now.
+    Never stored as the command's answer (booking_worker.commands): a retry of the same
+    request must find out how that payment ended."""
+    return _problem(
+        409, "payment_in_progress", "This payment is being made right now; retry shortly."
+    )
 
 
 async def _confirm(
@@ -285,9 +286,7 @@ async def _start_attempt(
                 return reply
         if len(stale) < len(others):
             if time.monotonic() > deadline:
-                return _problem(
-                    409, "payment_in_progress", "Another payment for this hold is in progress."
-                )
+                return payment_in_progress()
             await asyncio.sleep(0.05)
 
 

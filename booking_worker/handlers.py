@@ -66,6 +66,9 @@ class Context:
 
 
 Handler = Callable[[Context, asyncpg.Connection, dict[str, Any]], Awaitable[Reply]]
+# A payment command's handler works on short-lived connections of its own around the call
+# to Stripe (booking_worker.payment_stage): no transaction of the caller's, no ``conn``.
+PaymentHandler = Callable[[Context, dict[str, Any]], Awaitable[Reply]]
 
 # Commands that only read: run without storing a reply (nothing to make idempotent).
 READ_ONLY = frozenset({TICKET_STATUS, GET_BOOKING, LIST_BOOKINGS})
@@ -83,4 +86,13 @@ def build_handlers() -> dict[str, Handler]:
         LIST_BOOKINGS: queries.list_bookings,
         CONFIRM: confirm.handle_confirm,
         STRIPE_EVENT: stripe_events.handle_stripe_event,
+    }
+
+
+def build_payment_handlers() -> dict[str, PaymentHandler]:
+    from booking_worker import confirm, stripe_events  # noqa: PLC0415
+
+    return {
+        CONFIRM: confirm.confirm_payment,
+        STRIPE_EVENT: stripe_events.stripe_event_payment,
     }

@@ -32,8 +32,14 @@ log = logging.getLogger(__name__)
 async def handle_stripe_event(
     ctx: Context, conn: asyncpg.Connection, command: dict[str, Any]
 ) -> Reply:
+    """STRIPE_EVENT from a partition queue's batch (a front door older than the payments
+    stage); ``conn`` is not used, see :func:`stripe_event_payment`."""
+    return await stripe_event_payment(ctx, command)
+
+
+async def stripe_event_payment(ctx: Context, command: dict[str, Any]) -> Reply:
     """Works on its own connection: a refund owed must be committed before Stripe is asked
-    for it, which the batch transaction of ``conn`` would not allow."""
+    for it, which a batch transaction would not allow."""
     pool, payments = await payment_resources(ctx)
     event = command.get("event")
     if not isinstance(event, dict) or not isinstance(event.get("id"), str):

@@ -15,12 +15,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
 import asyncpg
-import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from booking_worker.commands import CONNECTION_ERRORS, RETRYABLE, Outcome, apply_batch, apply_one
@@ -29,20 +27,22 @@ from booking_worker.confirm import (
     complete_due_refunds,
     payment_resources,
 )
+from booking_worker.delivery import (
+    Delivery,
+    commands_in,
+    dead_letter_command,
+    dead_letter_message,
+    observe,
+    refuse_undecodable,
+    reply,
+)
 from booking_worker.handlers import Context, Handler, build_handlers
 from booking_worker.holds import expire_holds
-from booking_worker.metrics import (
-    BATCH_SIZE,
-    DEAD_LETTERED,
-    LATENCY,
-    OUTCOMES,
-    QUEUE_DEPTH,
-    QUEUE_WAIT,
-)
+from booking_worker.metrics import BATCH_SIZE, QUEUE_DEPTH
+from booking_worker.payment_stage import PaymentStage
 from booking_worker.pruning import prune_processed_commands
-from ticketing.booking_topology import ERROR_HEADER, Topology, declare_topology
+from ticketing.booking_topology import Topology, declare_topology
 from ticketing.config import Settings
-from ticketing.dead_letters import dead_letter, park
 from ticketing.lifecycle import (
     Backoff,
     gather_batch,
@@ -50,16 +50,7 @@ from ticketing.lifecycle import (
     requeue_after_backoff,
     wait_any,
 )
-from ticketing.messages import (
-    COMMANDS_HEADER,
-    CONFIRM,
-    STRIPE_EVENT,
-    MessageError,
-    booking_replies,
-    booking_reply,
-    parse_booking_message,
-)
-from ticketing.problems import Problem
+from ticketing.messages import CONFIRM, STRIPE_EVENT, MessageError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +58,9 @@ Message = AbstractIncomingMessage
 # After the first message of a batch, how long to wait for more to join it.
 BATCH_WAIT_SECONDS = 0.002
 DEPTH_SAMPLE_SECONDS = 5.0
+# Payment commands come through the payments stage (booking_worker.payment_stage); one that
+# reaches a partition queue (sent there by a front door older than that stage) is applied
+# here, alone, after the batch.
 UNBATCHED = frozenset({CONFIRM, STRIPE_EVENT})
 PREFERRED = 10  # consumer priority on the partitions of this worker's slot
 
@@ -78,6 +72,7 @@ class BookingWorker:
         self.ctx = Context(settings)
         self.handlers: dict[str, Handler] = build_handlers()
         self.backoff = Backoff()
+        self.payments = PaymentStage(settings, self.ctx)
 
     async def run(self, stop: asyncio.Event) -> None:
         sweeper = asyncio.create_task(self.sweep(stop))
@@ -86,6 +81,7 @@ class BookingWorker:
         finally:
             stop.set()
             await sweeper
+            await self.payments.drain()
             await close_payment_resources(self.ctx)
 
     async def _keep_consuming(self, stop: asyncio.Event) -> None:
@@ -110,8 +106,11 @@ class BookingWorker:
                     strict=True,
                 )
             ]
+            # Payments on a channel of their own: its prefetch bounds the Stripe calls in
+            # flight, and none of them waits behind (or holds up) the partitions' batches.
+            payments = await self.payments.start(connection, stop)
             sampler = asyncio.create_task(self._sample_depth(topology, stop, lost))
-            log.info("booking worker consuming %d partitions", len(tags))
+            log.info("booking worker consuming %d partitions and payments", len(tags))
             backoff.reset()
             while not stop.is_set() and not lost.is_set():
                 batch = await gather_batch(
@@ -120,11 +119,12 @@ class BookingWorker:
                     lost,
                     self.settings.booking_batch_max,
                     BATCH_WAIT_SECONDS,
-                    size=_commands_in,
+                    size=commands_in,
                 )
                 if batch:
                     await self.process(batch, channel, topology.dead_exchange, stop)
             sampler.cancel()
+            await payments.stop_taking()
             if not lost.is_set():
                 for queue, tag in tags:
                     await queue.cancel(tag)
@@ -146,14 +146,12 @@ class BookingWorker:
     ) -> None:
         """Apply every command of these messages (a message holds one command or a batch
         of them), then per message: reply, dead-letter what failed, ack."""
-        units: list[_Unit] = []
+        units: list[Delivery] = []
         for message in batch:
             try:
-                units.append(_Unit.decode(message))
+                units.append(Delivery.decode(message))
             except MessageError as exc:
-                problem = Problem(400, "validation_error", f"Bad booking command: {exc}")
-                await _reply(channel, message, [(message.correlation_id, 400, problem.to_dict())])
-                await _dead_letter(dead_exchange, message, str(exc), "bad_message")
+                await refuse_undecodable(channel, dead_exchange, message, exc)
         commands = [command for unit in units for command in unit.commands]
         if not commands:
             return
@@ -179,16 +177,16 @@ class BookingWorker:
                     retry = True
                     continue
                 replies.append((command.get("correlation_id"), outcome.status, outcome.body))
-                _observe(command, outcome, now)
+                observe(command, outcome, now)
                 if outcome.failed and unit.batched:
-                    await _dead_letter_command(dead_exchange, unit.message, command, outcome.failed)
+                    await dead_letter_command(dead_exchange, unit.message, command, outcome.failed)
                 elif outcome.failed:
                     parked = outcome.failed
             for raw, reason in unit.malformed:
-                await _dead_letter_command(dead_exchange, unit.message, raw, reason, "bad_message")
-            await _reply(channel, unit.message, replies, batched=unit.batched)
+                await dead_letter_command(dead_exchange, unit.message, raw, reason, "bad_message")
+            await reply(channel, unit.message, replies, batched=unit.batched)
             if parked:  # the whole (single-command) message, as it came; acked
-                await _dead_letter(dead_exchange, unit.message, parked, "handler_error")
+                await dead_letter_message(dead_exchange, unit.message, parked, "handler_error")
             elif retry:
                 # The rest of the message is answered from stored replies when it returns;
                 # its callers ignore a second answer.
@@ -254,7 +252,7 @@ class BookingWorker:
     ) -> None:
         with contextlib.suppress(Exception):
             while not stop.is_set() and not lost.is_set():
-                for queue in topology.queues:
+                for queue in [*topology.queues, topology.payments]:
                     declared = await queue.declare()
                     QUEUE_DEPTH.labels(queue.name).set(declared.message_count or 0)
                 await wait_any(stop, lost, seconds=DEPTH_SAMPLE_SECONDS)
@@ -274,106 +272,3 @@ def consumer_priorities(slot: str, partitions: int) -> list[int]:
     return [PREFERRED if p % count == index else 0 for p in range(partitions)]
 
 
-def _commands_in(message: Message) -> int:
-    """How many commands a message carries, from its header (no parse before the batch)."""
-    count = (message.headers or {}).get(COMMANDS_HEADER, 1)
-    return count if isinstance(count, int) and count > 0 else 1
-
-
-@dataclass(slots=True)
-class _Unit:
-    """One delivered message: its well-formed commands, and answers for the malformed."""
-
-    message: Message
-    commands: list[dict[str, Any]]
-    batched: bool
-    refused: list[tuple[Any, int, dict[str, Any]]] = field(default_factory=list)
-    malformed: list[tuple[Any, str]] = field(default_factory=list)
-
-    @classmethod
-    def decode(cls, message: Message) -> _Unit:
-        try:
-            body = orjson.loads(message.body)
-        except orjson.JSONDecodeError as exc:
-            raise MessageError(f"bad JSON: {exc}") from exc
-        parsed = parse_booking_message(body)
-        now = time.time()
-        for command in [parsed] if isinstance(parsed, dict) else [c for _, c in parsed]:
-            sent_at = command.get("sent_at") if isinstance(command, dict) else None
-            if isinstance(sent_at, int | float):
-                QUEUE_WAIT.observe(max(0.0, now - sent_at))
-        if isinstance(parsed, dict):
-            return cls(message, [{**parsed, "correlation_id": message.correlation_id}], False)
-        unit = cls(message, [], True)
-        for raw, command in parsed:
-            if isinstance(command, MessageError):
-                correlation_id = raw.get("correlation_id") if isinstance(raw, dict) else None
-                problem = Problem(400, "validation_error", f"Bad booking command: {command}")
-                unit.refused.append((correlation_id, 400, problem.to_dict()))
-                unit.malformed.append((raw, str(command)))
-            else:
-                unit.commands.append(command)
-        return unit
-
-
-def _observe(command: dict[str, Any], outcome: Outcome, now: float) -> None:
-    kind = command["type"]
-    code = (outcome.body or {}).get("code") if outcome.status >= 400 else None
-    OUTCOMES.labels(kind, code or "ok").inc()
-    sent_at = command.get("sent_at")
-    if isinstance(sent_at, int | float):
-        LATENCY.labels(kind).observe(max(0.0, now - sent_at))
-
-
-async def _reply(
-    channel: AbstractChannel,
-    message: Message,
-    replies: list[tuple[Any, int, Any]],
-    *,
-    batched: bool = False,
-) -> None:
-    if not message.reply_to or not replies:
-        return
-    if batched:
-        body = booking_replies(replies)
-    else:
-        _, status, answer = replies[0]
-        body = booking_reply(status, answer)
-    await channel.default_exchange.publish(
-        aio_pika.Message(
-            orjson.dumps(body),
-            correlation_id=message.correlation_id,
-            content_type="application/json",
-        ),
-        routing_key=message.reply_to,
-        mandatory=False,  # the front door may have gone; its wait has ended anyway
-    )
-
-
-async def _dead_letter_command(
-    exchange: AbstractExchange,
-    message: Message,
-    command: Any,
-    reason: str,
-    kind: str = "handler_error",
-) -> None:
-    """Park one command of a batch message, alone, as the single command it was."""
-    correlation_id = command.get("correlation_id") if isinstance(command, dict) else None
-    await park(
-        exchange,
-        orjson.dumps(command),
-        reason,
-        ERROR_HEADER,
-        routing_key=message.routing_key or "",
-        correlation_id=correlation_id if isinstance(correlation_id, str) else None,
-    )
-    DEAD_LETTERED.labels(kind).inc()
-    log.warning("booking command dead-lettered kind=%s reason=%s", kind, reason)
-
-
-async def _dead_letter(
-    exchange: AbstractExchange, message: Message, reason: str, kind: str
-) -> None:
-    await dead_letter(exchange, message, reason, ERROR_HEADER)
-    DEAD_LETTERED.labels(kind).inc()
-    log.warning("booking command dead-lettered kind=%s reason=%s", kind, reason)

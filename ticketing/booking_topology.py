@@ -8,7 +8,13 @@ from dataclasses import dataclass
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
-from ticketing.messages import BOOKING_DEAD_LETTER_QUEUE, BOOKING_EXCHANGE, BOOKING_QUEUE_PREFIX
+from ticketing.messages import (
+    BOOKING_DEAD_LETTER_QUEUE,
+    BOOKING_EXCHANGE,
+    BOOKING_PAYMENTS_QUEUE,
+    BOOKING_QUEUE_PREFIX,
+    PAYMENTS_ROUTING_KEY,
+)
 
 DEAD_EXCHANGE = "ticketing.booking.dead"
 # Why a message was dead-lettered (RabbitMQ's own x-death says only where from).
@@ -19,6 +25,7 @@ ERROR_HEADER = "x-booking-error"
 class Topology:
     exchange: AbstractExchange
     queues: list[AbstractQueue]
+    payments: AbstractQueue
     dead_exchange: AbstractExchange
     dead_queue: AbstractQueue
 
@@ -43,4 +50,10 @@ async def declare_topology(channel: AbstractChannel, partitions: int) -> Topolog
         )
         await queue.bind(exchange, routing_key=str(partition))
         queues.append(queue)
-    return Topology(exchange, queues, dead_exchange, dead_queue)
+    payments = await channel.declare_queue(
+        BOOKING_PAYMENTS_QUEUE,
+        durable=True,
+        arguments={"x-dead-letter-exchange": DEAD_EXCHANGE},
+    )
+    await payments.bind(exchange, routing_key=PAYMENTS_ROUTING_KEY)
+    return Topology(exchange, queues, payments, dead_exchange, dead_queue)

@@ -51,6 +51,11 @@ def parse_event_changed(body: dict[str, Any]) -> int:
 # queue; the worker answers on the default exchange with a BookingReply, after commit.
 BOOKING_EXCHANGE = "ticketing.booking"
 BOOKING_QUEUE_PREFIX = "booking.commands."
+# Commands that call the payment provider travel apart from the partitions, on one queue
+# that every worker's payments stage consumes with many in flight at once: a card payment
+# takes Stripe's time (0.3 s and more), and no reserve or release may wait behind one.
+BOOKING_PAYMENTS_QUEUE = "booking.payments"
+PAYMENTS_ROUTING_KEY = "payments"
 BOOKING_DEAD_LETTER_QUEUE = "booking.dead"
 BOOKING_COMMAND_VERSION = 1
 
@@ -64,6 +69,7 @@ STRIPE_EVENT = "booking.stripe_event"  # event: a verified Stripe event object
 BOOKING_COMMANDS = frozenset(
     {RESERVE, CONFIRM, RELEASE, TICKET_STATUS, GET_BOOKING, LIST_BOOKINGS, STRIPE_EVENT}
 )
+PAYMENT_COMMANDS = frozenset({CONFIRM, STRIPE_EVENT})
 
 
 def booking_routing_key(partition_key: int | str, partitions: int) -> str:
@@ -71,6 +77,13 @@ def booking_routing_key(partition_key: int | str, partitions: int) -> str:
     if isinstance(partition_key, int):
         return str(partition_key % partitions)
     return str(zlib.crc32(partition_key.encode()) % partitions)
+
+
+def command_routing_key(kind: str, partition_key: int | str, partitions: int) -> str:
+    """Where a command goes: the payments queue for payment commands, else its partition."""
+    if kind in PAYMENT_COMMANDS:
+        return PAYMENTS_ROUTING_KEY
+    return booking_routing_key(partition_key, partitions)
 
 
 def booking_command(

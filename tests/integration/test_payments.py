@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from booking_worker.attempt_locks import AttemptLocks
 from booking_worker.confirm import confirm_hold
 from booking_worker.stripe_events import apply_stripe_event
 from tests.payments_support import (
@@ -53,6 +54,14 @@ async def payments(payment_settings: Settings) -> AsyncIterator[Payments]:
     await client.close()
 
 
+@pytest.fixture(scope="module")
+async def locks(payment_settings: Settings) -> AsyncIterator[AttemptLocks]:
+    """This test process's attempt locks, as a worker process has one set."""
+    locks = AttemptLocks(payment_settings.database_url)
+    yield locks
+    await locks.close()
+
+
 @pytest.fixture
 async def held(pool: asyncpg.Pool) -> HeldSeats:
     async with pool.acquire() as conn:
@@ -85,16 +94,21 @@ async def payment_rows(pool: asyncpg.Pool, hold_id: uuid.UUID) -> list[asyncpg.R
 
 
 async def test_a_declined_card_answers_402_keeps_the_hold_and_a_retry_books(
-    pool: asyncpg.Pool, payments: Payments, held: HeldSeats, localstripe: LocalStripe
+    pool: asyncpg.Pool,
+    payments: Payments,
+    held: HeldSeats,
+    localstripe: LocalStripe,
+    locks: AttemptLocks,
 ) -> None:
     status, body = await confirm_hold(
-        pool, payments, confirm_command(held, "pm_card_chargeCustomerFail")
+        pool, payments, locks, confirm_command(held, "pm_card_chargeCustomerFail")
     )
     assert (status, body["code"]) == (402, "payment_failed")
     assert await ticket_states(pool, held.ticket_ids) == ["reserved", "reserved"]
     assert await pool.fetchval("SELECT status FROM holds WHERE id = $1", held.hold_id) == "held"
 
-    status, booking = await confirm_hold(pool, payments, confirm_command(held, "pm_card_visa"))
+    visa = confirm_command(held, "pm_card_visa")
+    status, booking = await confirm_hold(pool, payments, locks, visa)
     assert status == 201, booking
     assert booking["status"] == "confirmed"
     assert [t["id"] for t in booking["tickets"]] == held.ticket_ids
@@ -113,20 +127,31 @@ async def test_a_declined_card_answers_402_keeps_the_hold_and_a_retry_books(
 
 
 async def test_confirming_twice_returns_the_same_booking_and_charges_once(
-    pool: asyncpg.Pool, payments: Payments, held: HeldSeats, localstripe: LocalStripe
+    pool: asyncpg.Pool,
+    payments: Payments,
+    held: HeldSeats,
+    localstripe: LocalStripe,
+    locks: AttemptLocks,
 ) -> None:
-    first = await confirm_hold(pool, payments, confirm_command(held, "pm_card_visa"))
-    again = await confirm_hold(pool, payments, confirm_command(held, "pm_card_visa"))
+    first = await confirm_hold(pool, payments, locks, confirm_command(held, "pm_card_visa"))
+    again = await confirm_hold(pool, payments, locks, confirm_command(held, "pm_card_visa"))
     assert first[0] == again[0] == 201
     assert first[1] == again[1]
     assert len(localstripe.intents_for_hold(held.hold_id)) == 1
 
 
 async def test_two_confirms_at_once_charge_once(
-    pool: asyncpg.Pool, payments: Payments, held: HeldSeats, localstripe: LocalStripe
+    pool: asyncpg.Pool,
+    payments: Payments,
+    held: HeldSeats,
+    localstripe: LocalStripe,
+    locks: AttemptLocks,
 ) -> None:
     replies = await asyncio.gather(
-        *(confirm_hold(pool, payments, confirm_command(held, "pm_card_visa")) for _ in range(3))
+        *(
+            confirm_hold(pool, payments, locks, confirm_command(held, "pm_card_visa"))
+            for _ in range(3)
+        )
     )
     assert [status for status, _ in replies] == [201, 201, 201]
     assert len({body["booking_id"] for _, body in replies}) == 1
@@ -149,9 +174,37 @@ async def test_two_copies_of_one_confirm_at_once_charge_once(
     workers: both found the attempt pending with no intent yet and both charged, since
     localstripe, like our design, does not rely on Stripe's idempotency keys."""
     slow = SlowToStripe(payment_settings)
+    workers = [AttemptLocks(payment_settings.database_url) for _ in range(2)]
     try:
         command = confirm_command(held, "pm_card_visa", request_id="same-" + uuid.uuid4().hex)
-        replies = await asyncio.gather(*(confirm_hold(pool, slow, dict(command)) for _ in range(2)))
+        replies = await asyncio.gather(
+            *(confirm_hold(pool, slow, locks, dict(command)) for locks in workers)
+        )
+    finally:
+        await slow.close()
+        for locks in workers:
+            await locks.close()
+    assert [status for status, _ in replies] == [201, 201], replies
+    assert replies[0][1]["booking_id"] == replies[1][1]["booking_id"]
+    assert len(localstripe.intents_for_hold(held.hold_id)) == 1
+
+
+async def test_two_copies_of_one_confirm_in_one_worker_charge_once(
+    pool: asyncpg.Pool,
+    payment_settings: Settings,
+    held: HeldSeats,
+    localstripe: LocalStripe,
+    locks: AttemptLocks,
+) -> None:
+    """The same race inside one worker, whose payments run side by side: its attempt locks
+    share one database session, where advisory locks are re-entrant, so the process must
+    tell its own attempts apart itself."""
+    slow = SlowToStripe(payment_settings)
+    try:
+        command = confirm_command(held, "pm_card_visa", request_id="same-" + uuid.uuid4().hex)
+        replies = await asyncio.gather(
+            *(confirm_hold(pool, slow, locks, dict(command)) for _ in range(2))
+        )
     finally:
         await slow.close()
     assert [status for status, _ in replies] == [201, 201], replies
@@ -160,24 +213,28 @@ async def test_two_copies_of_one_confirm_at_once_charge_once(
 
 
 async def test_someone_elses_hold_is_403_and_an_unknown_one_404(
-    pool: asyncpg.Pool, payments: Payments, held: HeldSeats
+    pool: asyncpg.Pool, payments: Payments, held: HeldSeats, locks: AttemptLocks
 ) -> None:
     status, body = await confirm_hold(
-        pool, payments, confirm_command(held, "pm_card_visa", user_id="mallory")
+        pool, payments, locks, confirm_command(held, "pm_card_visa", user_id="mallory")
     )
     assert (status, body["code"]) == (403, "not_your_hold")
     status, body = await confirm_hold(
-        pool, payments, confirm_command(held, "pm_card_visa", hold_id=str(uuid.uuid4()))
+        pool, payments, locks, confirm_command(held, "pm_card_visa", hold_id=str(uuid.uuid4()))
     )
     assert (status, body["code"]) == (404, "hold_not_found")
 
 
 async def test_an_expired_hold_is_409_and_nothing_is_charged(
-    pool: asyncpg.Pool, payments: Payments, held: HeldSeats, localstripe: LocalStripe
+    pool: asyncpg.Pool,
+    payments: Payments,
+    held: HeldSeats,
+    localstripe: LocalStripe,
+    locks: AttemptLocks,
 ) -> None:
     async with pool.acquire() as conn:
         await expire_hold(conn, held.hold_id)
-    status, body = await confirm_hold(pool, payments, confirm_command(held, "pm_card_visa"))
+    status, body = await confirm_hold(pool, payments, locks, confirm_command(held, "pm_card_visa"))
     assert (status, body["code"]) == (409, "hold_expired")
     assert localstripe.intents_for_hold(held.hold_id) == []
 
@@ -218,11 +275,15 @@ async def charge_then_crash(
 
 
 async def test_a_redelivered_confirm_settles_the_charge_it_already_made(
-    pool: asyncpg.Pool, payments: Payments, held: HeldSeats, localstripe: LocalStripe
+    pool: asyncpg.Pool,
+    payments: Payments,
+    held: HeldSeats,
+    localstripe: LocalStripe,
+    locks: AttemptLocks,
 ) -> None:
     await charge_then_crash(pool, payments, held, "req-crashed")
     status, booking = await confirm_hold(
-        pool, payments, confirm_command(held, "pm_card_visa", request_id="req-crashed")
+        pool, payments, locks, confirm_command(held, "pm_card_visa", request_id="req-crashed")
     )
     assert status == 201 and booking["status"] == "confirmed"
     assert len(localstripe.intents_for_hold(held.hold_id)) == 1
