@@ -34,7 +34,7 @@ import asyncpg
 import orjson
 
 from booking_worker.handlers import Context
-from booking_worker.holds import is_id, request_of
+from booking_worker.holds import is_id, not_on_sale, request_of
 from ticketing.domain.booking import LimitExceeded, Seat, check_cap, choose_seats
 from ticketing.messages import EVENT_CHANGED, event_changed
 from ticketing.problems import Problem
@@ -74,7 +74,8 @@ async def reserve_group(
     if is_id(event_id):
         users = sorted({c["user_id"] for c in commands})
         event = await conn.fetchrow(
-            """SELECT queue_enabled, currency, now() AS now,
+            """SELECT queue_enabled, currency, now() AS now, on_sale_at,
+                      on_sale_at > now() AS not_yet,
                       (SELECT count(pg_advisory_xact_lock(k)) FROM
                          (SELECT hashtextextended(u, $1) AS k FROM unnest($2::text[]) u
                           ORDER BY k) keys) AS locked
@@ -87,6 +88,8 @@ async def reserve_group(
         try:
             if event is None:
                 raise Problem(404, "event_not_found", "No such event.")
+            if event["not_yet"]:
+                raise not_on_sale(event["on_sale_at"])
             if event["queue_enabled"] and command.get("admitted") is not True:
                 raise Problem(
                     403,

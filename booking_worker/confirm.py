@@ -24,6 +24,7 @@ import asyncpg
 
 from booking_worker.attempt_locks import AttemptLocks
 from booking_worker.handlers import Context
+from booking_worker.holds import not_on_sale
 from booking_worker.metrics import CONFIRMS, PAYMENTS, REFUNDS
 from ticketing.db.outbox import record_event_changed
 from ticketing.payments import (
@@ -145,11 +146,18 @@ async def confirm_hold(
     attempt_key = f"confirm:{hold_id}:{command['request_id']}"
 
     async with pool.acquire() as conn:
-        hold = await conn.fetchrow("SELECT * FROM holds WHERE id = $1", hold_id)
+        hold = await conn.fetchrow(
+            "SELECT h.*, e.on_sale_at, e.on_sale_at > now() AS not_yet"
+            " FROM holds h JOIN events e ON e.id = h.event_id WHERE h.id = $1",
+            hold_id,
+        )
     if hold is None or hold["status"] == "released":
         return hold_not_found()
     if hold["user_id"] != command["user_id"]:
         return _problem(403, "not_your_hold", "This hold belongs to someone else.")
+    if hold["not_yet"]:  # an operator moved the on-sale later after this hold was made
+        problem = not_on_sale(hold["on_sale_at"])
+        return problem.status, problem.to_dict()
 
     deadline = time.monotonic() + WAIT_FOR_OTHER_ATTEMPT_SECONDS
     async with locks.hold(attempt_key, deadline) as alone:

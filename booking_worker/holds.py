@@ -30,6 +30,17 @@ WINDOW_FACTOR = 4
 CANDIDATES = 200
 
 
+def not_on_sale(on_sale_at: Any) -> Problem:
+    """Reserve and confirm before the event's on-sale, with or without a waiting room: a
+    bot that knows an event id may not buy before the fans can."""
+    return Problem(
+        409,
+        "not_on_sale",
+        "This event is not on sale yet.",
+        on_sale_at=rfc3339(on_sale_at),
+    )
+
+
 def unsafe_reserve(ctx: Context) -> bool:
     """The race test's control switch: read-then-write without the status condition. Only
     honoured when TICKETING_ENV=test, so no deployment can turn the protection off."""
@@ -43,7 +54,7 @@ async def reserve(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any
     # One fan's concurrent requests for one event take turns (the advisory lock, taken in
     # the same round trip as the event lookup), so the cap below holds across workers.
     event = await conn.fetchrow(
-        """SELECT queue_enabled, currency,
+        """SELECT queue_enabled, currency, on_sale_at, on_sale_at > now() AS not_yet,
                   pg_advisory_xact_lock(hashtextextended($2, id)) IS NULL AS locked
            FROM events WHERE id = $1""",
         event_id,
@@ -51,6 +62,8 @@ async def reserve(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any
     )
     if event is None:
         raise Problem(404, "event_not_found", "No such event.")
+    if event["not_yet"]:
+        raise not_on_sale(event["on_sale_at"])
     if event["queue_enabled"] and command.get("admitted") is not True:
         raise Problem(
             403, "admission_required", "This event has a waiting room: join the queue first."

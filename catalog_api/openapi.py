@@ -349,7 +349,9 @@ BOOKING_PATHS: dict[str, Any] = {
                 "409": problem_of(
                     "TicketsUnavailable",
                     "tickets_unavailable: some tickets are held or sold "
-                    "(unavailable_ticket_ids names them); nothing was held",
+                    "(unavailable_ticket_ids names them); nothing was held / not_on_sale: "
+                    "before the event's on_sale_at (on_sale_at says when), for every event, "
+                    "with or without a waiting room",
                 ),
                 "413": problem("payload_too_large"),
                 "422": problem_of(
@@ -382,7 +384,8 @@ BOOKING_PATHS: dict[str, Any] = {
                 "409": problem(
                     "hold_expired: the hold ran out (a payment taken meanwhile is refunded "
                     "when its seats are gone) / payment_in_progress: another confirm of this "
-                    "hold is still running; retry"
+                    "hold is still running; retry / not_on_sale: the event's on_sale_at was "
+                    "moved later than now; nothing was charged"
                 ),
                 "413": problem("payload_too_large"),
             },

@@ -121,6 +121,7 @@ async def test_openapi_documents_every_error_code_we_raise(client) -> None:
         "hold_confirmed",
         "payment_failed",
         "payment_in_progress",
+        "not_on_sale",
         "limit_exceeded",
         "rate_limited",
         "invalid_signature",

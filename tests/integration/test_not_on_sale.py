@@ -1,0 +1,127 @@
+"""No sale before the sale: reserve and confirm answer 409 not_on_sale before the event's
+on_sale_at, for every event, with or without a waiting room, and change nothing. Each
+case has its control: the same request once the sale is open succeeds."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from booking_worker import batch_reserve, holds
+from booking_worker.handlers import Context
+from tests.integration.test_booking_support import call, fan, make_event, ticket_ids
+from ticketing.config import Settings
+from ticketing.domain.seating import Section
+from ticketing.problems import Problem
+
+pytest_plugins = ["tests.integration.test_booking_support"]
+
+SEATS = [Section("Floor", 1, 6, 4000)]
+
+
+async def open_at(pool: asyncpg.Pool, event_id: int, seconds_from_now: float) -> None:
+    await pool.execute(
+        "UPDATE events SET on_sale_at = now() + make_interval(secs => $2) WHERE id = $1",
+        event_id,
+        seconds_from_now,
+    )
+
+
+async def nothing_held(pool: asyncpg.Pool, event_id: int) -> None:
+    assert await pool.fetchval("SELECT count(*) FROM holds WHERE event_id = $1", event_id) == 0
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM tickets WHERE event_id = $1 AND status <> 'available'",
+            event_id,
+        )
+        == 0
+    )
+
+
+async def test_reserve_before_the_on_sale_is_409_not_on_sale_and_holds_nothing(
+    client, booking_settings: Settings, pool: asyncpg.Pool
+) -> None:
+    event_id = await make_event(pool, SEATS)
+    await open_at(pool, event_id, 3600)
+    ids = await ticket_ids(pool, event_id)
+    bot = fan(booking_settings, "early-bot")
+    asks = ({"event_id": event_id, "ticket_ids": ids[:2]}, {"event_id": event_id, "quantity": 2})
+    for body in asks:
+        status, problem, headers = await call(client, "POST", "/booking/reserve", bot, body)
+        assert (status, problem["code"]) == (409, "not_on_sale"), problem
+        assert headers["Content-Type"].startswith("application/problem+json")
+        assert problem["on_sale_at"].endswith("Z")
+    await nothing_held(pool, event_id)
+
+    await open_at(pool, event_id, -1)  # the control: the sale opens
+    status, hold, _ = await call(
+        client, "POST", "/booking/reserve", bot, {"event_id": event_id, "quantity": 2}
+    )
+    assert status == 201 and hold["status"] == "held", hold
+
+
+async def test_confirm_of_a_hold_whose_sale_was_moved_later_is_409_not_on_sale(
+    client, booking_settings: Settings, pool: asyncpg.Pool
+) -> None:
+    event_id = await make_event(pool, SEATS)
+    me = fan(booking_settings, "moved-sale")
+    status, hold, _ = await call(
+        client, "POST", "/booking/reserve", me, {"event_id": event_id, "quantity": 1}
+    )
+    assert status == 201, hold
+    await open_at(pool, event_id, 3600)  # an operator postpones the on-sale
+    status, problem, _ = await call(
+        client,
+        "POST",
+        "/booking/confirm",
+        me,
+        {"hold_id": hold["hold_id"], "payment_method": "pm_card_visa"},
+    )
+    assert (status, problem["code"]) == (409, "not_on_sale"), problem
+    attempts = await pool.fetchval(
+        "SELECT count(*) FROM payments WHERE hold_id = $1", uuid.UUID(hold["hold_id"])
+    )
+    assert attempts == 0
+
+
+async def test_both_reserve_paths_refuse_a_queued_event_before_its_on_sale(
+    booking_settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """The one-by-one path (holds.reserve) and the batch path (batch_reserve.reserve_group)
+    both check, even for a fan who carries an admission (a waiting room's event)."""
+    event_id = await make_event(pool, SEATS, queue_enabled=True)
+    await open_at(pool, event_id, 3600)
+    ctx = Context(booking_settings)
+
+    def command(user: str) -> dict:
+        return {
+            "type": "booking.reserve",
+            "v": 1,
+            "request_id": uuid.uuid4().hex,
+            "user_id": user,
+            "roles": [],
+            "event_id": event_id,
+            "quantity": 1,
+            "admitted": True,
+        }
+
+    async with pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                await holds.reserve(ctx, conn, command("alone"))
+        except Problem as problem:
+            assert (problem.status, problem.code) == (409, "not_on_sale")
+        else:
+            raise AssertionError("holds.reserve sold before the on-sale")
+        async with conn.transaction():
+            [(status, body)] = await batch_reserve.reserve_group(
+                ctx, conn, event_id, [command("batched")]
+            )
+        assert (status, body["code"]) == (409, "not_on_sale"), body
+    await nothing_held(pool, event_id)
+
+    await open_at(pool, event_id, -1)  # the control
+    async with pool.acquire() as conn, conn.transaction():
+        status, body = await holds.reserve(ctx, conn, command("alone"))
+    assert status == 201, body
