@@ -1,0 +1,399 @@
+"""The on-sale benchmark's fans: one load process of them, over the public API, through
+the gateway.
+
+    python bench/onsale_load.py SPEC.json RESULT.json
+
+bench/onsale.py starts several of these and drives them with one line on stdin each:
+
+    (start)        mint the fans' dev tokens locally; print "ready"
+    go ON_SALE_AT  the fans set out: those of the pre-queue join at once (before on-sale),
+                   the others at on-sale plus their arrival second; a load process prints
+                   "done" once each of its fans is finished (booked, held, told sold_out,
+                   left the line or abandoned)
+    stop           stop the fans still out (their record says where they were), write
+                   RESULT.json, exit
+
+A fan joins (POST /queue/{id}/join), follows the queue over its websocket (``?token=``,
+which TICKETING_ENV=dev accepts; it polls GET /queue/{id}/status every SPEC poll_seconds
+when the socket is refused or closes), and once admitted reserves 1-4 best-available seats
+with its admission token, then pays (POST /booking/confirm; a "decline_first" fan first
+pays with a card that is declined, hears 402 and pays again with a good one). An "abandon"
+fan stops once admitted; a "leave" fan leaves the line (POST /queue/{id}/leave) after its
+``leave_after`` seconds of waiting. Without SPEC pay, fans stop once they hold seats (the
+reserve-only baseline). Every answer 429 or 503 is retried after its Retry-After, with the
+same Idempotency-Key. HTTP requests in flight are bounded (SPEC concurrency), and so are
+websocket handshakes (SPEC ws_concurrency); a fan holds its socket while it waits.
+
+Latency is client side, from just before a request is written to the last byte of its
+answer, of every answer. Times a fan heard something (joined, admitted, sold_out) are wall
+clock (time.time()), to set against the database's timestamps on the same machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ticketing.auth import issue_dev_token  # noqa: E402
+from ticketing.config import Settings  # noqa: E402
+from ticketing.web import use_uvloop  # noqa: E402
+
+RETRIED = (429, 503)
+MAX_ATTEMPTS = 30  # of one request, 429/503 retried
+RESERVE_ATTEMPTS = 4  # a fan told 409 tickets_unavailable asks again, for fewer seats
+GOOD_CARD = "pm_card_visa"
+DECLINED_CARD = "pm_card_chargeCustomerFail"
+
+
+class Stopped(Exception):
+    """The run is over for this fan."""
+
+
+class Fans:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        settings = Settings.from_env()
+        self.spec = spec
+        self.base = spec["gateway"]
+        self.ws_base = self.base.replace("http://", "ws://", 1)
+        self.event_id = spec["event_id"]
+        self.queue = f"{self.base}/queue/{self.event_id}"
+        self.tokens = {
+            user: issue_dev_token(settings, user, [])["access_token"] for user, *_ in spec["fans"]
+        }
+        self.records: dict[str, dict[str, Any]] = {}
+        self.latencies: dict[str, list[float]] = {}
+        self.statuses: dict[str, Counter] = {}
+        self.samples: dict[str, str] = {}
+        self.answers_409: list[float] = []  # wall clock of each 409 tickets_unavailable
+        self.ws = Counter()
+        self.http_gate = asyncio.Semaphore(spec["concurrency"])
+        self.ws_gate = asyncio.Semaphore(spec["ws_concurrency"])
+
+    async def run(self) -> None:
+        lean = {
+            "cookie_jar": aiohttp.DummyCookieJar(),
+            "skip_auto_headers": ("User-Agent",),
+        }
+        timeout = aiohttp.ClientTimeout(total=self.spec["request_timeout"])
+        async with (
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), timeout=timeout, **lean
+            ) as self.http,
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), **lean) as self.wss,
+        ):
+            say("ready")
+            line = await read_line()
+            if not line.startswith("go "):
+                raise SystemExit(f"onsale_load: expected 'go ON_SALE_AT', got {line!r}")
+            on_sale_at = float(line.split()[1])
+            tasks = [
+                asyncio.create_task(self.fan(user, kind, quantity, arrival, leave, on_sale_at))
+                for user, kind, quantity, arrival, leave in self.spec["fans"]
+            ]
+            stop = asyncio.create_task(read_line())
+            everyone = asyncio.gather(*tasks)
+            finished, _ = await asyncio.wait({stop, everyone}, return_when=asyncio.FIRST_COMPLETED)
+            if everyone in finished:
+                everyone.result()  # a fan's bug is the bench's: surface it
+                say("done")
+                line = await stop
+            else:
+                line = stop.result()
+            if line != "stop":
+                raise SystemExit(f"onsale_load: expected 'stop', got {line!r}")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- one fan -------------------------------------------------------------------------
+
+    async def fan(
+        self,
+        user: str,
+        kind: str,
+        quantity: int,
+        arrival: float | None,
+        leave_after: float,
+        on_sale_at: float,
+    ) -> None:
+        rec: dict[str, Any] = {
+            "user": user,
+            "kind": kind,
+            "quantity": quantity,
+            "pre": arrival is None,
+            "outcome": None,
+            "last_status": None,
+            "saw_all_held": False,
+            "joined_at": None,
+            "admitted_at": None,
+            "sold_out_at": None,
+            "eta": None,  # eta_seconds at join, or the first one heard after the draw
+            "eta_at": None,
+            "ticket_ids": [],
+        }
+        self.records[user] = rec
+        try:
+            if arrival is not None:
+                await asyncio.sleep(max(0.0, on_sale_at + arrival - time.time()))
+            rec["join_sent"] = time.time()
+            status, body = await self.request("join", "POST", f"{self.queue}/join", user)
+            if status != 200:
+                rec["outcome"] = f"failed:join_{status}"
+                return
+            rec["joined_at"] = time.time()
+            rec["join_status"] = body.get("status")
+            rec["eta"] = body.get("eta_seconds")
+            rec["eta_at"] = rec["joined_at"] if rec["eta"] is not None else None
+            rec["position"] = body.get("position")
+            leave_at = rec["joined_at"] + leave_after if kind == "leave" else None
+            token = await self.follow(rec, body, leave_at)
+            if token is None:
+                return
+            if kind in ("abandon", "leave"):  # a leaver admitted before leaving goes too
+                rec["outcome"] = "abandoned"
+                return
+            await self.buy(rec, token)
+        except asyncio.CancelledError:
+            pass  # stopped: the record says how far the fan got
+
+    async def follow(
+        self,
+        rec: dict[str, Any],
+        body: dict,
+        leave_at: float | None,
+        *,
+        wait_sold_out: bool = False,
+    ) -> str | None:
+        """Until the fan is admitted (its admission token), told sold_out, or leaves (None).
+        ``wait_sold_out``: an admitted fan who found nothing to reserve waits for the truth
+        (sold_out), polling its status."""
+        user = rec["user"]
+        ws: aiohttp.ClientWebSocketResponse | None = None
+        refused = wait_sold_out
+        try:
+            while True:
+                status = body.get("status") or body.get("type")
+                if status and status not in ("resumed",):
+                    rec["last_status"] = status
+                if status == "all_held":
+                    rec["saw_all_held"] = True
+                if rec["eta"] is None and body.get("eta_seconds") is not None:
+                    # The pre-queue's first estimate comes once its place is drawn.
+                    rec["eta"], rec["eta_at"] = body["eta_seconds"], time.time()
+                if status == "admitted" and not wait_sold_out:
+                    token = body.get("admission_token")
+                    if token:
+                        rec["admitted_at"] = time.time()
+                        return token
+                if status == "sold_out":
+                    rec["sold_out_at"] = time.time()
+                    rec["outcome"] = "sold_out"
+                    return None
+                now = time.time()
+                if leave_at is not None and now >= leave_at:
+                    answer, _ = await self.request("leave", "POST", f"{self.queue}/leave", user)
+                    rec["outcome"] = "left" if answer in (200, 204) else f"failed:leave_{answer}"
+                    return None
+                until_leave = None if leave_at is None else leave_at - now
+                if ws is None and not refused:
+                    ws = await self.open_socket(user)
+                    refused = ws is None
+                if ws is not None:
+                    try:
+                        message = await ws.receive(timeout=until_leave)
+                    except TimeoutError:
+                        body = {}
+                        continue
+                    if message.type == aiohttp.WSMsgType.TEXT:
+                        body = json.loads(message.data)
+                        continue
+                    self.ws["closed_by_server"] += 1
+                    ws = None
+                    refused = True  # poll from now on
+                    body = {}
+                    continue
+                pause = self.spec["poll_seconds"]
+                await asyncio.sleep(pause if until_leave is None else min(pause, until_leave))
+                answer, body = await self.request("status", "GET", f"{self.queue}/status", user)
+                if answer != 200:
+                    body = {}
+        finally:
+            if ws is not None:
+                await ws.close()
+
+    async def open_socket(self, user: str) -> aiohttp.ClientWebSocketResponse | None:
+        url = f"{self.ws_base}/queue/{self.event_id}/ws?token={self.tokens[user]}"
+        async with self.ws_gate:
+            began = time.perf_counter()
+            try:
+                async with asyncio.timeout(30):
+                    ws = await self.wss.ws_connect(url, autoping=True)
+            except aiohttp.WSServerHandshakeError as exc:
+                self.count("ws", exc.status, began, repr(exc))
+                self.ws["refused"] += 1
+                return None
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                self.count("ws", 0, began, repr(exc))
+                self.ws["failed"] += 1
+                return None
+        self.count("ws", 101, began, "")
+        self.ws["opened"] += 1
+        return ws
+
+    async def buy(self, rec: dict[str, Any], token: str) -> None:
+        user, quantity = rec["user"], rec["quantity"]
+        hold = None
+        for attempt in range(RESERVE_ATTEMPTS):
+            status, body = await self.request(
+                "reserve",
+                "POST",
+                f"{self.base}/booking/reserve",
+                user,
+                {"event_id": self.event_id, "quantity": quantity},
+                {"X-Admission-Token": token, "Idempotency-Key": f"{user}-reserve-{attempt}"},
+            )
+            if status == 201:
+                hold = body
+                break
+            code = body.get("code")
+            if status != 409 or code != "tickets_unavailable":
+                rec["outcome"] = f"failed:reserve_{status}_{code}"
+                return
+            self.answers_409.append(time.time())
+            # Nothing for this many: is anything left at all?
+            answer, queued = await self.request("status", "GET", f"{self.queue}/status", user)
+            if answer == 200 and queued.get("status") == "sold_out":
+                rec["last_status"] = "sold_out"
+                rec["sold_out_at"] = time.time()
+                rec["outcome"] = "sold_out"
+                return
+            quantity = max(1, quantity // 2)
+            await asyncio.sleep(1.0)
+        if hold is None:
+            # Admitted to nothing: the fan waits to be told the truth.
+            rec["last_status"] = "admitted_without_seats"
+            await self.follow(rec, {}, None, wait_sold_out=True)
+            return
+        rec["hold_id"] = hold["hold_id"]
+        rec["held_at"] = time.time()
+        rec["ticket_ids"] = [t["id"] for t in hold["tickets"]]
+        if not self.spec["pay"]:
+            rec["outcome"] = "held"
+            return
+        cards = [DECLINED_CARD, GOOD_CARD] if rec["kind"] == "decline_first" else [GOOD_CARD]
+        cards += [GOOD_CARD] * 2  # a good card declined (it should not be) is tried again
+        for attempt, card in enumerate(cards):
+            status, body = await self.request(
+                "confirm",
+                "POST",
+                f"{self.base}/booking/confirm",
+                user,
+                {"hold_id": hold["hold_id"], "payment_method": card},
+                {"Idempotency-Key": f"{user}-confirm-{attempt}"},
+            )
+            if status == 201:
+                rec["outcome"] = "booked"
+                rec["booked_at"] = time.time()
+                rec["booking_id"] = body["booking_id"]
+                rec["ticket_ids"] = [t["id"] for t in body["tickets"]]
+                return
+            if status == 402:
+                rec.setdefault("declined", []).append(card)
+                continue
+            rec["outcome"] = f"failed:confirm_{status}_{body.get('code')}"
+            return
+        rec["outcome"] = "failed:confirm_declined"
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def request(
+        self,
+        route: str,
+        method: str,
+        url: str,
+        user: str,
+        body: object = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict]:
+        """One request, retried after Retry-After while answered 429/503; (status, JSON
+        body or {}) of the last answer."""
+        sent = {"Authorization": "Bearer " + self.tokens[user], **(headers or {})}
+        for _ in range(MAX_ATTEMPTS):
+            async with self.http_gate:
+                began = time.perf_counter()
+                try:
+                    async with self.http.request(method, url, json=body, headers=sent) as resp:
+                        raw = await resp.read()
+                        status = resp.status
+                        retry_after = resp.headers.get("Retry-After")
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    raw, status, retry_after = repr(exc).encode(), 0, None
+            self.count(route, status, began, raw[:300].decode(errors="replace"))
+            if status not in RETRIED and status != 0:
+                try:
+                    return status, json.loads(raw) if raw else {}
+                except ValueError:
+                    return status, {}
+            await asyncio.sleep(retry_seconds(retry_after))
+        return status, {}
+
+    def count(self, route: str, status: int, began: float, sample: str) -> None:
+        self.latencies.setdefault(route, []).append((time.perf_counter() - began) * 1000)
+        self.statuses.setdefault(route, Counter())[status] += 1
+        if status not in (101, 200, 201, 204):
+            self.samples.setdefault(f"{route} {status}", sample)
+
+    def result(self) -> dict[str, Any]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "fans": list(self.records.values()),
+            "latencies_ms": self.latencies,
+            "statuses": {route: dict(c) for route, c in self.statuses.items()},
+            "samples": self.samples,
+            "answers_409": self.answers_409,
+            "ws": dict(self.ws),
+            "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        }
+
+
+def retry_seconds(header: str | None) -> float:
+    """Retry-After in seconds (1 when absent or unreadable, at most 10)."""
+    try:
+        return min(10.0, max(0.1, float(header))) if header else 1.0
+    except ValueError:
+        return 1.0
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+async def read_line() -> str:
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    return line.strip()
+
+
+def main() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    use_uvloop()
+    fans = Fans(spec)
+    asyncio.run(fans.run())
+    Path(sys.argv[2]).write_text(json.dumps(fans.result()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
