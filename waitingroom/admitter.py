@@ -1,8 +1,9 @@
 """The admitter: runs in every waitingroom process, five times a second, for every queue.
 
 Each tick is one Lua script per event (:data:`waitingroom.queue_scripts.TICK`) that ends
-expired sessions, drops fans who stopped listening, and admits from the front of the line
-as the shared token bucket and ``max_active`` allow. Because the bucket, the counts and
+expired sessions and those of admitted fans who held no seats within the claim window,
+drops fans who stopped listening, and admits from the front of the line as the shared
+token bucket, ``max_active`` and the seats left (see TICK) allow. Because the bucket, the counts and
 the line are all read and changed inside that one atomic script, any number of processes
 can tick at once: together they admit at the set rate, and no fan is admitted twice.
 The admitter also commits to the pre-queue seed before on-sale and draws at on-sale, each
@@ -98,6 +99,16 @@ class Admitter:
         if result.expired:
             SESSIONS_ENDED.labels("expired").inc(len(result.expired))
             await self.store.publish(event_id, "ended", users=result.expired, reason="expired")
+        if result.unclaimed:
+            SESSIONS_ENDED.labels("unclaimed").inc(len(result.unclaimed))
+            log.info("unclaimed: event_id=%s fans=%d", event_id, len(result.unclaimed))
+            await self.store.publish(
+                event_id, "ended", users=result.unclaimed, reason="unclaimed"
+            )
+        if result.all_held is not None:
+            # Every seat left is in a hold (or some came free again): every fan's status
+            # changes, and is pushed at once.
+            await self.store.publish(event_id, "all_held", held=result.all_held)
         if result.abandoned:
             SESSIONS_ENDED.labels("abandoned").inc(result.abandoned)
             log.info("abandoned: event_id=%s fans=%d", event_id, result.abandoned)

@@ -28,7 +28,7 @@ from ticketing.validation import MAX_ID, decode_cursor, query_int, read_json
 from ticketing.web import SETTINGS_KEY
 from waitingroom.admission import verify_admission
 from waitingroom.booking_health import reserve_latency_recorded
-from waitingroom.queue_runtime import QUEUE_KEY
+from waitingroom.queue_runtime import QUEUE_KEY, recount_if_all_held
 from waitingroom.queue_series import holds_counted
 from waitingroom.rpc import BookingRpc
 
@@ -67,6 +67,11 @@ async def send_command(
         kind, request_id, principal.user_id, roles=sorted(principal.roles), **fields
     )
     status, body = await request.app[RPC_KEY].call(command, key)
+    return respond(status, body)
+
+
+def respond(status: int, body: Any) -> web.Response:
+    """A booking worker's answer as the fan's response."""
     if status == 204 or body is None:
         return web.Response(status=status)
     if status >= 400:
@@ -134,28 +139,61 @@ async def reserve(request: web.Request) -> web.Response:
         verify_admission(settings, token, principal.user_id, fields["event_id"])
         await _check_session(request, principal.user_id, fields["event_id"])
         admitted = True
-    return await send_command(
-        request, principal, RESERVE, request_id, fields["event_id"], admitted=admitted, **fields
+    command = booking_command(
+        RESERVE,
+        request_id,
+        principal.user_id,
+        roles=sorted(principal.roles),
+        admitted=admitted,
+        **fields,
     )
+    status, body = await request.app[RPC_KEY].call(command, fields["event_id"])
+    if status == 201 and admitted and isinstance(body, dict):
+        await _claimed(request, principal.user_id, fields["event_id"], body)
+    return respond(status, body)
+
+
+async def _claimed(request: web.Request, user_id: str, event_id: int, hold: dict) -> None:
+    """The admitted fan holds seats now: no longer "admitted, not yet holding", and the
+    seats count as taken for admission at once, before the next inventory count (see
+    queue_scripts TICK). Best effort: without Redis the claim window may end the session
+    of a fan who holds seats, whose hold still stands (confirm needs no admission)."""
+    runtime = request.app.get(QUEUE_KEY)
+    tickets = hold.get("tickets")
+    if runtime is None or not isinstance(tickets, list):
+        return
+    try:
+        await runtime.store.claim(event_id, user_id, len(tickets))
+    except (RedisError, OSError) as exc:
+        log.warning("hold not recorded for admission: event_id=%s %s", event_id, exc)
 
 
 async def _check_session(request: web.Request, user_id: str, event_id: int) -> None:
-    """A valid token is not enough once its session ended (the fan booked or left): the
-    slot went to the next fan. Without Redis the signed token alone decides, so a queue
-    outage does not also stop the admitted fans from buying."""
+    """A valid token is not enough once its session ended (the fan booked or left, held
+    no seats within the claim window, or the event sold out): the slot went to the next
+    fan. Without Redis the signed token alone decides, so a queue outage does not also
+    stop the admitted fans from buying."""
     runtime = request.app.get(QUEUE_KEY)
     if runtime is None:
         return
     try:
-        ends = await runtime.store.session_ends_ms(event_id, user_id)
+        ends, claim_by = await runtime.store.session(event_id, user_id)
     except (RedisError, OSError) as exc:
         log.warning("session check skipped for event_id=%s: redis unavailable: %s", event_id, exc)
         return
-    if ends is None or ends <= time.time() * 1000:
+    now_ms = time.time() * 1000
+    if ends is None or ends <= now_ms:
         raise Problem(
             403,
             "admission_invalid",
             "Your session in the waiting room has ended; join the queue again.",
+        )
+    if claim_by is not None and claim_by <= now_ms:
+        raise Problem(
+            403,
+            "admission_invalid",
+            "Your turn passed: no seats were held within the claim window; join the queue "
+            "again.",
         )
 
 
@@ -163,7 +201,13 @@ async def release_hold(request: web.Request) -> web.Response:
     principal = require_user(request)
     hold_id = uuid_or_404(request.match_info["hold_id"], "hold_not_found", "No such hold.")
     request_id = request_id_of(request, principal, "release:" + hold_id)
-    return await send_command(request, principal, RELEASE, request_id, hold_id, hold_id=hold_id)
+    response = await send_command(
+        request, principal, RELEASE, request_id, hold_id, hold_id=hold_id
+    )
+    if response.status == 204:
+        # Seats came back: if every seat left was held, admission may resume now.
+        await recount_if_all_held(request.app, hold_id)
+    return response
 
 
 async def ticket_status(request: web.Request) -> web.Response:

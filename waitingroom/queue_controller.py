@@ -1,17 +1,29 @@
 """Once a second, in whichever waitingroom process takes that second's lease: count what
 is left to sell, tell waiting fans at once when an event sells out, and steer the rate of
-queues in auto mode from the booking path's health and the remaining inventory."""
+queues in auto mode from the booking path's health and the remaining inventory.
+
+Between those counts a front door that sees a confirm or a release which may have changed
+whether anything is left (every seat left was in a hold) asks for a recount of that event
+at once (:meth:`QueueController.recount`): a sell-out is told within a second, not at the
+next count. Every count notes in Redis, before it reads PostgreSQL, when it began and the
+seats held through the front doors so far (queue_scripts COUNT_BEGIN / COUNT_APPLY), so a
+count begun earlier never overwrites one begun later, and holds made while it ran are
+still taken off what it found available.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 
 from ticketing.config import Settings
-from ticketing.domain.queue import BookingHealth, auto_start_rate, is_sold_out, next_auto_rate
+from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
+from ticketing.domain.queue import BookingHealth, Inventory, auto_start_rate, next_auto_rate
 from waitingroom.booking_health import BrokerBacklog, LatencyReports
 from waitingroom.queue_events import QueueEvents
+from waitingroom.queue_metrics import SESSIONS_ENDED
 from waitingroom.queue_store import QueueStore
 
 log = logging.getLogger(__name__)
@@ -37,20 +49,22 @@ class QueueController:
         self.process = process
         self.lease_key = settings.redis_prefix + "queue:controller"
         self.health_key = settings.redis_prefix + "queue:health"
+        # Recounts under way per event, and whether another was asked for meanwhile.
+        self._recounting: dict[int, asyncio.Task[None]] = {}
+        self._again: set[int] = set()
 
     async def run_once(self) -> bool:
         """Count and steer if this process has the lease this second; True if it did."""
         if not await self.store.redis.set(self.lease_key, self.process, nx=True, px=LEASE_MS):
             return False
         health: BookingHealth | None = None
+        began = await self.store.count_begin([event.event_id for event in self.events.all()])
         for event in await self.events.count():
             event_id, inventory = event.event_id, event.inventory
             assert inventory is not None
+            await self.apply(event_id, began.get(event_id), inventory)
             figures = await self.store.figures(event_id)
-            sold_out = is_sold_out(inventory)
-            fields: dict[str, str | int | float] = {"available": inventory.available}
-            if sold_out != figures.sold_out:
-                fields["sold_out"] = 1 if sold_out else 0
+            fields: dict[str, str | int | float] = {}
             if figures.config.mode == "auto":
                 if health is None:
                     health = await self.measure_health()
@@ -68,11 +82,58 @@ class QueueController:
                     ),
                     3,
                 )
-            await self.store.set_state(event_id, **fields)
-            if "sold_out" in fields:
-                log.info("event_id=%s sold_out=%s", event_id, sold_out)
-                await self.store.publish(event_id, "sold_out" if sold_out else "on_sale")
+            if fields:
+                await self.store.set_state(event_id, **fields)
         return True
+
+    async def apply(
+        self, event_id: int, began: tuple[int, int] | None, inventory: Inventory
+    ) -> None:
+        """Store a count; a sell-out ends every admitted session (the fans go back to the
+        front of the line) and is told to everyone at once, as is a sell-out undone."""
+        applied = await self.store.count_apply(
+            event_id, began, inventory.available, inventory.reserved
+        )
+        if applied.requeued:
+            SESSIONS_ENDED.labels("sold_out").inc(applied.requeued)
+        if applied.change in ("sold_out", "on_sale"):
+            log.info(
+                "event_id=%s %s (admitted fans back in line: %d)",
+                event_id,
+                applied.change,
+                applied.requeued,
+            )
+            await self.store.publish(event_id, applied.change)
+
+    def recount(self, event_id: int) -> None:
+        """Count ``event_id`` again now, in the background: one count at a time per event
+        in this process, and one more after it when asked again meanwhile (a confirm seen
+        while a count was already reading may not be in it)."""
+        if event_id in self._recounting:
+            self._again.add(event_id)
+            return
+        task = asyncio.create_task(self._recount(event_id))
+        self._recounting[event_id] = task
+
+    async def _recount(self, event_id: int) -> None:
+        try:
+            while True:
+                self._again.discard(event_id)
+                began = await self.store.count_begin([event_id])
+                inventory = await self.events.count_one(event_id)
+                await self.apply(event_id, began[event_id], inventory)
+                if event_id not in self._again:
+                    return
+        except (*REDIS_ERRORS, *POSTGRES_ERRORS) as exc:  # the once-a-second count goes on
+            log.warning("queue recount failed: event_id=%s %s", event_id, exc)
+        except Exception:
+            log.exception("queue recount failed: event_id=%s", event_id)
+        finally:
+            self._recounting.pop(event_id, None)
+
+    async def close(self) -> None:
+        """Wait for the recounts under way."""
+        await asyncio.gather(*self._recounting.values(), return_exceptions=True)
 
     async def measure_health(self) -> BookingHealth:
         health = BookingHealth(await self.backlog.measure(), await self.latency.merged())

@@ -40,6 +40,14 @@ ORDER BY e.id
 LIMIT $1
 """
 LOOKUP_SQL = "SELECT id, name, on_sale_at FROM events WHERE id = $1 AND queue_enabled"
+# One event's count, as COUNT_SQL's, when a confirm or a release may have changed the
+# answer to "is anything left?" and a second is too long to wait.
+COUNT_ONE_SQL = """
+SELECT count(*) FILTER (WHERE status = 'available') AS available,
+       count(*) FILTER (WHERE status = 'reserved') AS reserved,
+       count(*) FILTER (WHERE status = 'booked') AS booked
+FROM tickets WHERE event_id = $1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +125,11 @@ class QueueEvents:
         if raw is None:
             return  # no counter ran lately: keep what we have, look new ids up
         self._snapshot = {e["event_id"]: QueueEvent.from_json(e) for e in json.loads(raw)}
+
+    async def count_one(self, event_id: int) -> Inventory:
+        """One event's inventory now, straight from PostgreSQL."""
+        row = await self.pool.fetchrow(COUNT_ONE_SQL, event_id)
+        return Inventory(row["available"], row["reserved"], row["booked"])
 
     async def count(self) -> list[QueueEvent]:
         """Count in PostgreSQL and publish the snapshot (the caller holds the lease)."""

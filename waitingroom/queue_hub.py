@@ -217,6 +217,10 @@ class Hub:
         if placement.kind == "waiting" and figures.sold_out:
             placement = Placement("sold_out", *_rest(placement))
         fan.placement = placement
+        if placement.kind != "admitted":
+            fan.told.discard("admitted")  # a sell-out ended the session: told again if re-admitted
+        if placement.kind != "sold_out" and placement.kind != "pre":
+            fan.told.discard("sold_out")  # seats came back: a later sell-out is told again
         if placement.kind == "admitted" and "admitted" not in fan.told:
             await self._tell_admitted(fan, placement.place, wall)
         if placement.kind == "sold_out":
@@ -312,7 +316,7 @@ class Hub:
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         event_id, kind = message["event_id"], message["type"]
-        if kind in ("config", "paused", "resumed", "sold_out", "on_sale"):
+        if kind in ("config", "paused", "resumed", "sold_out", "on_sale", "all_held"):
             self.figures.forget(event_id)
         room = self._rooms.get(event_id)
         if room is None or not room.by_user:
@@ -327,7 +331,7 @@ class Hub:
             for user in message["users"]:
                 for fan in list(by_user.get(user, ())):
                     await self._end(fan, message["reason"])
-        elif kind in ("sold_out", "paused", "resumed"):
+        elif kind in ("sold_out", "paused", "resumed", "on_sale", "all_held"):
             self._broadcast(room, kind)
         if kind not in ("admitted", "ended"):
             # The queue as a whole changed: a round now, with fresh figures (the fans due
@@ -357,17 +361,48 @@ class Hub:
         task.add_done_callback(self._broadcasts.discard)
 
     async def _tell_everyone(self, room: Room, kind: str) -> None:
+        if kind != "sold_out" and kind not in ("paused", "resumed"):
+            # on_sale, all_held: every fan's status changed (sold out or every seat held,
+            # or no longer): each hears it now, place and all, not at their turn.
+            await self._status_to_everyone(room)
+            return
         for n, fan in enumerate(room.fans(), 1):
             if kind == "resumed":
                 # Everyone told "paused" hears at once that the line moves again (as small
                 # a message as the pause); their new place and wait follow at their turn.
                 if "paused" in fan.told and await self._resumed(fan):
                     fan.told.discard("paused")
+            elif kind == "sold_out" and fan.placement.kind == "admitted":
+                # The sell-out ended the session (the fan is back at the front of the
+                # line, should seats come back): told as the fans in line are.
+                fan.placement = Placement("sold_out", *_rest(fan.placement))
+                fan.told.discard("admitted")
+                await self._tell(fan, kind)
             elif fan.placement.kind in (("waiting", "pre") if kind == "sold_out" else ("waiting",)):
                 # Who is still in line hears it (a pre-queue fan of a sold-out event too).
                 await self._tell(fan, kind)
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # admissions meanwhile go out too
+        if kind == "sold_out":
+            await self._status_to_everyone(room)
+
+    async def _status_to_everyone(self, room: Room) -> None:
+        """A status to every fan of the room whose status changed, from fresh figures and
+        places (a script call per thousand fans, as a round's)."""
+        if not room.by_user:
+            return
+        event_id = next(iter(room.fans())).event.event_id
+        figures = await self.figures.fresh(event_id)
+        users = list(room.by_user)
+        wall = time.time()
+        for start in range(0, len(users), POSITIONS_BATCH):
+            batch = users[start : start + POSITIONS_BATCH]
+            _, _, placements = await self.store.positions(event_id, batch, False)
+            for n, (user, placement) in enumerate(zip(batch, placements, strict=True), 1):
+                for fan in list(room.by_user.get(user, ())):
+                    await self._update(fan, placement, figures, False, wall)
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
 
 
 def _worth_a_look(position: int | None) -> float:

@@ -16,7 +16,12 @@ from ticketing.problems import Problem
 from ticketing.validation import parse_id, read_json
 from waitingroom.queue_events import QueueEvent
 from waitingroom.queue_metrics import ESTIMATED_WAIT, JOINS, SESSIONS_ENDED
-from waitingroom.queue_runtime import QUEUE_KEY, QueueRuntime, queue_reachable
+from waitingroom.queue_runtime import (
+    QUEUE_KEY,
+    QueueRuntime,
+    queue_reachable,
+    recount_if_all_held,
+)
 from waitingroom.queue_status import status_body
 from waitingroom.queue_store import Placement
 from waitingroom.queue_ticket import issue_ticket, read_ticket
@@ -171,6 +176,8 @@ async def end_session_after_booking(app: web.Application, user_id: str, hold_id:
         )
         if event_id is not None and await runtime.events.get(event_id) is not None:
             await end_session(runtime, event_id, user_id, "booked")
+            # The last seats left may just have been sold: told within a second.
+            await recount_if_all_held(app, event_id=event_id)
     except (*REDIS_ERRORS, *POSTGRES_ERRORS) as exc:
         log.warning("queue session not ended after booking: hold_id=%s %s", hold_id, exc)
 

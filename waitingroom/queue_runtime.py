@@ -107,6 +107,29 @@ class QueueRuntime:
 QUEUE_KEY = web.AppKey("queue_runtime", QueueRuntime)
 
 
+async def recount_if_all_held(
+    app: web.Application, hold_id: str | None = None, event_id: int | None = None
+) -> None:
+    """After a confirm or a release (of ``hold_id``, or in ``event_id``): when every seat
+    left in its queued event was held (or it was sold out), that may just have changed
+    (nothing left at all, or seats back): count the event again at once rather than at
+    the next second. Best effort: the once-a-second count catches it anyway."""
+    runtime = app.get(QUEUE_KEY)
+    if runtime is None:
+        return
+    try:
+        if event_id is None:
+            event_id = await runtime.events.pool.fetchval(
+                "SELECT event_id FROM holds WHERE id = $1::uuid", hold_id
+            )
+        if event_id is None or await runtime.events.get(event_id) is None:
+            return
+        if await runtime.store.nothing_free(event_id):
+            runtime.controller.recount(event_id)
+    except (*REDIS_ERRORS, *POSTGRES_ERRORS) as exc:
+        log.warning("queue recount not asked: event_id=%s %s", event_id, exc)
+
+
 def queue_reachable() -> contextlib.AbstractContextManager[None]:
     """Redis failing inside is the fan's ``503 backend_unavailable``, with Retry-After."""
     return unavailable_on(REDIS_ERRORS, "The queue is not reachable; retry shortly.")
@@ -183,6 +206,7 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     await runtime.admitter.close()
+    await runtime.controller.close()
     await runtime.hub.close()
     await backlog.close()
     await redis.aclose()

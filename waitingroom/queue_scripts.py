@@ -8,9 +8,11 @@ Keys of an event (``<prefix>q:{<event_id>}:<name>``):
 - ``pre`` zset user -> arrival place, until the draw at on-sale.
 - ``active`` zset user -> session expiry (ms). An admission token is derived from it.
 - ``seen`` zset user -> last seen (ms), for waiting fans only; abandonment reads it.
+- ``unclaimed`` zset user -> claim deadline (ms): admitted fans who hold no seats yet.
 - ``config`` hash: what operators set (absent fields take the TICKETING_QUEUE_* default).
 - ``state`` hash: epoch (when this queue's state was created), last, drawn, sold_out,
-  available, auto_rate, tokens, tokens_at, admitted_total.
+  available, held, seat_base, counted_us (the last count), hold_seats, hold_fans (holds
+  made through the front door), all_held, auto_rate, tokens, tokens_at, admitted_total.
 - ``rate`` hash second -> admissions, for the measured rate.
 - ``seed`` string (secret until the draw), ``fair`` hash (commitment, seed once revealed),
   ``drawn`` list of member refs in drawn order.
@@ -21,7 +23,10 @@ Times come from Redis TIME, so every process agrees on them. Numbers go back int
 
 from __future__ import annotations
 
-NAMES = ("waiting", "pre", "active", "seen", "config", "state", "rate", "seed", "fair", "drawn")
+NAMES = (
+    "waiting", "pre", "active", "seen", "config", "state", "rate", "seed", "fair", "drawn",
+    "unclaimed",
+)
 
 _CLOCK = """
 local t = redis.call('TIME')
@@ -144,10 +149,13 @@ return out
 """
 )
 
-# KEYS: waiting pre active seen  ARGV: user  -> 'waiting' | 'pre' | 'admitted' | ''
+# KEYS: waiting pre active seen unclaimed  ARGV: user  -> 'waiting' | 'pre' | 'admitted' | ''
 LEAVE = """
 local user = ARGV[1]
-if redis.call('ZREM', KEYS[3], user) == 1 then return 'admitted' end
+if redis.call('ZREM', KEYS[3], user) == 1 then
+  redis.call('ZREM', KEYS[5], user)
+  return 'admitted'
+end
 if redis.call('ZREM', KEYS[1], user) == 1 then
   redis.call('ZREM', KEYS[4], user)
   return 'waiting'
@@ -156,35 +164,81 @@ if redis.call('ZREM', KEYS[2], user) == 1 then return 'pre' end
 return ''
 """
 
-# KEYS: waiting pre active seen state config rate
+# Admission follows inventory. The once-a-second count (COUNT_APPLY) leaves in ``state``
+# the seats available and held, and ``seat_base``: the running total of seats held through
+# the front door (``hold_seats``, CLAIM adds every 201 reserve's seats at once) as it stood
+# *before* the count read PostgreSQL. Seats held since then are not in the count yet, so
+# the seats left are ``available - (hold_seats - seat_base)``: a fan who just got a 201
+# stops being "admitted, not yet holding" and their seats stop being available in the
+# same step (a hold counted by PostgreSQL and also recorded after seat_base is taken off
+# twice, for under a second: admission errs on the side of fewer).
+# Fans admitted but not yet holding (``unclaimed``, user -> claim deadline), times the
+# seats a fan takes on average (``hold_seats / hold_fans``, with a prior of PRIOR seats
+# worth WEIGHT fans until measured), stay within the seats left plus the operator's margin;
+# one fan at a time goes in while any seat is left and nobody admitted is still choosing.
+_INVENTORY = """
+local function inventory(s, prior, weight)
+  -- s: available, held, seat_base, hold_seats, hold_fans, sold_out
+  if s[1] == false then return nil end
+  local recent = math.max(0, tonumber(s[4] or '0') - tonumber(s[3] or '0'))
+  local left = tonumber(s[1]) - recent
+  local avg = (tonumber(s[4] or '0') + prior * weight) / (tonumber(s[5] or '0') + weight)
+  return left, avg, s[6] ~= '1' and left <= 0
+end
+"""
+
+# KEYS: waiting pre active seen state config rate unclaimed
 # ARGV: default admit_per_minute, max_active, session_seconds, mode; abandon_ms, batch_max,
-#       sweep_max
-# -> {now_ms, expired users, abandoned count, {user, place, expiry, ...} admitted}
+#       sweep_max; default claim_seconds, margin_percent; prior seats per fan, its weight
+# -> {now_ms, expired users, abandoned count, {user, place, expiry, ...} admitted,
+#     unclaimed users (their claim window passed), all_held now ('1'|'0') when it changed}
 TICK = (
     _CLOCK
+    + _INVENTORY
     + "local KEEP_MS = 30 * 24 * 3600 * 1000\n"
     + """
-local waiting, pre, active, seen, state, config, rate =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local waiting, pre, active, seen, state, config, rate, unclaimed =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local sweep_max = tonumber(ARGV[7])
 local expired = redis.call('ZRANGEBYSCORE', active, '-inf', now_ms, 'LIMIT', 0, sweep_max)
-if #expired > 0 then redis.call('ZREM', active, unpack(expired)) end
+if #expired > 0 then
+  redis.call('ZREM', active, unpack(expired))
+  redis.call('ZREM', unclaimed, unpack(expired))
+end
+-- Admitted fans who held nothing within the claim window: the admission goes to the next.
+local lapsed = {}
+local late = redis.call('ZRANGEBYSCORE', unclaimed, '-inf', now_ms, 'LIMIT', 0, sweep_max)
+if #late > 0 then
+  redis.call('ZREM', unclaimed, unpack(late))
+  for _, user in ipairs(late) do
+    if redis.call('ZREM', active, user) == 1 then lapsed[#lapsed + 1] = user end
+  end
+end
 local gone = redis.call('ZRANGEBYSCORE', seen, '-inf', now_ms - tonumber(ARGV[5]),
                         'LIMIT', 0, sweep_max)
 if #gone > 0 then
   redis.call('ZREM', waiting, unpack(gone))
   redis.call('ZREM', seen, unpack(gone))
 end
-local s = redis.call('HMGET', state, 'drawn', 'sold_out', 'available', 'auto_rate', 'tokens',
-                     'tokens_at')
+local s = redis.call('HMGET', state, 'drawn', 'sold_out', 'auto_rate', 'tokens', 'tokens_at',
+                     'all_held')
 local c = redis.call('HMGET', config, 'admit_per_minute', 'max_active', 'session_seconds',
-                     'mode', 'paused')
+                     'mode', 'paused', 'claim_seconds', 'admission_margin_percent')
+local left, avg, all_held = inventory(
+  redis.call('HMGET', state, 'available', 'held', 'seat_base', 'hold_seats', 'hold_fans',
+             'sold_out'),
+  tonumber(ARGV[10]), tonumber(ARGV[11]))
+local held_change = ''
+if left ~= nil and (s[6] == '1') ~= all_held then
+  held_change = all_held and '1' or '0'
+  redis.call('HSET', state, 'all_held', held_change)
+end
 local admitted = {}
 local mode = c[4] or ARGV[4]
 local per_minute = tonumber(c[1] or ARGV[1])
-if mode == 'auto' then per_minute = math.min(per_minute, tonumber(s[4] or '0')) end
-local tokens = tonumber(s[5] or '1')
-local since = now_ms - tonumber(s[6] or now_ms)
+if mode == 'auto' then per_minute = math.min(per_minute, tonumber(s[3] or '0')) end
+local tokens = tonumber(s[4] or '1')
+local since = now_ms - tonumber(s[5] or now_ms)
 -- A shared token bucket: every process's admitter draws from it, so together they admit
 -- at the set rate; it holds at most a second's worth, so a pause is not followed by a burst.
 if per_minute <= 0 then
@@ -192,17 +246,24 @@ if per_minute <= 0 then
 else
   tokens = math.min(math.max(1, per_minute / 60), tokens + since * per_minute / 60000)
 end
-local open = s[1] == '1' and s[2] ~= '1' and c[5] ~= '1'
-  and (s[3] == false or tonumber(s[3]) > 0)
+-- Never before the first count of what is left to sell (the admitters tick only counted
+-- events, so that is a second at most).
+local open = s[1] == '1' and s[2] ~= '1' and c[5] ~= '1' and left ~= nil and left > 0
 if open then
   local slots = tonumber(c[2] or ARGV[2]) - redis.call('ZCARD', active)
-  local n = math.min(math.floor(tokens), slots, tonumber(ARGV[6]))
+  local choosing = redis.call('ZCARD', unclaimed)
+  local margin = tonumber(c[7] or ARGV[9])
+  local room = math.floor(left * (100 + margin) / (100 * avg) + 1e-9) - choosing
+  if choosing == 0 then room = math.max(room, 1) end
+  local n = math.min(math.floor(tokens), slots, tonumber(ARGV[6]), room)
   if n > 0 then
     local popped = redis.call('ZPOPMIN', waiting, n)
     local expiry = now_ms + tonumber(c[3] or ARGV[3]) * 1000
+    local deadline = math.min(expiry, now_ms + tonumber(c[6] or ARGV[8]) * 1000)
     local k = #popped / 2
     for i = 1, #popped, 2 do
       redis.call('ZADD', active, fmt(expiry), popped[i])
+      redis.call('ZADD', unclaimed, fmt(deadline), popped[i])
       redis.call('ZREM', seen, popped[i])
       admitted[#admitted + 1] = popped[i]
       admitted[#admitted + 1] = popped[i + 1]
@@ -226,10 +287,69 @@ redis.call('HSET', state, 'tokens', string.format('%.6f', tokens), 'tokens_at', 
 -- ticks it any more) the queue goes away by itself. The draw's record (seed, fair, drawn)
 -- stays, for the audit.
 if now_ms > tonumber(redis.call('HGET', state, 'kept_until') or '0') then
-  for i = 1, 7 do redis.call('PEXPIRE', KEYS[i], KEEP_MS) end
+  for i = 1, 8 do redis.call('PEXPIRE', KEYS[i], KEEP_MS) end
   redis.call('HSET', state, 'kept_until', fmt(now_ms + 3600000))
 end
-return {now_ms, expired, #gone, admitted}
+return {now_ms, expired, #gone, admitted, lapsed, held_change}
+"""
+)
+
+# A 201 reserve with an admission token, as the front door passes it on: the fan holds
+# seats now (no longer "admitted, not yet holding") and the seats count as taken at once.
+# KEYS: unclaimed state  ARGV: user, seats  -> 1 the fan's first hold this session, else 0
+CLAIM = """
+local first = redis.call('ZREM', KEYS[1], ARGV[1])
+if first == 1 then redis.call('HINCRBY', KEYS[2], 'hold_fans', 1) end
+redis.call('HINCRBY', KEYS[2], 'hold_seats', tonumber(ARGV[2]))
+return first
+"""
+
+# Before a count reads PostgreSQL: when (Redis TIME, us) and the seats held through the
+# front door so far. KEYS: state  -> {now_us, hold_seats}
+COUNT_BEGIN = (
+    _CLOCK
+    + """
+return {fmt(now_us), redis.call('HGET', KEYS[1], 'hold_seats') or '0'}
+"""
+)
+
+# A count's result, unless a count begun later is in already (counts run in any process,
+# and the one after a confirm may finish before the once-a-second one begun earlier).
+# Sold out (nothing available, nothing held): every admitted fan's session ends, and they
+# go back to the front of the line in the order they were admitted, so that if seats come
+# back (a refund, a hold released) they are served first again.
+# KEYS: state waiting active unclaimed seen
+# ARGV: began_us, seat_base, available, held
+# -> {'stale'|'sold_out'|'on_sale'|'' (no change), users moved back to the line}
+COUNT_APPLY = (
+    _CLOCK
+    + """
+local state, waiting, active, unclaimed, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local began = tonumber(ARGV[1])
+if began < tonumber(redis.call('HGET', state, 'counted_us') or '0') then
+  return {'stale', 0}
+end
+local was = redis.call('HGET', state, 'sold_out') == '1'
+local sold = tonumber(ARGV[3]) == 0 and tonumber(ARGV[4]) == 0
+redis.call('HSET', state, 'counted_us', ARGV[1], 'seat_base', ARGV[2], 'available', ARGV[3],
+           'held', ARGV[4], 'sold_out', sold and '1' or '0')
+local moved = 0
+if sold then
+  local users = redis.call('ZRANGE', active, 0, -1)  -- by session end: admission order
+  moved = #users
+  if moved > 0 then
+    local first = redis.call('ZRANGE', waiting, 0, 0, 'WITHSCORES')
+    local front = tonumber(first[2] or redis.call('HGET', state, 'last') or fmt(now_us)) or 0
+    for i, user in ipairs(users) do
+      redis.call('ZADD', waiting, fmt(front - (moved - i + 1)), user)
+      redis.call('ZADD', seen, now_ms, user)
+    end
+    redis.call('DEL', active, unclaimed)
+  end
+end
+local change = ''
+if sold ~= was then change = sold and 'sold_out' or 'on_sale' end
+return {change, moved}
 """
 )
 

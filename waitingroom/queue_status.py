@@ -110,6 +110,10 @@ def status_body(
         body.update(position=ahead + 1, ahead=ahead)
         if figures.sold_out:
             body.update(status="sold_out", position=None, ahead=None)
+        elif figures.all_held:
+            # Every seat left is in another fan's hold: the fan keeps the place, and may
+            # still get in if holds expire or are released; no wait can be told.
+            body["status"] = "all_held"
         elif figures.config.paused:
             body["status"] = "paused"
         else:

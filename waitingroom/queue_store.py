@@ -8,10 +8,11 @@ import math
 import secrets
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from ticketing.coalesce import Coalescer
 from ticketing.config import Settings
@@ -29,6 +30,10 @@ from waitingroom.queue_metrics import PLACE_BATCH
 SWEEP_MAX = 1000
 # Most fans admitted per tick and event, for the same reason.
 ADMIT_BATCH_MAX = 500
+# Seats a fan takes until measured (TICK's prior), and how many fans' worth it weighs
+# against the holds measured in the event.
+PRIOR_SEATS_PER_FAN = 2
+PRIOR_WEIGHT_FANS = 5
 
 
 _POSITION_KINDS = ("waiting", "pre", "admitted", "none")
@@ -36,6 +41,11 @@ _POSITION_KINDS = ("waiting", "pre", "admitted", "none")
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _seats_per_fan(state: dict[str, str]) -> float | None:
+    fans = int(state.get("hold_fans", 0))
+    return None if fans == 0 else round(int(state.get("hold_seats", 0)) / fans, 2)
 
 
 class RateLimited(Exception):
@@ -74,6 +84,18 @@ class TickResult:
     expired: list[str]
     abandoned: int
     admitted: list[tuple[str, int, int]]  # user, place, session expiry (ms)
+    unclaimed: list[str] = field(default_factory=list)  # lost the admission: held nothing
+    all_held: bool | None = None  # whether every seat left is in a hold, when it changed
+
+
+@dataclass(frozen=True, slots=True)
+class CountApplied:
+    """What a count of an event's inventory changed: ``change`` '' (none), 'sold_out',
+    'on_sale' or 'stale' (a later count was in already); ``requeued``: admitted fans whose
+    sessions a sell-out ended, back at the front of the line."""
+
+    change: str
+    requeued: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +112,9 @@ class Figures:
     sold_out: bool
     auto_rate: float | None
     measured_per_minute: float  # admissions actually made lately
+    all_held: bool = False  # every seat left is in someone's hold (some may come back)
+    unclaimed: int = 0  # admitted fans holding no seats yet
+    seats_per_fan: float | None = None  # measured from the holds made (None: not yet)
 
     @property
     def effective_per_minute(self) -> float:
@@ -115,6 +140,9 @@ class QueueStore:
         self._ip_limit = gcra_limit(settings.queue_ip_rate_per_minute)
         self._leave = redis.register_script(scripts.LEAVE)
         self._tick = redis.register_script(scripts.TICK)
+        self._claim = redis.register_script(scripts.CLAIM)
+        self._count_begin = redis.register_script(scripts.COUNT_BEGIN)
+        self._count_apply = redis.register_script(scripts.COUNT_APPLY)
         self._commit = redis.register_script(scripts.COMMIT)
         self._draw = redis.register_script(scripts.DRAW)
         self._positions = redis.register_script(scripts.POSITIONS)
@@ -138,6 +166,8 @@ class QueueStore:
             False,
             s.queue_session_seconds,
             s.queue_mode,
+            s.admission_claim_seconds,
+            s.queue_admission_margin_percent,
         )
 
     # --- fans ---------------------------------------------------------------------------
@@ -199,14 +229,34 @@ class QueueStore:
 
     async def session_ends_ms(self, event_id: int, user_id: str) -> int | None:
         """When this fan's admitted session ends (epoch ms), or None when they have none
-        (never admitted, or it ended by booking, leaving or expiry)."""
+        (never admitted, or it ended by booking, leaving, expiry or sell-out)."""
         score = await self.redis.zscore(self.key(event_id, "active"), user_id)
         return None if score is None else int(score)
+
+    async def session(self, event_id: int, user_id: str) -> tuple[int | None, int | None]:
+        """(when the fan's session ends, when its claim window closes unless they hold
+        seats by then: None once they do), epoch ms; (None, None) without a session."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zscore(self.key(event_id, "active"), user_id)
+        pipe.zscore(self.key(event_id, "unclaimed"), user_id)
+        ends, claim_by = await pipe.execute()
+        if ends is None:
+            return None, None
+        return int(ends), None if claim_by is None else int(claim_by)
+
+    async def claim(self, event_id: int, user_id: str, seats: int) -> bool:
+        """Record a 201 reserve: the fan holds ``seats`` more (their first hold of the
+        session: True). Admission counts those seats as taken from now on."""
+        first = await self._claim(
+            keys=self.keys(event_id, "unclaimed", "state"), args=[user_id, seats]
+        )
+        return bool(int(first))
 
     async def leave(self, event_id: int, user_id: str) -> str:
         """Take the fan out of the queue or end their session; what they were, or ''."""
         left = await self._leave(
-            keys=self.keys(event_id, "waiting", "pre", "active", "seen"), args=[user_id]
+            keys=self.keys(event_id, "waiting", "pre", "active", "seen", "unclaimed"),
+            args=[user_id],
         )
         return _text(left)
 
@@ -239,8 +289,11 @@ class QueueStore:
 
     async def tick(self, event_id: int) -> TickResult:
         s = self.settings
-        now_ms, expired, abandoned, admitted = await self._tick(
-            keys=self.keys(event_id, "waiting", "pre", "active", "seen", "state", "config", "rate"),
+        now_ms, expired, abandoned, admitted, lapsed, held = await self._tick(
+            keys=self.keys(
+                event_id, "waiting", "pre", "active", "seen", "state", "config", "rate",
+                "unclaimed",
+            ),
             args=[
                 s.queue_admit_per_minute,
                 s.queue_max_active,
@@ -249,8 +302,13 @@ class QueueStore:
                 s.queue_abandon_seconds * 1000,
                 ADMIT_BATCH_MAX,
                 SWEEP_MAX,
+                s.admission_claim_seconds,
+                s.queue_admission_margin_percent,
+                PRIOR_SEATS_PER_FAN,
+                PRIOR_WEIGHT_FANS,
             ],
         )
+        held = _text(held)
         return TickResult(
             int(now_ms),
             [_text(u) for u in expired],
@@ -259,7 +317,51 @@ class QueueStore:
                 (_text(admitted[i]), int(_text(admitted[i + 1])), int(_text(admitted[i + 2])))
                 for i in range(0, len(admitted), 3)
             ],
+            [_text(u) for u in lapsed],
+            None if held == "" else held == "1",
         )
+
+    # --- inventory ------------------------------------------------------------------------
+
+    async def count_begin(self, event_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Before counting in PostgreSQL: per event (Redis time in us, seats held through
+        the front door so far), for :meth:`count_apply`."""
+        pipe = self.redis.pipeline(transaction=False)
+        for event_id in event_ids:
+            pipe.evalsha(self._count_begin.sha, 1, self.key(event_id, "state"))
+        try:
+            replies = await pipe.execute()
+        except NoScriptError:
+            await self.redis.script_load(scripts.COUNT_BEGIN)
+            return await self.count_begin(event_ids)
+        return {
+            event_id: (int(_text(began)), int(_text(base)))
+            for event_id, (began, base) in zip(event_ids, replies, strict=True)
+        }
+
+    async def count_apply(
+        self, event_id: int, began: tuple[int, int] | None, available: int, held: int
+    ) -> CountApplied:
+        """Store a count made after :meth:`count_begin` (``began``; None for an event that
+        had no begin: its seats held so far all count as not yet in the count)."""
+        began_us, base = began if began is not None else (0, 0)
+        change, moved = await self._count_apply(
+            keys=self.keys(event_id, "state", "waiting", "active", "unclaimed", "seen"),
+            args=[began_us, base, available, held],
+        )
+        return CountApplied(_text(change), int(moved))
+
+    async def nothing_free(self, event_id: int) -> bool:
+        """Whether, as far as the last count and the holds since tell, no seat of the event
+        is free (every one left is held, or it is sold out)."""
+        available, base, held_seats, sold_out = await self.redis.hmget(
+            self.key(event_id, "state"), "available", "seat_base", "hold_seats", "sold_out"
+        )
+        if sold_out == b"1":
+            return True
+        if available is None:
+            return False
+        return int(available) - max(0, int(held_seats or 0) - int(base or 0)) <= 0
 
     async def figures(self, event_id: int) -> Figures:
         pipe = self.redis.pipeline(transaction=False)
@@ -269,7 +371,8 @@ class QueueStore:
         pipe.zcard(self.key(event_id, "active"))
         pipe.hgetall(self.key(event_id, "state"))
         pipe.hgetall(self.key(event_id, "rate"))
-        config, waiting, pre, active, state, rate = await pipe.execute()
+        pipe.zcard(self.key(event_id, "unclaimed"))
+        config, waiting, pre, active, state, rate, unclaimed = await pipe.execute()
         state = {_text(k): _text(v) for k, v in state.items()}
         auto_rate = state.get("auto_rate")
         by_second = {int(k): int(v) for k, v in rate.items()}
@@ -284,6 +387,9 @@ class QueueStore:
             sold_out=state.get("sold_out") == "1",
             auto_rate=None if auto_rate is None else float(auto_rate),
             measured_per_minute=measured_rate_per_minute(by_second, int(time.time())),
+            all_held=state.get("all_held") == "1" and state.get("sold_out") != "1",
+            unclaimed=int(unclaimed),
+            seats_per_fan=_seats_per_fan(state),
         )
 
     def config_from(self, raw: dict[Any, Any]) -> QueueConfig:
@@ -295,6 +401,10 @@ class QueueStore:
             paused=values.get("paused", "0") == "1",
             session_seconds=int(values.get("session_seconds", base.session_seconds)),
             mode=values.get("mode", base.mode),
+            claim_seconds=int(values.get("claim_seconds", base.claim_seconds)),
+            admission_margin_percent=int(
+                values.get("admission_margin_percent", base.admission_margin_percent)
+            ),
         )
 
     async def save_config(

@@ -33,6 +33,10 @@ from waitingroom.queue_runtime import QUEUE_KEY
 
 pytest_plugins = ["tests.integration.test_booking_support", "tests.integration.test_queue_support"]
 
+# 1,000 seats: enough that the seats left do not limit admission where a test measures the
+# rate or max_active (fans admitted but not yet holding x 2 seats stay within 1,100).
+ROOMY = [Section("Field", 10, 100, 3000)]
+
 
 async def join_many(client, settings, event: int, users: list[str]) -> None:
     for start in range(0, len(users), 50):
@@ -87,8 +91,8 @@ async def test_pause_holds_admission_and_resume_restarts_it(qclient, queue_setti
 
 async def test_admission_runs_at_the_set_rate(qclient, queue_settings, pool) -> None:
     """600 a minute, measured over 20 s (a third of a minute at ten times the default
-    rate): 200 admissions expected, within 10%."""
-    event = await queue_event(pool)
+    rate): 200 admissions expected, within 10%. Seats enough that they are no limit."""
+    event = await queue_event(pool, ROOMY)
     await in_snapshot(qclient, queue_settings, event)
     await patch_queue(qclient, queue_settings, event, paused=True, max_active=10_000)
     await join_many(qclient, queue_settings, event, [f"rate-{i}" for i in range(280)])
@@ -295,7 +299,7 @@ async def admissions_by_process(
 async def test_two_admitter_processes_never_admit_anyone_twice(queue_settings, pool) -> None:
     """Two real ``python -m waitingroom`` processes share one queue: together they keep to
     the rate and max_active, every admission is counted once, and both took part."""
-    event = await queue_event(pool)
+    event = await queue_event(pool, ROOMY)
     async with running_waitingrooms(
         queue_settings,
         2,
@@ -346,7 +350,7 @@ async def test_two_admitter_processes_keep_the_set_rate_for_a_full_minute(
 ) -> None:
     """600 a minute for a whole minute, from two real processes sharing the queue, with
     fans waiting throughout: 600 admissions, within 10%, and the same measured."""
-    event = await queue_event(pool)
+    event = await queue_event(pool, [Section("Field", 20, 100, 3000)])  # 2,000 seats
     async with running_waitingrooms(
         queue_settings, 2, TICKETING_QUEUE_MAX_ACTIVE="10000"
     ) as (http, bases):

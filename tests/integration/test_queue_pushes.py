@@ -28,6 +28,7 @@ from tests.integration.test_queue_support import in_snapshot, join, patch_queue,
 from tests.integration.test_queue_ws import socket_path, until
 from tests.support import auth_header, eventually
 from ticketing.config import Settings
+from ticketing.domain.seating import Section
 from waitingroom import queue_scripts
 from waitingroom.queue_runtime import QUEUE_KEY
 
@@ -72,8 +73,8 @@ def statuses(heard: Heard, since: float = 0.0) -> Heard:
 
 async def paused_line(client: TestClient, settings: Settings, pool, users: list[str]) -> int:
     """An event the admitters tick, its queue paused (nobody admitted yet) and ``users`` in
-    line in that order."""
-    event = await queue_event(pool)
+    line in that order; seats enough (1,000) that they never hold admission up."""
+    event = await queue_event(pool, [Section("Field", 10, 100, 3000)])
     await in_snapshot(client, settings, event)
     await patch_queue(client, settings, event, paused=True, max_active=1000)
     for user in users:

@@ -19,6 +19,7 @@ MODES = ("manual", "auto")
 MAX_ADMIT_PER_MINUTE = 1_000_000
 MAX_ACTIVE_LIMIT = 10_000_000
 MAX_SESSION_SECONDS = 24 * 3600
+MAX_ADMISSION_MARGIN_PERCENT = 1000
 
 
 class InvalidQueueSetting(ValueError):
@@ -36,6 +37,11 @@ class QueueConfig:
     paused: bool
     session_seconds: int
     mode: str
+    # An admitted fan who holds no seats this long after admission loses the admission.
+    claim_seconds: int = 60
+    # Fans admitted but not yet holding, times the seats a fan takes on average, stay within
+    # the seats left plus this share of them.
+    admission_margin_percent: int = 10
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +50,8 @@ class QueueConfig:
             "paused": self.paused,
             "session_seconds": self.session_seconds,
             "mode": self.mode,
+            "claim_seconds": self.claim_seconds,
+            "admission_margin_percent": self.admission_margin_percent,
         }
 
 
@@ -51,6 +59,8 @@ _INT_LIMITS = {
     "admit_per_minute": (0, MAX_ADMIT_PER_MINUTE),
     "max_active": (0, MAX_ACTIVE_LIMIT),
     "session_seconds": (1, MAX_SESSION_SECONDS),
+    "claim_seconds": (1, MAX_SESSION_SECONDS),
+    "admission_margin_percent": (0, MAX_ADMISSION_MARGIN_PERCENT),
 }
 
 

@@ -127,6 +127,11 @@
       soldOut();
     } else if (s.phase === "queue") {
       renderLine(status);
+    } else if (s.phase === "sold_out" && status.position) {
+      // Seats came back (a refund, a hold released): the fan kept the place, and the line
+      // moves again.
+      show("queue");
+      renderLine(status);
     }
   }
 
@@ -134,6 +139,7 @@
     pre_queue: "The sale has not started yet. You are in the pre-queue.",
     waiting: "You are in line.",
     paused: "The line is paused for a moment. You keep your place.",
+    all_held: "Every remaining seat is in another fan's cart; some may come back. You keep your place.",
   };
 
   function renderLine(status) {
@@ -146,7 +152,9 @@
     $("eta").textContent =
       status.status === "paused"
         ? "paused"
-        : status.status === "pre_queue"
+        : status.status === "all_held"
+          ? "when seats come back"
+          : status.status === "pre_queue"
           ? untilSale()
           : waitWords(status.eta_seconds);
     const rate = status.admit_rate_per_minute;
@@ -183,7 +191,8 @@
 
   function soldOut() {
     show("sold_out");
-    stopListening();
+    // The socket stays open: should seats come back, the fan still in line hears it.
+    stopPolling();
     const state = $("queue-state");
     state.textContent = "Sold out: every seat has been sold. Sorry!";
     state.className = "state sold_out";
@@ -245,6 +254,7 @@
     expired: "Your turn has ended.",
     abandoned: "You lost your place because this page stopped checking in.",
     left: "You left the line.",
+    unclaimed: "Your turn passed: no seats were held in time, so the next fan got it.",
   };
 
   // The server ended the fan's place or turn (a booking ends it too, which needs no word).
