@@ -1,8 +1,9 @@
 """A real localstripe server for the payment tests, a network to it that a test can break,
 and a hold to pay for.
 
-localstripe keeps everything in memory, so one server serves the whole run; tests tell
-their PaymentIntents apart by the hold id in the metadata.
+localstripe runs as make run runs it (deploy/localstripe_server.py), with its state file in a
+directory of its own and no simulated latency; one server serves the whole run, and tests
+tell their PaymentIntents apart by the hold id in the metadata.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -30,7 +33,7 @@ from tests.support import free_port, settings_with, wait_until
 from ticketing.config import Settings
 from ticketing.payments import Payments, intent_metadata
 
-LOCALSTRIPE = Path(sys.executable).with_name("localstripe")
+ROOT = Path(__file__).resolve().parents[1]
 WEBHOOK_SECRET = "whsec_test_" + uuid.uuid4().hex
 
 
@@ -39,6 +42,7 @@ class LocalStripe:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self._state_dir: tempfile.TemporaryDirectory[str] | None = None
 
     def answers(self) -> bool:
         try:
@@ -50,8 +54,17 @@ class LocalStripe:
         return True
 
     def start(self) -> None:
+        self._state_dir = tempfile.TemporaryDirectory(prefix="localstripe-")
+        env = {
+            **os.environ,
+            "TICKETING_LOCALSTRIPE_STATE": str(Path(self._state_dir.name) / "state.pickle"),
+            "TICKETING_STRIPE_LATENCY_MS": "0",
+        }
         self.process = subprocess.Popen(
-            [str(LOCALSTRIPE), "--port", str(self.port), "--from-scratch"],
+            [sys.executable, "-m", "deploy.localstripe_server", "--port", str(self.port),
+             "--from-scratch"],
+            cwd=ROOT,
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -62,6 +75,9 @@ class LocalStripe:
             self.process.terminate()
             self.process.wait(timeout=10)
             self.process = None
+        if self._state_dir is not None:
+            self._state_dir.cleanup()
+            self._state_dir = None
 
     def register_webhook(self, name: str, url: str, secret: str) -> None:
         body = json.dumps({"url": url, "secret": secret}).encode()
