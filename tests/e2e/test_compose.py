@@ -44,7 +44,11 @@ PYTHON_SERVICES = {
     "migrate": "ticketing.db.migrate",
 }
 # compose service -> its command line; run from our image, not a Python module of ours
-TOOL_SERVICES = {"localstripe": ["localstripe", "--port", default("TICKETING_LOCALSTRIPE_PORT")]}
+TOOL_SERVICES = {
+    "localstripe": [
+        "python", "-m", "deploy.localstripe_server", "--port", default("TICKETING_LOCALSTRIPE_PORT")
+    ]
+}
 # URL setting -> the compose service it must name
 URL_SETTINGS = {
     "TICKETING_DATABASE_URL": "postgres",
@@ -123,6 +127,9 @@ def test_booking_runs_two_workers_against_localstripe(services):
     assert port in exposed_ports(stripe)
     assert str(port) in " ".join(stripe["healthcheck"]["test"])
     assert "localstripe" in (ROOT / "deploy" / "Dockerfile").read_text()
+    # The image's build context lets in the launcher the localstripe service runs.
+    context = (ROOT / "deploy" / "Dockerfile.dockerignore").read_text().split()
+    assert {"!deploy/__init__.py", "!deploy/localstripe_server.py"} <= set(context)
 
 
 def test_every_ticketing_variable_is_a_known_setting(services):
