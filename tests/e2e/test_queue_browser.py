@@ -254,3 +254,108 @@ def test_without_a_websocket_the_page_follows_the_line_by_polling(stack: Stack, 
         assert status == 200, body
         expect(fan.locator("#seats")).to_be_visible(timeout=30_000)
     assert "Your turn lasts" in _text(fan, "#session-left")
+
+
+def _path_points(d: str) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in re.findall(r"[ML](-?[\d.]+),(-?[\d.]+)", d)]
+
+
+def _accent_pixels(png: bytes) -> int:
+    """Pixels of the charts' line colour (--accent, #0b5cad) in a screenshot."""
+    import io
+
+    from PIL import Image
+
+    raw = Image.open(io.BytesIO(png)).convert("RGB").tobytes()
+    near = lambda value, want: abs(value - want) < 40  # noqa: E731
+    return sum(
+        1
+        for i in range(0, len(raw), 3)
+        if near(raw[i], 11) and near(raw[i + 1], 92) and near(raw[i + 2], 173)
+    )
+
+
+@pytest.mark.timeout(180)
+def test_the_console_charts_each_queues_last_minutes(stack: Stack, pages):
+    admin = dev_token(stack, f"ops-{RUN_ID}", ["admin"])
+    event_id = queue_event(stack, admin)["id"]
+    queue = f"/admin/queues/{event_id}"
+    status, _, body = stack.request("PATCH", queue, {
+        "paused": True, "admit_per_minute": 600, "max_active": 50, "session_seconds": 300,
+        "mode": "manual",
+    }, token=admin)
+    assert status == 200, body
+    fans = [dev_token(stack, f"charted-{i}-{RUN_ID}", []) for i in range(4)]
+    for token in fans:
+        status, _, joined = stack.request("POST", f"/queue/{event_id}/join", token=token)
+        assert status == 200, joined
+
+    ops = pages["open"]("charts")
+    errors: list[str] = []
+    ops.on("pageerror", lambda exc: errors.append(str(exc)))
+    card = f'[data-event="{event_id}"]'
+    chart = lambda key: f'{card} [data-chart="{key}"]'  # noqa: E731
+    with Listening(stack, event_id, fans):
+        ops.goto(f"{stack.base}/admin?user=ops-{RUN_ID}&event={event_id}")
+        # Charts off screen are not fetched (a console may list many queues): look at ours.
+        charts = ops.locator(f"{card} [data-f=charts]")
+        charts.scroll_into_view_if_needed()
+        expect(ops.locator(f"{chart('waiting')} [data-now]")).to_have_text("4", timeout=15_000)
+        expect(ops.locator(f"{chart('left')} [data-now]")).to_have_text("18")
+
+        # Let them in; three seats go into carts, two are paid for.
+        status, _, body = stack.request("PATCH", queue, {"paused": False}, token=admin)
+        assert status == 200, body
+        holds = []
+        for token, seats in zip(fans[:2], (2, 1), strict=False):
+            deadline = time.monotonic() + 20
+            while True:
+                _, _, me = stack.request("GET", f"/queue/{event_id}/status", token=token)
+                if me.get("status") == "admitted":
+                    break
+                assert time.monotonic() < deadline, me
+                time.sleep(0.2)
+            status, _, hold = stack.request(
+                "POST", "/booking/reserve", {"event_id": event_id, "quantity": seats},
+                token=token, headers={"X-Admission-Token": me["admission_token"]},
+            )
+            assert status == 201, hold
+            holds.append((token, hold))
+        status, _, booking = stack.request(
+            "POST", "/booking/confirm",
+            {"hold_id": holds[0][1]["hold_id"], "payment_method": "pm_card_visa"},
+            token=holds[0][0],
+        )
+        assert status == 201, booking
+
+        charts.scroll_into_view_if_needed()
+        expect(ops.locator(f"{chart('waiting')} [data-now]")).to_have_text("0", timeout=20_000)
+        expect(ops.locator(f"{chart('left')} [data-now]")).to_have_text("15", timeout=20_000)
+        expect(ops.locator(f"{chart('left')} [data-also]")).to_have_text("in carts 1",
+                                                                         timeout=20_000)
+        expect(ops.locator(f"{chart('active')} [data-now]")).to_have_text("3", timeout=10_000)
+        expect(ops.locator(f"{chart('admission')} [data-also]")).to_have_text("in force 600")
+
+    # The lines are drawn from the samples: the waiting line falls from 4 to 0 (SVG y grows
+    # downwards), seats held and sold rose above their baselines at some point.
+    def points(key: str) -> list[tuple[float, float]]:
+        d = ops.get_attribute(f"{chart(key)} path.line[data-line='0']", "d") or ""
+        return _path_points(d)
+
+    waiting = points("waiting")
+    _, _, series = stack.request("GET", f"{queue}/series", token=admin)
+    # Every sample (one a second) is a point, but for the last poll's few.
+    assert len(series["samples"]) - 3 <= len(waiting) <= len(series["samples"]), waiting
+    assert len(waiting) >= 3 and waiting[0][1] < waiting[-1][1], waiting  # 4 fans, then 0
+    assert waiting == sorted(waiting)  # time runs left to right
+    for key in ("held", "sold"):
+        baseline = float(ops.get_attribute(f"{chart(key)} line.grid >> nth=0", "y1") or 0)
+        line = points(key)
+        assert line and min(y for _, y in line) < baseline - 5, (key, baseline, line)
+    ticks = ops.locator(f"{chart('waiting')} text.tick").all_text_contents()
+    assert {"0", "4", "now"} <= set(ticks) and ticks[3].startswith("−"), ticks
+    # And they are on screen: the held chart shows its line's colour.
+    assert _accent_pixels(ops.locator(chart("held")).screenshot()) > 20
+    _fits_the_phone(ops)
+    ops.locator(card).screenshot(path=str(stack.workdir / "queue-charts.png"))
+    assert not errors, errors

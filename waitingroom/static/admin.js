@@ -1,4 +1,5 @@
-// The operators' console: every queue's figures, polled, and its controls (PATCH).
+// The operators' console: every queue's figures, polled, its charts of the last 15
+// minutes (admin-charts.js) and its controls (PATCH).
 "use strict";
 
 (() => {
@@ -118,6 +119,7 @@
         el("button", { type: "button", class: "secondary", dataset: { action: "pause" } }, "Pause admission"),
       ),
     );
+    const charts = window.TK.queueCharts.create(eventId, call);
     const node = el(
       "article",
       { class: "card queue-card", dataset: { event: eventId } },
@@ -138,11 +140,12 @@
         figure("Seats available", "available"),
         figure("Held / sold", "held_sold"),
       ),
+      charts.node,
       form,
       el("p", { class: "muted small", dataset: { f: "pre" } }),
       el("p", { class: "result", role: "status", dataset: { f: "result" } }),
     );
-    const card = { node, queue: null, samples: [], inventory: null, inventoryAt: 0, dirty: new Set() };
+    const card = { node, charts, queue: null, samples: [], inventory: null, inventoryAt: 0, dirty: new Set() };
     form.addEventListener("input", (e) => card.dirty.add(e.target.name));
     form.addEventListener("submit", (e) => {
       e.preventDefault();
@@ -246,6 +249,7 @@
     }
     await Promise.all([...s.cards.values()].filter((c) => c.queue).map(inventory));
     for (const card of s.cards.values()) if (card.queue) render(card);
+    await Promise.all([...s.cards.values()].filter((c) => c.queue).map((c) => c.charts.update()));
     busiestFirst(list);
     $("empty").hidden = s.cards.size > 0;
     const sum = (key) => queues.reduce((total, q) => total + (q[key] || 0), 0);
