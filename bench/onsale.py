@@ -346,6 +346,7 @@ def balance(settings: Settings, gateway: str, run: dict) -> report.RunFigures:
         notice_lags=len(lags),
         eta_error=report.median(errors),
         eta_samples=len(errors),
+        eta_gap=report.median([abs(e - a) for e, a in report.eta_pairs(fans)]),
         errors_5xx=sum(n for c in statuses.values() for s, n in c.items() if s >= 500),
         double_sold=double,
         unpaid_charges=unpaid,
@@ -481,7 +482,13 @@ def side_by_side(
             "sold-out notice lag p99 s",
             lambda f, r: opt(f.notice_lag_p99, ".2f") + f" ({f.notice_lags:,} fans)",
         ),
-        ("median ETA error", lambda f, r: opt(f.eta_error, ".0%") + f" ({f.eta_samples:,} fans)"),
+        (
+            "median ETA error",
+            lambda f, r: (
+                opt(f.eta_error, ".0%")
+                + f" ({f.eta_samples:,} fans; median gap {opt(f.eta_gap, '.1f')} s)"
+            ),
+        ),
         ("5xx answers", lambda f, r: f"{f.errors_5xx:,}"),
         (
             "fans: outcomes",

@@ -63,21 +63,23 @@ def over_admission(admitted: int, purchases: int) -> float | None:
     return admitted / purchases if purchases else None
 
 
-def eta_errors(fans: Iterable[Mapping]) -> list[float]:
-    """|estimate - actual wait| / actual wait for each admitted fan who was given an
-    estimate: eta_seconds at join, or for the pre-queue (whose join has none: its place is
-    drawn at on-sale) the first estimate heard after the draw, the wait then counted from
-    when it was heard (``eta_at``)."""
-    errors = []
+def eta_pairs(fans: Iterable[Mapping]) -> list[tuple[float, float]]:
+    """(estimate, actual wait) in seconds for each admitted fan who was given an estimate:
+    eta_seconds at join, or for the pre-queue (whose join has none: its place is drawn at
+    on-sale) the first estimate heard after the draw, the wait then counted from when it
+    was heard (``eta_at``)."""
+    pairs = []
     for f in fans:
         eta, since, admitted = f.get("eta"), f.get("eta_at"), f.get("admitted_at")
-        if eta is None or since is None or admitted is None:
+        if eta is None or since is None or admitted is None or admitted <= since:
             continue
-        actual = admitted - since
-        if actual <= 0:
-            continue
-        errors.append(abs(eta - actual) / actual)
-    return errors
+        pairs.append((float(eta), admitted - since))
+    return pairs
+
+
+def eta_errors(fans: Iterable[Mapping]) -> list[float]:
+    """|estimate - actual wait| / actual wait (see eta_pairs)."""
+    return [abs(eta - actual) / actual for eta, actual in eta_pairs(fans)]
 
 
 def median(values: list[float]) -> float | None:
@@ -244,7 +246,7 @@ def series(
     return ordered
 
 
-SAMPLED = ("waiting", "active", "admitted_total", "holds", "bookings", "seats_sold")
+SAMPLED = ("pre_queue", "waiting", "active", "admitted_total", "holds", "bookings", "seats_sold")
 COLUMNS = ("run", "second", *SAMPLED, "http_409", "sold_out_notices")
 
 
@@ -273,6 +275,7 @@ def draw(path: Path, runs: Mapping[str, list[dict]], title: str) -> None:
             return [float(r[name]) if r.get(name) not in ("", None) else float("nan") for r in rows]
 
         for name, style in (
+            ("pre_queue", "-."),
             ("waiting", "-"),
             ("active", "-"),
             ("admitted_total", "--"),
@@ -323,6 +326,7 @@ class RunFigures:
     notice_lags: int
     eta_error: float | None
     eta_samples: int
+    eta_gap: float | None  # median |estimate - actual wait|, s
     errors_5xx: int
     double_sold: list[str] = field(default_factory=list)  # double_sales + fans_answered_twice
     unpaid_charges: list[str] = field(default_factory=list)  # unmatched_charges' ids

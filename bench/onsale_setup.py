@@ -186,6 +186,7 @@ def sample(conn: psycopg.Connection, queue: dict, event_id: int, pay: bool) -> d
     ).fetchone()
     return {
         "at": time.time(),
+        "pre_queue": queue.get("pre_queue", ""),  # a newer figure: not in every tree
         "waiting": queue["waiting"],
         "active": queue["active"],
         "admitted_total": queue["admitted_total"],

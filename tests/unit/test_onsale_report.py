@@ -55,6 +55,7 @@ def test_eta_error_uses_the_join_estimate_or_the_first_after_the_draw() -> None:
     ]
     errors = report.eta_errors(fans)
     assert errors == pytest.approx([2 / 12, 0.0, 2.0])
+    assert report.eta_pairs(fans) == [(10.0, 12.0), (20.0, 20.0), (30.0, 10.0)]
     assert report.median(errors) == pytest.approx(2 / 12)
     assert report.median([]) is None
 
@@ -219,6 +220,7 @@ def figures(name: str, **changes: object) -> report.RunFigures:
         "notice_lags": 50,
         "eta_error": 0.1,
         "eta_samples": 80,
+        "eta_gap": 1.0,
         "errors_5xx": 0,
     }
     fields.update(changes)
