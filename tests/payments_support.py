@@ -192,10 +192,9 @@ def localstripe() -> Iterator[LocalStripe]:
 
 @pytest.fixture(scope="module")
 def own_localstripe() -> Iterator[LocalStripe]:
-    """A localstripe of one module's own. localstripe lists PaymentIntents oldest first and
-    at most 100 of them (Stripe lists the newest), so finding an attempt's intent by listing
-    (crash recovery) works only while the server holds few: a module relying on it starts
-    its own, from scratch."""
+    """A localstripe of one module's own. Finding an attempt's intent by listing (crash
+    recovery) reads the newest PaymentIntents, as Stripe lists them, 100 a page: a module
+    relying on it starts its own, from scratch, so no other module's intents crowd it."""
     server = LocalStripe()
     server.start()
     yield server
