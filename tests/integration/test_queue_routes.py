@@ -5,9 +5,11 @@ waitingroom app (its admitter running) on real Redis, PostgreSQL and RabbitMQ.""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.integration.test_booking_support import call, fan, make_event, open_client
 from tests.integration.test_queue_support import (
@@ -361,9 +363,14 @@ async def test_operators_read_and_change_a_queue(qclient, queue_settings, pool) 
         "waiting",
         "active",
         "admitted_total",
+        "claim_seconds",
+        "admission_margin_percent",
+        "all_held",
     ):
         assert field in figures, field
     assert figures["admit_per_minute"] == queue_settings.queue_admit_per_minute
+    assert figures["claim_seconds"] == queue_settings.admission_claim_seconds
+    assert figures["admission_margin_percent"] == queue_settings.queue_admission_margin_percent
     assert figures["mode"] == "manual" and figures["paused"] is False
     assert figures["inventory"] == {"available": 20, "reserved": 0, "booked": 0, "total": 20}
     changed = await patch_queue(
@@ -375,19 +382,79 @@ async def test_operators_read_and_change_a_queue(qclient, queue_settings, pool) 
         300,
     )
     assert changed["mode"] == "manual"  # untouched
+    window = await patch_queue(
+        qclient, queue_settings, event, claim_seconds=45, admission_margin_percent=0
+    )
+    assert (window["claim_seconds"], window["admission_margin_percent"]) == (45, 0)
+    assert window["session_seconds"] == 300  # untouched
     auto = await patch_queue(qclient, queue_settings, event, mode="auto")
     assert auto["mode"] == "auto" and 0 < auto["effective_admit_per_minute"] <= 120
-    for bad in ({"admit_per_minute": -1}, {"mode": "fast"}, {"paused": 1}, {"nope": 1}, [1]):
+    for bad in (
+        {"admit_per_minute": -1}, {"mode": "fast"}, {"paused": 1}, {"nope": 1}, [1],
+        {"claim_seconds": 0}, {"claim_seconds": "60"}, {"claim_seconds": 86_401},
+        {"admission_margin_percent": -1}, {"admission_margin_percent": 1.5},
+        {"admission_margin_percent": True},
+    ):
         status, problem, _ = await call(
             qclient, "PATCH", f"/admin/queues/{event}", admin(queue_settings), bad
         )
         assert (status, problem["code"]) == (400, "validation_error"), bad
-    assert (await get_queue(qclient, queue_settings, event))["max_active"] == 7
+    kept = await get_queue(qclient, queue_settings, event)
+    assert (kept["max_active"], kept["claim_seconds"], kept["admission_margin_percent"]) == (
+        7, 45, 0)
     status, listing, _ = await call(qclient, "GET", "/admin/queues", admin(queue_settings))
     assert status == 200
     mine = [item for item in listing["items"] if item["event_id"] == event]
     assert mine and mine[0]["max_active"] == 7
     assert "booking_health" in listing
+
+
+def ended(reason: str) -> float:
+    return REGISTRY.get_sample_value(
+        "ticketing_queue_sessions_ended_total", {"reason": reason}
+    ) or 0.0
+
+
+async def test_an_admission_nobody_claims_goes_to_the_next_fan(
+    qclient, queue_settings, pool
+) -> None:
+    """claim_seconds 1: the admitted fan who holds nothing in that time loses the
+    admission (session ended, "unclaimed", counted), the token stops working for reserve,
+    and the next fan gets the place; the fan who held seats in time keeps the session
+    (the control: it is the claim window, not the session's end, that ended the other)."""
+    event = await queue_event(pool)
+    await in_snapshot(qclient, queue_settings, event)
+    await patch_queue(
+        qclient, queue_settings, event, paused=True, claim_seconds=1, max_active=2,
+        admit_per_minute=60_000, session_seconds=600,
+    )
+    for user in ("idle", "quick", "next"):
+        await join(qclient, queue_settings, user, event)
+    before = ended("unclaimed")
+    await patch_queue(qclient, queue_settings, event, paused=False)
+    idle = (await wait_status(qclient, queue_settings, "idle", event, "admitted", 3))
+    quick = (await wait_status(qclient, queue_settings, "quick", event, "admitted", 3))
+    status, hold, _ = await call(
+        qclient, "POST", "/booking/reserve",
+        {**fan(queue_settings, "quick"), "X-Admission-Token": quick["admission_token"]},
+        {"event_id": event, "quantity": 2},
+    )
+    assert status == 201, hold
+    _, waiting = await queue_status(qclient, queue_settings, "next", event)
+    assert waiting["status"] == "waiting"  # max_active 2: no place for a third yet
+    await wait_status(qclient, queue_settings, "next", event, "admitted", timeout=3)
+    status, problem = await queue_status(qclient, queue_settings, "idle", event)
+    assert (status, problem["code"]) == (404, "not_in_queue")
+    status, problem, _ = await call(
+        qclient, "POST", "/booking/reserve",
+        {**fan(queue_settings, "idle"), "X-Admission-Token": idle["admission_token"]},
+        {"event_id": event, "quantity": 1},
+    )
+    assert (status, problem["code"]) == (403, "admission_invalid"), problem
+    assert ended("unclaimed") - before >= 1
+    await asyncio.sleep(1.2)  # past quick's claim window too
+    _, still = await queue_status(qclient, queue_settings, "quick", event)
+    assert still["status"] == "admitted"  # holding seats: the window is over for them
 
 
 async def test_a_patch_is_in_force_in_another_process_within_two_seconds(
