@@ -6,7 +6,9 @@
 -- the fan's own queue ticket for this event (signed by us, not expired); an event in the
 -- waitingroom's snapshot of queue-enabled events; before on-sale, only once the pre-queue's
 -- seed commitment is on record; Redis answering; and the PLACE script placing the fan as
--- waiting or in the pre-queue (or telling them sold out). Everything else (a ticket it
+-- waiting or in the pre-queue (or telling them sold out: PLACE reads the sell-out the
+-- waitingroom's counts set in Redis, so a join after the last seat sold hears it at once;
+-- a fan in line while every seat left is held hears all_held, as from the waitingroom). Everything else (a ticket it
 -- does not take, a pre-queue ticket after on-sale, other fields, a token it does not read,
 -- an unknown event, an admitted fan, a rate limit, any Redis error) goes to the waitingroom
 -- unchanged (ngx.exec to @waitingroom), which decides and explains as it always has.
@@ -264,6 +266,8 @@ local function figures(red, event_id, now_s)
         at = now_s,
         paused = paused == "1",
         sold_out = state.sold_out == "1",
+        -- every seat left is in a hold (the admitters' TICK keeps this flag)
+        all_held = state.all_held == "1" and state.sold_out ~= "1",
         waiting = waiting + (drawn and 0 or pre),
         rate = measured_per_minute(rate, floor(now_s)),
         -- The pre-queue's seed committed to, and that commitment on record in PostgreSQL
@@ -362,7 +366,9 @@ function M.join()
             status = "sold_out"
         else
             position, ahead = tostring(behind + 1), tostring(behind)
-            if fig.paused then
+            if fig.all_held then
+                status = "all_held"
+            elseif fig.paused then
                 status = "paused"
             elseif fig.rate > 0 then
                 eta = ceil((behind + 1) * 60 / fig.rate)

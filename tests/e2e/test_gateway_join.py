@@ -184,6 +184,78 @@ def test_the_gateway_tells_a_paused_queue_resuming_and_sold_out_as_the_waitingro
         redis.close()
 
 
+def test_the_gateway_tells_all_held_and_a_sell_out_at_once_after_the_last_sale(
+    stack: Stack, admin: str
+):
+    """A real sale of the event's 18 seats through the gateway: while every seat left is in
+    a hold the gateway tells a new fan all_held (as the waitingroom does); the moment the
+    last hold is paid, a new join on either path is told sold_out, within a second (the
+    front door recounts the event after the confirm, not at the next second's count)."""
+    event_id = queue_event(stack, admin)["id"]
+    status, _, body = stack.request("PATCH", f"/admin/queues/{event_id}", {
+        "admit_per_minute": 60_000, "max_active": 100, "paused": True}, token=admin)
+    assert status == 200, body
+    _wait_for_gateway(stack, event_id)
+    # The probes leave the line: each admitted one would take two seats' worth of room.
+    redis = Redis.from_url(stack.env["TICKETING_REDIS_URL"])
+    try:
+        key = f"{stack.env['TICKETING_REDIS_PREFIX']}q:{{{event_id}}}:waiting"
+        probes = [m for m in redis.zrange(key, 0, -1) if m.startswith(b"gw-probe-")]
+        if probes:
+            redis.zrem(key, *probes)
+    finally:
+        redis.close()
+    status, _, body = stack.request(
+        "PATCH", f"/admin/queues/{event_id}", {"paused": False}, token=admin)
+    assert status == 200, body
+    buyers = {f"gw-buyer-{n}-{RUN_ID}": seats for n, seats in enumerate((8, 8, 2))}
+    tokens = {user: dev_token(stack, user, []) for user in buyers}
+    for token in tokens.values():
+        assert _join(stack, event_id, token)[0] == 200
+
+    def admission(token: str) -> str | None:
+        _, _, body = stack.request("GET", f"/queue/{event_id}/status", token=token)
+        return body.get("admission_token") if isinstance(body, dict) else None
+
+    for user in buyers:  # all three in before any holds (4 seats left would serve one)
+        wait_until(lambda t=tokens[user]: admission(t), 5, f"{user} admitted")
+    holds = []
+    for user, seats in buyers.items():
+        status, _, hold = stack.request(
+            "POST", "/booking/reserve", {"event_id": event_id, "quantity": seats},
+            token=tokens[user], headers={"X-Admission-Token": admission(tokens[user])})
+        assert status == 201, hold
+        holds.append((tokens[user], hold["hold_id"]))
+
+    def joined(fan: str, base: str | None = None) -> tuple[dict, dict[str, str]]:
+        status, headers, body = _join(stack, event_id, dev_token(stack, fan, []), base=base)
+        assert status == 200, body
+        return body, headers
+
+    wait_until(lambda: joined(f"gw-held-{RUN_ID}")[0]["status"] == "all_held", 3,
+               "the gateway to say all_held")
+    body, headers = joined(f"gw-held-{RUN_ID}")
+    assert headers.get("X-Queue-Join") == GATEWAY and body["position"] is not None
+    assert joined(f"gw-held-{RUN_ID}", _direct(stack))[0]["status"] == "all_held"
+    for token, hold_id in holds:
+        status, _, booking = stack.request("POST", "/booking/confirm", {
+            "hold_id": hold_id, "payment_method": "pm_card_visa"}, token=token)
+        assert status == 201, booking
+        sold_at = time.monotonic()
+    late = iter(range(100))
+    wait_until(lambda: joined(f"gw-late-{next(late)}-{RUN_ID}")[0]["status"] == "sold_out", 1.0,
+               "the gateway to say sold_out within a second")
+    assert time.monotonic() - sold_at < 1.0
+    body, headers = joined(f"gw-late-x-{RUN_ID}")
+    assert headers.get("X-Queue-Join") == GATEWAY and body["status"] == "sold_out"
+    assert body["position"] is None
+    assert joined(f"gw-late-y-{RUN_ID}", _direct(stack))[0]["status"] == "sold_out"
+    # The fan who was in line hears it too, and nobody is admitted any more.
+    assert joined(f"gw-held-{RUN_ID}")[0]["status"] == "sold_out"
+    _, _, figures = stack.request("GET", f"/admin/queues/{event_id}", token=admin)
+    assert (figures["sold_out"], figures["active"]) == (True, 0)
+
+
 def test_the_gateway_fills_the_pre_queue_once_the_commitment_is_on_record(
     stack: Stack, admin: str
 ):
