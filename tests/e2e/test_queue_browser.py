@@ -90,6 +90,19 @@ def _text(page, selector: str) -> str:
     return (page.text_content(selector) or "").strip()
 
 
+def _paused_queue(stack: Stack, admin: str, admit_per_minute: int) -> tuple[int, str]:
+    """A new event of the test's own whose queue is paused (manual mode, 50 sessions of
+    5 minutes at most); its id and its operators' path."""
+    event_id = queue_event(stack, admin)["id"]
+    queue = f"/admin/queues/{event_id}"
+    status, _, body = stack.request("PATCH", queue, {
+        "paused": True, "admit_per_minute": admit_per_minute, "max_active": 50,
+        "session_seconds": 300, "mode": "manual",
+    }, token=admin)
+    assert status == 200, body
+    return event_id, queue
+
+
 @pytest.fixture
 def pages(stack: Stack, browser) -> Iterator[dict[str, object]]:
     """Phone-sized pages by role; on a failure each is saved (screenshot and its notice) in
@@ -116,14 +129,7 @@ def pages(stack: Stack, browser) -> Iterator[dict[str, object]]:
 @pytest.mark.timeout(300)
 def test_a_fan_waits_is_admitted_picks_seats_and_pays(stack: Stack, pages):
     admin = dev_token(stack, f"ops-{RUN_ID}", ["admin"])
-    event = queue_event(stack, admin)
-    event_id = event["id"]
-    queue = f"/admin/queues/{event_id}"
-    status, _, body = stack.request("PATCH", queue, {
-        "paused": True, "admit_per_minute": 600, "max_active": 50, "session_seconds": 300,
-        "mode": "manual",
-    }, token=admin)
-    assert status == 200, body
+    event_id, queue = _paused_queue(stack, admin, admit_per_minute=600)
 
     ahead = [dev_token(stack, f"early-{i}-{RUN_ID}", []) for i in range(FANS_AHEAD)]
     for token in ahead:
@@ -233,12 +239,7 @@ def test_a_fan_waits_is_admitted_picks_seats_and_pays(stack: Stack, pages):
 @pytest.mark.timeout(180)
 def test_without_a_websocket_the_page_follows_the_line_by_polling(stack: Stack, pages):
     admin = dev_token(stack, f"ops-{RUN_ID}", ["admin"])
-    event_id = queue_event(stack, admin)["id"]
-    queue = f"/admin/queues/{event_id}"
-    status, _, body = stack.request("PATCH", queue, {
-        "paused": True, "admit_per_minute": 60, "max_active": 50, "session_seconds": 300,
-    }, token=admin)
-    assert status == 200, body
+    event_id, queue = _paused_queue(stack, admin, admit_per_minute=60)
     first = dev_token(stack, f"first-{RUN_ID}", [])
     status, _, joined = stack.request("POST", f"/queue/{event_id}/join", token=first)
     assert status == 200, joined
@@ -278,13 +279,7 @@ def _accent_pixels(png: bytes) -> int:
 @pytest.mark.timeout(180)
 def test_the_console_charts_each_queues_last_minutes(stack: Stack, pages):
     admin = dev_token(stack, f"ops-{RUN_ID}", ["admin"])
-    event_id = queue_event(stack, admin)["id"]
-    queue = f"/admin/queues/{event_id}"
-    status, _, body = stack.request("PATCH", queue, {
-        "paused": True, "admit_per_minute": 600, "max_active": 50, "session_seconds": 300,
-        "mode": "manual",
-    }, token=admin)
-    assert status == 200, body
+    event_id, queue = _paused_queue(stack, admin, admit_per_minute=600)
     fans = [dev_token(stack, f"charted-{i}-{RUN_ID}", []) for i in range(4)]
     for token in fans:
         status, _, joined = stack.request("POST", f"/queue/{event_id}/join", token=token)
