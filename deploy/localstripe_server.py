@@ -35,6 +35,7 @@ import os
 import pickle
 import random
 import signal
+import sys
 import tempfile
 import time
 import traceback
@@ -160,6 +161,10 @@ class Snapshots:
         except FileNotFoundError:
             log.info("no localstripe state at %s: starting empty", self.path)
             return
+        except OSError as exc:  # a directory, no permission: left where it is
+            log.warning("localstripe state %s cannot be read (%s): starting empty", self.path,
+                        exc)
+            return
         try:
             objects = pickle.loads(data)
             if not isinstance(objects, dict) or not all(isinstance(k, str) for k in objects):
@@ -209,6 +214,9 @@ class Snapshots:
                 signal.signal(signum, signal.SIG_DFL)
             self._write()
             code = 0
+        except OSError as exc:  # told once, as the parent warns once (disk full...)
+            if not self.failing:
+                print(f"localstripe state writer: {exc}", file=sys.stderr, flush=True)
         except BaseException:
             traceback.print_exc()
         finally:
@@ -307,13 +315,14 @@ def create_app(store: IndexedStore, latency_ms: int) -> web.Application:
 async def serve(args: argparse.Namespace, settings: Settings) -> None:
     store = install()
     state = Path(args.state or settings.localstripe_state)
+    snapshots: Snapshots | None = Snapshots(state, store, args.snapshot_seconds)
     try:
         state.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # serve anyway: a fake provider without memory beats none
         log.warning("cannot create %s (%s): localstripe state will not be kept",
                     state.parent, exc)
-    snapshots = Snapshots(state, store, args.snapshot_seconds)
-    if not args.from_scratch:
+        snapshots = None
+    if snapshots is not None and not args.from_scratch:
         snapshots.load()
     app = create_app(store, settings.stripe_latency_ms)
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
@@ -325,17 +334,19 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    snapshotting = asyncio.create_task(snapshots.run())
+    snapshotting = asyncio.create_task(snapshots.run()) if snapshots else None
     log.info("localstripe on http://%s:%d, state in %s, latency %d ms", settings.host, port,
-             state, settings.stripe_latency_ms)
+             state if snapshots else "memory only", settings.stripe_latency_ms)
     try:
         await stop.wait()
     finally:
-        snapshotting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await snapshotting
+        if snapshotting is not None:
+            snapshotting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await snapshotting
         await runner.cleanup()
-        snapshots.final()
+        if snapshots is not None:
+            snapshots.final()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
