@@ -343,7 +343,8 @@ BOOKING_PATHS: dict[str, Any] = {
                 "403": problem(
                     "admission_required: the event's queue is enabled and no "
                     "X-Admission-Token was sent / admission_invalid: the token is malformed, "
-                    "expired, or for another user or event"
+                    "expired, or for another user or event, or its session ended (booked, "
+                    "left, sold out, or no seats held within the claim window)"
                 ),
                 "404": NO_EVENT,
                 "409": problem_of(

@@ -47,10 +47,13 @@ QUEUE_SCHEMAS: dict[str, Any] = {
         "properties": {
             "event_id": INT,
             "status": {
-                "enum": ["pre_queue", "waiting", "admitted", "paused", "sold_out"],
+                "enum": ["pre_queue", "waiting", "all_held", "admitted", "paused", "sold_out"],
                 "description": "pre_queue: joined before on_sale_at, the order is drawn at "
-                "on-sale; paused: an operator paused admission (the place is kept); "
-                "sold_out: nothing is left to sell.",
+                "on-sale; all_held: every remaining seat is in another fan's hold, the fan "
+                "keeps the place and may still get in if holds expire or are released; "
+                "paused: an operator paused admission (the place is kept); sold_out: nothing "
+                "is left to sell (nothing available, nothing held): admitted fans' sessions "
+                "end too, and should seats come back the line moves again in order.",
             },
             "position": {
                 **_NULLABLE_INT,
@@ -61,8 +64,8 @@ QUEUE_SCHEMAS: dict[str, Any] = {
             "eta_seconds": {
                 **_NULLABLE_INT,
                 "description": "Estimated wait from the admission rate measured over the last "
-                "minute (not the configured one); null while nothing was measured, paused or "
-                "in the pre-queue.",
+                "minute (not the configured one); null while nothing was measured, paused, "
+                "all_held or in the pre-queue.",
             },
             "queue_ticket": {
                 **STR,
@@ -87,7 +90,7 @@ QUEUE_SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": [
             "event_id", "admit_per_minute", "max_active", "paused", "session_seconds", "mode",
-            "waiting", "active", "admitted_total",
+            "claim_seconds", "admission_margin_percent", "waiting", "active", "admitted_total",
         ],
         "properties": {
             "event_id": INT,
@@ -99,6 +102,16 @@ QUEUE_SCHEMAS: dict[str, Any] = {
             "paused": {"type": "boolean"},
             "session_seconds": {**INT, "description": "Length of an admission session."},
             "mode": {"enum": ["manual", "auto"]},
+            "claim_seconds": {
+                **INT,
+                "description": "Claim window: an admitted fan who holds no seats this long "
+                "after admission loses the admission to the next fan.",
+            },
+            "admission_margin_percent": {
+                **INT,
+                "description": "Fans admitted but not yet holding, times the seats a fan "
+                "takes on average (measured), stay within the seats left plus this share.",
+            },
             "waiting": INT,
             "active": INT,
             "admitted_total": INT,
@@ -107,6 +120,16 @@ QUEUE_SCHEMAS: dict[str, Any] = {
             "pre_queue": {**INT, "description": "Fans in the pre-queue, until the draw."},
             "drawn": {"type": "boolean", "description": "The pre-queue was drawn (on sale)."},
             "sold_out": {"type": "boolean"},
+            "all_held": {
+                "type": "boolean",
+                "description": "Every seat left is in a hold: nobody is admitted meanwhile.",
+            },
+            "unclaimed": {**INT, "description": "Admitted fans holding no seats yet."},
+            "seats_per_fan": {
+                "type": ["number", "null"],
+                "description": "Seats a fan took on average in this event's holds (null "
+                "until one was made; admission assumes 2 until then).",
+            },
             "effective_admit_per_minute": {
                 "type": "number",
                 "description": "The rate admitters work to (auto mode's own, capped).",
@@ -252,6 +275,8 @@ QUEUE_SCHEMAS: dict[str, Any] = {
             "paused": {"type": "boolean"},
             "session_seconds": {"type": "integer", "minimum": 1, "maximum": 86_400},
             "mode": {"enum": ["manual", "auto"]},
+            "claim_seconds": {"type": "integer", "minimum": 1, "maximum": 86_400},
+            "admission_margin_percent": {"type": "integer", "minimum": 0, "maximum": 1000},
         },
     },
 }
@@ -330,10 +355,13 @@ QUEUE_PATHS: dict[str, Any] = {
             "summary": "Websocket of the fan's place. The server pushes "
             '{"type": "status", ...QueueStatus} when the position changes and at least every '
             '5 s; {"type": "admitted", "admission_token", "expires_at"} at once on admission; '
-            '{"type": "sold_out"}; {"type": "paused"} at once on a pause and {"type": '
-            '"resumed"} at once when it ends (the full status follows within 5 s); '
-            '{"type": "session_ended", "reason": expired|booked|left} (then the socket '
-            "closes). Every message carries event_id.",
+            '{"type": "sold_out"} within a second of the sell-out (to admitted fans too, '
+            "whose sessions end; the socket stays open and the status follows, should seats "
+            'come back); a status at once when all_held starts or ends; {"type": "paused"} '
+            'at once on a pause and {"type": "resumed"} at once when it ends (the full '
+            'status follows within 5 s); {"type": "session_ended", "reason": '
+            "expired|booked|left|unclaimed} (then the socket closes; unclaimed: no seats "
+            "held within the claim window). Every message carries event_id.",
             "parameters": [
                 EVENT_ID,
                 {
