@@ -42,6 +42,8 @@ Reply = tuple[int, dict[str, Any]]
 
 # An attempt younger than this may still be waiting on Stripe in another worker.
 ATTEMPT_LEASE_SECONDS = 30.0
+# How far Stripe's clock and ours may disagree when looking for an attempt's intent.
+CLOCK_MARGIN_SECONDS = 300.0
 # How long a second confirm of the same hold waits for the first one's answer.
 WAIT_FOR_OTHER_ATTEMPT_SECONDS = 3.0
 
@@ -303,7 +305,9 @@ async def _recover(
 ) -> Reply | None:
     """Settle an attempt left 'pending' from what Stripe knows of it; None when Stripe never
     saw it succeed (an abandoned one is then marked failed so a new attempt may start)."""
-    found = await payments.find_attempt(str(attempt_id))
+    created = await pool.fetchval("SELECT created_at FROM payments WHERE id = $1", attempt_id)
+    since = created.timestamp() - CLOCK_MARGIN_SECONDS if created is not None else None
+    found = await payments.find_attempt(str(attempt_id), since=since)
     if found is not None and found.status == "succeeded":
         ticket_ids = [int(t) for t in found.metadata.get("ticket_ids", "").split(",") if t]
         async with pool.acquire() as conn:

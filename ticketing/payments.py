@@ -30,6 +30,9 @@ _NETWORK_RETRIES = 0
 # before the front door does lets the fan hear that the payment provider is the problem.
 _SHARE_OF_FRONT_DOOR_WAIT = 0.75
 _CONNECT_SECONDS = 2.0
+# Crash recovery reads recent PaymentIntents a page at a time (find_attempt).
+_PAGE = 100
+_MOST_PAGES = 50
 
 
 def stripe_timeout(settings: Settings) -> aiohttp.ClientTimeout:
@@ -145,20 +148,34 @@ class Payments:
         log.info("refunded payment_intent=%s refund=%s", payment_intent_id, refund.id)
         return refund.id
 
-    async def find_attempt(self, attempt_id: str) -> FoundIntent | None:
+    async def find_attempt(
+        self, attempt_id: str, *, since: float | None = None
+    ) -> FoundIntent | None:
         """The PaymentIntent an attempt created, if it got that far (crash recovery).
 
-        Lists recent intents rather than using the search API, which localstripe lacks;
-        an attempt is looked up within minutes of its creation, so recent is enough."""
-        try:
-            with _network_errors():
-                page = await self._client.v1.payment_intents.list_async(params={"limit": 100})
-        except stripe.StripeError as exc:
-            raise PaymentUnavailable(str(exc)) from exc
-        for intent in page.data:
-            metadata = intent.to_dict().get("metadata") or {}
-            if metadata.get("attempt_id") == attempt_id:
-                return FoundIntent(intent.id, intent.status, metadata)
+        Lists intents rather than using the search API: localstripe lacks it, and Stripe's
+        search may not show an intent created a moment ago. Stripe lists the newest first,
+        so pages are read until one reaches intents created before ``since`` (epoch
+        seconds: the attempt's own record, less a margin for clocks); at an on-sale a
+        hundred other payments may have been made since the attempt, so one page is not
+        enough. Without ``since``, the first page only."""
+        params: dict[str, Any] = {"limit": _PAGE}
+        for _ in range(_MOST_PAGES):
+            try:
+                with _network_errors():
+                    page = await self._client.v1.payment_intents.list_async(params=params)
+            except stripe.StripeError as exc:
+                raise PaymentUnavailable(str(exc)) from exc
+            for intent in page.data:
+                metadata = intent.to_dict().get("metadata") or {}
+                if metadata.get("attempt_id") == attempt_id:
+                    return FoundIntent(intent.id, intent.status, metadata)
+            if since is None or not page.has_more or not page.data:
+                return None
+            if min(intent.created for intent in page.data) < since:
+                return None
+            params = {"limit": _PAGE, "starting_after": page.data[-1].id}
+        log.warning("attempt %s: not in the newest %d intents", attempt_id, _PAGE * _MOST_PAGES)
         return None
 
 

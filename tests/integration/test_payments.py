@@ -24,6 +24,7 @@ from tests.payments_support import (
     WEBHOOK_SECRET,
     HeldSeats,
     LocalStripe,
+    charge_unrecorded,
     expire_hold,
     hold_seats,
     localstripe,  # noqa: F401 (fixture)
@@ -364,3 +365,33 @@ def test_webhook_signatures_are_checked() -> None:
     ):
         with pytest.raises(InvalidSignature):
             verify_webhook(payload, header, WEBHOOK_SECRET)
+
+
+async def test_an_attempt_is_found_behind_the_hundreds_of_payments_made_since(
+    pool: asyncpg.Pool, payments: Payments, held: HeldSeats, localstripe: LocalStripe
+) -> None:
+    """At an on-sale a hundred other payments may be made between a worker's crash and the
+    look-up that settles its attempt. Stripe (and our localstripe) list the newest first,
+    so the look-up reads pages back to the attempt's own time; the control, one page, as
+    the look-up used to read, misses it."""
+    attempt_id = await charge_unrecorded(
+        pool, payments, held.hold_id, held.ticket_ids, 5000, "pm_card_visa"
+    )
+    others = asyncio.Semaphore(16)
+
+    async def another() -> None:
+        async with others:
+            await payments.charge(
+                idempotency_key="other-" + uuid.uuid4().hex,
+                amount_cents=100,
+                currency="EUR",
+                payment_method="pm_card_visa",
+                metadata={"purpose": "traffic"},
+            )
+
+    await asyncio.gather(*(another() for _ in range(150)))
+    created = await pool.fetchval("SELECT created_at FROM payments WHERE id = $1", attempt_id)
+    assert await payments.find_attempt(str(attempt_id)) is None  # the control: one page
+    found = await payments.find_attempt(str(attempt_id), since=created.timestamp() - 60)
+    assert found is not None and found.status == "succeeded"
+    assert found.metadata["hold_id"] == str(held.hold_id)
