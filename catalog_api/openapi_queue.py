@@ -228,7 +228,7 @@ QUEUE_SCHEMAS: dict[str, Any] = {
         "required": [
             "at_ms", "waiting", "pre_queue", "active", "admitted_total",
             "effective_admit_per_minute", "measured_admit_per_minute", "available",
-            "reserved", "booked", "seats_held_total", "seats_held_per_second",
+            "reserved", "booked", "seats_held_total", "unclaimed", "seats_held_per_second",
             "seats_sold_per_second",
         ],
         "properties": {
@@ -250,9 +250,10 @@ QUEUE_SCHEMAS: dict[str, Any] = {
             "booked": {**INT, "description": "Seats sold."},
             "seats_held_total": {
                 **INT,
-                "description": "Seats held by 201 reserves so far (a counter of the front "
-                "doors; it restarts at 0 after an hour without holds).",
+                "description": "Seats held by 201 reserves so far (the count admission "
+                "uses: every hold adds its seats as it is made).",
             },
+            "unclaimed": {**INT, "description": "Admitted fans holding no seats yet."},
             "seats_held_per_second": {
                 "type": ["number", "null"],
                 "description": "Seats held per second over the last 5 s (gross: holds that "

@@ -29,7 +29,6 @@ from ticketing.web import SETTINGS_KEY
 from waitingroom.admission import verify_admission
 from waitingroom.booking_health import reserve_latency_recorded
 from waitingroom.queue_runtime import QUEUE_KEY, recount_if_all_held
-from waitingroom.queue_series import holds_counted
 from waitingroom.rpc import BookingRpc
 
 log = logging.getLogger(__name__)
@@ -255,7 +254,7 @@ def uuid_or_404(raw: str, code: str, detail: str) -> str:
 
 def booking_routes() -> list[web.RouteDef]:
     return [
-        web.post("/booking/reserve", reserve_latency_recorded(holds_counted(reserve))),
+        web.post("/booking/reserve", reserve_latency_recorded(reserve)),
         web.delete("/booking/holds/{hold_id}", release_hold),
         web.get("/booking/{ticket_id}", ticket_status),
         web.get("/bookings/{booking_id}", get_booking),

@@ -173,8 +173,7 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
     series = app[SERIES_KEY] = QueueSeries(store)
 
     async def count_and_record() -> None:
-        # Every process adds its tally of seats held; whoever counts this second samples.
-        await series.flush()
+        # Whoever counts this second samples every queue for the console's charts.
         if await runtime.controller.run_once():
             await series.record(events.all())
 

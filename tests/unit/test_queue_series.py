@@ -61,3 +61,10 @@ def test_since_returns_only_newer_samples_with_rates_from_older_ones():
     rows = with_rates(samples, since_ms=105_000)
     assert [r["at_ms"] for r in rows] == [106_000, 107_000]
     assert [r["seats_held_per_second"] for r in rows] == [3.0, 3.0]
+
+
+def test_samples_written_before_a_field_was_added_still_read():
+    # A deployment's last 15 minutes outlive an upgrade: a sample without `unclaimed`.
+    old = b"[100000,3,0,1,4,60.0,58.5,10,2,1,3]"
+    assert Sample.unpack(old).unclaimed == 0
+    assert Sample.unpack(old).seats_held_total == 3

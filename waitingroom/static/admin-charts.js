@@ -26,7 +26,10 @@ window.TK.queueCharts = (() => {
       { field: "waiting" },
       { field: "pre_queue", label: "pre-queue", dashed: true, ifAny: true },
     ] },
-    { key: "active", title: "Active sessions", lines: [{ field: "active" }] },
+    { key: "active", title: "Active sessions", lines: [
+      { field: "active" },
+      { field: "unclaimed", label: "not holding yet", dashed: true },
+    ] },
     { key: "admission", title: "Admitted / min", lines: [
       { field: "measured_admit_per_minute" },
       { field: "effective_admit_per_minute", label: "in force", dashed: true },
