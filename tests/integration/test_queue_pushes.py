@@ -30,6 +30,7 @@ from tests.support import auth_header, eventually
 from ticketing.config import Settings
 from ticketing.domain.seating import Section
 from waitingroom import queue_scripts
+from waitingroom.admission import admission_for_session
 from waitingroom.queue_runtime import QUEUE_KEY
 
 pytest_plugins = ["tests.integration.test_booking_support", "tests.integration.test_queue_support"]
@@ -316,3 +317,51 @@ async def test_a_waitingroom_loads_the_place_script_as_it_starts(queue_settings,
             await client.close()
     finally:
         await redis.aclose()
+
+
+async def test_every_fan_hears_at_once_when_every_seat_left_is_held(
+    qclient, queue_settings, pool
+) -> None:
+    """Far back or near the front, every fan's socket hears the all_held status within a
+    second or so of the last seat being held, not at their keepalive turn (up to 4.5 s
+    later)."""
+    event = await queue_event(pool, [Section("Box", 1, 4, 10000)])  # serves two fans of 2
+    await in_snapshot(qclient, queue_settings, event)
+    await patch_queue(qclient, queue_settings, event, paused=True, admit_per_minute=60_000)
+    # Fans far back (beyond the hundred looked at every round) are the ones at stake.
+    buyers, line = ["buyer-a", "buyer-b"], [f"held-{n:03}" for n in range(130)]
+    for user in [*buyers, *line]:
+        await join(qclient, queue_settings, user, event)
+    line = line[-27:]
+    await patch_queue(qclient, queue_settings, event, paused=False)
+    store = qclient.app[QUEUE_KEY].store
+
+    async def sessions() -> list:
+        return await store.redis.zrange(store.key(event, "active"), 0, -1, withscores=True)
+
+    active = await eventually(sessions, lambda s: len(s) == 2, 5, "both buyers admitted")
+    sockets = Sockets()
+    await sockets.open(qclient, queue_settings, event, *line)
+    heard = sockets.heard
+    await until_true(lambda: all(statuses(heard[u]) for u in line), 3, "a first status each")
+    held_at = time.time()
+    for user, ends in active:
+        user = user.decode()
+        token = admission_for_session(queue_settings, user, event, int(ends) // 1000)
+        status, hold, _ = await call(
+            qclient, "POST", "/booking/reserve",
+            {**auth_header(queue_settings, user), "X-Admission-Token": token},
+            {"event_id": event, "quantity": 2},
+        )
+        assert status == 201, hold
+
+    def told(user: str) -> float:
+        return min((at for at, m in statuses(heard[user], held_at) if m["status"] == "all_held"),
+                   default=math.inf)
+
+    await until_true(lambda: max(map(told, line)) < math.inf, 4, "every fan to hear all_held")
+    await sockets.close()
+    lags = sorted(told(u) - held_at for u in line)
+    # Each fan's status changes in one push; the slices' turns alone would spread it over
+    # 4.5 s.
+    assert lags[-1] < 1.5, lags
