@@ -579,16 +579,11 @@ async def test_while_every_seat_left_is_held_fans_hear_all_held_until_one_comes_
 
 
 async def test_sold_out_reaches_everyone_within_a_second_and_returned_seats_resume_in_order(
-    queue_settings, payment_settings, pool, isolated_amqp
+    paying_queue_settings, pool
 ) -> None:
     from tests.payments_support import booking_stack
 
-    settings = settings_with(
-        queue_settings,
-        stripe_api_base=payment_settings.stripe_api_base,
-        stripe_webhook_secret=payment_settings.stripe_webhook_secret,
-        amqp_url=isolated_amqp,
-    )
+    settings = paying_queue_settings
     event = await queue_event(pool, BOX)
     async with booking_stack(settings, pool) as client:
         await in_snapshot(client, settings, event)

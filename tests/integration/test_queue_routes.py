@@ -244,16 +244,11 @@ async def test_leaving_or_expiring_frees_the_slot_for_the_next_fan(
 
 
 async def test_booking_ends_the_session_and_hands_the_slot_on(
-    queue_settings, payment_settings, pool, isolated_amqp
+    paying_queue_settings, pool
 ) -> None:
     from tests.payments_support import booking_stack
 
-    settings = settings_with(
-        queue_settings,
-        stripe_api_base=payment_settings.stripe_api_base,
-        stripe_webhook_secret=payment_settings.stripe_webhook_secret,
-        amqp_url=isolated_amqp,
-    )
+    settings = paying_queue_settings
     event = await queue_event(pool)
     async with booking_stack(settings, pool) as client:
         await patch_queue(client, settings, event, admit_per_minute=6000, max_active=1)

@@ -20,7 +20,7 @@ from tests.integration.test_queue_support import (
     wait_status,
 )
 from tests.payments_support import booking_stack, localstripe, payment_settings  # noqa: F401
-from tests.support import auth_header, eventually, settings_with
+from tests.support import auth_header, eventually
 
 pytest_plugins = ["tests.integration.test_booking_support", "tests.integration.test_queue_support"]
 
@@ -44,14 +44,9 @@ async def last_sample_where(client, settings, event: int, wanted, what: str, tim
 
 
 async def test_a_sample_a_second_follows_the_queue_holds_and_sales(
-    queue_settings, payment_settings, pool, isolated_amqp
+    paying_queue_settings, pool
 ) -> None:
-    settings = settings_with(
-        queue_settings,
-        stripe_api_base=payment_settings.stripe_api_base,
-        stripe_webhook_secret=payment_settings.stripe_webhook_secret,
-        amqp_url=isolated_amqp,
-    )
+    settings = paying_queue_settings
     event = await queue_event(pool)
     async with booking_stack(settings, pool) as client:
         await patch_queue(client, settings, event, paused=True, admit_per_minute=6000)

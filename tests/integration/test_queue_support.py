@@ -37,6 +37,21 @@ def queue_settings(booking_settings: Settings) -> Settings:
     )
 
 
+@pytest.fixture
+def paying_queue_settings(
+    queue_settings: Settings, payment_settings: Settings, isolated_amqp: str
+) -> Settings:
+    """The queue's settings with localstripe's (the module imports ``payment_settings``
+    from tests.payments_support) and a RabbitMQ vhost of the test's own, for a
+    ``booking_stack`` whose worker takes payments."""
+    return settings_with(
+        queue_settings,
+        stripe_api_base=payment_settings.stripe_api_base,
+        stripe_webhook_secret=payment_settings.stripe_webhook_secret,
+        amqp_url=isolated_amqp,
+    )
+
+
 async def queue_event(
     pool: asyncpg.Pool,
     sections: list[Section] | None = None,
