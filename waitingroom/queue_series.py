@@ -40,6 +40,9 @@ WINDOW_MS = 15 * 60 * 1000  # 900 samples at one a second
 MAX_SAMPLES = 1200  # a hard cap, should the lease ever move faster than once a second
 RATE_SPAN_MS = 5000
 SERIES_TTL_SECONDS = WINDOW_MS // 1000 + 60
+# Queues read at once: the queue's Redis pool is the fans' too, so a console's samples of
+# many events never take more than a few of its connections at a time.
+FIGURES_AT_ONCE = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +106,10 @@ class QueueSeries:
         for event in counted:
             pipe.hget(self.store.key(event.event_id, "state"), "hold_seats")
         held_totals = await pipe.execute()
-        every_figures = await asyncio.gather(*(self.store.figures(e.event_id) for e in counted))
+        every_figures = []
+        for start in range(0, len(counted), FIGURES_AT_ONCE):
+            batch = counted[start : start + FIGURES_AT_ONCE]
+            every_figures += await asyncio.gather(*(self.store.figures(e.event_id) for e in batch))
         now_ms = int(time.time() * 1000)
         pipe = redis.pipeline(transaction=False)
         for event, held, figures in zip(counted, held_totals, every_figures, strict=True):
