@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from ticketing.coalesce import Coalescer
 from ticketing.config import Settings
@@ -328,12 +327,9 @@ class QueueStore:
         the front door so far), for :meth:`count_apply`."""
         pipe = self.redis.pipeline(transaction=False)
         for event_id in event_ids:
-            pipe.evalsha(self._count_begin.sha, 1, self.key(event_id, "state"))
-        try:
-            replies = await pipe.execute()
-        except NoScriptError:
-            await self.redis.script_load(scripts.COUNT_BEGIN)
-            return await self.count_begin(event_ids)
+            # Run in a pipeline, the script is loaded first should Redis not have it.
+            await self._count_begin(keys=[self.key(event_id, "state")], client=pipe)
+        replies = await pipe.execute()
         return {
             event_id: (int(_text(began)), int(_text(base)))
             for event_id, (began, base) in zip(event_ids, replies, strict=True)
