@@ -82,6 +82,9 @@ def test_operator_patch_changes_only_what_it_names():
     assert apply_patch(CONFIG, {"paused": True}) == QueueConfig(60, 100, True, 600, "manual")
     assert apply_patch(CONFIG, {"admit_per_minute": 0, "mode": "auto"}).mode == "auto"
     assert apply_patch(CONFIG, {}) == CONFIG
+    window = apply_patch(CONFIG, {"claim_seconds": 30, "admission_margin_percent": 0})
+    assert (window.claim_seconds, window.admission_margin_percent) == (30, 0)
+    assert window.to_json()["claim_seconds"] == 30 and window.session_seconds == 600
 
 
 @pytest.mark.parametrize(
@@ -96,6 +99,11 @@ def test_operator_patch_changes_only_what_it_names():
         {"paused": "yes"},
         {"mode": "turbo"},
         {"speed": 3},
+        {"claim_seconds": 0},
+        {"claim_seconds": 86_401},
+        {"admission_margin_percent": -1},
+        {"admission_margin_percent": 1001},
+        {"admission_margin_percent": "10"},
     ],
 )
 def test_operator_patch_refuses_bad_values(patch):
