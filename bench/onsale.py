@@ -450,6 +450,12 @@ def check_queue(run: dict, fans: list[dict], sold_out: bool) -> list[str]:
     return problems
 
 
+def rejoined(fans: list[dict]) -> str:
+    again = sum(bool(f.get("rejoins")) for f in fans)
+    ended = sum(bool(f.get("admission_ended")) for f in fans)
+    return f"{again:,} ({ended:,} of them because their admission ended unused)"
+
+
 def side_by_side(
     args: argparse.Namespace, runs: list[dict], figs: list[report.RunFigures], simulated: bool
 ) -> None:
@@ -500,6 +506,7 @@ def side_by_side(
             ),
         ),
         ("websockets", lambda f, r: json.dumps(dict(r["loads"]["ws"]), sort_keys=True)),
+        ("fans who joined again", lambda f, r: rejoined(r["loads"]["fans"])),
         ("run ended", lambda f, r: f"{r['ended']}; load average {r['load_average']:.1f}"),
     ]
     width = 38

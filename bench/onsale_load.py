@@ -21,7 +21,10 @@ pays with a card that is declined, hears 402 and pays again with a good one). An
 fan stops once admitted; a "leave" fan leaves the line (POST /queue/{id}/leave) after its
 ``leave_after`` seconds of waiting. Without SPEC pay, fans stop once they hold seats (the
 reserve-only baseline). Every answer 429 or 503 is retried after its Retry-After, with the
-same Idempotency-Key. HTTP requests in flight are bounded (SPEC concurrency), and so are
+same Idempotency-Key, and so are the gateway's 502 and 504 (no backend answered) after a
+second. A fan told ``not_in_queue`` (its place lost) or ``admission_invalid`` (its
+admission ended before it reserved) joins again, as the answers say, up to MAX_REJOINS
+times. HTTP requests in flight are bounded (SPEC concurrency), and so are
 websocket handshakes (SPEC ws_concurrency); a fan holds its socket while it waits.
 
 Latency is client side, from just before a request is written to the last byte of its
@@ -49,8 +52,11 @@ from ticketing.auth import issue_dev_token  # noqa: E402
 from ticketing.config import Settings  # noqa: E402
 from ticketing.web import use_uvloop  # noqa: E402
 
-RETRIED = (429, 503)
-MAX_ATTEMPTS = 30  # of one request, 429/503 retried
+# 429 and 503 say when to come back; 502 and 504 are the gateway finding no backend
+# answering, which a fan retries too (each is counted as the 5xx it is).
+RETRIED = (429, 502, 503, 504)
+MAX_ATTEMPTS = 30  # of one request, RETRIED retried
+MAX_REJOINS = 3  # joins again after a lost place or an admission that ended unused
 RESERVE_ATTEMPTS = 4  # a fan told 409 tickets_unavailable asks again, for fewer seats
 GOOD_CARD = "pm_card_visa"
 DECLINED_CARD = "pm_card_chargeCustomerFail"
@@ -147,9 +153,8 @@ class Fans:
             if arrival is not None:
                 await asyncio.sleep(max(0.0, on_sale_at + arrival - time.time()))
             rec["join_sent"] = time.time()
-            status, body = await self.request("join", "POST", f"{self.queue}/join", user)
-            if status != 200:
-                rec["outcome"] = f"failed:join_{status}"
+            body = await self.join(rec)
+            if body is None:
                 return
             rec["joined_at"] = time.time()
             rec["join_status"] = body.get("status")
@@ -157,15 +162,33 @@ class Fans:
             rec["eta_at"] = rec["joined_at"] if rec["eta"] is not None else None
             rec["position"] = body.get("position")
             leave_at = rec["joined_at"] + leave_after if kind == "leave" else None
-            token = await self.follow(rec, body, leave_at)
-            if token is None:
-                return
-            if kind in ("abandon", "leave"):  # a leaver admitted before leaving goes too
-                rec["outcome"] = "abandoned"
-                return
-            await self.buy(rec, token)
+            for _ in range(MAX_REJOINS + 1):
+                token = await self.follow(rec, body, leave_at)
+                if token is None:
+                    return
+                if kind in ("abandon", "leave"):  # a leaver admitted before leaving goes too
+                    rec["outcome"] = "abandoned"
+                    return
+                if not await self.buy(rec, token):
+                    return
+                # The admission ended before the fan used it: "join the queue again".
+                body = await self.join(rec)
+                if body is None:
+                    return
+            rec["outcome"] = "failed:admission_ended_every_time"
         except asyncio.CancelledError:
             pass  # stopped: the record says how far the fan got
+
+    async def join(self, rec: dict[str, Any]) -> dict | None:
+        """POST /queue/{id}/join (again, after a lost place); its status, or None with the
+        fan's outcome set when it failed."""
+        if rec["joined_at"] is not None:
+            rec["rejoins"] = rec.get("rejoins", 0) + 1
+        status, body = await self.request("join", "POST", f"{self.queue}/join", rec["user"])
+        if status != 200:
+            rec["outcome"] = f"failed:join_{status}"
+            return None
+        return body
 
     async def follow(
         self,
@@ -177,7 +200,8 @@ class Fans:
     ) -> str | None:
         """Until the fan is admitted (its admission token), told sold_out, or leaves (None).
         ``wait_sold_out``: an admitted fan who found nothing to reserve waits for the truth
-        (sold_out), polling its status."""
+        (sold_out), polling its status. A fan told it is not in the queue (any more: a
+        fan unseen for TICKETING_QUEUE_ABANDON_SECONDS loses its place) joins again."""
         user = rec["user"]
         ws: aiohttp.ClientWebSocketResponse | None = None
         refused = wait_sold_out
@@ -194,12 +218,21 @@ class Fans:
                 if status == "admitted" and not wait_sold_out:
                     token = body.get("admission_token")
                     if token:
-                        rec["admitted_at"] = time.time()
+                        rec["admitted_at"] = rec["admitted_at"] or time.time()
                         return token
                 if status == "sold_out":
                     rec["sold_out_at"] = time.time()
                     rec["outcome"] = "sold_out"
                     return None
+                if body.get("code") == "not_in_queue":
+                    if rec.get("rejoins", 0) >= MAX_REJOINS:
+                        rec["outcome"] = "failed:lost_place_every_time"
+                        return None
+                    joined = await self.join(rec)
+                    if joined is None:
+                        return None
+                    body, refused = joined, wait_sold_out  # a new place: a new socket
+                    continue
                 now = time.time()
                 if leave_at is not None and now >= leave_at:
                     answer, _ = await self.request("leave", "POST", f"{self.queue}/leave", user)
@@ -207,8 +240,11 @@ class Fans:
                     return None
                 until_leave = None if leave_at is None else leave_at - now
                 if ws is None and not refused:
-                    ws = await self.open_socket(user)
+                    ws, answer = await self.open_socket(user)
                     refused = ws is None
+                    if answer == 404:  # not in the queue (any more)
+                        body = {"code": "not_in_queue"}
+                        continue
                 if ws is not None:
                     try:
                         message = await ws.receive(timeout=until_leave)
@@ -226,13 +262,12 @@ class Fans:
                 pause = self.spec["poll_seconds"]
                 await asyncio.sleep(pause if until_leave is None else min(pause, until_leave))
                 answer, body = await self.request("status", "GET", f"{self.queue}/status", user)
-                if answer != 200:
-                    body = {}
         finally:
             if ws is not None:
                 await ws.close()
 
-    async def open_socket(self, user: str) -> aiohttp.ClientWebSocketResponse | None:
+    async def open_socket(self, user: str) -> tuple[aiohttp.ClientWebSocketResponse | None, int]:
+        """(the socket, 101), or (None, the handshake's answer: 0 when none came)."""
         url = f"{self.ws_base}/queue/{self.event_id}/ws?token={self.tokens[user]}"
         async with self.ws_gate:
             began = time.perf_counter()
@@ -242,16 +277,18 @@ class Fans:
             except aiohttp.WSServerHandshakeError as exc:
                 self.count("ws", exc.status, began, repr(exc))
                 self.ws["refused"] += 1
-                return None
+                return None, exc.status
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self.count("ws", 0, began, repr(exc))
                 self.ws["failed"] += 1
-                return None
+                return None, 0
         self.count("ws", 101, began, "")
         self.ws["opened"] += 1
-        return ws
+        return ws, 101
 
-    async def buy(self, rec: dict[str, Any], token: str) -> None:
+    async def buy(self, rec: dict[str, Any], token: str) -> bool:
+        """Reserve, then pay (or not, reserve-only); True when the admission turned out to
+        have ended, so the fan must join again."""
         user, quantity = rec["user"], rec["quantity"]
         hold = None
         for attempt in range(RESERVE_ATTEMPTS):
@@ -267,9 +304,12 @@ class Fans:
                 hold = body
                 break
             code = body.get("code")
+            if status == 403 and code in ("admission_invalid", "admission_required"):
+                rec["admission_ended"] = rec.get("admission_ended", 0) + 1
+                return True
             if status != 409 or code != "tickets_unavailable":
                 rec["outcome"] = f"failed:reserve_{status}_{code}"
-                return
+                return False
             self.answers_409.append(time.time())
             # Nothing for this many: is anything left at all?
             answer, queued = await self.request("status", "GET", f"{self.queue}/status", user)
@@ -277,20 +317,20 @@ class Fans:
                 rec["last_status"] = "sold_out"
                 rec["sold_out_at"] = time.time()
                 rec["outcome"] = "sold_out"
-                return
+                return False
             quantity = max(1, quantity // 2)
             await asyncio.sleep(1.0)
         if hold is None:
             # Admitted to nothing: the fan waits to be told the truth.
             rec["last_status"] = "admitted_without_seats"
             await self.follow(rec, {}, None, wait_sold_out=True)
-            return
+            return False
         rec["hold_id"] = hold["hold_id"]
         rec["held_at"] = time.time()
         rec["ticket_ids"] = [t["id"] for t in hold["tickets"]]
         if not self.spec["pay"]:
             rec["outcome"] = "held"
-            return
+            return False
         cards = [DECLINED_CARD, GOOD_CARD] if rec["kind"] == "decline_first" else [GOOD_CARD]
         cards += [GOOD_CARD] * 2  # a good card declined (it should not be) is tried again
         for attempt, card in enumerate(cards):
@@ -307,13 +347,14 @@ class Fans:
                 rec["booked_at"] = time.time()
                 rec["booking_id"] = body["booking_id"]
                 rec["ticket_ids"] = [t["id"] for t in body["tickets"]]
-                return
+                return False
             if status == 402:
                 rec.setdefault("declined", []).append(card)
                 continue
             rec["outcome"] = f"failed:confirm_{status}_{body.get('code')}"
-            return
+            return False
         rec["outcome"] = "failed:confirm_declined"
+        return False
 
     # -- requests ------------------------------------------------------------------------
 
@@ -326,8 +367,8 @@ class Fans:
         body: object = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict]:
-        """One request, retried after Retry-After while answered 429/503; (status, JSON
-        body or {}) of the last answer."""
+        """One request, retried after Retry-After (1 s without one) while answered RETRIED
+        or not at all; (status, JSON body or {}) of the last answer."""
         sent = {"Authorization": "Bearer " + self.tokens[user], **(headers or {})}
         for _ in range(MAX_ATTEMPTS):
             async with self.http_gate:
