@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -148,9 +149,15 @@ def test_booking_flow_through_the_gateway(stack: Stack):
     fan = dev_token(stack, f"fan-{RUN_ID}", [])
     _, _, listing = stack.request("GET", "/events?limit=50")
     # Not the first event: another test renames it.
+    # On sale already: before its on_sale_at an event sells nothing (409 not_on_sale).
+    now = datetime.now(UTC)
     event = next(
         e for e in listing["items"][1:]
-        if not e["queue_enabled"] and e["available_tickets"] >= 2 and _search_hit(stack, e)
+        if not e["queue_enabled"]
+        and e["available_tickets"] >= 2
+        and datetime.fromisoformat(stack.request("GET", f"/events/{e['id']}")[2]["on_sale_at"])
+        <= now
+        and _search_hit(stack, e)
     )
     _, _, view = stack.request("GET", f"/events/{event['id']}")
     before = view["availability"]

@@ -175,7 +175,7 @@ def make_events(
     weights = [VENUE_DEMAND[v.kind] for v in venues]
     chosen = rng.choices(range(len(venues)), weights=weights, k=count)
     events = []
-    for index in chosen:
+    for n, index in enumerate(chosen):
         venue = venues[index]
         city = venue.city
         act = rng.randrange(first_act, len(performers))
@@ -203,7 +203,7 @@ def make_events(
                 name=name,
                 description=description,
                 starts_at=starts_at,
-                on_sale_at=_on_sale(dates, city, now, starts_at),
+                on_sale_at=_on_sale(dates, city, now, starts_at, always_open=n == 0),
                 venue=index,
                 performer=act,
                 queue_enabled=False,
@@ -257,10 +257,14 @@ def _evening(city: City, now: datetime, day: int, at: time) -> datetime:
     return datetime.combine(local_day, at, city.timezone).astimezone(UTC)
 
 
-def _on_sale(rng: random.Random, city: City, now: datetime, starts_at: datetime) -> datetime:
-    """10:00 local, weeks before today for most shows, on a coming day for some."""
+def _on_sale(
+    rng: random.Random, city: City, now: datetime, starts_at: datetime, always_open: bool = False
+) -> datetime:
+    """10:00 local, weeks before today for most shows, on a coming day for some. The first
+    event after the hot ones (the README's booking example, without a waiting room) is
+    always on sale; the draw is made all the same, so every other event stays as it was."""
     days_ahead = (starts_at - now).days
-    if days_ahead >= 3 and rng.random() < FUTURE_ON_SALE_SHARE:
+    if days_ahead >= 3 and rng.random() < FUTURE_ON_SALE_SHARE and not always_open:
         # At most the day before the show's date, so the on-sale always comes first.
         day = rng.randint(1, min(45, days_ahead - 1))
     else:
