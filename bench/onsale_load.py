@@ -188,6 +188,7 @@ class Fans:
         if status != 200:
             rec["outcome"] = f"failed:join_{status}"
             return None
+        rec["last_joined_at"] = time.time()
         return body
 
     async def follow(
@@ -219,6 +220,7 @@ class Fans:
                     token = body.get("admission_token")
                     if token:
                         rec["admitted_at"] = rec["admitted_at"] or time.time()
+                        rec["last_admitted_at"] = time.time()
                         return token
                 if status == "sold_out":
                     rec["sold_out_at"] = time.time()

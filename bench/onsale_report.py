@@ -47,14 +47,17 @@ def waits(fans: Iterable[Mapping]) -> list[float]:
 
 
 def still_in_line(fans: Iterable[Mapping]) -> int:
-    """Fans who hold a place in the line at the end by their own account: joined, never
-    admitted, never left (told sold_out, or still waiting when the run stopped)."""
-    return sum(
-        f.get("joined_at") is not None
-        and f.get("admitted_at") is None
-        and f.get("outcome") in ("sold_out", None)
-        for f in fans
-    )
+    """Fans who hold a place in the line at the end by their own account: joined, not
+    admitted since their last join, never left (told sold_out, or still waiting when the
+    run stopped). A fan whose admission ended unused joined again: in line once more."""
+    count = 0
+    for f in fans:
+        joined = f.get("last_joined_at", f.get("joined_at"))
+        admitted = f.get("last_admitted_at", f.get("admitted_at"))
+        if joined is None or f.get("outcome") not in ("sold_out", None):
+            continue
+        count += admitted is None or joined > admitted
+    return count
 
 
 def over_admission(admitted: int, purchases: int) -> float | None:

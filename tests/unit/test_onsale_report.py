@@ -153,8 +153,25 @@ def test_still_in_line_counts_fans_who_kept_their_place() -> None:
         fan("admitted-then-told", joined_at=1.0, admitted_at=2.0, outcome="sold_out"),
         fan("left", joined_at=1.0, outcome="left"),
         fan("join-failed", outcome="failed:join_500"),
+        # admitted, the admission ended unused, joined again: in line once more
+        fan(
+            "rejoined",
+            joined_at=1.0,
+            admitted_at=2.0,
+            last_admitted_at=2.0,
+            last_joined_at=3.0,
+            outcome="sold_out",
+        ),
+        fan(
+            "rejoined-admitted",
+            joined_at=1.0,
+            admitted_at=2.0,
+            last_joined_at=3.0,
+            last_admitted_at=4.0,
+            outcome="sold_out",
+        ),
     ]
-    assert report.still_in_line(fans) == 2
+    assert report.still_in_line(fans) == 3
 
 
 def test_series_buckets_by_second_from_on_sale_and_fills_gaps() -> None:
