@@ -3,9 +3,10 @@
 Each tick is one Lua script per event (:data:`waitingroom.queue_scripts.TICK`) that ends
 expired sessions and those of admitted fans who held no seats within the claim window,
 drops fans who stopped listening, and admits from the front of the line as the shared
-token bucket, ``max_active`` and the seats left (see TICK) allow. Because the bucket, the counts and
-the line are all read and changed inside that one atomic script, any number of processes
-can tick at once: together they admit at the set rate, and no fan is admitted twice.
+token bucket, ``max_active`` and the seats left (see TICK) allow. Because the bucket, the
+counts and the line are all read and changed inside that one atomic script, any number of
+processes can tick at once: together they admit at the set rate, and no fan is admitted
+twice.
 The admitter also commits to the pre-queue seed before on-sale and draws at on-sale, each
 on record in PostgreSQL (:mod:`waitingroom.fair_start`).
 """

@@ -18,13 +18,17 @@ is due. Who is due, so that a round's work stays bounded however long the line:
 
 Admissions, sell-outs, pauses, resumes and ended sessions arrive at once over Redis pub/sub
 from whichever process caused them, and are told at once, not in a round (a resume as a
-one-off ``{"type": "resumed"}`` to the fans told of the pause); a round yields to them
-every few dozen fans. Any queue-wide change (those, new settings) also starts a round at
-once with fresh figures, so the front hears it within a round; everyone else hears the
-full status that follows (the place and wait once resumed, the place drawn at on-sale) at
-their turn, within 4.5 s: a full status for 20,000 fans at once (a place each, read from
-Redis) would be a burst that holds up the admissions made meanwhile (the client side
-included).
+one-off ``{"type": "resumed"}`` to the fans told of the pause; a sell-out to the admitted
+fans too, whose sessions it ended); a round yields to them every few dozen fans. Any
+queue-wide change (those, new settings) also starts a round at once with fresh figures,
+so the front hears it within a round; everyone else hears the full status that follows
+(the place and wait once resumed, the place drawn at on-sale) at their turn, within 4.5 s:
+a full status for 20,000 fans at once (a place each, read from Redis) would be a burst
+that holds up the admissions made meanwhile (the client side included). Except where
+inventory changes what every fan is told: a sell-out, its end, and every seat left coming
+to be held (``all_held``) or not are followed by a status to every fan whose status
+changed, in the broadcast's own task (admissions go on meanwhile), one such pass at a time
+per room however often all_held comes and goes.
 
 Sends never wait on a slow client (see :mod:`waitingroom.queue_fan`); a fan skipped as slow
 is looked at again every round, until it is dropped.
@@ -67,6 +71,9 @@ MOVED_SHARE = 10  # due again after admissions of a tenth of its last position
 POSITIONS_BATCH = 1000  # fans per script call: Redis runs nothing else meanwhile
 YIELD_EVERY = 32  # fans between yields in a round, so an admission waits a few ms at most
 
+# Queue-wide changes after which every fan's status is told at once, not at their turn.
+STATUS_TO_EVERYONE = ("on_sale", "all_held")
+
 _STATUS_LAG = PUSH_LAG.labels("status")
 _ADMITTED_LAG = PUSH_LAG.labels("admitted")
 
@@ -80,6 +87,7 @@ class Room:
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a queue-wide change
     loop: asyncio.Task[None] | None = None
     broadcast: asyncio.Task[None] | None = None  # the latest queue-wide message being told
+    status_pending: bool = False  # a status to everyone is waiting to start
 
     def fans(self) -> list[Fan]:
         return [fan for fans in self.slices for fan in fans]
@@ -344,12 +352,21 @@ class Hub:
         """Tell a queue-wide change to every fan of the room, in a task of its own that
         starts once the one before it is done (a pause is told before its resume). The
         listener meanwhile goes on with admissions: telling 10,000 sockets takes a few
-        hundred ms, and an admission made then must not wait for it."""
+        hundred ms, and an admission made then must not wait for it. A status to everyone
+        (on_sale, all_held) not started yet covers any asked for meanwhile: it reads the
+        figures and places as it starts, so all_held coming and going often near the end
+        of a sale costs one pass at a time, not one per change."""
+        if kind in STATUS_TO_EVERYONE:
+            if room.status_pending:
+                return
+            room.status_pending = True
         previous = room.broadcast
 
         async def run() -> None:
             if previous is not None:
                 await asyncio.gather(previous, return_exceptions=True)
+            if kind in STATUS_TO_EVERYONE:
+                room.status_pending = False
             try:
                 await self._tell_everyone(room, kind)
             except Exception:
@@ -361,9 +378,9 @@ class Hub:
         task.add_done_callback(self._broadcasts.discard)
 
     async def _tell_everyone(self, room: Room, kind: str) -> None:
-        if kind != "sold_out" and kind not in ("paused", "resumed"):
-            # on_sale, all_held: every fan's status changed (sold out or every seat held,
-            # or no longer): each hears it now, place and all, not at their turn.
+        if kind in STATUS_TO_EVERYONE:
+            # Every fan's status changed (sold out or every seat held, or no longer): each
+            # hears it now, place and all, not at their turn.
             await self._status_to_everyone(room)
             return
         for n, fan in enumerate(room.fans(), 1):
