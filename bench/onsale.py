@@ -73,14 +73,15 @@ from bench.onsale_setup import (  # noqa: E402
     start_stack,
     stripe_objects,
 )
-from bench.reserve import ProcessGroups, clear_redis  # noqa: E402
+from bench.reserve import ProcessGroups, clear_redis, clock_ticks, pids_named  # noqa: E402
 from bench.reserve_setup import create_vhost, delete_vhost  # noqa: E402
 from bench.search import say, service_env  # noqa: E402
 from bench.surge import Loads, api, expect, tell, wait_for_lock  # noqa: E402
-from bench.surge_setup import Sampler, wait_for_time_wait  # noqa: E402
+from bench.surge_setup import Sampler, children_of, wait_for_time_wait  # noqa: E402
 from deploy.render_nginx import SOCKETS_PER_WAITINGROOM  # noqa: E402
 from ticketing.auth import issue_dev_token  # noqa: E402
 from ticketing.config import Settings  # noqa: E402
+from waitingroom.processes import waitingroom_pids  # noqa: E402
 
 RUN_DIR = ROOT / ".run" / "bench" / "onsale"
 RESULTS = ROOT / "bench" / "results"
@@ -172,8 +173,10 @@ def on_sale(
     name: str,
     event_id: int,
     pay: bool,
+    groups: dict[str, list[int]],
 ) -> dict:
-    """One on-sale: set up, run, stop the fans; what it collected."""
+    """One on-sale: set up, run, stop the fans; what it collected (with the CPU seconds
+    each group of processes used from the go to the end)."""
     admin = issue_dev_token(settings, "bench-ops", ["admin"])["access_token"]
     queue_url = f"{gateway}/admin/queues/{event_id}"
     api(
@@ -206,6 +209,8 @@ def on_sale(
         f"{name}: go; on sale in {args.pre_queue_seconds:.0f} s, the pre-queue's half joins "
         f"now, the others over {args.arrival_seconds:.0f} s after on-sale"
     )
+    groups = {**groups, "postgres (whole server)": pids_named("postgres")}
+    cpu_before = {k: clock_ticks(v) for k, v in groups.items()}
     tell(loads, f"go {on_sale_at}")
     done: set[int] = set()
     sold_out_seen = None
@@ -234,6 +239,8 @@ def on_sale(
                 f"{latest['seats_sold']:,}, available {latest['available']:,}"
             )
     time.sleep(1.0)  # one more sample after the end
+    groups["postgres (whole server)"] = pids_named("postgres")
+    cpu = {k: clock_ticks(v) - cpu_before[k] for k, v in groups.items()}
     final_queue = api("GET", queue_url, admin)
     samples = sampler.close()
     conn.close()
@@ -252,6 +259,7 @@ def on_sale(
         "on_sale_at": on_sale_at,
         "ended": reason,
         "load_average": load_average,
+        "cpu": cpu,
         "final_queue": final_queue,
         "samples": [(s["at"], s) for _, s in samples],
         "loads": merge([json.loads(path.read_text()) for _, path in loads]),
@@ -530,6 +538,12 @@ def side_by_side(
     for r in runs:
         statuses = {route: dict(sorted(c.items())) for route, c in r["loads"]["statuses"].items()}
         print(f"{r['name']} statuses: {json.dumps(statuses, sort_keys=True)}")
+        cpu = {**r["cpu"], "load generators": r["loads"]["cpu_seconds"]}
+        print(
+            f"{r['name']} CPU seconds from the go to the end: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items())
+            + " (load generators: their whole life, token minting included)"
+        )
         if "stripe" in r:
             print(
                 f"{r['name']} localstripe: intents {dict(r['stripe']['intents'])}, "
@@ -669,13 +683,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"starting localstripe, {args.workers} booking workers, {args.waitingrooms} "
             "waitingrooms and the gateway"
         )
-        _, _, gateway, simulated = start_stack(settings, args.workers, procs, RUN_DIR, events.paid)
+        supervisor, workers, gateway, simulated = start_stack(
+            settings, args.workers, procs, RUN_DIR, events.paid
+        )
+        started = dict(procs.started)
+        groups = {
+            "waitingroom": waitingroom_pids(supervisor.pid),
+            "booking_worker": [p.pid for p in workers],
+            "localstripe": [started["localstripe"].pid],
+            "nginx": [started["nginx"].pid, *children_of(started["nginx"].pid)],
+            "redis": pids_named("redis-server"),
+            "rabbitmq": pids_named("beam.smp"),
+        }
         if not simulated:
             say("NOTE: no deploy/localstripe_server.py here: plain localstripe, no latency")
         order = [("paid", events.paid, True), ("reserve-only", events.reserve_only, False)]
         if args.baseline_first:
             order.reverse()
-        runs = [on_sale(settings, args, procs, gateway, n, e, pay) for n, e, pay in order]
+        runs = [on_sale(settings, args, procs, gateway, n, e, pay, groups) for n, e, pay in order]
         say("balancing the ledgers")
         figs = [balance(settings, gateway, r) for r in runs]
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
