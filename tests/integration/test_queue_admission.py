@@ -643,3 +643,55 @@ async def test_sold_out_reaches_everyone_within_a_second_and_returned_seats_resu
         finally:
             for ws in sockets.values():
                 await ws.close()
+
+
+async def pinned_line(client, settings, pool, fans: int) -> int:
+    """An event of 10 seats whose count is pinned (as if begun an hour from now, so the
+    running counts are older and refused) at 10 available, ``fans`` in line, admitting."""
+    event = await queue_event(pool, [Section("Box", 1, 10, 10000)])
+    await in_snapshot(client, settings, event)
+    await patch_queue(client, settings, event, paused=True, admit_per_minute=60_000)
+    store = client.app[QUEUE_KEY].store
+    began, base = (await store.count_begin([event]))[event]
+    applied = await store.count_apply(event, (began + 3600 * 10**6, base), 10, 0)
+    assert applied.change in ("", "on_sale"), applied
+    await join_many(client, settings, event, [f"{event}-p{i}" for i in range(fans)])
+    await patch_queue(client, settings, event, paused=False)
+    return event
+
+
+async def test_a_hold_counts_against_the_seats_left_at_once_not_at_the_next_count(
+    qclient, queue_settings, pool
+) -> None:
+    """The front door's 201 takes the fan off "not yet holding" and their seats off the
+    seats left in the same step, long before a count sees the hold: no fan is admitted on
+    the strength of seats just taken. Control: the same claims with the seats left taken
+    from the count alone (still 10 until it sees the holds) let two more fans in on seats
+    that are gone."""
+    store = qclient.app[QUEUE_KEY].store
+
+    async def admitted(event: int) -> list[str]:
+        return [u.decode() for u in await store.redis.zrange(store.key(event, "active"), 0, -1)]
+
+    results = {}
+    for control in (False, True):
+        event = await pinned_line(qclient, queue_settings, pool, 10)
+        first = await eventually(lambda e=event: admitted(e), lambda a: len(a) == 5, 5,
+                                 "10 seats (+10%) for five fans of two")
+        for user in first[:2]:
+            await store.claim(event, user, 2)  # two 201s of 2 seats
+        if control:  # the count's 10 taken as the seats left, the holds not subtracted
+            began, held = (await store.count_begin([event]))[event]
+            await store.count_apply(event, (began + 7200 * 10**6, held), 10, 0)
+        ticks = await store.redis.hget(store.key(event, "state"), "tokens_at")
+        await eventually(
+            lambda e=event: store.redis.hget(store.key(e, "state"), "tokens_at"),
+            lambda t, b=ticks: int(t) - int(b) >= 1000, 5, "a second of ticks")
+        results[control] = len(await admitted(event))
+        # The running once-a-second counts, begun before the pinned one, change nothing.
+        began, base = (await store.count_begin([event]))[event]
+        stale = await store.count_apply(event, (began, base), 0, 0)
+        assert stale.change == "stale"
+        assert (await get_queue(qclient, queue_settings, event))["sold_out"] is False
+    # 6 seats left for 3 fans still choosing: nobody more. Control: 10 "left" for 3: two more.
+    assert results == {False: 5, True: 7}, results
