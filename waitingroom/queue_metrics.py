@@ -33,7 +33,8 @@ ADMISSIONS = Counter(
 )
 SESSIONS_ENDED = Counter(
     "ticketing_queue_sessions_ended_total",
-    "Sessions or places ended, by reason (expired, booked, left, abandoned).",
+    "Sessions or places ended, by reason (expired, booked, left, abandoned; unclaimed: no "
+    "seats held within the claim window; sold_out: the sell-out sent the fan back in line).",
     ["reason"],
 )
 OPEN_SOCKETS = Gauge("ticketing_queue_open_sockets", "Queue websockets open in this process.")
