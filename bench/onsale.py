@@ -521,7 +521,8 @@ def side_by_side(
     print()
     print(
         f"on-sale: {args.fans:,} fans, {args.seats:,} seats, {args.workers} booking workers, "
-        f"{args.waitingrooms} waitingrooms, {args.load_processes} load processes; admit "
+        f"{args.waitingrooms} waitingrooms, {args.load_processes} load processes; tree "
+        f"{args.tree}; admit "
         f"{args.admit_per_minute:,}/min, max_active {args.max_active:,}; provider latency "
         + (
             f"{args.latency_ms} ms (deploy.localstripe_server)"
@@ -671,8 +672,23 @@ def main(argv: list[str] | None = None) -> int:
         return run(args, settings)
 
 
+def tree_state() -> str:
+    """The commit this run starts from, and how many tracked files differ from it (other
+    sessions edit the tree while it runs)."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--untracked-files=no").splitlines()
+    return f"{git('rev-parse', '--short', 'HEAD')}" + (
+        f" + {len(changed)} uncommitted file(s)" if changed else ""
+    )
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     user = urlsplit(settings.amqp_url).username or "guest"
+    args.tree = tree_state()
     procs = ProcessGroups()
     try:
         say(f"recreating {NAME}: two queue-enabled events of {args.seats:,} seats")
