@@ -105,6 +105,9 @@ class QueueRuntime:
 
 
 QUEUE_KEY = web.AppKey("queue_runtime", QueueRuntime)
+# The inventory count's beat. A sale that changes what is left (a confirm, a release, a late
+# payment's webhook) asks for a count of its event at once (recount_if_all_held).
+COUNT_SECONDS = 1.0
 
 
 async def recount_if_all_held(
@@ -192,7 +195,7 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
             periodic("admitter", TICK_SECONDS, runtime.admitter.tick, stop, jitter=0.25)
         ),
         asyncio.create_task(periodic("queue figures", 1.0, figures_and_reports, stop)),
-        asyncio.create_task(periodic("queue counting", 1.0, count_and_record, stop)),
+        asyncio.create_task(periodic("queue counting", COUNT_SECONDS, count_and_record, stop)),
         asyncio.create_task(runtime.hub.listen(stop)),
     ]
 

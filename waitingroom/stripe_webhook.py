@@ -17,6 +17,7 @@ from ticketing.payments import InvalidSignature, verify_webhook
 from ticketing.problems import Problem
 from ticketing.web import SETTINGS_KEY
 from waitingroom.booking_routes import RPC_KEY
+from waitingroom.queue_runtime import recount_if_all_held
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,11 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     status, body = await request.app[RPC_KEY].call(command, partition)
     if status >= 400:
         raise Problem(status, (body or {}).get("code", "backend_unavailable"), "Retry later.")
+    hold_id = (intent.get("metadata") or {}).get("hold_id")
+    if event.get("type") == "payment_intent.succeeded" and isinstance(hold_id, str):
+        # A late payment may have sold the last seats of a queued event (its confirm never
+        # answered): the fans still in line hear it within a second, as after a confirm.
+        await recount_if_all_held(request.app, hold_id)
     return web.json_response(body or {"received": True}, status=200)
 
 

@@ -645,6 +645,50 @@ async def test_sold_out_reaches_everyone_within_a_second_and_returned_seats_resu
                 await ws.close()
 
 
+async def test_a_late_payment_that_sells_the_last_seats_is_told_within_a_second(
+    paying_queue_settings, pool, monkeypatch
+) -> None:
+    """The buyer's confirm never answered (a worker died after Stripe charged); Stripe's
+    payment_intent.succeeded webhook books the seats, and that sale is the sell-out: the
+    fans still in line hear it within a second because the webhook asks for a count of the
+    event at once. The regular count is slowed to 30 s here, so it cannot be what tells
+    them (without the webhook's recount this test fails)."""
+    from tests.integration.test_payments_e2e import pay_behind_our_back, post_webhook
+    from tests.payments_support import booking_stack
+    from ticketing.payments import Payments
+    from waitingroom import queue_runtime
+
+    settings = paying_queue_settings
+    monkeypatch.setattr(queue_runtime, "COUNT_SECONDS", 30.0)
+    event = await queue_event(pool, BOX)
+    stripe_client = Payments(settings)
+    async with booking_stack(settings, pool) as client:
+        await in_snapshot(client, settings, event)
+        await patch_queue(client, settings, event, paused=True, admit_per_minute=60_000)
+        for user in ("buyer", "waiting-1"):
+            await join(client, settings, user, event)
+        await patch_queue(client, settings, event, paused=False)
+        token = (await wait_status(client, settings, "buyer", event, "admitted", 3))[
+            "admission_token"
+        ]
+        ws = await client.ws_connect(
+            f"/queue/{event}/ws?token={make_token(settings, 'waiting-1')}"
+        )
+        try:
+            await first_message(ws, "status")
+            status, hold = await reserve(client, settings, "buyer", event, token, 4)
+            assert status == 201, hold
+            webhook = await pay_behind_our_back(pool, stripe_client, hold)
+            status, answer = await post_webhook(client, webhook)
+            assert status == 200 and answer["duplicate"] is False, answer
+            sold_at = time.monotonic()
+            await first_message(ws, "sold_out", timeout=3)
+            assert time.monotonic() - sold_at < 1.0
+        finally:
+            await ws.close()
+            await stripe_client.close()
+
+
 async def pinned_line(client, settings, pool, fans: int) -> int:
     """An event of 10 seats whose count is pinned (as if begun an hour from now, so the
     running counts are older and refused) at 10 available, ``fans`` in line, admitting."""
