@@ -164,12 +164,15 @@ def test_a_fan_waits_is_admitted_picks_seats_and_pays(stack: Stack, pages):
         assert _text(ops, f"{card} [data-f=available]").startswith("18")  # 18 seats, none sold
         _fits_the_phone(ops)
         ops.fill(f"{card} input[name=admit_per_minute]", str(ADMIT_PER_MINUTE))
+        ops.fill(f"{card} input[name=claim_seconds]", "240")
+        ops.fill(f"{card} input[name=admission_margin_percent]", "25")
         ops.click(f'{card} [data-action="apply"]')
         expect(ops.locator(f"{card} [data-f=result]")).to_contain_text("Saved")
         ops.click(f'{card} [data-action="pause"]')  # "Resume admission"
         expect(ops.locator(f"{card} [data-f=state]")).to_have_text("admitting")
         _, _, config = stack.request("GET", queue, token=admin)
         assert (config["paused"], config["admit_per_minute"]) == (False, ADMIT_PER_MINUTE)
+        assert (config["claim_seconds"], config["admission_margin_percent"]) == (240, 25)
 
         # The fan watches the place fall, live, until it is their turn.
         seen: list[str] = []

@@ -10,7 +10,14 @@
   const INVENTORY_MS = 5000; // availability comes from the catalog; it needs no 2 s refresh
   const RATE_WINDOW_MS = 60000;
   const WATCH_KEY = "ticketing.admin.watch";
-  const FIELDS = ["admit_per_minute", "max_active", "session_seconds", "mode"];
+  const FIELDS = [
+    "admit_per_minute",
+    "max_active",
+    "session_seconds",
+    "claim_seconds",
+    "admission_margin_percent",
+    "mode",
+  ];
 
   const s = {
     token: null,
@@ -106,6 +113,8 @@
       el("label", {}, "Admit per minute", el("input", { name: "admit_per_minute", type: "number", min: 0, step: 1, inputmode: "numeric" })),
       el("label", {}, "Max active sessions", el("input", { name: "max_active", type: "number", min: 0, step: 1, inputmode: "numeric" })),
       el("label", {}, "Session seconds", el("input", { name: "session_seconds", type: "number", min: 1, step: 1, inputmode: "numeric" })),
+      el("label", {}, "Claim window (s)", el("input", { name: "claim_seconds", type: "number", min: 1, step: 1, inputmode: "numeric" })),
+      el("label", {}, "Admission margin %", el("input", { name: "admission_margin_percent", type: "number", min: 0, step: 1, inputmode: "numeric" })),
       el(
         "label",
         {},
