@@ -76,7 +76,7 @@ from bench.onsale_setup import (  # noqa: E402
 from bench.reserve import ProcessGroups, clear_redis, clock_ticks, pids_named  # noqa: E402
 from bench.reserve_setup import create_vhost, delete_vhost  # noqa: E402
 from bench.search import say, service_env  # noqa: E402
-from bench.surge import Loads, api, expect, tell, wait_for_lock  # noqa: E402
+from bench.surge import Loads, api, start_loads, tell, wait_for_lock  # noqa: E402
 from bench.surge_setup import Sampler, children_of, wait_for_time_wait  # noqa: E402
 from deploy.render_nginx import SOCKETS_PER_WAITINGROOM  # noqa: E402
 from ticketing.auth import issue_dev_token  # noqa: E402
@@ -122,9 +122,8 @@ def start_load(
 ) -> Loads:
     fans = make_fans(args, name)
     n = args.load_processes
-    loads = []
-    for i in range(n):
-        spec = {
+    specs = [
+        {
             "gateway": gateway,
             "event_id": event_id,
             "fans": fans[i::n],
@@ -134,20 +133,10 @@ def start_load(
             "poll_seconds": args.poll_seconds,
             "request_timeout": 30,
         }
-        spec_path = RUN_DIR / f"{name}_load_{i}.spec.json"
-        spec_path.write_text(json.dumps(spec))
-        result = RUN_DIR / f"{name}_load_{i}.result.json"
-        result.unlink(missing_ok=True)
-        proc = procs.start(
-            f"load-{name}-{i}",
-            [sys.executable, "bench/onsale_load.py", str(spec_path), str(result)],
-            service_env(settings),
-            RUN_DIR / f"{name}_load_{i}.log",
-            pipe=True,
-        )
-        loads.append((proc, result))
-    expect(loads, "ready", 120)
-    return loads
+        for i in range(n)
+    ]
+    env = service_env(settings)
+    return start_loads(procs, "bench/onsale_load.py", specs, env, RUN_DIR, f"{name}_load")
 
 
 def done_lines(loads: Loads, done: set[int]) -> None:

@@ -24,11 +24,15 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 import psycopg
 
-from bench.reserve import ProcessGroups, wait_for_consumers
+from bench.reserve import (
+    ProcessGroups,
+    start_booking_workers,
+    start_nginx,
+    wait_for_consumers,
+)
 from bench.reserve_setup import create_bench_database
 from bench.search import free_port, http_get, service_env, wait_for
 from bench.surge_setup import consecutive_ports
-from deploy.gateway import command as gateway_command
 from deploy.render_nginx import render, variables
 from ticketing.config import Settings
 from ticketing.messages import BOOKING_QUEUE_PREFIX, booking_routing_key
@@ -127,34 +131,14 @@ def start_stack(
     procs.start("localstripe", argv, env, run_dir / "localstripe.log")
     stripe = settings.stripe_api_base
     wait_for("localstripe", lambda: http_get(stripe + "/v1/payment_intents")[0] == 401, 30)
-    booking = [
-        procs.start(
-            f"booking_worker-{i}",
-            [sys.executable, "-m", "booking_worker"],
-            service_env(
-                dataclasses.replace(
-                    settings,
-                    booking_worker_metrics_port=free_port(),
-                    booking_worker_slot=f"{i}/{workers}",
-                )
-            ),
-            run_dir / f"booking_worker_{i}.log",
-        )
-        for i in range(workers)
-    ]
+    booking = start_booking_workers(settings, workers, procs, run_dir)
     supervisor = procs.start(
         "waitingroom",
         [sys.executable, "-m", "waitingroom", "--supervise"],
         service_env(settings),
         run_dir / "waitingroom.log",
     )
-    prefix = run_dir / "nginx"
-    (prefix / "logs").mkdir(parents=True, exist_ok=True)
-    conf = run_dir / "nginx.conf"
-    conf.write_text(render(variables(settings)))
-    procs.start(
-        "nginx", gateway_command(conf, prefix), service_env(settings), run_dir / "nginx.log"
-    )
+    start_nginx(render(variables(settings)), settings, procs, run_dir)
     for port in settings.waitingroom_ports:
         wait_for(
             f"waitingroom on {port}",

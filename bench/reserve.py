@@ -212,10 +212,11 @@ def run_rpc_baseline(settings: Settings, args: argparse.Namespace, procs: Proces
         procs.stop(echoes)
 
 
-def start_services(
-    settings: Settings, args: argparse.Namespace, procs: ProcessGroups, hot_event: int
-) -> tuple[list[int], list[subprocess.Popen[bytes]], list[subprocess.Popen[bytes]]]:
-    workers = [
+def start_booking_workers(
+    settings: Settings, count: int, procs: ProcessGroups, run_dir: Path
+) -> list[subprocess.Popen[bytes]]:
+    """``count`` ``python -m booking_worker``, each with its own metrics port."""
+    return [
         procs.start(
             f"booking_worker-{i}",
             [sys.executable, "-m", "booking_worker"],
@@ -224,13 +225,33 @@ def start_services(
                     settings,
                     booking_worker_metrics_port=free_port(),
                     # as make run starts them: each first in line for its share of partitions
-                    booking_worker_slot=f"{i}/{args.workers}",
+                    booking_worker_slot=f"{i}/{count}",
                 )
             ),
-            RUN_DIR / f"booking_worker_{i}.log",
+            run_dir / f"booking_worker_{i}.log",
         )
-        for i in range(args.workers)
+        for i in range(count)
     ]
+
+
+def start_nginx(
+    config: str, settings: Settings, procs: ProcessGroups, run_dir: Path
+) -> subprocess.Popen[bytes]:
+    """The gateway (``python -m deploy.gateway``) on ``config``, written to
+    run_dir/nginx.conf, its prefix and logs in run_dir/nginx."""
+    prefix = run_dir / "nginx"
+    (prefix / "logs").mkdir(parents=True, exist_ok=True)
+    conf = run_dir / "nginx.conf"
+    conf.write_text(config)
+    return procs.start(
+        "nginx", gateway_command(conf, prefix), service_env(settings), run_dir / "nginx.log"
+    )
+
+
+def start_services(
+    settings: Settings, args: argparse.Namespace, procs: ProcessGroups, hot_event: int
+) -> tuple[list[int], list[subprocess.Popen[bytes]], list[subprocess.Popen[bytes]]]:
+    workers = start_booking_workers(settings, args.workers, procs, RUN_DIR)
     ports = [free_port() for _ in range(args.waitingrooms)]
     rooms = [
         procs.start(
@@ -259,13 +280,7 @@ def start_gateway(settings: Settings, procs: ProcessGroups, ports: list[int]) ->
     values["GATEWAY_LISTEN"] = f"127.0.0.1:{free_port()}"
     values["GATEWAY_WAITINGROOM_SERVERS"] = upstream_servers("127.0.0.1", ports)
     values["GATEWAY_ACCESS_LOG"] = "logs/access.log"
-    prefix = RUN_DIR / "nginx"
-    (prefix / "logs").mkdir(parents=True, exist_ok=True)
-    conf = RUN_DIR / "nginx.conf"
-    conf.write_text(render(values))
-    procs.start(
-        "nginx", gateway_command(conf, prefix), service_env(settings), RUN_DIR / "nginx.log"
-    )
+    start_nginx(render(values), settings, procs, RUN_DIR)
     base = "http://" + values["GATEWAY_LISTEN"]
     # /healthz is the catalog's (not running here); a booking route without a token is
     # the waitingroom's 401.

@@ -64,7 +64,13 @@ from urllib.parse import quote, urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.reserve import ProcessGroups, clear_redis, clock_ticks, pids_named  # noqa: E402
+from bench.reserve import (  # noqa: E402
+    ProcessGroups,
+    clear_redis,
+    clock_ticks,
+    pids_named,
+    start_nginx,
+)
 from bench.reserve_load import Summary, summarize  # noqa: E402
 from bench.reserve_setup import RunLock, create_vhost, delete_vhost  # noqa: E402
 from bench.search import free_port, http_get, say, service_env, wait_for  # noqa: E402
@@ -82,7 +88,6 @@ from bench.surge_setup import (  # noqa: E402
     rss_bytes,
     wait_for_time_wait,
 )
-from deploy.gateway import command as gateway_command  # noqa: E402
 from deploy.render_nginx import SOCKETS_PER_WAITINGROOM, worker_processes  # noqa: E402
 from ticketing.auth import issue_dev_token  # noqa: E402
 from ticketing.config import Settings  # noqa: E402
@@ -158,13 +163,7 @@ def start_servers(
         service_env(settings),
         RUN_DIR / "waitingroom.log",
     )
-    prefix = RUN_DIR / "nginx"
-    (prefix / "logs").mkdir(parents=True, exist_ok=True)
-    conf = RUN_DIR / "nginx.conf"
-    conf.write_text(gateway_config(settings, hello_ports))
-    procs.start(
-        "nginx", gateway_command(conf, prefix), service_env(settings), RUN_DIR / "nginx.log"
-    )
+    start_nginx(gateway_config(settings, hello_ports), settings, procs, RUN_DIR)
     for port in settings.waitingroom_ports:
         wait_for(
             f"waitingroom on {port}",
@@ -187,9 +186,8 @@ def start_load(
     fans = [f"fan-{i:06d}" for i in range(args.fans)]
     warmup = [f"warm-{i:05d}" for i in range(WARMUP_JOINS)]
     n = args.load_processes
-    loads = []
-    for i in range(n):
-        spec = {
+    specs = [
+        {
             "gateway": f"http://127.0.0.1:{settings.gateway_port}",
             "event_id": event_id,
             "fans": fans[i::n],
@@ -201,15 +199,33 @@ def start_load(
             "step_seconds": args.step_seconds,
             "request_timeout": 30,
         }
-        spec_path = RUN_DIR / f"load_{i}.spec.json"
+        for i in range(n)
+    ]
+    return start_loads(procs, "bench/surge_load.py", specs, service_env(settings), RUN_DIR)
+
+
+def start_loads(
+    procs: ProcessGroups,
+    script: str,
+    specs: list[dict],
+    env: dict[str, str],
+    run_dir: Path,
+    label: str = "load",
+) -> Loads:
+    """One load process per spec (``script SPEC.json RESULT.json``, both files and its log
+    named ``{label}_{i}`` in run_dir, stdin and stdout piped for tell() and expect()),
+    returned once each has said "ready"."""
+    loads = []
+    for i, spec in enumerate(specs):
+        spec_path = run_dir / f"{label}_{i}.spec.json"
         spec_path.write_text(json.dumps(spec))
-        result = RUN_DIR / f"load_{i}.result.json"
+        result = run_dir / f"{label}_{i}.result.json"
         result.unlink(missing_ok=True)
         proc = procs.start(
-            f"load-{i}",
-            [sys.executable, "bench/surge_load.py", str(spec_path), str(result)],
-            service_env(settings),
-            RUN_DIR / f"load_{i}.log",
+            f"load-{label}-{i}",  # "load..." exits when told: ProcessGroups.check_alive
+            [sys.executable, script, str(spec_path), str(result)],
+            env,
+            run_dir / f"{label}_{i}.log",
             pipe=True,
         )
         loads.append((proc, result))
