@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import random
 import select
@@ -76,16 +75,22 @@ from bench.onsale_setup import (  # noqa: E402
 from bench.reserve import ProcessGroups, clear_redis, clock_ticks, pids_named  # noqa: E402
 from bench.reserve_setup import create_vhost, delete_vhost  # noqa: E402
 from bench.search import say, service_env  # noqa: E402
-from bench.surge import Loads, api, start_loads, tell, wait_for_lock  # noqa: E402
+from bench.surge import (  # noqa: E402
+    Loads,
+    add_process_args,
+    api,
+    size_processes,
+    start_loads,
+    tell,
+    wait_for_lock,
+)
 from bench.surge_setup import Sampler, children_of, wait_for_time_wait  # noqa: E402
-from deploy.render_nginx import SOCKETS_PER_WAITINGROOM  # noqa: E402
 from ticketing.auth import issue_dev_token  # noqa: E402
 from ticketing.config import Settings  # noqa: E402
 from waitingroom.processes import waitingroom_pids  # noqa: E402
 
 RUN_DIR = ROOT / ".run" / "bench" / "onsale"
 RESULTS = ROOT / "bench" / "results"
-FANS_PER_LOAD_PROCESS = 8_000  # sockets one load process holds, as bench/surge.py's
 SAMPLED_FANS = 200  # whose /me/bookings is checked against the database
 
 
@@ -557,18 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fans", type=int, default=20_000)
     parser.add_argument("--seats", type=int, default=10_000, help="a multiple of 500")
     parser.add_argument("--workers", type=int, default=2, help="booking_worker processes")
-    parser.add_argument(
-        "--waitingrooms",
-        type=int,
-        default=0,
-        help="waitingroom processes (default: enough for the fans' sockets)",
-    )
-    parser.add_argument(
-        "--load-processes",
-        type=int,
-        default=0,
-        help="load generator processes (default: enough for their sockets)",
-    )
+    add_process_args(parser)
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -640,13 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="wait this long for another benchmark's run to end",
     )
-    args = parser.parse_args(argv)
-    args.waitingrooms = args.waitingrooms or max(
-        2, math.ceil(args.fans / (SOCKETS_PER_WAITINGROOM * 0.8))
-    )
-    args.load_processes = args.load_processes or max(
-        2, math.ceil(args.fans / FANS_PER_LOAD_PROCESS)
-    )
+    args = size_processes(parser.parse_args(argv))
     args.pre_queue_seconds = args.pre_queue_seconds or 5 + args.fans / 2 / 500
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -649,13 +649,8 @@ def wait_for_lock(database_url: str, seconds: float) -> Iterator[None]:
         lock.__exit__(None, None, None)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="bench/surge.py",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--fans", type=int, default=20_000)
+def add_process_args(parser: argparse.ArgumentParser) -> None:
+    """--waitingrooms and --load-processes, sized for --fans' sockets by default."""
     parser.add_argument(
         "--waitingrooms",
         type=int,
@@ -668,6 +663,28 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="load generator processes (default: enough for their sockets)",
     )
+
+
+def size_processes(args: argparse.Namespace) -> argparse.Namespace:
+    """The defaults of add_process_args' flags: a waitingroom per 80% of the sockets one
+    holds, a load process per FANS_PER_LOAD_PROCESS fans, at least two of each."""
+    args.waitingrooms = args.waitingrooms or max(
+        2, math.ceil(args.fans / (SOCKETS_PER_WAITINGROOM * 0.8))
+    )
+    args.load_processes = args.load_processes or max(
+        2, math.ceil(args.fans / FANS_PER_LOAD_PROCESS)
+    )
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bench/surge.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--fans", type=int, default=20_000)
+    add_process_args(parser)
     parser.add_argument("--concurrency", type=int, default=128, help="requests in flight")
     parser.add_argument(
         "--ws-concurrency", type=int, default=96, help="websocket handshakes in flight"
@@ -712,13 +729,7 @@ def main(argv: list[str] | None = None) -> int:
         help="no join (and no handshake) starts after this many seconds of its step; what "
         "is left is reported as not sent",
     )
-    args = parser.parse_args(argv)
-    args.waitingrooms = args.waitingrooms or max(
-        2, math.ceil(args.fans / (SOCKETS_PER_WAITINGROOM * 0.8))
-    )
-    args.load_processes = args.load_processes or max(
-        2, math.ceil(args.fans / FANS_PER_LOAD_PROCESS)
-    )
+    args = size_processes(parser.parse_args(argv))
 
     # A TERM (a CI timeout) unwinds like Ctrl-C, so the finally above still stops everything.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
