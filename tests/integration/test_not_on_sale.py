@@ -5,12 +5,21 @@ case has its control: the same request once the sale is open succeeds."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
 
 from booking_worker import batch_reserve, holds
 from booking_worker.handlers import Context
-from tests.integration.test_booking_support import call, fan, make_event, ticket_ids
+from tests.integration.test_booking_support import (
+    call,
+    fan,
+    make_event,
+    open_client,
+    ticket_ids,
+)
 from ticketing.config import Settings
 from ticketing.domain.seating import Section
 from ticketing.problems import Problem
@@ -18,6 +27,15 @@ from ticketing.problems import Problem
 pytest_plugins = ["tests.integration.test_booking_support"]
 
 SEATS = [Section("Floor", 1, 6, 4000)]
+
+
+@pytest.fixture
+async def api(booking_settings: Settings, worker: None) -> AsyncIterator[TestClient]:
+    """The booking front door (named apart from the catalog support's ``client``, which
+    takes that name when both support modules are loaded in one run)."""
+    client = await open_client(booking_settings)
+    yield client
+    await client.close()
 
 
 async def open_at(pool: asyncpg.Pool, event_id: int, seconds_from_now: float) -> None:
@@ -40,7 +58,7 @@ async def nothing_held(pool: asyncpg.Pool, event_id: int) -> None:
 
 
 async def test_reserve_before_the_on_sale_is_409_not_on_sale_and_holds_nothing(
-    client, booking_settings: Settings, pool: asyncpg.Pool
+    api: TestClient, booking_settings: Settings, pool: asyncpg.Pool
 ) -> None:
     event_id = await make_event(pool, SEATS)
     await open_at(pool, event_id, 3600)
@@ -48,7 +66,7 @@ async def test_reserve_before_the_on_sale_is_409_not_on_sale_and_holds_nothing(
     bot = fan(booking_settings, "early-bot")
     asks = ({"event_id": event_id, "ticket_ids": ids[:2]}, {"event_id": event_id, "quantity": 2})
     for body in asks:
-        status, problem, headers = await call(client, "POST", "/booking/reserve", bot, body)
+        status, problem, headers = await call(api, "POST", "/booking/reserve", bot, body)
         assert (status, problem["code"]) == (409, "not_on_sale"), problem
         assert headers["Content-Type"].startswith("application/problem+json")
         assert problem["on_sale_at"].endswith("Z")
@@ -56,23 +74,23 @@ async def test_reserve_before_the_on_sale_is_409_not_on_sale_and_holds_nothing(
 
     await open_at(pool, event_id, -1)  # the control: the sale opens
     status, hold, _ = await call(
-        client, "POST", "/booking/reserve", bot, {"event_id": event_id, "quantity": 2}
+        api, "POST", "/booking/reserve", bot, {"event_id": event_id, "quantity": 2}
     )
     assert status == 201 and hold["status"] == "held", hold
 
 
 async def test_confirm_of_a_hold_whose_sale_was_moved_later_is_409_not_on_sale(
-    client, booking_settings: Settings, pool: asyncpg.Pool
+    api: TestClient, booking_settings: Settings, pool: asyncpg.Pool
 ) -> None:
     event_id = await make_event(pool, SEATS)
     me = fan(booking_settings, "moved-sale")
     status, hold, _ = await call(
-        client, "POST", "/booking/reserve", me, {"event_id": event_id, "quantity": 1}
+        api, "POST", "/booking/reserve", me, {"event_id": event_id, "quantity": 1}
     )
     assert status == 201, hold
     await open_at(pool, event_id, 3600)  # an operator postpones the on-sale
     status, problem, _ = await call(
-        client,
+        api,
         "POST",
         "/booking/confirm",
         me,
