@@ -267,6 +267,7 @@ def merge(results: list[dict]) -> dict:
         "statuses": {},
         "samples": {},
         "answers_409": [],
+        "loop_lag_ms": [],
         "ws": Counter(),
         "cpu_seconds": 0.0,
     }
@@ -280,6 +281,7 @@ def merge(results: list[dict]) -> dict:
                 into[int(status)] += n
         merged["samples"] |= r["samples"]
         merged["answers_409"] += r["answers_409"]
+        merged["loop_lag_ms"] += r.get("loop_lag_ms", [])
         merged["ws"].update(r["ws"])
         merged["cpu_seconds"] += r["cpu_seconds"]
     return merged
@@ -452,6 +454,15 @@ def check_queue(run: dict, fans: list[dict], sold_out: bool) -> list[str]:
     return problems
 
 
+def loop_lag(run: dict) -> str:
+    """How late the load generators' event loops ran, over the run: the fans' times of
+    hearing something (admitted, sold_out) can be this late on the client's side."""
+    lags = run["loads"]["loop_lag_ms"]
+    if not lags:
+        return "-"
+    return f"{report.latency(lags).p99_ms:.0f} / {max(lags):.0f}"
+
+
 def rejoined(fans: list[dict]) -> str:
     again = sum(bool(f.get("rejoins")) for f in fans)
     ended = sum(bool(f.get("admission_ended")) for f in fans)
@@ -507,6 +518,7 @@ def side_by_side(
                 ).most_common()
             ),
         ),
+        ("load generators' loop lag p99 / max ms", lambda f, r: loop_lag(r)),
         ("websockets", lambda f, r: json.dumps(dict(r["loads"]["ws"]), sort_keys=True)),
         ("fans who joined again", lambda f, r: rejoined(r["loads"]["fans"])),
         ("run ended", lambda f, r: f"{r['ended']}; load average {r['load_average']:.1f}"),

@@ -82,6 +82,7 @@ class Fans:
         self.statuses: dict[str, Counter] = {}
         self.samples: dict[str, str] = {}
         self.answers_409: list[float] = []  # wall clock of each 409 tickets_unavailable
+        self.lags_ms: list[float] = []  # see loop_lag
         self.ws = Counter()
         self.http_gate = asyncio.Semaphore(spec["concurrency"])
         self.ws_gate = asyncio.Semaphore(spec["ws_concurrency"])
@@ -107,6 +108,7 @@ class Fans:
                 asyncio.create_task(self.fan(user, kind, quantity, arrival, leave, on_sale_at))
                 for user, kind, quantity, arrival, leave in self.spec["fans"]
             ]
+            ticker = asyncio.create_task(self.loop_lag())
             stop = asyncio.create_task(read_line())
             everyone = asyncio.gather(*tasks)
             finished, _ = await asyncio.wait({stop, everyone}, return_when=asyncio.FIRST_COMPLETED)
@@ -118,9 +120,18 @@ class Fans:
                 line = stop.result()
             if line != "stop":
                 raise SystemExit(f"onsale_load: expected 'stop', got {line!r}")
-            for task in tasks:
+            for task in [*tasks, ticker]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, ticker, return_exceptions=True)
+
+    async def loop_lag(self) -> None:
+        """How late this process's event loop runs (a sleep's overshoot, every 100 ms): the
+        fans' clocks, and their notices' times, are at most this late."""
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time() + 0.1
+            await asyncio.sleep(0.1)
+            self.lags_ms.append((loop.time() - asked) * 1000)
 
     # -- one fan -------------------------------------------------------------------------
 
@@ -405,6 +416,7 @@ class Fans:
             "statuses": {route: dict(c) for route, c in self.statuses.items()},
             "samples": self.samples,
             "answers_409": self.answers_409,
+            "loop_lag_ms": self.lags_ms,
             "ws": dict(self.ws),
             "cpu_seconds": usage.ru_utime + usage.ru_stime,
         }
