@@ -60,6 +60,38 @@ def still_in_line(fans: Iterable[Mapping]) -> int:
     return count
 
 
+# Clocks: the fans hear an admission a little after the admitter made it, and a sale's
+# commit follows its created_at; admissions this close to the claim window's end may count
+# either way.
+CLAIM_EDGE_SECONDS = 2.0
+
+
+def waiting_at_end(
+    fans: Iterable[Mapping], sold_out_at: float | None, claim_seconds: float
+) -> tuple[int, int]:
+    """The least and most the queue's ``waiting`` may say at the end: the fans still in line
+    (still_in_line), plus those a sell-out at ``sold_out_at`` put back at the front of the
+    line: admitted fans who never reserved (abandoned) and whose claim window was still
+    open then. None: no sell-out, nobody put back."""
+    fans = list(fans)
+    base = still_in_line(fans)
+    if sold_out_at is None:
+        return base, base
+
+    def back(window: float) -> int:
+        count = 0
+        for f in fans:
+            admitted = f.get("last_admitted_at", f.get("admitted_at"))
+            if f.get("outcome") == "abandoned" and admitted is not None:
+                count += admitted > sold_out_at - window
+        return count
+
+    return (
+        base + back(claim_seconds - CLAIM_EDGE_SECONDS),
+        base + back(claim_seconds + CLAIM_EDGE_SECONDS),
+    )
+
+
 def over_admission(admitted: int, purchases: int) -> float | None:
     """Fans admitted per purchase made (a purchase is one fan's hold or booking): 1.0 when
     everyone let in could buy; None when nobody bought."""

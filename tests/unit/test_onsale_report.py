@@ -174,6 +174,19 @@ def test_still_in_line_counts_fans_who_kept_their_place() -> None:
     assert report.still_in_line(fans) == 3
 
 
+def test_waiting_at_end_counts_abandoners_the_sell_out_put_back_in_line() -> None:
+    fans = [
+        fan("told", joined_at=1.0, outcome="sold_out"),
+        fan("abandoned-late", joined_at=1.0, admitted_at=90.0, outcome="abandoned"),
+        fan("abandoned-edge", joined_at=1.0, admitted_at=70.5, outcome="abandoned"),
+        fan("abandoned-early", joined_at=1.0, admitted_at=50.0, outcome="abandoned"),
+        fan("booked", joined_at=1.0, admitted_at=95.0, outcome="booked"),
+    ]
+    # sold out at 100 with a 30 s claim window: 90 was surely still open, 70.5 may have been
+    assert report.waiting_at_end(fans, 100.0, 30) == (2, 3)
+    assert report.waiting_at_end(fans, None, 30) == (1, 1)  # no sell-out: only the line
+
+
 def test_series_buckets_by_second_from_on_sale_and_fills_gaps() -> None:
     on_sale = 1000.0
     samples = [
