@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 RPC_KEY = web.AppKey("booking_rpc", BookingRpc)
 
 MAX_TICKETS_PER_REQUEST = 100
+# How long an admitted fan told 409 tickets_unavailable keeps the turn to ask again.
+CLAIM_GRACE_SECONDS = 15.0
 _RESERVE_FIELDS = frozenset({"event_id", "ticket_ids", "ticket_id", "quantity", "section"})
 
 
@@ -149,7 +151,22 @@ async def reserve(request: web.Request) -> web.Response:
     status, body = await request.app[RPC_KEY].call(command, fields["event_id"])
     if status == 201 and admitted and isinstance(body, dict):
         await _claimed(request, principal.user_id, fields["event_id"], body)
+    elif status == 409 and admitted and (body or {}).get("code") == "tickets_unavailable":
+        await _hurry(request, principal.user_id, fields["event_id"])
     return respond(status, body)
+
+
+async def _hurry(request: web.Request, user_id: str, event_id: int) -> None:
+    """Too few seats for what the fan asked: they have CLAIM_GRACE_SECONDS to ask again
+    (for fewer), after which their turn goes to the next fan (queue_scripts HURRY_CLAIM).
+    Best effort, like :func:`_claimed`."""
+    runtime = request.app.get(QUEUE_KEY)
+    if runtime is None:
+        return
+    try:
+        await runtime.store.hurry_claim(event_id, user_id, int(CLAIM_GRACE_SECONDS * 1000))
+    except (RedisError, OSError) as exc:
+        log.warning("claim window not shortened: event_id=%s %s", event_id, exc)
 
 
 async def _claimed(request: web.Request, user_id: str, event_id: int, hold: dict) -> None:

@@ -304,6 +304,18 @@ redis.call('HINCRBY', KEYS[2], 'hold_seats', tonumber(ARGV[2]))
 return first
 """
 
+# An admitted fan whose reserve found too few seats left: their claim window closes within
+# ARGV[2] ms unless it closes sooner already (and unless they hold seats: XX). They may ask
+# again, for fewer, meanwhile; a fan who walks away holds up the next for that long, not
+# for the whole window, which at the end of a sale is what every last seat waits on.
+# KEYS: unclaimed  ARGV: user, grace_ms  -> 1 when the deadline moved, else 0
+HURRY_CLAIM = (
+    _CLOCK
+    + """
+return redis.call('ZADD', KEYS[1], 'XX', 'LT', 'CH', fmt(now_ms + tonumber(ARGV[2])), ARGV[1])
+"""
+)
+
 # Before a count reads PostgreSQL: when (Redis TIME, us) and the seats held through the
 # front door so far. KEYS: state  -> {now_us, hold_seats}
 COUNT_BEGIN = (

@@ -140,6 +140,7 @@ class QueueStore:
         self._leave = redis.register_script(scripts.LEAVE)
         self._tick = redis.register_script(scripts.TICK)
         self._claim = redis.register_script(scripts.CLAIM)
+        self._hurry_claim = redis.register_script(scripts.HURRY_CLAIM)
         self._count_begin = redis.register_script(scripts.COUNT_BEGIN)
         self._count_apply = redis.register_script(scripts.COUNT_APPLY)
         self._commit = redis.register_script(scripts.COMMIT)
@@ -250,6 +251,14 @@ class QueueStore:
             keys=self.keys(event_id, "unclaimed", "state"), args=[user_id, seats]
         )
         return bool(int(first))
+
+    async def hurry_claim(self, event_id: int, user_id: str, grace_ms: int) -> bool:
+        """The fan's reserve found too few seats: their claim window closes within
+        ``grace_ms`` (sooner if it already does). True when it moved."""
+        moved = await self._hurry_claim(
+            keys=self.keys(event_id, "unclaimed"), args=[user_id, grace_ms]
+        )
+        return bool(int(moved))
 
     async def leave(self, event_id: int, user_id: str) -> str:
         """Take the fan out of the queue or end their session; what they were, or ''."""

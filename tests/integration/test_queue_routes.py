@@ -25,6 +25,7 @@ from tests.integration.test_queue_support import (
 )
 from tests.payments_support import localstripe, payment_settings  # noqa: F401
 from tests.support import auth_header, eventually, free_port, settings_with
+from ticketing.domain.seating import Section
 from waitingroom.admission import admission_for_session
 from waitingroom.queue_runtime import QUEUE_KEY
 
@@ -513,3 +514,39 @@ async def test_redis_down_is_503_at_once(queue_settings, pool, worker) -> None:
         assert time.monotonic() - started < 5
     finally:
         await client.close()
+
+
+async def test_a_fan_told_too_few_seats_are_left_keeps_the_turn_only_for_a_grace(
+    qclient, queue_settings, pool, monkeypatch
+) -> None:
+    """Near the end of a sale a fan asks for more seats than are left (409
+    tickets_unavailable): they may ask again for fewer, but a fan who walks away then
+    holds the next fan up for the grace, not the whole claim window (10 minutes here).
+    The control: an admitted fan who asked for nothing keeps the turn meanwhile."""
+    from waitingroom import booking_routes
+
+    monkeypatch.setattr(booking_routes, "CLAIM_GRACE_SECONDS", 1.0)
+    event = await queue_event(pool, [Section("Box", 1, 4, 5000)])
+    await in_snapshot(qclient, queue_settings, event)
+    await patch_queue(
+        qclient, queue_settings, event, paused=True, claim_seconds=600,
+        admit_per_minute=60_000, session_seconds=600,
+    )
+    for user in ("greedy", "patient", "next"):
+        await join(qclient, queue_settings, user, event)
+    await patch_queue(qclient, queue_settings, event, paused=False)
+    greedy = await wait_status(qclient, queue_settings, "greedy", event, "admitted", 3)
+    await wait_status(qclient, queue_settings, "patient", event, "admitted", 3)
+    _, waiting = await queue_status(qclient, queue_settings, "next", event)
+    assert waiting["status"] == "waiting"  # 4 seats serve two fans of 2 (the prior)
+    status, problem, _ = await call(
+        qclient, "POST", "/booking/reserve",
+        {**fan(queue_settings, "greedy"), "X-Admission-Token": greedy["admission_token"]},
+        {"event_id": event, "quantity": 5},
+    )
+    assert (status, problem["code"]) == (409, "tickets_unavailable"), problem
+    await wait_status(qclient, queue_settings, "next", event, "admitted", timeout=3)
+    status, problem = await queue_status(qclient, queue_settings, "greedy", event)
+    assert (status, problem["code"]) == (404, "not_in_queue")
+    _, patient = await queue_status(qclient, queue_settings, "patient", event)
+    assert patient["status"] == "admitted"
