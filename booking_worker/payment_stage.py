@@ -118,38 +118,31 @@ class PaymentStage:
         stop: asyncio.Event,
     ) -> None:
         try:
-            await self._settle(message, channel, dead_exchange, stop)
+            try:
+                unit = Delivery.decode(message)
+            except MessageError as exc:
+                await refuse_undecodable(channel, dead_exchange, message, exc)
+                return
+            if unit.refused:
+                await reply(channel, message, unit.refused, batched=True)
+            for raw, reason in unit.malformed:
+                await dead_letter_command(dead_exchange, message, raw, reason, "bad_message")
+            results = await asyncio.gather(
+                *(self._one(channel, message, c) for c in unit.commands)
+            )
+            if _UNAVAILABLE in results:
+                await requeue_after_backoff(self.backoff, stop, [message])
+                return
+            self.backoff.reset()
+            for command, result in zip(unit.commands, results, strict=True):
+                if isinstance(result, Outcome) and result.failed:
+                    await dead_letter_command(dead_exchange, message, command, result.failed)
+            if _REQUEUE in results:
+                await message.nack(requeue=True)
+            else:
+                await message.ack()
         except Exception:  # the channel went away mid-answer: the message is redelivered
             log.exception("payment message %s not settled", message.correlation_id)
-
-    async def _settle(
-        self,
-        message: Message,
-        channel: AbstractChannel,
-        dead_exchange: AbstractExchange,
-        stop: asyncio.Event,
-    ) -> None:
-        try:
-            unit = Delivery.decode(message)
-        except MessageError as exc:
-            await refuse_undecodable(channel, dead_exchange, message, exc)
-            return
-        if unit.refused:
-            await reply(channel, message, unit.refused, batched=True)
-        for raw, reason in unit.malformed:
-            await dead_letter_command(dead_exchange, message, raw, reason, "bad_message")
-        results = await asyncio.gather(*(self._one(channel, message, c) for c in unit.commands))
-        if _UNAVAILABLE in results:
-            await requeue_after_backoff(self.backoff, stop, [message])
-            return
-        self.backoff.reset()
-        for command, result in zip(unit.commands, results, strict=True):
-            if isinstance(result, Outcome) and result.failed:
-                await dead_letter_command(dead_exchange, message, command, result.failed)
-        if _REQUEUE in results:
-            await message.nack(requeue=True)
-        else:
-            await message.ack()
 
     async def _one(
         self, channel: AbstractChannel, message: Message, command: dict

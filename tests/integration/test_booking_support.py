@@ -184,8 +184,13 @@ def worker_processes(booking_settings: Settings) -> Iterator[list[WorkerProcesse
 @pytest.fixture
 def isolated_amqp(booking_settings: Settings) -> Iterator[str]:
     """A RabbitMQ vhost of this test's own, so only the workers it starts consume."""
-    vhost = f"{booking_settings.amqp_url.rsplit('/', 1)[1]}_{next(_names)}"
-    base = booking_settings.amqp_url.rsplit("/", 1)[0]
+    yield from own_vhost(booking_settings.amqp_url)
+
+
+def own_vhost(amqp_url: str) -> Iterator[str]:
+    """A vhost named after ``amqp_url``'s, for a fixture's own workers; removed after."""
+    vhost = f"{amqp_url.rsplit('/', 1)[1]}_{next(_names)}"
+    base = amqp_url.rsplit("/", 1)[0]
     _rabbitmqctl("add_vhost", vhost)
     _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield f"{base}/{vhost}"

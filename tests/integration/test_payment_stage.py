@@ -19,8 +19,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import _rabbitmqctl
-from tests.integration.test_booking_support import call, make_event, ticket_ids
+from tests.integration.test_booking_support import call, make_event, own_vhost, ticket_ids
 from tests.integration.test_payments_e2e import PRICE, VISA, a_fan, reserve
 from tests.payments_support import (
     WEBHOOK_SECRET,
@@ -48,23 +47,9 @@ PROMPTLY = 1.0
 STRIPE_DELAY = 0.5
 
 
-
-def _vhost(base_url: str, name: str) -> Iterator[str]:
-    vhost = f"{base_url.rsplit('/', 1)[1]}_{name}_{uuid.uuid4().hex[:6]}"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"{base_url.rsplit('/', 1)[0]}/{vhost}"
-    _rabbitmqctl("delete_vhost", vhost)
-
-
 @pytest.fixture(scope="module")
 def wide_amqp(booking_settings: Settings) -> Iterator[str]:
-    yield from _vhost(booking_settings.amqp_url, "paywide")
-
-
-@pytest.fixture(scope="module")
-def narrow_amqp(booking_settings: Settings) -> Iterator[str]:
-    yield from _vhost(booking_settings.amqp_url, "paynarrow")
+    yield from own_vhost(booking_settings.amqp_url)
 
 
 @pytest.fixture(scope="module")
@@ -196,9 +181,9 @@ async def test_many_payments_are_with_stripe_at_once(
 
 
 async def test_payments_in_flight_are_bounded_by_the_setting(
-    booking_settings: Settings, narrow_amqp: str, pool: asyncpg.Pool, link: StripeLink
+    booking_settings: Settings, isolated_amqp: str, pool: asyncpg.Pool, link: StripeLink
 ) -> None:
-    narrow = stage_settings(booking_settings, link, narrow_amqp, payments_concurrency=2)
+    narrow = stage_settings(booking_settings, link, isolated_amqp, payments_concurrency=2)
     async with booking_stack(narrow, pool) as api:
         _, held = await holds(api, pool, narrow, 6)
         await link.set("late", delay=STRIPE_DELAY)
