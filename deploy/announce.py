@@ -17,6 +17,7 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from deploy.probe import poll, port_in_use
@@ -61,12 +62,22 @@ def sample_events(base: str) -> list[dict]:
         return []
 
 
-def bookable(events: list[dict]) -> dict:
-    """An event without a waiting room and with seats left, so the booking example works."""
-    return next(
-        (e for e in events if not e.get("queue_enabled") and e.get("available_tickets", 0) >= 2),
-        {},
-    )
+def bookable(base: str, events: list[dict]) -> dict:
+    """An event without a waiting room, on sale (before its on_sale_at a reserve is 409
+    not_on_sale) and with seats left, so the booking example works. A list item does not
+    carry on_sale_at: the event's view does."""
+    now = datetime.now(UTC)
+    for event in events:
+        if event.get("queue_enabled") or event.get("available_tickets", 0) < 2:
+            continue
+        status, body = fetch(f"{base}/events/{event.get('id')}")
+        try:
+            opens = datetime.fromisoformat(json.loads(body)["on_sale_at"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if status == 200 and opens <= now:
+            return event
+    return {}
 
 
 def queued(base: str, events: list[dict]) -> dict:
@@ -157,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     events = sample_events(base)
-    print(banner(base, events[0] if events else {}, bookable(events), queued(base, events)),
-          flush=True)
+    print(
+        banner(base, events[0] if events else {}, bookable(base, events), queued(base, events)),
+        flush=True,
+    )
     while True:
         signal.pause()
 

@@ -7,6 +7,7 @@ the same loader `make run` uses (tests/e2e/stack.py; the ``stack`` fixture is sh
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.error
 import urllib.request
@@ -224,3 +225,15 @@ def test_booking_flow_through_the_gateway(stack: Stack):
     assert status == 404 and body["code"] == "booking_not_found"
     status, _, body = stack.request("POST", "/webhooks/stripe", {"id": "evt_forged"})
     assert status == 400 and body["code"] == "invalid_signature"
+
+
+def test_the_banners_booking_example_books(stack: Stack):
+    """The banner `make run` prints names an event for its reserve example: one without a
+    waiting room, with seats, and on sale (else the example answers 409 not_on_sale)."""
+    wait_until(lambda: "ticketing is up" in stack.log.read_text(errors="replace"), 60, "banner")
+    found = re.search(r"""'\{"event_id": (\d+), "quantity": 2\}'""", stack.log.read_text())
+    assert found, stack.logs()
+    fan = dev_token(stack, f"banner-{RUN_ID}", [])
+    body = {"event_id": int(found[1]), "quantity": 2}
+    status, _, hold = stack.request("POST", "/booking/reserve", body, token=fan)
+    assert status == 201, hold
