@@ -201,6 +201,23 @@ def own_localstripe() -> Iterator[LocalStripe]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+async def link(own_localstripe: LocalStripe) -> AsyncIterator[StripeLink]:
+    """The network to a module's own localstripe, up unless a test breaks it."""
+    link = StripeLink(own_localstripe)
+    await link.set("up")
+    yield link
+    await link.set("down")
+
+
+@pytest.fixture
+async def stripe_back(link: StripeLink) -> AsyncIterator[None]:
+    """A test starts and ends with Stripe reachable (a module uses it for every test)."""
+    await link.set("up")
+    yield
+    await link.set("up")
+
+
 @pytest.fixture(scope="session")
 def payment_settings(settings: Settings, localstripe: LocalStripe) -> Settings:
     return settings_with(

@@ -189,3 +189,39 @@ def queue_event(
     }, token=admin)
     assert status == 201, event
     return event
+
+
+def hold_every_seat(stack: Stack, event_id: int, who: str) -> list[tuple[str, str]]:
+    """Three fans of ``who`` join the (unpaused) queue of a queue_event (18 seats, which
+    serve nine fans of two), are admitted and hold 8, 8 and 2 seats: every seat is in a
+    hold. Their (token, hold id)s."""
+    buyers = {f"{who}-{n}-{RUN_ID}": seats for n, seats in enumerate((8, 8, 2))}
+    tokens = {user: dev_token(stack, user, []) for user in buyers}
+    for token in tokens.values():
+        status, _, body = stack.request("POST", f"/queue/{event_id}/join", token=token)
+        assert status == 200, body
+
+    def admission(token: str) -> str | None:
+        _, _, body = stack.request("GET", f"/queue/{event_id}/status", token=token)
+        return body.get("admission_token") if isinstance(body, dict) else None
+
+    # Each fan's token as their status first shows it: asked again, a status may meet the
+    # fan's rate limit (429) instead.
+    admitted: dict[str, str] = {}
+
+    def let_in(user: str) -> bool:
+        token = admission(tokens[user])
+        if token:
+            admitted[user] = token
+        return token is not None
+
+    for user in tokens:
+        wait_until(lambda u=user: let_in(u), 10, f"{user} admitted")
+    holds = []
+    for user, seats in buyers.items():
+        status, _, hold = stack.request(
+            "POST", "/booking/reserve", {"event_id": event_id, "quantity": seats},
+            token=tokens[user], headers={"X-Admission-Token": admitted[user]})
+        assert status == 201, hold
+        holds.append((tokens[user], hold["hold_id"]))
+    return holds

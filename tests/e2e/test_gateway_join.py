@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from tests.conftest import RUN_ID
-from tests.e2e.stack import Stack, dev_token, queue_event
+from tests.e2e.stack import Stack, dev_token, hold_every_seat, queue_event
 from tests.support import wait_until
 from ticketing.auth import issue_dev_token
 from ticketing.config import Settings
@@ -208,34 +208,7 @@ def test_the_gateway_tells_all_held_and_a_sell_out_at_once_after_the_last_sale(
     status, _, body = stack.request(
         "PATCH", f"/admin/queues/{event_id}", {"paused": False}, token=admin)
     assert status == 200, body
-    buyers = {f"gw-buyer-{n}-{RUN_ID}": seats for n, seats in enumerate((8, 8, 2))}
-    tokens = {user: dev_token(stack, user, []) for user in buyers}
-    for token in tokens.values():
-        assert _join(stack, event_id, token)[0] == 200
-
-    def admission(token: str) -> str | None:
-        _, _, body = stack.request("GET", f"/queue/{event_id}/status", token=token)
-        return body.get("admission_token") if isinstance(body, dict) else None
-
-    # All three in before any holds (4 seats left would serve one), each fan's token as
-    # their status first shows it (asked again, a status may meet the fan's rate limit).
-    admitted: dict[str, str] = {}
-
-    def let_in(user: str) -> bool:
-        token = admission(tokens[user])
-        if token:
-            admitted[user] = token
-        return token is not None
-
-    for user in buyers:
-        wait_until(lambda u=user: let_in(u), 5, f"{user} admitted")
-    holds = []
-    for user, seats in buyers.items():
-        status, _, hold = stack.request(
-            "POST", "/booking/reserve", {"event_id": event_id, "quantity": seats},
-            token=tokens[user], headers={"X-Admission-Token": admitted[user]})
-        assert status == 201, hold
-        holds.append((tokens[user], hold["hold_id"]))
+    holds = hold_every_seat(stack, event_id, "gw-buyer")
 
     def joined(fan: str, base: str | None = None) -> tuple[dict, dict[str, str]]:
         status, headers, body = _join(stack, event_id, dev_token(stack, fan, []), base=base)

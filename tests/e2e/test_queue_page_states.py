@@ -10,9 +10,8 @@ import shutil
 import pytest
 
 from tests.conftest import RUN_ID
-from tests.e2e.stack import Stack, dev_token, queue_event
+from tests.e2e.stack import Stack, dev_token, hold_every_seat, queue_event
 from tests.e2e.test_queue_browser import CHROMIUM, browser, expect, pages  # noqa: F401
-from tests.support import wait_until
 
 pytestmark = [
     pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed"),
@@ -22,39 +21,6 @@ pytestmark = [
 ALL_HELD_WORDS = "every remaining seat is in another fan's cart; some may come back"
 
 
-def _hold_everything(stack: Stack, event_id: int, who: str) -> list[tuple[str, str]]:
-    """Three fans admitted (the event's 18 seats serve nine of two), who hold 8, 8 and 2
-    seats: every seat is in a hold. Their (token, hold id)s."""
-    buyers = {f"{who}-{n}-{RUN_ID}": seats for n, seats in enumerate((8, 8, 2))}
-    tokens = {user: dev_token(stack, user, []) for user in buyers}
-    for token in tokens.values():
-        status, _, body = stack.request("POST", f"/queue/{event_id}/join", token=token)
-        assert status == 200, body
-
-    def admission(token: str) -> str | None:
-        _, _, body = stack.request("GET", f"/queue/{event_id}/status", token=token)
-        return body.get("admission_token") if isinstance(body, dict) else None
-
-    # Each fan's token as their status first shows it: asked again, a status may meet the
-    # fan's rate limit (429) instead.
-    admitted: dict[str, str] = {}
-
-    def let_in(user: str) -> bool:
-        token = admission(tokens[user])
-        if token:
-            admitted[user] = token
-        return token is not None
-
-    for user in tokens:
-        wait_until(lambda u=user: let_in(u), 10, f"{user} admitted")
-    holds = []
-    for user, seats in buyers.items():
-        status, _, hold = stack.request(
-            "POST", "/booking/reserve", {"event_id": event_id, "quantity": seats},
-            token=tokens[user], headers={"X-Admission-Token": admitted[user]})
-        assert status == 201, hold
-        holds.append((tokens[user], hold["hold_id"]))
-    return holds
 
 
 def _open_queue(stack: Stack, admin: str) -> int:
@@ -72,7 +38,7 @@ def test_the_page_says_every_seat_is_in_a_cart_and_lets_the_fan_in_when_one_come
 ):
     admin = dev_token(stack, f"held-ops-{RUN_ID}", ["admin"])
     event_id = _open_queue(stack, admin)
-    holds = _hold_everything(stack, event_id, "carts")
+    holds = hold_every_seat(stack, event_id, "carts")
     fan = pages["open"]("held-fan")
     fan.goto(f"{stack.base}/queue/{event_id}?user=held-fan-{RUN_ID}")
     fan.wait_for_selector("#queue:not([hidden])")
@@ -90,7 +56,7 @@ def test_the_page_says_every_seat_is_in_a_cart_and_lets_the_fan_in_when_one_come
 def test_the_page_tells_a_sell_out_as_the_last_seat_is_paid(stack: Stack, pages):
     admin = dev_token(stack, f"sold-ops-{RUN_ID}", ["admin"])
     event_id = _open_queue(stack, admin)
-    holds = _hold_everything(stack, event_id, "payers")
+    holds = hold_every_seat(stack, event_id, "payers")
     fan = pages["open"]("sold-fan")
     fan.goto(f"{stack.base}/queue/{event_id}?user=sold-fan-{RUN_ID}")
     expect(fan.locator("#queue-state")).to_contain_text(ALL_HELD_WORDS, ignore_case=True,

@@ -23,10 +23,11 @@ from tests.integration.test_booking_support import call, make_event, own_vhost, 
 from tests.integration.test_payments_e2e import PRICE, VISA, a_fan, reserve
 from tests.payments_support import (
     WEBHOOK_SECRET,
-    LocalStripe,
     StripeLink,
     booking_stack,
+    link,  # noqa: F401 (fixture)
     own_localstripe,  # noqa: F401 (fixture)
+    stripe_back,  # noqa: F401 (fixture)
 )
 from tests.support import settings_with
 from ticketing.config import Settings
@@ -39,6 +40,7 @@ from ticketing.messages import (
 )
 
 pytest_plugins = ["tests.integration.test_booking_support"]
+pytestmark = pytest.mark.usefixtures("stripe_back")
 
 RPC_TIMEOUT = 4.0  # the worker gives up on Stripe after 3 s (ticketing.payments)
 # What a reserve costs here when nothing stands in its way, with room for a busy machine.
@@ -50,21 +52,6 @@ STRIPE_DELAY = 0.5
 @pytest.fixture(scope="module")
 def wide_amqp(booking_settings: Settings) -> Iterator[str]:
     yield from own_vhost(booking_settings.amqp_url)
-
-
-@pytest.fixture(scope="module")
-async def link(own_localstripe: LocalStripe) -> AsyncIterator[StripeLink]:
-    link = StripeLink(own_localstripe)
-    await link.set("up")
-    yield link
-    await link.set("down")
-
-
-@pytest.fixture(autouse=True)
-async def stripe_back(link: StripeLink) -> AsyncIterator[None]:
-    await link.set("up")
-    yield
-    await link.set("up")
 
 
 def stage_settings(booking_settings: Settings, link: StripeLink, amqp: str, **kw) -> Settings:

@@ -36,7 +36,9 @@ from tests.payments_support import (
     StripeLink,
     booking_stack,
     expire_hold,
+    link,  # noqa: F401 (fixture)
     own_localstripe,  # noqa: F401 (fixture)
+    stripe_back,  # noqa: F401 (fixture)
 )
 from tests.support import eventually, settings_with
 from ticketing.config import Settings
@@ -44,20 +46,13 @@ from ticketing.domain.seating import Section
 from ticketing.payments import Payments
 
 pytest_plugins = ["tests.integration.test_booking_support"]
+pytestmark = pytest.mark.usefixtures("stripe_back")
 
 # The front door's wait; the worker gives up on Stripe sooner (ticketing.payments), so
 # the fan hears the worker's own 503 rather than the front door's.
 RPC_TIMEOUT = 4.0
 # An answer that waited out no timeout (the worker gives up on Stripe after 3 s here).
 PROMPTLY = 1.5
-
-
-@pytest.fixture(scope="module")
-async def link(own_localstripe: LocalStripe) -> AsyncIterator[StripeLink]:
-    link = StripeLink(own_localstripe)
-    await link.set("up")
-    yield link
-    await link.set("down")
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +71,6 @@ def outage_settings(booking_settings: Settings, link: StripeLink, e2e_amqp: str)
 async def api(outage_settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[TestClient]:
     async with booking_stack(outage_settings, pool) as client:
         yield client
-
-
-@pytest.fixture(autouse=True)
-async def stripe_back(link: StripeLink) -> AsyncIterator[None]:
-    """Every test starts and ends with Stripe reachable."""
-    await link.set("up")
-    yield
-    await link.set("up")
 
 
 @pytest.fixture(scope="module")
