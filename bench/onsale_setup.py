@@ -11,7 +11,6 @@ protocol and queue API calls from bench/surge.py."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import asyncpg
 import psycopg
@@ -32,7 +31,7 @@ from bench.reserve import (
 )
 from bench.reserve_setup import create_bench_database
 from bench.search import free_port, http_get, service_env, wait_for
-from bench.surge_setup import consecutive_ports
+from bench.surge_setup import queue_bench_settings
 from deploy.render_nginx import render, variables
 from ticketing.config import Settings
 from ticketing.messages import BOOKING_QUEUE_PREFIX, booking_routing_key
@@ -46,27 +45,15 @@ LOCALSTRIPE_SERVER = ROOT / "deploy" / "localstripe_server.py"
 def onsale_settings(
     base: Settings, waitingrooms: int, claim_seconds: int, latency_ms: int
 ) -> Settings:
-    amqp = urlsplit(base.amqp_url)
     localstripe = free_port()
-    return dataclasses.replace(
+    return queue_bench_settings(
         base,
-        env="dev",  # dev tokens (the load processes mint them) and ?token= on the websocket
-        database_url=urlunsplit(urlsplit(base.database_url)._replace(path="/" + NAME)),
-        amqp_url=urlunsplit(amqp._replace(path="/" + quote(NAME, safe=""))),
-        redis_prefix=REDIS_PREFIX,
-        host="127.0.0.1",
-        gateway_port=free_port(),
-        gateway_metrics_port=free_port(),
-        catalog_port=free_port(),  # nobody listens: an on-sale never leaves the waitingroom
-        waitingroom_port=consecutive_ports(waitingrooms),
-        waitingroom_processes=waitingrooms,
+        NAME,
+        REDIS_PREFIX,
+        waitingrooms,
         localstripe_port=localstripe,
         stripe_api_base=f"http://127.0.0.1:{localstripe}",
         stripe_latency_ms=latency_ms,
-        # Every fan comes from 127.0.0.1: per-address limits would measure themselves.
-        rate_limit_per_minute=100_000_000,
-        rate_limit_burst=1_000_000,
-        queue_ip_rate_per_minute=100_000_000,
         admission_claim_seconds=claim_seconds,
     )
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import math
 import os
@@ -59,7 +58,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -73,7 +72,7 @@ from bench.reserve import (  # noqa: E402
 )
 from bench.reserve_load import Summary, summarize  # noqa: E402
 from bench.reserve_setup import RunLock, create_vhost, delete_vhost  # noqa: E402
-from bench.search import free_port, http_get, say, service_env, wait_for  # noqa: E402
+from bench.search import http_get, say, service_env, wait_for  # noqa: E402
 from bench.surge_setup import (  # noqa: E402
     Admissions,
     Sampler,
@@ -85,6 +84,7 @@ from bench.surge_setup import (  # noqa: E402
     histogram_quantile,
     metric,
     open_files,
+    queue_bench_settings,
     rss_bytes,
     wait_for_time_wait,
 )
@@ -107,24 +107,11 @@ FANS_PER_LOAD_PROCESS = 8_000
 
 
 def bench_settings(base: Settings, args: argparse.Namespace) -> Settings:
-    amqp = urlsplit(base.amqp_url)
-    return dataclasses.replace(
+    return queue_bench_settings(
         base,
-        env="dev",  # dev tokens; the load generators mint them with the same secret
-        database_url=urlunsplit(urlsplit(base.database_url)._replace(path="/" + NAME)),
-        amqp_url=urlunsplit(amqp._replace(path="/" + quote(NAME, safe=""))),
-        redis_prefix=REDIS_PREFIX,
-        host="127.0.0.1",
-        gateway_port=free_port(),
-        gateway_metrics_port=free_port(),
-        catalog_port=free_port(),  # nobody listens: the surge never leaves the waitingroom
-        waitingroom_port=consecutive_ports(args.waitingrooms),
-        waitingroom_processes=args.waitingrooms,
-        # Every fan comes from 127.0.0.1: per-address and per-client limits would measure
-        # themselves, not the queue.
-        rate_limit_per_minute=100_000_000,
-        rate_limit_burst=1_000_000,
-        queue_ip_rate_per_minute=100_000_000,
+        NAME,
+        REDIS_PREFIX,
+        args.waitingrooms,
         # The fans join first and open their sockets after: none may count as gone meanwhile.
         queue_abandon_seconds=3600,
         gateway_queue_join="off" if args.python_joins else "on",

@@ -4,6 +4,7 @@ as the admitters announce them, and the memory and sockets of the waitingroom pr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -13,11 +14,14 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 from redis import Redis
 
 from bench.reserve_setup import create_bench_database
+from bench.search import free_port
 from bench.surge_hello import HELLO_PATH
 from deploy.render_nginx import render, variables
 from ticketing.config import Settings
@@ -52,6 +56,33 @@ def consecutive_ports(count: int) -> int:
             continue
         return first
     raise SystemExit(f"bench: no {count} consecutive free ports in 20000-32000")
+
+
+def queue_bench_settings(
+    base: Settings, name: str, redis_prefix: str, waitingrooms: int, **changes: Any
+) -> Settings:
+    """A waiting-room bench's settings: its own database, vhost (both ``name``) and Redis
+    prefix, free ports, ``waitingrooms`` processes, dev tokens (the load generators mint
+    them with the same secret), and no per-address limits (every fan comes from
+    127.0.0.1: the limits would measure themselves, not the queue); then ``changes``."""
+    amqp = urlsplit(base.amqp_url)
+    return dataclasses.replace(
+        base,
+        env="dev",
+        database_url=urlunsplit(urlsplit(base.database_url)._replace(path="/" + name)),
+        amqp_url=urlunsplit(amqp._replace(path="/" + quote(name, safe=""))),
+        redis_prefix=redis_prefix,
+        host="127.0.0.1",
+        gateway_port=free_port(),
+        gateway_metrics_port=free_port(),
+        catalog_port=free_port(),  # nobody listens: a queue bench never leaves the waitingroom
+        waitingroom_port=consecutive_ports(waitingrooms),
+        waitingroom_processes=waitingrooms,
+        rate_limit_per_minute=100_000_000,
+        rate_limit_burst=1_000_000,
+        queue_ip_rate_per_minute=100_000_000,
+        **changes,
+    )
 
 
 def gateway_config(settings: Settings, hello_ports: list[int]) -> str:
