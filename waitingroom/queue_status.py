@@ -117,5 +117,5 @@ def status_body(
         elif figures.config.paused:
             body["status"] = "paused"
         else:
-            body["eta_seconds"] = eta_seconds(ahead + 1, figures.measured_per_minute)
+            body["eta_seconds"] = eta_seconds(ahead + 1, figures.pace_per_minute)
     return body

@@ -17,6 +17,7 @@ from ticketing.coalesce import Coalescer
 from ticketing.config import Settings
 from ticketing.domain.queue import (
     QueueConfig,
+    admission_pace,
     commitment,
     draw_users,
     measured_rate_per_minute,
@@ -40,6 +41,14 @@ _POSITION_KINDS = ("waiting", "pre", "admitted", "none")
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _set_rate(config: QueueConfig, auto_rate: float | None) -> float:
+    """The rate the admitters work to (auto mode's, capped by the operator's)."""
+    ceiling = float(config.admit_per_minute)
+    if config.mode != "auto":
+        return ceiling
+    return min(ceiling, auto_rate or 0.0)
 
 
 def _seats_per_fan(state: dict[str, str]) -> float | None:
@@ -111,17 +120,14 @@ class Figures:
     sold_out: bool
     auto_rate: float | None
     measured_per_minute: float  # admissions actually made lately
+    pace_per_minute: float = 0.0  # what waits are told by (ticketing.domain.queue.admission_pace)
     all_held: bool = False  # every seat left is in someone's hold (some may come back)
     unclaimed: int = 0  # admitted fans holding no seats yet
     seats_per_fan: float | None = None  # measured from the holds made (None: not yet)
 
     @property
     def effective_per_minute(self) -> float:
-        """The rate the admitters work to (auto mode's, capped by the operator's)."""
-        ceiling = float(self.config.admit_per_minute)
-        if self.config.mode != "auto":
-            return ceiling
-        return min(ceiling, self.auto_rate or 0.0)
+        return _set_rate(self.config, self.auto_rate)
 
 
 class QueueStore:
@@ -381,8 +387,10 @@ class QueueStore:
         state = {_text(k): _text(v) for k, v in state.items()}
         auto_rate = state.get("auto_rate")
         by_second = {int(k): int(v) for k, v in rate.items()}
+        queue_config = self.config_from(config)
+        now_second = int(time.time())
         return Figures(
-            config=self.config_from(config),
+            config=queue_config,
             waiting=int(waiting),
             pre_queue=int(pre),
             active=int(active),
@@ -391,7 +399,13 @@ class QueueStore:
             drawn=state.get("drawn") == "1",
             sold_out=state.get("sold_out") == "1",
             auto_rate=None if auto_rate is None else float(auto_rate),
-            measured_per_minute=measured_rate_per_minute(by_second, int(time.time())),
+            measured_per_minute=measured_rate_per_minute(by_second, now_second),
+            pace_per_minute=admission_pace(
+                _set_rate(queue_config, auto_rate),
+                by_second,
+                now_second,
+                slots_free=int(active) < queue_config.max_active,
+            ),
             all_held=state.get("all_held") == "1" and state.get("sold_out") != "1",
             unclaimed=int(unclaimed),
             seats_per_fan=_seats_per_fan(state),

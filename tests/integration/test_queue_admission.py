@@ -123,6 +123,32 @@ async def test_admission_runs_at_the_set_rate(qclient, queue_settings, pool) -> 
     assert last["eta_seconds"] == pytest.approx(expected, rel=0.15, abs=2)
 
 
+async def test_the_first_estimates_of_an_on_sale_come_from_the_set_rate(
+    qclient, queue_settings, pool
+) -> None:
+    """In the first seconds of admission nothing much has been measured: the waits told
+    then are the line's length at the set rate, not five times that (a second of
+    admissions read as five seconds' worth, as the measured rate alone would have it)."""
+    event = await queue_event(pool, ROOMY)
+    await in_snapshot(qclient, queue_settings, event)
+    await patch_queue(qclient, queue_settings, event, paused=True, max_active=10_000)
+    await join_many(qclient, queue_settings, event, [f"early-{i}" for i in range(200)])
+    await patch_queue(qclient, queue_settings, event, paused=False, admit_per_minute=600)
+
+    async def admitted() -> int:
+        return (await get_queue(qclient, queue_settings, event))["admitted_total"]
+
+    await eventually(admitted, lambda n: n >= 1, 5, "admission to start")
+    _, last = await queue_status(qclient, queue_settings, "early-199", event)
+    figures = await get_queue(qclient, queue_settings, event)
+    assert last["status"] == "waiting"
+    assert last["eta_seconds"] == pytest.approx(last["position"] * 60 / 600, rel=0.1, abs=1)
+    # the control: what the admissions so far measure would have said
+    measured = figures["measured_admit_per_minute"]
+    assert measured < 300, figures
+    assert last["position"] * 60 / measured > 2 * last["eta_seconds"]
+
+
 async def test_fans_who_stop_listening_lose_their_place(queue_settings, pool, worker) -> None:
     settings = settings_with(queue_settings, queue_abandon_seconds=2)
     event = await queue_event(pool)

@@ -13,6 +13,7 @@ from ticketing.domain.queue import (
     Inventory,
     OrderCheck,
     QueueConfig,
+    admission_pace,
     apply_patch,
     auto_start_rate,
     commitment,
@@ -67,6 +68,25 @@ def test_measured_rate_counts_what_was_admitted_lately():
     assert measured_rate_per_minute({now - 61: 100}, now) == 0.0
     # one early burst is spread over at least five seconds
     assert measured_rate_per_minute({now: 5}, now) == pytest.approx(60)
+
+
+def test_waits_are_told_by_the_set_rate_until_admission_has_run_a_while():
+    now = 1000
+    # before any admission, and in the first seconds of it, the set rate: one second of
+    # admissions at 600 a minute would measure as 120 (spread over five seconds)
+    assert admission_pace(600, {}, now, slots_free=True) == 600
+    assert admission_pace(600, {now: 10}, now, slots_free=True) == 600
+    assert measured_rate_per_minute({now: 10}, now) == pytest.approx(120)
+    # once it has run five seconds, what it does, when that is slower than set
+    # (sessions, seats or claims hold it back)
+    slow = {s: 2 for s in range(now - 9, now + 1)}
+    assert admission_pace(600, slow, now, slots_free=True) == pytest.approx(120)
+    # and never faster than set (an operator who just slowed it down is believed)
+    fast = {s: 20 for s in range(now - 9, now + 1)}
+    assert admission_pace(600, fast, now, slots_free=True) == 600
+    # every session slot taken and nothing measured: no rate to tell a wait by
+    assert admission_pace(600, {}, now, slots_free=False) == 0.0
+    assert eta_seconds(5, admission_pace(600, {}, now, slots_free=False)) is None
 
 
 def test_eta_comes_from_the_rate():

@@ -164,9 +164,32 @@ def measured_rate_per_minute(
     return total * 60.0 / span
 
 
+def admission_pace(
+    set_per_minute: float,
+    admitted_by_second: Mapping[int, int],
+    now_second: int,
+    *,
+    slots_free: bool,
+    window: int = RATE_WINDOW_SECONDS,
+) -> float:
+    """The rate to tell a waiting fan their wait by: admissions per minute from now on.
+
+    Once admission has run for MIN_RATE_SPAN_SECONDS, what it actually did over the window,
+    but never more than the rate it is set to (an operator who just slowed it down is
+    believed at once). Before that, at the start of an on-sale above all, the measurement
+    says nothing yet (one second of admissions read as five seconds' would make every wait
+    five times too long): the set rate is what the admitters will do, unless every session
+    slot is taken (admission then waits on sessions ending, which nothing measured yet
+    tells: no estimate)."""
+    recent = {s: n for s, n in admitted_by_second.items() if now_second - window < s <= now_second}
+    if recent and now_second - min(recent) + 1 >= MIN_RATE_SPAN_SECONDS:
+        return min(set_per_minute, measured_rate_per_minute(recent, now_second, window))
+    return set_per_minute if slots_free else 0.0
+
+
 def eta_seconds(position: int, rate_per_minute: float) -> int | None:
-    """Seconds until the fan at ``position`` (1 = next) is admitted at the measured rate;
-    None while nothing has been measured (no admissions lately)."""
+    """Seconds until the fan at ``position`` (1 = next) is admitted at ``rate_per_minute``
+    (see admission_pace); None when no rate can be told."""
     if rate_per_minute <= 0:
         return None
     return math.ceil(position * 60.0 / rate_per_minute)
