@@ -367,10 +367,20 @@ class Hub:
                 await asyncio.gather(previous, return_exceptions=True)
             if kind in STATUS_TO_EVERYONE:
                 room.status_pending = False
+            started = time.monotonic()
             try:
                 await self._tell_everyone(room, kind)
             except Exception:
                 log.exception("queue broadcast failed: %s", kind)
+            else:
+                # How long the last fan of this process waited to hear it (on call: a
+                # sell-out must reach everyone within a second).
+                log.info(
+                    "told %s to %d sockets in %.0f ms",
+                    kind,
+                    self.count(),
+                    (time.monotonic() - started) * 1000,
+                )
 
         task = asyncio.create_task(run())
         room.broadcast = task
