@@ -25,7 +25,9 @@ same Idempotency-Key, and so are the gateway's 502 and 504 (no backend answered)
 second. A fan told ``not_in_queue`` (its place lost) or ``admission_invalid`` (its
 admission ended before it reserved) joins again, as the answers say, up to MAX_REJOINS
 times. HTTP requests in flight are bounded (SPEC concurrency), and so are
-websocket handshakes (SPEC ws_concurrency); a fan holds its socket while it waits.
+websocket handshakes (SPEC ws_concurrency); a fan holds its socket while it waits, and
+once told ``sold_out`` keeps it open, reading what comes, until the run stops: the queue
+page does the same (seats may come back, and it would hear so).
 
 Latency is client side, from just before a request is written to the last byte of its
 answer, of every answer. Times a fan heard something (joined, admitted, sold_out) are wall
@@ -84,6 +86,7 @@ class Fans:
         self.answers_409: list[float] = []  # wall clock of each 409 tickets_unavailable
         self.lags_ms: list[float] = []  # see loop_lag
         self.ws = Counter()
+        self.lingering: set[asyncio.Task[None]] = set()  # sockets of fans told sold_out
         self.http_gate = asyncio.Semaphore(spec["concurrency"])
         self.ws_gate = asyncio.Semaphore(spec["ws_concurrency"])
 
@@ -120,9 +123,9 @@ class Fans:
                 line = stop.result()
             if line != "stop":
                 raise SystemExit(f"onsale_load: expected 'stop', got {line!r}")
-            for task in [*tasks, ticker]:
+            for task in [*tasks, ticker, *self.lingering]:
                 task.cancel()
-            await asyncio.gather(*tasks, ticker, return_exceptions=True)
+            await asyncio.gather(*tasks, ticker, *self.lingering, return_exceptions=True)
 
     async def loop_lag(self) -> None:
         """How late this process's event loop runs (a sleep's overshoot, every 100 ms): the
@@ -236,6 +239,9 @@ class Fans:
                 if status == "sold_out":
                     rec["sold_out_at"] = time.time()
                     rec["outcome"] = "sold_out"
+                    if ws is not None:
+                        self.linger(ws)
+                        ws = None
                     return None
                 if body.get("code") == "not_in_queue":
                     if rec.get("rejoins", 0) >= MAX_REJOINS:
@@ -278,6 +284,21 @@ class Fans:
         finally:
             if ws is not None:
                 await ws.close()
+
+    def linger(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Keep a sold-out fan's socket open, as the queue page does, reading (and so
+        answering pings) until the server closes it or the run stops."""
+
+        async def read_until_closed() -> None:
+            try:
+                async for _ in ws:
+                    pass
+            finally:
+                await ws.close()
+
+        task = asyncio.create_task(read_until_closed())
+        self.lingering.add(task)
+        task.add_done_callback(self.lingering.discard)
 
     async def open_socket(self, user: str) -> tuple[aiohttp.ClientWebSocketResponse | None, int]:
         """(the socket, 101), or (None, the handshake's answer: 0 when none came)."""
