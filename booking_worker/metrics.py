@@ -59,3 +59,8 @@ PRUNED = Counter(
     "booking_processed_commands_pruned_total",
     "Stored command replies deleted once older than TICKETING_IDEMPOTENCY_RETENTION_HOURS.",
 )
+STAGES = Gauge(
+    "booking_worker_stage",
+    "1 for each stage this process runs: commands (partition queues), payments.",
+    ["stage"],
+)

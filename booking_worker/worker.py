@@ -5,6 +5,13 @@ publish replies -> ack. A crash before the commit redelivers the whole batch, wh
 runs for the first time; a crash after it redelivers commands whose stored replies are
 answered again. Nothing is lost and nothing is applied twice.
 
+A process runs the stages TICKETING_BOOKING_STAGES names: ``commands`` (the partition
+queues, above) and ``payments`` (booking_worker.payment_stage), both by default. Payments
+cost a worker's event loop far more than reserves do (the Stripe SDK, the confirm's round
+trips), so a deployment may give them a process of their own and keep the partition
+workers' loops for reserves; at least one process must then run payments, or confirms and
+Stripe events wait in their queue and owed refunds are not made.
+
 Stopping (SIGTERM/SIGINT or ``stop.set()``) stops taking messages, finishes the batch in
 hand, hands prefetched messages back to the queue and closes every connection.
 """
@@ -38,11 +45,11 @@ from booking_worker.delivery import (
 )
 from booking_worker.handlers import Context, Handler, build_handlers
 from booking_worker.holds import expire_holds
-from booking_worker.metrics import BATCH_SIZE, QUEUE_DEPTH
+from booking_worker.metrics import BATCH_SIZE, QUEUE_DEPTH, STAGES
 from booking_worker.payment_stage import PaymentStage
 from booking_worker.pruning import prune_processed_commands
 from ticketing.booking_topology import Topology, declare_topology
-from ticketing.config import Settings
+from ticketing.config import BOOKING_STAGES, Settings
 from ticketing.lifecycle import (
     Backoff,
     gather_batch,
@@ -63,6 +70,7 @@ DEPTH_SAMPLE_SECONDS = 5.0
 # here, alone, after the batch.
 UNBATCHED = frozenset({CONFIRM, STRIPE_EVENT})
 PREFERRED = 10  # consumer priority on the partitions of this worker's slot
+COMMANDS, PAYMENTS = BOOKING_STAGES
 
 
 class BookingWorker:
@@ -73,8 +81,11 @@ class BookingWorker:
         self.handlers: dict[str, Handler] = build_handlers()
         self.backoff = Backoff()
         self.payments = PaymentStage(settings, self.ctx)
+        self.stages = settings.booking_stage_names
 
     async def run(self, stop: asyncio.Event) -> None:
+        for stage in self.stages:
+            STAGES.labels(stage).set(1)
         sweeper = asyncio.create_task(self.sweep(stop))
         try:
             await self._keep_consuming(stop)
@@ -98,21 +109,35 @@ class BookingWorker:
             channel = await connection.channel(publisher_confirms=False)
             await channel.set_qos(prefetch_count=2 * self.settings.booking_batch_max)
             topology = await declare_topology(channel, self.settings.booking_partitions)
-            tags = [
-                (q, await q.consume(buffer.put, arguments={"x-priority": priority}))
-                for q, priority in zip(
-                    topology.queues,
-                    consumer_priorities(self.settings.booking_worker_slot, len(topology.queues)),
-                    strict=True,
-                )
-            ]
+            tags = []
+            if COMMANDS in self.stages:
+                tags = [
+                    (q, await q.consume(buffer.put, arguments={"x-priority": priority}))
+                    for q, priority in zip(
+                        topology.queues,
+                        consumer_priorities(
+                            self.settings.booking_worker_slot, len(topology.queues)
+                        ),
+                        strict=True,
+                    )
+                ]
             # Payments on a channel of their own: its prefetch bounds the Stripe calls in
             # flight, and none of them waits behind (or holds up) the partitions' batches.
-            payments = await self.payments.start(connection, stop)
+            payments = None
+            if PAYMENTS in self.stages:
+                payments = await self.payments.start(connection, stop)
             sampler = asyncio.create_task(self._sample_depth(topology, stop, lost))
-            log.info("booking worker consuming %d partitions and payments", len(tags))
+            log.info(
+                "booking worker stages %s: consuming %d partition queues%s",
+                ",".join(self.stages),
+                len(tags),
+                f" and {topology.payments.name}" if payments else "",
+            )
             backoff.reset()
             while not stop.is_set() and not lost.is_set():
+                if not tags:  # payments only: the stage's consumer takes every message
+                    await wait_any(stop, lost, seconds=None)
+                    continue
                 batch = await gather_batch(
                     buffer,
                     stop,
@@ -124,7 +149,8 @@ class BookingWorker:
                 if batch:
                     await self.process(batch, channel, topology.dead_exchange, stop)
             sampler.cancel()
-            await payments.stop_taking()
+            if payments is not None:
+                await payments.stop_taking()
             if not lost.is_set():
                 for queue, tag in tags:
                     await queue.cancel(tag)
@@ -241,8 +267,10 @@ class BookingWorker:
                     await expire_holds(conn, limit=1000)
                 # Stored replies past the retention; before refunds, which a Stripe outage fails.
                 await prune_processed_commands(self.pool, retention)
-                # Late payments whose seats were gone are owed back; refund them here.
-                await complete_due_refunds(*await payment_resources(self.ctx))
+                # Late payments whose seats were gone are owed back; refund them here, in
+                # the processes that call Stripe anyway.
+                if PAYMENTS in self.stages:
+                    await complete_due_refunds(*await payment_resources(self.ctx))
             except Exception as exc:  # the sweeper must outlive a database or Stripe outage
                 log.warning("hold sweeper failed, retrying: %s", exc)
             await wait_any(stop, seconds=self.settings.sweep_interval_seconds)
@@ -252,7 +280,10 @@ class BookingWorker:
     ) -> None:
         with contextlib.suppress(Exception):
             while not stop.is_set() and not lost.is_set():
-                for queue in [*topology.queues, topology.payments]:
+                queues = topology.queues if COMMANDS in self.stages else []
+                if PAYMENTS in self.stages:
+                    queues = [*queues, topology.payments]
+                for queue in queues:
                     declared = await queue.declare()
                     QUEUE_DEPTH.labels(queue.name).set(declared.message_count or 0)
                 await wait_any(stop, lost, seconds=DEPTH_SAMPLE_SECONDS)

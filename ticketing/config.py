@@ -25,6 +25,23 @@ def _slot(env: Mapping[str, str], name: str) -> str:
     return f"{int(index)}/{int(count)}"
 
 
+# What a booking worker process may run: the partition queues' batch loop (reserves,
+# releases, reads) and the payments stage (booking.payments: confirms, Stripe events).
+BOOKING_STAGES = ("commands", "payments")
+
+
+def booking_stages(raw: str, name: str = "TICKETING_BOOKING_STAGES") -> tuple[str, ...]:
+    """The stages a comma-separated list names, in BOOKING_STAGES order; empty means all."""
+    given = {part.strip() for part in raw.split(",") if part.strip()}
+    if not given:
+        return BOOKING_STAGES
+    if given - set(BOOKING_STAGES):
+        raise ConfigError(
+            f"{name} must name commands, payments or both (comma-separated), got {raw!r}"
+        )
+    return tuple(stage for stage in BOOKING_STAGES if stage in given)
+
+
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -106,6 +123,12 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "",
         "i/n: this booking worker is first in line for partitions p with p % n == i (the"
         " others take them only when it is busy or gone); empty: no preference",
+    ),
+    "TICKETING_BOOKING_STAGES": (
+        "commands,payments",
+        "what a booking_worker process runs: commands (the partition queues), payments (the"
+        " booking.payments queue: confirms, Stripe events) or both; at least one process of a"
+        " deployment must run payments",
     ),
     "TICKETING_BOOKING_RPC_TIMEOUT_SECONDS": ("5.0", "how long the front door waits for a worker"),
     "TICKETING_BOOKING_BATCH_MAX": ("32", "booking_worker: most commands in one transaction"),
@@ -217,6 +240,7 @@ class Settings:
     max_tickets_per_user: int = 8
     booking_partitions: int = 8
     booking_worker_slot: str = ""
+    booking_stages: str = "commands,payments"
     booking_rpc_timeout_seconds: float = 5.0
     booking_batch_max: int = 32
     booking_worker_metrics_port: int = 9104
@@ -248,6 +272,10 @@ class Settings:
     @property
     def is_dev(self) -> bool:
         return self.env == "dev"
+
+    @property
+    def booking_stage_names(self) -> tuple[str, ...]:
+        return booking_stages(self.booking_stages)
 
     @property
     def waitingroom_ports(self) -> list[int]:
@@ -323,6 +351,7 @@ class Settings:
             max_tickets_per_user=_int(env, "TICKETING_MAX_TICKETS_PER_USER", 8, minimum=1),
             booking_partitions=_int(env, "TICKETING_BOOKING_PARTITIONS", 8, minimum=1),
             booking_worker_slot=_slot(env, "TICKETING_BOOKING_WORKER_SLOT"),
+            booking_stages=",".join(booking_stages(env.get("TICKETING_BOOKING_STAGES", ""))),
             booking_rpc_timeout_seconds=_float(env, "TICKETING_BOOKING_RPC_TIMEOUT_SECONDS", 5.0),
             booking_batch_max=_int(env, "TICKETING_BOOKING_BATCH_MAX", 32, minimum=1),
             booking_worker_metrics_port=_int(env, "TICKETING_BOOKING_WORKER_METRICS_PORT", 9104),

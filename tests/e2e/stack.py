@@ -109,8 +109,9 @@ def running_stack(amqp_url: str, workdir: Path) -> Iterator[Stack]:
     env["TICKETING_WAITINGROOM_PORT"] = str(consecutive_free_ports(WAITINGROOM_PROCESSES))
     env["TICKETING_TYPESENSE_URL"] = f"http://127.0.0.1:{env['TICKETING_TYPESENSE_PORT']}"
     env["TICKETING_STRIPE_API_BASE"] = f"http://127.0.0.1:{env['TICKETING_LOCALSTRIPE_PORT']}"
-    # booking_worker_2 (deploy/Procfile) serves its metrics on the port after the first's.
-    env["TICKETING_BOOKING_WORKER_METRICS_PORT"] = str(consecutive_free_ports(2))
+    # booking_worker_2 (deploy/Procfile) serves its metrics on the port after the first's,
+    # booking_payments three ports up (the gateway's metrics have the default of the third).
+    env["TICKETING_BOOKING_WORKER_METRICS_PORT"] = str(consecutive_free_ports(4))
 
     subprocess.run(
         [VENV_BIN / "python", "-m", "ticketing.demo", "--events", str(DEMO_EVENTS)],

@@ -41,6 +41,7 @@ PYTHON_SERVICES = {
     "waitingroom": "waitingroom",
     "search_sync": "search_sync",
     "booking_worker": "booking_worker",
+    "booking_payments": "booking_worker",
     "migrate": "ticketing.db.migrate",
 }
 # compose service -> its command line; run from our image, not a Python module of ours
@@ -63,6 +64,7 @@ PORT_SETTINGS = {
     "waitingroom": "TICKETING_WAITINGROOM_PORT",
     "search_sync": "TICKETING_SEARCH_SYNC_METRICS_PORT",
     "booking_worker": "TICKETING_BOOKING_WORKER_METRICS_PORT",
+    "booking_payments": "TICKETING_BOOKING_WORKER_METRICS_PORT",
 }
 # Every public path in SPEC.md's catalog, admin catalog, booking and waiting-room sections.
 CATALOG_PATHS = [
@@ -114,8 +116,15 @@ def test_the_stack_is_every_component_on_pinned_images(services):
 def test_booking_runs_two_workers_against_localstripe(services):
     worker = services["booking_worker"]
     assert worker["deploy"]["replicas"] >= 2
-    assert worker["depends_on"]["localstripe"]["condition"] == "service_healthy"
-    assert worker["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    # The partition workers run commands only; the payments stage has a worker of its own.
+    payments = services["booking_payments"]
+    assert flag(command_of(worker), "--stages") == "commands"
+    assert flag(command_of(payments), "--stages") == "payments"
+    assert payments.get("deploy", {}).get("replicas", 1) >= 1
+    for service in (worker, payments):
+        assert service["depends_on"]["localstripe"]["condition"] == "service_healthy"
+        assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    assert payments["environment"] == worker["environment"]
     env = worker["environment"]
     assert env == services["waitingroom"]["environment"], "the front door and workers differ"
     assert urlsplit(env["TICKETING_STRIPE_API_BASE"]).scheme == "http"
@@ -184,7 +193,7 @@ def test_depends_on_targets_exist_and_can_meet_their_condition(services):
                 assert services[target].get("restart") == "no", f"{target} is not one-shot"
             else:
                 assert condition == "service_started", f"{name}: unknown condition {condition}"
-    for name in ("catalog_api", "waitingroom", "search_sync", "booking_worker"):
+    for name in ("catalog_api", "waitingroom", "search_sync", "booking_worker", "booking_payments"):
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully")
 
@@ -216,13 +225,17 @@ def test_compose_runs_what_the_procfile_runs(services):
         " ".join(itertools.dropwhile(lambda w: re.match(r"^[A-Z_]+=", w), shlex.split(cmd)))
         for cmd in procfile.values()
     }
-    for name in ("catalog_api", "waitingroom", "search_sync", "booking_worker"):
+    for name in ("catalog_api", "waitingroom", "search_sync", "booking_worker", "booking_payments"):
         assert " ".join(command_of(services[name])) in commands, name
     # The Procfile's localstripe line, with its port variable at its default.
     localstripe = " ".join(shlex.split(procfile["localstripe"])).replace(
         "${TICKETING_LOCALSTRIPE_PORT:-8420}", default("TICKETING_LOCALSTRIPE_PORT"))
     assert localstripe == " ".join(command_of(services["localstripe"]))
-    assert sum("python -m booking_worker" in cmd for cmd in procfile.values()) >= 2
+    workers = [shlex.split(cmd) for cmd in procfile.values() if "python -m booking_worker" in cmd]
+    stages = [flag(argv, "--stages") if "--stages" in argv else "commands,payments"
+              for argv in workers]
+    assert sum("commands" in s.split(",") for s in stages) >= 2
+    assert any("payments" in s.split(",") for s in stages), "no process runs the payments stage"
 
 
 def test_compose_gateway_fills_exactly_the_template_placeholders(services):

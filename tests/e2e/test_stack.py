@@ -116,6 +116,7 @@ def test_every_service_exposes_metrics(stack: Stack):
         "search_sync": stack.env["TICKETING_SEARCH_SYNC_METRICS_PORT"],
         "booking_worker": stack.env["TICKETING_BOOKING_WORKER_METRICS_PORT"],
         "booking_worker_2": str(int(stack.env["TICKETING_BOOKING_WORKER_METRICS_PORT"]) + 1),
+        "booking_payments": str(int(stack.env["TICKETING_BOOKING_WORKER_METRICS_PORT"]) + 3),
     }
     stack.request("GET", "/search?term=rock")
     for port in waitingrooms.values():  # each has answered something
@@ -130,8 +131,14 @@ def test_every_service_exposes_metrics(stack: Stack):
     for process in waitingrooms:
         assert "ticketing_http_request_duration_seconds_bucket" in texts[process], process
     assert "ticketing_search_sync_lag_seconds" in texts["search_sync"]
-    for worker in ("booking_worker", "booking_worker_2"):
+    for worker in ("booking_worker", "booking_worker_2", "booking_payments"):
         assert "booking_command_latency_seconds" in texts[worker], worker
+    # make run gives payments a worker of their own; the partition workers run commands only.
+    for worker in ("booking_worker", "booking_worker_2"):
+        assert 'booking_worker_stage{stage="commands"} 1.0' in texts[worker], worker
+        assert 'stage="payments"' not in texts[worker], worker
+    assert 'booking_worker_stage{stage="payments"} 1.0' in texts["booking_payments"]
+    assert 'stage="commands"' not in texts["booking_payments"]
     # The gateway does not publish them.
     status, _, _ = stack.request("GET", "/metrics")
     assert status == 404

@@ -33,11 +33,29 @@ def test_environment_overrides_defaults():
         {"TICKETING_JWT_ALGORITHM": "RS256"},  # without a public key
         {"TICKETING_JWT_SECRET": "short"},
         {"TICKETING_ENV": "prod"},  # with the published development secret
+        {"TICKETING_BOOKING_STAGES": "payment"},
+        {"TICKETING_BOOKING_STAGES": "commands,reserves"},
     ],
 )
 def test_bad_values_are_refused_at_start(env):
     with pytest.raises(ConfigError):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("raw", "stages"),
+    [
+        ("", ("commands", "payments")),
+        ("payments", ("payments",)),
+        ("commands", ("commands",)),
+        (" payments , commands ", ("commands", "payments")),
+    ],
+)
+def test_booking_stages_are_read_in_one_order(raw, stages):
+    settings = Settings.from_env({"TICKETING_BOOKING_STAGES": raw})
+    assert settings.booking_stage_names == stages
+    # As a child process reads it back from the environment the benches and tests write.
+    assert Settings.from_env({"TICKETING_BOOKING_STAGES": settings.booking_stages}) == settings
 
 
 def test_readme_documents_every_variable():
