@@ -15,7 +15,8 @@ What it does, all on 127.0.0.1 and all cleaned up at the end:
    persistent, confirmed request/reply round trips for --baseline-seconds;
 4. baseline (b): --pg-connections connections holding 1-4 seats per statement on the copy
    event until it is sold out;
-5. starts --workers ``python -m booking_worker`` and --waitingrooms ``python -m waitingroom``
+5. starts --workers ``python -m booking_worker`` on the partition queues (plus one for the
+   payments stage alone, as make run does) and --waitingrooms ``python -m waitingroom``
    (each on its own port) behind the nginx gateway (deploy/nginx.conf.template, its
    waitingroom upstream set to those ports);
 6. ``bench/reserve_load.py`` warms up on the warm-up event, then wrk (bench/reserve_wrk.lua)
@@ -213,10 +214,18 @@ def run_rpc_baseline(settings: Settings, args: argparse.Namespace, procs: Proces
 
 
 def start_booking_workers(
-    settings: Settings, count: int, procs: ProcessGroups, run_dir: Path
+    settings: Settings,
+    count: int,
+    procs: ProcessGroups,
+    run_dir: Path,
+    *,
+    payments_apart: bool = True,
 ) -> list[subprocess.Popen[bytes]]:
-    """``count`` ``python -m booking_worker``, each with its own metrics port."""
-    return [
+    """``count`` ``python -m booking_worker`` on the partition queues, each with its own
+    metrics port, and, as make run starts them, one more for the payments stage alone
+    (last in the list); ``payments_apart=False``: ``count`` workers each running both."""
+    stages = "commands" if payments_apart else "commands,payments"
+    workers = [
         procs.start(
             f"booking_worker-{i}",
             [sys.executable, "-m", "booking_worker"],
@@ -226,12 +235,30 @@ def start_booking_workers(
                     booking_worker_metrics_port=free_port(),
                     # as make run starts them: each first in line for its share of partitions
                     booking_worker_slot=f"{i}/{count}",
+                    booking_stages=stages,
                 )
             ),
             run_dir / f"booking_worker_{i}.log",
         )
         for i in range(count)
     ]
+    if payments_apart:
+        workers.append(
+            procs.start(
+                "booking_payments",
+                [sys.executable, "-m", "booking_worker"],
+                service_env(
+                    dataclasses.replace(
+                        settings,
+                        booking_worker_metrics_port=free_port(),
+                        booking_worker_slot="",
+                        booking_stages="payments",
+                    )
+                ),
+                run_dir / "booking_payments.log",
+            )
+        )
+    return workers
 
 
 def start_nginx(
