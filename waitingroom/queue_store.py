@@ -385,7 +385,8 @@ class QueueStore:
         pipe.zcard(self.key(event_id, "unclaimed"))
         config, waiting, pre, active, state, rate, unclaimed = await pipe.execute()
         state = {_text(k): _text(v) for k, v in state.items()}
-        auto_rate = state.get("auto_rate")
+        raw_auto_rate = state.get("auto_rate")
+        auto_rate = None if raw_auto_rate is None else float(raw_auto_rate)
         by_second = {int(k): int(v) for k, v in rate.items()}
         queue_config = self.config_from(config)
         now_second = int(time.time())
@@ -398,7 +399,7 @@ class QueueStore:
             admitted_by_second=by_second,
             drawn=state.get("drawn") == "1",
             sold_out=state.get("sold_out") == "1",
-            auto_rate=None if auto_rate is None else float(auto_rate),
+            auto_rate=auto_rate,
             measured_per_minute=measured_rate_per_minute(by_second, now_second),
             pace_per_minute=admission_pace(
                 _set_rate(queue_config, auto_rate),
