@@ -87,6 +87,7 @@ class Room:
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a queue-wide change
     loop: asyncio.Task[None] | None = None
     broadcast: asyncio.Task[None] | None = None  # the latest queue-wide message being told
+    broadcast_kind: str = ""  # ... and what it tells
     status_pending: bool = False  # a status to everyone is waiting to start
 
     def fans(self) -> list[Fan]:
@@ -261,15 +262,24 @@ class Hub:
         fan.due_at = figures.admitted_total + _worth_a_look(fan.last_position)
         return pushed
 
-    async def _tell(self, fan: Fan, kind: str, **fields: Any) -> bool:
+    async def _tell(
+        self, fan: Fan, kind: str, data: bytes | None = None, **fields: Any
+    ) -> bool:
         """Send a one-off message (admitted, sold_out, paused) unless it was already; a
-        send skipped for a slow socket is tried again on a later round."""
+        send skipped for a slow socket is tried again on a later round. ``data``: the
+        message already encoded (a broadcast encodes it once for every fan)."""
         if kind in fan.told:
             return False
-        message = {"type": kind, "event_id": fan.event.event_id, **fields}
-        if not await self.sender.send(fan, orjson.dumps(message)):
+        if data is None:
+            data = orjson.dumps({"type": kind, "event_id": fan.event.event_id, **fields})
+        if not await self.sender.send(fan, data):
             return False
         fan.told.add(kind)
+        if kind == "sold_out":
+            # It says all a status would (no place, nothing to wait for): the status pass
+            # that follows a sell-out sends nothing more to this fan, so every fan hears
+            # one message, not two, while a whole line is being told at once.
+            fan.last_status, fan.last_position, fan.last_sent = kind, None, time.monotonic()
         return True
 
     async def _resumed(self, fan: Fan) -> bool:
@@ -361,10 +371,22 @@ class Hub:
                 return
             room.status_pending = True
         previous = room.broadcast
+        if (
+            kind == "sold_out"
+            and previous is not None
+            and not previous.done()
+            and room.broadcast_kind in STATUS_TO_EVERYONE
+        ):
+            # A status pass over thousands of sockets (all_held comes and goes near the end
+            # of every sale) takes seconds under load; the sell-out must not wait behind
+            # it, and ends with a status pass of its own.
+            previous.cancel()
+            room.status_pending = False
 
         async def run() -> None:
             if previous is not None:
-                await asyncio.gather(previous, return_exceptions=True)
+                # wait(), not gather(): cancelling this pass must not cancel the one before
+                await asyncio.wait([previous])
             if kind in STATUS_TO_EVERYONE:
                 room.status_pending = False
             started = time.monotonic()
@@ -383,7 +405,7 @@ class Hub:
                 )
 
         task = asyncio.create_task(run())
-        room.broadcast = task
+        room.broadcast, room.broadcast_kind = task, kind
         self._broadcasts.add(task)
         task.add_done_callback(self._broadcasts.discard)
 
@@ -393,7 +415,9 @@ class Hub:
             # hears it now, place and all, not at their turn.
             await self._status_to_everyone(room)
             return
-        for n, fan in enumerate(room.fans(), 1):
+        fans = room.fans()
+        data = orjson.dumps({"type": kind, "event_id": fans[0].event.event_id}) if fans else b""
+        for n, fan in enumerate(fans, 1):
             if kind == "resumed":
                 # Everyone told "paused" hears at once that the line moves again (as small
                 # a message as the pause); their new place and wait follow at their turn.
@@ -404,10 +428,10 @@ class Hub:
                 # line, should seats come back): told as the fans in line are.
                 fan.placement = Placement("sold_out", *_rest(fan.placement))
                 fan.told.discard("admitted")
-                await self._tell(fan, kind)
+                await self._tell(fan, kind, data)
             elif fan.placement.kind in (("waiting", "pre") if kind == "sold_out" else ("waiting",)):
                 # Who is still in line hears it (a pre-queue fan of a sold-out event too).
-                await self._tell(fan, kind)
+                await self._tell(fan, kind, data)
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # admissions meanwhile go out too
         if kind == "sold_out":
