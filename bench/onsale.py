@@ -531,7 +531,8 @@ def side_by_side(
     print()
     print(
         f"on-sale: {args.fans:,} fans, {args.seats:,} seats, {args.workers} booking workers, "
-        f"{args.waitingrooms} waitingrooms, {args.load_processes} load processes; tree "
+        f"{args.waitingrooms} waitingrooms, {args.frontdoors} front doors, "
+        f"{args.load_processes} load processes; tree "
         f"{args.tree}; admit "
         f"{args.admit_per_minute:,}/min, max_active {args.max_active:,}; provider latency "
         + (
@@ -607,6 +608,13 @@ def main(argv: list[str] | None = None) -> int:
         help="TICKETING_ADMISSION_CLAIM_SECONDS for the waitingrooms",
     )
     parser.add_argument(
+        "--frontdoors",
+        type=int,
+        default=1,
+        help="booking front door processes (waitingroom --role booking; 0: the waitingrooms"
+        " serve booking too, as before)",
+    )
+    parser.add_argument(
         "--latency-ms",
         type=int,
         default=300,
@@ -655,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     settings = onsale_settings(
-        Settings.from_env(), args.waitingrooms, args.claim_seconds, args.latency_ms
+        Settings.from_env(), args.waitingrooms, args.claim_seconds, args.latency_ms, args.frontdoors
     )
     with wait_for_lock(settings.database_url, args.wait_for_lock):
         RUN_DIR.mkdir(parents=True, exist_ok=True)
@@ -698,6 +706,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         started = dict(procs.started)
         groups = {
             "waitingroom": waitingroom_pids(supervisor.pid),
+            "frontdoor": waitingroom_pids(supervisor.pid, "booking"),
             "booking_worker": [p.pid for p in workers],
             "localstripe": [started["localstripe"].pid],
             "nginx": [started["nginx"].pid, *children_of(started["nginx"].pid)],

@@ -43,7 +43,7 @@ LOCALSTRIPE_SERVER = ROOT / "deploy" / "localstripe_server.py"
 
 
 def onsale_settings(
-    base: Settings, waitingrooms: int, claim_seconds: int, latency_ms: int
+    base: Settings, waitingrooms: int, claim_seconds: int, latency_ms: int, frontdoors: int = 1
 ) -> Settings:
     localstripe = free_port()
     return queue_bench_settings(
@@ -51,6 +51,7 @@ def onsale_settings(
         NAME,
         REDIS_PREFIX,
         waitingrooms,
+        frontdoors,
         localstripe_port=localstripe,
         stripe_api_base=f"http://127.0.0.1:{localstripe}",
         stripe_latency_ms=latency_ms,
@@ -126,7 +127,7 @@ def start_stack(
         run_dir / "waitingroom.log",
     )
     start_nginx(render(variables(settings)), settings, procs, run_dir)
-    for port in settings.waitingroom_ports:
+    for port in settings.waitingroom_ports + settings.frontdoor_ports:
         wait_for(
             f"waitingroom on {port}",
             lambda p=port: http_get(f"http://127.0.0.1:{p}/healthz")[0] == 200,

@@ -59,10 +59,16 @@ def consecutive_ports(count: int) -> int:
 
 
 def queue_bench_settings(
-    base: Settings, name: str, redis_prefix: str, waitingrooms: int, **changes: Any
+    base: Settings,
+    name: str,
+    redis_prefix: str,
+    waitingrooms: int,
+    frontdoors: int = 1,
+    **changes: Any,
 ) -> Settings:
     """A waiting-room bench's settings: its own database, vhost (both ``name``) and Redis
-    prefix, free ports, ``waitingrooms`` processes, dev tokens (the load generators mint
+    prefix, free ports, ``waitingrooms`` processes and ``frontdoors`` booking front doors
+    (as make run has them), dev tokens (the load generators mint
     them with the same secret), and no per-address limits (every fan comes from
     127.0.0.1: the limits would measure themselves, not the queue); then ``changes``."""
     amqp = urlsplit(base.amqp_url)
@@ -76,8 +82,9 @@ def queue_bench_settings(
         gateway_port=free_port(),
         gateway_metrics_port=free_port(),
         catalog_port=free_port(),  # nobody listens: a queue bench never leaves the waitingroom
-        waitingroom_port=consecutive_ports(waitingrooms),
+        waitingroom_port=consecutive_ports(waitingrooms + frontdoors),
         waitingroom_processes=waitingrooms,
+        frontdoor_processes=frontdoors,
         rate_limit_per_minute=100_000_000,
         rate_limit_burst=1_000_000,
         queue_ip_rate_per_minute=100_000_000,

@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     health = f"{base}/healthz"
     backends = {"catalog_api": settings.catalog_port}
     backends |= {f"waitingroom:{port}": port for port in settings.waitingroom_ports}
+    backends |= {f"frontdoor:{port}": port for port in settings.frontdoor_ports}
     print(f"waiting for {', '.join(backends)} and then {health} (up to {args.timeout:.0f}s)",
           flush=True)
 

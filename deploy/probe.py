@@ -130,7 +130,7 @@ def dev_ports(settings: Settings) -> dict[str, int]:
     # deploy/Procfile's waitingroom runs one process a port from TICKETING_WAITINGROOM_PORT up.
     waitingrooms = {
         f"waitingroom {i + 1}": port for i, port in enumerate(settings.waitingroom_ports)
-    }
+    } | {f"frontdoor {i + 1}": port for i, port in enumerate(settings.frontdoor_ports)}
     return {
         "gateway": settings.gateway_port, "gateway metrics": settings.gateway_metrics_port,
         "catalog_api": settings.catalog_port,

@@ -63,6 +63,7 @@ def variables(settings: Settings, access_log: str = "logs/access.log") -> dict[s
         "GATEWAY_WORKER_PROCESSES": str(worker_processes(settings.waitingroom_processes)),
         "GATEWAY_CATALOG_UPSTREAM": _address(backend_host, settings.catalog_port),
         "GATEWAY_WAITINGROOM_SERVERS": upstream_servers(backend_host, settings.waitingroom_ports),
+        "GATEWAY_BOOKING_SERVERS": upstream_servers(backend_host, settings.booking_ports),
         "GATEWAY_MAX_BODY_BYTES": str(settings.max_body_bytes),
         "GATEWAY_ACCESS_LOG": access_log,
         "GATEWAY_METRICS_LISTEN": _address(backend_host, settings.gateway_metrics_port),
@@ -166,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"render_nginx: wrote {args.output} (listen {values['GATEWAY_LISTEN']}, "
           f"{values['GATEWAY_WORKER_PROCESSES']} workers; "
           f"catalog_api {values['GATEWAY_CATALOG_UPSTREAM']}; "
-          f"waitingroom {', '.join(map(str, settings.waitingroom_ports))})")
+          f"waitingroom {', '.join(map(str, settings.waitingroom_ports))}; "
+          f"booking {', '.join(map(str, settings.booking_ports))})")
     return 0
 
 

@@ -104,6 +104,12 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "2",
         "waitingroom processes `python -m waitingroom --supervise` runs, ports from the one above",
     ),
+    "TICKETING_FRONTDOOR_PROCESSES": (
+        "1",
+        "booking front door processes the same supervisor runs (`--role booking`: reserve,"
+        " confirm, bookings, webhooks), on the ports after the waitingroom's; 0 leaves"
+        " booking to the waitingroom processes",
+    ),
     "TICKETING_SEARCH_SYNC_METRICS_PORT": ("9103", "search_sync /metrics port"),
     "TICKETING_GATEWAY_PORT": ("8080", "nginx gateway port (the public base URL)"),
     "TICKETING_GATEWAY_METRICS_PORT": ("9106", "nginx gateway /metrics (its queue joins)"),
@@ -227,6 +233,7 @@ class Settings:
     catalog_port: int = 8081
     waitingroom_port: int = 8082
     waitingroom_processes: int = 2
+    frontdoor_processes: int = 1
     search_sync_metrics_port: int = 9103
     gateway_port: int = 8080
     gateway_metrics_port: int = 9106
@@ -281,6 +288,18 @@ class Settings:
     def waitingroom_ports(self) -> list[int]:
         """One port per waitingroom process; the gateway spreads fans over all of them."""
         return [self.waitingroom_port + i for i in range(self.waitingroom_processes)]
+
+    @property
+    def frontdoor_ports(self) -> list[int]:
+        """One port per booking front door process, after the waitingroom processes'."""
+        first = self.waitingroom_port + self.waitingroom_processes
+        return [first + i for i in range(self.frontdoor_processes)]
+
+    @property
+    def booking_ports(self) -> list[int]:
+        """Where the gateway sends the booking routes: the front doors, or without any,
+        the waitingroom processes (which serve every route)."""
+        return self.frontdoor_ports or self.waitingroom_ports
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -338,6 +357,7 @@ class Settings:
             catalog_port=_int(env, "TICKETING_CATALOG_PORT", 8081, minimum=1),
             waitingroom_port=_int(env, "TICKETING_WAITINGROOM_PORT", 8082, minimum=1),
             waitingroom_processes=_int(env, "TICKETING_WAITINGROOM_PROCESSES", 2, minimum=1),
+            frontdoor_processes=_int(env, "TICKETING_FRONTDOOR_PROCESSES", 1, minimum=0),
             search_sync_metrics_port=_int(env, "TICKETING_SEARCH_SYNC_METRICS_PORT", 9103),
             gateway_port=_int(env, "TICKETING_GATEWAY_PORT", 8080, minimum=1),
             gateway_metrics_port=_int(env, "TICKETING_GATEWAY_METRICS_PORT", 9106, minimum=1),

@@ -1,7 +1,12 @@
 """``python -m waitingroom``: one waitingroom process on TICKETING_WAITINGROOM_PORT.
 
+``python -m waitingroom --role booking``: a booking front door only (reserve, confirm,
+bookings, Stripe's webhooks): no sockets, no admitter, so booking answers never wait
+behind a push to thousands of fans.
+
 ``python -m waitingroom --supervise`` (what deploy/Procfile and docker-compose.yml run):
 TICKETING_WAITINGROOM_PROCESSES of them on ports from TICKETING_WAITINGROOM_PORT upward,
+then TICKETING_FRONTDOOR_PROCESSES booking front doors on the ports after those,
 supervised (waitingroom/processes.py).
 """
 
@@ -16,6 +21,8 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--supervise", action="store_true",
                         help="run TICKETING_WAITINGROOM_PROCESSES processes and supervise them")
+    parser.add_argument("--role", choices=("all", "booking"), default="all",
+                        help="every route (all), or the booking front door only")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.supervise:
@@ -26,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     from ticketing.web import run_app
     from waitingroom.app import create_app
 
-    run_app(create_app(settings), settings, settings.waitingroom_port)
+    run_app(create_app(settings, args.role), settings, settings.waitingroom_port)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The waitingroom service's application: dev tokens, the waiting room and the booking
-front door."""
+front door; or (role ``booking``) the booking front door alone."""
 
 from __future__ import annotations
 
@@ -16,23 +16,30 @@ from waitingroom.pages import page_routes
 from waitingroom.queue_admin import queue_admin_routes
 from waitingroom.queue_fairness import queue_fairness_routes
 from waitingroom.queue_routes import queue_routes
-from waitingroom.queue_runtime import queue_ctx
+from waitingroom.queue_runtime import ROLE_KEY, queue_ctx
 from waitingroom.queue_ws import queue_socket_routes
 from waitingroom.stripe_webhook import stripe_webhook_routes
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, role: str = "all") -> web.Application:
+    """``role`` ``all``: every route; ``booking``: the booking front door only. A front
+    door still reads and changes the queue's state (admission sessions, claims, the
+    recount after a sale) but runs none of its loops (admitter, pushes, counting), so a
+    reserve or a confirm never waits behind a push round over thousands of sockets."""
     app = create_base_app(settings, "waitingroom")
+    app[ROLE_KEY] = role
     app.cleanup_ctx.append(rpc_ctx)
     # The queue reads PostgreSQL for inventory (one grouped count a second, shared through
     # Redis) and for new events' on-sale time; it starts after Redis and this pool.
     app.cleanup_ctx.append(pg_pool_ctx)
     app.cleanup_ctx.append(queue_ctx)
     app[RESERVE_LATENCY_KEY] = ReserveLatency()
-    app.router.add_routes(dev_token_routes(settings))
     app.router.add_routes(booking_routes())
     app.router.add_routes(confirm_routes())
     app.router.add_routes(stripe_webhook_routes())
+    if role == "booking":
+        return app
+    app.router.add_routes(dev_token_routes(settings))
     app.router.add_routes(page_routes())
     app.router.add_routes(queue_routes())
     app.router.add_routes(queue_fairness_routes())

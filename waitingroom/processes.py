@@ -35,6 +35,13 @@ def supervise(settings: Settings) -> int:
     command = f"exec {shlex.quote(sys.executable)} -m waitingroom"
     for index, port in enumerate(settings.waitingroom_ports, start=1):
         manager.add_process(f"waitingroom.{index}", command, env=child_env(dict(os.environ), port))
+    # Booking front doors: reserve and confirm answered by processes that hold no sockets,
+    # so they never wait behind a push to thousands of fans (the OS schedules a mostly
+    # idle process the moment a request wakes it).
+    for index, port in enumerate(settings.frontdoor_ports, start=1):
+        manager.add_process(
+            f"frontdoor.{index}", f"{command} --role booking", env=child_env(dict(os.environ), port)
+        )
     manager.loop()
     # honcho answers a stop signal with 128 + its number; a requested stop is a clean exit.
     # A process that died answers with its own status, which is never one of these.
@@ -46,10 +53,11 @@ def supervise(settings: Settings) -> int:
 _STOPPED_BY_REQUEST = frozenset({128 + signal.SIGINT, 128 + signal.SIGTERM})
 
 
-def waitingroom_pids(supervisor_pid: int) -> list[int]:
+def waitingroom_pids(supervisor_pid: int, role: str = "all") -> list[int]:
     """The ``python -m waitingroom`` processes below a supervisor (Linux ``/proc``), for
     the tests and benchmarks that watch them: honcho keeps a helper process between itself
-    and each of them."""
+    and each of them. ``role`` ``booking``: its booking front doors instead."""
+    tail = [b"-m", b"waitingroom", b""] if role == "all" else [b"--role", role.encode(), b""]
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -65,7 +73,7 @@ def waitingroom_pids(supervisor_pid: int) -> list[int]:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv[-3:] == [b"-m", b"waitingroom", b""]:
+        if argv[-3:] == tail and b"waitingroom" in argv:
             found.append(pid)
         else:
             todo += children.get(pid, [])

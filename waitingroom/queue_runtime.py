@@ -105,6 +105,8 @@ class QueueRuntime:
 
 
 QUEUE_KEY = web.AppKey("queue_runtime", QueueRuntime)
+# "all" or "booking" (a booking front door: the queue's state, none of its loops).
+ROLE_KEY = web.AppKey("waitingroom_role", str)
 # The inventory count's beat. A sale that changes what is left (a confirm, a release, a late
 # payment's webhook) asks for a count of its event at once (recount_if_all_held).
 COUNT_SECONDS = 1.0
@@ -182,22 +184,29 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
 
     latency = app[RESERVE_LATENCY_KEY]
 
+    front_door_only = app.get(ROLE_KEY) == "booking"
+
     async def figures_and_reports() -> None:
         await events.refresh()
-        await latency_reports.report(latency)
+        await latency_reports.report(latency)  # auto mode steers by the reserves' latency
+        if front_door_only:
+            return  # no sockets to tell, no figures to show
         for event in events.all():
             await refresh_figures(runtime, event.event_id)
 
     stop = asyncio.Event()
-    # Separate loops: PostgreSQL down stops the counting, not the queue.
-    tasks = [
-        asyncio.create_task(
-            periodic("admitter", TICK_SECONDS, runtime.admitter.tick, stop, jitter=0.25)
-        ),
-        asyncio.create_task(periodic("queue figures", 1.0, figures_and_reports, stop)),
-        asyncio.create_task(periodic("queue counting", COUNT_SECONDS, count_and_record, stop)),
-        asyncio.create_task(runtime.hub.listen(stop)),
-    ]
+    tasks = [asyncio.create_task(periodic("queue figures", 1.0, figures_and_reports, stop))]
+    if not front_door_only:
+        # Separate loops: PostgreSQL down stops the counting, not the queue.
+        tasks += [
+            asyncio.create_task(
+                periodic("admitter", TICK_SECONDS, runtime.admitter.tick, stop, jitter=0.25)
+            ),
+            asyncio.create_task(
+                periodic("queue counting", COUNT_SECONDS, count_and_record, stop)
+            ),
+            asyncio.create_task(runtime.hub.listen(stop)),
+        ]
 
     async def close_sockets(_: web.Application) -> None:
         stop.set()

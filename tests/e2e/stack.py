@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 DEMO_EVENTS = 300
 WAITINGROOM_PROCESSES = 2
+FRONTDOOR_PROCESSES = 1
 
 
 class Stack:
@@ -41,6 +42,11 @@ class Stack:
     def waitingroom_ports(self) -> list[int]:
         first = int(self.env["TICKETING_WAITINGROOM_PORT"])
         return [first + i for i in range(int(self.env["TICKETING_WAITINGROOM_PROCESSES"]))]
+
+    @property
+    def frontdoor_ports(self) -> list[int]:
+        first = self.waitingroom_ports[-1] + 1
+        return [first + i for i in range(int(self.env["TICKETING_FRONTDOOR_PROCESSES"]))]
 
     def request(
         self, method: str, path: str, body: object = None, token: str | None = None,
@@ -104,9 +110,13 @@ def running_stack(amqp_url: str, workdir: Path) -> Iterator[Stack]:
         "GATEWAY", "GATEWAY_METRICS", "CATALOG", "SEARCH_SYNC_METRICS", "TYPESENSE", "LOCALSTRIPE"
     ):
         env[f"TICKETING_{name}_PORT"] = str(free_port())
-    # Several waitingroom processes, as make run starts them, on consecutive ports.
+    # Several waitingroom processes and a booking front door, as make run starts them, on
+    # consecutive ports.
     env["TICKETING_WAITINGROOM_PROCESSES"] = str(WAITINGROOM_PROCESSES)
-    env["TICKETING_WAITINGROOM_PORT"] = str(consecutive_free_ports(WAITINGROOM_PROCESSES))
+    env["TICKETING_FRONTDOOR_PROCESSES"] = str(FRONTDOOR_PROCESSES)
+    env["TICKETING_WAITINGROOM_PORT"] = str(
+        consecutive_free_ports(WAITINGROOM_PROCESSES + FRONTDOOR_PROCESSES)
+    )
     env["TICKETING_TYPESENSE_URL"] = f"http://127.0.0.1:{env['TICKETING_TYPESENSE_PORT']}"
     env["TICKETING_STRIPE_API_BASE"] = f"http://127.0.0.1:{env['TICKETING_LOCALSTRIPE_PORT']}"
     # booking_worker_2 (deploy/Procfile) serves its metrics on the port after the first's,
@@ -132,7 +142,7 @@ def running_stack(amqp_url: str, workdir: Path) -> Iterator[Stack]:
         wait_until(lambda: stack.answers("/healthz"), 120,
                    "the stack's /healthz through the gateway")
         # The gateway's /healthz is catalog_api's: wait for every waitingroom process too.
-        for port in stack.waitingroom_ports:
+        for port in stack.waitingroom_ports + stack.frontdoor_ports:
             wait_until(lambda p=port: stack.answers("/healthz", f"http://127.0.0.1:{p}"), 60,
                        f"the waitingroom process on {port}")
         # The index is bootstrapped from Postgres by search_sync once Typesense is up.

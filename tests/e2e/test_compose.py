@@ -420,3 +420,19 @@ def _listening(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+@pytest.mark.parametrize("front_doors", [0, 1, 2])
+def test_the_gateway_sends_booking_to_the_front_doors(tmp_path, front_doors):
+    settings = dataclasses.replace(Settings(), frontdoor_processes=front_doors)
+    text = rendered(tmp_path, settings)[0].read_text()
+    upstream = re.search(r"upstream booking \{(.*?)\}", text, re.S)[1]
+    servers = [int(p) for p in re.findall(r"server 127\.0\.0\.1:(\d+);", upstream)]
+    # the front doors, on the ports after the waitingroom processes'; without any, the
+    # waitingroom processes serve booking as well
+    expected = settings.frontdoor_ports if front_doors else settings.waitingroom_ports
+    assert servers == expected
+    assert not set(settings.frontdoor_ports) & set(settings.waitingroom_ports)
+    for path in ("/booking/", "/bookings/", "/me/", "/webhooks/"):
+        assert re.search(rf"location {path}\s+\{{ proxy_pass http://booking; \}}", text), path
+    assert re.search(r"location /queue/\s+\{ proxy_pass http://waitingroom; \}", text)

@@ -110,6 +110,7 @@ def test_catalog_changes_show_in_search_within_five_seconds(stack: Stack):
 def test_every_service_exposes_metrics(stack: Stack):
     # Every waitingroom process has its own port, and its own metrics there.
     waitingrooms = {f"waitingroom_{i + 1}": p for i, p in enumerate(stack.waitingroom_ports)}
+    waitingrooms |= {f"frontdoor_{i + 1}": p for i, p in enumerate(stack.frontdoor_ports)}
     ports = {
         "catalog_api": stack.env["TICKETING_CATALOG_PORT"],
         **waitingrooms,

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from ticketing.config import Settings
 from waitingroom.processes import waitingroom_pids
 
 PROCESSES = 2
+FRONTDOORS = 1  # a booking front door (--role booking) on the port after them
 
 
 def healthy(port: int) -> bool:
@@ -53,12 +55,13 @@ def gone(pid: int) -> bool:
 
 @pytest.fixture
 def supervised(settings: Settings) -> Iterator[tuple[subprocess.Popen[bytes], list[int]]]:
-    first = consecutive_free_ports(PROCESSES)
+    first = consecutive_free_ports(PROCESSES + FRONTDOORS)
     env = {
         **os.environ,
         **settings_env(settings),
         "TICKETING_WAITINGROOM_PORT": str(first),
         "TICKETING_WAITINGROOM_PROCESSES": str(PROCESSES),
+        "TICKETING_FRONTDOOR_PROCESSES": str(FRONTDOORS),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "waitingroom", "--supervise"],
@@ -66,13 +69,14 @@ def supervised(settings: Settings) -> Iterator[tuple[subprocess.Popen[bytes], li
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    ports = [first + i for i in range(PROCESSES)]
+    ports = [first + i for i in range(PROCESSES + FRONTDOORS)]
     try:
         for port in ports:
             wait_until(lambda p=port: healthy(p), 60, f"the waitingroom process on {port}")
         yield proc, ports
     finally:
-        for child in waitingroom_pids(proc.pid) + children_of(proc.pid):
+        everyone = waitingroom_pids(proc.pid) + waitingroom_pids(proc.pid, "booking")
+        for child in everyone + children_of(proc.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
         if proc.poll() is None:
@@ -85,6 +89,16 @@ def test_every_process_serves_its_own_port_and_a_stop_reaches_them_all(supervise
     proc, ports = supervised
     children = waitingroom_pids(proc.pid)
     assert len(children) == PROCESSES
+    front_doors = waitingroom_pids(proc.pid, "booking")
+    assert len(front_doors) == FRONTDOORS and not set(front_doors) & set(children)
+    # the front door answers the booking routes, not the queue's
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"http://127.0.0.1:{ports[-1]}/queue/1/status", timeout=5)
+    assert missing.value.code == 404
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(f"http://127.0.0.1:{ports[-1]}/me/bookings", timeout=5)
+    assert anonymous.value.code == 401
+    children += front_doors
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     for child in children:
@@ -95,7 +109,7 @@ def test_every_process_serves_its_own_port_and_a_stop_reaches_them_all(supervise
 @pytest.mark.slow
 def test_when_one_process_dies_the_others_stop_and_the_supervisor_fails(supervised):
     proc, ports = supervised
-    first, *others = waitingroom_pids(proc.pid)
+    first, *others = waitingroom_pids(proc.pid) + waitingroom_pids(proc.pid, "booking")
     os.kill(first, signal.SIGKILL)
     assert proc.wait(30) != 0  # so honcho (or a container runtime) sees the failure
     for child in others:

@@ -1,0 +1,89 @@
+"""The booking front door (``python -m waitingroom --role booking``): the booking routes of
+the waitingroom in a process that holds no sockets and runs none of the queue's loops, yet
+keeps the queue's books (admission sessions, claims, the session ended by a booking)."""
+
+# ruff: noqa: F811  (pytest fixtures imported from tests.payments_support)
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from tests.integration.test_booking_support import call, fan
+from tests.integration.test_queue_support import (
+    join,
+    patch_queue,
+    queue_event,
+    queue_status,
+    wait_status,
+)
+from tests.payments_support import localstripe, payment_settings  # noqa: F401
+from ticketing.config import Settings
+from waitingroom.app import create_app
+from waitingroom.booking_routes import RPC_KEY
+from waitingroom.queue_runtime import QUEUE_KEY
+
+pytest_plugins = ["tests.integration.test_booking_support", "tests.integration.test_queue_support"]
+
+
+@asynccontextmanager
+async def front_door(settings: Settings) -> AsyncIterator[TestClient]:
+    client = TestClient(TestServer(create_app(settings, "booking")))
+    await client.start_server()
+    try:
+        await asyncio.wait_for(client.app[RPC_KEY].connected.wait(), 10)
+        yield client
+    finally:
+        await client.close()
+
+
+async def test_a_front_door_books_for_the_queue_without_running_it(
+    paying_queue_settings, pool
+) -> None:
+    from tests.payments_support import booking_stack
+
+    settings = paying_queue_settings
+    event = await queue_event(pool)
+    async with booking_stack(settings, pool) as queue, front_door(settings) as door:
+        await patch_queue(queue, settings, event, admit_per_minute=6000, max_active=1)
+        await join(queue, settings, "door-buyer", event)
+        await join(queue, settings, "door-next", event)
+        admitted = await wait_status(queue, settings, "door-buyer", event, "admitted")
+        me = {**fan(settings, "door-buyer"), "X-Admission-Token": admitted["admission_token"]}
+
+        # the queue's own routes are not the front door's
+        status, _, _ = await call(door, "GET", f"/queue/{event}/status", me)
+        assert status == 404
+
+        status, hold, _ = await call(
+            door, "POST", "/booking/reserve", me, {"event_id": event, "quantity": 2}
+        )
+        assert status == 201, hold
+        # the claim reached the queue: the fan holds seats now, not "admitted, choosing"
+        store = queue.app[QUEUE_KEY].store
+        assert await store.redis.zscore(store.key(event, "unclaimed"), "door-buyer") is None
+        assert (await queue_status(queue, settings, "door-buyer", event))[1]["status"] == (
+            "admitted"
+        )
+
+        status, booking, _ = await call(
+            door,
+            "POST",
+            "/booking/confirm",
+            fan(settings, "door-buyer"),
+            {"hold_id": hold["hold_id"], "payment_method": "pm_card_visa"},
+        )
+        assert status == 201, booking
+        # booked: the session ended and the slot went to the next fan
+        status, problem = await queue_status(queue, settings, "door-buyer", event)
+        assert (status, problem["code"]) == (404, "not_in_queue")
+        await wait_status(queue, settings, "door-next", event, "admitted", timeout=3)
+
+        # the front door never drew or admitted anything (the queue's process did), and
+        # holds no socket room
+        assert event in queue.app[QUEUE_KEY].admitter._drawn
+        assert not door.app[QUEUE_KEY].admitter._drawn
+        assert door.app[QUEUE_KEY].hub.count() == 0
