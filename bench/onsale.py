@@ -355,6 +355,7 @@ def balance(settings: Settings, gateway: str, run: dict, claim_seconds: float) -
         double_sold=double,
         unpaid_charges=unpaid,
         ledger=problems,
+        to_hold=report.latency(t * 1000 for t in report.admission_to_hold(fans)),
     )
 
 
@@ -493,6 +494,7 @@ def side_by_side(
         ("join p50 / p99 ms", lambda f, r: ms(f.join)),
         ("wait (join to admitted) p50 / p99 ms", lambda f, r: ms(f.wait)),
         ("reserve p50 / p99 ms", lambda f, r: ms(f.reserve)),
+        ("admitted to seats held p50 / p99 ms", lambda f, r: ms(f.to_hold)),
         ("confirm p50 / p99 ms", lambda f, r: ms(f.confirm)),
         (
             "admitted / purchases",

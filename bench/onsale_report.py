@@ -46,6 +46,17 @@ def waits(fans: Iterable[Mapping]) -> list[float]:
     ]
 
 
+def admission_to_hold(fans: Iterable[Mapping]) -> list[float]:
+    """Seconds from each buyer's hearing of their (last) admission to their 201 reserve:
+    what a fan lives between "it is your turn" and seats in the cart, however the time
+    was spent (the reserve, its retries, a 409 and a smaller ask)."""
+    return [
+        f["held_at"] - f["last_admitted_at"]
+        for f in fans
+        if f.get("held_at") is not None and f.get("last_admitted_at") is not None
+    ]
+
+
 def still_in_line(fans: Iterable[Mapping]) -> int:
     """Fans who hold a place in the line at the end by their own account: joined, not
     admitted since their last join, never left (told sold_out, or still waiting when the
@@ -366,6 +377,7 @@ class RunFigures:
     double_sold: list[str] = field(default_factory=list)  # double_sales + fans_answered_twice
     unpaid_charges: list[str] = field(default_factory=list)  # unmatched_charges' ids
     ledger: list[str] = field(default_factory=list)  # the ledger's other problems
+    to_hold: Latency | None = None  # admission heard to seats held, ms
 
     @property
     def over_admission(self) -> float | None:

@@ -65,6 +65,15 @@ def test_waits_run_from_join_to_hearing_the_admission() -> None:
     assert report.waits(fans) == [4.5]
 
 
+def test_admission_to_hold_runs_from_the_last_admission_heard_to_the_hold() -> None:
+    fans = [
+        fan("a", last_admitted_at=20.0, held_at=20.25),
+        fan("b", last_admitted_at=30.0),  # admitted, never held: not counted
+        fan("c", held_at=5.0),  # no admission heard (a queue-less sale): not counted
+    ]
+    assert report.admission_to_hold(fans) == [0.25]
+
+
 def test_notice_lag_counts_fans_in_line_at_the_last_sale_only() -> None:
     fans = [
         fan("waited", joined_at=50.0, sold_out_at=100.4),
