@@ -73,10 +73,14 @@ CATALOG_PATHS = [
     "/admin/events/42",
 ]
 WAITINGROOM_PATHS = [
-    "/auth/dev-token", "/booking/reserve", "/booking/confirm", "/booking/holds/h1",
-    "/booking/42", "/bookings/b1", "/me/bookings", "/webhooks/stripe", "/queue/42/join",
+    "/auth/dev-token", "/queue/42/join",
     "/queue/42/status", "/queue/42/ws", "/queue/42", "/admin/queues/42", "/admin",
     "/admin/queues", "/queue/42/leave", "/queue/42/fairness", "/static/queue.js",
+]
+# The booking front doors' (waitingroom --role booking; upstream "booking").
+BOOKING_PATHS = [
+    "/booking/reserve", "/booking/confirm", "/booking/holds/h1", "/booking/42", "/bookings/b1",
+    "/me/bookings", "/webhooks/stripe",
 ]
 UNROUTED_PATHS = ["/metrics", "/", "/admin/", "/nope", "/_gateway/502"]
 
@@ -260,10 +264,16 @@ def test_compose_gateway_fills_exactly_the_template_placeholders(services):
     first = int(service_env["TICKETING_WAITINGROOM_PORT"])
     ports = [first + i for i in range(processes)]
     assert env["GATEWAY_WAITINGROOM_SERVERS"] == render_nginx.upstream_servers("waitingroom", ports)
+    # ... and its booking front doors, on the ports after those, in the booking upstream.
+    front_doors = int(service_env.get(
+        "TICKETING_FRONTDOOR_PROCESSES", default("TICKETING_FRONTDOOR_PROCESSES")))
+    doors = [first + processes + i for i in range(front_doors)]
+    assert env["GATEWAY_BOOKING_SERVERS"] == render_nginx.upstream_servers(
+        "waitingroom", doors or ports)
     assert env["GATEWAY_WORKER_PROCESSES"] == str(render_nginx.worker_processes(processes))
     waitingroom = services["waitingroom"]
-    assert set(ports) <= exposed_ports(waitingroom)
-    assert all(f":{p}/" in " ".join(waitingroom["healthcheck"]["test"]) for p in ports)
+    assert set(ports + doors) <= exposed_ports(waitingroom)
+    assert all(f":{p}/" in " ".join(waitingroom["healthcheck"]["test"]) for p in ports + doors)
     assert env["GATEWAY_MAX_BODY_BYTES"] == service_env["TICKETING_MAX_BODY_BYTES"]
     assert env["GATEWAY_LISTEN"] == default("TICKETING_GATEWAY_PORT")
     assert nginx["ports"] == [f"{env['GATEWAY_LISTEN']}:{env['GATEWAY_LISTEN']}"]
@@ -357,6 +367,7 @@ def test_every_spec_route_reaches_its_service(tmp_path):
     config = rendered(tmp_path, Settings())[0].read_text()
     wrong = {p: route(config, p) for p in CATALOG_PATHS if route(config, p) != "catalog_api"}
     wrong |= {p: route(config, p) for p in WAITINGROOM_PATHS if route(config, p) != "waitingroom"}
+    wrong |= {p: route(config, p) for p in BOOKING_PATHS if route(config, p) != "booking"}
     wrong |= {p: route(config, p) for p in UNROUTED_PATHS if route(config, p) != "return 404"}
     assert not wrong, f"routed to the wrong place: {wrong}"
     websocket = re.search(r"location ~ \^/queue/.*?\{(.*?)\}", config, re.S)[1]
