@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -147,25 +148,13 @@ async def confirm_hold(
         return _problem(400, "validation_error", "payment_method is required.")
     attempt_key = f"confirm:{hold_id}:{command['request_id']}"
 
-    async with pool.acquire() as conn:
-        hold = await conn.fetchrow(
-            "SELECT h.*, e.on_sale_at, e.on_sale_at > now() AS not_yet"
-            " FROM holds h JOIN events e ON e.id = h.event_id WHERE h.id = $1",
-            hold_id,
-        )
-    if hold is None or hold["status"] == "released":
-        return hold_not_found()
-    if hold["user_id"] != command["user_id"]:
-        return _problem(403, "not_your_hold", "This hold belongs to someone else.")
-    if hold["not_yet"]:  # an operator moved the on-sale later after this hold was made
-        problem = not_on_sale(hold["on_sale_at"])
-        return problem.status, problem.to_dict()
-
     deadline = time.monotonic() + WAIT_FOR_OTHER_ATTEMPT_SECONDS
     async with locks.hold(attempt_key, deadline) as alone:
         if not alone:
             return payment_in_progress()
-        return await _confirm(pool, payments, hold_id, payment_method, attempt_key, deadline)
+        return await _confirm(
+            pool, payments, hold_id, command["user_id"], payment_method, attempt_key, deadline
+        )
 
 
 def payment_in_progress() -> Reply:
@@ -181,12 +170,13 @@ async def _confirm(
     pool: asyncpg.Pool,
     payments: Payments,
     hold_id: uuid.UUID,
+    user_id: str,
     payment_method: str,
     attempt_key: str,
     deadline: float,
 ) -> Reply:
     try:
-        started = await _start_attempt(pool, payments, hold_id, attempt_key, deadline)
+        started = await _start_attempt(pool, payments, hold_id, user_id, attempt_key, deadline)
         if not isinstance(started, _Attempt):
             return started
         try:
@@ -233,65 +223,103 @@ class _Attempt:
     fresh: bool  # recorded by this confirm, not found from an earlier try of its key
 
 
+# The hold being paid for, locked, if it is the caller's. Every check before the charge is
+# read under this lock, and the statement after it reads the hold's attempts with a snapshot
+# taken once the lock is held: one statement doing both would read them as they were before
+# it waited for the lock, and miss an attempt that the holder of the lock just committed.
+_LOCK_HOLD = """
+SELECT h.status, h.amount_cents, h.currency, h.expires_at <= now() AS past,
+       e.on_sale_at, e.on_sale_at > now() AS not_yet
+FROM holds h JOIN events e ON e.id = h.event_id
+WHERE h.id = $1 AND h.user_id = $2
+FOR UPDATE OF h"""
+
+# Under the hold's lock, in one round trip: this key's attempt, the hold's other attempts
+# still deciding, the hold's seats, and a new 'pending' attempt when the hold may be charged
+# ($6) and there is neither.
+_START_ATTEMPT = """
+WITH mine AS (
+    SELECT id, status, failure_code, created_at FROM payments WHERE idempotency_key = $2
+), others AS (
+    SELECT id, created_at FROM payments
+    WHERE hold_id = $1 AND status = 'pending' AND idempotency_key <> $2
+), inserted AS (
+    INSERT INTO payments (id, hold_id, idempotency_key, amount_cents, currency, status)
+    SELECT $3, $1, $2, $4, $5, 'pending'
+    WHERE $6 AND NOT EXISTS (SELECT FROM mine) AND NOT EXISTS (SELECT FROM others)
+    RETURNING id
+)
+SELECT m.id AS mine_id, m.status AS mine_status, m.failure_code AS mine_failure_code,
+       m.created_at AS mine_created_at, now() AS now,
+       ARRAY(SELECT id FROM others ORDER BY created_at) AS other_ids,
+       ARRAY(SELECT created_at FROM others ORDER BY created_at) AS other_created_at,
+       ARRAY(SELECT id FROM tickets WHERE hold_id = $1 AND status = 'reserved' ORDER BY id)
+           AS ticket_ids,
+       EXISTS (SELECT FROM inserted) AS inserted
+FROM (SELECT) AS one LEFT JOIN mine m ON true"""
+
+
 async def _start_attempt(
-    pool: asyncpg.Pool, payments: Payments, hold_id: uuid.UUID, key: str, deadline: float
+    pool: asyncpg.Pool,
+    payments: Payments,
+    hold_id: uuid.UUID,
+    user_id: str,
+    key: str,
+    deadline: float,
 ) -> _Attempt | Reply:
-    """Commit a 'pending' attempt row, or answer without charging (already confirmed,
-    expired, already declined, or another attempt of this hold still deciding)."""
+    """Commit a 'pending' attempt row, or answer without charging (not this fan's hold, not
+    on sale, already confirmed, expired, already declined, or another attempt of this hold
+    still deciding)."""
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            hold = await conn.fetchrow(
-                "SELECT *, expires_at <= now() AS past FROM holds WHERE id = $1 FOR UPDATE",
-                hold_id,
-            )
+            hold = await conn.fetchrow(_LOCK_HOLD, hold_id, user_id)
+            if hold is None:
+                return await _not_the_callers(conn, hold_id)
+            if hold["status"] == "released":
+                return hold_not_found()
+            if hold["not_yet"]:  # an operator moved the on-sale later after this hold was made
+                problem = not_on_sale(hold["on_sale_at"])
+                return problem.status, problem.to_dict()
             if hold["status"] == "confirmed":
                 return await booking_reply(conn, hold_id)
-            mine = await conn.fetchrow(
-                "SELECT id, status, failure_code FROM payments WHERE idempotency_key = $1", key
-            )
-            if mine is not None and mine["status"] == "failed":
-                return payment_failed(mine["failure_code"])
-            if hold["status"] != "held" or hold["past"]:
-                return hold_expired()
-            others = await conn.fetch(
-                "SELECT id, now() - created_at AS age FROM payments"
-                " WHERE hold_id = $1 AND status = 'pending' AND idempotency_key <> $2",
+            chargeable = hold["status"] == "held" and not hold["past"]
+            attempt_id = uuid.uuid4()
+            found = await conn.fetchrow(
+                _START_ATTEMPT,
                 hold_id,
                 key,
+                attempt_id,
+                hold["amount_cents"],
+                hold["currency"],
+                chargeable,
             )
-            if not others:
-                tickets = await conn.fetch(
-                    "SELECT id FROM tickets WHERE hold_id = $1 AND status = 'reserved' ORDER BY id",
-                    hold_id,
-                )
-                attempt_id = mine["id"] if mine else uuid.uuid4()
-                if mine is None:
-                    await conn.execute(
-                        "INSERT INTO payments (id, hold_id, idempotency_key, amount_cents,"
-                        " currency, status) VALUES ($1, $2, $3, $4, $5, 'pending')",
-                        attempt_id,
-                        hold_id,
-                        key,
-                        hold["amount_cents"],
-                        hold["currency"],
-                    )
-        if not others:
+        if found["mine_status"] == "failed":
+            return payment_failed(found["mine_failure_code"])
+        if not chargeable:
+            return hold_expired()
+        mine = found["mine_id"]
+        if not found["other_ids"]:
             if mine is not None:
                 # A redelivered command: Stripe may already have this attempt's intent.
-                reply = await _recover(pool, payments, mine["id"], abandon=False)
+                reply = await _recover(pool, payments, mine, found["mine_created_at"], abandon=False)
                 if reply is not None:
                     return reply
             return _Attempt(
-                attempt_id,
+                mine if mine is not None else attempt_id,
                 key,
                 hold["amount_cents"],
                 hold["currency"].strip(),
-                [t["id"] for t in tickets],
-                fresh=mine is None,
+                found["ticket_ids"],
+                fresh=found["inserted"],
             )
-        stale = [p for p in others if p["age"].total_seconds() > ATTEMPT_LEASE_SECONDS]
-        for attempt in stale:
-            reply = await _recover(pool, payments, attempt["id"], abandon=True)
+        others = list(zip(found["other_ids"], found["other_created_at"], strict=True))
+        stale = [
+            (attempt, created)
+            for attempt, created in others
+            if (found["now"] - created).total_seconds() > ATTEMPT_LEASE_SECONDS
+        ]
+        for attempt, created in stale:
+            reply = await _recover(pool, payments, attempt, created, abandon=True)
             if reply is not None:
                 return reply
         if len(stale) < len(others):
@@ -300,12 +328,25 @@ async def _start_attempt(
             await asyncio.sleep(0.05)
 
 
+async def _not_the_callers(conn: asyncpg.Connection, hold_id: uuid.UUID) -> Reply:
+    """Why a confirm found no hold of the caller's to lock (read without locking: the caller
+    may not wait on another fan's hold)."""
+    status = await conn.fetchval("SELECT status FROM holds WHERE id = $1", hold_id)
+    if status is None or status == "released":
+        return hold_not_found()
+    return _problem(403, "not_your_hold", "This hold belongs to someone else.")
+
+
 async def _recover(
-    pool: asyncpg.Pool, payments: Payments, attempt_id: uuid.UUID, *, abandon: bool
+    pool: asyncpg.Pool,
+    payments: Payments,
+    attempt_id: uuid.UUID,
+    created: datetime | None,
+    *,
+    abandon: bool,
 ) -> Reply | None:
     """Settle an attempt left 'pending' from what Stripe knows of it; None when Stripe never
     saw it succeed (an abandoned one is then marked failed so a new attempt may start)."""
-    created = await pool.fetchval("SELECT created_at FROM payments WHERE id = $1", attempt_id)
     since = created.timestamp() - CLOCK_MARGIN_SECONDS if created is not None else None
     found = await payments.find_attempt(str(attempt_id), since=since)
     if found is not None and found.status == "succeeded":
