@@ -14,9 +14,11 @@ command reuses its attempt, a fan's retry after a declined card is a new attempt
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +30,7 @@ from booking_worker.handlers import Context
 from booking_worker.holds import not_on_sale
 from booking_worker.metrics import CONFIRMS, PAYMENTS, REFUNDS
 from ticketing.db.outbox import record_event_changed
+from ticketing.messages import EVENT_CHANGED, event_changed
 from ticketing.payments import (
     PaymentDeclined,
     Payments,
@@ -85,6 +88,9 @@ class Settled:
 
     booking_id: uuid.UUID | None
     refund_due: bool
+    # The new booking's body when this call booked it (booking_body's form), so a confirm
+    # answers without reading back what it just wrote.
+    booking: dict[str, Any] | None = None
 
 
 async def handle_confirm(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any]) -> Reply:
@@ -301,7 +307,9 @@ async def _start_attempt(
         if not found["other_ids"]:
             if mine is not None:
                 # A redelivered command: Stripe may already have this attempt's intent.
-                reply = await _recover(pool, payments, mine, found["mine_created_at"], abandon=False)
+                reply = await _recover(
+                    pool, payments, mine, found["mine_created_at"], abandon=False
+                )
                 if reply is not None:
                     return reply
             return _Attempt(
@@ -378,6 +386,8 @@ async def _record_failure(
 async def _reply_for(
     pool: asyncpg.Pool, payments: Payments, hold_id: uuid.UUID, settled: Settled
 ) -> Reply:
+    if settled.booking is not None:
+        return 201, settled.booking
     if settled.refund_due:
         await complete_due_refunds(pool, payments)
     if settled.booking_id is None:
@@ -400,7 +410,107 @@ async def settle_success(
     """Record a payment Stripe reports succeeded, once. Books the seats if they are still
     this hold's or free (a late payment after expiry is honoured that way); otherwise, or
     if the hold was already booked by another attempt, marks the payment as owing a refund
-    (status 'succeeded' with a failure_code) for :func:`complete_due_refunds`."""
+    (status 'succeeded' with a failure_code) for :func:`complete_due_refunds`.
+
+    The usual case, a payment that books, is one statement (``_BOOK``); the rest, and
+    whatever that statement could not decide, is settled by :func:`_settle_locked`."""
+    booking_id = uuid.uuid4()
+    rows = await conn.fetch(
+        _BOOK, attempt_id, intent_id, ticket_ids, booking_id, EVENT_CHANGED, _AVAILABILITY
+    )
+    if rows and rows[0]["created_at"] is not None:
+        first = rows[0]
+        log.info(
+            "payment settled hold_id=%s attempt=%s intent=%s outcome=booked",
+            first["hold_id"],
+            attempt_id,
+            intent_id,
+        )
+        booking = {
+            "id": booking_id,
+            "hold_id": first["hold_id"],
+            "status": "confirmed",
+            "amount_cents": first["amount_cents"],
+            "currency": first["currency"],
+            "payment_intent_id": intent_id,
+            "created_at": first["created_at"],
+        }
+        return Settled(booking_id, False, booking_body_of(booking, rows))
+    if rows and rows[0]["status"] in ("succeeded", "refunded"):  # already settled
+        return Settled(rows[0]["settled_booking_id"], rows[0]["failure_code"] is not None)
+    return await _settle_locked(conn, attempt_id, intent_id, ticket_ids)
+
+
+# ``catalog.event.changed`` for availability, its event id added by _BOOK.
+_AVAILABILITY = json.dumps(
+    {k: v for k, v in event_changed(0, "availability").items() if k != "event_id"}
+)
+
+# Books a succeeded payment in one statement, when nothing stands in the way: the attempt
+# not yet settled, no booking of its hold, every seat still the hold's or free. It locks
+# as _settle_locked does, the attempt, then its hold, then the seats in id order (each
+# waits for the one before: its WHERE needs that row), and a locked row is read as it is
+# once locked. The snapshot is the statement's, though, taken before any wait: a booking
+# of this hold committed by a concurrent settle while this one waited is not seen by the
+# NOT EXISTS; the unique hold_id then makes the insert do nothing, and every other write
+# waits on that insert. Whatever did not book here (already settled, seats taken, a
+# duplicate charge, such a conflict) wrote nothing and is for _settle_locked.
+_BOOK = """
+WITH attempt AS MATERIALIZED (
+    SELECT id, hold_id, status, booking_id, failure_code FROM payments
+    WHERE id = $1 FOR UPDATE
+), hold AS MATERIALIZED (
+    SELECT id, event_id, user_id, amount_cents, currency FROM holds
+    WHERE id = (SELECT hold_id FROM attempt) FOR UPDATE
+), seats AS MATERIALIZED (
+    SELECT id, status, hold_id FROM tickets
+    WHERE id = ANY($3::bigint[]) AND event_id = (SELECT event_id FROM hold)
+    ORDER BY id FOR UPDATE
+), bookable AS MATERIALIZED (
+    SELECT (SELECT status FROM attempt) NOT IN ('succeeded', 'refunded')
+       AND NOT EXISTS (SELECT FROM bookings WHERE hold_id = (SELECT id FROM hold))
+       AND cardinality($3::bigint[]) > 0
+       AND (SELECT count(*) FROM seats)
+           = (SELECT count(DISTINCT i) FROM unnest($3::bigint[]) AS i)
+       AND NOT EXISTS (
+           SELECT FROM seats
+           WHERE status <> 'available'
+             AND NOT (status = 'reserved' AND hold_id = (SELECT id FROM hold))
+       ) AS yes
+), booking AS (
+    INSERT INTO bookings (id, hold_id, event_id, user_id, status, amount_cents, currency,
+                          payment_intent_id)
+    SELECT $4, id, event_id, user_id, 'confirmed', amount_cents, currency, $2
+    FROM hold WHERE (SELECT yes FROM bookable)
+    ON CONFLICT (hold_id) DO NOTHING
+    RETURNING hold_id, event_id, amount_cents, currency, created_at
+), booked AS (
+    UPDATE tickets SET status = 'booked', hold_id = (SELECT hold_id FROM booking),
+                       booking_id = $4
+    WHERE id = ANY($3::bigint[]) AND EXISTS (SELECT FROM booking)
+    RETURNING id, section, "row", number, price_cents
+), confirmed AS (
+    UPDATE holds SET status = 'confirmed' WHERE id = (SELECT hold_id FROM booking)
+), announced AS (
+    INSERT INTO outbox (topic, aggregate_id, payload)
+    SELECT $5, event_id::text, $6::jsonb || jsonb_build_object('event_id', event_id)
+    FROM booking
+), paid AS (
+    UPDATE payments SET status = 'succeeded', payment_intent_id = $2, booking_id = $4,
+                        failure_code = NULL, updated_at = now()
+    WHERE id = $1 AND EXISTS (SELECT FROM booking)
+)
+SELECT a.status, a.booking_id AS settled_booking_id, a.failure_code,
+       b.hold_id, b.amount_cents, b.currency, b.created_at,
+       t.id, t.section, t."row", t.number, t.price_cents
+FROM attempt AS a LEFT JOIN booking AS b ON true LEFT JOIN booked AS t ON true
+ORDER BY t.id"""
+
+
+async def _settle_locked(
+    conn: asyncpg.Connection, attempt_id: uuid.UUID, intent_id: str, ticket_ids: list[int]
+) -> Settled:
+    """settle_success's every case, each read made after the locks it depends on."""
     async with conn.transaction():
         payment = await conn.fetchrow("SELECT * FROM payments WHERE id = $1 FOR UPDATE", attempt_id)
         if payment is None:
@@ -544,6 +654,11 @@ async def booking_body(conn: asyncpg.Connection, booking: asyncpg.Record) -> dic
         " ORDER BY id",
         booking["id"],
     )
+    return booking_body_of(booking, tickets)
+
+
+def booking_body_of(booking: Mapping[str, Any], tickets: Iterable[Mapping[str, Any]]) -> dict:
+    """A booking's body from its row and its tickets' rows (in id order)."""
     return {
         "booking_id": str(booking["id"]),
         "hold_id": str(booking["hold_id"]),
