@@ -23,7 +23,7 @@ from ticketing.messages import (
     TICKET_STATUS,
     booking_command,
 )
-from ticketing.problems import CONTENT_TYPE, Problem, validation_error
+from ticketing.problems import CONTENT_TYPE, RETRY_AFTER_SECONDS, Problem, validation_error
 from ticketing.validation import MAX_ID, decode_cursor, query_int, read_json
 from ticketing.web import SETTINGS_KEY
 from waitingroom.admission import verify_admission
@@ -76,7 +76,7 @@ def respond(status: int, body: Any) -> web.Response:
     if status == 204 or body is None:
         return web.Response(status=status)
     if status >= 400:
-        headers = {"Retry-After": "2"} if status == 503 else None
+        headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
         return web.Response(
             status=status, body=orjson.dumps(body), content_type=CONTENT_TYPE, headers=headers
         )
@@ -192,8 +192,12 @@ async def _check_session(request: web.Request, user_id: str, event_id: int) -> N
     runtime = request.app.get(QUEUE_KEY)
     if runtime is None:
         return
+    # The reserve may take as long as the front door waits for it, and a retry comes a
+    # couple of seconds after a 503: the claim window stays open that long.
+    rpc_wait = request.app[SETTINGS_KEY].booking_rpc_timeout_seconds
+    keep_ms = int((rpc_wait + int(RETRY_AFTER_SECONDS)) * 1000)
     try:
-        ends, claim_by = await runtime.store.session(event_id, user_id)
+        ends, claim_by = await runtime.store.session_for_reserve(event_id, user_id, keep_ms)
     except (RedisError, OSError) as exc:
         log.warning("session check skipped for event_id=%s: redis unavailable: %s", event_id, exc)
         return

@@ -316,6 +316,34 @@ return redis.call('ZADD', KEYS[1], 'XX', 'LT', 'CH', fmt(now_ms + tonumber(ARGV[
 """
 )
 
+# A reserve of an admitted fan is on its way: where their session stands, and their claim
+# window (if still open) kept open at least ARGV[2] ms more, never past the session's end.
+# A reserve can wait longer than the window in a busy on-sale (the front door gives up
+# after booking_rpc_timeout_seconds and says 503, while the command is still applied);
+# without this the window closed meanwhile, the fan's retry (same Idempotency-Key) was
+# refused as admission_invalid, and the seats the first try held were nobody's until the
+# hold expired.
+# KEYS: active unclaimed  ARGV: user, keep_ms  -> {session end ms or -1, claim_by ms or -1}
+KEEP_CLAIM = (
+    _CLOCK
+    + """
+local ends = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not ends then return {-1, -1} end
+ends = tonumber(ends)
+local claim = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not claim then return {fmt(ends), -1} end
+claim = tonumber(claim)
+if claim > now_ms and ends > now_ms then
+  local want = math.min(ends, now_ms + tonumber(ARGV[2]))
+  if want > claim then
+    redis.call('ZADD', KEYS[2], 'XX', fmt(want), ARGV[1])
+    claim = want
+  end
+end
+return {fmt(ends), fmt(claim)}
+"""
+)
+
 # Before a count reads PostgreSQL: when (Redis TIME, us) and the seats held through the
 # front door so far. KEYS: state  -> {now_us, hold_seats}
 COUNT_BEGIN = (

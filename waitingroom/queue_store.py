@@ -147,6 +147,7 @@ class QueueStore:
         self._tick = redis.register_script(scripts.TICK)
         self._claim = redis.register_script(scripts.CLAIM)
         self._hurry_claim = redis.register_script(scripts.HURRY_CLAIM)
+        self._keep_claim = redis.register_script(scripts.KEEP_CLAIM)
         self._count_begin = redis.register_script(scripts.COUNT_BEGIN)
         self._count_apply = redis.register_script(scripts.COUNT_APPLY)
         self._commit = redis.register_script(scripts.COMMIT)
@@ -239,16 +240,18 @@ class QueueStore:
         score = await self.redis.zscore(self.key(event_id, "active"), user_id)
         return None if score is None else int(score)
 
-    async def session(self, event_id: int, user_id: str) -> tuple[int | None, int | None]:
-        """(when the fan's session ends, when its claim window closes unless they hold
-        seats by then: None once they do), epoch ms; (None, None) without a session."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zscore(self.key(event_id, "active"), user_id)
-        pipe.zscore(self.key(event_id, "unclaimed"), user_id)
-        ends, claim_by = await pipe.execute()
-        if ends is None:
+    async def session_for_reserve(
+        self, event_id: int, user_id: str, keep_ms: int
+    ) -> tuple[int | None, int | None]:
+        """As :meth:`session`, for a reserve about to be sent: a claim window still open
+        stays open at least ``keep_ms`` more (queue_scripts KEEP_CLAIM), so the answer, or
+        a retry's, is not refused for a window that closed while the reserve was under way."""
+        ends, claim_by = await self._keep_claim(
+            keys=self.keys(event_id, "active", "unclaimed"), args=[user_id, keep_ms]
+        )
+        if int(ends) < 0:
             return None, None
-        return int(ends), None if claim_by is None else int(claim_by)
+        return int(ends), None if int(claim_by) < 0 else int(claim_by)
 
     async def claim(self, event_id: int, user_id: str, seats: int) -> bool:
         """Record a 201 reserve: the fan holds ``seats`` more (their first hold of the

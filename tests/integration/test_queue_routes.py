@@ -453,6 +453,62 @@ async def test_an_admission_nobody_claims_goes_to_the_next_fan(
     assert still["status"] == "admitted"  # holding seats: the window is over for them
 
 
+async def test_a_reserve_still_under_way_keeps_the_claim_window_open(
+    queue_settings, pool, isolated_amqp
+) -> None:
+    """No booking worker at first: the fan's reserve waits longer than the front door does
+    (503) and than the claim window (1 s). Once a worker comes, the command is applied; the
+    fan's retry with the same Idempotency-Key gets its 201, not admission_invalid, and the
+    hold is theirs (before, the window closed meanwhile and those seats were nobody's until
+    the hold expired). The control: a fan admitted alongside who sends nothing loses the
+    admission to the same 1 s window."""
+    from booking_worker.worker import BookingWorker
+
+    settings = settings_with(
+        queue_settings, amqp_url=isolated_amqp, booking_rpc_timeout_seconds=1.5
+    )
+    event = await queue_event(pool)
+    client = await open_client(settings)
+    stop = asyncio.Event()
+    worker = None
+    try:
+        await in_snapshot(client, settings, event)
+        await patch_queue(
+            client, settings, event, paused=True, claim_seconds=1, max_active=5,
+            admit_per_minute=60_000, session_seconds=600,
+        )
+        for user in ("slow-buyer", "idle"):
+            await join(client, settings, user, event)
+        await patch_queue(client, settings, event, paused=False)
+        admitted = await wait_status(client, settings, "slow-buyer", event, "admitted", 3)
+        await wait_status(client, settings, "idle", event, "admitted", 3)
+        me = {
+            **fan(settings, "slow-buyer"),
+            "X-Admission-Token": admitted["admission_token"],
+            "Idempotency-Key": "seats-please",
+        }
+        body = {"event_id": event, "quantity": 2}
+        status, problem, _ = await call(client, "POST", "/booking/reserve", me, body)
+        assert (status, problem["code"]) == (503, "backend_unavailable"), problem
+        worker = asyncio.create_task(BookingWorker(settings, pool).run(stop))
+        await asyncio.sleep(0.5)  # the window would have closed by now without the reserve
+        status, hold, _ = await call(client, "POST", "/booking/reserve", me, body)
+        assert status == 201, hold
+        owner = await pool.fetchval(
+            "SELECT user_id FROM holds WHERE id = $1::uuid", hold["hold_id"]
+        )
+        assert owner == "slow-buyer"
+        _, still = await queue_status(client, settings, "slow-buyer", event)
+        assert still["status"] == "admitted"
+        status, problem = await queue_status(client, settings, "idle", event)
+        assert (status, problem["code"]) == (404, "not_in_queue")
+    finally:
+        await client.close()
+        stop.set()
+        if worker is not None:
+            await asyncio.wait_for(worker, 20)
+
+
 async def test_a_patch_is_in_force_in_another_process_within_two_seconds(
     qclient, queue_settings, pool
 ) -> None:
