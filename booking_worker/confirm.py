@@ -116,6 +116,8 @@ async def confirm_payment(ctx: Context, command: dict[str, Any]) -> Reply:
 async def payment_resources(ctx: Context) -> tuple[asyncpg.Pool, Payments]:
     """The process's Stripe client, the pool its two-phase writes use and its attempt
     locks, made once."""
+    if "payments" in ctx.resources:  # twice per payment: no lock to take once made
+        return ctx.resources["payments.pool"], ctx.resources["payments"]
     lock = ctx.resources.setdefault("payments.lock", asyncio.Lock())
     async with lock:
         if "payments" not in ctx.resources:
@@ -127,10 +129,33 @@ async def payment_resources(ctx: Context) -> tuple[asyncpg.Pool, Payments]:
                 max_size=8,
                 # Fail fast rather than wait on a lock a batch transaction holds.
                 server_settings={"lock_timeout": "2000"},
+                reset=_reset_payment_connection,
             )
             ctx.resources["payments.locks"] = AttemptLocks(ctx.settings.database_url)
             ctx.resources["payments"] = Payments(ctx.settings)
     return ctx.resources["payments.pool"], ctx.resources["payments"]
+
+
+# Server pids of pooled connections that may hold a refund's session advisory lock
+# (complete_due_refunds), from just before it is asked for until it is let go.
+_MAY_HOLD_SESSION_LOCKS: set[int] = set()
+
+
+async def _reset_payment_connection(conn: asyncpg.Connection) -> None:
+    """The payments pool's reset on release, in place of asyncpg's default: that one sends
+    ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` every time, a round trip
+    for each of a confirm's several short uses of the pool, to undo what no user of this
+    pool leaves behind. asyncpg rolls back a transaction left open before it calls this.
+    Nothing else on these connections outlives a transaction: nothing LISTENs on them
+    (pg_notify from the outbox trigger only sends), nothing SETs (lock_timeout is a startup
+    setting, which RESET ALL would keep anyway), cursors live only inside transactions, and
+    the only session advisory locks are refunds' (attempt locks have a connection of their
+    own, booking_worker.attempt_locks), which mark their connection here until released,
+    so an interrupted refund's lock is let go before the connection serves anyone else."""
+    pid = conn.get_server_pid()
+    if pid in _MAY_HOLD_SESSION_LOCKS:
+        await conn.execute("SELECT pg_advisory_unlock_all()")
+        _MAY_HOLD_SESSION_LOCKS.discard(pid)
 
 
 async def close_payment_resources(ctx: Context) -> None:
@@ -616,9 +641,12 @@ async def complete_due_refunds(pool: asyncpg.Pool, payments: Payments) -> int:
     for row in due:
         async with pool.acquire() as conn:
             lock = f"refund:{row['id']}"
+            pid = conn.get_server_pid()
+            _MAY_HOLD_SESSION_LOCKS.add(pid)  # until unlocked: see _reset_payment_connection
             if not await conn.fetchval(
                 "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", lock
             ):
+                _MAY_HOLD_SESSION_LOCKS.discard(pid)
                 continue  # another run is refunding it right now
             try:
                 payment = await conn.fetchrow(
@@ -638,6 +666,7 @@ async def complete_due_refunds(pool: asyncpg.Pool, payments: Payments) -> int:
                 refunded += 1
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", lock)
+                _MAY_HOLD_SESSION_LOCKS.discard(pid)
     return refunded
 
 
