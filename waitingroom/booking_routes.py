@@ -193,9 +193,11 @@ async def _check_session(request: web.Request, user_id: str, event_id: int) -> N
     if runtime is None:
         return
     # The reserve may take as long as the front door waits for it, and a retry comes a
-    # couple of seconds after a 503: the claim window stays open that long.
+    # Retry-After later, itself late when the fan's network or device is: the claim window
+    # stays open twice that (with exactly that much, a full on-sale run still ended with
+    # 144 holds whose fans had been sent back to the line, no payment tried).
     rpc_wait = request.app[SETTINGS_KEY].booking_rpc_timeout_seconds
-    keep_ms = int((rpc_wait + int(RETRY_AFTER_SECONDS)) * 1000)
+    keep_ms = int(2 * (rpc_wait + int(RETRY_AFTER_SECONDS)) * 1000)
     try:
         ends, claim_by = await runtime.store.session_for_reserve(event_id, user_id, keep_ms)
     except (RedisError, OSError) as exc:
