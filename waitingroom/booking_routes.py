@@ -149,6 +149,9 @@ async def reserve(request: web.Request) -> web.Response:
         **fields,
     )
     status, body = await request.app[RPC_KEY].call(command, fields["event_id"])
+    runtime = request.app.get(QUEUE_KEY)
+    if status == 201 and runtime is not None and isinstance(body, dict):
+        runtime.remember_hold(str(body.get("hold_id")), fields["event_id"])
     if status == 201 and admitted and isinstance(body, dict):
         await _claimed(request, principal.user_id, fields["event_id"], body)
     elif status == 409 and admitted and (body or {}).get("code") == "tickets_unavailable":

@@ -171,9 +171,7 @@ async def end_session_after_booking(app: web.Application, user_id: str, hold_id:
     if runtime is None:
         return
     try:
-        event_id = await runtime.events.pool.fetchval(
-            "SELECT event_id FROM holds WHERE id = $1::uuid", hold_id
-        )
+        event_id = await runtime.event_of_hold(hold_id, done=True)
         if event_id is not None and await runtime.events.get(event_id) is not None:
             await end_session(runtime, event_id, user_id, "booked")
             # The last seats left may just have been sold: told within a second.

@@ -80,7 +80,26 @@ async def test_a_front_door_books_for_the_queue_without_running_it(
         # booked: the session ended and the slot went to the next fan
         status, problem = await queue_status(queue, settings, "door-buyer", event)
         assert (status, problem["code"]) == (404, "not_in_queue")
-        await wait_status(queue, settings, "door-next", event, "admitted", timeout=3)
+        admitted = await wait_status(queue, settings, "door-next", event, "admitted", timeout=3)
+
+        # a hold reserved through another process: the front door finds its event in
+        # PostgreSQL, and the booking ends that fan's session too
+        them = {**fan(settings, "door-next"), "X-Admission-Token": admitted["admission_token"]}
+        status, hold, _ = await call(
+            queue, "POST", "/booking/reserve", them, {"event_id": event, "quantity": 1}
+        )
+        assert status == 201, hold
+        assert hold["hold_id"] not in door.app[QUEUE_KEY].hold_events
+        status, booking, _ = await call(
+            door,
+            "POST",
+            "/booking/confirm",
+            fan(settings, "door-next"),
+            {"hold_id": hold["hold_id"], "payment_method": "pm_card_visa"},
+        )
+        assert status == 201, booking
+        status, problem = await queue_status(queue, settings, "door-next", event)
+        assert (status, problem["code"]) == (404, "not_in_queue")
 
         # the front door never drew or admitted anything (the queue's process did), and
         # holds no socket room
