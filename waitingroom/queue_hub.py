@@ -351,10 +351,12 @@ class Hub:
                     await self._end(fan, message["reason"])
         elif kind in ("sold_out", "paused", "resumed", "on_sale", "all_held"):
             self._broadcast(room, kind)
-        if kind not in ("admitted", "ended"):
+        if kind not in ("admitted", "ended", "sold_out"):
             # The queue as a whole changed: a round now, with fresh figures (the fans due
             # it; the rest at their turn). Not for admissions, told directly above: they
-            # come five times a second.
+            # come five times a second; nor for a sell-out, whose broadcast tells every fan
+            # and ends with a status pass of its own (a round meanwhile would only compete
+            # with it for the same sockets).
             room.wake.set()
 
 
