@@ -130,13 +130,17 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         pass
 
 
-async def run(args: argparse.Namespace) -> int:
+async def run(args: argparse.Namespace, stripe_port: int) -> int:
     from bench.confirm_cpu import create_holds
-    from bench.search import free_port, http_get, service_env, wait_for
     from booking_worker.commands import apply_unshared
-    from booking_worker.confirm import close_payment_resources, confirm_payment
+    from booking_worker.confirm import (
+        close_payment_resources,
+        confirm_payment,
+        payment_resources,
+    )
     from booking_worker.handlers import Context
     from ticketing.config import Settings
+    from ticketing.db import migrate
     from ticketing.messages import CONFIRM, booking_command
 
     base = Settings.from_env()
@@ -146,7 +150,6 @@ async def run(args: argparse.Namespace) -> int:
     proxy = CountingProxy((real.hostname or "127.0.0.1", real.port or 5432))
     port = await proxy.start()
     netloc = f"{real.username}@127.0.0.1:{port}" if real.username else f"127.0.0.1:{port}"
-    stripe_port = free_port()
     settings = dataclasses.replace(
         base,
         env="dev",
@@ -155,29 +158,13 @@ async def run(args: argparse.Namespace) -> int:
         stripe_api_base=f"http://127.0.0.1:{stripe_port}",
         hold_ttl_seconds=3600,
     )
-    env = service_env(settings)
-    env["TICKETING_STRIPE_LATENCY_MS"] = "0"
-    state = ROOT / ".run" / "bench" / "confirm_rt" / "state.pickle"
-    state.parent.mkdir(parents=True, exist_ok=True)
-    state.unlink(missing_ok=True)
-    stripe = subprocess.Popen(
-        [sys.executable, "-m", "deploy.localstripe_server", "--from-scratch"],
-        cwd=ROOT,
-        env={**env, "TICKETING_LOCALSTRIPE_STATE": str(state)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     ctx = Context(settings)
     try:
-        url = settings.stripe_api_base
-        wait_for("localstripe", lambda: http_get(url + "/v1/payment_intents")[0] == 401, 30)
 
         async def confirm(hold_id: str, user: str) -> int:
             command = booking_command(
                 CONFIRM, uuid.uuid4().hex, user, hold_id=hold_id, payment_method=VISA
             )
-            from booking_worker.confirm import payment_resources
-
             pool, _ = await payment_resources(ctx)
             outcome = await apply_unshared(ctx, pool, confirm_payment, command)
             return outcome.status
@@ -197,9 +184,8 @@ async def run(args: argparse.Namespace) -> int:
         proxy.counting = False
     finally:
         await close_payment_resources(ctx)
-        stripe.terminate()
-        stripe.wait(timeout=10)
         await proxy.close()
+        migrate.drop_database(database_url)
     ok = warm == Counter({201: args.warmup}) and statuses == Counter({201: args.confirms})
     total = sum(proxy.trips.values())
     print(f"tree: {args.tree}")
@@ -229,7 +215,35 @@ def main(argv: list[str] | None = None) -> int:
     # The measured tree's code first; bench/ and deploy/ helpers come from it too.
     sys.path.insert(0, str(tree))
     os.chdir(tree)
-    return asyncio.run(run(args))
+    from bench.search import free_port, http_get, wait_for
+
+    stripe_port = free_port()
+    state = ROOT / ".run" / "bench" / "confirm_rt" / "state.pickle"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.unlink(missing_ok=True)
+    env = {**os.environ, "TICKETING_STRIPE_LATENCY_MS": "0"}
+    stripe = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deploy.localstripe_server",
+            "--port",
+            str(stripe_port),
+            "--state",
+            str(state),
+            "--from-scratch",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{stripe_port}"
+        wait_for("localstripe", lambda: http_get(url + "/v1/payment_intents")[0] == 401, 30)
+        return asyncio.run(run(args, stripe_port))
+    finally:
+        stripe.terminate()
+        stripe.wait(timeout=10)
 
 
 if __name__ == "__main__":
