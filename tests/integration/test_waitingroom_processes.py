@@ -94,9 +94,11 @@ def test_every_process_serves_its_own_port_and_a_stop_reaches_them_all(supervise
     # the front door answers the booking routes, not the queue's
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(f"http://127.0.0.1:{ports[-1]}/queue/1/status", timeout=5)
+    missing.value.close()  # an HTTPError holds its response's socket
     assert missing.value.code == 404
     with pytest.raises(urllib.error.HTTPError) as anonymous:
         urllib.request.urlopen(f"http://127.0.0.1:{ports[-1]}/me/bookings", timeout=5)
+    anonymous.value.close()
     assert anonymous.value.code == 401
     children += front_doors
     proc.send_signal(signal.SIGTERM)
