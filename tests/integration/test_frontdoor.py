@@ -40,6 +40,22 @@ async def front_door(settings: Settings) -> AsyncIterator[TestClient]:
         await client.close()
 
 
+async def pay_and_leave(
+    door: TestClient, queue: TestClient, settings: Settings, user: str, event: int, hold: dict
+) -> None:
+    """``user`` pays for ``hold`` through the front door: booked, and their session is over."""
+    status, booking, _ = await call(
+        door,
+        "POST",
+        "/booking/confirm",
+        fan(settings, user),
+        {"hold_id": hold["hold_id"], "payment_method": "pm_card_visa"},
+    )
+    assert status == 201, booking
+    status, problem = await queue_status(queue, settings, user, event)
+    assert (status, problem["code"]) == (404, "not_in_queue")
+
+
 async def test_a_front_door_books_for_the_queue_without_running_it(
     paying_queue_settings, pool
 ) -> None:
@@ -69,17 +85,8 @@ async def test_a_front_door_books_for_the_queue_without_running_it(
             "admitted"
         )
 
-        status, booking, _ = await call(
-            door,
-            "POST",
-            "/booking/confirm",
-            fan(settings, "door-buyer"),
-            {"hold_id": hold["hold_id"], "payment_method": "pm_card_visa"},
-        )
-        assert status == 201, booking
         # booked: the session ended and the slot went to the next fan
-        status, problem = await queue_status(queue, settings, "door-buyer", event)
-        assert (status, problem["code"]) == (404, "not_in_queue")
+        await pay_and_leave(door, queue, settings, "door-buyer", event, hold)
         admitted = await wait_status(queue, settings, "door-next", event, "admitted", timeout=3)
 
         # a hold reserved through another process: the front door finds its event in
@@ -90,16 +97,7 @@ async def test_a_front_door_books_for_the_queue_without_running_it(
         )
         assert status == 201, hold
         assert hold["hold_id"] not in door.app[QUEUE_KEY].hold_events
-        status, booking, _ = await call(
-            door,
-            "POST",
-            "/booking/confirm",
-            fan(settings, "door-next"),
-            {"hold_id": hold["hold_id"], "payment_method": "pm_card_visa"},
-        )
-        assert status == 201, booking
-        status, problem = await queue_status(queue, settings, "door-next", event)
-        assert (status, problem["code"]) == (404, "not_in_queue")
+        await pay_and_leave(door, queue, settings, "door-next", event, hold)
 
         # the front door never drew or admitted anything (the queue's process did), and
         # holds no socket room

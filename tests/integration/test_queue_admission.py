@@ -13,12 +13,14 @@ import math
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from itertools import pairwise
 
 import aio_pika
 import aiohttp
+import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient
 
 from tests.integration.test_booking_support import call, open_client, ticket_ids
 from tests.integration.test_queue_support import (
@@ -33,6 +35,7 @@ from tests.integration.test_queue_support import (
 )
 from tests.payments_support import localstripe, payment_settings  # noqa: F401
 from tests.support import auth_header, eventually, make_token, settings_with
+from ticketing.config import Settings
 from ticketing.domain.seating import Section
 from ticketing.messages import BOOKING_EXCHANGE
 from waitingroom.admission import admission_for_session
@@ -96,18 +99,28 @@ async def test_pause_holds_admission_and_resume_restarts_it(qclient, queue_setti
     await wait_status(qclient, queue_settings, "patient", event, "admitted", timeout=2)
 
 
+async def line_admitted_at(
+    client: TestClient, settings: Settings, pool: asyncpg.Pool, prefix: str, fans: int,
+    per_minute: int,
+) -> tuple[int, Callable[[], Awaitable[int]]]:
+    """A roomy event's line of ``fans`` (``<prefix>-<n>``, in that order), admitted from
+    now at ``per_minute``; and how many it has admitted so far."""
+    event = await queue_event(pool, ROOMY)
+    await in_snapshot(client, settings, event)
+    await patch_queue(client, settings, event, paused=True, max_active=10_000)
+    await join_many(client, settings, event, [f"{prefix}-{i}" for i in range(fans)])
+    await patch_queue(client, settings, event, paused=False, admit_per_minute=per_minute)
+
+    async def admitted() -> int:
+        return (await get_queue(client, settings, event))["admitted_total"]
+
+    return event, admitted
+
+
 async def test_admission_runs_at_the_set_rate(qclient, queue_settings, pool) -> None:
     """600 a minute, measured over 20 s (a third of a minute at ten times the default
     rate): 200 admissions expected, within 10%. Seats enough that they are no limit."""
-    event = await queue_event(pool, ROOMY)
-    await in_snapshot(qclient, queue_settings, event)
-    await patch_queue(qclient, queue_settings, event, paused=True, max_active=10_000)
-    await join_many(qclient, queue_settings, event, [f"rate-{i}" for i in range(280)])
-    await patch_queue(qclient, queue_settings, event, paused=False, admit_per_minute=600)
-
-    async def admitted() -> int:
-        return (await get_queue(qclient, queue_settings, event))["admitted_total"]
-
+    event, admitted = await line_admitted_at(qclient, queue_settings, pool, "rate", 280, 600)
     start_count = await eventually(admitted, lambda n: n >= 5, 5, "admission to start")
     started = time.monotonic()
     await asyncio.sleep(20)  # the measurement window, not a wait for something to happen
@@ -129,15 +142,7 @@ async def test_the_first_estimates_of_an_on_sale_come_from_the_set_rate(
     """In the first seconds of admission nothing much has been measured: the waits told
     then are the line's length at the set rate, not five times that (a second of
     admissions read as five seconds' worth, as the measured rate alone would have it)."""
-    event = await queue_event(pool, ROOMY)
-    await in_snapshot(qclient, queue_settings, event)
-    await patch_queue(qclient, queue_settings, event, paused=True, max_active=10_000)
-    await join_many(qclient, queue_settings, event, [f"early-{i}" for i in range(200)])
-    await patch_queue(qclient, queue_settings, event, paused=False, admit_per_minute=600)
-
-    async def admitted() -> int:
-        return (await get_queue(qclient, queue_settings, event))["admitted_total"]
-
+    event, admitted = await line_admitted_at(qclient, queue_settings, pool, "early", 200, 600)
     await eventually(admitted, lambda n: n >= 1, 5, "admission to start")
     _, last = await queue_status(qclient, queue_settings, "early-199", event)
     figures = await get_queue(qclient, queue_settings, event)
