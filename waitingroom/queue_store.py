@@ -243,9 +243,11 @@ class QueueStore:
     async def session_for_reserve(
         self, event_id: int, user_id: str, keep_ms: int
     ) -> tuple[int | None, int | None]:
-        """As :meth:`session`, for a reserve about to be sent: a claim window still open
-        stays open at least ``keep_ms`` more (queue_scripts KEEP_CLAIM), so the answer, or
-        a retry's, is not refused for a window that closed while the reserve was under way."""
+        """(when the fan's session ends, when its claim window closes unless they hold
+        seats by then: None once they do), epoch ms; (None, None) without a session. For a
+        reserve about to be sent: a claim window still open stays open at least
+        ``keep_ms`` more (queue_scripts KEEP_CLAIM), so the answer, or a retry's, is not
+        refused for a window that closed while the reserve was under way."""
         ends, claim_by = await self._keep_claim(
             keys=self.keys(event_id, "active", "unclaimed"), args=[user_id, keep_ms]
         )
