@@ -12,7 +12,8 @@ What it does, all on 127.0.0.1 and all stopped and cleaned up at the end:
 2. starts the stack as make run does: localstripe (``python -m deploy.localstripe_server``
    with TICKETING_STRIPE_LATENCY_MS=--latency-ms; plain ``localstripe`` without latency when
    this tree has no such module, said in the output), --workers booking workers (slots i/n,
-   as deploy/Procfile), ``python -m waitingroom --supervise`` and the gateway
+   commands only, as deploy/Procfile) plus one payments worker, ``python -m waitingroom
+   --supervise`` (its waitingrooms and --frontdoors booking front doors) and the gateway
    (``python -m deploy.gateway`` on deploy/nginx.conf.template);
 3. runs two on-sales, each on its own event, the paid one first (--baseline-first turns
    that round): it sets the queue (PATCH /admin/queues/{id}: --admit-per-minute,
@@ -701,8 +702,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         create_vhost(NAME, user)
         clear_redis(settings)
         say(
-            f"starting localstripe, {args.workers} booking workers, {args.waitingrooms} "
-            "waitingrooms and the gateway"
+            f"starting localstripe, {args.workers} booking workers and a payments worker, "
+            f"{args.waitingrooms} waitingrooms, {args.frontdoors} front doors and the gateway"
         )
         supervisor, workers, gateway, simulated = start_stack(
             settings, args.workers, procs, RUN_DIR, events.paid
