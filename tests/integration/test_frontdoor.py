@@ -78,6 +78,8 @@ async def test_a_front_door_books_for_the_queue_without_running_it(
             door, "POST", "/booking/reserve", me, {"event_id": event, "quantity": 2}
         )
         assert status == 201, hold
+        # the front door keeps the hold's event for the confirm to come
+        assert door.app[QUEUE_KEY].hold_events[hold["hold_id"]] == event
         # the claim reached the queue: the fan holds seats now, not "admitted, choosing"
         store = queue.app[QUEUE_KEY].store
         assert await store.redis.zscore(store.key(event, "unclaimed"), "door-buyer") is None
@@ -85,8 +87,10 @@ async def test_a_front_door_books_for_the_queue_without_running_it(
             "admitted"
         )
 
-        # booked: the session ended and the slot went to the next fan
+        # booked: the session ended and the slot went to the next fan; the event is
+        # forgotten (a booked hold is not asked about again)
         await pay_and_leave(door, queue, settings, "door-buyer", event, hold)
+        assert hold["hold_id"] not in door.app[QUEUE_KEY].hold_events
         admitted = await wait_status(queue, settings, "door-next", event, "admitted", timeout=3)
 
         # a hold reserved through another process: the front door finds its event in
