@@ -77,7 +77,11 @@ async def _reserve_groups(
     groups: dict[int | None, list[int]] = defaultdict(list)
     seen = set(known)
     for i, command in enumerate(commands):
-        if command["type"] == RESERVE and command["request_id"] not in seen:
+        if (
+            command["type"] == RESERVE
+            and command["request_id"] not in seen
+            and not command.get("replay_only")
+        ):
             seen.add(command["request_id"])  # a second copy in the batch replays the first
             event_id = command.get("event_id")
             groups[event_id if is_id(event_id) else None].append(i)

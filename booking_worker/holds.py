@@ -48,6 +48,14 @@ def unsafe_reserve(ctx: Context) -> bool:
 
 
 async def reserve(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any]) -> Reply:
+    if command.get("replay_only"):
+        # The front door found the fan's admission over and asks only whether this request
+        # was applied before (its stored reply is answered before any handler runs). It was
+        # not: refuse, and the refusal is stored, so the original, should it still be on its
+        # way, finds it and does not hold seats for a fan who was sent back to the line.
+        raise Problem(
+            403, "admission_invalid", "No reserve with this Idempotency-Key was made in time."
+        )
     event_id = command.get("event_id")
     if not is_id(event_id):
         raise Problem(404, "event_not_found", "No such event.")

@@ -60,6 +60,7 @@ BOOKING_DEAD_LETTER_QUEUE = "booking.dead"
 BOOKING_COMMAND_VERSION = 1
 
 RESERVE = "booking.reserve"  # event_id, ticket_ids | quantity (+ section), admitted
+# ... or replay_only: answer the stored reply of request_id, or refuse without acting
 CONFIRM = "booking.confirm"  # hold_id, payment_method
 RELEASE = "booking.release"  # hold_id
 TICKET_STATUS = "booking.ticket_status"  # ticket_id

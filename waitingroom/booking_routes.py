@@ -138,7 +138,12 @@ async def reserve(request: web.Request) -> web.Response:
     if token is not None:
         settings = request.app[SETTINGS_KEY]
         verify_admission(settings, token, principal.user_id, fields["event_id"])
-        await _check_session(request, principal.user_id, fields["event_id"])
+        try:
+            await _check_session(request, principal.user_id, fields["event_id"])
+        except Problem as refused:
+            if "Idempotency-Key" not in request.headers:
+                raise
+            return await _replay_reserve(request, principal, request_id, fields, refused)
         admitted = True
     command = booking_command(
         RESERVE,
@@ -156,6 +161,35 @@ async def reserve(request: web.Request) -> web.Response:
         await _claimed(request, principal.user_id, fields["event_id"], body)
     elif status == 409 and admitted and (body or {}).get("code") == "tickets_unavailable":
         await _hurry(request, principal.user_id, fields["event_id"])
+    return respond(status, body)
+
+
+async def _replay_reserve(
+    request: web.Request,
+    principal: Principal,
+    request_id: str,
+    fields: dict[str, Any],
+    refused: Problem,
+) -> web.Response:
+    """The fan's admission is over, but this may be the retry of a reserve the worker applied
+    after the front door stopped waiting for it (503): then the hold is the fan's and its
+    201 is answered again, or those seats would be nobody's until the hold expired. The
+    worker answers the stored reply of the same Idempotency-Key, or refuses without acting
+    (and stores the refusal, so a copy still on its way cannot hold seats later)."""
+    command = booking_command(
+        RESERVE,
+        request_id,
+        principal.user_id,
+        roles=sorted(principal.roles),
+        replay_only=True,
+        **fields,
+    )
+    status, body = await request.app[RPC_KEY].call(command, fields["event_id"])
+    if status == 403 and (body or {}).get("code") == "admission_invalid":
+        raise refused  # nothing was applied: the front door's own reason
+    runtime = request.app.get(QUEUE_KEY)
+    if status == 201 and runtime is not None and isinstance(body, dict):
+        runtime.remember_hold(str(body.get("hold_id")), fields["event_id"])
     return respond(status, body)
 
 

@@ -509,6 +509,71 @@ async def test_a_reserve_still_under_way_keeps_the_claim_window_open(
             await asyncio.wait_for(worker, 20)
 
 
+async def test_a_retry_after_the_admission_ended_gets_the_hold_the_worker_made(
+    queue_settings, pool, isolated_amqp
+) -> None:
+    """As above, but the fan's retry comes after even the kept claim window (here 5 s), so
+    the admission has ended: the front door asks the worker for the stored reply of the
+    same Idempotency-Key and answers the 201 (before, 403 admission_invalid, and the seats
+    were nobody's until the hold expired). The control: the same fan asking with another
+    key is refused, and no second hold is made for it, then or later."""
+    from booking_worker.worker import BookingWorker
+
+    settings = settings_with(
+        queue_settings, amqp_url=isolated_amqp, booking_rpc_timeout_seconds=0.5
+    )
+    event = await queue_event(pool)
+    client = await open_client(settings)
+    stop = asyncio.Event()
+    worker = None
+    try:
+        await in_snapshot(client, settings, event)
+        await patch_queue(
+            client, settings, event, paused=True, claim_seconds=1, max_active=5,
+            admit_per_minute=60_000, session_seconds=600,
+        )
+        await join(client, settings, "late-buyer", event)
+        await patch_queue(client, settings, event, paused=False)
+        admitted = await wait_status(client, settings, "late-buyer", event, "admitted", 3)
+        me = {**fan(settings, "late-buyer"), "X-Admission-Token": admitted["admission_token"]}
+        body = {"event_id": event, "quantity": 2}
+        status, problem, _ = await call(
+            client, "POST", "/booking/reserve", {**me, "Idempotency-Key": "first"}, body
+        )
+        assert (status, problem["code"]) == (503, "backend_unavailable"), problem
+        worker = asyncio.create_task(BookingWorker(settings, pool).run(stop))
+
+        async def holds() -> list:
+            return await pool.fetch(
+                "SELECT id::text FROM holds WHERE user_id = 'late-buyer' AND event_id = $1",
+                event,
+            )
+
+        made = await eventually(holds, lambda rows: len(rows) == 1, 10, "the worker's hold")
+        await eventually(
+            lambda: queue_status(client, settings, "late-buyer", event),
+            lambda answer: answer[0] == 404,
+            10,
+            "the admission to end",
+        )
+        status, problem, _ = await call(
+            client, "POST", "/booking/reserve", {**me, "Idempotency-Key": "second"}, body
+        )
+        assert (status, problem["code"]) == (403, "admission_invalid"), problem
+        status, hold, _ = await call(
+            client, "POST", "/booking/reserve", {**me, "Idempotency-Key": "first"}, body
+        )
+        assert status == 201, hold
+        assert hold["hold_id"] == made[0]["id"]
+        await asyncio.sleep(0.5)  # a refused "second" that acted late would show here
+        assert len(await holds()) == 1
+    finally:
+        await client.close()
+        stop.set()
+        if worker is not None:
+            await asyncio.wait_for(worker, 20)
+
+
 async def test_a_patch_is_in_force_in_another_process_within_two_seconds(
     qclient, queue_settings, pool
 ) -> None:
