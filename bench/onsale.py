@@ -269,6 +269,9 @@ def merge(results: list[dict]) -> dict:
         "samples": {},
         "answers_409": [],
         "loop_lag_ms": [],
+        "gc_pauses_ms": [],
+        "full_gc_ms": [],
+        "max_rss_mb": [],
         "ws": Counter(),
         "cpu_seconds": 0.0,
     }
@@ -283,6 +286,11 @@ def merge(results: list[dict]) -> dict:
         merged["samples"] |= r["samples"]
         merged["answers_409"] += r["answers_409"]
         merged["loop_lag_ms"] += r.get("loop_lag_ms", [])
+        merged["gc_pauses_ms"] += r.get("gc_pauses_ms", [])
+        if r.get("full_gc_ms") is not None:
+            merged["full_gc_ms"].append(r["full_gc_ms"])
+        if r.get("max_rss_mb") is not None:
+            merged["max_rss_mb"].append(r["max_rss_mb"])
         merged["ws"].update(r["ws"])
         merged["cpu_seconds"] += r["cpu_seconds"]
     return merged
@@ -469,6 +477,21 @@ def loop_lag(run: dict) -> str:
     return f"{report.latency(lags).p99_ms:.0f} / {max(lags):.0f}"
 
 
+def load_gc(run: dict) -> str:
+    """The load generators' garbage collection: off during the on-sale (see
+    bench/onsale_load.py), so what one full collection of their heaps took at the end is the
+    pause it spared every fan of the process; the collections before the go; their size."""
+    loads = run["loads"]
+    full = loads["full_gc_ms"]
+    before = loads["gc_pauses_ms"]
+    return (
+        f"full {max(full):.0f} ms; {len(before)} before go, max "
+        f"{max(before, default=0):.0f} ms; RSS {max(loads['max_rss_mb'], default=0):.0f} MB"
+        if full
+        else "-"
+    )
+
+
 def rejoined(fans: list[dict]) -> str:
     again = sum(bool(f.get("rejoins")) for f in fans)
     ended = sum(bool(f.get("admission_ended")) for f in fans)
@@ -526,6 +549,7 @@ def side_by_side(
             ),
         ),
         ("load generators' loop lag p99 / max ms", lambda f, r: loop_lag(r)),
+        ("load generators' GC (off in the on-sale)", lambda f, r: load_gc(r)),
         ("websockets", lambda f, r: json.dumps(dict(r["loads"]["ws"]), sort_keys=True)),
         ("fans who joined again", lambda f, r: rejoined(r["loads"]["fans"])),
         ("run ended", lambda f, r: f"{r['ended']}; load average {r['load_average']:.1f}"),

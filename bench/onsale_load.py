@@ -32,6 +32,14 @@ the paid on-sale, a wait no figure counted); a fan holds its socket while it wai
 once told ``sold_out`` keeps it open, reading what comes, until the run stops: the queue
 page does the same (seats may come back, and it would hear so).
 
+A load process runs its whole on-sale with Python's cyclic garbage collector off. Each
+holds thousands of fans (their sockets, tasks, records): a full collection of that heap
+stops the process for a long time (the result gives what one took at the end, and the
+pauses of the collections made before the go), and every fan of the process would hear
+everything that much later, a pause of the load generator's that a fan's own device
+never has. (The waitingroom keeps its pauses short with gc.freeze, see
+waitingroom/socket_heap.py.)
+
 Latency is client side, from just before a request is written to the last byte of its
 answer, of every answer. Times a fan heard something (joined, admitted, sold_out) are wall
 clock (time.time()), to set against the database's timestamps on the same machine.
@@ -41,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import resource
 import sys
@@ -93,6 +102,16 @@ class Fans:
         self.lingering: set[asyncio.Task[None]] = set()  # sockets of fans told sold_out
         self.http_gate = asyncio.Semaphore(spec["concurrency"])
         self.ws_gate = asyncio.Semaphore(spec["ws_concurrency"])
+        self.gc_pauses_ms: list[float] = []  # collections while the collector was on
+        self.full_gc_ms: float | None = None  # one full collection of the heap at the end
+        self._gc_began = 0.0
+        gc.callbacks.append(self._gc_timer)
+
+    def _gc_timer(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_began = time.perf_counter()
+        elif info["generation"] == 2 and gc.isenabled():  # not the measuring one at the end
+            self.gc_pauses_ms.append((time.perf_counter() - self._gc_began) * 1000)
 
     async def run(self) -> None:
         lean = {
@@ -111,6 +130,7 @@ class Fans:
             if not line.startswith("go "):
                 raise SystemExit(f"onsale_load: expected 'go ON_SALE_AT', got {line!r}")
             on_sale_at = float(line.split()[1])
+            gc.disable()  # see the module's docstring
             tasks = [
                 asyncio.create_task(self.fan(user, kind, quantity, arrival, leave, on_sale_at))
                 for user, kind, quantity, arrival, leave in self.spec["fans"]
@@ -130,6 +150,10 @@ class Fans:
             for task in [*tasks, ticker, *self.lingering]:
                 task.cancel()
             await asyncio.gather(*tasks, ticker, *self.lingering, return_exceptions=True)
+            began = time.perf_counter()
+            gc.collect()  # what the collector would have stopped the fans for, at most
+            self.full_gc_ms = (time.perf_counter() - began) * 1000
+            gc.enable()
 
     async def loop_lag(self) -> None:
         """How late this process's event loop runs (a sleep's overshoot, every 100 ms): the
@@ -447,6 +471,9 @@ class Fans:
             "samples": self.samples,
             "answers_409": self.answers_409,
             "loop_lag_ms": self.lags_ms,
+            "gc_pauses_ms": self.gc_pauses_ms,
+            "full_gc_ms": self.full_gc_ms,
+            "max_rss_mb": usage.ru_maxrss / 1024,
             "ws": dict(self.ws),
             "cpu_seconds": usage.ru_utime + usage.ru_stime,
         }
