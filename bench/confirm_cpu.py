@@ -137,18 +137,33 @@ async def create_holds(database_url: str, count: int) -> list[tuple[str, str]]:
             await conn.copy_records_to_table(
                 "tickets",
                 columns=("event_id", "section", "row", "number", "price_cents"),
-                records=[(event, "A", str(1 + n // 100), 1 + n % 100, PRICE_CENTS)
-                         for n in range(count)],
+                records=[
+                    (event, "A", str(1 + n // 100), 1 + n % 100, PRICE_CENTS) for n in range(count)
+                ],
             )
-            tickets = [r["id"] for r in await conn.fetch(
-                "SELECT id FROM tickets WHERE event_id = $1 ORDER BY id", event)]
+            tickets = [
+                r["id"]
+                for r in await conn.fetch(
+                    "SELECT id FROM tickets WHERE event_id = $1 ORDER BY id", event
+                )
+            ]
             holds = [(uuid.uuid4(), f"cpu-fan-{n:06d}", t) for n, t in enumerate(tickets)]
             await conn.copy_records_to_table(
                 "holds",
-                columns=("id", "event_id", "user_id", "status", "amount_cents", "currency",
-                         "expires_at", "ticket_ids"),
-                records=[(h, event, user, "held", PRICE_CENTS, "EUR",
-                          _an_hour_from_now(), [t]) for h, user, t in holds],
+                columns=(
+                    "id",
+                    "event_id",
+                    "user_id",
+                    "status",
+                    "amount_cents",
+                    "currency",
+                    "expires_at",
+                    "ticket_ids",
+                ),
+                records=[
+                    (h, event, user, "held", PRICE_CENTS, "EUR", _an_hour_from_now(), [t])
+                    for h, user, t in holds
+                ],
             )
             await conn.execute(
                 "UPDATE tickets t SET status = 'reserved', hold_id = h.id FROM holds h"
@@ -181,8 +196,11 @@ async def send_confirms(amqp_url: str, holds: list[tuple[str, str]], within: flo
         async def on_reply(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             await message.ack()
             body = orjson.loads(message.body)
-            answers = body["replies"] if "replies" in body else [
-                {"correlation_id": message.correlation_id, **body}]
+            answers = (
+                body["replies"]
+                if "replies" in body
+                else [{"correlation_id": message.correlation_id, **body}]
+            )
             for answer in answers:
                 if waiting.pop(answer["correlation_id"], None) is not None:
                     statuses[answer["status"]] = statuses.get(answer["status"], 0) + 1
@@ -217,8 +235,12 @@ async def send_confirms(amqp_url: str, holds: list[tuple[str, str]], within: flo
 def probe(tree: Path, env: dict[str, str], count: int) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", PROBE, str(count)],
-        cwd=tree, env={**env, "PYTHONPATH": str(tree)}, capture_output=True, text=True,
-        timeout=600, check=False,
+        cwd=tree,
+        env={**env, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     if out.returncode != 0:
         raise SystemExit(f"bench: the charge probe failed:\n{out.stderr}")
@@ -268,7 +290,11 @@ def run(args: argparse.Namespace) -> int:
         with (RUN_DIR / "booking_worker.log").open("wb") as log:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "booking_worker"],
-                cwd=tree, env=worker_env, stdout=log, stderr=log, start_new_session=True,
+                cwd=tree,
+                env=worker_env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         procs.started.append(("booking_worker", worker))
         asyncio.run(wait_for_consumers(settings.amqp_url, BOOKING_PAYMENTS_QUEUE, 1, 60))
@@ -279,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"{args.confirms} measured confirms, all sent at once")
         cpu = clock_ticks([worker.pid])
         started = time.monotonic()
-        statuses = asyncio.run(send_confirms(settings.amqp_url, holds[args.warmup:], 600))
+        statuses = asyncio.run(send_confirms(settings.amqp_url, holds[args.warmup :], 600))
         wall = time.monotonic() - started
         cpu = clock_ticks([worker.pid]) - cpu
         procs.check_alive()

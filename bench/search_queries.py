@@ -62,8 +62,13 @@ def _query(
     """The API path and, built by catalog_api's own functions, the Typesense request it makes
     (cities resolved once up front, as catalog_api's cache does in steady state)."""
     api: dict[str, str] = {"per_page": str(PER_PAGE)}
-    for name, value in (("term", term), ("location", location), ("date", day),
-                        ("date_from", date_from), ("date_to", date_to)):
+    for name, value in (
+        ("term", term),
+        ("location", location),
+        ("date", day),
+        ("date_from", date_from),
+        ("date_to", date_to),
+    ):
         if value is not None:
             api[name] = value if isinstance(value, str) else value.isoformat()
     api_path = "/search?" + urlencode(api, quote_via=quote)
@@ -74,10 +79,13 @@ def _query(
         cities = best_cities(
             _typesense_get(settings, search_path, city_resolution_params(query.location))
         )
-    direct = {k: str(v).lower() if isinstance(v, bool) else v
-              for k, v in search_params(query, cities).items()}
-    return Query(api_path=api_path,
-                 typesense_path=search_path + "?" + urlencode(direct, quote_via=quote))
+    direct = {
+        k: str(v).lower() if isinstance(v, bool) else v
+        for k, v in search_params(query, cities).items()
+    }
+    return Query(
+        api_path=api_path, typesense_path=search_path + "?" + urlencode(direct, quote_via=quote)
+    )
 
 
 def build_queries(settings: Settings) -> list[Query]:

@@ -404,8 +404,11 @@ def report(args: argparse.Namespace, settings: Settings, run: dict) -> bool:
         f"({'within' if window <= 60 else 'NOT within'} a minute)"
         + (f"; {unsent:,} not sent within {args.step_seconds:.0f} s" if unsent else "")
     )
-    passed = {k.removeprefix("passed:"): int(v) for k, v in run["gateway"].items()
-              if k.startswith("passed:") and v}
+    passed = {
+        k.removeprefix("passed:"): int(v)
+        for k, v in run["gateway"].items()
+        if k.startswith("passed:") and v
+    }
     print(
         f"joins the gateway answered itself (deploy/lua/queue_join.lua): "
         f"{run['gateway'].get('answered', 0):,.0f}; passed to the waitingroom: "

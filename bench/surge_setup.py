@@ -173,7 +173,8 @@ def gateway_joins(settings: Settings) -> dict[str, float]:
     counts = {"answered": metric(text, "ticketing_gateway_queue_joins_total")}
     for reason in re.findall(r'_join_fallbacks_total\{reason="(\w+)"\}', text):
         counts["passed:" + reason] = metric(
-            text, f'ticketing_gateway_queue_join_fallbacks_total{{reason="{reason}"}}')
+            text, f'ticketing_gateway_queue_join_fallbacks_total{{reason="{reason}"}}'
+        )
     return counts
 
 

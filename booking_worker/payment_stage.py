@@ -81,9 +81,7 @@ class PaymentStage:
         # take Stripe's whole timeout.
         self._drain_seconds = 2 * stripe_timeout(settings).total + 2  # type: ignore[operator]
 
-    async def start(
-        self, connection: AbstractConnection, stop: asyncio.Event
-    ) -> _Consumer:
+    async def start(self, connection: AbstractConnection, stop: asyncio.Event) -> _Consumer:
         channel = await connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=self.settings.payments_concurrency)
         topology = await declare_topology(channel, self.settings.booking_partitions)
@@ -127,9 +125,7 @@ class PaymentStage:
                 await reply(channel, message, unit.refused, batched=True)
             for raw, reason in unit.malformed:
                 await dead_letter_command(dead_exchange, message, raw, reason, "bad_message")
-            results = await asyncio.gather(
-                *(self._one(channel, message, c) for c in unit.commands)
-            )
+            results = await asyncio.gather(*(self._one(channel, message, c) for c in unit.commands))
             if _UNAVAILABLE in results:
                 await requeue_after_backoff(self.backoff, stop, [message])
                 return

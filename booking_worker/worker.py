@@ -301,5 +301,3 @@ def consumer_priorities(slot: str, partitions: int) -> list[int]:
         return [0] * partitions
     index, count = (int(part) for part in slot.split("/"))
     return [PREFERRED if p % count == index else 0 for p in range(partitions)]
-
-

@@ -108,9 +108,7 @@ async def load_view(app: web.Application, event_id: int) -> tuple[View, str]:
 async def _view_from_search_index(app: web.Application, event_id: int) -> View:
     reader = app[TYPESENSE_KEY]
     try:
-        found = await call_typesense(
-            app, lambda: reader.document(str(event_id)), not_found_ok=True
-        )
+        found = await call_typesense(app, lambda: reader.document(str(event_id)), not_found_ok=True)
     except DocumentNotFound:
         raise event_not_found() from None
     except DependencyDown:

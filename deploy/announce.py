@@ -144,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     backends = {"catalog_api": settings.catalog_port}
     backends |= {f"waitingroom:{port}": port for port in settings.waitingroom_ports}
     backends |= {f"frontdoor:{port}": port for port in settings.frontdoor_ports}
-    print(f"waiting for {', '.join(backends)} and then {health} (up to {args.timeout:.0f}s)",
-          flush=True)
+    print(
+        f"waiting for {', '.join(backends)} and then {health} (up to {args.timeout:.0f}s)",
+        flush=True,
+    )
 
     seen, reported = "nothing yet", 0.0
     for elapsed in poll(args.timeout, 0.5):
@@ -164,8 +166,11 @@ def main(argv: list[str] | None = None) -> int:
             reported = elapsed
             print(f"still waiting after {elapsed:.0f}s; {seen}", flush=True)
     else:
-        print(f"gave up: {health} not healthy after {args.timeout:.0f}s; last: {seen}",
-              file=sys.stderr, flush=True)
+        print(
+            f"gave up: {health} not healthy after {args.timeout:.0f}s; last: {seen}",
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
 
     events = sample_events(base)

@@ -37,8 +37,15 @@ def command(conf: Path, prefix: Path) -> list[str]:
     """The command line that starts the gateway on a rendered ``conf`` (for the benches;
     deploy/Procfile spells out the same)."""
     return [
-        sys.executable, "-m", "deploy.gateway",
-        "-c", str(conf.resolve()), "-p", str(prefix.resolve()), "-e", "stderr",
+        sys.executable,
+        "-m",
+        "deploy.gateway",
+        "-c",
+        str(conf.resolve()),
+        "-p",
+        str(prefix.resolve()),
+        "-e",
+        "stderr",
     ]
 
 

@@ -98,8 +98,9 @@ class IndexedStore(resources.Store):
             self.by_type.setdefault(_kind(key), {})[key] = value
 
 
-def _list_of_type(cls: Any, url: str | None, limit: Any = None, starting_after: Any = None,
-                  **kwargs: Any) -> Any:
+def _list_of_type(
+    cls: Any, url: str | None, limit: Any = None, starting_after: Any = None, **kwargs: Any
+) -> Any:
     """StripeObject._api_list_all (which every type's list calls) from the type's index,
     newest first."""
     if kwargs:
@@ -166,8 +167,7 @@ class Snapshots:
             log.info("no localstripe state at %s: starting empty", self.path)
             return
         except OSError as exc:  # a directory, no permission: left where it is
-            log.warning("localstripe state %s cannot be read (%s): starting empty", self.path,
-                        exc)
+            log.warning("localstripe state %s cannot be read (%s): starting empty", self.path, exc)
             return
         try:
             objects = pickle.loads(data)
@@ -175,13 +175,19 @@ class Snapshots:
                 raise ValueError(f"a {type(objects).__name__}, not localstripe's store")
         except Exception as exc:  # truncated, empty, garbage, or from another version
             aside = self.path.with_name(
-                f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+                f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
+            )
             try:
                 os.replace(self.path, aside)
             except OSError as move_error:
                 aside = Path(f"(not moved: {move_error})")
-            log.warning("localstripe state %s is unreadable (%s: %s); moved to %s,"
-                        " starting empty", self.path, type(exc).__name__, exc, aside)
+            log.warning(
+                "localstripe state %s is unreadable (%s: %s); moved to %s, starting empty",
+                self.path,
+                type(exc).__name__,
+                exc,
+                aside,
+            )
             return
         self.store.replace(objects)
         self.saved = self.store.changes
@@ -194,8 +200,7 @@ class Snapshots:
     def _written(self, changes: int, error: str | None) -> None:
         if error is not None:
             if not self.failing:
-                log.warning("localstripe state not written to %s: %s (retrying)", self.path,
-                            error)
+                log.warning("localstripe state not written to %s: %s (retrying)", self.path, error)
             self.failing = True
             return
         if self.failing:
@@ -329,8 +334,7 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
     try:
         state.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # serve anyway: a fake provider without memory beats none
-        log.warning("cannot create %s (%s): localstripe state will not be kept",
-                    state.parent, exc)
+        log.warning("cannot create %s (%s): localstripe state will not be kept", state.parent, exc)
         snapshots = None
     if snapshots is not None and not args.from_scratch:
         snapshots.load()
@@ -345,8 +349,13 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     snapshotting = asyncio.create_task(snapshots.run()) if snapshots else None
-    log.info("localstripe on http://%s:%d, state in %s, latency %d ms", settings.host, port,
-             state if snapshots else "memory only", settings.stripe_latency_ms)
+    log.info(
+        "localstripe on http://%s:%d, state in %s, latency %d ms",
+        settings.host,
+        port,
+        state if snapshots else "memory only",
+        settings.stripe_latency_ms,
+    )
     try:
         await stop.wait()
     finally:
@@ -363,10 +372,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, help="default: TICKETING_LOCALSTRIPE_PORT")
     parser.add_argument("--state", help="default: TICKETING_LOCALSTRIPE_STATE")
-    parser.add_argument("--from-scratch", action="store_true",
-                        help="ignore the state file at start (later snapshots replace it)")
-    parser.add_argument("--snapshot-seconds", type=float, default=2.0,
-                        help="how often the state is written when it changed (default 2)")
+    parser.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="ignore the state file at start (later snapshots replace it)",
+    )
+    parser.add_argument(
+        "--snapshot-seconds",
+        type=float,
+        default=2.0,
+        help="how often the state is written when it changed (default 2)",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request")
     return parser.parse_args(argv)
 

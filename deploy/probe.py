@@ -47,8 +47,13 @@ def targets(settings: Settings) -> dict[str, Target]:
     urls = (settings.database_url, settings.redis_url, settings.amqp_url)
     pg, rd, mq = (urlsplit(u) for u in urls)
     return {
-        "postgres": Target("postgres", pg.hostname or "127.0.0.1", pg.port or 5432,
-                           pg.username or "postgres", bool(pg.password)),
+        "postgres": Target(
+            "postgres",
+            pg.hostname or "127.0.0.1",
+            pg.port or 5432,
+            pg.username or "postgres",
+            bool(pg.password),
+        ),
         "redis": Target("redis", rd.hostname or "127.0.0.1", rd.port or 6379),
         "rabbitmq": Target("rabbitmq", mq.hostname or "127.0.0.1", mq.port or 5672),
     }
@@ -94,7 +99,9 @@ def _rabbitmq(sock: socket.socket, t: Target) -> str:
 
 
 CHECKS: dict[str, Callable[[socket.socket, Target], str]] = {
-    "postgres": _postgres, "redis": _redis, "rabbitmq": _rabbitmq,
+    "postgres": _postgres,
+    "redis": _redis,
+    "rabbitmq": _rabbitmq,
 }
 
 
@@ -132,9 +139,11 @@ def dev_ports(settings: Settings) -> dict[str, int]:
         f"waitingroom {i + 1}": port for i, port in enumerate(settings.waitingroom_ports)
     } | {f"frontdoor {i + 1}": port for i, port in enumerate(settings.frontdoor_ports)}
     return {
-        "gateway": settings.gateway_port, "gateway metrics": settings.gateway_metrics_port,
+        "gateway": settings.gateway_port,
+        "gateway metrics": settings.gateway_metrics_port,
         "catalog_api": settings.catalog_port,
-        **waitingrooms, "typesense": settings.typesense_port,
+        **waitingrooms,
+        "typesense": settings.typesense_port,
         "search_sync metrics": settings.search_sync_metrics_port,
         "localstripe": settings.localstripe_port,
         "booking_worker metrics": settings.booking_worker_metrics_port,
@@ -182,8 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         if not pending:
             return 0
     for name, t in pending.items():
-        print(f"setup: {name} on {t.host}:{t.port} not ready after {args.timeout:.0f}s "
-              f"(state: {states.get(name, 'unknown')})", file=sys.stderr)
+        print(
+            f"setup: {name} on {t.host}:{t.port} not ready after {args.timeout:.0f}s "
+            f"(state: {states.get(name, 'unknown')})",
+            file=sys.stderr,
+        )
     return 1
 
 

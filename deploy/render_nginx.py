@@ -156,19 +156,24 @@ def write(settings: Settings, output: Path, prefix: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.render_nginx", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.render_nginx",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--output", type=Path, default=Path(".run/nginx.conf"))
     parser.add_argument("--prefix", type=Path, default=Path(".run/nginx"))
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     values = variables(settings)
     write(settings, args.output, args.prefix)
-    print(f"render_nginx: wrote {args.output} (listen {values['GATEWAY_LISTEN']}, "
-          f"{values['GATEWAY_WORKER_PROCESSES']} workers; "
-          f"catalog_api {values['GATEWAY_CATALOG_UPSTREAM']}; "
-          f"waitingroom {', '.join(map(str, settings.waitingroom_ports))}; "
-          f"booking {', '.join(map(str, settings.booking_ports))})")
+    print(
+        f"render_nginx: wrote {args.output} (listen {values['GATEWAY_LISTEN']}, "
+        f"{values['GATEWAY_WORKER_PROCESSES']} workers; "
+        f"catalog_api {values['GATEWAY_CATALOG_UPSTREAM']}; "
+        f"waitingroom {', '.join(map(str, settings.waitingroom_ports))}; "
+        f"booking {', '.join(map(str, settings.booking_ports))})"
+    )
     return 0
 
 

@@ -46,9 +46,7 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set; reconnects to Postgres and RabbitMQ as needed."""
-        await keep_running(
-            "outbox relay", lambda b: self._run_connected(stop, b), stop, SERVICE
-        )
+        await keep_running("outbox relay", lambda b: self._run_connected(stop, b), stop, SERVICE)
 
     async def _run_connected(self, stop: asyncio.Event, backoff: Backoff) -> None:
         wake = asyncio.Event()

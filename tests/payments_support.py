@@ -61,8 +61,14 @@ class LocalStripe:
             "TICKETING_STRIPE_LATENCY_MS": "0",
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "deploy.localstripe_server", "--port", str(self.port),
-             "--from-scratch"],
+            [
+                sys.executable,
+                "-m",
+                "deploy.localstripe_server",
+                "--port",
+                str(self.port),
+                "--from-scratch",
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -260,10 +266,11 @@ async def seed_event(conn: asyncpg.Connection, seats: int = 4, price_cents: int 
     event = await conn.fetchval(
         "INSERT INTO events (name, starts_at, venue_id, performer_id, currency)"
         " VALUES ('Pay Night', now() + interval '30 days', $1, $2, 'EUR') RETURNING id",
-        venue, performer,
+        venue,
+        performer,
     )
     await conn.executemany(
-        "INSERT INTO tickets (event_id, section, \"row\", number, price_cents)"
+        'INSERT INTO tickets (event_id, section, "row", number, price_cents)'
         " VALUES ($1, 'A', '1', $2, $3)",
         [(event, n, price_cents) for n in range(1, seats + 1)],
     )
@@ -279,17 +286,23 @@ async def hold_seats(
         ids = await conn.fetch(
             "SELECT id, price_cents FROM tickets WHERE event_id = $1 AND status = 'available'"
             " ORDER BY id LIMIT $2",
-            event_id, count,
+            event_id,
+            count,
         )
         await conn.execute(
             "INSERT INTO holds (id, event_id, user_id, status, amount_cents, currency,"
             " expires_at) VALUES ($1, $2, $3, 'held', $4, 'EUR',"
             " now() + make_interval(secs => $5))",
-            hold_id, event_id, user_id, sum(r["price_cents"] for r in ids), float(ttl),
+            hold_id,
+            event_id,
+            user_id,
+            sum(r["price_cents"] for r in ids),
+            float(ttl),
         )
         await conn.execute(
             "UPDATE tickets SET status = 'reserved', hold_id = $1 WHERE id = ANY($2::bigint[])",
-            hold_id, [r["id"] for r in ids],
+            hold_id,
+            [r["id"] for r in ids],
         )
     return HeldSeats(hold_id, event_id, user_id, [r["id"] for r in ids])
 

@@ -45,9 +45,7 @@ class TokenVerifier:
         self._jwt = jwt.PyJWT()
         self._fast: HS256FastPath | None = None
         if self.algorithm == "RS256":
-            self.key: Any = jwt.get_algorithm_by_name("RS256").prepare_key(
-                settings.jwt_public_key
-            )
+            self.key: Any = jwt.get_algorithm_by_name("RS256").prepare_key(settings.jwt_public_key)
         else:
             self.key = settings.jwt_secret
             self._jwt._jws.unregister_algorithm("HS256")

@@ -37,14 +37,20 @@ def api_address(settings: Settings) -> str:
 def command(settings: Settings, binary: str) -> list[str]:
     return [
         binary,
-        "--data-dir", str(Path(settings.typesense_data_dir).resolve()),
-        "--api-key", settings.typesense_api_key,
-        "--api-address", api_address(settings),
-        "--api-port", str(settings.typesense_port),
+        "--data-dir",
+        str(Path(settings.typesense_data_dir).resolve()),
+        "--api-key",
+        settings.typesense_api_key,
+        "--api-address",
+        api_address(settings),
+        "--api-port",
+        str(settings.typesense_port),
         # Single node: keep the Raft peering port next to the API port (8107 by default)
         # and on loopback, so two stacks on different API ports do not collide on it.
-        "--peering-address", "127.0.0.1",
-        "--peering-port", str(settings.typesense_port - 1),
+        "--peering-address",
+        "127.0.0.1",
+        "--peering-port",
+        str(settings.typesense_port - 1),
     ]
 
 
@@ -53,12 +59,20 @@ def main() -> None:
     settings = Settings.from_env()
     url = urlsplit(settings.typesense_url)
     if url.port not in (None, settings.typesense_port):
-        log.warning("TICKETING_TYPESENSE_URL port %s differs from TICKETING_TYPESENSE_PORT %s;"
-                    " the services will not reach this server", url.port, settings.typesense_port)
+        log.warning(
+            "TICKETING_TYPESENSE_URL port %s differs from TICKETING_TYPESENSE_PORT %s;"
+            " the services will not reach this server",
+            url.port,
+            settings.typesense_port,
+        )
     Path(settings.typesense_data_dir).mkdir(parents=True, exist_ok=True)
     argv = command(settings, binary_path())
-    log.info("starting typesense on %s:%s, data in %s", api_address(settings),
-             settings.typesense_port, settings.typesense_data_dir)
+    log.info(
+        "starting typesense on %s:%s, data in %s",
+        api_address(settings),
+        settings.typesense_port,
+        settings.typesense_data_dir,
+    )
     # Typesense logs Raft status at INFO every 10 s, drowning the other processes' output in
     # `make run`; warnings and errors only, unless GLOG_minloglevel says otherwise.
     env = {**os.environ, "GLOG_minloglevel": os.environ.get("GLOG_minloglevel", "1")}

@@ -17,12 +17,22 @@ from ticketing.config import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m waitingroom", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--supervise", action="store_true",
-                        help="run TICKETING_WAITINGROOM_PROCESSES processes and supervise them")
-    parser.add_argument("--role", choices=("all", "booking"), default="all",
-                        help="every route (all), or the booking front door only")
+    parser = argparse.ArgumentParser(
+        prog="python -m waitingroom",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--supervise",
+        action="store_true",
+        help="run TICKETING_WAITINGROOM_PROCESSES processes and supervise them",
+    )
+    parser.add_argument(
+        "--role",
+        choices=("all", "booking"),
+        default="all",
+        help="every route (all), or the booking front door only",
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.supervise:

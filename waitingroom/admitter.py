@@ -103,9 +103,7 @@ class Admitter:
         if result.unclaimed:
             SESSIONS_ENDED.labels("unclaimed").inc(len(result.unclaimed))
             log.info("unclaimed: event_id=%s fans=%d", event_id, len(result.unclaimed))
-            await self.store.publish(
-                event_id, "ended", users=result.unclaimed, reason="unclaimed"
-            )
+            await self.store.publish(event_id, "ended", users=result.unclaimed, reason="unclaimed")
         if result.all_held is not None:
             # Every seat left is in a hold (or some came free again): every fan's status
             # changes, and is pushed at once.

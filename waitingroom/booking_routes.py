@@ -251,8 +251,7 @@ async def _check_session(request: web.Request, user_id: str, event_id: int) -> N
         raise Problem(
             403,
             "admission_invalid",
-            "Your turn passed: no seats were held within the claim window; join the queue "
-            "again.",
+            "Your turn passed: no seats were held within the claim window; join the queue again.",
         )
 
 
@@ -260,9 +259,7 @@ async def release_hold(request: web.Request) -> web.Response:
     principal = require_user(request)
     hold_id = uuid_or_404(request.match_info["hold_id"], "hold_not_found", "No such hold.")
     request_id = request_id_of(request, principal, "release:" + hold_id)
-    response = await send_command(
-        request, principal, RELEASE, request_id, hold_id, hold_id=hold_id
-    )
+    response = await send_command(request, principal, RELEASE, request_id, hold_id, hold_id=hold_id)
     if response.status == 204:
         # Seats came back: if every seat left was held, admission may resume now.
         await recount_if_all_held(request.app, hold_id)

@@ -262,9 +262,7 @@ class Hub:
         fan.due_at = figures.admitted_total + _worth_a_look(fan.last_position)
         return pushed
 
-    async def _tell(
-        self, fan: Fan, kind: str, data: bytes | None = None, **fields: Any
-    ) -> bool:
+    async def _tell(self, fan: Fan, kind: str, data: bytes | None = None, **fields: Any) -> bool:
         """Send a one-off message (admitted, sold_out, paused) unless it was already; a
         send skipped for a slow socket is tried again on a later round. ``data``: the
         message already encoded (a broadcast encodes it once for every fan)."""
@@ -358,7 +356,6 @@ class Hub:
             # and ends with a status pass of its own (a round meanwhile would only compete
             # with it for the same sockets).
             room.wake.set()
-
 
     def _broadcast(self, room: Room, kind: str) -> None:
         """Tell a queue-wide change to every fan of the room, in a task of its own that

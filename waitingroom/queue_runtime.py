@@ -220,9 +220,7 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(
                 periodic("admitter", TICK_SECONDS, runtime.admitter.tick, stop, jitter=0.25)
             ),
-            asyncio.create_task(
-                periodic("queue counting", COUNT_SECONDS, count_and_record, stop)
-            ),
+            asyncio.create_task(periodic("queue counting", COUNT_SECONDS, count_and_record, stop)),
             asyncio.create_task(runtime.hub.listen(stop)),
         ]
 

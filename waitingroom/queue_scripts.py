@@ -24,7 +24,16 @@ Times come from Redis TIME, so every process agrees on them. Numbers go back int
 from __future__ import annotations
 
 NAMES = (
-    "waiting", "pre", "active", "seen", "config", "state", "rate", "seed", "fair", "drawn",
+    "waiting",
+    "pre",
+    "active",
+    "seen",
+    "config",
+    "state",
+    "rate",
+    "seed",
+    "fair",
+    "drawn",
     "unclaimed",
 )
 

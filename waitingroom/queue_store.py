@@ -310,7 +310,14 @@ class QueueStore:
         s = self.settings
         now_ms, expired, abandoned, admitted, lapsed, held = await self._tick(
             keys=self.keys(
-                event_id, "waiting", "pre", "active", "seen", "state", "config", "rate",
+                event_id,
+                "waiting",
+                "pre",
+                "active",
+                "seen",
+                "state",
+                "config",
+                "rate",
                 "unclaimed",
             ),
             args=[

@@ -58,9 +58,7 @@ def read_ticket(
             "queue_ticket is not valid (expired or not ours); join without it."
         ) from exc
     if claims["sub"] != user_id or claims["event_id"] != event_id:
-        raise Problem(
-            403, "queue_ticket_invalid", "This queue ticket is for another fan or event."
-        )
+        raise Problem(403, "queue_ticket_invalid", "This queue ticket is for another fan or event.")
     place, where, epoch = claims["place"], claims["where"], claims["epoch"]
     if where not in RESTORABLE or not isinstance(place, int) or not isinstance(epoch, str):
         return None

@@ -124,9 +124,7 @@ class BookingRpc:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         command = {**command, "sent_at": time.time(), "correlation_id": correlation_id}
-        key = command_routing_key(
-            command["type"], partition_key, self.settings.booking_partitions
-        )
+        key = command_routing_key(command["type"], partition_key, self.settings.booking_partitions)
         self._outgoing.setdefault(key, []).append((command, future))
         if key not in self._senders:
             self._senders[key] = asyncio.create_task(self._send(key))

@@ -49,15 +49,20 @@ class Stack:
         return [first + i for i in range(int(self.env["TICKETING_FRONTDOOR_PROCESSES"]))]
 
     def request(
-        self, method: str, path: str, body: object = None, token: str | None = None,
-        data: bytes | None = None, base: str | None = None,
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        token: str | None = None,
+        data: bytes | None = None,
+        base: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], object]:
         headers = {"Content-Type": "application/json", **(headers or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        payload = data if data is not None else (
-            None if body is None else json.dumps(body).encode()
+        payload = (
+            data if data is not None else (None if body is None else json.dumps(body).encode())
         )
         req = urllib.request.Request(
             (base or self.base) + path, data=payload, method=method, headers=headers
@@ -79,7 +84,8 @@ class Stack:
 
     def answers(self, path: str, base: str | None = None) -> bool:
         assert self.process is not None and self.process.poll() is None, (
-            "the stack exited:\n" + self.logs())
+            "the stack exited:\n" + self.logs()
+        )
         try:
             return self.request("GET", path, base=base)[0] == 200
         except OSError:
@@ -107,7 +113,12 @@ def running_stack(amqp_url: str, workdir: Path) -> Iterator[Stack]:
         "TICKETING_JWT_SECRET": f"stack-secret-{RUN_ID}-0123456789abcdef",
     }
     for name in (
-        "GATEWAY", "GATEWAY_METRICS", "CATALOG", "SEARCH_SYNC_METRICS", "TYPESENSE", "LOCALSTRIPE"
+        "GATEWAY",
+        "GATEWAY_METRICS",
+        "CATALOG",
+        "SEARCH_SYNC_METRICS",
+        "TYPESENSE",
+        "LOCALSTRIPE",
     ):
         env[f"TICKETING_{name}_PORT"] = str(free_port())
     # Several waitingroom processes and a booking front door, as make run starts them, on
@@ -125,29 +136,52 @@ def running_stack(amqp_url: str, workdir: Path) -> Iterator[Stack]:
 
     subprocess.run(
         [VENV_BIN / "python", "-m", "ticketing.demo", "--events", str(DEMO_EVENTS)],
-        env=env, cwd=ROOT, check=True, capture_output=True, timeout=120,
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     subprocess.run(
         [VENV_BIN / "python", "-m", "deploy.render_nginx"],
-        env=env, cwd=workdir, check=True, capture_output=True, timeout=30,
+        env=env,
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+        timeout=30,
     )
     stack = Stack(env, workdir)
     with stack.log.open("wb") as log:
         stack.process = subprocess.Popen(
-            [VENV_BIN / "honcho", "-f", str(ROOT / "deploy" / "Procfile"), "-d", str(workdir),
-             "start"],
-            env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                VENV_BIN / "honcho",
+                "-f",
+                str(ROOT / "deploy" / "Procfile"),
+                "-d",
+                str(workdir),
+                "start",
+            ],
+            env=env,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
-        wait_until(lambda: stack.answers("/healthz"), 120,
-                   "the stack's /healthz through the gateway")
+        wait_until(
+            lambda: stack.answers("/healthz"), 120, "the stack's /healthz through the gateway"
+        )
         # The gateway's /healthz is catalog_api's: wait for every waitingroom process too.
         for port in stack.waitingroom_ports + stack.frontdoor_ports:
-            wait_until(lambda p=port: stack.answers("/healthz", f"http://127.0.0.1:{p}"), 60,
-                       f"the waitingroom process on {port}")
+            wait_until(
+                lambda p=port: stack.answers("/healthz", f"http://127.0.0.1:{p}"),
+                60,
+                f"the waitingroom process on {port}",
+            )
         # The index is bootstrapped from Postgres by search_sync once Typesense is up.
-        wait_until(lambda: indexed(stack) == DEMO_EVENTS,
-                   60, "search_sync to index the demo catalog")
+        wait_until(
+            lambda: indexed(stack) == DEMO_EVENTS, 60, "search_sync to index the demo catalog"
+        )
         yield stack
     finally:
         stack.process.send_signal(signal.SIGINT)
@@ -173,31 +207,42 @@ def dev_token(stack: Stack, user: str, roles: list[str]) -> str:
     return body["access_token"]
 
 
-def queue_event(
-    stack: Stack, admin: str, on_sale_in: timedelta = timedelta(minutes=-1)
-) -> dict:
+def queue_event(stack: Stack, admin: str, on_sale_in: timedelta = timedelta(minutes=-1)) -> dict:
     """A small event of the caller's own with a waiting room, on sale ``on_sale_in`` from
     now (a minute ago by default)."""
     venue = {
-        "name": "Glasshouse", "city": "Porto", "location": {"lat": 41.15, "lon": -8.61},
-        "seat_map": {"sections": [
-            {"name": "Floor", "rows": 2, "seats_per_row": 6, "price_cents": 5500},
-            {"name": "Balcony", "rows": 1, "seats_per_row": 6, "price_cents": 3000},
-        ]},
+        "name": "Glasshouse",
+        "city": "Porto",
+        "location": {"lat": 41.15, "lon": -8.61},
+        "seat_map": {
+            "sections": [
+                {"name": "Floor", "rows": 2, "seats_per_row": 6, "price_cents": 5500},
+                {"name": "Balcony", "rows": 1, "seats_per_row": 6, "price_cents": 3000},
+            ]
+        },
     }
     status, _, venue_body = stack.request("POST", "/admin/venues", venue, token=admin)
     assert status == 201, venue_body
     status, _, performer = stack.request(
-        "POST", "/admin/performers", {"name": f"Patient Crowd {RUN_ID}"}, token=admin)
+        "POST", "/admin/performers", {"name": f"Patient Crowd {RUN_ID}"}, token=admin
+    )
     assert status == 201, performer
     now = datetime.now(UTC)
-    status, _, event = stack.request("POST", "/admin/events", {
-        "name": "Queue Night", "description": "Everyone waits their turn.",
-        "date": (now + timedelta(days=30)).isoformat().replace("+00:00", "Z"),
-        "on_sale_at": (now + on_sale_in).isoformat().replace("+00:00", "Z"),
-        "venue_id": venue_body["id"], "performer_id": performer["id"],
-        "queue_enabled": True, "currency": "EUR",
-    }, token=admin)
+    status, _, event = stack.request(
+        "POST",
+        "/admin/events",
+        {
+            "name": "Queue Night",
+            "description": "Everyone waits their turn.",
+            "date": (now + timedelta(days=30)).isoformat().replace("+00:00", "Z"),
+            "on_sale_at": (now + on_sale_in).isoformat().replace("+00:00", "Z"),
+            "venue_id": venue_body["id"],
+            "performer_id": performer["id"],
+            "queue_enabled": True,
+            "currency": "EUR",
+        },
+        token=admin,
+    )
     assert status == 201, event
     return event
 
@@ -231,8 +276,12 @@ def hold_every_seat(stack: Stack, event_id: int, who: str) -> list[tuple[str, st
     holds = []
     for user, seats in buyers.items():
         status, _, hold = stack.request(
-            "POST", "/booking/reserve", {"event_id": event_id, "quantity": seats},
-            token=tokens[user], headers={"X-Admission-Token": admitted[user]})
+            "POST",
+            "/booking/reserve",
+            {"event_id": event_id, "quantity": seats},
+            token=tokens[user],
+            headers={"X-Admission-Token": admitted[user]},
+        )
         assert status == 201, hold
         holds.append((tokens[user], hold["hold_id"]))
     return holds

@@ -47,7 +47,11 @@ PYTHON_SERVICES = {
 # compose service -> its command line; run from our image, not a Python module of ours
 TOOL_SERVICES = {
     "localstripe": [
-        "python", "-m", "deploy.localstripe_server", "--port", default("TICKETING_LOCALSTRIPE_PORT")
+        "python",
+        "-m",
+        "deploy.localstripe_server",
+        "--port",
+        default("TICKETING_LOCALSTRIPE_PORT"),
     ]
 }
 # URL setting -> the compose service it must name
@@ -68,19 +72,40 @@ PORT_SETTINGS = {
 }
 # Every public path in SPEC.md's catalog, admin catalog, booking and waiting-room sections.
 CATALOG_PATHS = [
-    "/events", "/events/42", "/event/42", "/events/42/tickets", "/search", "/healthz",
-    "/openapi.json", "/admin/venues", "/admin/performers", "/admin/events",
+    "/events",
+    "/events/42",
+    "/event/42",
+    "/events/42/tickets",
+    "/search",
+    "/healthz",
+    "/openapi.json",
+    "/admin/venues",
+    "/admin/performers",
+    "/admin/events",
     "/admin/events/42",
 ]
 WAITINGROOM_PATHS = [
-    "/auth/dev-token", "/queue/42/join",
-    "/queue/42/status", "/queue/42/ws", "/queue/42", "/admin/queues/42", "/admin",
-    "/admin/queues", "/queue/42/leave", "/queue/42/fairness", "/static/queue.js",
+    "/auth/dev-token",
+    "/queue/42/join",
+    "/queue/42/status",
+    "/queue/42/ws",
+    "/queue/42",
+    "/admin/queues/42",
+    "/admin",
+    "/admin/queues",
+    "/queue/42/leave",
+    "/queue/42/fairness",
+    "/static/queue.js",
 ]
 # The booking front doors' (waitingroom --role booking; upstream "booking").
 BOOKING_PATHS = [
-    "/booking/reserve", "/booking/confirm", "/booking/holds/h1", "/booking/42", "/bookings/b1",
-    "/me/bookings", "/webhooks/stripe",
+    "/booking/reserve",
+    "/booking/confirm",
+    "/booking/holds/h1",
+    "/booking/42",
+    "/bookings/b1",
+    "/me/bookings",
+    "/webhooks/stripe",
 ]
 UNROUTED_PATHS = ["/metrics", "/", "/admin/", "/nope", "/_gateway/502"]
 
@@ -168,9 +193,14 @@ def test_dependency_urls_name_services_on_their_ports(services):
     db, mq = urlsplit(env["TICKETING_DATABASE_URL"]), urlsplit(env["TICKETING_AMQP_URL"])
     pg_env, mq_env = services["postgres"]["environment"], services["rabbitmq"]["environment"]
     assert (db.username, db.password, db.path.lstrip("/")) == (
-        pg_env["POSTGRES_USER"], pg_env["POSTGRES_PASSWORD"], pg_env["POSTGRES_DB"])
+        pg_env["POSTGRES_USER"],
+        pg_env["POSTGRES_PASSWORD"],
+        pg_env["POSTGRES_DB"],
+    )
     assert (mq.username, mq.password) == (
-        mq_env["RABBITMQ_DEFAULT_USER"], mq_env["RABBITMQ_DEFAULT_PASS"])
+        mq_env["RABBITMQ_DEFAULT_USER"],
+        mq_env["RABBITMQ_DEFAULT_PASS"],
+    )
     typesense = command_of(services["typesense"])
     assert flag(typesense, "--api-key") == env["TICKETING_TYPESENSE_API_KEY"]
     assert int(flag(typesense, "--api-port")) == urlsplit(env["TICKETING_TYPESENSE_URL"]).port
@@ -188,7 +218,7 @@ def test_service_ports_are_the_settings_defaults_and_checked_there(services):
 def test_depends_on_targets_exist_and_can_meet_their_condition(services):
     for name, service in services.items():
         depends = service.get("depends_on") or {}
-        for target, spec in (depends.items() if isinstance(depends, dict) else []):
+        for target, spec in depends.items() if isinstance(depends, dict) else []:
             assert target in services and target != name, f"{name} depends on {target}"
             condition = spec["condition"]
             if condition == "service_healthy":
@@ -199,7 +229,8 @@ def test_depends_on_targets_exist_and_can_meet_their_condition(services):
                 assert condition == "service_started", f"{name}: unknown condition {condition}"
     for name in ("catalog_api", "waitingroom", "search_sync", "booking_worker", "booking_payments"):
         assert services[name]["depends_on"]["migrate"]["condition"] == (
-            "service_completed_successfully")
+            "service_completed_successfully"
+        )
 
 
 def test_build_context_and_dockerfile_are_the_projects(services):
@@ -221,7 +252,8 @@ def test_build_context_and_dockerfile_are_the_projects(services):
 
 def test_compose_runs_what_the_procfile_runs(services):
     procfile = dict(
-        line.split(":", 1) for line in (ROOT / "deploy" / "Procfile").read_text().splitlines()
+        line.split(":", 1)
+        for line in (ROOT / "deploy" / "Procfile").read_text().splitlines()
         if line and not line.startswith("#")
     )
     # A line's leading VAR=value words are that process's own settings (a worker's slot).
@@ -233,11 +265,13 @@ def test_compose_runs_what_the_procfile_runs(services):
         assert " ".join(command_of(services[name])) in commands, name
     # The Procfile's localstripe line, with its port variable at its default.
     localstripe = " ".join(shlex.split(procfile["localstripe"])).replace(
-        "${TICKETING_LOCALSTRIPE_PORT:-8420}", default("TICKETING_LOCALSTRIPE_PORT"))
+        "${TICKETING_LOCALSTRIPE_PORT:-8420}", default("TICKETING_LOCALSTRIPE_PORT")
+    )
     assert localstripe == " ".join(command_of(services["localstripe"]))
     workers = [shlex.split(cmd) for cmd in procfile.values() if "python -m booking_worker" in cmd]
-    stages = [flag(argv, "--stages") if "--stages" in argv else "commands,payments"
-              for argv in workers]
+    stages = [
+        flag(argv, "--stages") if "--stages" in argv else "commands,payments" for argv in workers
+    ]
     assert sum("commands" in s.split(",") for s in stages) >= 2
     assert any("payments" in s.split(",") for s in stages), "no process runs the payments stage"
 
@@ -259,17 +293,22 @@ def test_compose_gateway_fills_exactly_the_template_placeholders(services):
     assert env["GATEWAY_CATALOG_UPSTREAM"] == f"catalog_api:{service_env['TICKETING_CATALOG_PORT']}"
     # Every waitingroom process of the container is in the upstream, and the gateway has
     # workers enough for all their fans.
-    processes = int(service_env.get(
-        "TICKETING_WAITINGROOM_PROCESSES", default("TICKETING_WAITINGROOM_PROCESSES")))
+    processes = int(
+        service_env.get(
+            "TICKETING_WAITINGROOM_PROCESSES", default("TICKETING_WAITINGROOM_PROCESSES")
+        )
+    )
     first = int(service_env["TICKETING_WAITINGROOM_PORT"])
     ports = [first + i for i in range(processes)]
     assert env["GATEWAY_WAITINGROOM_SERVERS"] == render_nginx.upstream_servers("waitingroom", ports)
     # ... and its booking front doors, on the ports after those, in the booking upstream.
-    front_doors = int(service_env.get(
-        "TICKETING_FRONTDOOR_PROCESSES", default("TICKETING_FRONTDOOR_PROCESSES")))
+    front_doors = int(
+        service_env.get("TICKETING_FRONTDOOR_PROCESSES", default("TICKETING_FRONTDOOR_PROCESSES"))
+    )
     doors = [first + processes + i for i in range(front_doors)]
     assert env["GATEWAY_BOOKING_SERVERS"] == render_nginx.upstream_servers(
-        "waitingroom", doors or ports)
+        "waitingroom", doors or ports
+    )
     assert env["GATEWAY_WORKER_PROCESSES"] == str(render_nginx.worker_processes(processes))
     waitingroom = services["waitingroom"]
     assert set(ports + doors) <= exposed_ports(waitingroom)
@@ -281,9 +320,11 @@ def test_compose_gateway_fills_exactly_the_template_placeholders(services):
     # The queue join the gateway answers: the waitingroom's keys, Redis, prefix, script and
     # limits, exactly as deploy/render_nginx.py renders them for the waitingroom's settings.
     waitingroom_settings = Settings.from_env(
-        {k: str(v) for k, v in waitingroom["environment"].items()})
+        {k: str(v) for k, v in waitingroom["environment"].items()}
+    )
     assert env["GATEWAY_QUEUE_JOIN"] == render_nginx.lua_table(
-        render_nginx.queue_join_options(waitingroom_settings))
+        render_nginx.queue_join_options(waitingroom_settings)
+    )
     assert env["TICKETING_JWT_SECRET"] == waitingroom_settings.jwt_secret
     assert env["TICKETING_QUEUE_TICKET_SECRET"] == waitingroom_settings.queue_ticket_secret
     assert env["GATEWAY_METRICS_LISTEN"] == default("TICKETING_GATEWAY_METRICS_PORT")
@@ -308,7 +349,9 @@ def test_rendered_gateway_config_passes_nginx_t(tmp_path):
     conf, prefix = rendered(tmp_path, Settings())
     result = subprocess.run(
         [nginx_binary(), "-t", "-c", str(conf), "-p", str(prefix), "-e", "stderr"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 0, result.stderr
     text = conf.read_text()
@@ -372,8 +415,12 @@ def test_every_spec_route_reaches_its_service(tmp_path):
     assert not wrong, f"routed to the wrong place: {wrong}"
     websocket = re.search(r"location ~ \^/queue/.*?\{(.*?)\}", config, re.S)[1]
     assert "proxy_read_timeout 1h" in websocket
-    for header in ("Upgrade $http_upgrade", "Connection $connection_upgrade",
-                   "X-Real-IP $remote_addr", "X-Forwarded-For $proxy_add_x_forwarded_for"):
+    for header in (
+        "Upgrade $http_upgrade",
+        "Connection $connection_upgrade",
+        "X-Real-IP $remote_addr",
+        "X-Forwarded-For $proxy_add_x_forwarded_for",
+    ):
         assert f"proxy_set_header {header};" in config
 
 
@@ -400,19 +447,25 @@ def raw_request(port: int, request: bytes) -> tuple[int, str, dict]:
 def test_gateway_answers_its_own_errors_as_problem_json(tmp_path):
     # Backend ports nobody listens on: every proxied route is a backend failure.
     settings = dataclasses.replace(
-        Settings(), gateway_port=free_port(), catalog_port=free_port(),
+        Settings(),
+        gateway_port=free_port(),
+        catalog_port=free_port(),
         waitingroom_port=free_port(),
     )
     conf, prefix = rendered(tmp_path, settings)
-    proc = subprocess.Popen([nginx_binary(), "-c", str(conf), "-p", str(prefix), "-e", "stderr"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [nginx_binary(), "-c", str(conf), "-p", str(prefix), "-e", "stderr"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until(lambda: _listening(settings.gateway_port), 10, "nginx to listen")
         port, close = settings.gateway_port, b"Host: t\r\nConnection: close\r\n"
         cases = {
             b"GET /search?term=x HTTP/1.1\r\n" + close: (502, "backend_unavailable"),
             b"GET /metrics HTTP/1.1\r\n" + close: (404, "not_found"),
-            b"POST /booking/reserve HTTP/1.1\r\n" + close
+            b"POST /booking/reserve HTTP/1.1\r\n"
+            + close
             + b"Content-Length: %d\r\n" % (settings.max_body_bytes + 1): (413, "payload_too_large"),
             b"NOT HTTP\r\n": (400, "bad_request"),
         }

@@ -31,8 +31,13 @@ from waitingroom.queue_ticket import read_ticket
 GATEWAY = "gateway"
 
 
-def _join(stack: Stack, event_id: int | str, token: str | None, body: object = None,
-          base: str | None = None) -> tuple[int, dict[str, str], object]:
+def _join(
+    stack: Stack,
+    event_id: int | str,
+    token: str | None,
+    body: object = None,
+    base: str | None = None,
+) -> tuple[int, dict[str, str], object]:
     return stack.request("POST", f"/queue/{event_id}/join", body, token=token, base=base)
 
 
@@ -99,7 +104,8 @@ def on_sale(stack: Stack, admin: str) -> int:
     which the gateway already answers for."""
     event_id = queue_event(stack, admin)["id"]
     status, _, body = stack.request(
-        "PATCH", f"/admin/queues/{event_id}", {"paused": True}, token=admin)
+        "PATCH", f"/admin/queues/{event_id}", {"paused": True}, token=admin
+    )
     assert status == 200, body
     _wait_for_gateway(stack, event_id)
     return event_id
@@ -128,12 +134,14 @@ def test_the_gateway_answers_a_plain_join_as_the_waitingroom_would(stack: Stack,
         assert status == 200 and "X-Queue-Join" not in headers
         assert list(theirs) == list(ours)
         assert {k: v for k, v in theirs.items() if k not in ("queue_ticket", "waiting")} == {
-            k: v for k, v in ours.items() if k not in ("queue_ticket", "waiting")}
+            k: v for k, v in ours.items() if k not in ("queue_ticket", "waiting")
+        }
         assert _timeless(ours["queue_ticket"]) == _timeless(theirs["queue_ticket"])
         ticket, expected = _claims(ours["queue_ticket"]), _claims(theirs["queue_ticket"])
         assert list(ticket) == list(expected)
         assert {k: ticket[k] for k in ("sub", "event_id", "where", "place", "epoch")} == {
-            k: expected[k] for k in ("sub", "event_id", "where", "place", "epoch")}
+            k: expected[k] for k in ("sub", "event_id", "where", "place", "epoch")
+        }
         # The waitingroom reads the gateway's ticket as its own (signature and claims).
         where, place, epoch = read_ticket(_settings(stack), ours["queue_ticket"], fan, on_sale)
         assert (where, place, epoch) == ("waiting", expected["place"], expected["epoch"])
@@ -143,7 +151,8 @@ def test_the_gateway_answers_a_plain_join_as_the_waitingroom_would(stack: Stack,
 
     # The ticket brought back (the page sends it with every join): the same place.
     status, headers, restored = _join(
-        stack, on_sale, tokens[0], {"queue_ticket": answers[0]["queue_ticket"]})
+        stack, on_sale, tokens[0], {"queue_ticket": answers[0]["queue_ticket"]}
+    )
     assert status == 200 and headers.get("X-Queue-Join") == GATEWAY
     assert restored["position"] == answers[0]["position"]
     # And the fan's status, the waitingroom's, agrees with where the gateway put them.
@@ -178,7 +187,8 @@ def test_the_gateway_tells_a_paused_queue_resuming_and_sold_out_as_the_waitingro
         ours, theirs = both()
         assert ours["position"] is None and ours["ahead"] is None and ours["eta_seconds"] is None
         assert {k: v for k, v in ours.items() if k not in ("queue_ticket", "waiting")} == {
-            k: v for k, v in theirs.items() if k not in ("queue_ticket", "waiting")}
+            k: v for k, v in theirs.items() if k not in ("queue_ticket", "waiting")
+        }
     finally:
         redis.hdel(f"{prefix}q:{{{event_id}}}:state", "sold_out")
         redis.close()
@@ -192,8 +202,12 @@ def test_the_gateway_tells_all_held_and_a_sell_out_at_once_after_the_last_sale(
     last hold is paid, a new join on either path is told sold_out, within a second (the
     front door recounts the event after the confirm, not at the next second's count)."""
     event_id = queue_event(stack, admin)["id"]
-    status, _, body = stack.request("PATCH", f"/admin/queues/{event_id}", {
-        "admit_per_minute": 60_000, "max_active": 100, "paused": True}, token=admin)
+    status, _, body = stack.request(
+        "PATCH",
+        f"/admin/queues/{event_id}",
+        {"admit_per_minute": 60_000, "max_active": 100, "paused": True},
+        token=admin,
+    )
     assert status == 200, body
     _wait_for_gateway(stack, event_id)
     # The probes leave the line: each admitted one would take two seats' worth of room.
@@ -206,7 +220,8 @@ def test_the_gateway_tells_all_held_and_a_sell_out_at_once_after_the_last_sale(
     finally:
         redis.close()
     status, _, body = stack.request(
-        "PATCH", f"/admin/queues/{event_id}", {"paused": False}, token=admin)
+        "PATCH", f"/admin/queues/{event_id}", {"paused": False}, token=admin
+    )
     assert status == 200, body
     holds = hold_every_seat(stack, event_id, "gw-buyer")
 
@@ -215,19 +230,29 @@ def test_the_gateway_tells_all_held_and_a_sell_out_at_once_after_the_last_sale(
         assert status == 200, body
         return body, headers
 
-    wait_until(lambda: joined(f"gw-held-{RUN_ID}")[0]["status"] == "all_held", 3,
-               "the gateway to say all_held")
+    wait_until(
+        lambda: joined(f"gw-held-{RUN_ID}")[0]["status"] == "all_held",
+        3,
+        "the gateway to say all_held",
+    )
     body, headers = joined(f"gw-held-{RUN_ID}")
     assert headers.get("X-Queue-Join") == GATEWAY and body["position"] is not None
     assert joined(f"gw-held-{RUN_ID}", _direct(stack))[0]["status"] == "all_held"
     for token, hold_id in holds:
-        status, _, booking = stack.request("POST", "/booking/confirm", {
-            "hold_id": hold_id, "payment_method": "pm_card_visa"}, token=token)
+        status, _, booking = stack.request(
+            "POST",
+            "/booking/confirm",
+            {"hold_id": hold_id, "payment_method": "pm_card_visa"},
+            token=token,
+        )
         assert status == 201, booking
         sold_at = time.monotonic()
     late = iter(range(100))
-    wait_until(lambda: joined(f"gw-late-{next(late)}-{RUN_ID}")[0]["status"] == "sold_out", 1.0,
-               "the gateway to say sold_out within a second")
+    wait_until(
+        lambda: joined(f"gw-late-{next(late)}-{RUN_ID}")[0]["status"] == "sold_out",
+        1.0,
+        "the gateway to say sold_out within a second",
+    )
     assert time.monotonic() - sold_at < 1.0
     body, headers = joined(f"gw-late-x-{RUN_ID}")
     assert headers.get("X-Queue-Join") == GATEWAY and body["status"] == "sold_out"
@@ -239,9 +264,7 @@ def test_the_gateway_tells_all_held_and_a_sell_out_at_once_after_the_last_sale(
     assert (figures["sold_out"], figures["active"]) == (True, 0)
 
 
-def test_the_gateway_fills_the_pre_queue_once_the_commitment_is_on_record(
-    stack: Stack, admin: str
-):
+def test_the_gateway_fills_the_pre_queue_once_the_commitment_is_on_record(stack: Stack, admin: str):
     event_id = queue_event(stack, admin, on_sale_in=timedelta(hours=1))["id"]
     # The admitter commits before on-sale and records the commitment; the gateway waits
     # for that (until then the waitingroom answers, committing first).
@@ -264,10 +287,13 @@ def test_the_gateway_fills_the_pre_queue_once_the_commitment_is_on_record(
         _, _, theirs = _join(stack, event_id, token, base=_direct(stack))
         # "waiting" is each one's figure of at most a second ago: not compared.
         assert {k: v for k, v in ours.items() if k not in ("queue_ticket", "waiting")} == {
-            k: v for k, v in theirs.items() if k not in ("queue_ticket", "waiting")}
+            k: v for k, v in theirs.items() if k not in ("queue_ticket", "waiting")
+        }
         where, place, epoch = read_ticket(_settings(stack), ours["queue_ticket"], fan, event_id)
         assert where == "pre" and (place, epoch) == (
-            _claims(theirs["queue_ticket"])["place"], _claims(theirs["queue_ticket"])["epoch"])
+            _claims(theirs["queue_ticket"])["place"],
+            _claims(theirs["queue_ticket"])["epoch"],
+        )
     assert ours["waiting"] >= 3 and theirs["waiting"] >= 3
 
 
@@ -292,28 +318,47 @@ def test_tokens_the_gateway_accepts_are_exactly_ones_the_waitingroom_accepts(
         "expired within the leeway": (_token(settings, {"sub": user, "exp": now - 2}), True, True),
         "expired": (_token(settings, {"sub": user, "exp": now - 60}), False, False),
         "issued in the future": (
-            _token(settings, {"sub": user, "exp": soon, "iat": now + 600}), False, False),
+            _token(settings, {"sub": user, "exp": soon, "iat": now + 600}),
+            False,
+            False,
+        ),
         "not yet valid": (
-            _token(settings, {"sub": user, "exp": soon, "nbf": now + 600}), False, False),
+            _token(settings, {"sub": user, "exp": soon, "nbf": now + 600}),
+            False,
+            False,
+        ),
         "no expiry": (_token(settings, {"sub": user}), False, False),
         "empty subject": (_token(settings, {"sub": "", "exp": soon}), False, False),
         "roles not a list": (
-            _token(settings, {"sub": user, "exp": soon, "roles": "x"}), False, False),
+            _token(settings, {"sub": user, "exp": soon, "roles": "x"}),
+            False,
+            False,
+        ),
         "roles an object": (
-            _token(settings, {"sub": user, "exp": soon, "roles": {"0": "x"}}), False, False),
+            _token(settings, {"sub": user, "exp": soon, "roles": {"0": "x"}}),
+            False,
+            False,
+        ),
         "roles an empty object": (
-            _token(settings, {"sub": user, "exp": soon, "roles": {}}), False, False),
+            _token(settings, {"sub": user, "exp": soon, "roles": {}}),
+            False,
+            False,
+        ),
         "roles": (_token(settings, {"sub": user, "exp": soon, "roles": ["fan"]}), True, True),
         "an audience": (_token(settings, {"sub": user, "exp": soon, "aud": "x"}), False, False),
         "another key": (
             jwt.encode({"sub": user, "exp": soon}, "another-secret-" * 3, algorithm="HS256"),
-            False, False),
-        "a tampered signature": (
-            good_sig + ".AAAA" + valid.rpartition(".")[2][4:], False, False),
+            False,
+            False,
+        ),
+        "a tampered signature": (good_sig + ".AAAA" + valid.rpartition(".")[2][4:], False, False),
         "alg none": (jwt.encode({"sub": user, "exp": soon}, None, algorithm="none"), False, False),
         # Valid, but not the shape the gateway reads: the waitingroom's to accept.
         "another header": (
-            _token(settings, {"sub": user, "exp": soon}, {"kid": "k1"}), False, True),
+            _token(settings, {"sub": user, "exp": soon}, {"kid": "k1"}),
+            False,
+            True,
+        ),
         "not a token": ("not-a-token", False, False),
     }
     for name, (token, gateway_answers, accepted) in cases.items():
@@ -372,9 +417,7 @@ def test_the_gateway_passes_on_what_it_does_not_answer(stack: Stack, admin: str,
         assert _metric(after, name, reason=reason) > _metric(before, name, reason=reason), reason
 
 
-def test_a_ticket_restores_the_place_when_redis_lost_the_queue_either_way(
-    stack: Stack, admin: str
-):
+def test_a_ticket_restores_the_place_when_redis_lost_the_queue_either_way(stack: Stack, admin: str):
     """Redis loses the event's queue; the fans come back with their queue tickets, some
     through the gateway, some straight to a waitingroom process: each gets their old place
     back, in the old order, as the waitingroom alone would give it."""
@@ -403,18 +446,26 @@ def test_a_ticket_restores_the_place_when_redis_lost_the_queue_either_way(
     ways = {fans[3]: None, fans[0]: _direct(stack), fans[2]: None, fans[1]: _direct(stack)}
     for fan, base in ways.items():
         status, headers, body = _join(
-            stack, event_id, tokens[fan], {"queue_ticket": tickets[fan]}, base=base)
+            stack, event_id, tokens[fan], {"queue_ticket": tickets[fan]}, base=base
+        )
         assert status == 200, body
         assert (headers.get("X-Queue-Join") == GATEWAY) == (base is None), fan
-        assert body["status"] == "paused" and _claims(body["queue_ticket"])["place"] == (
-            _claims(tickets[fan])["place"]), fan
+        assert (
+            body["status"] == "paused"
+            and _claims(body["queue_ticket"])["place"] == (_claims(tickets[fan])["place"])
+        ), fan
     # Everyone back where they were relative to each other: the old order.
-    after = {fan: stack.request("GET", f"/queue/{event_id}/status", token=tokens[fan])[2]
-             for fan in fans}
+    after = {
+        fan: stack.request("GET", f"/queue/{event_id}/status", token=tokens[fan])[2] for fan in fans
+    }
     assert [after[f]["position"] for f in fans] == [1, 2, 3, 4], after
     text = _gateway_metrics(stack)
-    assert _metric(text, "ticketing_gateway_queue_joins_total", event_id=str(event_id),
-                   outcome="restored") == 2
+    assert (
+        _metric(
+            text, "ticketing_gateway_queue_joins_total", event_id=str(event_id), outcome="restored"
+        )
+        == 2
+    )
 
 
 def test_tickets_the_gateway_does_not_take_get_the_waitingroom_answer(
@@ -452,14 +503,13 @@ def test_tickets_the_gateway_does_not_take_get_the_waitingroom_answer(
         assert answer["code"] == direct["code"], name
     # A ticket for nothing restorable (an admitted or sold-out place) is a plain join.
     status, headers, answer = _join(
-        stack, on_sale, token, {"queue_ticket": signed(where="admitted")})
+        stack, on_sale, token, {"queue_ticket": signed(where="admitted")}
+    )
     assert status == 200 and headers.get("X-Queue-Join") == GATEWAY
     assert answer["position"] == mine["position"]
 
 
-def test_a_lost_script_goes_to_the_waitingroom_which_loads_it_again(
-    stack: Stack, on_sale: int
-):
+def test_a_lost_script_goes_to_the_waitingroom_which_loads_it_again(stack: Stack, on_sale: int):
     redis = Redis.from_url(stack.env["TICKETING_REDIS_URL"])
     try:
         redis.script_flush()  # as after a Redis restart (clients of others load theirs again)
@@ -474,8 +524,10 @@ def test_a_lost_script_goes_to_the_waitingroom_which_loads_it_again(
 
 
 def test_the_gateway_counts_its_joins_on_its_own_metrics_port(stack: Stack, on_sale: int):
-    name, labels = "ticketing_gateway_queue_joins_total", {"event_id": str(on_sale),
-                                                          "outcome": "new"}
+    name, labels = (
+        "ticketing_gateway_queue_joins_total",
+        {"event_id": str(on_sale), "outcome": "new"},
+    )
     before = _metric(_gateway_metrics(stack), name, **labels)
     for i in range(3):
         token = dev_token(stack, f"gw-counted-{i}-{RUN_ID}", [])
@@ -484,7 +536,8 @@ def test_the_gateway_counts_its_joins_on_its_own_metrics_port(stack: Stack, on_s
     # Four nginx workers count into one shared zone: every join is in the one figure.
     assert _metric(text, name, **labels) == before + 3
     assert _metric(text, "ticketing_gateway_queue_estimated_wait_seconds_bucket", le="+Inf") == (
-        _metric(text, "ticketing_gateway_queue_estimated_wait_seconds_count"))
+        _metric(text, "ticketing_gateway_queue_estimated_wait_seconds_count")
+    )
     assert "# TYPE ticketing_gateway_queue_estimated_wait_seconds histogram" in text
     status, _, _ = stack.request("GET", "/metrics")  # never through the public server
     assert status == 404

@@ -95,10 +95,18 @@ def _paused_queue(stack: Stack, admin: str, admit_per_minute: int) -> tuple[int,
     5 minutes at most); its id and its operators' path."""
     event_id = queue_event(stack, admin)["id"]
     queue = f"/admin/queues/{event_id}"
-    status, _, body = stack.request("PATCH", queue, {
-        "paused": True, "admit_per_minute": admit_per_minute, "max_active": 50,
-        "session_seconds": 300, "mode": "manual",
-    }, token=admin)
+    status, _, body = stack.request(
+        "PATCH",
+        queue,
+        {
+            "paused": True,
+            "admit_per_minute": admit_per_minute,
+            "max_active": 50,
+            "session_seconds": 300,
+            "mode": "manual",
+        },
+        token=admin,
+    )
     assert status == 200, body
     return event_id, queue
 
@@ -140,8 +148,14 @@ def test_a_fan_waits_is_admitted_picks_seats_and_pays(stack: Stack, pages):
     fan = pages["open"]("fan")
     console_errors: list[str] = []
     # The browser reports every 4xx as a failed resource; the 402 below is expected.
-    fan.on("console", lambda m: console_errors.append(m.text) if m.type == "error"
-           and not m.text.startswith("Failed to load resource") else None)
+    fan.on(
+        "console",
+        lambda m: (
+            console_errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
     fan.on("pageerror", lambda exc: console_errors.append(str(exc)))
 
     with Listening(stack, event_id, ahead):
@@ -314,13 +328,17 @@ def test_the_console_charts_each_queues_last_minutes(stack: Stack, pages):
                 assert time.monotonic() < deadline, me
                 time.sleep(0.2)
             status, _, hold = stack.request(
-                "POST", "/booking/reserve", {"event_id": event_id, "quantity": seats},
-                token=token, headers={"X-Admission-Token": me["admission_token"]},
+                "POST",
+                "/booking/reserve",
+                {"event_id": event_id, "quantity": seats},
+                token=token,
+                headers={"X-Admission-Token": me["admission_token"]},
             )
             assert status == 201, hold
             holds.append((token, hold))
         status, _, booking = stack.request(
-            "POST", "/booking/confirm",
+            "POST",
+            "/booking/confirm",
             {"hold_id": holds[0][1]["hold_id"], "payment_method": "pm_card_visa"},
             token=holds[0][0],
         )
@@ -329,8 +347,9 @@ def test_the_console_charts_each_queues_last_minutes(stack: Stack, pages):
         charts.scroll_into_view_if_needed()
         expect(ops.locator(f"{chart('waiting')} [data-now]")).to_have_text("0", timeout=20_000)
         expect(ops.locator(f"{chart('left')} [data-now]")).to_have_text("15", timeout=20_000)
-        expect(ops.locator(f"{chart('left')} [data-also]")).to_have_text("in carts 1",
-                                                                         timeout=20_000)
+        expect(ops.locator(f"{chart('left')} [data-also]")).to_have_text(
+            "in carts 1", timeout=20_000
+        )
         expect(ops.locator(f"{chart('active')} [data-now]")).to_have_text("3", timeout=10_000)
         expect(ops.locator(f"{chart('admission')} [data-also]")).to_have_text("in force 600")
 

@@ -21,13 +21,19 @@ pytestmark = [
 ALL_HELD_WORDS = "every remaining seat is in another fan's cart; some may come back"
 
 
-
-
 def _open_queue(stack: Stack, admin: str) -> int:
     event_id = queue_event(stack, admin)["id"]
-    status, _, body = stack.request("PATCH", f"/admin/queues/{event_id}", {
-        "admit_per_minute": 6000, "max_active": 50, "mode": "manual", "paused": False,
-    }, token=admin)
+    status, _, body = stack.request(
+        "PATCH",
+        f"/admin/queues/{event_id}",
+        {
+            "admit_per_minute": 6000,
+            "max_active": 50,
+            "mode": "manual",
+            "paused": False,
+        },
+        token=admin,
+    )
     assert status == 200, body
     return event_id
 
@@ -42,8 +48,9 @@ def test_the_page_says_every_seat_is_in_a_cart_and_lets_the_fan_in_when_one_come
     fan = pages["open"]("held-fan")
     fan.goto(f"{stack.base}/queue/{event_id}?user=held-fan-{RUN_ID}")
     fan.wait_for_selector("#queue:not([hidden])")
-    expect(fan.locator("#queue-state")).to_contain_text(ALL_HELD_WORDS, ignore_case=True,
-                                                        timeout=10_000)
+    expect(fan.locator("#queue-state")).to_contain_text(
+        ALL_HELD_WORDS, ignore_case=True, timeout=10_000
+    )
     expect(fan.locator("#position")).to_have_text("#1")
     # A hold released: seats are back, and the fan next in line is let in to choose.
     token, hold_id = holds[0]
@@ -59,10 +66,15 @@ def test_the_page_tells_a_sell_out_as_the_last_seat_is_paid(stack: Stack, pages)
     holds = hold_every_seat(stack, event_id, "payers")
     fan = pages["open"]("sold-fan")
     fan.goto(f"{stack.base}/queue/{event_id}?user=sold-fan-{RUN_ID}")
-    expect(fan.locator("#queue-state")).to_contain_text(ALL_HELD_WORDS, ignore_case=True,
-                                                        timeout=10_000)
+    expect(fan.locator("#queue-state")).to_contain_text(
+        ALL_HELD_WORDS, ignore_case=True, timeout=10_000
+    )
     for token, hold_id in holds:
-        status, _, booking = stack.request("POST", "/booking/confirm", {
-            "hold_id": hold_id, "payment_method": "pm_card_visa"}, token=token)
+        status, _, booking = stack.request(
+            "POST",
+            "/booking/confirm",
+            {"hold_id": hold_id, "payment_method": "pm_card_visa"},
+            token=token,
+        )
         assert status == 201, booking
     expect(fan.locator("#queue-state")).to_contain_text("Sold out", timeout=2_000)

@@ -81,9 +81,14 @@ def test_catalog_changes_show_in_search_within_five_seconds(stack: Stack):
     assert view["name"] == new_name
 
     # A brand-new event, created through the admin API, is searchable as fast.
-    venue = {"name": "Kulturhaus", "city": "Leipzig", "location": {"lat": 51.34, "lon": 12.37},
-             "seat_map": {"sections": [{"name": "Floor", "rows": 2, "seats_per_row": 5,
-                                        "price_cents": 4500}]}}
+    venue = {
+        "name": "Kulturhaus",
+        "city": "Leipzig",
+        "location": {"lat": 51.34, "lon": 12.37},
+        "seat_map": {
+            "sections": [{"name": "Floor", "rows": 2, "seats_per_row": 5, "price_cents": 4500}]
+        },
+    }
     status, _, venue_body = stack.request("POST", "/admin/venues", venue, token=admin)
     assert status == 201, venue_body
     status, _, performer = stack.request(
@@ -91,11 +96,20 @@ def test_catalog_changes_show_in_search_within_five_seconds(stack: Stack):
     )
     assert status == 201, performer
     started = time.monotonic()
-    status, _, created = stack.request("POST", "/admin/events", {
-        "name": "Night of Quokkas", "description": "Loud.", "date": "2027-03-01T20:00:00Z",
-        "venue_id": venue_body["id"], "performer_id": performer["id"],
-        "queue_enabled": False, "currency": "EUR",
-    }, token=admin)
+    status, _, created = stack.request(
+        "POST",
+        "/admin/events",
+        {
+            "name": "Night of Quokkas",
+            "description": "Loud.",
+            "date": "2027-03-01T20:00:00Z",
+            "venue_id": venue_body["id"],
+            "performer_id": performer["id"],
+            "queue_enabled": False,
+            "currency": "EUR",
+        },
+        token=admin,
+    )
     assert status == 201, created
     assert created["availability"]["total"] == 10
 
@@ -126,7 +140,7 @@ def test_every_service_exposes_metrics(stack: Stack):
     for service, port in ports.items():
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             texts[service] = resp.read().decode()
-    assert 'ticketing_http_requests_total{' in texts["catalog_api"]
+    assert "ticketing_http_requests_total{" in texts["catalog_api"]
     assert 'route="/search"' in texts["catalog_api"]
     assert len(waitingrooms) >= 2
     for process in waitingrooms:
@@ -161,7 +175,8 @@ def test_booking_flow_through_the_gateway(stack: Stack):
     # On sale already: before its on_sale_at an event sells nothing (409 not_on_sale).
     now = datetime.now(UTC)
     event = next(
-        e for e in listing["items"][1:]
+        e
+        for e in listing["items"][1:]
         if not e["queue_enabled"]
         and e["available_tickets"] >= 2
         and datetime.fromisoformat(stack.request("GET", f"/events/{e['id']}")[2]["on_sale_at"])
@@ -192,11 +207,16 @@ def test_booking_flow_through_the_gateway(stack: Stack):
         hit = _search_hit(stack, event)
         return None if hit is None else hit["available_tickets"]
 
-    wait_until(lambda: view_available() == before["available"] - 2, FRESHNESS_SECONDS,
-               "the hold to show in /events/{id}")
-    wait_until(lambda: indexed_available() == indexed_before - 2,
-               max(0.1, FRESHNESS_SECONDS - (time.monotonic() - held_at)),
-               "the hold to show in /search")
+    wait_until(
+        lambda: view_available() == before["available"] - 2,
+        FRESHNESS_SECONDS,
+        "the hold to show in /events/{id}",
+    )
+    wait_until(
+        lambda: indexed_available() == indexed_before - 2,
+        max(0.1, FRESHNESS_SECONDS - (time.monotonic() - held_at)),
+        "the hold to show in /search",
+    )
     print(f"hold visible in /events and /search after {time.monotonic() - held_at:.2f}s")
 
     # Pay through localstripe.
@@ -217,12 +237,17 @@ def test_booking_flow_through_the_gateway(stack: Stack):
     ticket_id = hold["tickets"][0]["id"]
     status, _, ticket = stack.request("GET", f"/booking/{ticket_id}", token=fan)
     assert status == 200 and ticket == {
-        "ticket_id": ticket_id, "status": "booked", "booking_id": booking["booking_id"]}
+        "ticket_id": ticket_id,
+        "status": "booked",
+        "booking_id": booking["booking_id"],
+    }
 
     def booked_in_view() -> bool:
         availability = stack.request("GET", f"/events/{event['id']}")[2]["availability"]
         return (availability["available"], availability["booked"]) == (
-            before["available"] - 2, before["booked"] + 2)
+            before["available"] - 2,
+            before["booked"] + 2,
+        )
 
     wait_until(booked_in_view, FRESHNESS_SECONDS, "the booking to show in /events/{id}")
     assert indexed_available() == indexed_before - 2

@@ -50,9 +50,7 @@ PROVIDER_SECONDS = 2.5
 WORKER_RPC_TIMEOUT = "10"
 
 
-def start_stage(
-    group: WorkerProcesses, stages: str, log: Path, *, flag: bool = False
-) -> int:
+def start_stage(group: WorkerProcesses, stages: str, log: Path, *, flag: bool = False) -> int:
     """One ``python -m booking_worker`` of ``group`` running ``stages``, named by the
     environment or (``flag``) on the command line; returns its metrics port."""
     port = free_port()
@@ -137,9 +135,10 @@ async def test_a_commands_worker_never_takes_a_payment_a_payments_worker_books_i
         await asyncio.sleep(2.0)
         assert await queue_state(isolated_amqp, BOOKING_PAYMENTS_QUEUE) == (1, 0)
         assert not pending.done()
-        assert await pool.fetchval(
-            "SELECT count(*) FROM payments WHERE hold_id = $1", hold["hold_id"]
-        ) == 0
+        assert (
+            await pool.fetchval("SELECT count(*) FROM payments WHERE hold_id = $1", hold["hold_id"])
+            == 0
+        )
 
         # Control: a payments-only worker (the stage named on its command line) takes the
         # same waiting message and books it; it takes no partition.
@@ -165,7 +164,10 @@ async def test_a_commands_worker_never_takes_a_payment_a_payments_worker_books_i
 def test_an_unknown_stage_stops_the_worker_at_start() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "booking_worker", "--stages", "payment"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2, result.stderr
     assert "--stages must name commands, payments or both" in result.stderr

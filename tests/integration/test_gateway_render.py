@@ -30,7 +30,10 @@ def test_the_options_are_the_waitingroom_settings():
     )
     options = queue_join_options(settings)
     assert (options["redis_host"], options["redis_port"], options["redis_db"]) == (
-        "cache.internal", 6380, 3)
+        "cache.internal",
+        6380,
+        3,
+    )
     assert options["key_prefix"] == "tk-a:q:{" and options["events_key"] == "tk-a:queue:events"
     # The same script the waitingroom registers (redis-py runs it by this SHA too).
     assert options["place_sha"] == hashlib.sha1(queue_scripts.PLACE.encode()).hexdigest()
@@ -42,8 +45,11 @@ def test_the_options_are_the_waitingroom_settings():
 
 def test_the_secrets_go_in_the_environment_never_the_config():
     settings = dataclasses.replace(
-        Settings(), jwt_secret="s" * 40, queue_ticket_secret="t" * 40,
-        redis_url="redis://:p%40ss@127.0.0.1:6379/0")
+        Settings(),
+        jwt_secret="s" * 40,
+        queue_ticket_secret="t" * 40,
+        redis_url="redis://:p%40ss@127.0.0.1:6379/0",
+    )
     rendered = lua_table(queue_join_options(settings))
     assert "s" * 40 not in rendered and "t" * 40 not in rendered and "p@ss" not in rendered
     env = gateway_env(settings, {"PATH": "/bin"})
@@ -57,7 +63,8 @@ def test_the_secrets_go_in_the_environment_never_the_config():
 
 def test_lua_literals():
     assert lua_table({"a": [1, 2.5, True], "b": 'say "hi" \\ bye'}) == (
-        '{a = {1, 2.5, true}, b = "say \\"hi\\" \\\\ bye"}')
+        '{a = {1, 2.5, true}, b = "say \\"hi\\" \\\\ bye"}'
+    )
     with pytest.raises(ValueError):
         lua_table("line\nbreak")
     with pytest.raises(TypeError):
@@ -66,8 +73,12 @@ def test_lua_literals():
 
 def _run(conf, prefix, log) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen(command(conf, prefix), stdout=out, stderr=subprocess.STDOUT,
-                                env=gateway_env(Settings(), dict(os.environ)))
+        return subprocess.Popen(
+            command(conf, prefix),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=gateway_env(Settings(), dict(os.environ)),
+        )
 
 
 def test_nginx_starts_with_the_rendered_literal(tmp_path):
@@ -75,8 +86,11 @@ def test_nginx_starts_with_the_rendered_literal(tmp_path):
     module configured, and its metrics listener answers. A prefix with a quote and a
     backslash comes out escaped; a literal Lua cannot read stops the start."""
     settings = dataclasses.replace(
-        Settings(), redis_prefix='odd"pre\\fix:', gateway_port=free_port(),
-        gateway_metrics_port=free_port())
+        Settings(),
+        redis_prefix='odd"pre\\fix:',
+        gateway_port=free_port(),
+        gateway_metrics_port=free_port(),
+    )
     conf, prefix = tmp_path / "nginx.conf", tmp_path / "nginx"
     write(settings, conf, prefix)
     log = tmp_path / "nginx.log"
@@ -111,8 +125,13 @@ def test_the_switch_sends_every_join_to_the_waitingroom(tmp_path, switch, reason
     """TICKETING_GATEWAY_QUEUE_JOIN=off: the Lua answers nothing, every join is passed on
     (here to a waitingroom port nobody listens on: the gateway's 502)."""
     settings = dataclasses.replace(
-        Settings(), gateway_queue_join=switch, gateway_port=free_port(),
-        gateway_metrics_port=free_port(), waitingroom_port=free_port(), waitingroom_processes=1)
+        Settings(),
+        gateway_queue_join=switch,
+        gateway_port=free_port(),
+        gateway_metrics_port=free_port(),
+        waitingroom_port=free_port(),
+        waitingroom_processes=1,
+    )
     conf, prefix = tmp_path / "nginx.conf", tmp_path / "nginx"
     write(settings, conf, prefix)
     log = tmp_path / "nginx.log"
@@ -121,8 +140,10 @@ def test_the_switch_sends_every_join_to_the_waitingroom(tmp_path, switch, reason
     try:
         wait_until(lambda: _get(metrics) is not None, 20, "the gateway")
         request = urllib.request.Request(
-            f"http://127.0.0.1:{settings.gateway_port}/queue/1/join", method="POST",
-            headers={"Authorization": "Bearer not-ours"})
+            f"http://127.0.0.1:{settings.gateway_port}/queue/1/join",
+            method="POST",
+            headers={"Authorization": "Bearer not-ours"},
+        )
         with pytest.raises(urllib.error.HTTPError) as answer:
             urllib.request.urlopen(request, timeout=5)
         answer.value.close()

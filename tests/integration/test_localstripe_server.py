@@ -53,12 +53,22 @@ class Emulator(LocalStripe):
             "TICKETING_LOCALSTRIPE_STATE": str(self.state),
             "TICKETING_STRIPE_LATENCY_MS": str(self.latency_ms),
         }
-        argv = [sys.executable, "-m", "deploy.localstripe_server", "--port", str(self.port),
-                "--snapshot-seconds", str(self.snapshot_seconds)]
+        argv = [
+            sys.executable,
+            "-m",
+            "deploy.localstripe_server",
+            "--port",
+            str(self.port),
+            "--snapshot-seconds",
+            str(self.snapshot_seconds),
+        ]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 argv + ["--from-scratch"] * self.from_scratch,
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         wait_until(self.answers, 30, "the localstripe launcher to answer")
 
@@ -76,8 +86,7 @@ class Emulator(LocalStripe):
 
     def call(self, method: str, path: str, **params: str) -> tuple[int, dict]:
         data = urllib.parse.urlencode(params).encode() if method == "POST" else None
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers=AUTH)
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=AUTH)
         try:
             with urllib.request.urlopen(request, timeout=10) as resp:
                 return resp.status, json.loads(resp.read())
@@ -86,8 +95,13 @@ class Emulator(LocalStripe):
 
     def pay(self, attempt: str) -> dict:
         status, intent = self.call(
-            "POST", "/v1/payment_intents", amount="2500", currency="eur",
-            payment_method="pm_card_visa", confirm="true", **{"metadata[attempt_id]": attempt},
+            "POST",
+            "/v1/payment_intents",
+            amount="2500",
+            currency="eur",
+            payment_method="pm_card_visa",
+            confirm="true",
+            **{"metadata[attempt_id]": attempt},
         )
         assert status == 200, intent
         return intent
@@ -188,9 +202,7 @@ def test_an_unreadable_state_file_does_not_stop_the_start(
     assert pickle.loads(state.read_bytes()), "a good snapshot replaced it"
 
 
-def test_the_state_file_is_not_rewritten_per_request(
-    tmp_path: Path, emulators: Emulators
-) -> None:
+def test_the_state_file_is_not_rewritten_per_request(tmp_path: Path, emulators: Emulators) -> None:
     state = tmp_path / "state.pickle"
     interval = 1.0
     emulator = emulators.launch(state, snapshot_seconds=interval)

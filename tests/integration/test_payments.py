@@ -413,7 +413,8 @@ async def recording_hop(upstream: str) -> AsyncIterator[tuple[str, list[tuple[st
     async def forward(request: web.Request) -> web.Response:
         seen.append((request.method, request.path, request.headers.get("Idempotency-Key")))
         headers = {
-            k: v for k, v in request.headers.items()
+            k: v
+            for k, v in request.headers.items()
             if k.lower() in ("authorization", "content-type", "idempotency-key")
         }
         async with session.request(
@@ -469,7 +470,8 @@ async def test_each_stripe_call_carries_its_own_idempotency_key(
     assert found is not None and found.payment_intent_id == paid.payment_intent_id
     assert found.metadata == {"attempt_id": attempt}
     [intent] = [
-        pi for pi in await asyncio.to_thread(localstripe._intents)
+        pi
+        for pi in await asyncio.to_thread(localstripe._intents)
         if pi["metadata"].get("attempt_id") == attempt
     ]
     assert (intent["amount"], intent["currency"], intent["status"]) == (2500, "eur", "succeeded")

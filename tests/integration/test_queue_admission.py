@@ -100,7 +100,11 @@ async def test_pause_holds_admission_and_resume_restarts_it(qclient, queue_setti
 
 
 async def line_admitted_at(
-    client: TestClient, settings: Settings, pool: asyncpg.Pool, prefix: str, fans: int,
+    client: TestClient,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    prefix: str,
+    fans: int,
     per_minute: int,
 ) -> tuple[int, Callable[[], Awaitable[int]]]:
     """A roomy event's line of ``fans`` (``<prefix>-<n>``, in that order), admitted from
@@ -196,19 +200,27 @@ async def _set_tickets(pool, event: int, status: str) -> None:
             """INSERT INTO holds (id, event_id, user_id, status, amount_cents, currency,
                                   expires_at, ticket_ids)
                VALUES ($1, $2, 'buyer', $3, 0, 'EUR', now() + interval '1 hour', $4)""",
-            hold_id, event, "held" if status == "reserved" else "confirmed", ids,
+            hold_id,
+            event,
+            "held" if status == "reserved" else "confirmed",
+            ids,
         )
         if status == "booked":
             await conn.execute(
                 """INSERT INTO bookings (id, hold_id, event_id, user_id, status, amount_cents,
                                          currency, payment_intent_id)
                    VALUES ($1, $2, $3, 'buyer', 'confirmed', 0, 'EUR', 'pi_test')""",
-                booking_id, hold_id, event,
+                booking_id,
+                hold_id,
+                event,
             )
         await conn.execute(
             "UPDATE tickets SET status = $1::ticket_status, hold_id = $2, booking_id = $3"
             " WHERE event_id = $4",
-            status, hold_id, booking_id if status == "booked" else None, event,
+            status,
+            hold_id,
+            booking_id if status == "booked" else None,
+            event,
         )
 
 
@@ -271,9 +283,9 @@ async def test_auto_mode_backs_off_when_the_booking_queues_back_up(
             for _ in range(settings.queue_auto_max_backlog + 50):
                 await exchange.publish(aio_pika.Message(b"{}"), routing_key="0")
             await eventually(effective, lambda r: r <= 150, 8, "the rate to halve twice")
-            _, listing, _ = await call(client, "GET", "/admin/queues", auth_header(
-                settings, "ops", ["admin"]
-            ))
+            _, listing, _ = await call(
+                client, "GET", "/admin/queues", auth_header(settings, "ops", ["admin"])
+            )
             assert listing["booking_health"]["backlog"] > settings.queue_auto_max_backlog
             queue = await channel.declare_queue("booking.commands.0", passive=True)
             await queue.purge()
@@ -389,9 +401,10 @@ async def test_two_admitter_processes_keep_the_set_rate_for_a_full_minute(
     """600 a minute for a whole minute, from two real processes sharing the queue, with
     fans waiting throughout: 600 admissions, within 10%, and the same measured."""
     event = await queue_event(pool, [Section("Field", 20, 100, 3000)])  # 2,000 seats
-    async with running_waitingrooms(
-        queue_settings, 2, TICKETING_QUEUE_MAX_ACTIVE="10000"
-    ) as (http, bases):
+    async with running_waitingrooms(queue_settings, 2, TICKETING_QUEUE_MAX_ACTIVE="10000") as (
+        http,
+        bases,
+    ):
         admin = auth_header(queue_settings, "ops", ["admin"])
 
         async def figures() -> dict:
@@ -537,7 +550,11 @@ async def test_control_without_the_bound_the_same_sale_over_admits(
     event = await queue_event(pool, [Section("Field", 10, 10, 3000)])
     await in_snapshot(qclient, queue_settings, event)
     await patch_queue(
-        qclient, queue_settings, event, paused=True, max_active=10_000,
+        qclient,
+        queue_settings,
+        event,
+        paused=True,
+        max_active=10_000,
         admission_margin_percent=1000,
     )
     run = await run_on_sale(qclient, queue_settings, pool, event, 120, 100)
@@ -598,7 +615,9 @@ async def test_while_every_seat_left_is_held_fans_hear_all_held_until_one_comes_
         assert (await get_queue(qclient, queue_settings, event))["all_held"] is True
         # A hold released: seats are back, all_held goes and the next fan is let in.
         status, _, _ = await call(
-            qclient, "DELETE", f"/booking/holds/{holds[0]['hold_id']}",
+            qclient,
+            "DELETE",
+            f"/booking/holds/{holds[0]['hold_id']}",
             auth_header(queue_settings, "h1"),
         )
         assert status == 204
@@ -637,7 +656,10 @@ async def test_sold_out_reaches_everyone_within_a_second_and_returned_seats_resu
             status, hold = await reserve(client, settings, "buyer", event, token, 4)
             assert status == 201, hold
             status, booking, _ = await call(
-                client, "POST", "/booking/confirm", auth_header(settings, "buyer"),
+                client,
+                "POST",
+                "/booking/confirm",
+                auth_header(settings, "buyer"),
                 {"hold_id": hold["hold_id"], "payment_method": "pm_card_visa"},
             )
             assert status == 201, booking
@@ -702,9 +724,7 @@ async def test_a_late_payment_that_sells_the_last_seats_is_told_within_a_second(
         token = (await wait_status(client, settings, "buyer", event, "admitted", 3))[
             "admission_token"
         ]
-        ws = await client.ws_connect(
-            f"/queue/{event}/ws?token={make_token(settings, 'waiting-1')}"
-        )
+        ws = await client.ws_connect(f"/queue/{event}/ws?token={make_token(settings, 'waiting-1')}")
         try:
             await first_message(ws, "status")
             status, hold = await reserve(client, settings, "buyer", event, token, 4)
@@ -751,8 +771,12 @@ async def test_a_hold_counts_against_the_seats_left_at_once_not_at_the_next_coun
     results = {}
     for control in (False, True):
         event = await pinned_line(qclient, queue_settings, pool, 10)
-        first = await eventually(lambda e=event: admitted(e), lambda a: len(a) == 5, 5,
-                                 "10 seats (+10%) for five fans of two")
+        first = await eventually(
+            lambda e=event: admitted(e),
+            lambda a: len(a) == 5,
+            5,
+            "10 seats (+10%) for five fans of two",
+        )
         for user in first[:2]:
             await store.claim(event, user, 2)  # two 201s of 2 seats
         if control:  # the count's 10 taken as the seats left, the holds not subtracted
@@ -761,7 +785,10 @@ async def test_a_hold_counts_against_the_seats_left_at_once_not_at_the_next_coun
         ticks = await store.redis.hget(store.key(event, "state"), "tokens_at")
         await eventually(
             lambda e=event: store.redis.hget(store.key(e, "state"), "tokens_at"),
-            lambda t, b=ticks: int(t) - int(b) >= 1000, 5, "a second of ticks")
+            lambda t, b=ticks: int(t) - int(b) >= 1000,
+            5,
+            "a second of ticks",
+        )
         results[control] = len(await admitted(event))
         # The running once-a-second counts, begun before the pinned one, change nothing.
         began, base = (await store.count_begin([event]))[event]

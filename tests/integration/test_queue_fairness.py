@@ -300,7 +300,8 @@ async def test_postgresql_down_at_on_sale_holds_the_line_until_the_draw_is_on_re
     fair_start = qclient.app[QUEUE_KEY].admitter.fair_start
     real = fair_start.record.pool
     dead = await asyncpg.create_pool(
-        f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", min_size=0, timeout=1)
+        f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", min_size=0, timeout=1
+    )
     fair_start.record.pool = dead
     try:
         await patch_queue(qclient, queue_settings, event, paused=False, admit_per_minute=6000)
@@ -328,7 +329,10 @@ async def test_postgresql_down_at_on_sale_holds_the_line_until_the_draw_is_on_re
     # The drawn fans go first, the later one after all of them.
     admitted = await eventually(
         lambda: get_queue(qclient, queue_settings, event),
-        lambda q: q["admitted_total"] == len(early) + 1, 10, "everyone admitted")
+        lambda q: q["admitted_total"] == len(early) + 1,
+        10,
+        "everyone admitted",
+    )
     assert admitted["drawn"] is True
     _, late = await queue_status(qclient, queue_settings, "pg-late", event)
     assert late["status"] == "admitted"
@@ -340,8 +344,12 @@ async def test_a_long_draw_holds_up_no_other_queue(qclient, queue_settings, pool
     other = await queue_event(pool)
     await in_snapshot(qclient, queue_settings, other)
     await patch_queue(qclient, queue_settings, other, paused=True)
-    await eventually(lambda: get_queue(qclient, queue_settings, other), lambda q: q["drawn"],
-                     10, "the other event drawn (nobody in its pre-queue)")
+    await eventually(
+        lambda: get_queue(qclient, queue_settings, other),
+        lambda q: q["drawn"],
+        10,
+        "the other event drawn (nobody in its pre-queue)",
+    )
 
     fair_start = qclient.app[QUEUE_KEY].admitter.fair_start
     real_draw = fair_start.draw
@@ -364,8 +372,12 @@ async def test_a_long_draw_holds_up_no_other_queue(qclient, queue_settings, pool
             await join(qclient, queue_settings, user, other)
         asked = time.monotonic()
         await patch_queue(qclient, queue_settings, other, paused=False, admit_per_minute=6000)
-        await eventually(lambda: get_queue(qclient, queue_settings, other),
-                         lambda q: q["admitted_total"] == 2, 3, "the other queue's admissions")
+        await eventually(
+            lambda: get_queue(qclient, queue_settings, other),
+            lambda q: q["admitted_total"] == 2,
+            3,
+            "the other queue's admissions",
+        )
         assert time.monotonic() - asked < 2.0
         assert not (await get_queue(qclient, queue_settings, big))["drawn"]  # still drawing
     finally:

@@ -150,16 +150,15 @@ async def test_a_fan_far_back_is_not_told_every_small_move(qclient, queue_settin
     assert 1 <= len(far_heard) <= 4, [m["position"] for _, m in far_heard]
 
 
-async def test_a_pause_and_a_resume_reach_every_fan_at_once(
-    qclient, queue_settings, pool
-) -> None:
+async def test_a_pause_and_a_resume_reach_every_fan_at_once(qclient, queue_settings, pool) -> None:
     """Far back or near the front, every fan hears within a second that the line stopped
     and that it moves again, not at their keepalive turn (up to 4.5 s later)."""
     line = [f"resume-{n:02}" for n in range(30)]
     event = await queue_event(pool)
     await in_snapshot(qclient, queue_settings, event)
-    await patch_queue(qclient, queue_settings, event, paused=False, admit_per_minute=1,
-                      max_active=0)  # moving, but nobody admitted under the test's feet
+    await patch_queue(
+        qclient, queue_settings, event, paused=False, admit_per_minute=1, max_active=0
+    )  # moving, but nobody admitted under the test's feet
     for user in line:
         await join(qclient, queue_settings, user, event)
     sockets = Sockets()
@@ -167,21 +166,32 @@ async def test_a_pause_and_a_resume_reach_every_fan_at_once(
     heard = sockets.heard
 
     def told(kind: str, since: float) -> list[float]:
-        return [max((at for at, m in heard[u] if m["type"] == kind and at >= since),
-                    default=math.inf) for u in line]
+        return [
+            max((at for at, m in heard[u] if m["type"] == kind and at >= since), default=math.inf)
+            for u in line
+        ]
 
     await asyncio.sleep(1)
-    for paused, kind in ((True, "paused"), (False, "resumed"), (True, "paused"),
-                         (False, "resumed")):
+    for paused, kind in (
+        (True, "paused"),
+        (False, "resumed"),
+        (True, "paused"),
+        (False, "resumed"),
+    ):
         asked = time.time()
         await patch_queue(qclient, queue_settings, event, paused=paused)
-        await until_true(lambda k=kind, a=asked: max(told(k, a)) < math.inf, 3,
-                         f"every fan to hear {kind}")
+        await until_true(
+            lambda k=kind, a=asked: max(told(k, a)) < math.inf, 3, f"every fan to hear {kind}"
+        )
         assert max(told(kind, asked)) - asked < 1.0, (kind, told(kind, asked))
     # The full status (place and wait) follows at each fan's turn, within 5 s.
     await until_true(
-        lambda: all(any(m["status"] == "waiting" for _, m in statuses(heard[u], asked))
-                    for u in line), 5.5, "every fan's status after the resume")
+        lambda: all(
+            any(m["status"] == "waiting" for _, m in statuses(heard[u], asked)) for u in line
+        ),
+        5.5,
+        "every fan's status after the resume",
+    )
     await sockets.close()
 
 
@@ -349,15 +359,19 @@ async def test_every_fan_hears_at_once_when_every_seat_left_is_held(
         user = user.decode()
         token = admission_for_session(queue_settings, user, event, int(ends) // 1000)
         status, hold, _ = await call(
-            qclient, "POST", "/booking/reserve",
+            qclient,
+            "POST",
+            "/booking/reserve",
             {**auth_header(queue_settings, user), "X-Admission-Token": token},
             {"event_id": event, "quantity": 2},
         )
         assert status == 201, hold
 
     def told(user: str) -> float:
-        return min((at for at, m in statuses(heard[user], held_at) if m["status"] == "all_held"),
-                   default=math.inf)
+        return min(
+            (at for at, m in statuses(heard[user], held_at) if m["status"] == "all_held"),
+            default=math.inf,
+        )
 
     await until_true(lambda: max(map(told, line)) < math.inf, 4, "every fan to hear all_held")
     await sockets.close()

@@ -244,9 +244,7 @@ async def test_leaving_or_expiring_frees_the_slot_for_the_next_fan(
         assert status == 204
 
 
-async def test_booking_ends_the_session_and_hands_the_slot_on(
-    paying_queue_settings, pool
-) -> None:
+async def test_booking_ends_the_session_and_hands_the_slot_on(paying_queue_settings, pool) -> None:
     from tests.payments_support import booking_stack
 
     settings = paying_queue_settings
@@ -386,9 +384,16 @@ async def test_operators_read_and_change_a_queue(qclient, queue_settings, pool) 
     auto = await patch_queue(qclient, queue_settings, event, mode="auto")
     assert auto["mode"] == "auto" and 0 < auto["effective_admit_per_minute"] <= 120
     for bad in (
-        {"admit_per_minute": -1}, {"mode": "fast"}, {"paused": 1}, {"nope": 1}, [1],
-        {"claim_seconds": 0}, {"claim_seconds": "60"}, {"claim_seconds": 86_401},
-        {"admission_margin_percent": -1}, {"admission_margin_percent": 1.5},
+        {"admit_per_minute": -1},
+        {"mode": "fast"},
+        {"paused": 1},
+        {"nope": 1},
+        [1],
+        {"claim_seconds": 0},
+        {"claim_seconds": "60"},
+        {"claim_seconds": 86_401},
+        {"admission_margin_percent": -1},
+        {"admission_margin_percent": 1.5},
         {"admission_margin_percent": True},
     ):
         status, problem, _ = await call(
@@ -397,7 +402,10 @@ async def test_operators_read_and_change_a_queue(qclient, queue_settings, pool) 
         assert (status, problem["code"]) == (400, "validation_error"), bad
     kept = await get_queue(qclient, queue_settings, event)
     assert (kept["max_active"], kept["claim_seconds"], kept["admission_margin_percent"]) == (
-        7, 45, 0)
+        7,
+        45,
+        0,
+    )
     status, listing, _ = await call(qclient, "GET", "/admin/queues", admin(queue_settings))
     assert status == 200
     mine = [item for item in listing["items"] if item["event_id"] == event]
@@ -406,9 +414,9 @@ async def test_operators_read_and_change_a_queue(qclient, queue_settings, pool) 
 
 
 def ended(reason: str) -> float:
-    return REGISTRY.get_sample_value(
-        "ticketing_queue_sessions_ended_total", {"reason": reason}
-    ) or 0.0
+    return (
+        REGISTRY.get_sample_value("ticketing_queue_sessions_ended_total", {"reason": reason}) or 0.0
+    )
 
 
 async def test_an_admission_nobody_claims_goes_to_the_next_fan(
@@ -421,17 +429,25 @@ async def test_an_admission_nobody_claims_goes_to_the_next_fan(
     event = await queue_event(pool)
     await in_snapshot(qclient, queue_settings, event)
     await patch_queue(
-        qclient, queue_settings, event, paused=True, claim_seconds=1, max_active=2,
-        admit_per_minute=60_000, session_seconds=600,
+        qclient,
+        queue_settings,
+        event,
+        paused=True,
+        claim_seconds=1,
+        max_active=2,
+        admit_per_minute=60_000,
+        session_seconds=600,
     )
     for user in ("idle", "quick", "next"):
         await join(qclient, queue_settings, user, event)
     before = ended("unclaimed")
     await patch_queue(qclient, queue_settings, event, paused=False)
-    idle = (await wait_status(qclient, queue_settings, "idle", event, "admitted", 3))
-    quick = (await wait_status(qclient, queue_settings, "quick", event, "admitted", 3))
+    idle = await wait_status(qclient, queue_settings, "idle", event, "admitted", 3)
+    quick = await wait_status(qclient, queue_settings, "quick", event, "admitted", 3)
     status, hold, _ = await call(
-        qclient, "POST", "/booking/reserve",
+        qclient,
+        "POST",
+        "/booking/reserve",
         {**fan(queue_settings, "quick"), "X-Admission-Token": quick["admission_token"]},
         {"event_id": event, "quantity": 2},
     )
@@ -442,7 +458,9 @@ async def test_an_admission_nobody_claims_goes_to_the_next_fan(
     status, problem = await queue_status(qclient, queue_settings, "idle", event)
     assert (status, problem["code"]) == (404, "not_in_queue")
     status, problem, _ = await call(
-        qclient, "POST", "/booking/reserve",
+        qclient,
+        "POST",
+        "/booking/reserve",
         {**fan(queue_settings, "idle"), "X-Admission-Token": idle["admission_token"]},
         {"event_id": event, "quantity": 1},
     )
@@ -474,8 +492,14 @@ async def test_a_reserve_still_under_way_keeps_the_claim_window_open(
     try:
         await in_snapshot(client, settings, event)
         await patch_queue(
-            client, settings, event, paused=True, claim_seconds=1, max_active=5,
-            admit_per_minute=60_000, session_seconds=600,
+            client,
+            settings,
+            event,
+            paused=True,
+            claim_seconds=1,
+            max_active=5,
+            admit_per_minute=60_000,
+            session_seconds=600,
         )
         for user in ("slow-buyer", "idle"):
             await join(client, settings, user, event)
@@ -529,8 +553,14 @@ async def test_a_retry_after_the_admission_ended_gets_the_hold_the_worker_made(
     try:
         await in_snapshot(client, settings, event)
         await patch_queue(
-            client, settings, event, paused=True, claim_seconds=1, max_active=5,
-            admit_per_minute=60_000, session_seconds=600,
+            client,
+            settings,
+            event,
+            paused=True,
+            claim_seconds=1,
+            max_active=5,
+            admit_per_minute=60_000,
+            session_seconds=600,
         )
         await join(client, settings, "late-buyer", event)
         await patch_queue(client, settings, event, paused=False)
@@ -650,8 +680,13 @@ async def test_a_fan_told_too_few_seats_are_left_keeps_the_turn_only_for_a_grace
     event = await queue_event(pool, [Section("Box", 1, 4, 5000)])
     await in_snapshot(qclient, queue_settings, event)
     await patch_queue(
-        qclient, queue_settings, event, paused=True, claim_seconds=600,
-        admit_per_minute=60_000, session_seconds=600,
+        qclient,
+        queue_settings,
+        event,
+        paused=True,
+        claim_seconds=600,
+        admit_per_minute=60_000,
+        session_seconds=600,
     )
     for user in ("greedy", "patient", "next"):
         await join(qclient, queue_settings, user, event)
@@ -661,7 +696,9 @@ async def test_a_fan_told_too_few_seats_are_left_keeps_the_turn_only_for_a_grace
     _, waiting = await queue_status(qclient, queue_settings, "next", event)
     assert waiting["status"] == "waiting"  # 4 seats serve two fans of 2 (the prior)
     status, problem, _ = await call(
-        qclient, "POST", "/booking/reserve",
+        qclient,
+        "POST",
+        "/booking/reserve",
         {**fan(queue_settings, "greedy"), "X-Admission-Token": greedy["admission_token"]},
         {"event_id": event, "quantity": 5},
     )

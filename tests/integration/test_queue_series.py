@@ -57,12 +57,28 @@ async def test_a_sample_a_second_follows_the_queue_holds_and_sales(
         waiting = await last_sample_where(
             client, settings, event, lambda s: s["waiting"] == 3, "three fans waiting"
         )
-        assert {k: waiting[k] for k in (
-            "pre_queue", "active", "admitted_total", "available", "reserved", "booked",
-            "seats_held_total", "effective_admit_per_minute", "unclaimed",
-        )} == {
-            "pre_queue": 0, "active": 0, "admitted_total": 0, "available": TOTAL_SEATS,
-            "reserved": 0, "booked": 0, "seats_held_total": 0, "effective_admit_per_minute": 6000,
+        assert {
+            k: waiting[k]
+            for k in (
+                "pre_queue",
+                "active",
+                "admitted_total",
+                "available",
+                "reserved",
+                "booked",
+                "seats_held_total",
+                "effective_admit_per_minute",
+                "unclaimed",
+            )
+        } == {
+            "pre_queue": 0,
+            "active": 0,
+            "admitted_total": 0,
+            "available": TOTAL_SEATS,
+            "reserved": 0,
+            "booked": 0,
+            "seats_held_total": 0,
+            "effective_admit_per_minute": 6000,
             "unclaimed": 0,
         }
 
@@ -95,15 +111,24 @@ async def test_a_sample_a_second_follows_the_queue_holds_and_sales(
             assert status == 201, hold
             holds[user] = hold
         held = await last_sample_where(
-            client, settings, event,
-            lambda s: s["seats_held_total"] == 3 and s["reserved"] == 3, "three seats held",
+            client,
+            settings,
+            event,
+            lambda s: s["seats_held_total"] == 3 and s["reserved"] == 3,
+            "three seats held",
         )
         assert (held["available"], held["booked"], held["active"], held["waiting"]) == (
-            TOTAL_SEATS - 3, 0, 3, 0
+            TOTAL_SEATS - 3,
+            0,
+            3,
+            0,
         )
         assert (held["admitted_total"], held["unclaimed"]) == (3, 1)  # Cy holds nothing yet
         status, booking, _ = await call(
-            client, "POST", "/booking/confirm", fan(settings, "ann"),
+            client,
+            "POST",
+            "/booking/confirm",
+            fan(settings, "ann"),
             {"hold_id": holds["ann"]["hold_id"], "payment_method": "pm_card_visa"},
         )
         assert status == 201, booking
@@ -111,7 +136,9 @@ async def test_a_sample_a_second_follows_the_queue_holds_and_sales(
             client, settings, event, lambda s: s["booked"] == 2, "two seats sold"
         )
         assert (sold["reserved"], sold["available"], sold["seats_held_total"]) == (
-            1, TOTAL_SEATS - 3, 3
+            1,
+            TOTAL_SEATS - 3,
+            3,
         )
 
         # The rates: every seat held and sold shows up, averaged over 5 s spans.

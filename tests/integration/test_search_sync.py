@@ -145,11 +145,13 @@ async def test_committed_change_is_searchable_within_five_seconds(
             lambda: search.collections[alias].documents.search(
                 {"q": name, "query_by": "name,performer_name,venue_name"}
             ),
-            lambda r: [
-                (h["document"]["id"], json.loads(h["document"]["view"])["name"])
-                for h in r["hits"]
-            ]
-            == [(str(catalog[0]), name)],
+            lambda r: (
+                [
+                    (h["document"]["id"], json.loads(h["document"]["view"])["name"])
+                    for h in r["hits"]
+                ]
+                == [(str(catalog[0]), name)]
+            ),
             5,
             "the renamed event to be found, with its new view",
         )

@@ -365,15 +365,14 @@ async def test_concurrent_refund_runs_refund_a_payment_once(
     control = CountingPayments(stripe_client, mine=[owed])
     await asyncio.gather(*(naive_refunds(pool, control) for _ in range(8)))
     assert control.refunds > 1, "the runs did not overlap: the test shows nothing"
-    over = (await asyncio.to_thread(own_localstripe.intent_for_attempt, control.mine[0]))
+    over = await asyncio.to_thread(own_localstripe.intent_for_attempt, control.mine[0])
     assert over["latest_charge"]["amount_refunded"] > over["latest_charge"]["amount"], over
 
     attempt = await owing_a_refund(api, pool, hook_settings, stripe_client, own_localstripe)
     counting = CountingPayments(stripe_client)
     await asyncio.gather(*(complete_due_refunds(pool, counting) for _ in range(8)))
     # The workers' own sweep (real Payments, not counted here) may have been the one.
-    await eventually(
-        lambda: payment(pool, attempt), lambda p: p[0] == "refunded", 10, "the refund")
+    await eventually(lambda: payment(pool, attempt), lambda p: p[0] == "refunded", 10, "the refund")
     assert counting.refunds <= 1
     # Stripe's own record: the money went back once, whoever sent it.
     refunded = await asyncio.to_thread(own_localstripe.intent_for_attempt, attempt)

@@ -20,15 +20,39 @@ def test_an_events_keys_share_one_cluster_slot():
 
 def test_scripts_touch_only_the_keys_they_are_given():
     # Cluster routes a script by its KEYS; a key built inside the script would escape it.
-    for name in ("PLACE", "LEAVE", "TICK", "COMMIT", "DRAW", "POSITIONS", "CLAIM",
-                 "COUNT_BEGIN", "COUNT_APPLY"):
+    for name in (
+        "PLACE",
+        "LEAVE",
+        "TICK",
+        "COMMIT",
+        "DRAW",
+        "POSITIONS",
+        "CLAIM",
+        "COUNT_BEGIN",
+        "COUNT_APPLY",
+    ):
         source = getattr(queue_scripts, name)
         for call in re.findall(r"redis\.call\('(\w+)', ([^,)]+)", source):
             command, first = call
             if command in ("TIME",):
                 continue
-            assert first.strip().startswith(("KEYS[", "key", "waiting", "pre", "active", "seen",
-                                             "state", "config", "rate", "fair", "drawn",
-                                             "unclaimed")), (
-                name, command, first,
+            assert first.strip().startswith(
+                (
+                    "KEYS[",
+                    "key",
+                    "waiting",
+                    "pre",
+                    "active",
+                    "seen",
+                    "state",
+                    "config",
+                    "rate",
+                    "fair",
+                    "drawn",
+                    "unclaimed",
+                )
+            ), (
+                name,
+                command,
+                first,
             )

@@ -46,9 +46,7 @@ def test_jittery_beats_average_out():
     # RATE_SPAN_MS and it reads what it is, 10 seats a second, within 2%.
     assert RATE_SPAN_MS == 5000
     assert [r["seats_held_per_second"] for r in rows[1:3]] == [11.11, 5.0]  # since the start
-    assert [r["seats_held_per_second"] for r in rows[-3:]] == [
-        pytest.approx(10, rel=0.02)
-    ] * 3
+    assert [r["seats_held_per_second"] for r in rows[-3:]] == [pytest.approx(10, rel=0.02)] * 3
 
 
 def test_a_refund_or_a_lost_counter_is_never_a_negative_rate():
