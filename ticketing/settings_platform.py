@@ -1,0 +1,178 @@
+"""The settings every service shares: where the stores are, auth, HTTP limits, ports, search.
+
+Declared once each (type, default, bounds, doc; ticketing.settings_schema); the booking,
+payment and queue settings extend these in ticketing.config, which services import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ticketing.settings_schema import ConfigError, Secret, no_trailing_slash, setting, upper
+
+
+def _public_key(raw: str, name: str) -> str:
+    if raw.lstrip().startswith("-----BEGIN"):
+        return raw
+    try:
+        with open(raw, encoding="ascii") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {raw}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformSettings:
+    env: str = setting(
+        "dev",
+        "`dev`, `test` or `prod`; `POST /auth/dev-token` exists only in `dev`",
+        choices=("dev", "test", "prod"),
+    )
+    database_url: str = setting(
+        "postgresql://postgres@127.0.0.1:5432/ticketing",
+        "PostgreSQL, the source of truth",
+    )
+    db_pool_max: int = setting(
+        10,
+        "connections per process",
+        minimum=1,
+    )
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0",
+        "cache, rate limits, queue",
+    )
+    redis_prefix: str = setting(
+        "tk:",
+        "prefix of every key this deployment writes",
+    )
+    amqp_url: str = setting(
+        "amqp://guest:guest@127.0.0.1:5672/",
+        "RabbitMQ (vhost in the path)",
+    )
+    typesense_url: str = setting(
+        "http://127.0.0.1:8108",
+        "Typesense",
+        parse=no_trailing_slash,
+    )
+    typesense_api_key: Secret = setting(  # noqa: RUF009 (a str: immutable)
+        Secret("ticketing-dev-key"),
+        "Typesense API key",
+    )
+    typesense_collection: str = setting(
+        "events",
+        "the alias search reads and sync writes",
+    )
+    typesense_timeout_seconds: float = setting(
+        1.0,
+        "per-request timeout to Typesense",
+    )
+    typesense_port: int = setting(
+        8108,
+        "port of the Typesense server `make run` starts",
+        minimum=1,
+    )
+    typesense_data_dir: str = setting(
+        ".run/typesense",
+        "its data directory",
+    )
+    jwt_algorithm: str = setting(
+        "HS256",
+        "`HS256` or `RS256`",
+        choices=("HS256", "RS256"),
+        parse=upper,
+    )
+    jwt_secret: Secret = setting(  # noqa: RUF009 (a str: immutable)
+        Secret("dev-only-secret-change-me-in-production"),
+        "HS256 secret, at least 32 bytes; must be set in `prod`",
+    )
+    jwt_public_key: str = setting(
+        "",
+        "RS256 public key (PEM text or a file path)",
+        parse=_public_key,
+    )
+    dev_token_ttl_seconds: int = setting(
+        3600,
+        "lifetime of development tokens",
+        minimum=1,
+    )
+    rate_limit_per_minute: int = setting(
+        1200,
+        "requests per client (user, else IP) per minute, across all processes",
+        minimum=1,
+    )
+    rate_limit_burst: int = setting(
+        100,
+        "requests a client may send at once",
+        minimum=1,
+    )
+    cache_ttl_seconds: int = setting(
+        86400,
+        "view cache lifetime (views are invalidated on change)",
+        minimum=1,
+    )
+    max_body_bytes: int = setting(
+        65536,
+        "largest request body (gateway and services)",
+        minimum=1024,
+    )
+    host: str = setting(
+        "127.0.0.1",
+        "address the services bind",
+    )
+    catalog_port: int = setting(
+        8081,
+        "catalog_api",
+        minimum=1,
+    )
+    waitingroom_port: int = setting(
+        8082,
+        "waitingroom (the first process; the others take the next ports)",
+        minimum=1,
+    )
+    frontdoor_processes: int = setting(
+        1,
+        "booking front door processes the supervisor runs after the waitingroom processes, on "
+        "the next ports (`--role booking`: booking routes only, no sockets, no queue loops); "
+        "`0` leaves booking to the waitingroom processes",
+    )
+    waitingroom_processes: int = setting(
+        2,
+        "waitingroom processes behind the gateway (`python -m waitingroom --supervise`, what "
+        "`make run` and compose run; plain `python -m waitingroom` is one); each holds up to "
+        "about 15,000 waiting fans' websockets under this machine's 20,000 open files per "
+        "process",
+        minimum=1,
+    )
+    search_sync_metrics_port: int = setting(
+        9103,
+        "search_sync `/metrics`",
+    )
+    gateway_port: int = setting(
+        8080,
+        "nginx, the public base URL",
+        minimum=1,
+    )
+    gateway_metrics_port: int = setting(
+        9106,
+        "nginx's own `/metrics` (the joins it answers), not public",
+        minimum=1,
+    )
+    gateway_queue_join: str = setting(
+        "on",
+        "`off` sends every queue join to the waitingroom (the gateway's Lua answers none): a "
+        "switch for an incident, and `bench/surge.py --python-joins`",
+        choices=("on", "off"),
+    )
+    sync_batch_max: int = setting(
+        200,
+        "search_sync: most changes per Typesense import",
+        minimum=1,
+    )
+    sync_batch_wait_ms: int = setting(
+        50,
+        "search_sync: how long it gathers a batch",
+    )
+    outbox_poll_seconds: float = setting(
+        1.0,
+        "outbox relay poll interval (besides `LISTEN`)",
+    )
