@@ -22,9 +22,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
@@ -48,15 +48,10 @@ from booking_worker.holds import expire_holds
 from booking_worker.metrics import BATCH_SIZE, QUEUE_DEPTH, STAGES
 from booking_worker.payment_stage import PaymentStage
 from booking_worker.pruning import prune_processed_commands
-from ticketing.booking_topology import Topology, declare_topology
+from ticketing.booking_topology import BookingTopology, declare_topology
 from ticketing.config import BOOKING_STAGES, Settings
-from ticketing.lifecycle import (
-    Backoff,
-    gather_batch,
-    keep_running,
-    requeue_after_backoff,
-    wait_any,
-)
+from ticketing.consumer_runtime import ConsumerConfig, Link, run_consumer
+from ticketing.lifecycle import Backoff, requeue_after_backoff, wait_any
 from ticketing.messages import CONFIRM, STRIPE_EVENT, MessageError
 
 log = logging.getLogger(__name__)
@@ -96,72 +91,39 @@ class BookingWorker:
             await close_payment_resources(self.ctx)
 
     async def _keep_consuming(self, stop: asyncio.Event) -> None:
-        await keep_running(
-            "booking worker", lambda b: self._consume(stop, b), stop, "booking_worker"
+        config = ConsumerConfig(
+            what="booking worker",
+            service="booking_worker",
+            prefetch=2 * self.settings.booking_batch_max,
+            batch_max=self.settings.booking_batch_max,
+            batch_wait_seconds=BATCH_WAIT_SECONDS,
+            size=commands_in,
+        )
+        await run_consumer(
+            self.settings.amqp_url, config, lambda link: self._attach(link, stop), stop
         )
 
-    async def _consume(self, stop: asyncio.Event, backoff: Backoff) -> None:
-        connection = await aio_pika.connect(self.settings.amqp_url, timeout=5)
-        lost = asyncio.Event()
-        connection.close_callbacks.add(lambda *_: lost.set())
-        buffer: asyncio.Queue[Message] = asyncio.Queue()
-        try:
-            channel = await connection.channel(publisher_confirms=False)
-            await channel.set_qos(prefetch_count=2 * self.settings.booking_batch_max)
-            topology = await declare_topology(channel, self.settings.booking_partitions)
-            tags = []
-            if COMMANDS in self.stages:
-                tags = [
-                    (q, await q.consume(buffer.put, arguments={"x-priority": priority}))
-                    for q, priority in zip(
-                        topology.queues,
-                        consumer_priorities(
-                            self.settings.booking_worker_slot, len(topology.queues)
-                        ),
-                        strict=True,
-                    )
-                ]
-            # Payments on a channel of their own: its prefetch bounds the Stripe calls in
-            # flight, and none of them waits behind (or holds up) the partitions' batches.
-            payments = None
-            if PAYMENTS in self.stages:
-                payments = await self.payments.start(connection, stop)
-            sampler = asyncio.create_task(self._sample_depth(topology, stop, lost))
-            log.info(
-                "booking worker stages %s: consuming %d partition queues%s",
-                ",".join(self.stages),
-                len(tags),
-                f" and {topology.payments.name}" if payments else "",
+    async def _attach(self, link: Link, stop: asyncio.Event) -> _Attached:
+        topology = await declare_topology(link.channel, self.settings.booking_partitions)
+        if COMMANDS in self.stages:
+            priorities = consumer_priorities(
+                self.settings.booking_worker_slot, len(topology.partitions)
             )
-            backoff.reset()
-            while not stop.is_set() and not lost.is_set():
-                if not tags:  # payments only: the stage's consumer takes every message
-                    await wait_any(stop, lost, seconds=None)
-                    continue
-                batch = await gather_batch(
-                    buffer,
-                    stop,
-                    lost,
-                    self.settings.booking_batch_max,
-                    BATCH_WAIT_SECONDS,
-                    size=commands_in,
-                )
-                if batch:
-                    await self.process(batch, channel, topology.dead_exchange, stop)
-            sampler.cancel()
-            if payments is not None:
-                await payments.stop_taking()
-            if not lost.is_set():
-                for queue, tag in tags:
-                    await queue.cancel(tag)
-                # Prefetched but never started: back to the queue for another worker.
-                while not buffer.empty():
-                    await buffer.get_nowait().nack(requeue=True)
-        finally:
-            with contextlib.suppress(Exception):
-                await connection.close()
-        if lost.is_set() and not stop.is_set():
-            raise aio_pika.exceptions.AMQPConnectionError("connection to RabbitMQ lost")
+            for queue, priority in zip(topology.partitions, priorities, strict=True):
+                await link.consume(queue, {"x-priority": priority})
+        # Payments on a channel of their own: its prefetch bounds the Stripe calls in
+        # flight, and none of them waits behind (or holds up) the partitions' batches.
+        payments = None
+        if PAYMENTS in self.stages:
+            payments = await self.payments.start(link.connection, stop)
+        sampler = asyncio.create_task(self._sample_depth(topology, stop, link.lost))
+        log.info(
+            "booking worker stages %s: consuming %d partition queues%s",
+            ",".join(self.stages),
+            link.consuming,
+            f" and {topology.payments.name}" if payments else "",
+        )
+        return _Attached(self, link.channel, topology.dead_exchange, payments, sampler)
 
     async def process(
         self,
@@ -276,17 +238,40 @@ class BookingWorker:
             await wait_any(stop, seconds=self.settings.sweep_interval_seconds)
 
     async def _sample_depth(
-        self, topology: Topology, stop: asyncio.Event, lost: asyncio.Event
+        self, topology: BookingTopology, stop: asyncio.Event, lost: asyncio.Event
     ) -> None:
         with contextlib.suppress(Exception):
             while not stop.is_set() and not lost.is_set():
-                queues = topology.queues if COMMANDS in self.stages else []
+                queues = list(topology.partitions) if COMMANDS in self.stages else []
                 if PAYMENTS in self.stages:
                     queues = [*queues, topology.payments]
                 for queue in queues:
                     declared = await queue.declare()
                     QUEUE_DEPTH.labels(queue.name).set(declared.message_count or 0)
                 await wait_any(stop, lost, seconds=DEPTH_SAMPLE_SECONDS)
+
+
+class _PaymentConsumer(Protocol):
+    async def stop_taking(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Attached:
+    """The worker on one RabbitMQ connection (ticketing.consumer_runtime)."""
+
+    worker: BookingWorker
+    channel: AbstractChannel
+    dead_exchange: AbstractExchange
+    payments: _PaymentConsumer | None
+    sampler: asyncio.Task[None]
+
+    async def process(self, batch: list[Message], stop: asyncio.Event) -> None:
+        await self.worker.process(batch, self.channel, self.dead_exchange, stop)
+
+    async def detach(self) -> None:
+        self.sampler.cancel()
+        if self.payments is not None:
+            await self.payments.stop_taking()
 
 
 def consumer_priorities(slot: str, partitions: int) -> list[int]:

@@ -13,9 +13,9 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-import aio_pika
 import asyncpg
 import typesense
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
@@ -23,17 +23,13 @@ from redis.asyncio import Redis
 
 from search_sync.indexer import sync_events
 from search_sync.metrics import DEAD_LETTERED, DELETES, FAILURES, SERVICE, SYNC_LAG, UPSERTS
-from search_sync.topology import CREATED_AT_HEADER, ERROR_HEADER, declare_topology
+from search_sync.topology import CREATED_AT_HEADER, ERROR_HEADER, QUEUE, declare_topology
 from ticketing.cache import invalidate
 from ticketing.config import Settings
+from ticketing.consumer_runtime import ConsumerConfig, Link, run_consumer
 from ticketing.dead_letters import dead_letter
 from ticketing.dependencies import REDIS_ERRORS, DependencyDown
-from ticketing.lifecycle import (
-    Backoff,
-    gather_batch,
-    keep_running,
-    requeue_after_backoff,
-)
+from ticketing.lifecycle import Backoff, requeue_after_backoff
 from ticketing.messages import MessageError, parse_event_changed
 from ticketing.metrics import DEPENDENCY_ERRORS
 
@@ -59,43 +55,23 @@ class SearchSyncConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished first."""
-        await keep_running(
-            "search_sync consumer", lambda b: self._run_connected(stop, b), stop, SERVICE
-        )
-
-    async def _run_connected(self, stop: asyncio.Event, connect_backoff: Backoff) -> None:
-        connection = await aio_pika.connect(self.settings.amqp_url, timeout=5)
-        lost = asyncio.Event()
-        connection.close_callbacks.add(lambda *_: lost.set())
-        buffer: asyncio.Queue[Message] = asyncio.Queue()
-        try:
-            channel = await connection.channel(publisher_confirms=True)
+        config = ConsumerConfig(
+            what="search_sync consumer",
+            service=SERVICE,
             # Twice a batch, so the next batch is already on its way while one is applied.
-            await channel.set_qos(prefetch_count=2 * self.settings.sync_batch_max)
-            topology = await declare_topology(channel)
-            consumer_tag = await topology.queue.consume(buffer.put)
-            log.info("search_sync consumer started on %s", topology.queue.name)
-            connect_backoff.reset()
-            while not stop.is_set() and not lost.is_set():
-                batch = await gather_batch(
-                    buffer,
-                    stop,
-                    lost,
-                    self.settings.sync_batch_max,
-                    self.settings.sync_batch_wait_ms / 1000,
-                )
-                if batch:
-                    await self.process(batch, topology.dead_exchange, stop)
-            if not lost.is_set():
-                await topology.queue.cancel(consumer_tag)
-                # Prefetched but never started: hand back for another consumer at once.
-                while not buffer.empty():
-                    await buffer.get_nowait().nack(requeue=True)
-        finally:
-            await connection.close()
-            log.info("search_sync consumer stopped")
-        if lost.is_set() and not stop.is_set():
-            raise aio_pika.exceptions.AMQPConnectionError("connection to RabbitMQ lost")
+            prefetch=2 * self.settings.sync_batch_max,
+            batch_max=self.settings.sync_batch_max,
+            batch_wait_seconds=self.settings.sync_batch_wait_ms / 1000,
+            publisher_confirms=True,
+        )
+        await run_consumer(self.settings.amqp_url, config, self._attach, stop)
+
+    async def _attach(self, link: Link) -> _Attached:
+        topology = await declare_topology(link.channel)
+        queue = topology.named(QUEUE)
+        await link.consume(queue)
+        log.info("search_sync consumer started on %s", queue.name)
+        return _Attached(self, topology.dead_exchange)
 
     async def process(
         self, batch: Sequence[Message], dead_exchange: AbstractExchange, stop: asyncio.Event
@@ -149,6 +125,18 @@ class SearchSyncConsumer:
         except REDIS_ERRORS as exc:
             # A stale cached view would outlive the change for a whole TTL: retry instead.
             raise DependencyDown("redis", exc) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Attached:
+    consumer: SearchSyncConsumer
+    dead_exchange: AbstractExchange
+
+    async def process(self, batch: list[Message], stop: asyncio.Event) -> None:
+        await self.consumer.process(batch, self.dead_exchange, stop)
+
+    async def detach(self) -> None:
+        pass
 
 
 def _event_id_of(message: Message) -> int:

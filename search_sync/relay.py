@@ -58,7 +58,7 @@ class OutboxRelay:
             raise
         try:
             channel = await amqp.channel(publisher_confirms=True)
-            exchange = (await declare_topology(channel)).catalog
+            exchange = (await declare_topology(channel)).exchange
             # Listen before the first drain so a commit in between still wakes us.
             await conn.add_listener(CHANNEL, lambda *_: wake.set())
             log.info("outbox relay started")

@@ -1,13 +1,15 @@
 """The RabbitMQ objects of the booking path, declared identically by the front door and the
-workers: whoever starts first, a command never meets a missing queue."""
+workers (ticketing.amqp_topology): one partition queue per TICKETING_BOOKING_PARTITIONS and
+the payments queue, on the booking exchange, dead-lettering into booking.dead."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractQueue
 
+from ticketing.amqp_topology import QueueSpec, Topology, TopologySpec, declare
 from ticketing.messages import (
     BOOKING_DEAD_LETTER_QUEUE,
     BOOKING_EXCHANGE,
@@ -21,39 +23,34 @@ DEAD_EXCHANGE = "ticketing.booking.dead"
 ERROR_HEADER = "x-booking-error"
 
 
+def booking_spec(partitions: int) -> TopologySpec:
+    # Every worker may consume every partition (consumer priorities only say who is first
+    # in line): the database (conditional updates, SKIP LOCKED) arbitrates.
+    queues = [QueueSpec(f"{BOOKING_QUEUE_PREFIX}{p}", str(p)) for p in range(partitions)]
+    return TopologySpec(
+        exchange=BOOKING_EXCHANGE,
+        exchange_type=aio_pika.ExchangeType.DIRECT,
+        dead_exchange=DEAD_EXCHANGE,
+        dead_queue=BOOKING_DEAD_LETTER_QUEUE,
+        queues=(*queues, QueueSpec(BOOKING_PAYMENTS_QUEUE, PAYMENTS_ROUTING_KEY)),
+    )
+
+
 @dataclass(frozen=True, slots=True)
-class Topology:
-    exchange: AbstractExchange
-    queues: list[AbstractQueue]
-    payments: AbstractQueue
-    dead_exchange: AbstractExchange
-    dead_queue: AbstractQueue
+class BookingTopology(Topology):
+    """The declared booking objects, with a name for each kind of queue."""
+
+    @property
+    def partitions(self) -> tuple[AbstractQueue, ...]:
+        return tuple(q for q in self.queues if q.name.startswith(BOOKING_QUEUE_PREFIX))
+
+    @property
+    def payments(self) -> AbstractQueue:
+        return self.named(BOOKING_PAYMENTS_QUEUE)
 
 
-async def declare_topology(channel: AbstractChannel, partitions: int) -> Topology:
-    exchange = await channel.declare_exchange(
-        BOOKING_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+async def declare_topology(channel: AbstractChannel, partitions: int) -> BookingTopology:
+    declared = await declare(channel, booking_spec(partitions))
+    return BookingTopology(
+        declared.exchange, declared.queues, declared.dead_exchange, declared.dead_queue
     )
-    dead_exchange = await channel.declare_exchange(
-        DEAD_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
-    )
-    dead_queue = await channel.declare_queue(BOOKING_DEAD_LETTER_QUEUE, durable=True)
-    await dead_queue.bind(dead_exchange)
-    queues = []
-    for partition in range(partitions):
-        # Every worker consumes every partition: fans of one hot event are served by all
-        # workers at once, and the database (conditional updates, SKIP LOCKED) arbitrates.
-        queue = await channel.declare_queue(
-            f"{BOOKING_QUEUE_PREFIX}{partition}",
-            durable=True,
-            arguments={"x-dead-letter-exchange": DEAD_EXCHANGE},
-        )
-        await queue.bind(exchange, routing_key=str(partition))
-        queues.append(queue)
-    payments = await channel.declare_queue(
-        BOOKING_PAYMENTS_QUEUE,
-        durable=True,
-        arguments={"x-dead-letter-exchange": DEAD_EXCHANGE},
-    )
-    await payments.bind(exchange, routing_key=PAYMENTS_ROUTING_KEY)
-    return Topology(exchange, queues, payments, dead_exchange, dead_queue)

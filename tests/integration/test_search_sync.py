@@ -112,7 +112,7 @@ async def tap(settings: Settings) -> AsyncIterator[aio_pika.abc.AbstractQueue]:
         channel = await connection.channel()
         topology = await declare_topology(channel)
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(topology.catalog, routing_key=EVENT_CHANGED)
+        await queue.bind(topology.exchange, routing_key=EVENT_CHANGED)
         yield queue
     finally:
         await connection.close()
