@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING, cast
 
 import asyncpg
 import typesense
@@ -24,6 +25,9 @@ from ticketing.db.events import fetch_event_views
 from ticketing.dependencies import TYPESENSE_ERRORS, DependencyDown
 from ticketing.messages import EVENT_CHANGED
 from ticketing.search_index import collection_schema, to_document
+
+if TYPE_CHECKING:
+    from typesense.types.collection import CollectionCreateSchema
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +83,15 @@ async def _reindex_locked(
     pool: asyncpg.Pool, client: typesense.AsyncClient, alias: str, batch_size: int
 ) -> ReindexResult:
     started = time.monotonic()
-    watermark, started_at = await pool.fetchrow(
+    [(watermark, started_at)] = await pool.fetch(
         "SELECT coalesce(max(id), 0), clock_timestamp() FROM outbox"
     )
     name = f"{alias}_{time.time_ns() // 1_000_000}"
     log.info("reindex: building collection %s for alias %s", name, alias)
     try:
-        await client.collections.create(collection_schema(name))
+        # The schema is a plain dict (ticketing.search_index); Typesense's stubs want their
+        # TypedDict of the same shape.
+        await client.collections.create(cast("CollectionCreateSchema", collection_schema(name)))
     except TYPESENSE_ERRORS as exc:
         raise DependencyDown("typesense", exc) from exc
     try:
@@ -149,7 +155,7 @@ async def _fill(
     return indexed
 
 
-async def _event_id_pages(pool: asyncpg.Pool, batch_size: int) -> AsyncIterator[list[int]]:
+async def _event_id_pages(pool: asyncpg.Pool, batch_size: int) -> AsyncGenerator[list[int], None]:
     last_id = 0
     while True:
         rows = await pool.fetch(

@@ -31,6 +31,8 @@ from ticketing.web import DEPENDENCY_TIMEOUT_SECONDS, create_pg_pool
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_DEADLINE_SECONDS = 120.0
+# What makes the bootstrap reindex try again (until its deadline) rather than fail.
+_RETRIED: tuple[type[BaseException], ...] = (*POSTGRES_ERRORS, *TYPESENSE_ERRORS, DependencyDown)
 
 
 class BootstrapFailed(RuntimeError):
@@ -114,7 +116,7 @@ async def bootstrap(
             result = await reindex(
                 res.pool, res.indexing, settings.typesense_collection, only_if_missing=True
             )
-        except (*POSTGRES_ERRORS, *TYPESENSE_ERRORS, DependencyDown) as exc:
+        except _RETRIED as exc:
             if time.monotonic() > deadline:
                 raise BootstrapFailed(f"bootstrap reindex kept failing: {exc}") from exc
             log.warning("bootstrap: reindex failed, retrying: %s", exc)
@@ -154,5 +156,6 @@ async def _wait_for_typesense(
 async def run_reindex(settings: Settings) -> ReindexResult:
     async with open_resources(settings) as res:
         result = await reindex(res.pool, res.indexing, settings.typesense_collection)
-    assert result is not None
+    if result is None:  # only a bootstrap (only_if_missing) reindex returns None
+        raise RuntimeError("reindex returned no result")
     return result

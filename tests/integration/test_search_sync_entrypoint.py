@@ -121,7 +121,8 @@ async def test_run_bootstraps_syncs_serves_metrics_and_stops_on_sigterm(
         await client.api_call.aclose()
     output = log_path.read_text()
     assert "bootstrap: built" in output
-    assert "search_sync consumer stopped" in output and "outbox relay stopped" in output
+    assert "search_sync consumer stopped" in output
+    assert "outbox relay stopped" in output
     assert "Traceback" not in output
 
 
@@ -147,4 +148,6 @@ async def test_reindex_command_rebuilds_and_reports(proc_settings, hamburg):
     report = out.decode()
     assert report.startswith("reindexed ")
     assert int(report.split()[1]) >= len(hamburg)
-    assert after is not None and after != before and after in report
+    assert after is not None
+    assert after != before
+    assert after in report

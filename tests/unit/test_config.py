@@ -102,7 +102,8 @@ def test_secrets_stay_out_of_what_is_logged_but_work_as_strings():
     given = {"TICKETING_JWT_SECRET": "j" * 40, "TICKETING_STRIPE_API_KEY": "sk_test_visible"}
     settings = Settings.from_env(given)
     shown = repr(settings)
-    assert "j" * 40 not in shown and "sk_test_visible" not in shown
+    assert "j" * 40 not in shown
+    assert "sk_test_visible" not in shown
     assert "dev-only" not in shown  # the other secrets' development defaults
     assert settings.jwt_secret == "j" * 40
     assert f"Bearer {settings.stripe_api_key}" == "Bearer sk_test_visible"
