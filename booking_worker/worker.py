@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -156,31 +157,43 @@ class BookingWorker:
         now = time.time()
         done = iter(outcomes)
         for unit in units:
-            replies = list(unit.refused)
-            retry = False
-            parked: str | None = None
-            for command in unit.commands:
-                outcome = next(done)
-                if outcome is None:  # lost a race again: the message comes round again
-                    retry = True
-                    continue
-                replies.append((command.get("correlation_id"), outcome.status, outcome.body))
-                observe(command, outcome, now)
-                if outcome.failed and unit.batched:
-                    await dead_letter_command(dead_exchange, unit.message, command, outcome.failed)
-                elif outcome.failed:
-                    parked = outcome.failed
-            for raw, reason in unit.malformed:
-                await dead_letter_command(dead_exchange, unit.message, raw, reason, "bad_message")
-            await reply(channel, unit.message, replies, batched=unit.batched)
-            if parked:  # the whole (single-command) message, as it came; acked
-                await dead_letter_message(dead_exchange, unit.message, parked, "handler_error")
-            elif retry:
-                # The rest of the message is answered from stored replies when it returns;
-                # its callers ignore a second answer.
-                await unit.message.nack(requeue=True)
-            else:
-                await unit.message.ack()
+            await self._answer(unit, done, channel, dead_exchange, now)
+
+    async def _answer(
+        self,
+        unit: Delivery,
+        done: Iterator[Outcome | None],
+        channel: AbstractChannel,
+        dead_exchange: AbstractExchange,
+        now: float,
+    ) -> None:
+        """Reply to one message and dead-letter what failed in it, then settle it: ack,
+        requeue (a command lost a race) or park (a single command that failed)."""
+        replies = list(unit.refused)
+        retry = False
+        parked: str | None = None
+        for command in unit.commands:
+            outcome = next(done)
+            if outcome is None:  # lost a race again: the message comes round again
+                retry = True
+                continue
+            replies.append((command.get("correlation_id"), outcome.status, outcome.body))
+            observe(command, outcome, now)
+            if outcome.failed and unit.batched:
+                await dead_letter_command(dead_exchange, unit.message, command, outcome.failed)
+            elif outcome.failed:
+                parked = outcome.failed
+        for raw, reason in unit.malformed:
+            await dead_letter_command(dead_exchange, unit.message, raw, reason, "bad_message")
+        await reply(channel, unit.message, replies, batched=unit.batched)
+        if parked:  # the whole (single-command) message, as it came; acked
+            await dead_letter_message(dead_exchange, unit.message, parked, "handler_error")
+        elif retry:
+            # The rest of the message is answered from stored replies when it returns;
+            # its callers ignore a second answer.
+            await unit.message.nack(requeue=True)
+        else:
+            await unit.message.ack()
 
     async def _apply(self, commands: list[dict[str, Any]]) -> list[Outcome | None]:
         # Payment commands call Stripe: never inside a transaction other commands share,
