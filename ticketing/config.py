@@ -251,6 +251,11 @@ class Settings(PlatformSettings):
         the waitingroom processes (which serve every route)."""
         return self.frontdoor_ports or self.waitingroom_ports
 
+    def to_env(self) -> dict[str, str]:
+        """Every variable, set so that ``from_env`` in a child process gives these settings
+        back (an empty string reads as the default there)."""
+        return {d.variable: str(getattr(self, d.attribute)) for d in declared(type(self))}
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env

@@ -13,7 +13,7 @@ from typesense.exceptions import ObjectNotFound
 
 from search_sync.reindex import alias_target
 from tests.support import eventually
-from ticketing.config import VARIABLES, Settings
+from ticketing.config import Settings
 from ticketing.db.outbox import record_event_changed
 from ticketing.search_index import make_client
 
@@ -87,9 +87,7 @@ async def wait_indexed(client: Any, alias: str, event_id: int, name: str, timeou
 def service_env(settings: Settings) -> dict[str, str]:
     """The environment that makes ``Settings.from_env()`` in a child process equal ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETING_")}
-    for name in VARIABLES:
-        env[name] = str(getattr(settings, name.removeprefix("TICKETING_").lower()))
-    return env
+    return {**env, **settings.to_env()}
 
 
 async def drop_alias(settings: Settings) -> None:

@@ -98,6 +98,20 @@ def test_booking_stages_are_read_in_one_order(raw, stages):
     assert Settings.from_env({"TICKETING_BOOKING_STAGES": settings.booking_stages}) == settings
 
 
+def test_a_child_process_reads_the_same_settings_back():
+    settings = Settings(
+        catalog_port=9999,
+        outbox_poll_seconds=0.25,
+        booking_stages="payments",
+        booking_worker_slot="1/2",
+        jwt_secret="k" * 40,
+        queue_allowed_origins="https://a.example,https://b.example",
+    )
+    env = settings.to_env()
+    assert env["TICKETING_JWT_SECRET"] == "k" * 40  # the value itself, not its mask
+    assert Settings.from_env(env) == settings
+
+
 def test_secrets_stay_out_of_what_is_logged_but_work_as_strings():
     given = {"TICKETING_JWT_SECRET": "j" * 40, "TICKETING_STRIPE_API_KEY": "sk_test_visible"}
     settings = Settings.from_env(given)
