@@ -16,11 +16,12 @@ from typing import Any
 import asyncpg
 import orjson
 
-from booking_worker.batch_reserve import reserve_group
-from booking_worker.handlers import READ_ONLY, Context, Handler, PaymentHandler
-from booking_worker.holds import is_id, unsafe_reserve
+from booking_worker.context import Context, Handler, PaymentHandler
+from booking_worker.handlers import READ_ONLY
 from booking_worker.metrics import REPLAYED
-from ticketing.messages import RESERVE
+from booking_worker.reserve import reserve_group
+from ticketing.domain.booking import is_id
+from ticketing.messages import Command, Reserve
 from ticketing.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,10 @@ class Outcome:
 
 
 async def apply_batch(
-    ctx: Context, conn: asyncpg.Connection, handlers: dict[str, Handler], commands: list[dict]
+    ctx: Context,
+    conn: asyncpg.Connection,
+    handlers: dict[str, Handler],
+    commands: list[Command],
 ) -> list[Outcome]:
     """Every command of the batch, committed together. Stored replies of the whole batch
     are looked up in one round trip (a request_id repeated inside the batch is caught by
@@ -55,7 +59,7 @@ async def apply_batch(
     async with conn.transaction():
         rows = await conn.fetch(
             "SELECT request_id, reply FROM processed_commands WHERE request_id = ANY($1)",
-            [c["request_id"] for c in commands if c["type"] not in READ_ONLY],
+            [c.request_id for c in commands if c.kind not in READ_ONLY],
         )
         known = {row["request_id"]: _replayed(row["reply"]) for row in rows}
         results = await _reserve_groups(ctx, conn, commands, known)
@@ -66,29 +70,23 @@ async def apply_batch(
 
 
 async def _reserve_groups(
-    ctx: Context, conn: asyncpg.Connection, commands: list[dict], known: dict[str, Outcome]
+    ctx: Context, conn: asyncpg.Connection, commands: list[Command], known: dict[str, Outcome]
 ) -> list[Outcome | None]:
     """Outcomes of the batch's fresh reserves, decided per event in a few statements
-    (booking_worker.batch_reserve); None where the command still has to run on its own.
-    A group that fails is undone by its savepoint and left to the one-by-one path."""
+    (booking_worker.reserve); None where the command still has to run on its own (not a
+    reserve, a stored reply to answer, a second copy in the batch, or its group undone)."""
     results: list[Outcome | None] = [None] * len(commands)
-    if unsafe_reserve(ctx):  # the race test's control must take the unprotected path
-        return results
-    groups: dict[int | None, list[int]] = defaultdict(list)
+    groups: dict[int | None, list[tuple[int, Reserve]]] = defaultdict(list)
     seen = set(known)
     for i, command in enumerate(commands):
-        if (
-            command["type"] == RESERVE
-            and command["request_id"] not in seen
-            and not command.get("replay_only")
-        ):
-            seen.add(command["request_id"])  # a second copy in the batch replays the first
-            event_id = command.get("event_id")
-            groups[event_id if is_id(event_id) else None].append(i)
-    for event_id, indexes in groups.items():
+        if isinstance(command, Reserve) and command.request_id not in seen:
+            seen.add(command.request_id)  # a second copy in the batch replays the first
+            groups[command.event_id if is_id(command.event_id) else None].append((i, command))
+    for event_id, group in groups.items():
+        indexes = [i for i, _ in group]
         try:
             async with conn.transaction():
-                replies = await reserve_group(ctx, conn, event_id, [commands[i] for i in indexes])
+                replies = await reserve_group(ctx, conn, event_id, [c for _, c in group])
         except (*RETRYABLE, *CONNECTION_ERRORS):
             raise
         except Exception as exc:  # a conflict, a concurrent retry, or a bug: go one by one
@@ -99,15 +97,22 @@ async def _reserve_groups(
     return results
 
 
+async def _reserve_alone(ctx: Context, conn: asyncpg.Connection, command: Reserve) -> Outcome:
+    """A reserve as a group of one, which stores its own reply."""
+    event_id = command.event_id if is_id(command.event_id) else None
+    ((status, body),) = await reserve_group(ctx, conn, event_id, [command])
+    return Outcome(status, body)
+
+
 async def apply_one(
     ctx: Context,
     conn: asyncpg.Connection,
     handlers: dict[str, Handler],
-    command: dict,
+    command: Command,
     known: dict[str, Outcome] | None = None,
 ) -> Outcome:
     """One command in a savepoint; ``known`` holds stored replies already looked up."""
-    kind, request_id = command["type"], command["request_id"]
+    kind, request_id = command.kind, command.request_id
     store = kind not in READ_ONLY
     if store:
         if known is None:
@@ -118,6 +123,8 @@ async def apply_one(
             return stored
     try:
         async with conn.transaction():  # a savepoint inside the batch
+            if isinstance(command, Reserve):
+                return await _reserve_alone(ctx, conn, command)
             status, body = await handlers[kind](ctx, conn, command)
             if store and _storable(status, body):
                 await _store(conn, command, status, body)
@@ -148,14 +155,14 @@ async def apply_one(
 
 
 async def apply_unshared(
-    ctx: Context, pool: asyncpg.Pool, handler: PaymentHandler, command: dict
+    ctx: Context, pool: asyncpg.Pool, handler: PaymentHandler, command: Command
 ) -> Outcome:
     """A payment command, outside any transaction of ours: its handler commits its own short
     writes around the call to Stripe. Its stored reply is looked up before and its reply
     stored after, each on a connection taken for that moment only, so nothing is held
     while Stripe thinks. Copies of one command that race (a retry and its original) are
     kept apart by the handler (booking_worker.attempt_locks); the first reply stored wins."""
-    request_id = command["request_id"]
+    request_id = command.request_id
     async with pool.acquire() as conn:
         stored = await _stored_reply(conn, request_id)
     if stored is not None:
@@ -184,11 +191,11 @@ def _storable(status: int, body: dict[str, Any] | None) -> bool:
     return status < 500 and (body or {}).get("code") not in TRANSIENT_CODES
 
 
-def _failed(command: dict, exc: BaseException) -> Outcome:
+def _failed(command: Command, exc: BaseException) -> Outcome:
     log.exception(
         "booking command %s request_id=%s failed",
-        command["type"],
-        command["request_id"],
+        command.kind,
+        command.request_id,
         exc_info=exc,
     )
     problem = Problem(500, "internal_error", "Something went wrong on our side; it was logged.")
@@ -208,10 +215,10 @@ def _replayed(raw: str) -> Outcome:
     return Outcome(reply["status"], reply["body"], replayed=True)
 
 
-async def _store(conn: asyncpg.Connection, command: dict, status: int, body: Any) -> None:
+async def _store(conn: asyncpg.Connection, command: Command, status: int, body: Any) -> None:
     await conn.execute(
         "INSERT INTO processed_commands (request_id, type, reply) VALUES ($1, $2, $3::jsonb)",
-        command["request_id"],
-        command["type"],
+        command.request_id,
+        command.kind,
         orjson.dumps({"status": status, "body": body}).decode(),
     )

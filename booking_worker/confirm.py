@@ -18,7 +18,6 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,11 +25,23 @@ from typing import Any
 import asyncpg
 
 from booking_worker.attempt_locks import AttemptLocks
-from booking_worker.handlers import Context
-from booking_worker.holds import not_on_sale
+from booking_worker.context import Context
 from booking_worker.metrics import CONFIRMS, PAYMENTS, REFUNDS
+from booking_worker.reserve import not_on_sale
 from ticketing.db.outbox import record_event_changed
-from ticketing.messages import EVENT_CHANGED, event_changed
+from ticketing.domain.booking_shapes import Booking, tickets_of
+from ticketing.domain.booking_states import (
+    SETTLED,
+    STORED_STATUS,
+    AttemptState,
+    BeforeCharge,
+    attempt_state,
+    before_charge,
+    hold_state,
+    seats_still_free,
+    settle,
+)
+from ticketing.messages import EVENT_CHANGED, Confirm, event_changed
 from ticketing.payments import (
     PaymentDeclined,
     Payments,
@@ -38,12 +49,13 @@ from ticketing.payments import (
     intent_metadata,
 )
 from ticketing.problems import Problem
-from ticketing.validation import rfc3339
 
 log = logging.getLogger(__name__)
 
 Reply = tuple[int, dict[str, Any]]
 
+# An attempt in the "refund due" state (ticketing.domain.booking_states), as stored.
+REFUND_DUE = "status = 'succeeded' AND failure_code IS NOT NULL"
 # An attempt younger than this may still be waiting on Stripe in another worker.
 ATTEMPT_LEASE_SECONDS = 30.0
 # How far Stripe's clock and ours may disagree when looking for an attempt's intent.
@@ -93,13 +105,13 @@ class Settled:
     booking: dict[str, Any] | None = None
 
 
-async def handle_confirm(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any]) -> Reply:
+async def handle_confirm(ctx: Context, conn: asyncpg.Connection, command: Confirm) -> Reply:
     """CONFIRM from a partition queue's batch (a front door older than the payments
     stage); ``conn`` is not used, see :func:`confirm_payment`."""
     return await confirm_payment(ctx, command)
 
 
-async def confirm_payment(ctx: Context, command: dict[str, Any]) -> Reply:
+async def confirm_payment(ctx: Context, command: Confirm) -> Reply:
     """The worker's CONFIRM entry point. It works on short-lived connections of its own:
     the attempt row must commit before Stripe is called, and no connection or lock may be
     held while Stripe thinks."""
@@ -166,25 +178,24 @@ async def close_payment_resources(ctx: Context) -> None:
 
 
 async def confirm_hold(
-    pool: asyncpg.Pool, payments: Payments, locks: AttemptLocks, command: dict[str, Any]
+    pool: asyncpg.Pool, payments: Payments, locks: AttemptLocks, command: Confirm
 ) -> Reply:
-    """The CONFIRM command: ``hold_id``, ``payment_method``, from ``user_id``; ``locks``
-    are the worker process's attempt locks."""
+    """The CONFIRM command; ``locks`` are the worker process's attempt locks."""
     try:
-        hold_id = uuid.UUID(str(command.get("hold_id")))
+        hold_id = uuid.UUID(command.hold_id)
     except ValueError:
         return hold_not_found()
-    payment_method = command.get("payment_method")
-    if not isinstance(payment_method, str) or not payment_method:
+    payment_method = command.payment_method
+    if not payment_method:
         return _problem(400, "validation_error", "payment_method is required.")
-    attempt_key = f"confirm:{hold_id}:{command['request_id']}"
+    attempt_key = f"confirm:{hold_id}:{command.request_id}"
 
     deadline = time.monotonic() + WAIT_FOR_OTHER_ATTEMPT_SECONDS
     async with locks.hold(attempt_key, deadline) as alone:
         if not alone:
             return payment_in_progress()
         return await _confirm(
-            pool, payments, hold_id, command["user_id"], payment_method, attempt_key, deadline
+            pool, payments, hold_id, command.user_id, payment_method, attempt_key, deadline
         )
 
 
@@ -306,14 +317,15 @@ async def _start_attempt(
             hold = await conn.fetchrow(_LOCK_HOLD, hold_id, user_id)
             if hold is None:
                 return await _not_the_callers(conn, hold_id)
-            if hold["status"] == "released":
+            step = before_charge(hold_state(hold["status"], hold["past"]), hold["not_yet"])
+            if step is BeforeCharge.NOT_FOUND:
                 return hold_not_found()
-            if hold["not_yet"]:  # an operator moved the on-sale later after this hold was made
+            if step is BeforeCharge.NOT_ON_SALE:  # the on-sale was moved later since
                 problem = not_on_sale(hold["on_sale_at"])
                 return problem.status, problem.to_dict()
-            if hold["status"] == "confirmed":
+            if step is BeforeCharge.BOOKED:
                 return await booking_reply(conn, hold_id)
-            chargeable = hold["status"] == "held" and not hold["past"]
+            chargeable = step is BeforeCharge.CHARGE
             attempt_id = uuid.uuid4()
             found = await conn.fetchrow(
                 _START_ATTEMPT,
@@ -324,7 +336,7 @@ async def _start_attempt(
                 hold["currency"],
                 chargeable,
             )
-        if found["mine_status"] == "failed":
+        if found["mine_status"] == STORED_STATUS[AttemptState.DECLINED]:
             return payment_failed(found["mine_failure_code"])
         if not chargeable:
             return hold_expired()
@@ -451,18 +463,21 @@ async def settle_success(
             attempt_id,
             intent_id,
         )
-        booking = {
-            "id": booking_id,
-            "hold_id": first["hold_id"],
-            "status": "confirmed",
-            "amount_cents": first["amount_cents"],
-            "currency": first["currency"],
-            "payment_intent_id": intent_id,
-            "created_at": first["created_at"],
-        }
-        return Settled(booking_id, False, booking_body_of(booking, rows))
-    if rows and rows[0]["status"] in ("succeeded", "refunded"):  # already settled
-        return Settled(rows[0]["settled_booking_id"], rows[0]["failure_code"] is not None)
+        booking = Booking(
+            booking_id,
+            first["hold_id"],
+            "confirmed",
+            tickets_of(rows),
+            first["amount_cents"],
+            first["currency"].strip(),
+            intent_id,
+            first["created_at"],
+        )
+        return Settled(booking_id, False, booking.to_json())
+    if rows and _settled(rows[0]):
+        first = rows[0]
+        refund_due = _state(first) is not AttemptState.BOOKED
+        return Settled(first["settled_booking_id"], refund_due)
     return await _settle_locked(conn, attempt_id, intent_id, ticket_ids)
 
 
@@ -542,8 +557,8 @@ async def _settle_locked(
             raise LookupError(f"unknown payment attempt {attempt_id}")
         hold_id = payment["hold_id"]
         hold = await conn.fetchrow("SELECT * FROM holds WHERE id = $1 FOR UPDATE", hold_id)
-        if payment["status"] in ("succeeded", "refunded"):  # already settled
-            return Settled(payment["booking_id"], payment["failure_code"] is not None)
+        if _settled(payment):
+            return Settled(payment["booking_id"], _state(payment) is not AttemptState.BOOKED)
         booking = await conn.fetchrow("SELECT id FROM bookings WHERE hold_id = $1", hold_id)
         # Lock in id order, like every other writer of tickets, so we cannot deadlock.
         tickets = await conn.fetch(
@@ -552,22 +567,16 @@ async def _settle_locked(
             ticket_ids,
             hold["event_id"],
         )
-        free = (
-            bool(ticket_ids)
-            and len(tickets) == len(set(ticket_ids))
-            and all(
-                t["status"] == "available"
-                or (t["status"] == "reserved" and t["hold_id"] == hold_id)
-                for t in tickets
-            )
-        )
+        found = [(t["id"], t["status"], t["hold_id"]) for t in tickets]
+        outcome = settle(booking is not None, seats_still_free(ticket_ids, found, hold_id))
+        reason = outcome.reason
         if booking is not None:
-            reason, booking_id = "duplicate_charge", booking["id"]
-        elif free:
-            reason, booking_id = None, uuid.uuid4()
+            booking_id = booking["id"]
+        elif not outcome.refund_due:
+            booking_id = uuid.uuid4()
             await _book(conn, hold, booking_id, intent_id, ticket_ids)
         else:
-            reason, booking_id = "seats_taken", uuid.uuid4()
+            booking_id = uuid.uuid4()
             await conn.execute(
                 "INSERT INTO bookings (id, hold_id, event_id, user_id, status, amount_cents,"
                 " currency, payment_intent_id) VALUES ($1, $2, $3, $4, 'refunded', $5, $6, $7)",
@@ -585,7 +594,7 @@ async def _settle_locked(
             attempt_id,
             intent_id,
             booking_id,
-            reason,
+            None if reason is None else reason.value,
         )
     log.info(
         "payment settled hold_id=%s attempt=%s intent=%s outcome=%s",
@@ -594,7 +603,7 @@ async def _settle_locked(
         intent_id,
         reason or "booked",
     )
-    return Settled(booking_id, reason is not None)
+    return Settled(booking_id, outcome.refund_due)
 
 
 async def _book(
@@ -633,10 +642,7 @@ async def complete_due_refunds(pool: asyncpg.Pool, payments: Payments) -> int:
     runs never both ask Stripe (whose idempotency key we send but do not rely on:
     localstripe ignores it). A crash before the status update only means the next run asks
     Stripe again, with the same key."""
-    due = await pool.fetch(
-        "SELECT id FROM payments WHERE status = 'succeeded' AND failure_code IS NOT NULL"
-        " ORDER BY created_at"
-    )
+    due = await pool.fetch(f"SELECT id FROM payments WHERE {REFUND_DUE} ORDER BY created_at")
     refunded = 0
     for row in due:
         async with pool.acquire() as conn:
@@ -650,8 +656,8 @@ async def complete_due_refunds(pool: asyncpg.Pool, payments: Payments) -> int:
                 continue  # another run is refunding it right now
             try:
                 payment = await conn.fetchrow(
-                    "SELECT payment_intent_id, failure_code FROM payments"
-                    " WHERE id = $1 AND status = 'succeeded' AND failure_code IS NOT NULL",
+                    f"SELECT payment_intent_id, failure_code FROM payments"
+                    f" WHERE id = $1 AND {REFUND_DUE}",
                     row["id"],
                 )
                 if payment is None:
@@ -683,26 +689,12 @@ async def booking_body(conn: asyncpg.Connection, booking: asyncpg.Record) -> dic
         " ORDER BY id",
         booking["id"],
     )
-    return booking_body_of(booking, tickets)
+    return Booking.of(booking, tickets_of(tickets)).to_json()
 
 
-def booking_body_of(booking: Mapping[str, Any], tickets: Iterable[Mapping[str, Any]]) -> dict:
-    """A booking's body from its row and its tickets' rows (in id order)."""
-    return {
-        "booking_id": str(booking["id"]),
-        "hold_id": str(booking["hold_id"]),
-        "status": booking["status"],
-        "tickets": [
-            {
-                "id": t["id"],
-                "seat": {"section": t["section"], "row": t["row"], "number": t["number"]},
-                "price_cents": t["price_cents"],
-            }
-            for t in tickets
-        ],
-        "amount_cents": booking["amount_cents"],
-        "currency": booking["currency"].strip(),
-        "payment_intent_id": booking["payment_intent_id"],
-        # The same form as every read of a booking (queries.booking_json).
-        "created_at": rfc3339(booking["created_at"]),
-    }
+def _state(payment: asyncpg.Record) -> AttemptState:
+    return attempt_state(payment["status"], payment["failure_code"])
+
+
+def _settled(payment: asyncpg.Record) -> bool:
+    return _state(payment) in SETTLED

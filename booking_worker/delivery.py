@@ -20,9 +20,10 @@ from ticketing.booking_topology import ERROR_HEADER
 from ticketing.dead_letters import dead_letter, park
 from ticketing.messages import (
     COMMANDS_HEADER,
+    BookingReplies,
+    BookingReply,
+    Command,
     MessageError,
-    booking_replies,
-    booking_reply,
     parse_booking_message,
 )
 from ticketing.problems import Problem
@@ -43,7 +44,7 @@ class Delivery:
     """One delivered message: its well-formed commands, and answers for the malformed."""
 
     message: Message
-    commands: list[dict[str, Any]]
+    commands: list[Command]
     batched: bool
     refused: list[tuple[Any, int, dict[str, Any]]] = field(default_factory=list)
     malformed: list[tuple[Any, str]] = field(default_factory=list)
@@ -54,14 +55,13 @@ class Delivery:
             body = orjson.loads(message.body)
         except orjson.JSONDecodeError as exc:
             raise MessageError(f"bad JSON: {exc}") from exc
-        parsed = parse_booking_message(body)
+        parsed = parse_booking_message(body, message.correlation_id)
         now = time.time()
-        for command in [parsed] if isinstance(parsed, dict) else [c for _, c in parsed]:
-            sent_at = command.get("sent_at") if isinstance(command, dict) else None
-            if isinstance(sent_at, int | float):
-                QUEUE_WAIT.observe(max(0.0, now - sent_at))
-        if isinstance(parsed, dict):
-            return cls(message, [{**parsed, "correlation_id": message.correlation_id}], False)
+        for command in [parsed] if isinstance(parsed, Command) else [c for _, c in parsed]:
+            if isinstance(command, Command) and command.sent_at is not None:
+                QUEUE_WAIT.observe(max(0.0, now - command.sent_at))
+        if isinstance(parsed, Command):
+            return cls(message, [parsed], False)
         unit = cls(message, [], True)
         for raw, command in parsed:
             if isinstance(command, MessageError):
@@ -83,13 +83,12 @@ async def refuse_undecodable(
     await dead_letter_message(dead_exchange, message, str(exc), "bad_message")
 
 
-def observe(command: dict[str, Any], outcome: Outcome, now: float) -> None:
-    kind = command["type"]
+def observe(command: Command, outcome: Outcome, now: float) -> None:
+    kind = command.kind
     code = (outcome.body or {}).get("code") if outcome.status >= 400 else None
     OUTCOMES.labels(kind, code or "ok").inc()
-    sent_at = command.get("sent_at")
-    if isinstance(sent_at, int | float):
-        LATENCY.labels(kind).observe(max(0.0, now - sent_at))
+    if command.sent_at is not None:
+        LATENCY.labels(kind).observe(max(0.0, now - command.sent_at))
 
 
 async def reply(
@@ -104,14 +103,11 @@ async def reply(
     a batch on its own."""
     if not message.reply_to or not replies:
         return
-    if batched:
-        body = booking_replies(replies)
-    else:
-        _, status, answer = replies[0]
-        body = booking_reply(status, answer)
+    answers = tuple(BookingReply(status, body, c) for c, status, body in replies)
+    wire = BookingReplies(answers).to_wire() if batched else answers[0].to_wire()
     await channel.default_exchange.publish(
         aio_pika.Message(
-            orjson.dumps(body),
+            orjson.dumps(wire),
             correlation_id=message.correlation_id,
             content_type="application/json",
         ),
@@ -127,11 +123,13 @@ async def dead_letter_command(
     reason: str,
     kind: str = "handler_error",
 ) -> None:
-    """Park one command of a batch message, alone, as the single command it was."""
-    correlation_id = command.get("correlation_id") if isinstance(command, dict) else None
+    """Park one command of a batch message, alone, as the single command it was (a
+    malformed one as it came)."""
+    wire = command.to_wire() if isinstance(command, Command) else command
+    correlation_id = wire.get("correlation_id") if isinstance(wire, dict) else None
     await park(
         exchange,
-        orjson.dumps(command),
+        orjson.dumps(wire),
         reason,
         ERROR_HEADER,
         routing_key=message.routing_key or "",

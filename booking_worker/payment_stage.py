@@ -33,6 +33,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, 
 
 from booking_worker.commands import CONNECTION_ERRORS, RETRYABLE, Outcome, apply_unshared
 from booking_worker.confirm import payment_resources
+from booking_worker.context import Context, PaymentHandler
 from booking_worker.delivery import (
     Delivery,
     Message,
@@ -41,11 +42,11 @@ from booking_worker.delivery import (
     refuse_undecodable,
     reply,
 )
-from booking_worker.handlers import Context, PaymentHandler, build_payment_handlers
+from booking_worker.handlers import build_payment_handlers
 from ticketing.booking_topology import declare_topology
 from ticketing.config import Settings
 from ticketing.lifecycle import Backoff, requeue_after_backoff
-from ticketing.messages import MessageError
+from ticketing.messages import Command, MessageError
 from ticketing.payments import stripe_timeout
 from ticketing.problems import Problem
 
@@ -141,12 +142,12 @@ class PaymentStage:
             log.exception("payment message %s not settled", message.correlation_id)
 
     async def _one(
-        self, channel: AbstractChannel, message: Message, command: dict
+        self, channel: AbstractChannel, message: Message, command: Command
     ) -> Outcome | str:
-        handler = self.handlers.get(command["type"])
+        handler = self.handlers.get(command.kind)
         if handler is None:  # not a payment: parked, never guessed at
             problem = Problem(400, "validation_error", "Not a payment command.")
-            return Outcome(400, problem.to_dict(), failed=f"{command['type']} on payments")
+            return Outcome(400, problem.to_dict(), failed=f"{command.kind} on payments")
         async with self._slots:
             try:
                 pool, _ = await payment_resources(self.ctx)
@@ -162,7 +163,7 @@ class PaymentStage:
         await reply(
             channel,
             message,
-            [(command.get("correlation_id"), outcome.status, outcome.body)],
+            [(command.correlation_id, outcome.status, outcome.body)],
             batched=True,
         )
         return outcome

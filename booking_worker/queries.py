@@ -1,56 +1,47 @@
-"""Read-only commands: a ticket's status, one booking, a fan's bookings.
-
-``booking_json`` is the one Booking shape (also what confirm answers with)."""
+"""Read-only commands: a ticket's status, one booking, a fan's bookings."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
 import asyncpg
 
-from booking_worker.handlers import Context, Reply
-from booking_worker.holds import is_id
+from booking_worker.context import Context, Reply
+from ticketing.domain.booking import is_id
+from ticketing.domain.booking_shapes import Booking, Ticket
+from ticketing.messages import GetBooking, ListBookings, TicketStatus
 from ticketing.problems import Problem
 from ticketing.validation import encode_cursor, rfc3339
 
+# Bookings with their tickets, one row per ticket (one row with no ticket for a booking
+# that has none), in booking then ticket order.
+_BOOKINGS = """
+SELECT b.id, b.hold_id, b.status, b.amount_cents, b.currency, b.payment_intent_id,
+       b.created_at, t.id AS ticket_id, t.section, t."row", t.number, t.price_cents
+FROM bookings b LEFT JOIN tickets t ON t.booking_id = b.id
+WHERE b.id = ANY($1) ORDER BY b.id, t.id"""
 
-async def booking_json(conn: asyncpg.Connection, booking_ids: list[uuid.UUID]) -> list[dict]:
+
+async def bookings_of(conn: asyncpg.Connection, booking_ids: list[uuid.UUID]) -> list[Booking]:
     """Bookings in the order of ``booking_ids``, with their tickets."""
-    rows = await conn.fetch(
-        """SELECT b.id, b.hold_id, b.status, b.amount_cents, b.currency, b.payment_intent_id,
-                  b.created_at,
-                  coalesce(json_agg(json_build_object(
-                      'id', t.id,
-                      'seat', json_build_object('section', t.section, 'row', t."row",
-                                                'number', t.number),
-                      'price_cents', t.price_cents) ORDER BY t.id)
-                    FILTER (WHERE t.id IS NOT NULL), '[]')::text AS tickets
-           FROM bookings b LEFT JOIN tickets t ON t.booking_id = b.id
-           WHERE b.id = ANY($1) GROUP BY b.id""",
-        booking_ids,
-    )
-
-    by_id = {
-        r["id"]: {
-            "booking_id": str(r["id"]),
-            "hold_id": str(r["hold_id"]),
-            "status": r["status"],
-            "tickets": json.loads(r["tickets"]),
-            "amount_cents": r["amount_cents"],
-            "currency": r["currency"],
-            "payment_intent_id": r["payment_intent_id"],
-            "created_at": rfc3339(r["created_at"]),
-        }
-        for r in rows
-    }
+    rows = await conn.fetch(_BOOKINGS, booking_ids)
+    by_id = {}
+    for booking_id, group in groupby(rows, key=lambda r: r["id"]):
+        lines = list(group)
+        tickets = [
+            Ticket(r["ticket_id"], r["section"], r["row"], r["number"], r["price_cents"])
+            for r in lines
+            if r["ticket_id"] is not None
+        ]
+        by_id[booking_id] = Booking.of(lines[0], tickets)
     return [by_id[i] for i in booking_ids if i in by_id]
 
 
-async def ticket_status(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any]) -> Reply:
-    ticket_id = command.get("ticket_id")
+async def ticket_status(ctx: Context, conn: asyncpg.Connection, command: TicketStatus) -> Reply:
+    ticket_id = command.ticket_id
     if not is_id(ticket_id):
         raise Problem(404, "ticket_not_found", "No such ticket.")
     row = await conn.fetchrow(
@@ -65,7 +56,7 @@ async def ticket_status(ctx: Context, conn: asyncpg.Connection, command: dict[st
     )
     if row is None:
         raise Problem(404, "ticket_not_found", "No such ticket.")
-    user, admin = command["user_id"], ctx.is_admin(command)
+    user, admin = command.user_id, command.is_admin
     status = row["status"]
     body: dict[str, Any] = {"ticket_id": row["id"], "status": status}
     if status == "reserved" and not row["hold_live"]:
@@ -79,23 +70,22 @@ async def ticket_status(ctx: Context, conn: asyncpg.Connection, command: dict[st
     return 200, body
 
 
-async def get_booking(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any]) -> Reply:
+async def get_booking(ctx: Context, conn: asyncpg.Connection, command: GetBooking) -> Reply:
     not_found = Problem(404, "booking_not_found", "No such booking.")
     try:
-        booking_id = uuid.UUID(str(command.get("booking_id")))
+        booking_id = uuid.UUID(command.booking_id)
     except ValueError as exc:
         raise not_found from exc
     owner = await conn.fetchval("SELECT user_id FROM bookings WHERE id = $1", booking_id)
-    if owner is None or (owner != command["user_id"] and not ctx.is_admin(command)):
+    if owner is None or (owner != command.user_id and not command.is_admin):
         raise not_found
-    return 200, (await booking_json(conn, [booking_id]))[0]
+    return 200, (await bookings_of(conn, [booking_id]))[0].to_json()
 
 
-async def list_bookings(ctx: Context, conn: asyncpg.Connection, command: dict[str, Any]) -> Reply:
+async def list_bookings(ctx: Context, conn: asyncpg.Connection, command: ListBookings) -> Reply:
     """The caller's bookings, newest first; the cursor is (created_at, id) of the last one."""
-    limit = command.get("limit", 20)
-    cursor = command.get("cursor")
-    if not isinstance(limit, int) or not 1 <= limit <= 100:
+    limit, cursor = command.limit, command.cursor
+    if not 1 <= limit <= 100:
         raise Problem(400, "validation_error", "limit must be between 1 and 100.")
     after_at: datetime | None = None
     after_id: uuid.UUID | None = None
@@ -109,7 +99,7 @@ async def list_bookings(ctx: Context, conn: asyncpg.Connection, command: dict[st
         """SELECT id, created_at FROM bookings
            WHERE user_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
            ORDER BY created_at DESC, id DESC LIMIT $4""",
-        command["user_id"],
+        command.user_id,
         after_at,
         after_id,
         limit + 1,
@@ -119,5 +109,5 @@ async def list_bookings(ctx: Context, conn: asyncpg.Connection, command: dict[st
     if len(rows) > limit:
         last = page[-1]
         next_cursor = encode_cursor(last["created_at"].isoformat(), str(last["id"]))
-    items = await booking_json(conn, [r["id"] for r in page])
+    items = [b.to_json() for b in await bookings_of(conn, [r["id"] for r in page])]
     return 200, {"items": items, "next_cursor": next_cursor}

@@ -21,8 +21,10 @@ from booking_worker.confirm import (
     payment_resources,
     settle_success,
 )
-from booking_worker.handlers import Context
+from booking_worker.context import Context
 from booking_worker.metrics import STRIPE_EVENTS
+from ticketing.domain.booking_states import STORED_STATUS, AttemptState
+from ticketing.messages import StripeEvent
 from ticketing.payments import Payments, PaymentUnavailable
 from ticketing.problems import Problem
 
@@ -30,22 +32,20 @@ log = logging.getLogger(__name__)
 
 
 async def handle_stripe_event(
-    ctx: Context, conn: asyncpg.Connection, command: dict[str, Any]
+    ctx: Context, conn: asyncpg.Connection, command: StripeEvent
 ) -> Reply:
     """STRIPE_EVENT from a partition queue's batch (a front door older than the payments
     stage); ``conn`` is not used, see :func:`stripe_event_payment`."""
     return await stripe_event_payment(ctx, command)
 
 
-async def stripe_event_payment(ctx: Context, command: dict[str, Any]) -> Reply:
+async def stripe_event_payment(ctx: Context, command: StripeEvent) -> Reply:
     """Works on its own connection: a refund owed must be committed before Stripe is asked
-    for it, which a batch transaction would not allow."""
+    for it, which a batch transaction would not allow. (The event is a dict with a str id:
+    ticketing.messages.StripeEvent checked it.)"""
     pool, payments = await payment_resources(ctx)
-    event = command.get("event")
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str):
-        return 400, Problem(400, "validation_error", "event must be a Stripe event").to_dict()
     try:
-        return await apply_stripe_event(pool, payments, event)
+        return await apply_stripe_event(pool, payments, dict(command.event))
     except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
         # Not stored: Stripe delivers the webhook again and we apply it then.
         problem = Problem(503, "backend_unavailable", "Try the delivery again.")
@@ -100,12 +100,13 @@ async def _apply(conn: asyncpg.Connection, event: dict[str, Any]) -> bool:
         return settled.refund_due
     error = intent.get("last_payment_error") or {}
     await conn.execute(
-        "UPDATE payments SET status = 'failed', failure_code = $2,"
+        "UPDATE payments SET status = $4, failure_code = $2,"
         " payment_intent_id = COALESCE(payment_intent_id, $3), updated_at = now()"
         " WHERE id = $1 AND status = 'pending'",
         attempt_id,
         error.get("code") or "payment_failed",
         intent.get("id"),
+        STORED_STATUS[AttemptState.DECLINED],
     )
     return False
 

@@ -1,5 +1,5 @@
-"""Reserves decided together (booking_worker.batch_reserve), on the real database: the
-decisions a fan would get one by one, in command order, in a handful of statements."""
+"""Reserves decided together (booking_worker.reserve), on the real database: the decisions
+a fan would get one by one, in command order, in a handful of statements."""
 
 from __future__ import annotations
 
@@ -12,22 +12,23 @@ import pytest
 from booking_worker.commands import apply_batch
 from booking_worker.handlers import Context, build_handlers
 from tests.integration.test_booking_support import make_event, ticket_ids
-from tests.support import settings_with
 from ticketing.domain.seating import Section
-from ticketing.messages import RELEASE, RESERVE, booking_command
+from ticketing.messages import RELEASE, RESERVE, Command, booking_command, parse_command
 
 pytest_plugins = ["tests.integration.test_booking_support"]
 
 ROWS = [Section("Floor", 3, 6, 4000), Section("Gallery", 1, 4, 2500)]
 
 
-def reserve(user: str, event_id: object, **fields: object) -> dict:
-    return booking_command(
-        RESERVE, f"req-{uuid.uuid4()}", user, event_id=event_id, admitted=False, **fields
+def reserve(user: str, event_id: object, **fields: object) -> Command:
+    return parse_command(
+        booking_command(
+            RESERVE, f"req-{uuid.uuid4()}", user, event_id=event_id, admitted=False, **fields
+        )
     )
 
 
-async def run(settings, pool: asyncpg.Pool, commands: list[dict]) -> list[tuple[int, dict]]:
+async def run(settings, pool: asyncpg.Pool, commands: list[Command]) -> list[tuple[int, dict]]:
     async with pool.acquire() as conn:
         outcomes = await apply_batch(Context(settings), conn, build_handlers(), commands)
     return [(o.status, o.body) for o in outcomes]
@@ -87,13 +88,13 @@ async def test_one_batch_decides_like_one_fan_at_a_time(booking_settings, pool, 
     assert reserved == len(granted)
     stored = await pool.fetch(
         "SELECT request_id, reply FROM processed_commands WHERE request_id = ANY($1)",
-        [c["request_id"] for c in commands],
+        [c.request_id for c in commands],
     )
     assert len(stored) == len(commands)
     replay = await run(booking_settings, pool, commands)
     assert replay == answers  # a redelivered batch is answered, not applied again
     assert {r["request_id"]: json.loads(r["reply"])["status"] for r in stored} == {
-        c["request_id"]: s for c, s in zip(commands, statuses, strict=True)
+        c.request_id: s for c, s in zip(commands, statuses, strict=True)
     }
 
 
@@ -101,9 +102,11 @@ async def test_a_batch_mixing_reserves_and_releases(booking_settings, pool) -> N
     event = await make_event(pool, ROWS)
     ((status, hold),) = await run(booking_settings, pool, [reserve("ivy", event, quantity=2)])
     assert status == 201
-    release = booking_command(RELEASE, f"rel-{uuid.uuid4()}", "ivy", hold_id=hold["hold_id"])
+    release = parse_command(
+        booking_command(RELEASE, f"rel-{uuid.uuid4()}", "ivy", hold_id=hold["hold_id"])
+    )
     again = reserve("ivy", event, quantity=2)
-    duplicate = dict(again)  # the same request twice in one batch: answered once
+    duplicate = again  # the same request twice in one batch: answered once
     answers = await run(booking_settings, pool, [release, again, duplicate])
     assert [s for s, _ in answers] == [204, 201, 201]
     assert answers[1][1]["hold_id"] == answers[2][1]["hold_id"]
@@ -127,12 +130,3 @@ async def test_selling_out_in_batches(booking_settings, pool, size, caplog) -> N
         "SELECT count(*) FROM tickets WHERE event_id = $1 AND status = 'available'", event
     )
     assert left == 2
-
-
-async def test_the_unsafe_control_bypasses_the_group_path(booking_settings, pool) -> None:
-    unsafe = settings_with(
-        booking_settings, extra={**booking_settings.extra, "TICKETING_UNSAFE_RESERVE": "1"}
-    )
-    event = await make_event(pool, [Section("Pit", 1, 4, 1000)])
-    answers = await run(unsafe, pool, [reserve("jo", event, quantity=2)])
-    assert answers[0][0] == 201

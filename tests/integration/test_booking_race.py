@@ -1,6 +1,6 @@
 """500 fans race for 100 seats through the HTTP API with three real worker processes; the
-control run, with the seat protection switched off, shows that the same test catches a
-seat given twice."""
+control run, with workers whose reserve takes seats without protection
+(tests.integration.unsafe_worker), shows that the same test catches a seat given twice."""
 
 from __future__ import annotations
 
@@ -27,17 +27,18 @@ from ticketing.domain.seating import Section
 
 pytest_plugins = ["tests.integration.test_booking_support"]
 
+UNSAFE_WORKER = "tests.integration.unsafe_worker"
 FANS = 500
 WORKERS = 3
 
 
 async def race(
-    settings: Settings, pool: asyncpg.Pool, amqp_url: str, group: list, **env: str
+    settings: Settings, pool: asyncpg.Pool, amqp_url: str, group: list, module: str
 ) -> tuple[Counter, list[list[int]], int, list[str]]:
     race_settings = settings_with(settings, amqp_url=amqp_url, booking_rpc_timeout_seconds=60)
     event = await make_event(pool, [Section("Floor", 10, 10, 5000)])
     seats = await ticket_ids(pool, event)
-    workers = WorkerProcesses(race_settings, **env)
+    workers = WorkerProcesses(race_settings, module)
     group.append(workers)
     workers.start(WORKERS)
     await wait_for_consumers(amqp_url, WORKERS)
@@ -71,7 +72,7 @@ async def race(
 @pytest.mark.slow
 async def test_no_seat_is_held_twice(booking_settings, pool, isolated_amqp, worker_processes):
     statuses, granted, reserved, problems = await race(
-        booking_settings, pool, isolated_amqp, worker_processes
+        booking_settings, pool, isolated_amqp, worker_processes, "booking_worker"
     )
     assert set(statuses) <= {201, 409}, statuses
     assert statuses[201] > 0 and statuses[409] > 0
@@ -86,7 +87,7 @@ async def test_control_without_protection_the_race_is_caught(
     booking_settings, pool, isolated_amqp, worker_processes
 ):
     statuses, granted, reserved, problems = await race(
-        booking_settings, pool, isolated_amqp, worker_processes, TICKETING_UNSAFE_RESERVE="1"
+        booking_settings, pool, isolated_amqp, worker_processes, UNSAFE_WORKER
     )
     every_seat = [seat for hold in granted for seat in hold]
     oversold = len(every_seat) - len(set(every_seat))

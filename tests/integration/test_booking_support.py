@@ -120,10 +120,12 @@ async def call(
 
 
 class WorkerProcesses:
-    """Real ``python -m booking_worker`` processes with the test run's settings."""
+    """Real ``python -m booking_worker`` processes with the test run's settings (or of
+    another entry point ``module``, such as the race test's unsafe control)."""
 
-    def __init__(self, settings: Settings, **env: str) -> None:
+    def __init__(self, settings: Settings, module: str = "booking_worker", **env: str) -> None:
         self.env = {**os.environ, **settings_env(settings), **env}
+        self.module = module
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, count: int) -> None:
@@ -131,7 +133,7 @@ class WorkerProcesses:
             env = {**self.env, "TICKETING_BOOKING_WORKER_METRICS_PORT": str(free_port())}
             self.procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "booking_worker"],
+                    [sys.executable, "-m", self.module],
                     env=env,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,

@@ -11,8 +11,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from booking_worker import batch_reserve, holds
-from booking_worker.handlers import Context
+from booking_worker.commands import apply_one
+from booking_worker.handlers import Context, build_handlers
+from booking_worker.reserve import reserve_group
 from tests.integration.test_booking_support import (
     call,
     fan,
@@ -22,7 +23,7 @@ from tests.integration.test_booking_support import (
 )
 from ticketing.config import Settings
 from ticketing.domain.seating import Section
-from ticketing.problems import Problem
+from ticketing.messages import Reserve
 
 pytest_plugins = ["tests.integration.test_booking_support"]
 
@@ -106,40 +107,28 @@ async def test_confirm_of_a_hold_whose_sale_was_moved_later_is_409_not_on_sale(
 async def test_both_reserve_paths_refuse_a_queued_event_before_its_on_sale(
     booking_settings: Settings, pool: asyncpg.Pool
 ) -> None:
-    """The one-by-one path (holds.reserve) and the batch path (batch_reserve.reserve_group)
-    both check, even for a fan who carries an admission (a waiting room's event)."""
+    """A reserve alone (a group of one, as the worker applies a command on its own) and one
+    in a group both check, even for a fan who carries an admission (a waiting room's
+    event)."""
     event_id = await make_event(pool, SEATS, queue_enabled=True)
     await open_at(pool, event_id, 3600)
     ctx = Context(booking_settings)
 
-    def command(user: str) -> dict:
-        return {
-            "type": "booking.reserve",
-            "v": 1,
-            "request_id": uuid.uuid4().hex,
-            "user_id": user,
-            "roles": [],
-            "event_id": event_id,
-            "quantity": 1,
-            "admitted": True,
-        }
+    def command(user: str) -> Reserve:
+        return Reserve(
+            request_id=uuid.uuid4().hex, user_id=user, event_id=event_id, quantity=1, admitted=True
+        )
 
     async with pool.acquire() as conn:
-        try:
-            async with conn.transaction():
-                await holds.reserve(ctx, conn, command("alone"))
-        except Problem as problem:
-            assert (problem.status, problem.code) == (409, "not_on_sale")
-        else:
-            raise AssertionError("holds.reserve sold before the on-sale")
         async with conn.transaction():
-            [(status, body)] = await batch_reserve.reserve_group(
-                ctx, conn, event_id, [command("batched")]
-            )
+            alone = await apply_one(ctx, conn, build_handlers(), command("alone"))
+        assert (alone.status, alone.body["code"]) == (409, "not_on_sale"), alone
+        async with conn.transaction():
+            [(status, body)] = await reserve_group(ctx, conn, event_id, [command("batched")])
         assert (status, body["code"]) == (409, "not_on_sale"), body
     await nothing_held(pool, event_id)
 
     await open_at(pool, event_id, -1)  # the control
     async with pool.acquire() as conn, conn.transaction():
-        status, body = await holds.reserve(ctx, conn, command("alone"))
-    assert status == 201, body
+        alone = await apply_one(ctx, conn, build_handlers(), command("alone"))
+    assert alone.status == 201, alone

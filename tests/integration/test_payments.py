@@ -38,6 +38,7 @@ from tests.payments_support import (
 )
 from tests.support import eventually, free_port, settings_with
 from ticketing.config import Settings
+from ticketing.messages import Confirm
 from ticketing.payments import (
     InvalidSignature,
     Payments,
@@ -76,17 +77,9 @@ async def held(pool: asyncpg.Pool) -> HeldSeats:
         return await hold_seats(conn, event_id, "fan-" + uuid.uuid4().hex[:8])
 
 
-def confirm_command(held: HeldSeats, pm: str, request_id: str | None = None, **kw: Any) -> dict:
-    return {
-        "type": "booking.confirm",
-        "v": 1,
-        "request_id": request_id or uuid.uuid4().hex,
-        "user_id": held.user_id,
-        "roles": [],
-        "hold_id": str(held.hold_id),
-        "payment_method": pm,
-        **kw,
-    }
+def confirm_command(held: HeldSeats, pm: str, request_id: str | None = None, **kw: Any) -> Confirm:
+    fields = {"user_id": held.user_id, "hold_id": str(held.hold_id), **kw}
+    return Confirm(request_id=request_id or uuid.uuid4().hex, payment_method=pm, **fields)
 
 
 async def ticket_states(pool: asyncpg.Pool, ids: list[int]) -> list[str]:
@@ -185,7 +178,7 @@ async def test_two_copies_of_one_confirm_at_once_charge_once(
     try:
         command = confirm_command(held, "pm_card_visa", request_id="same-" + uuid.uuid4().hex)
         replies = await asyncio.gather(
-            *(confirm_hold(pool, slow, locks, dict(command)) for locks in workers)
+            *(confirm_hold(pool, slow, locks, command) for locks in workers)
         )
     finally:
         await slow.close()
@@ -210,7 +203,7 @@ async def test_two_copies_of_one_confirm_in_one_worker_charge_once(
     try:
         command = confirm_command(held, "pm_card_visa", request_id="same-" + uuid.uuid4().hex)
         replies = await asyncio.gather(
-            *(confirm_hold(pool, slow, locks, dict(command)) for _ in range(2))
+            *(confirm_hold(pool, slow, locks, command) for _ in range(2))
         )
     finally:
         await slow.close()
