@@ -16,7 +16,7 @@ from ticketing.settings_platform import PlatformSettings
 from ticketing.settings_schema import (
     ConfigError,
     Secret,
-    as_secrets,
+    as_declared_types,
     declared,
     markdown_table,
     no_trailing_slash,
@@ -224,7 +224,7 @@ class Settings(PlatformSettings):
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        as_secrets(self)
+        as_declared_types(self)
 
     @property
     def is_dev(self) -> bool:

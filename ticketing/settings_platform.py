@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ticketing.settings_schema import ConfigError, Secret, no_trailing_slash, setting, upper
+from ticketing.settings_schema import (
+    ConfigError,
+    Secret,
+    Url,
+    no_trailing_slash,
+    setting,
+    upper,
+)
 
 
 def _public_key(raw: str, name: str) -> str:
@@ -28,8 +35,8 @@ class PlatformSettings:
         "`dev`, `test` or `prod`; `POST /auth/dev-token` exists only in `dev`",
         choices=("dev", "test", "prod"),
     )
-    database_url: str = setting(
-        "postgresql://postgres@127.0.0.1:5432/ticketing",
+    database_url: Url = setting(  # noqa: RUF009 (a str: immutable)
+        Url("postgresql://postgres@127.0.0.1:5432/ticketing"),
         "PostgreSQL, the source of truth",
     )
     db_pool_max: int = setting(
@@ -37,16 +44,16 @@ class PlatformSettings:
         "connections per process",
         minimum=1,
     )
-    redis_url: str = setting(
-        "redis://127.0.0.1:6379/0",
+    redis_url: Url = setting(  # noqa: RUF009 (a str: immutable)
+        Url("redis://127.0.0.1:6379/0"),
         "cache, rate limits, queue",
     )
     redis_prefix: str = setting(
         "tk:",
         "prefix of every key this deployment writes",
     )
-    amqp_url: str = setting(
-        "amqp://guest:guest@127.0.0.1:5672/",
+    amqp_url: Url = setting(  # noqa: RUF009 (a str: immutable)
+        Url("amqp://guest:guest@127.0.0.1:5672/"),
         "RabbitMQ (vhost in the path)",
     )
     typesense_url: str = setting(

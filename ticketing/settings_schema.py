@@ -2,9 +2,9 @@
 
 A setting is one field of :class:`ticketing.config.Settings`, declared with :func:`setting`:
 its name gives the variable (``TICKETING_`` + the name in capitals), its annotation the type
-(``int``, ``float``, ``str`` or :class:`Secret`), and the declaration the default, the bounds
-and the doc. Reading the environment, the list of variables and the README's table are all
-derived from it, so a default is written once.
+(``int``, ``float``, ``str``, :class:`Url` or :class:`Secret`), and the declaration the
+default, the bounds and the doc. Reading the environment, the list of variables and the
+README's table are all derived from it, so a default is written once.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 T = TypeVar("T")
 
@@ -34,6 +35,21 @@ class Secret(str):
 
     def __repr__(self) -> str:
         return "Secret('********')"
+
+
+class Url(str):
+    """A URL that may carry a password (PostgreSQL, Redis, RabbitMQ): a ``str`` wherever
+    it is used, but its ``repr`` masks the password."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        parts = urlsplit(self)
+        userinfo, at, host = parts.netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        if not (at and colon):
+            return str.__repr__(self)
+        return repr(urlunsplit(parts._replace(netloc=f"{user}:********@{host}")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +136,13 @@ def read_env(cls: type, env: Mapping[str, str]) -> dict[str, Any]:
     return {d.attribute: d.read(env) for d in declared(cls)}
 
 
-def as_secrets(settings: object) -> None:
-    """Make the Secret-typed fields of a frozen dataclass Secrets, however they were given
-    (``Settings(jwt_secret="...")`` in a test passes a plain str)."""
+def as_declared_types(settings: object) -> None:
+    """Make the Secret and Url fields of a frozen settings dataclass what they are declared
+    as, however they were given (``Settings(jwt_secret="...")`` in a test passes a str)."""
     for d in declared(type(settings)):
         value = getattr(settings, d.attribute)
-        if d.type is Secret and not isinstance(value, Secret):
-            object.__setattr__(settings, d.attribute, Secret(value))
+        if d.type in (Secret, Url) and not isinstance(value, d.type):
+            object.__setattr__(settings, d.attribute, d.type(value))
 
 
 def markdown_table(cls: type) -> str:

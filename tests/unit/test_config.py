@@ -130,6 +130,14 @@ def test_secrets_stay_out_of_what_is_logged_but_work_as_strings():
         assert isinstance(getattr(Settings(), name), Secret), name
 
 
+def test_urls_show_no_password():
+    settings = Settings(amqp_url="amqp://ticketing:hunter2@rabbit:5672/prod")
+    assert settings.amqp_url == "amqp://ticketing:hunter2@rabbit:5672/prod"
+    assert "hunter2" not in repr(settings)
+    assert "amqp://ticketing:********@rabbit:5672/prod" in repr(settings)
+    assert "postgresql://postgres@127.0.0.1:5432/ticketing" in repr(settings)  # no password
+
+
 def test_readme_table_is_the_declarations():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert markdown_table(Settings) in readme
