@@ -5,8 +5,10 @@ hand and hands the rest back, dead letters, and a reconnect after the connection
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
@@ -134,15 +136,30 @@ def numbered(count: int, start: int = 0) -> list[bytes]:
     return [str(i).encode() for i in range(start, start + count)]
 
 
-async def test_batches_come_in_queue_order_one_at_a_time(amqp_url, spec) -> None:
-    await publish(amqp_url, spec, numbered(23))
-    service, stop = Service(spec), asyncio.Event()
+@contextlib.asynccontextmanager
+async def consuming(amqp_url: str, service: Service) -> AsyncIterator[asyncio.Event]:
+    """The runtime running ``service`` until the block ends (or sets the stop it gets)."""
+    stop = asyncio.Event()
     task = asyncio.create_task(run_consumer(amqp_url, a_config(), service.attach, stop))
     try:
-        await eventually(lambda: _now(len(service.bodies)), lambda n: n == 23, 15, "23 taken")
+        yield stop
     finally:
         stop.set()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, 10)  # and any exception it ended with
+
+
+async def taken(service: Service, count: int) -> None:
+    async def how_many() -> int:
+        return len(service.bodies)
+
+    await eventually(how_many, lambda n: n == count, 15, f"{count} messages taken")
+
+
+async def test_batches_come_in_queue_order_one_at_a_time(amqp_url, spec) -> None:
+    await publish(amqp_url, spec, numbered(23))
+    service = Service(spec)
+    async with consuming(amqp_url, service):
+        await taken(service, 23)
     assert service.bodies == numbered(23)
     assert max(len(batch) for batch in service.batches) <= 5
     assert service.most_in_hand == 1
@@ -153,12 +170,11 @@ async def test_stop_finishes_the_batch_in_hand_and_hands_back_the_rest(
 ) -> None:
     caplog.set_level(logging.INFO, logger="ticketing.consumer_runtime")
     await publish(amqp_url, spec, numbered(30))
-    service, stop = Service(spec, hold_first=True), asyncio.Event()
-    task = asyncio.create_task(run_consumer(amqp_url, a_config(), service.attach, stop))
-    await asyncio.wait_for(service.holding.wait(), 10)
-    stop.set()
-    service.release.set()
-    await asyncio.wait_for(task, 10)
+    service = Service(spec, hold_first=True)
+    async with consuming(amqp_url, service) as stop:
+        await asyncio.wait_for(service.holding.wait(), 10)
+        stop.set()
+        service.release.set()
     # Only the batch in hand was taken; the prefetched rest waits in the queue, in order,
     # for another consumer, and the finished batch does not come back.
     assert service.batches == [numbered(5)]
@@ -168,34 +184,20 @@ async def test_stop_finishes_the_batch_in_hand_and_hands_back_the_rest(
 
 async def test_a_rejected_message_goes_to_the_dead_letter_queue(amqp_url, spec) -> None:
     await publish(amqp_url, spec, [b"1", REJECT, b"2"])
-    service, stop = Service(spec), asyncio.Event()
-    task = asyncio.create_task(run_consumer(amqp_url, a_config(), service.attach, stop))
-    try:
-        await eventually(lambda: _now(len(service.bodies)), lambda n: n == 3, 15, "3 taken")
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
+    service = Service(spec)
+    async with consuming(amqp_url, service):
+        await taken(service, 3)
     assert await take_all(amqp_url, spec.dead_queue) == [REJECT]
     assert await take_all(amqp_url, spec.queues[0].name) == []
 
 
 async def test_a_lost_connection_is_opened_again_and_nothing_is_lost(amqp_url, spec) -> None:
     await publish(amqp_url, spec, numbered(5))
-    service, stop = Service(spec), asyncio.Event()
-    task = asyncio.create_task(run_consumer(amqp_url, a_config(), service.attach, stop))
-    try:
-        await eventually(lambda: _now(len(service.bodies)), lambda n: n == 5, 15, "5 taken")
+    service = Service(spec)
+    async with consuming(amqp_url, service):
+        await taken(service, 5)
         await service.links[0].connection.close()  # as a broker restart would
         await publish(amqp_url, spec, numbered(5, start=5))
-        await eventually(lambda: _now(len(service.bodies)), lambda n: n == 10, 15, "10 taken")
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
+        await taken(service, 10)
     assert len(service.links) == 2
     assert sorted(service.bodies, key=int) == numbered(10)
-    assert not task.exception()
-
-
-async def _now(value: int) -> int:
-    """``value`` as the awaitable eventually() polls (the lambda reads it afresh)."""
-    return value
