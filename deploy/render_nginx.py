@@ -23,10 +23,10 @@ from ticketing.config import Settings
 from ticketing.domain.queue import MIN_RATE_SPAN_SECONDS, RATE_WINDOW_SECONDS
 from ticketing.jwt_speed import HS256Signer
 from ticketing.validation import MAX_ID
-from waitingroom import queue_scripts
-from waitingroom.queue_metrics import WAIT_BUCKETS
-from waitingroom.queue_store import gcra_limit
-from waitingroom.queue_ticket import TICKET_TTL_SECONDS
+from waitingroom.queue import scripts as queue_scripts
+from waitingroom.queue.metrics import WAIT_BUCKETS
+from waitingroom.queue.store import gcra_limit
+from waitingroom.queue.ticket import TICKET_TTL_SECONDS
 
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
 # The gateway's Lua (the queue join it answers itself); the template's lua_package_path.

@@ -1,5 +1,8 @@
 """The waitingroom service's application: dev tokens, the waiting room and the booking
-front door; or (role ``booking``) the booking front door alone."""
+front door; or (role ``booking``) the booking front door alone.
+
+The one place that puts the two rooms together: :mod:`waitingroom.queue` and
+:mod:`waitingroom.booking`, which reaches the queue only through its port."""
 
 from __future__ import annotations
 
@@ -9,16 +12,17 @@ from ticketing.auth import dev_token_routes
 from ticketing.config import Settings
 from ticketing.ratelimit import OWN_LIMITS_KEY
 from ticketing.web import create_base_app, pg_pool_ctx
-from waitingroom.booking_health import RESERVE_LATENCY_KEY, ReserveLatency
-from waitingroom.booking_routes import booking_routes, rpc_ctx
-from waitingroom.confirm_routes import confirm_routes
-from waitingroom.pages import page_routes
-from waitingroom.queue_admin import queue_admin_routes
-from waitingroom.queue_fairness import queue_fairness_routes
-from waitingroom.queue_routes import queue_routes
-from waitingroom.queue_runtime import ROLE_KEY, queue_ctx
-from waitingroom.queue_ws import queue_socket_routes
-from waitingroom.stripe_webhook import stripe_webhook_routes
+from waitingroom.booking.commands import rpc_ctx
+from waitingroom.booking.confirm import confirm_routes
+from waitingroom.booking.routes import booking_routes
+from waitingroom.booking.stripe_webhook import stripe_webhook_routes
+from waitingroom.queue.admin_routes import queue_admin_routes
+from waitingroom.queue.fairness_routes import queue_fairness_routes
+from waitingroom.queue.loops import queue_ctx
+from waitingroom.queue.pages import page_routes
+from waitingroom.queue.routes import queue_routes
+from waitingroom.queue.runtime import ROLE_KEY
+from waitingroom.queue.websocket import queue_socket_routes
 
 
 def create_app(settings: Settings, role: str = "all") -> web.Application:
@@ -33,7 +37,6 @@ def create_app(settings: Settings, role: str = "all") -> web.Application:
     # Redis) and for new events' on-sale time; it starts after Redis and this pool.
     app.cleanup_ctx.append(pg_pool_ctx)
     app.cleanup_ctx.append(queue_ctx)
-    app[RESERVE_LATENCY_KEY] = ReserveLatency()
     app.router.add_routes(booking_routes())
     app.router.add_routes(confirm_routes())
     app.router.add_routes(stripe_webhook_routes())
@@ -46,7 +49,8 @@ def create_app(settings: Settings, role: str = "all") -> web.Application:
     app.router.add_routes(queue_socket_routes())
     app.router.add_routes(queue_admin_routes())
     # Join, status and the websocket check the queue's per-fan and per-address limits
-    # (in the PLACE script, see QueueRuntime.arrive), stricter than the generic per-client one.
+    # (in the PLACE script, see waitingroom.queue.route_steps.arrive), stricter than the
+    # generic per-client one.
     app[OWN_LIMITS_KEY] = frozenset(
         {"/queue/{event_id}/join", "/queue/{event_id}/status", "/queue/{event_id}/ws"}
     )

@@ -26,7 +26,7 @@ from tests.e2e.stack import Stack, dev_token, hold_every_seat, queue_event
 from tests.support import wait_until
 from ticketing.auth import issue_dev_token
 from ticketing.config import Settings
-from waitingroom.queue_ticket import read_ticket
+from waitingroom.queue.ticket import read_ticket
 
 GATEWAY = "gateway"
 

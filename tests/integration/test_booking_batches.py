@@ -24,7 +24,7 @@ from ticketing.messages import (
     booking_command,
     booking_routing_key,
 )
-from waitingroom.rpc import BATCH_SENT
+from waitingroom.booking.rpc import BATCH_SENT
 
 pytest_plugins = ["tests.integration.test_booking_support"]
 

@@ -15,8 +15,8 @@ from tests.integration.test_booking_support import call, fan, make_event, open_c
 from tests.support import eventually, free_port, settings_with
 from ticketing.domain.seating import Section
 from ticketing.messages import BOOKING_DEAD_LETTER_QUEUE, BOOKING_EXCHANGE
-from waitingroom.admission import issue_admission
-from waitingroom.queue_runtime import QUEUE_KEY
+from waitingroom.queue.admission import issue_admission
+from waitingroom.queue.runtime import QUEUE_KEY
 
 pytest_plugins = ["tests.integration.test_booking_support"]
 
@@ -433,7 +433,7 @@ async def test_poison_messages_go_to_the_dead_letter_queue(booking_settings, wor
 async def test_reserve_answers_are_timed_for_auto_mode_and_other_routes_are_not(
     client, booking_settings, event
 ) -> None:
-    from waitingroom.booking_health import RESERVE_LATENCY_KEY
+    from waitingroom.queue.booking_health import RESERVE_LATENCY_KEY
 
     latency = client.server.app[RESERVE_LATENCY_KEY]
     _, before = latency.average()

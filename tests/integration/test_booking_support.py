@@ -24,7 +24,7 @@ from tests.support import auth_header, free_port, settings_with
 from ticketing.config import Settings
 from ticketing.domain.seating import Section, ticket_records
 from waitingroom.app import create_app
-from waitingroom.booking_routes import RPC_KEY
+from waitingroom.booking.commands import RPC_KEY
 
 _names = itertools.count()
 SocketFactory = Callable[[str, int, socket.AddressFamily], socket.socket]

@@ -23,8 +23,8 @@ from tests.integration.test_queue_support import (
 from tests.payments_support import localstripe, payment_settings  # noqa: F401
 from ticketing.config import Settings
 from waitingroom.app import create_app
-from waitingroom.booking_routes import RPC_KEY
-from waitingroom.queue_runtime import QUEUE_KEY
+from waitingroom.booking.commands import RPC_KEY
+from waitingroom.queue.runtime import QUEUE_KEY
 
 pytest_plugins = ["tests.integration.test_booking_support", "tests.integration.test_queue_support"]
 

@@ -17,7 +17,7 @@ from deploy.gateway import command, gateway_env
 from deploy.render_nginx import lua_table, queue_join_options, system_resolver, write
 from tests.support import free_port, wait_until
 from ticketing.config import Settings
-from waitingroom import queue_scripts
+from waitingroom.queue import scripts as queue_scripts
 
 
 def test_the_options_are_the_waitingroom_settings():

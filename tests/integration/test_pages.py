@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from waitingroom.app import create_app
-from waitingroom.pages import STATIC_DIR
+from waitingroom.queue.pages import STATIC_DIR
 
 
 @pytest.fixture

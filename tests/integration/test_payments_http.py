@@ -11,9 +11,9 @@ import time
 from aiohttp.test_utils import TestClient, TestServer
 
 from ticketing.web import create_base_app
-from waitingroom.booking_routes import RPC_KEY
-from waitingroom.confirm_routes import confirm_routes
-from waitingroom.stripe_webhook import stripe_webhook_routes
+from waitingroom.booking.commands import RPC_KEY
+from waitingroom.booking.confirm import confirm_routes
+from waitingroom.booking.stripe_webhook import stripe_webhook_routes
 
 
 class FakeRpc:

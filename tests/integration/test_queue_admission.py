@@ -38,8 +38,8 @@ from tests.support import auth_header, eventually, make_token, settings_with
 from ticketing.config import Settings
 from ticketing.domain.seating import Section
 from ticketing.messages import BOOKING_EXCHANGE
-from waitingroom.admission import admission_for_session
-from waitingroom.queue_runtime import QUEUE_KEY
+from waitingroom.queue.admission import admission_for_session
+from waitingroom.queue.runtime import QUEUE_KEY
 
 pytest_plugins = ["tests.integration.test_booking_support", "tests.integration.test_queue_support"]
 
@@ -709,10 +709,10 @@ async def test_a_late_payment_that_sells_the_last_seats_is_told_within_a_second(
     from tests.integration.test_payments_e2e import pay_behind_our_back, post_webhook
     from tests.payments_support import booking_stack
     from ticketing.payments import Payments
-    from waitingroom import queue_runtime
+    from waitingroom.queue import loops
 
     settings = paying_queue_settings
-    monkeypatch.setattr(queue_runtime, "COUNT_SECONDS", 30.0)
+    monkeypatch.setattr(loops, "COUNT_SECONDS", 30.0)
     event = await queue_event(pool, BOX)
     stripe_client = Payments(settings)
     async with booking_stack(settings, pool) as client:

@@ -21,9 +21,9 @@ from tests.integration.test_queue_support import (
 )
 from tests.support import auth_header, eventually, free_port
 from ticketing.domain.queue import commitment, draw_order, member_ref
-from waitingroom.fairness_record import FairnessRecord
-from waitingroom.queue_runtime import QUEUE_KEY
-from waitingroom.queue_scripts import NAMES
+from waitingroom.queue.draw_record import FairnessRecord
+from waitingroom.queue.runtime import QUEUE_KEY
+from waitingroom.queue.scripts import NAMES
 
 pytest_plugins = ["tests.integration.test_booking_support", "tests.integration.test_queue_support"]
 

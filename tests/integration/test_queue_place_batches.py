@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from tests.support import settings_with
 from ticketing.config import Settings
-from waitingroom.queue_store import Placement, QueueStore, RateLimited
+from waitingroom.queue.store import Placement, QueueStore, RateLimited
 
 EVENT = 7
 ON_SALE_MS = 0  # long on sale: everyone joins the FIFO line

@@ -1,4 +1,4 @@
-"""When the queue websocket pushes (waitingroom/queue_hub.py's policy), counted on real
+"""When the queue websocket pushes (waitingroom/queue/hub.py's policy), counted on real
 sockets: every fan hears at least every 5 s, a fan near the front hears each move within a
 round, a fan far back is not told every round, an admission comes at once, and a client
 that stops reading holds nobody up and is dropped."""
@@ -29,9 +29,9 @@ from tests.integration.test_queue_ws import socket_path, until
 from tests.support import auth_header, eventually
 from ticketing.config import Settings
 from ticketing.domain.seating import Section
-from waitingroom import queue_scripts
-from waitingroom.admission import admission_for_session
-from waitingroom.queue_runtime import QUEUE_KEY
+from waitingroom.queue import scripts as queue_scripts
+from waitingroom.queue.admission import admission_for_session
+from waitingroom.queue.runtime import QUEUE_KEY
 
 pytest_plugins = ["tests.integration.test_booking_support", "tests.integration.test_queue_support"]
 

@@ -26,8 +26,8 @@ from tests.integration.test_queue_support import (
 from tests.payments_support import localstripe, payment_settings  # noqa: F401
 from tests.support import auth_header, eventually, free_port, settings_with
 from ticketing.domain.seating import Section
-from waitingroom.admission import admission_for_session
-from waitingroom.queue_runtime import QUEUE_KEY
+from waitingroom.queue.admission import admission_for_session
+from waitingroom.queue.runtime import QUEUE_KEY
 
 pytest_plugins = ["tests.integration.test_booking_support", "tests.integration.test_queue_support"]
 
@@ -674,9 +674,9 @@ async def test_a_fan_told_too_few_seats_are_left_keeps_the_turn_only_for_a_grace
     tickets_unavailable): they may ask again for fewer, but a fan who walks away then
     holds the next fan up for the grace, not the whole claim window (10 minutes here).
     The control: an admitted fan who asked for nothing keeps the turn meanwhile."""
-    from waitingroom import booking_routes
+    from waitingroom.booking import reserve
 
-    monkeypatch.setattr(booking_routes, "CLAIM_GRACE_SECONDS", 1.0)
+    monkeypatch.setattr(reserve, "CLAIM_GRACE_SECONDS", 1.0)
     event = await queue_event(pool, [Section("Box", 1, 4, 5000)])
     await in_snapshot(qclient, queue_settings, event)
     await patch_queue(

@@ -6,8 +6,8 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from ticketing.config import Settings
-from waitingroom import queue_scripts
-from waitingroom.queue_store import QueueStore
+from waitingroom.queue import scripts as queue_scripts
+from waitingroom.queue.store import QueueStore
 
 
 def test_an_events_keys_share_one_cluster_slot():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from waitingroom.queue_series import RATE_SPAN_MS, Sample, with_rates
+from waitingroom.queue.series import RATE_SPAN_MS, Sample, with_rates
 
 
 def sample(at_s: float, held_total: int, booked: int) -> Sample:

@@ -7,7 +7,7 @@ import pytest
 
 from ticketing.config import Settings
 from ticketing.problems import Problem
-from waitingroom.queue_ticket import issue_ticket, read_ticket
+from waitingroom.queue.ticket import issue_ticket, read_ticket
 
 SETTINGS = Settings(queue_ticket_secret="q" * 40)
 

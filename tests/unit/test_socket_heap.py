@@ -1,9 +1,9 @@
-"""When the waitingroom freezes its heap (waitingroom/socket_heap.py): as the sockets grow
+"""When the waitingroom freezes its heap (waitingroom/queue/socket_heap.py): as the sockets grow
 by a quarter, and a full collection only when they shrink by a quarter."""
 
 from __future__ import annotations
 
-from waitingroom.socket_heap import MOST_DEFERRED_SECONDS, QUIET_SECONDS, SocketHeap
+from waitingroom.queue.socket_heap import MOST_DEFERRED_SECONDS, QUIET_SECONDS, SocketHeap
 
 
 class FakeCollector:

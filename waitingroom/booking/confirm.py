@@ -8,8 +8,8 @@ from ticketing.auth import require_user
 from ticketing.messages import CONFIRM
 from ticketing.problems import validation_error
 from ticketing.validation import read_json
-from waitingroom.booking_routes import request_id_of, send_command, uuid_or_404
-from waitingroom.queue_routes import end_session_after_booking
+from waitingroom.booking.commands import request_id_of, send_command, uuid_or_404
+from waitingroom.queue.port import QUEUE_PORT_KEY
 
 MAX_PAYMENT_METHOD_LENGTH = 255
 
@@ -30,9 +30,10 @@ async def confirm(request: web.Request) -> web.Response:
     response = await send_command(
         request, principal, CONFIRM, request_id, hold_id, hold_id=hold_id, payment_method=method
     )
-    if response.status == 201:
+    queue = request.app.get(QUEUE_PORT_KEY)
+    if response.status == 201 and queue is not None:
         # Booked: the fan's waiting-room session ends and its slot goes to the next fan.
-        await end_session_after_booking(request.app, principal.user_id, hold_id)
+        await queue.end_session_after_booking(principal.user_id, hold_id)
     return response
 
 

@@ -6,7 +6,7 @@ Between those counts a front door that sees a confirm or a release which may hav
 whether anything is left (every seat left was in a hold) asks for a recount of that event
 at once (:meth:`QueueController.recount`): a sell-out is told within a second, not at the
 next count. Every count notes in Redis, before it reads PostgreSQL, when it began and the
-seats held through the front doors so far (queue_scripts COUNT_BEGIN / COUNT_APPLY), so a
+seats held through the front doors so far (scripts COUNT_BEGIN / COUNT_APPLY), so a
 count begun earlier never overwrites one begun later, and holds made while it ran are
 still taken off what it found available.
 """
@@ -21,12 +21,13 @@ import time
 from ticketing.config import Settings
 from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
 from ticketing.domain.queue import BookingHealth, Inventory, auto_start_rate, next_auto_rate
-from waitingroom.booking_health import BrokerBacklog, LatencyReports
-from waitingroom.queue_events import QueueEvents
-from waitingroom.queue_metrics import SESSIONS_ENDED
-from waitingroom.queue_store import QueueStore
+from waitingroom.queue.booking_health import BrokerBacklog, LatencyReports
+from waitingroom.queue.events import QueueEvents
+from waitingroom.queue.metrics import SESSIONS_ENDED
+from waitingroom.queue.store import QueueStore
 
-log = logging.getLogger(__name__)
+# The name it logged under before the rooms split: its log lines read as they did.
+log = logging.getLogger("waitingroom.queue_controller")
 
 LEASE_MS = 900  # under a second: the next second's count may run in another process
 

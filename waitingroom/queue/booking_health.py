@@ -1,20 +1,19 @@
 """How the booking path is doing, for auto mode: the backlog of booking commands in
 RabbitMQ and the reserve latency the front door measures.
 
-Every process times its own ``POST /booking/reserve`` calls and reports a recent average
-to Redis each second; the process holding the counting lease merges the reports and
-asks RabbitMQ how many commands wait in the booking queues.
+Every process times its own ``POST /booking/reserve`` calls (told through the queue's
+port) and reports a recent average to Redis each second; the process holding the
+counting lease merges the reports and asks RabbitMQ how many commands wait in the
+booking queues.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
@@ -24,7 +23,8 @@ from redis.asyncio import Redis
 from ticketing.domain.queue import BookingHealth
 from ticketing.messages import BOOKING_QUEUE_PREFIX
 
-log = logging.getLogger(__name__)
+# The name it logged under before the rooms split: its log lines read as they did.
+log = logging.getLogger("waitingroom.booking_health")
 
 LATENCY_WINDOW_SECONDS = 10.0
 # A report older than this is from a process that stopped or lost Redis; ignore it.
@@ -53,23 +53,6 @@ class ReserveLatency:
 
 
 RESERVE_LATENCY_KEY = web.AppKey("reserve_latency", ReserveLatency)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def reserve_latency_recorded(handler: Handler) -> Handler:
-    """The reserve route's handler, timed for auto mode (a wrapper, not a middleware:
-    every other request would pay for the check)."""
-
-    @functools.wraps(handler)
-    async def timed(request: web.Request) -> web.StreamResponse:
-        started = time.perf_counter()
-        try:
-            return await handler(request)
-        finally:
-            request.app[RESERVE_LATENCY_KEY].record(time.perf_counter() - started)
-
-    return timed
 
 
 class LatencyReports:

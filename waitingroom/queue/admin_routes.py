@@ -17,12 +17,13 @@ from ticketing.auth import require_admin
 from ticketing.domain.queue import InvalidQueueSetting, apply_patch, auto_start_rate
 from ticketing.problems import validation_error
 from ticketing.validation import query_int, read_json
-from waitingroom.queue_events import QueueEvent
-from waitingroom.queue_routes import event_id_of
-from waitingroom.queue_runtime import QUEUE_KEY, QueueRuntime, queue_reachable
-from waitingroom.queue_series import SERIES_KEY, WINDOW_MS
+from waitingroom.queue.events import QueueEvent
+from waitingroom.queue.route_steps import event_id_of, event_or_404, queue_reachable
+from waitingroom.queue.runtime import QUEUE_KEY, QueueRuntime
+from waitingroom.queue.series import SERIES_KEY, WINDOW_MS
 
-log = logging.getLogger(__name__)
+# The name it logged under before the rooms split: its log lines read as they did.
+log = logging.getLogger("waitingroom.queue_admin")
 
 
 async def queue_figures(runtime: QueueRuntime, event: QueueEvent) -> dict[str, Any]:
@@ -60,7 +61,7 @@ async def get_queue(request: web.Request) -> web.Response:
     require_admin(request)
     event_id = event_id_of(request)
     runtime = request.app[QUEUE_KEY]
-    event = await runtime.event_or_404(event_id)
+    event = await event_or_404(runtime, event_id)
     with queue_reachable():
         return web.json_response(await queue_figures(runtime, event))
 
@@ -70,7 +71,7 @@ async def patch_queue(request: web.Request) -> web.Response:
     event_id = event_id_of(request)
     runtime = request.app[QUEUE_KEY]
     body = await read_json(request)
-    event = await runtime.event_or_404(event_id)
+    event = await event_or_404(runtime, event_id)
     store = runtime.store
     with queue_reachable():
         before = (await store.figures(event_id)).config
@@ -93,13 +94,13 @@ async def patch_queue(request: web.Request) -> web.Response:
 
 
 async def queue_series(request: web.Request) -> web.Response:
-    """The queue's last 15 minutes, a sample a second (``waitingroom/queue_series.py``);
+    """The queue's last 15 minutes, a sample a second (``waitingroom/queue/series.py``);
     ``?since_ms=`` only the samples after that (the console asks for what is new)."""
     require_admin(request)
     event_id = event_id_of(request)
     since_ms = query_int(request, "since_ms", 0, 0, 2**53)
     runtime = request.app[QUEUE_KEY]
-    await runtime.event_or_404(event_id)
+    await event_or_404(runtime, event_id)
     with queue_reachable():
         samples = await request.app[SERIES_KEY].read(event_id, since_ms)
     return web.json_response(

@@ -1,6 +1,7 @@
-"""The waiting room's parts in one process, and the loops that keep them going.
+"""The waiting room's loops in one process.
 
-``queue_ctx`` (a cleanup context, after Redis and the PostgreSQL pool) builds them, runs
+``queue_ctx`` (a cleanup context, after Redis and the PostgreSQL pool) builds the
+:class:`~waitingroom.queue.runtime.QueueRuntime` and the booking front door's port, runs
 the admitter (every 0.2 s), the once-a-second work (the controller under its lease, the
 event snapshot, every queue's figures and gauges, this process's reserve latency report)
 and the pub/sub listener, and on shutdown closes the sockets and stops the loops.
@@ -15,147 +16,40 @@ import math
 import random
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from ticketing.config import Settings
 from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
 from ticketing.lifecycle import wait_any
 from ticketing.metrics import DEPENDENCY_ERRORS
-from ticketing.problems import Problem, backend_unavailable, unavailable_on
-from ticketing.ratelimit import client_address
 from ticketing.web import DEPENDENCY_TIMEOUT_SECONDS, PG_POOL_KEY, SETTINGS_KEY
-from waitingroom.admitter import TICK_SECONDS, Admitter
-from waitingroom.booking_health import RESERVE_LATENCY_KEY, BrokerBacklog, LatencyReports
-from waitingroom.fair_start import FairStart
-from waitingroom.fairness_record import FairnessRecord
-from waitingroom.queue_controller import QueueController
-from waitingroom.queue_events import QueueEvent, QueueEvents
-from waitingroom.queue_hub import Hub
-from waitingroom.queue_metrics import ACTIVE_SESSIONS, ADMIT_RATE, QUEUE_LENGTH
-from waitingroom.queue_series import SERIES_KEY, QueueSeries
-from waitingroom.queue_status import FiguresCache
-from waitingroom.queue_store import Placement, QueueStore, RateLimited
+from waitingroom.queue.admitter import TICK_SECONDS, Admitter
+from waitingroom.queue.booking_health import (
+    RESERVE_LATENCY_KEY,
+    BrokerBacklog,
+    LatencyReports,
+    ReserveLatency,
+)
+from waitingroom.queue.controller import QueueController
+from waitingroom.queue.draw import FairStart
+from waitingroom.queue.draw_record import FairnessRecord
+from waitingroom.queue.events import QueueEvents
+from waitingroom.queue.hub import Hub
+from waitingroom.queue.metrics import ACTIVE_SESSIONS, ADMIT_RATE, QUEUE_LENGTH
+from waitingroom.queue.port import QUEUE_PORT_KEY, QueuePort
+from waitingroom.queue.runtime import QUEUE_KEY, ROLE_KEY, QueueRuntime
+from waitingroom.queue.series import SERIES_KEY, QueueSeries
+from waitingroom.queue.status import FiguresCache
+from waitingroom.queue.store import QueueStore
 
-log = logging.getLogger(__name__)
+# The name these lines logged under before the rooms split (queue_runtime): read as they did.
+log = logging.getLogger("waitingroom.queue_runtime")
 
 REDIS_CONNECTIONS = 256
-
-
-@dataclass
-class QueueRuntime:
-    settings: Settings
-    store: QueueStore
-    events: QueueEvents
-    figures: FiguresCache
-    hub: Hub
-    admitter: Admitter
-    controller: QueueController
-    # The event of each hold this process answered a 201 reserve for, so the confirm that
-    # follows (usually through the same front door) need not ask PostgreSQL: that lookup
-    # was a fifth of a front door's work in an on-sale. Bounded; a miss asks PostgreSQL.
-    hold_events: dict[str, int] = field(default_factory=dict)
-
-    def remember_hold(self, hold_id: str, event_id: int) -> None:
-        if len(self.hold_events) >= HOLD_EVENTS_KEPT:
-            self.hold_events.clear()
-        self.hold_events[hold_id] = event_id
-
-    async def event_of_hold(self, hold_id: str, *, done: bool = False) -> int | None:
-        """The hold's event (None: no such hold); ``done``: it will not be asked again."""
-        event_id = self.hold_events.pop(hold_id, None) if done else self.hold_events.get(hold_id)
-        if event_id is None:
-            event_id = await self.events.pool.fetchval(
-                "SELECT event_id FROM holds WHERE id = $1::uuid", hold_id
-            )
-        return event_id
-
-    async def event_or_404(self, event_id: int) -> QueueEvent:
-        try:
-            event = await self.events.get(event_id)
-        except POSTGRES_ERRORS as exc:
-            raise backend_unavailable("The event catalog is not reachable; retry shortly.") from exc
-        if event is None:
-            raise Problem(404, "event_not_found", "No such event with a waiting room.")
-        return event
-
-    async def arrive(
-        self,
-        request: web.Request,
-        event: QueueEvent,
-        user_id: str,
-        *,
-        join: bool,
-        restore: tuple[str, int, str] | None = None,
-    ) -> Placement:
-        """Where the fan stands (joining them first with ``join``), counted against the
-        fan's and the address's queue limits (429 when either refuses)."""
-        address = client_address(request)
-        with queue_reachable():
-            try:
-                return await self.store.place(
-                    event.event_id,
-                    user_id,
-                    join=join,
-                    on_sale_ms=event.on_sale_ms,
-                    restore=restore,
-                    address=address,
-                )
-            except RateLimited as limited:
-                raise Problem(
-                    429,
-                    "rate_limited",
-                    "Too many queue requests; the websocket pushes your place, no need to poll "
-                    "this fast.",
-                    headers={"Retry-After": str(limited.retry_after_seconds)},
-                ) from None
-
-    async def placement_or_404(
-        self, request: web.Request, event: QueueEvent, user_id: str, detail: str
-    ) -> Placement:
-        """Where this fan stands now (without joining), or 404 not_in_queue."""
-        placement = await self.arrive(request, event, user_id, join=False)
-        if placement.kind == "none":
-            raise Problem(404, "not_in_queue", detail)
-        return placement
-
-
-HOLD_EVENTS_KEPT = 100_000
-
-QUEUE_KEY = web.AppKey("queue_runtime", QueueRuntime)
-# "all" or "booking" (a booking front door: the queue's state, none of its loops).
-ROLE_KEY = web.AppKey("waitingroom_role", str)
 # The inventory count's beat. A sale that changes what is left (a confirm, a release, a late
 # payment's webhook) asks for a count of its event at once (recount_if_all_held).
 COUNT_SECONDS = 1.0
-
-
-async def recount_if_all_held(
-    app: web.Application, hold_id: str | None = None, event_id: int | None = None
-) -> None:
-    """After a confirm or a release (of ``hold_id``, or in ``event_id``): when every seat
-    left in its queued event was held (or it was sold out), that may just have changed
-    (nothing left at all, or seats back): count the event again at once rather than at
-    the next second. Best effort: the once-a-second count catches it anyway."""
-    runtime = app.get(QUEUE_KEY)
-    if runtime is None:
-        return
-    try:
-        if event_id is None:
-            event_id = await runtime.event_of_hold(str(hold_id))
-        if event_id is None or await runtime.events.get(event_id) is None:
-            return
-        if await runtime.store.nothing_free(event_id):
-            runtime.controller.recount(event_id)
-    except (*REDIS_ERRORS, *POSTGRES_ERRORS) as exc:
-        log.warning("queue recount not asked: event_id=%s %s", event_id, exc)
-
-
-def queue_reachable() -> contextlib.AbstractContextManager[None]:
-    """Redis failing inside is the fan's ``503 backend_unavailable``, with Retry-After."""
-    return unavailable_on(REDIS_ERRORS, "The queue is not reachable; retry shortly.")
 
 
 async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -193,14 +87,14 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
         controller=QueueController(store, events, settings, backlog, latency_reports, process),
     )
     app[QUEUE_KEY] = runtime
+    latency = app[RESERVE_LATENCY_KEY] = ReserveLatency()
+    app[QUEUE_PORT_KEY] = QueuePort(runtime, latency)
     series = app[SERIES_KEY] = QueueSeries(store)
 
     async def count_and_record() -> None:
         # Whoever counts this second samples every queue for the console's charts.
         if await runtime.controller.run_once():
             await series.record(events.all())
-
-    latency = app[RESERVE_LATENCY_KEY]
 
     front_door_only = app.get(ROLE_KEY) == "booking"
 

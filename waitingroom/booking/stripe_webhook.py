@@ -16,10 +16,11 @@ from ticketing.messages import STRIPE_EVENT, booking_command
 from ticketing.payments import InvalidSignature, verify_webhook
 from ticketing.problems import Problem
 from ticketing.web import SETTINGS_KEY
-from waitingroom.booking_routes import RPC_KEY
-from waitingroom.queue_runtime import recount_if_all_held
+from waitingroom.booking.commands import RPC_KEY
+from waitingroom.queue.port import QUEUE_PORT_KEY
 
-log = logging.getLogger(__name__)
+# The name it logged under before the rooms split: its log lines read as they did.
+log = logging.getLogger("waitingroom.stripe_webhook")
 
 
 async def stripe_webhook(request: web.Request) -> web.Response:
@@ -40,10 +41,12 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     if status >= 400:
         raise Problem(status, (body or {}).get("code", "backend_unavailable"), "Retry later.")
     hold_id = (intent.get("metadata") or {}).get("hold_id")
-    if event.get("type") == "payment_intent.succeeded" and isinstance(hold_id, str):
+    queue = request.app.get(QUEUE_PORT_KEY)
+    paid = event.get("type") == "payment_intent.succeeded"
+    if paid and isinstance(hold_id, str) and queue is not None:
         # A late payment may have sold the last seats of a queued event (its confirm never
         # answered): the fans still in line hear it within a second, as after a confirm.
-        await recount_if_all_held(request.app, hold_id)
+        await queue.recount_if_all_held(hold_id)
     return web.json_response(body or {"received": True}, status=200)
 
 

@@ -1,5 +1,5 @@
 """The queue in Redis: one object per process wrapping the Lua scripts of
-:mod:`waitingroom.queue_scripts` and the reads the routes and loops need."""
+:mod:`waitingroom.queue.scripts` and the reads the routes and loops need."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from ticketing.domain.queue import (
     draw_users,
     measured_rate_per_minute,
 )
-from waitingroom import queue_scripts as scripts
-from waitingroom.queue_metrics import PLACE_BATCH
+from waitingroom.queue import scripts
+from waitingroom.queue.metrics import PLACE_BATCH
 
 # Most sessions expired or fans abandoned per tick and event: keeps a tick's script short
 # (Redis runs nothing else meanwhile); the next tick, a fraction of a second later, goes on.
@@ -246,7 +246,7 @@ class QueueStore:
         """(when the fan's session ends, when its claim window closes unless they hold
         seats by then: None once they do), epoch ms; (None, None) without a session. For a
         reserve about to be sent: a claim window still open stays open at least
-        ``keep_ms`` more (queue_scripts KEEP_CLAIM), so the answer, or a retry's, is not
+        ``keep_ms`` more (scripts KEEP_CLAIM), so the answer, or a retry's, is not
         refused for a window that closed while the reserve was under way."""
         ends, claim_by = await self._keep_claim(
             keys=self.keys(event_id, "active", "unclaimed"), args=[user_id, keep_ms]

@@ -26,7 +26,8 @@ import math
 import time
 from typing import Any
 
-log = logging.getLogger(__name__)
+# The name it logged under before the rooms split: its log lines read as they did.
+log = logging.getLogger("waitingroom.socket_heap")
 
 FREEZE_FROM = 1000  # fewer sockets: a full collection is quick, nothing to do
 GROWTH = 1.25

@@ -11,9 +11,9 @@ from typing import Any
 from ticketing.config import Settings
 from ticketing.domain.queue import eta_seconds
 from ticketing.validation import rfc3339
-from waitingroom.admission import admission_for_session
-from waitingroom.queue_events import QueueEvent
-from waitingroom.queue_store import Figures, Placement, QueueStore
+from waitingroom.queue.admission import admission_for_session
+from waitingroom.queue.events import QueueEvent
+from waitingroom.queue.store import Figures, Placement, QueueStore
 
 # Figures (queue length, measured rate, paused, sold out) are at most this old in a status;
 # the admitter refreshes every queue's figures this often anyway.

@@ -444,7 +444,7 @@ return 'ok'
 """
 )
 
-# The draw again, from its record, after Redis lost the queue (waitingroom.fair_start):
+# The draw again, from its record, after Redis lost the queue (waitingroom.queue.draw):
 # every fan back in the pre-queue goes to the place the recorded draw gave them (-N for the
 # first of N drawn ... -1), 0 (behind them) if the record does not have them.
 # KEYS: waiting pre seen state  ARGV: on_sale_ms, then user, place pairs

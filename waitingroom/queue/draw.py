@@ -25,12 +25,13 @@ import asyncpg
 
 from ticketing.dependencies import POSTGRES_ERRORS
 from ticketing.domain.queue import member_ref
-from waitingroom import queue_scripts as scripts
-from waitingroom.fairness_record import DrawBusy, DrawRecord, FairnessRecord
-from waitingroom.queue_events import QueueEvent
-from waitingroom.queue_store import QueueStore
+from waitingroom.queue import scripts
+from waitingroom.queue.draw_record import DrawBusy, DrawRecord, FairnessRecord
+from waitingroom.queue.events import QueueEvent
+from waitingroom.queue.store import QueueStore
 
-log = logging.getLogger(__name__)
+# The name it logged under before the rooms split: its log lines read as they did.
+log = logging.getLogger("waitingroom.fair_start")
 
 _ATTEMPTS = 5
 # After PostgreSQL failed for an event, its record is not tried again for this long: a join

@@ -18,7 +18,8 @@ from aiohttp import web
 from ticketing.problems import Problem
 from ticketing.validation import MAX_ID
 
-STATIC_DIR = Path(__file__).with_name("static")
+# The service's assets stay at waitingroom/static (the package data pyproject ships).
+STATIC_DIR = Path(__file__).parent.parent / "static"
 _TYPES = {
     ".html": "text/html",
     ".css": "text/css",

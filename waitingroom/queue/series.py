@@ -2,7 +2,7 @@
 console (``GET /admin/queues/{event_id}/series``).
 
 Right after the once-a-second inventory count, the process that took that second's lease
-(``queue_runtime``) writes one sample per queue-enabled event into a sorted set under the
+(``loops``) writes one sample per queue-enabled event into a sorted set under the
 event's hash tag, scored by its time in ms, trimmed to the window and given a TTL: the
 queue's figures (waiting, pre-queue, active, admitted so far, the admission rate in force
 and the one measured) and the count it has just made (seats available, held, booked).
@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass
 import orjson
 from aiohttp import web
 
-from waitingroom.queue_events import QueueEvent
-from waitingroom.queue_store import QueueStore
+from waitingroom.queue.events import QueueEvent
+from waitingroom.queue.store import QueueStore
 
 WINDOW_MS = 15 * 60 * 1000  # 900 samples at one a second
 MAX_SAMPLES = 1200  # a hard cap, should the lease ever move faster than once a second

@@ -30,7 +30,7 @@ to be held (``all_held``) or not are followed by a status to every fan whose sta
 changed, in the broadcast's own task (admissions go on meanwhile), one such pass at a time
 per room however often all_held comes and goes.
 
-Sends never wait on a slow client (see :mod:`waitingroom.queue_fan`); a fan skipped as slow
+Sends never wait on a slow client (see :mod:`waitingroom.queue.fan`); a fan skipped as slow
 is looked at again every round, until it is dropped.
 """
 
@@ -51,14 +51,15 @@ from aiohttp import WSCloseCode
 from ticketing.config import Settings
 from ticketing.dependencies import REDIS_ERRORS
 from ticketing.lifecycle import Backoff, wait_any
-from waitingroom.queue_events import QueueEvents
-from waitingroom.queue_fan import SLOW_BUFFER_BYTES, SLOW_DROP_SECONDS, Fan, Sender
-from waitingroom.queue_metrics import OPEN_SOCKETS, PUSH_LAG
-from waitingroom.queue_status import FiguresCache, status_body
-from waitingroom.queue_store import Figures, Placement, QueueStore
-from waitingroom.socket_heap import SocketHeap
+from waitingroom.queue.events import QueueEvents
+from waitingroom.queue.fan import SLOW_BUFFER_BYTES, SLOW_DROP_SECONDS, Fan, Sender
+from waitingroom.queue.metrics import OPEN_SOCKETS, PUSH_LAG
+from waitingroom.queue.socket_heap import SocketHeap
+from waitingroom.queue.status import FiguresCache, status_body
+from waitingroom.queue.store import Figures, Placement, QueueStore
 
-log = logging.getLogger(__name__)
+# The name it logged under before the rooms split: its log lines read as they did.
+log = logging.getLogger("waitingroom.queue_hub")
 
 ROUND_SECONDS = 0.5
 SLICES = 9  # a fan's keepalive turn comes every SLICES rounds (4.5 s)
@@ -105,7 +106,7 @@ class Hub:
         slow_buffer_bytes: int = SLOW_BUFFER_BYTES,
         slow_drop_seconds: float = SLOW_DROP_SECONDS,
     ) -> None:
-        """``slow_*``: see :class:`waitingroom.queue_fan.Sender`."""
+        """``slow_*``: see :class:`waitingroom.queue.fan.Sender`."""
         self.store = store
         self.settings = settings
         self.figures = figures

@@ -15,9 +15,9 @@ from ticketing.dependencies import POSTGRES_ERRORS
 from ticketing.domain.queue import member_ref
 from ticketing.problems import Problem, unavailable_on
 from ticketing.validation import query_int, rfc3339
-from waitingroom.fairness_record import DrawRecord, FairnessRecord
-from waitingroom.queue_routes import event_id_of
-from waitingroom.queue_runtime import QUEUE_KEY, queue_reachable
+from waitingroom.queue.draw_record import DrawRecord, FairnessRecord
+from waitingroom.queue.route_steps import event_id_of, event_or_404, queue_reachable
+from waitingroom.queue.runtime import QUEUE_KEY
 
 PAGE_MAX = 1_000
 OFFSET_MAX = 2**31 - 1
@@ -43,7 +43,7 @@ async def fairness(request: web.Request) -> web.Response:
     offset = query_int(request, "offset", 0, 0, OFFSET_MAX)
     limit = query_int(request, "limit", PAGE_MAX, 1, PAGE_MAX)
     runtime = request.app[QUEUE_KEY]
-    event = await runtime.event_or_404(event_id)
+    event = await event_or_404(runtime, event_id)
     record_of = runtime.admitter.fair_start.record
     with record_reachable():
         record = await record_of.get(event_id)

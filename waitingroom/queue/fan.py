@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 from ticketing.config import Settings
-from waitingroom.queue_events import QueueEvent
-from waitingroom.queue_metrics import DROPPED_SOCKETS
-from waitingroom.queue_status import admitted_fields
-from waitingroom.queue_store import Placement
-from waitingroom.queue_ticket import issue_ticket
+from waitingroom.queue.events import QueueEvent
+from waitingroom.queue.metrics import DROPPED_SOCKETS
+from waitingroom.queue.status import admitted_fields
+from waitingroom.queue.store import Placement
+from waitingroom.queue.ticket import issue_ticket
 
-log = logging.getLogger(__name__)
+# The name it logged under before the rooms split: its log lines read as they did.
+log = logging.getLogger("waitingroom.queue_fan")
 
 # Well under the transport's high-water mark (64 KiB): below it a send never waits.
 SLOW_BUFFER_BYTES = 16 * 1024

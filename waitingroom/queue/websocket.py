@@ -3,7 +3,7 @@
 Browsers cannot set an Authorization header on a websocket, hence the token in the query.
 The handshake is refused (as a problem document, before the upgrade) for a bad token, a
 foreign ``Origin``, an unknown event or a fan who has not joined. After it the server
-pushes (see :mod:`waitingroom.queue_hub`); the client has nothing to say.
+pushes (see :mod:`waitingroom.queue.hub`); the client has nothing to say.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from aiohttp import web
 from ticketing.auth import VERIFIER_KEY, bearer_token
 from ticketing.dependencies import REDIS_ERRORS
 from ticketing.problems import Problem
-from waitingroom.queue_hub import Fan
-from waitingroom.queue_routes import event_id_of
-from waitingroom.queue_runtime import QUEUE_KEY
+from waitingroom.queue.hub import Fan
+from waitingroom.queue.route_steps import event_id_of, event_or_404, placement_or_404
+from waitingroom.queue.runtime import QUEUE_KEY
 
 # Pings find fans who vanished without closing (a phone losing signal); a fan who stops
 # answering them stops counting as seen and loses their place like one who never polled.
@@ -49,9 +49,9 @@ async def queue_socket(request: web.Request) -> web.StreamResponse:
             headers={"WWW-Authenticate": 'Bearer realm="ticketing"'},
         )
     principal = request.app[VERIFIER_KEY].verify(token)
-    event = await runtime.event_or_404(event_id)
-    placement = await runtime.placement_or_404(
-        request, event, principal.user_id, "Join the queue before opening its websocket."
+    event = await event_or_404(runtime, event_id)
+    placement = await placement_or_404(
+        request, runtime, event, principal.user_id, "Join the queue before opening its websocket."
     )
     ws = web.WebSocketResponse(
         heartbeat=HEARTBEAT_SECONDS, compress=False, max_msg_size=4096, autoping=True

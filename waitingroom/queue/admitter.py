@@ -1,6 +1,6 @@
 """The admitter: runs in every waitingroom process, five times a second, for every queue.
 
-Each tick is one Lua script per event (:data:`waitingroom.queue_scripts.TICK`) that ends
+Each tick is one Lua script per event (:data:`waitingroom.queue.scripts.TICK`) that ends
 expired sessions and those of admitted fans who held no seats within the claim window,
 drops fans who stopped listening, and admits from the front of the line as the shared
 token bucket, ``max_active`` and the seats left (see TICK) allow. Because the bucket, the
@@ -8,7 +8,7 @@ counts and the line are all read and changed inside that one atomic script, any 
 processes can tick at once: together they admit at the set rate, and no fan is admitted
 twice.
 The admitter also commits to the pre-queue seed before on-sale and draws at on-sale, each
-on record in PostgreSQL (:mod:`waitingroom.fair_start`).
+on record in PostgreSQL (:mod:`waitingroom.queue.draw`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ import logging
 import time
 
 from ticketing.dependencies import REDIS_ERRORS
-from waitingroom.fair_start import FairStart
-from waitingroom.queue_events import QueueEvent, QueueEvents
-from waitingroom.queue_metrics import ACTUAL_WAIT, ADMISSIONS, SESSIONS_ENDED
-from waitingroom.queue_store import QueueStore, TickResult
+from waitingroom.queue.draw import FairStart
+from waitingroom.queue.events import QueueEvent, QueueEvents
+from waitingroom.queue.metrics import ACTUAL_WAIT, ADMISSIONS, SESSIONS_ENDED
+from waitingroom.queue.store import QueueStore, TickResult
 
-log = logging.getLogger(__name__)
+# The name it logged under before the rooms split: its log lines read as they did.
+log = logging.getLogger("waitingroom.admitter")
 
 TICK_SECONDS = 0.2
 

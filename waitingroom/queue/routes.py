@@ -1,5 +1,5 @@
 """The fans' queue routes: join, status and leave (the fair start's record is
-:mod:`waitingroom.queue_fairness`)."""
+:mod:`waitingroom.queue.fairness_routes`)."""
 
 from __future__ import annotations
 
@@ -13,28 +13,26 @@ from aiohttp import web
 from ticketing.auth import require_user
 from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
 from ticketing.problems import Problem
-from ticketing.validation import parse_id, read_json
-from waitingroom.queue_events import QueueEvent
-from waitingroom.queue_metrics import ESTIMATED_WAIT, JOINS, SESSIONS_ENDED
-from waitingroom.queue_runtime import (
-    QUEUE_KEY,
-    QueueRuntime,
+from ticketing.validation import read_json
+from waitingroom.queue.events import QueueEvent
+from waitingroom.queue.metrics import ESTIMATED_WAIT, JOINS, SESSIONS_ENDED
+from waitingroom.queue.route_steps import (
+    arrive,
+    event_id_of,
+    event_or_404,
+    placement_or_404,
     queue_reachable,
-    recount_if_all_held,
 )
-from waitingroom.queue_status import status_body
-from waitingroom.queue_store import Placement
-from waitingroom.queue_ticket import issue_ticket, read_ticket
+from waitingroom.queue.runtime import QUEUE_KEY, QueueRuntime, recount_if_all_held
+from waitingroom.queue.status import status_body
+from waitingroom.queue.store import Placement
+from waitingroom.queue.ticket import issue_ticket, read_ticket
 
-log = logging.getLogger(__name__)
+# The name it logged under before the rooms split: its log lines read as they did.
+log = logging.getLogger("waitingroom.queue_routes")
 
-NO_EVENT = Problem(404, "event_not_found", "No such event with a waiting room.")
 _JOIN_OUTCOMES = {0: "again", 1: "new", 2: "restored"}
 _JOINS_BY: dict[tuple[int, str], Any] = {}
-
-
-def event_id_of(request: web.Request) -> int:
-    return parse_id(request.match_info["event_id"], NO_EVENT)
 
 
 async def status_of(
@@ -60,7 +58,7 @@ async def join(request: web.Request) -> web.Response:
     unknown = sorted(set(body) - {"queue_ticket"})
     if unknown:
         raise Problem(400, "validation_error", f"Unknown fields: {', '.join(unknown)}.")
-    event = await runtime.event_or_404(event_id)
+    event = await event_or_404(runtime, event_id)
     restore = None
     if "queue_ticket" in body:
         restore = read_ticket(runtime.settings, body["queue_ticket"], principal.user_id, event_id)
@@ -71,8 +69,8 @@ async def join(request: web.Request) -> web.Response:
             # Committed before anyone is in the pre-queue, even for an event created moments
             # before its on-sale (the admitter commits within a second otherwise).
             await runtime.admitter.commit(event_id)
-        placement = await runtime.arrive(
-            request, event, principal.user_id, join=True, restore=restore
+        placement = await arrive(
+            request, runtime, event, principal.user_id, join=True, restore=restore
         )
         answer = await status_of(runtime, event, principal.user_id, placement)
     outcome = "sold_out" if placement.kind == "sold_out" else _JOIN_OUTCOMES[placement.new]
@@ -132,9 +130,10 @@ async def status(request: web.Request) -> web.Response:
     principal = require_user(request)
     event_id = event_id_of(request)
     runtime = request.app[QUEUE_KEY]
-    event = await runtime.event_or_404(event_id)
-    placement = await runtime.placement_or_404(
+    event = await event_or_404(runtime, event_id)
+    placement = await placement_or_404(
         request,
+        runtime,
         event,
         principal.user_id,
         "You are not in this queue (or your session ended); join it.",
@@ -148,7 +147,7 @@ async def leave(request: web.Request) -> web.Response:
     principal = require_user(request)
     event_id = event_id_of(request)
     runtime = request.app[QUEUE_KEY]
-    await runtime.event_or_404(event_id)
+    await event_or_404(runtime, event_id)
     with queue_reachable():
         await end_session(runtime, event_id, principal.user_id, "left")
     return web.Response(status=204)
@@ -164,18 +163,15 @@ async def end_session(runtime: QueueRuntime, event_id: int, user_id: str, reason
     return True
 
 
-async def end_session_after_booking(app: web.Application, user_id: str, hold_id: str) -> None:
+async def end_session_after_booking(runtime: QueueRuntime, user_id: str, hold_id: str) -> None:
     """A fan who booked is done: their session ends and the slot goes to the next fan.
     Best effort (the session still expires on its own), so it never fails the booking."""
-    runtime = app.get(QUEUE_KEY)
-    if runtime is None:
-        return
     try:
         event_id = await runtime.event_of_hold(hold_id, done=True)
         if event_id is not None and await runtime.events.get(event_id) is not None:
             await end_session(runtime, event_id, user_id, "booked")
             # The last seats left may just have been sold: told within a second.
-            await recount_if_all_held(app, event_id=event_id)
+            await recount_if_all_held(runtime, event_id=event_id)
     except (*REDIS_ERRORS, *POSTGRES_ERRORS) as exc:
         log.warning("queue session not ended after booking: hold_id=%s %s", hold_id, exc)
 

@@ -22,7 +22,8 @@ from redis.asyncio import Redis
 from ticketing.domain.queue import Inventory
 from ticketing.validation import rfc3339
 
-log = logging.getLogger(__name__)
+# The name it logged under before the rooms split: its log lines read as they did.
+log = logging.getLogger("waitingroom.queue_events")
 
 SNAPSHOT_TTL_SECONDS = 10
 LOOKUP_TTL_SECONDS = 1.0

@@ -1,0 +1,70 @@
+"""A fan's booking request as a command to a booking worker, and the worker's answer as
+the fan's response: the connection each process keeps (:data:`RPC_KEY`), the idempotency
+key of a request, and the answer passed on as it is."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ticketing.auth import Principal
+from ticketing.messages import booking_command
+from ticketing.problems import CONTENT_TYPE, RETRY_AFTER_SECONDS, Problem, validation_error
+from ticketing.web import SETTINGS_KEY
+from waitingroom.booking.rpc import BookingRpc
+
+RPC_KEY = web.AppKey("booking_rpc", BookingRpc)
+
+
+async def rpc_ctx(app: web.Application) -> AsyncIterator[None]:
+    rpc = BookingRpc(app[SETTINGS_KEY])
+    app[RPC_KEY] = rpc
+    rpc.start()
+    yield
+    await rpc.close()
+
+
+def request_id_of(request: web.Request, principal: Principal, route: str) -> str:
+    """The idempotency key of this request: the same (user, Idempotency-Key, route) is the
+    same command, so a retry is answered from the worker's stored reply."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return uuid.uuid4().hex
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+        raise validation_error("Idempotency-Key must be 1 to 255 printable ASCII characters.")
+    digest = hashlib.sha256("\0".join((principal.user_id, key, route)).encode()).hexdigest()
+    return "idem:" + digest
+
+
+async def send_command(
+    request: web.Request, principal: Principal, kind: str, request_id: str, key: Any, **fields: Any
+) -> web.Response:
+    command = booking_command(
+        kind, request_id, principal.user_id, roles=sorted(principal.roles), **fields
+    )
+    status, body = await request.app[RPC_KEY].call(command, key)
+    return respond(status, body)
+
+
+def respond(status: int, body: Any) -> web.Response:
+    """A booking worker's answer as the fan's response."""
+    if status == 204 or body is None:
+        return web.Response(status=status)
+    if status >= 400:
+        headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+        return web.Response(
+            status=status, body=orjson.dumps(body), content_type=CONTENT_TYPE, headers=headers
+        )
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def uuid_or_404(raw: str, code: str, detail: str) -> str:
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError as exc:
+        raise Problem(404, code, detail) from exc
