@@ -3,8 +3,12 @@
 #
 #   1. installs the Debian packages that are missing (apt-get runs only then)
 #   2. starts PostgreSQL, Redis and RabbitMQ when they are local and not answering
-#   3. creates .venv and installs the project when pyproject.toml changed since last time
+#   3. creates .venv and installs requirements.lock, then the project itself (--no-deps),
+#      when requirements.lock or pyproject.toml differ from what was installed last time
 #   4. waits until each server answers its own protocol (not just an open port)
+#
+# `deploy/setup.sh --venv-only` (make venv, for make check) does step 3 alone, and the
+# Python packages of step 1 when Python is missing: no server is started or waited for.
 #
 # The servers this run started are listed in .run/started-services (one a line, rewritten
 # every run) so that deploy/run.sh stops exactly those when `make run` ends.
@@ -15,7 +19,8 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
 export DEBIAN_FRONTEND=noninteractive
 VENV=.venv
-STAMP=$VENV/.installed
+STAMP=$VENV/.installed  # holds the checksum of the lock and pyproject.toml it installed
+LOCK=requirements.lock
 STARTED=.run/started-services
 WAIT_SECONDS=${SETUP_WAIT_SECONDS:-120}
 
@@ -28,11 +33,49 @@ as_root() {
     fi
 }
 
+venv_only=false
+case "${1:-}" in
+    --venv-only) venv_only=true ;;
+    "") ;;
+    *) die "unknown argument: $1 (only --venv-only)" ;;
+esac
+
+python_ok() { command -v python3.11 >/dev/null && python3.11 -c 'import ensurepip, venv' 2>/dev/null; }
+
+# --- 3. virtualenv, from the lock (a function: the full run does it while servers boot) ----
+install_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        local base; base=$(command -v python3.11 || command -v python3)
+        say "creating $VENV with $base"
+        "$base" -m venv "$VENV"
+    fi
+    local want; want=$(cat "$LOCK" pyproject.toml | sha256sum | cut -d' ' -f1)
+    if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+        say "installing $LOCK and the project into $VENV (first run, or the lock or pyproject.toml changed)"
+        # Exactly the pinned versions, each checked against its hash; then the project
+        # alone, editable, so that nothing unpinned slips in through it.
+        "$VENV/bin/python" -m pip install -q --require-hashes -r "$LOCK"
+        "$VENV/bin/python" -m pip install -q --no-deps -e .
+        echo "$want" >"$STAMP"
+    else
+        say "$VENV: up to date with $LOCK"
+    fi
+}
+
+if $venv_only; then
+    if [ ! -x "$VENV/bin/python" ] && ! python_ok; then
+        say "installing python3 python3-venv"
+        as_root apt-get update -q
+        as_root apt-get install -y -q --no-install-recommends python3 python3-venv
+    fi
+    install_venv
+    exit 0
+fi
+
 mkdir -p .run
 : >"$STARTED"
 
 # --- 1. Debian packages ---------------------------------------------------------------------
-python_ok() { command -v python3.11 >/dev/null && python3.11 -c 'import ensurepip, venv' 2>/dev/null; }
 missing=()
 { compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && command -v pg_ctlcluster >/dev/null; } \
     || missing+=(postgresql)
@@ -109,18 +152,7 @@ while read -r name state where host port; do
 done <<<"$status"
 
 # --- 3. virtualenv (while the servers boot) -------------------------------------------------
-if [ ! -x "$VENV/bin/python" ]; then
-    base=$(command -v python3.11 || command -v python3)
-    say "creating $VENV with $base"
-    "$base" -m venv "$VENV"
-fi
-if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
-    say "installing the project into $VENV (first run, or pyproject.toml changed)"
-    "$VENV/bin/python" -m pip install -q -e '.[servers,dev]'
-    touch "$STAMP"
-else
-    say "$VENV: up to date"
-fi
+install_venv
 
 # --- 4. wait until every server answers -----------------------------------------------------
 wait_all() { "$VENV/bin/python" -m deploy.probe wait postgres redis rabbitmq --timeout "$WAIT_SECONDS"; }
