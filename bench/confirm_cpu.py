@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -176,9 +177,7 @@ async def create_holds(database_url: str, count: int) -> list[tuple[str, str]]:
     return [(str(h), user) for h, user, _ in holds]
 
 
-def _an_hour_from_now():  # noqa: ANN202
-    from datetime import UTC, datetime, timedelta
-
+def _an_hour_from_now() -> datetime:
     return datetime.now(UTC) + timedelta(hours=1)
 
 
@@ -196,11 +195,7 @@ async def send_confirms(amqp_url: str, holds: list[tuple[str, str]], within: flo
         async def on_reply(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             await message.ack()
             body = orjson.loads(message.body)
-            answers = (
-                body["replies"]
-                if "replies" in body
-                else [{"correlation_id": message.correlation_id, **body}]
-            )
+            answers = body.get("replies", [{"correlation_id": message.correlation_id, **body}])
             for answer in answers:
                 if waiting.pop(answer["correlation_id"], None) is not None:
                     statuses[answer["status"]] = statuses.get(answer["status"], 0) + 1

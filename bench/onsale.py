@@ -64,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 from bench import onsale_report as report  # noqa: E402
 from bench.onsale_setup import (  # noqa: E402
     NAME,
+    Ledger,
     create_onsale_database,
     my_bookings,
     onsale_settings,
@@ -368,7 +369,7 @@ def balance(settings: Settings, gateway: str, run: dict, claim_seconds: float) -
     )
 
 
-def check_bookings(settings: Settings, gateway: str, fans: list[dict], ledger) -> list[str]:  # noqa: ANN001
+def check_bookings(settings: Settings, gateway: str, fans: list[dict], ledger: Ledger) -> list[str]:
     """Each fan's 201 against its booking in the database, and /me/bookings of a sample."""
     problems = []
     by_user: dict[str, list[tuple[str, list[int]]]] = {}

@@ -18,6 +18,7 @@ import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.reserve_load import percentile
 
@@ -37,7 +38,7 @@ def latency(values_ms: Iterable[float]) -> Latency:
     return Latency(len(ordered), percentile(ordered, 50), percentile(ordered, 99))
 
 
-def waits(fans: Iterable[Mapping]) -> list[float]:
+def waits(fans: Iterable[Mapping[str, Any]]) -> list[float]:
     """Seconds from each admitted fan's join answer to their hearing of the admission."""
     return [
         f["admitted_at"] - f["joined_at"]
@@ -46,7 +47,7 @@ def waits(fans: Iterable[Mapping]) -> list[float]:
     ]
 
 
-def admission_to_hold(fans: Iterable[Mapping]) -> list[float]:
+def admission_to_hold(fans: Iterable[Mapping[str, Any]]) -> list[float]:
     """Seconds from each buyer's hearing of their (last) admission to their 201 reserve:
     what a fan lives between "it is your turn" and seats in the cart, however the time
     was spent (the reserve, its retries, a 409 and a smaller ask)."""
@@ -57,7 +58,7 @@ def admission_to_hold(fans: Iterable[Mapping]) -> list[float]:
     ]
 
 
-def still_in_line(fans: Iterable[Mapping]) -> int:
+def still_in_line(fans: Iterable[Mapping[str, Any]]) -> int:
     """Fans who hold a place in the line at the end by their own account: joined, not
     admitted since their last join, never left (told sold_out, or still waiting when the
     run stopped). A fan whose admission ended unused joined again: in line once more."""
@@ -78,7 +79,7 @@ CLAIM_EDGE_SECONDS = 2.0
 
 
 def waiting_at_end(
-    fans: Iterable[Mapping], sold_out_at: float | None, claim_seconds: float
+    fans: Iterable[Mapping[str, Any]], sold_out_at: float | None, claim_seconds: float
 ) -> tuple[int, int]:
     """The least and most the queue's ``waiting`` may say at the end: the fans still in line
     (still_in_line), plus those a sell-out at ``sold_out_at`` put back at the front of the
@@ -109,7 +110,7 @@ def over_admission(admitted: int, purchases: int) -> float | None:
     return admitted / purchases if purchases else None
 
 
-def eta_pairs(fans: Iterable[Mapping]) -> list[tuple[float, float]]:
+def eta_pairs(fans: Iterable[Mapping[str, Any]]) -> list[tuple[float, float]]:
     """(estimate, actual wait) in seconds for each admitted fan who was given an estimate:
     eta_seconds at join, or for the pre-queue (whose join has none: its place is drawn at
     on-sale) the first estimate heard after the draw, the wait then counted from when it
@@ -123,7 +124,7 @@ def eta_pairs(fans: Iterable[Mapping]) -> list[tuple[float, float]]:
     return pairs
 
 
-def eta_errors(fans: Iterable[Mapping]) -> list[float]:
+def eta_errors(fans: Iterable[Mapping[str, Any]]) -> list[float]:
     """|estimate - actual wait| / actual wait (see eta_pairs)."""
     return [abs(eta - actual) / actual for eta, actual in eta_pairs(fans)]
 
@@ -132,7 +133,7 @@ def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def notice_lags(fans: Iterable[Mapping], last_sale_at: float | None) -> list[float]:
+def notice_lags(fans: Iterable[Mapping[str, Any]], last_sale_at: float | None) -> list[float]:
     """Seconds from the last seat's sale to each sold_out notice of a fan who was still in
     line then (joined before it and not finished): fans who join later hear sold_out in
     their join's answer, which is no lag at all and would only dilute the figure."""
@@ -212,7 +213,7 @@ def double_sales(
     return problems
 
 
-def fans_answered_twice(fans: Iterable[Mapping]) -> list[str]:
+def fans_answered_twice(fans: Iterable[Mapping[str, Any]]) -> list[str]:
     """Seats the fans were told were theirs (201 bookings, or holds in the reserve-only run)
     by more than one answer."""
     seen: dict[int, str] = {}
@@ -226,7 +227,7 @@ def fans_answered_twice(fans: Iterable[Mapping]) -> list[str]:
 
 
 def unmatched_charges(
-    intents: Iterable[Mapping], booked: set[str], refunded: set[str], holds: set[str]
+    intents: Iterable[Mapping[str, Any]], booked: set[str], refunded: set[str], holds: set[str]
 ) -> list[str]:
     """The succeeded PaymentIntents of this run's holds that are neither a booking's payment
     nor refunded (a charge with nothing to show for it)."""
@@ -240,7 +241,7 @@ def unmatched_charges(
     ]
 
 
-def refunded_intents(intents: list[dict], refunds: list[dict]) -> set[str]:
+def refunded_intents(intents: list[dict[str, Any]], refunds: list[dict[str, Any]]) -> set[str]:
     """The PaymentIntents a refund names, directly or through their charge."""
     by_charge = {}
     for pi in intents:
@@ -259,14 +260,14 @@ def refunded_intents(intents: list[dict], refunds: list[dict]) -> set[str]:
 
 
 def series(
-    samples: list[tuple[float, Mapping]],
-    fans: Iterable[Mapping],
+    samples: list[tuple[float, Mapping[str, Any]]],
+    fans: Iterable[Mapping[str, Any]],
     answers_409: Iterable[float],
     on_sale_at: float,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """One row per second from on-sale (negative before it): the sampled figures (the last
     sample of each second) and the client-side counts of 409s and sold_out notices."""
-    rows: dict[int, dict] = {}
+    rows: dict[int, dict[str, Any]] = {}
     for at, sample in samples:
         second = int((at - on_sale_at) // 1)
         rows.setdefault(second, {"second": second}).update(sample)
@@ -280,7 +281,7 @@ def series(
             row = rows.setdefault(second, {"second": second})
             row["sold_out_notices"] = row.get("sold_out_notices", 0) + 1
     ordered = [rows[s] for s in sorted(rows)]
-    last: dict = {}
+    last: dict[str, Any] = {}
     for row in ordered:  # a missed sample repeats the previous one; counts start at 0
         for column in SAMPLED:
             if column in row:
@@ -296,7 +297,7 @@ SAMPLED = ("pre_queue", "waiting", "active", "admitted_total", "holds", "booking
 COLUMNS = ("run", "second", *SAMPLED, "http_409", "sold_out_notices")
 
 
-def write_csv(path: Path, runs: Mapping[str, list[dict]]) -> None:
+def write_csv(path: Path, runs: Mapping[str, list[dict[str, Any]]]) -> None:
     with path.open("w", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -305,7 +306,7 @@ def write_csv(path: Path, runs: Mapping[str, list[dict]]) -> None:
                 writer.writerow({"run": run, **row})
 
 
-def draw(path: Path, runs: Mapping[str, list[dict]], title: str) -> None:
+def draw(path: Path, runs: Mapping[str, list[dict[str, Any]]], title: str) -> None:
     """One panel per run: the queue (waiting, active), cumulative admissions and sales, and
     the per-second 409s and sold_out notices, against seconds from on-sale."""
     import matplotlib
@@ -317,7 +318,7 @@ def draw(path: Path, runs: Mapping[str, list[dict]], title: str) -> None:
     for ax, (run, rows) in zip(axes[:, 0], runs.items(), strict=True):
         xs = [r["second"] for r in rows]
 
-        def col(name: str, rows: list[dict] = rows) -> list[float]:
+        def col(name: str, rows: list[dict[str, Any]] = rows) -> list[float]:
             return [float(r[name]) if r.get(name) not in ("", None) else float("nan") for r in rows]
 
         for name, style in (

@@ -57,7 +57,7 @@ def summarize(latencies_ms: list[float], count: int, seconds: float) -> Summary:
     return Summary(count, seconds, percentile(ordered, 50), percentile(ordered, 99))
 
 
-def write_fans(settings: Settings, event_id: int, fans: list, path: Path) -> None:
+def write_fans(settings: Settings, event_id: int, fans: list[tuple[str, int]], path: Path) -> None:
     """One line per fan for bench/reserve_wrk.lua: a dev token and the reserve body."""
     with path.open("w") as f:
         for user_id, quantity in fans:

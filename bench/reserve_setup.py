@@ -209,18 +209,9 @@ def oversell_problems(
     arrive in time: the fan gets it by retrying with the same Idempotency-Key)."""
     problems = []
     handed_out = [ticket for ids in granted.values() for ticket in ids]
-    held_seats = sum(len(ids) for _, ids in inv.holds)
     if len(handed_out) != len(set(handed_out)):
         problems.append(f"{len(handed_out) - len(set(handed_out))} seat(s) in two 201 answers")
-    if inv.seats_in_two_holds:
-        problems.append(f"{inv.seats_in_two_holds} seat(s) in two live holds")
-    if inv.reserved_not_in_hold:
-        problems.append(f"{inv.reserved_not_in_hold} reserved seat(s) outside their hold")
-    if held_seats != inv.reserved:
-        problems.append(f"live holds list {held_seats} seats, {inv.reserved} are reserved")
-    if inv.available + inv.reserved + inv.booked != seats:
-        total = inv.available + inv.reserved + inv.booked
-        problems.append(f"available + reserved + booked = {total}, not {seats}")
+    problems += _inventory_problems(inv, seats)
     in_db: dict[str, list[list[int]]] = {}
     for user, ids in inv.holds:
         in_db.setdefault(user, []).append(ids)
@@ -240,3 +231,20 @@ def oversell_problems(
         f"503/timeout; {inv.reserved:,} seats reserved, {inv.available:,} available"
     ]
     return problems, notes
+
+
+def _inventory_problems(inv: Inventory, seats: int) -> list[str]:
+    """What the database alone shows broken: seats in two holds or outside theirs, counts
+    that do not add up."""
+    problems = []
+    held_seats = sum(len(ids) for _, ids in inv.holds)
+    if inv.seats_in_two_holds:
+        problems.append(f"{inv.seats_in_two_holds} seat(s) in two live holds")
+    if inv.reserved_not_in_hold:
+        problems.append(f"{inv.reserved_not_in_hold} reserved seat(s) outside their hold")
+    if held_seats != inv.reserved:
+        problems.append(f"live holds list {held_seats} seats, {inv.reserved} are reserved")
+    if inv.available + inv.reserved + inv.booked != seats:
+        total = inv.available + inv.reserved + inv.booked
+        problems.append(f"available + reserved + booked = {total}, not {seats}")
+    return problems

@@ -33,6 +33,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -90,7 +91,7 @@ def http_get(
         return 0, b""
 
 
-def wait_for(what: str, probe, timeout: float) -> None:  # noqa: ANN001
+def wait_for(what: str, probe: Callable[[], object], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if probe():

@@ -4,6 +4,7 @@ as the admitters announce them, and the memory and sockets of the waitingroom pr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
@@ -12,6 +13,7 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,7 +210,7 @@ def histogram_quantile(texts: list[str], name: str, kind: str, q: float) -> floa
 class Sampler:
     """Polls a probe every second in a thread: (monotonic time, value) pairs."""
 
-    def __init__(self, probe, interval: float = 1.0) -> None:  # noqa: ANN001
+    def __init__(self, probe: Callable[[], object], interval: float = 1.0) -> None:
         self.probe, self.interval = probe, interval
         self.samples: list[tuple[float, object]] = []
         self.stop = threading.Event()
@@ -218,10 +220,8 @@ class Sampler:
     def _run(self) -> None:
         while not self.stop.is_set():
             started = time.monotonic()
-            try:
+            with contextlib.suppress(Exception):  # a missed sample is a gap, not a failed run
                 self.samples.append((started, self.probe()))
-            except Exception:  # a missed sample is a gap, not a failed run
-                pass
             self.stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def close(self) -> list[tuple[float, object]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,7 +55,7 @@ class EventInput:
     currency: str
 
 
-def _fields(body: dict[str, Any], required: set[str], optional: set[str] = frozenset()) -> None:
+def _fields(body: dict[str, Any], required: Set[str], optional: Set[str] = frozenset()) -> None:
     unknown = sorted(set(body) - required - optional)
     if unknown:
         raise validation_error("Unknown field(s): " + ", ".join(unknown) + ".", field=unknown[0])
@@ -66,11 +67,11 @@ def _fields(body: dict[str, Any], required: set[str], optional: set[str] = froze
 def _text(value: Any, name: str, max_length: int, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
         raise validation_error(f"{name} must be a string.", field=name)
-    value = value.strip()
-    if (not value and not allow_empty) or len(value) > max_length:
+    text = value.strip()
+    if (not text and not allow_empty) or len(text) > max_length:
         low = 0 if allow_empty else 1
         raise validation_error(f"{name} must be {low} to {max_length} characters long.", field=name)
-    return value
+    return text
 
 
 def _int(value: Any, name: str, minimum: int, maximum: int) -> int:
@@ -195,7 +196,7 @@ def event_input(body: dict[str, Any]) -> EventInput:
 
 def event_changes(body: dict[str, Any]) -> dict[str, Any]:
     """A PATCH body as {column: value}; at least one field."""
-    decoders = {
+    decoders: dict[str, tuple[str, Callable[[Any], Any]]] = {
         "name": ("name", lambda v: _text(v, "name", 200)),
         "description": (
             "description",

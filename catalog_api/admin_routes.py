@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from catalog_api.admin_input import event_changes, event_input, performer_input, venue_input
@@ -22,7 +23,11 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
-async def _insert(request: web.Request, decode: Callable, insert: Callable) -> dict[str, Any]:
+async def _insert(
+    request: web.Request,
+    decode: Callable[[Any], Any],
+    insert: Callable[[asyncpg.Connection, Any], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
     """Authorise, decode strictly, then write: a bad request never reaches the database."""
     require_admin(request)
     item = decode(await read_json(request))

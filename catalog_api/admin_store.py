@@ -57,6 +57,8 @@ async def insert_venue(conn: asyncpg.Connection, venue: VenueInput) -> dict[str,
         json.dumps(seat_map),
         venue.capacity,
     )
+    if row is None:  # INSERT ... RETURNING always returns the row it wrote
+        raise RuntimeError("INSERT INTO venues returned no row")
     return _venue_json(row)
 
 
@@ -68,6 +70,8 @@ async def insert_performer(conn: asyncpg.Connection, performer: PerformerInput) 
         performer.genre,
         performer.description,
     )
+    if row is None:  # INSERT ... RETURNING always returns the row it wrote
+        raise RuntimeError("INSERT INTO performers returned no row")
     return dict(row)
 
 
@@ -89,7 +93,7 @@ async def create_event(conn: asyncpg.Connection, event: EventInput) -> int:
         if seat_map is None:
             raise venue_not_found()
         await _require_performer(conn, event.performer_id)
-        event_id = await conn.fetchval(
+        event_id: int = await conn.fetchval(
             """INSERT INTO events (name, description, starts_at, venue_id, performer_id,
                                    on_sale_at, queue_enabled, currency)
                VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), $7, $8)
@@ -143,7 +147,7 @@ async def update_event(conn: asyncpg.Connection, event_id: int, changes: dict[st
         columns = list(changes)
         assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
         await conn.execute(
-            f"UPDATE events SET {assignments}, updated_at = now() WHERE id = $1",
+            f"UPDATE events SET {assignments}, updated_at = now() WHERE id = $1",  # noqa: S608 - whitelisted columns, values are parameters
             event_id,
             *(changes[c] for c in columns),
         )

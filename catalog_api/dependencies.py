@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import asyncpg
 from aiohttp import web
@@ -71,7 +71,8 @@ async def postgres(app: web.Application) -> AsyncIterator[asyncpg.Connection]:
     breaker.check()
     try:
         async with app[PG_POOL_KEY].acquire() as conn:
-            yield conn
+            # The pool's proxy forwards every Connection method to the connection it holds.
+            yield cast("asyncpg.Connection", conn)
     except PG_UNAVAILABLE as exc:
         log.warning("postgres unavailable: %s", type(exc).__name__)
         breaker.record_failure()

@@ -55,7 +55,7 @@ LIMIT = query_param(
     "limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size."
 )
 CURSOR = query_param("cursor", STR, "Opaque cursor from next_cursor.")
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 SCHEMAS: dict[str, Any] = {
     "Problem": {

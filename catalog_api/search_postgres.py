@@ -76,6 +76,8 @@ async def search_postgres(
         query.offset,
         FACET_VALUES,
     )
+    if row is None:  # an aggregate over the matches: one row, even for none
+        raise RuntimeError("the search query returned no row")
     ids = list(row["ids"])
     views = await load_views(app, conn, ids)
     facets = row["facets"]

@@ -35,7 +35,7 @@ async def resolve_cities(app: web.Application, location: str) -> list[str]:
     """The canonical city values that ``location`` names, typo-tolerantly ("Berln" ->
     ["Berlin"]): the cities whose best match scores as well as the best city's."""
     key = location.casefold()
-    cached = app[CITY_RESOLUTIONS_KEY].get(key)
+    cached: list[str] | None = app[CITY_RESOLUTIONS_KEY].get(key)
     if cached is not None:
         return cached
     params = city_resolution_params(location)
@@ -116,7 +116,7 @@ def search_params(query: SearchQuery, cities: list[str] | None) -> dict[str, Any
 
 
 def _result(query: SearchQuery, result: dict[str, Any]) -> dict[str, Any]:
-    city_counts = next(
+    city_counts: list[dict[str, Any]] = next(
         (f["counts"] for f in result.get("facet_counts", []) if f.get("field_name") == "city"),
         [],
     )

@@ -52,8 +52,9 @@ class TypesenseReader:
         if self._session is not None:
             await self._session.close()
 
-    async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        assert self._session is not None, "TypesenseReader.open() was not awaited"
+    async def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        if self._session is None:
+            raise RuntimeError("TypesenseReader.open() was not awaited")
         try:
             async with self._session.get(self._base + path, params=params) as resp:
                 if resp.status == 404:
@@ -61,7 +62,8 @@ class TypesenseReader:
                 if resp.status != 200:
                     body = await resp.text()
                     raise TypesenseUnavailable(f"HTTP {resp.status}: {body[:200]}")
-                return await resp.json(loads=json.loads)
+                answer: dict[str, Any] = await resp.json(loads=json.loads)
+                return answer
         except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
             raise TypesenseUnavailable(f"{type(exc).__name__}: {exc}") from exc
 

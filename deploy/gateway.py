@@ -52,7 +52,8 @@ def command(conf: Path, prefix: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    os.execve(nginx, [nginx, *args], gateway_env(Settings.from_env(), dict(os.environ)))
+    # Becomes nginx (an argument list, no shell), so signals reach it directly.
+    os.execve(nginx, [nginx, *args], gateway_env(Settings.from_env(), dict(os.environ)))  # noqa: S606
 
 
 if __name__ == "__main__":

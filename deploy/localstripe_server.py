@@ -64,7 +64,7 @@ def _kind(key: str) -> str:
     return key.partition(":")[0]
 
 
-class IndexedStore(resources.Store):
+class IndexedStore(resources.Store):  # type: ignore[misc]  # localstripe ships no types
     """localstripe's store (a dict of ``"<object>:<id>"`` keys), with its per-write dump
     turned into a change count and its objects also kept by type. ``install`` gives
     localstripe's one store instance this class, so every module holding it sees it."""
@@ -99,7 +99,7 @@ class IndexedStore(resources.Store):
 
 
 def _list_of_type(
-    cls: Any, url: str | None, limit: Any = None, starting_after: Any = None, **kwargs: Any
+    cls: type[Any], /, url: str | None, limit: Any = None, starting_after: Any = None, **kwargs: Any
 ) -> Any:
     """StripeObject._api_list_all (which every type's list calls) from the type's index,
     newest first."""
@@ -120,7 +120,8 @@ def install() -> IndexedStore:
         store.changes = 0
         store.replace(objects)
         resources.StripeObject._api_list_all = classmethod(_list_of_type)
-    return store
+    installed: IndexedStore = store  # localstripe's store, its class now ours
+    return installed
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -170,7 +171,7 @@ class Snapshots:
             log.warning("localstripe state %s cannot be read (%s): starting empty", self.path, exc)
             return
         try:
-            objects = pickle.loads(data)
+            objects = pickle.loads(data)  # noqa: S301 - the state file this process wrote
             if not isinstance(objects, dict) or not all(isinstance(k, str) for k in objects):
                 raise ValueError(f"a {type(objects).__name__}, not localstripe's store")
         except Exception as exc:  # truncated, empty, garbage, or from another version
@@ -289,7 +290,7 @@ def provider_latency(latency_ms: int) -> Any:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/v1/"):
             return await handler(request)
-        delay = latency_ms / 1000 * random.uniform(1 - JITTER, 1 + JITTER)
+        delay = latency_ms / 1000 * random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311 - jitter
         try:
             response = await handler(request)
         except web.HTTPException:
@@ -318,7 +319,7 @@ def count_changes(store: IndexedStore) -> Any:
 
 def create_app(store: IndexedStore, latency_ms: int) -> web.Application:
     """localstripe's app with our middlewares around it and its save middleware gone."""
-    app = server.app
+    app: web.Application = server.app
     if server.save_store_middleware in app.middlewares:
         app.middlewares.remove(server.save_store_middleware)
         app.middlewares.insert(0, count_changes(store))

@@ -163,22 +163,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     known = targets(settings)
-
     if args.command == "status":
         for t in known.values():
             print(t.name, check(t), "local" if t.local else "remote", t.host, t.port)
         return 0
-
     if args.command == "ports-free":
-        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-        busy = [(n, p) for n, p in dev_ports(settings).items() if port_in_use(host, p)]
-        for name, port in busy:
-            print(f"port {port} ({name}) is already in use on {host}", file=sys.stderr)
-        return 1 if busy else 0
+        return ports_free(settings)
+    return wait_for({n: known[n] for n in args.names}, args.timeout)
 
-    pending = {n: known[n] for n in args.names}
+
+def ports_free(settings: Settings) -> int:
+    """0 when every development port is free, else 1 with each busy one named."""
+    wildcard = ("0.0.0.0", "::")  # noqa: S104 - recognised here, nothing binds to it
+    host = "127.0.0.1" if settings.host in wildcard else settings.host
+    busy = [(n, p) for n, p in dev_ports(settings).items() if port_in_use(host, p)]
+    for name, port in busy:
+        print(f"port {port} ({name}) is already in use on {host}", file=sys.stderr)
+    return 1 if busy else 0
+
+
+def wait_for(pending: dict[str, Target], timeout: float) -> int:
+    """0 once every server answers, AUTH_EXIT when one wants a password, 1 at the timeout."""
     states: dict[str, str] = {}
-    for elapsed in poll(args.timeout, 0.25):
+    for elapsed in poll(timeout, 0.25):
         for name, t in list(pending.items()):
             states[name] = check(t)
             if states[name] == UP:
@@ -192,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     for name, t in pending.items():
         print(
-            f"setup: {name} on {t.host}:{t.port} not ready after {args.timeout:.0f}s "
+            f"setup: {name} on {t.host}:{t.port} not ready after {timeout:.0f}s "
             f"(state: {states.get(name, 'unknown')})",
             file=sys.stderr,
         )

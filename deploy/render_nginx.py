@@ -32,7 +32,7 @@ TEMPLATE = Path(__file__).with_name("nginx.conf.template")
 # The gateway's Lua (the queue join it answers itself); the template's lua_package_path.
 LUA_DIR = Path(__file__).resolve().with_name("lua")
 PLACEHOLDER = re.compile(r"\$\{(GATEWAY_[A-Z_]+)\}")
-WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # noqa: S104 - recognised, nothing binds to it here
 # A waitingroom process holds about this many websockets under 20,000 open files.
 SOCKETS_PER_WAITINGROOM = 15_000
 # Connections one nginx worker is planned for: under its worker_connections (16,384) with
@@ -59,7 +59,8 @@ def variables(settings: Settings, access_log: str = "logs/access.log") -> dict[s
     # Services bound to a wildcard address are still reached over loopback.
     backend_host = "127.0.0.1" if settings.host in WILDCARD_HOSTS else settings.host
     return {
-        "GATEWAY_LISTEN": _address(settings.host or "0.0.0.0", settings.gateway_port),
+        # The gateway listens where the services do; every interface when no host is set.
+        "GATEWAY_LISTEN": _address(settings.host or "0.0.0.0", settings.gateway_port),  # noqa: S104
         "GATEWAY_WORKER_PROCESSES": str(worker_processes(settings.waitingroom_processes)),
         "GATEWAY_CATALOG_UPSTREAM": _address(backend_host, settings.catalog_port),
         "GATEWAY_WAITINGROOM_SERVERS": upstream_servers(backend_host, settings.waitingroom_ports),
@@ -107,7 +108,8 @@ def queue_join_options(settings: Settings) -> dict[str, object]:
         "redis_pool": 256,
         "events_key": prefix + "queue:events",
         "key_prefix": prefix + "q:{",
-        "place_sha": hashlib.sha1(queue_scripts.PLACE.encode()).hexdigest(),
+        # The script's name in Redis (EVALSHA): SHA-1 by Redis's protocol, not a safeguard.
+        "place_sha": hashlib.sha1(queue_scripts.PLACE.encode(), usedforsecurity=False).hexdigest(),
         "user_limit": list(gcra_limit(settings.queue_user_rate_per_minute)),
         "ip_limit": list(gcra_limit(settings.queue_ip_rate_per_minute)),
         "rate_window": RATE_WINDOW_SECONDS,

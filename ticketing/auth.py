@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jwt
 from aiohttp import web
@@ -136,7 +136,7 @@ def optional_principal(request: web.Request) -> Principal | None:
     # get(), not "in": a Request's __contains__ raises and catches a KeyError when absent.
     known = request.get(_PRINCIPAL, _UNSET)
     if known is not _UNSET:
-        return known  # type: ignore[return-value]
+        return cast("Principal | None", known)
     token = bearer_token(request)
     principal = None if token is None else request.app[VERIFIER_KEY].verify(token)
     request[_PRINCIPAL] = principal

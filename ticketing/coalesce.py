@@ -47,7 +47,7 @@ class Coalescer(Generic[K, T, R]):
                 del waiting[: len(batch)]
                 try:
                     results = await self._send(key, [item for item, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - every caller hears it
+                except Exception as exc:  # any failure: every caller hears it
                     for _, future in batch:
                         _settle(future, exc)
                     continue

@@ -3,6 +3,8 @@ the dead-letter exchange, then the original is acknowledged (so it stops coming 
 
 from __future__ import annotations
 
+from typing import Any
+
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
@@ -31,7 +33,7 @@ async def park(
     header: str,
     *,
     routing_key: str,
-    headers: dict | None = None,
+    headers: dict[str, Any] | None = None,
     content_type: str | None = "application/json",
     correlation_id: str | None = None,
     message_id: str | None = None,

@@ -91,10 +91,10 @@ class HS256FastPath:
         if not isinstance(claims.get("sub"), str):
             return None
         times = [claims.get(name) for name in ("exp", "iat", "nbf")]
-        if not all(t is None or (type(t) is int) for t in times) or times[0] is None:
+        if not all(t is None or (type(t) is int) for t in times):
             return None
         exp, iat, nbf = times
-        if exp <= now - self._leeway:
+        if exp is None or exp <= now - self._leeway:
             return None
         if any(t is not None and t > now + self._leeway for t in (iat, nbf)):
             return None

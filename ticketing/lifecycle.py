@@ -40,7 +40,7 @@ class Backoff:
         self.failures = 0
 
     def next_delay(self) -> float:
-        delay = min(self.most, self.first * 2**self.failures)
+        delay: float = min(self.most, self.first * 2**self.failures)
         self.failures += 1
         return delay
 

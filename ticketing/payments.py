@@ -103,7 +103,7 @@ class Payments:
         )
 
     async def close(self) -> None:
-        await self._http.close_async()
+        await self._http.close_async()  # type: ignore[no-untyped-call]  # unannotated in stripe
 
     async def charge(
         self,
@@ -151,8 +151,9 @@ class Payments:
             )
         except stripe.StripeError as exc:
             raise PaymentUnavailable(str(exc)) from exc
-        log.info("refunded payment_intent=%s refund=%s", payment_intent_id, refund["id"])
-        return refund["id"]
+        refund_id: str = refund["id"]
+        log.info("refunded payment_intent=%s refund=%s", payment_intent_id, refund_id)
+        return refund_id
 
     async def find_attempt(
         self, attempt_id: str, *, since: float | None = None
@@ -219,4 +220,5 @@ def verify_webhook(payload: bytes, signature: str | None, secret: str) -> dict[s
         raise InvalidSignature(str(exc)) from exc
     except ValueError as exc:  # not JSON
         raise InvalidSignature("payload is not a JSON event") from exc
-    return event.to_dict()
+    body: dict[str, Any] = event.to_dict()
+    return body

@@ -58,7 +58,8 @@ def to_document(view: dict[str, Any]) -> dict[str, Any]:
 
 
 def view_of(document: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(document["view"])
+    view: dict[str, Any] = json.loads(document["view"])
+    return view
 
 
 def make_client(settings: Settings) -> typesense.AsyncClient:

@@ -75,10 +75,12 @@ def main() -> None:
     )
     # Typesense logs Raft status at INFO every 10 s, drowning the other processes' output in
     # `make run`; warnings and errors only, unless GLOG_minloglevel says otherwise.
-    env = {**os.environ, "GLOG_minloglevel": os.environ.get("GLOG_minloglevel", "1")}
+    # glog reads exactly this lower-case name.
+    level = os.environ.get("GLOG_minloglevel", "1")  # noqa: SIM112
+    env = {**os.environ, "GLOG_minloglevel": level}
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(argv[0], argv, env)
+    os.execve(argv[0], argv, env)  # noqa: S606 - becomes typesense-server, an argument list
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 import asyncpg
 import uvloop
@@ -28,7 +29,7 @@ REDIS_KEY = web.AppKey("redis", Redis)
 PG_POOL_KEY = web.AppKey("pg_pool", asyncpg.Pool)
 
 HealthCheck = Callable[[web.Application], Awaitable[None]]
-HEALTH_CHECKS_KEY = web.AppKey("health_checks", dict)
+HEALTH_CHECKS_KEY = web.AppKey("health_checks", dict[str, HealthCheck])
 
 # A dependency that does not answer within this long is reported down, so a health probe or
 # a fan's request never hangs on it.
@@ -50,7 +51,7 @@ def create_base_app(settings: Settings, service: str) -> web.Application:
     return app
 
 
-def create_pg_pool(settings: Settings, **kwargs: object) -> Awaitable[asyncpg.Pool]:
+def create_pg_pool(settings: Settings, **kwargs: Any) -> Awaitable[asyncpg.Pool]:
     # min_size=0: the service starts, and keeps answering from caches, while Postgres is down.
     return asyncpg.create_pool(
         settings.database_url,
@@ -109,7 +110,8 @@ async def run_checks(app: web.Application, checks: Mapping[str, HealthCheck]) ->
 
 
 async def healthz(request: web.Request) -> web.Response:
-    components = await run_checks(request.app, request.app[HEALTH_CHECKS_KEY])
+    checks = request.app[HEALTH_CHECKS_KEY]
+    components = await run_checks(request.app, checks)
     down = sorted(name for name, state in components.items() if state != "ok")
     if down:
         raise Problem(

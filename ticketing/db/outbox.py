@@ -23,4 +23,5 @@ async def record_event_changed(
 
 def payload_of(record: Any) -> dict[str, Any]:
     payload = record["payload"]
-    return json.loads(payload) if isinstance(payload, str) else payload
+    decoded: dict[str, Any] = json.loads(payload) if isinstance(payload, str) else payload
+    return decoded

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 from ticketing.demo.seating import City, Venue, data, load_cities, make_venues, unique_name
@@ -89,7 +90,7 @@ def make_performers(rng: random.Random, cities: list[City], count: int) -> list[
     while len(performers) < count:
         genre = rng.choice(genres)
         kind = rng.choice(words["genres"][genre])
-        name = unique_name(names, lambda g=genre, k=kind: _act_name(rng, words, g, k))
+        name = unique_name(names, partial(_act_name, rng, words, genre, kind))
         home = rng.choice(cities).name
         description = (
             f"{genre.capitalize()} {kind} from {home}, {rng.choice(words['acclaim'])}. "
@@ -101,7 +102,8 @@ def make_performers(rng: random.Random, cities: list[City], count: int) -> list[
 
 def _act_name(rng: random.Random, words: dict[str, Any], genre: str, kind: str) -> str:
     def pick(key: str) -> str:
-        return rng.choice(words[key])
+        word: str = rng.choice(words[key])
+        return word
 
     if kind in ("DJ", "producer") and rng.random() < 0.6:
         return f"DJ {pick('singular_nouns')}" if kind == "DJ" else pick("singular_nouns").upper()
@@ -121,7 +123,8 @@ def _act_name(rng: random.Random, words: dict[str, Any], genre: str, kind: str) 
 
 def _tour_name(rng: random.Random, words: dict[str, Any]) -> str:
     def pick(key: str) -> str:
-        return rng.choice(words[key])
+        word: str = rng.choice(words[key])
+        return word
 
     return rng.choice(
         (

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from tqdm import tqdm
@@ -187,7 +188,7 @@ def _ticket_rows(
     seats: list[list[tuple[str, str, int, int]]],
     event_ids: range,
     ticket_ids: range,
-    bar: tqdm,
+    bar: tqdm[Any],
 ) -> Iterator[tuple[int, int, str, str, int, int]]:
     """One available ticket per seat of each event's venue, priced by section."""
     ids = iter(ticket_ids)

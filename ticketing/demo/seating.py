@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -33,8 +34,9 @@ class City:
     def price(self, euros: float) -> int:
         """A round local price for about ``euros``, in the currency's minor units."""
         major = euros * self.per_eur
-        step = 5 * 10 ** (math.floor(math.log10(major)) - 1)
-        return round(round(major / step) * step * 10**self.minor_digits)
+        step: float = 5 * 10 ** (math.floor(math.log10(major)) - 1)
+        minor_per_major: int = 10**self.minor_digits
+        return round(round(major / step) * step * minor_per_major)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,8 @@ class Venue:
 @cache
 def data(name: str) -> dict[str, Any]:
     text = resources.files("ticketing").joinpath("data", name).read_text(encoding="utf-8")
-    return json.loads(text)
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
 
 
 def load_cities() -> list[City]:
@@ -147,7 +150,7 @@ def make_venues(rng: random.Random, cities: list[City], count: int) -> list[Venu
     venues = []
     for kind, city in zip(kinds, order, strict=True):
         plan = _KINDS[kind]
-        name = unique_name(names, lambda k=kind, c=city: _venue_name(rng, words, k, c))
+        name = unique_name(names, partial(_venue_name, rng, words, kind, city))
         sections = tuple(
             Section(
                 name=section.name,
@@ -164,7 +167,7 @@ def make_venues(rng: random.Random, cities: list[City], count: int) -> list[Venu
 
 
 def _venue_name(rng: random.Random, words: dict[str, Any], kind: str, city: City) -> str:
-    pattern = rng.choice(words[f"{kind}_names"])
+    pattern: str = rng.choice(words[f"{kind}_names"])
     return pattern.format(
         city=city.name,
         adj=rng.choice(words["adjectives"]),
@@ -183,7 +186,7 @@ def _near(rng: random.Random, city: City, radius_km: float) -> tuple[float, floa
     return round(city.lat + dlat, 6), round(city.lon + dlon, 6)
 
 
-def unique_name(seen: set[str], make: Any, attempts: int = 50) -> str:
+def unique_name(seen: set[str], make: Callable[[], str], attempts: int = 50) -> str:
     """A name not in ``seen`` (then added); numbered when the word lists run out."""
     for _ in range(attempts):
         name = make()
