@@ -53,7 +53,7 @@ from ticketing.booking_topology import BookingTopology, declare_topology
 from ticketing.config import BOOKING_STAGES, Settings
 from ticketing.consumer_runtime import ConsumerConfig, Link, run_consumer
 from ticketing.lifecycle import Backoff, requeue_after_backoff, wait_any
-from ticketing.messages import CONFIRM, STRIPE_EVENT, MessageError
+from ticketing.messages import CONFIRM, STRIPE_EVENT, Command, MessageError
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class BookingWorker:
     ) -> None:
         """Reply to one message and dead-letter what failed in it, then settle it: ack,
         requeue (a command lost a race) or park (a single command that failed)."""
-        replies = list(unit.refused)
+        replies: list[tuple[Any, int, Any]] = list(unit.refused)
         retry = False
         parked: str | None = None
         for command in unit.commands:
@@ -177,7 +177,7 @@ class BookingWorker:
             if outcome is None:  # lost a race again: the message comes round again
                 retry = True
                 continue
-            replies.append((command.get("correlation_id"), outcome.status, outcome.body))
+            replies.append((command.correlation_id, outcome.status, outcome.body))
             observe(command, outcome, now)
             if outcome.failed and unit.batched:
                 await dead_letter_command(dead_exchange, unit.message, command, outcome.failed)
@@ -195,10 +195,10 @@ class BookingWorker:
         else:
             await unit.message.ack()
 
-    async def _apply(self, commands: list[dict[str, Any]]) -> list[Outcome | None]:
+    async def _apply(self, commands: list[Command]) -> list[Outcome | None]:
         # Payment commands call Stripe: never inside a transaction other commands share,
         # or their seat locks would be held for the length of a card payment.
-        shared = [i for i, c in enumerate(commands) if c.get("type") not in UNBATCHED]
+        shared = [i for i, c in enumerate(commands) if c.kind not in UNBATCHED]
         results: list[Outcome | None] = [None] * len(commands)
         async with self.pool.acquire() as conn:
             for i, outcome in zip(
@@ -208,12 +208,12 @@ class BookingWorker:
             ):
                 results[i] = outcome
             for i, command in enumerate(commands):
-                if command.get("type") in UNBATCHED:
+                if command.kind in UNBATCHED:
                     results[i] = await self._apply_alone(conn, command)
         return results
 
     async def _apply_together(
-        self, conn: asyncpg.Connection, commands: list[dict]
+        self, conn: asyncpg.Connection, commands: list[Command]
     ) -> list[Outcome | None]:
         if not commands:
             return []
@@ -226,7 +226,7 @@ class BookingWorker:
             log.info("booking batch of %d lost a race, applying one by one", len(commands))
         return [await self._apply_alone(conn, command) for command in commands]
 
-    async def _apply_alone(self, conn: asyncpg.Connection, command: dict) -> Outcome | None:
+    async def _apply_alone(self, conn: asyncpg.Connection, command: Command) -> Outcome | None:
         try:
             async with conn.transaction():
                 return await apply_one(self.ctx, conn, self.handlers, command)
