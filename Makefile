@@ -8,17 +8,20 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DEMO_EVENTS ?= 10000
 
-.PHONY: help run test setup migrate demo reindex bench-search lint clean
+.PHONY: help run test check venv lock setup migrate demo reindex bench-search lint clean
 
 help:
 	@echo "make run           start the whole stack at http://127.0.0.1:8080 (Ctrl-C stops it)"
 	@echo "make test          run the test suite against real servers (PYTEST_ARGS=... passes through)"
+	@echo "make check         the quality gate, no servers: format, ruff, mypy --strict, import"
+	@echo "                   boundaries, unit tests (CI runs it before make test)"
 	@echo "make setup         install what is missing and start PostgreSQL, Redis, RabbitMQ"
+	@echo "make lock          re-pin requirements.lock from pyproject.toml (then make setup)"
 	@echo "make migrate       apply database migrations"
 	@echo "make demo          load demo data (DEMO_EVENTS=$(DEMO_EVENTS); skipped when present)"
 	@echo "make reindex       rebuild the search collection with zero downtime"
 	@echo "make bench-search  load-test search through the gateway (the stack must be running)"
-	@echo "make lint          ruff, shell syntax and the rendered gateway config"
+	@echo "make lint          make check, shell syntax and the rendered gateway config (nginx -t)"
 	@echo "make clean         remove generated state (.run/, caches); keeps .venv"
 
 run:
@@ -26,6 +29,31 @@ run:
 
 setup:
 	deploy/setup.sh
+
+# The virtualenv alone, from requirements.lock: what `make check` needs, no servers started.
+venv:
+	deploy/setup.sh --venv-only
+
+# requirements.lock pins every package of the project and its [servers] and [dev] extras,
+# with hashes, for the Python 3.11 of deploy/setup.sh; requirements-image.lock the subset
+# deploy/Dockerfile installs, at the same versions. The index comes from pip's own config.
+PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --strip-extras --allow-unsafe --generate-hashes \
+	--no-emit-index-url --no-emit-find-links
+lock: venv
+	$(VENV)/bin/python -m pip install -q 'pip-tools>=7.4'
+	$(PIP_COMPILE) --extra servers --extra dev --output-file requirements.lock pyproject.toml
+	$(PIP_COMPILE) --output-file requirements-image.lock pyproject.toml deploy/image-requirements.in
+
+# The quality gate: nothing here needs a server. mypy's files and strictness, and ruff's
+# rules, are in pyproject.toml; import boundaries in .importlinter once it exists.
+check: venv
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	@if [ -f .importlinter ]; then $(VENV)/bin/lint-imports; else echo "check: no .importlinter, import boundaries skipped"; fi
+	@status=0; $(VENV)/bin/pytest tests/unit -q || status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make check: FAILED - no unit tests collected" >&2; exit 1; fi; \
+	exit $$status
 
 # pytest exits 5 when it collected nothing: a suite that silently ran zero tests must fail.
 test: setup
@@ -48,12 +76,11 @@ reindex: setup
 bench-search: setup
 	$(PY) bench/search.py
 
-lint: setup
-	$(VENV)/bin/ruff check .
+lint: setup check
 	bash -n deploy/setup.sh deploy/run.sh .ci/run
 	$(PY) -m deploy.render_nginx --output .run/lint/nginx.conf --prefix .run/lint/nginx
 	PATH="$$PATH:/usr/sbin" nginx -t -q -c "$$PWD/.run/lint/nginx.conf" -p "$$PWD/.run/lint/nginx" -e stderr
 
 clean:
-	rm -rf .run .pytest_cache .ruff_cache .hypothesis bench/results
+	rm -rf .run .pytest_cache .ruff_cache .mypy_cache .hypothesis bench/results
 	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +
