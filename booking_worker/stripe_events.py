@@ -15,14 +15,11 @@ from typing import Any
 
 import asyncpg
 
-from booking_worker.confirm import (
-    Reply,
-    complete_due_refunds,
-    payment_resources,
-    settle_success,
-)
-from booking_worker.context import Context
+from booking_worker.context import Context, Reply
 from booking_worker.metrics import STRIPE_EVENTS
+from booking_worker.payment_resources import payment_resources
+from booking_worker.refunds import complete_due_refunds
+from booking_worker.settle import settle_success
 from ticketing.domain.booking_states import STORED_STATUS, AttemptState
 from ticketing.messages import StripeEvent
 from ticketing.payments import Payments, PaymentUnavailable

@@ -21,9 +21,11 @@ import pytest
 from aiohttp import web
 
 from booking_worker import confirm
+from booking_worker import settle as settling
 from booking_worker.attempt_locks import AttemptLocks
 from booking_worker.confirm import close_payment_resources, confirm_hold, payment_resources
 from booking_worker.handlers import Context
+from booking_worker.payment_resources import may_hold_session_locks
 from booking_worker.stripe_events import apply_stripe_event
 from tests.payments_support import (
     WEBHOOK_SECRET,
@@ -552,8 +554,8 @@ async def test_a_booking_committed_while_a_settle_waited_is_not_booked_twice(
     found = await payments.find_attempt(str(attempt_id))
     assert found is not None
     intent = found.payment_intent_id
-    unguarded = confirm._BOOK.replace("ON CONFLICT (hold_id) DO NOTHING", "")
-    assert unguarded != confirm._BOOK
+    unguarded = settling._BOOK.replace("ON CONFLICT (hold_id) DO NOTHING", "")
+    assert unguarded != settling._BOOK
     booking_id = uuid.uuid4()
 
     async def while_another_books(waiter: Any) -> Any:
@@ -589,12 +591,12 @@ async def test_a_booking_committed_while_a_settle_waited_is_not_booked_twice(
     assert isinstance(control, asyncpg.UniqueViolationError), control
     await pool.execute("DELETE FROM bookings WHERE id = $1", booking_id)  # committed again below
 
-    async def settle() -> confirm.Settled:
+    async def settle() -> settling.Settled:
         async with pool.acquire() as conn:
-            return await confirm.settle_success(conn, attempt_id, intent, held.ticket_ids)
+            return await settling.settle_success(conn, attempt_id, intent, held.ticket_ids)
 
     [settled] = await while_another_books(settle)
-    assert settled == confirm.Settled(booking_id, True), settled
+    assert settled == settling.Settled(booking_id, True), settled
     bookings = await pool.fetch("SELECT id FROM bookings WHERE hold_id = $1", held.hold_id)
     assert [b["id"] for b in bookings] == [booking_id]
     [payment] = await payment_rows(pool, held.hold_id)
@@ -625,7 +627,7 @@ async def test_the_payments_pool_releases_a_refunds_lock_left_behind_and_skips_t
     try:
         async with pool.acquire() as conn:
             pid = conn.get_server_pid()
-            confirm._MAY_HOLD_SESSION_LOCKS.add(pid)  # as a refund does before it asks
+            may_hold_session_locks.add(pid)  # as a refund does before it asks
             assert await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended('r', 0))")
             await conn.execute("BEGIN")  # and a transaction nobody ended
         async with pool.acquire() as conn:
