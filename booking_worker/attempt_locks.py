@@ -104,9 +104,10 @@ class AttemptLocks:
             unlocks, self._to_unlock = self._to_unlock, []
             try:
                 conn = await self._connection(asking=len(locks))
-                _, granted = await conn.fetchrow(
+                row = await conn.fetchrow(
                     _LOCK_AND_UNLOCK, [k for k, _ in unlocks], [k for k, _ in locks]
                 )
+                granted = row[1] if row is not None else []
             except asyncio.CancelledError:  # closing
                 self._fail(locks, unlocks, asyncpg.InterfaceError("attempt locks closed"))
                 raise

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from booking_worker.context import Context, Handler, PaymentHandler
+from booking_worker.context import Connection, Context, Handler, PaymentHandler
 from booking_worker.handlers import READ_ONLY
 from booking_worker.metrics import REPLAYED
 from booking_worker.reserve import reserve_group
@@ -49,7 +49,7 @@ class Outcome:
 
 async def apply_batch(
     ctx: Context,
-    conn: asyncpg.Connection,
+    conn: Connection,
     handlers: dict[str, Handler],
     commands: list[Command],
 ) -> list[Outcome]:
@@ -70,7 +70,7 @@ async def apply_batch(
 
 
 async def _reserve_groups(
-    ctx: Context, conn: asyncpg.Connection, commands: list[Command], known: dict[str, Outcome]
+    ctx: Context, conn: Connection, commands: list[Command], known: dict[str, Outcome]
 ) -> list[Outcome | None]:
     """Outcomes of the batch's fresh reserves, decided per event in a few statements
     (booking_worker.reserve); None where the command still has to run on its own (not a
@@ -97,7 +97,7 @@ async def _reserve_groups(
     return results
 
 
-async def _reserve_alone(ctx: Context, conn: asyncpg.Connection, command: Reserve) -> Outcome:
+async def _reserve_alone(ctx: Context, conn: Connection, command: Reserve) -> Outcome:
     """A reserve as a group of one, which stores its own reply."""
     event_id = command.event_id if is_id(command.event_id) else None
     ((status, body),) = await reserve_group(ctx, conn, event_id, [command])
@@ -106,7 +106,7 @@ async def _reserve_alone(ctx: Context, conn: asyncpg.Connection, command: Reserv
 
 async def apply_one(
     ctx: Context,
-    conn: asyncpg.Connection,
+    conn: Connection,
     handlers: dict[str, Handler],
     command: Command,
     known: dict[str, Outcome] | None = None,
@@ -114,13 +114,9 @@ async def apply_one(
     """One command in a savepoint; ``known`` holds stored replies already looked up."""
     kind, request_id = command.kind, command.request_id
     store = kind not in READ_ONLY
-    if store:
-        if known is None:
-            stored = await _stored_reply(conn, request_id)
-        else:
-            stored = known.get(request_id)
-        if stored is not None:
-            return stored
+    stored = await _earlier_reply(conn, command, known) if store else None
+    if stored is not None:
+        return stored
     try:
         async with conn.transaction():  # a savepoint inside the batch
             if isinstance(command, Reserve):
@@ -143,14 +139,31 @@ async def apply_one(
     except Exception as exc:  # a bug in a handler: never guess, park the command
         return _failed(command, exc)
     if store and _storable(outcome.status, outcome.body):
-        try:
-            async with conn.transaction():
-                await _store(conn, command, outcome.status, outcome.body)
-        except asyncpg.UniqueViolationError:
-            stored = await _stored_reply(conn, request_id)
-            if stored is not None:
-                return stored
-            raise
+        return await _store_refusal(conn, command, outcome)
+    return outcome
+
+
+async def _earlier_reply(
+    conn: Connection, command: Command, known: dict[str, Outcome] | None
+) -> Outcome | None:
+    """The stored reply of an earlier copy of the command, from ``known`` when the batch
+    looked them up already."""
+    if known is not None:
+        return known.get(command.request_id)
+    return await _stored_reply(conn, command.request_id)
+
+
+async def _store_refusal(conn: Connection, command: Command, outcome: Outcome) -> Outcome:
+    """Store a refusal whose savepoint rolled back, in one of its own; if another copy of
+    the command stored its reply meanwhile, that one is the answer."""
+    try:
+        async with conn.transaction():
+            await _store(conn, command, outcome.status, outcome.body)
+    except asyncpg.UniqueViolationError:
+        stored = await _stored_reply(conn, command.request_id)
+        if stored is not None:
+            return stored
+        raise
     return outcome
 
 
@@ -202,7 +215,7 @@ def _failed(command: Command, exc: BaseException) -> Outcome:
     return Outcome(500, problem.to_dict(), failed=f"{type(exc).__name__}: {exc}")
 
 
-async def _stored_reply(conn: asyncpg.Connection, request_id: str) -> Outcome | None:
+async def _stored_reply(conn: Connection, request_id: str) -> Outcome | None:
     raw = await conn.fetchval(
         "SELECT reply FROM processed_commands WHERE request_id = $1", request_id
     )
@@ -215,7 +228,7 @@ def _replayed(raw: str) -> Outcome:
     return Outcome(reply["status"], reply["body"], replayed=True)
 
 
-async def _store(conn: asyncpg.Connection, command: Command, status: int, body: Any) -> None:
+async def _store(conn: Connection, command: Command, status: int, body: Any) -> None:
     await conn.execute(
         "INSERT INTO processed_commands (request_id, type, reply) VALUES ($1, $2, $3::jsonb)",
         command.request_id,

@@ -23,7 +23,7 @@ from datetime import datetime
 import asyncpg
 
 from booking_worker.attempt_locks import AttemptLocks
-from booking_worker.context import Context, Reply
+from booking_worker.context import Connection, Context, Reply
 from booking_worker.metrics import CONFIRMS, PAYMENTS
 from booking_worker.payment_replies import (
     hold_expired,
@@ -74,7 +74,7 @@ CLOCK_MARGIN_SECONDS = 300.0
 WAIT_FOR_OTHER_ATTEMPT_SECONDS = 3.0
 
 
-async def handle_confirm(ctx: Context, conn: asyncpg.Connection, command: Confirm) -> Reply:
+async def handle_confirm(ctx: Context, conn: Connection, command: Confirm) -> Reply:
     """CONFIRM from a partition queue's batch (a front door older than the payments
     stage); ``conn`` is not used, see :func:`confirm_payment`."""
     return await confirm_payment(ctx, command)
@@ -226,13 +226,8 @@ async def _start_attempt(
             if hold is None:
                 return await _not_the_callers(conn, hold_id)
             step = before_charge(hold_state(hold["status"], hold["past"]), hold["not_yet"])
-            if step is BeforeCharge.NOT_FOUND:
-                return hold_not_found()
-            if step is BeforeCharge.NOT_ON_SALE:  # the on-sale was moved later since
-                problem = not_on_sale(hold["on_sale_at"])
-                return problem.status, problem.to_dict()
-            if step is BeforeCharge.BOOKED:
-                return await booking_reply(conn, hold_id)
+            if step in _NO_CHARGE:
+                return await _no_charge(conn, step, hold, hold_id)
             chargeable = step is BeforeCharge.CHARGE
             attempt_id = uuid.uuid4()
             found = await conn.fetchrow(
@@ -244,44 +239,89 @@ async def _start_attempt(
                 hold["currency"],
                 chargeable,
             )
+            found = _one_row(found)  # the statement always yields one: FROM (SELECT)
         if found["mine_status"] == STORED_STATUS[AttemptState.DECLINED]:
             return payment_failed(found["mine_failure_code"])
         if not chargeable:
             return hold_expired()
-        mine = found["mine_id"]
         if not found["other_ids"]:
-            if mine is not None:
-                # A redelivered command: Stripe may already have this attempt's intent.
-                reply = await _recover(
-                    pool, payments, mine, found["mine_created_at"], abandon=False
-                )
-                if reply is not None:
-                    return reply
-            return _Attempt(
-                mine if mine is not None else attempt_id,
-                key,
-                hold["amount_cents"],
-                hold["currency"].strip(),
-                found["ticket_ids"],
-                fresh=found["inserted"],
-            )
-        others = list(zip(found["other_ids"], found["other_created_at"], strict=True))
-        stale = [
-            (attempt, created)
-            for attempt, created in others
-            if (found["now"] - created).total_seconds() > ATTEMPT_LEASE_SECONDS
-        ]
-        for attempt, created in stale:
-            reply = await _recover(pool, payments, attempt, created, abandon=True)
-            if reply is not None:
-                return reply
-        if len(stale) < len(others):
+            return await _this_attempt(pool, payments, hold, found, key, attempt_id)
+        reply, deciding = await _recover_stale(pool, payments, found)
+        if reply is not None:
+            return reply
+        if deciding:
             if time.monotonic() > deadline:
                 return payment_in_progress()
             await asyncio.sleep(0.05)
 
 
-async def _not_the_callers(conn: asyncpg.Connection, hold_id: uuid.UUID) -> Reply:
+def _one_row(row: asyncpg.Record | None) -> asyncpg.Record:
+    if row is None:
+        raise LookupError("a statement that yields one row yielded none")
+    return row
+
+
+async def _this_attempt(
+    pool: asyncpg.Pool,
+    payments: Payments,
+    hold: asyncpg.Record,
+    found: asyncpg.Record,
+    key: str,
+    attempt_id: uuid.UUID,
+) -> _Attempt | Reply:
+    """The attempt to charge, the only one of the hold still deciding: this key's earlier
+    one if there is one (settled instead if Stripe already took the payment), else the
+    one just recorded."""
+    mine = found["mine_id"]
+    if mine is not None:
+        # A redelivered command: Stripe may already have this attempt's intent.
+        reply = await _recover(pool, payments, mine, found["mine_created_at"], abandon=False)
+        if reply is not None:
+            return reply
+    return _Attempt(
+        mine if mine is not None else attempt_id,
+        key,
+        hold["amount_cents"],
+        hold["currency"].strip(),
+        found["ticket_ids"],
+        fresh=found["inserted"],
+    )
+
+
+async def _recover_stale(
+    pool: asyncpg.Pool, payments: Payments, found: asyncpg.Record
+) -> tuple[Reply | None, bool]:
+    """Settle from Stripe, or abandon, the hold's other attempts whose lease ran out:
+    (a reply if one of them booked, whether any other is still within its lease)."""
+    others = list(zip(found["other_ids"], found["other_created_at"], strict=True))
+    stale = [
+        (attempt, created)
+        for attempt, created in others
+        if (found["now"] - created).total_seconds() > ATTEMPT_LEASE_SECONDS
+    ]
+    for attempt, created in stale:
+        reply = await _recover(pool, payments, attempt, created, abandon=True)
+        if reply is not None:
+            return reply, False
+    return None, len(stale) < len(others)
+
+
+_NO_CHARGE = frozenset({BeforeCharge.NOT_FOUND, BeforeCharge.NOT_ON_SALE, BeforeCharge.BOOKED})
+
+
+async def _no_charge(
+    conn: Connection, step: BeforeCharge, hold: asyncpg.Record, hold_id: uuid.UUID
+) -> Reply:
+    """The answer to a confirm of a hold that is gone, not on sale, or already booked."""
+    if step is BeforeCharge.NOT_FOUND:
+        return hold_not_found()
+    if step is BeforeCharge.NOT_ON_SALE:  # the on-sale was moved later since
+        problem = not_on_sale(hold["on_sale_at"])
+        return problem.status, problem.to_dict()
+    return await booking_reply(conn, hold_id)
+
+
+async def _not_the_callers(conn: Connection, hold_id: uuid.UUID) -> Reply:
     """Why a confirm found no hold of the caller's to lock (read without locking: the caller
     may not wait on another fan's hold)."""
     status = await conn.fetchval("SELECT status FROM holds WHERE id = $1", hold_id)

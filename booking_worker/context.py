@@ -34,13 +34,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from ticketing.config import Settings
 
 Reply = tuple[int, dict[str, Any] | None]
+# What statements run on: a connection, or the pool's proxy that forwards to one.
+Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+
+
+def as_connection(conn: Connection) -> asyncpg.Connection:
+    """For a callee typed to take a Connection: the proxy forwards every method to one."""
+    return cast("asyncpg.Connection", conn)
 
 
 @dataclass(slots=True)
@@ -50,7 +58,7 @@ class Context:
 
 
 # Each kind's handler takes that kind's command class; the table is keyed by kind.
-Handler = Callable[[Context, asyncpg.Connection, Any], Awaitable[Reply]]
+Handler = Callable[[Context, Connection, Any], Awaitable[Reply]]
 # A payment command's handler works on short-lived connections of its own around the call
 # to Stripe (booking_worker.payment_stage): no transaction of the caller's, no ``conn``.
 PaymentHandler = Callable[[Context, Any], Awaitable[Reply]]

@@ -8,7 +8,7 @@ import uuid
 
 import asyncpg
 
-from booking_worker.context import Context, Reply
+from booking_worker.context import Connection, Context, Reply, as_connection
 from booking_worker.metrics import HOLDS_EXPIRED
 from ticketing.db.outbox import record_event_changed
 from ticketing.domain.booking_states import HoldState, Release, hold_state, on_release
@@ -18,7 +18,7 @@ from ticketing.problems import Problem
 log = logging.getLogger(__name__)
 
 
-async def release(ctx: Context, conn: asyncpg.Connection, command: ReleaseCommand) -> Reply:
+async def release(ctx: Context, conn: Connection, command: ReleaseCommand) -> Reply:
     hold = await _owned_hold(conn, command)
     decision = on_release(hold_state(hold["status"], hold["expired"]))
     if decision is Release.ALREADY_RELEASED:
@@ -33,18 +33,18 @@ async def release(ctx: Context, conn: asyncpg.Connection, command: ReleaseComman
         "UPDATE holds SET status = $2 WHERE id = $1", hold["id"], HoldState.RELEASED.value
     )
     await _free_tickets(conn, [hold["id"]])
-    await record_event_changed(conn, hold["event_id"], "availability")
+    await record_event_changed(as_connection(conn), hold["event_id"], "availability")
     log.info("hold %s released by %s", hold["id"], command.user_id)
     return 204, None
 
 
-async def _owned_hold(conn: asyncpg.Connection, command: ReleaseCommand) -> asyncpg.Record:
+async def _owned_hold(conn: Connection, command: ReleaseCommand) -> asyncpg.Record:
     """The command's hold, locked: 404 hold_not_found, or 403 not_your_hold."""
     try:
         hold_id = uuid.UUID(command.hold_id)
     except ValueError as exc:
         raise Problem(404, "hold_not_found", "No such hold.") from exc
-    hold = await conn.fetchrow(
+    hold: asyncpg.Record | None = await conn.fetchrow(
         """SELECT id, event_id, user_id, status, expires_at, expires_at <= now() AS expired
            FROM holds WHERE id = $1 FOR UPDATE""",
         hold_id,
@@ -56,7 +56,7 @@ async def _owned_hold(conn: asyncpg.Connection, command: ReleaseCommand) -> asyn
     return hold
 
 
-async def _free_tickets(conn: asyncpg.Connection, hold_ids: list[uuid.UUID]) -> None:
+async def _free_tickets(conn: Connection, hold_ids: list[uuid.UUID]) -> None:
     await conn.execute(
         """UPDATE tickets SET status = 'available', hold_id = NULL
            WHERE hold_id = ANY($1) AND status = 'reserved'""",
@@ -65,7 +65,7 @@ async def _free_tickets(conn: asyncpg.Connection, hold_ids: list[uuid.UUID]) -> 
 
 
 async def expire_holds(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     event_id: int | None = None,
     hold_ids: list[uuid.UUID] | None = None,
@@ -88,7 +88,9 @@ async def expire_holds(
     if not expired:
         return 0
     await _free_tickets(conn, [r["id"] for r in expired])
-    await record_event_changed(conn, [r["event_id"] for r in expired], "availability")
+    await record_event_changed(
+        as_connection(conn), [r["event_id"] for r in expired], "availability"
+    )
     HOLDS_EXPIRED.inc(len(expired))
     log.info("expired %d holds", len(expired))
     return len(expired)

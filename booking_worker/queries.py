@@ -7,9 +7,7 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-import asyncpg
-
-from booking_worker.context import Context, Reply
+from booking_worker.context import Connection, Context, Reply
 from ticketing.domain.booking import is_id
 from ticketing.domain.booking_shapes import Booking, Ticket
 from ticketing.messages import GetBooking, ListBookings, TicketStatus
@@ -25,7 +23,7 @@ FROM bookings b LEFT JOIN tickets t ON t.booking_id = b.id
 WHERE b.id = ANY($1) ORDER BY b.id, t.id"""
 
 
-async def bookings_of(conn: asyncpg.Connection, booking_ids: list[uuid.UUID]) -> list[Booking]:
+async def bookings_of(conn: Connection, booking_ids: list[uuid.UUID]) -> list[Booking]:
     """Bookings in the order of ``booking_ids``, with their tickets."""
     rows = await conn.fetch(_BOOKINGS, booking_ids)
     by_id = {}
@@ -40,7 +38,7 @@ async def bookings_of(conn: asyncpg.Connection, booking_ids: list[uuid.UUID]) ->
     return [by_id[i] for i in booking_ids if i in by_id]
 
 
-async def ticket_status(ctx: Context, conn: asyncpg.Connection, command: TicketStatus) -> Reply:
+async def ticket_status(ctx: Context, conn: Connection, command: TicketStatus) -> Reply:
     ticket_id = command.ticket_id
     if not is_id(ticket_id):
         raise Problem(404, "ticket_not_found", "No such ticket.")
@@ -70,7 +68,7 @@ async def ticket_status(ctx: Context, conn: asyncpg.Connection, command: TicketS
     return 200, body
 
 
-async def get_booking(ctx: Context, conn: asyncpg.Connection, command: GetBooking) -> Reply:
+async def get_booking(ctx: Context, conn: Connection, command: GetBooking) -> Reply:
     not_found = Problem(404, "booking_not_found", "No such booking.")
     try:
         booking_id = uuid.UUID(command.booking_id)
@@ -82,7 +80,7 @@ async def get_booking(ctx: Context, conn: asyncpg.Connection, command: GetBookin
     return 200, (await bookings_of(conn, [booking_id]))[0].to_json()
 
 
-async def list_bookings(ctx: Context, conn: asyncpg.Connection, command: ListBookings) -> Reply:
+async def list_bookings(ctx: Context, conn: Connection, command: ListBookings) -> Reply:
     """The caller's bookings, newest first; the cursor is (created_at, id) of the last one."""
     limit, cursor = command.limit, command.cursor
     if not 1 <= limit <= 100:

@@ -11,6 +11,9 @@ from ticketing.payments import Payments
 
 # An attempt in the "refund due" state (ticketing.domain.booking_states), as stored.
 REFUND_DUE = "status = 'succeeded' AND failure_code IS NOT NULL"
+# Built from that constant, never from input.
+_DUE = f"SELECT id FROM payments WHERE {REFUND_DUE} ORDER BY created_at"  # noqa: S608
+_STILL_DUE = f"SELECT payment_intent_id, failure_code FROM payments WHERE id = $1 AND {REFUND_DUE}"  # noqa: S608
 
 
 async def complete_due_refunds(pool: asyncpg.Pool, payments: Payments) -> int:
@@ -20,7 +23,7 @@ async def complete_due_refunds(pool: asyncpg.Pool, payments: Payments) -> int:
     runs never both ask Stripe (whose idempotency key we send but do not rely on:
     localstripe ignores it). A crash before the status update only means the next run asks
     Stripe again, with the same key."""
-    due = await pool.fetch(f"SELECT id FROM payments WHERE {REFUND_DUE} ORDER BY created_at")
+    due = await pool.fetch(_DUE)
     refunded = 0
     for row in due:
         async with pool.acquire() as conn:
@@ -33,11 +36,7 @@ async def complete_due_refunds(pool: asyncpg.Pool, payments: Payments) -> int:
                 may_hold_session_locks.discard(pid)
                 continue  # another run is refunding it right now
             try:
-                payment = await conn.fetchrow(
-                    f"SELECT payment_intent_id, failure_code FROM payments"
-                    f" WHERE id = $1 AND {REFUND_DUE}",
-                    row["id"],
-                )
+                payment = await conn.fetchrow(_STILL_DUE, row["id"])
                 if payment is None:
                     continue  # refunded by another run since the list was read
                 key = f"refund:{row['id']}"

@@ -33,7 +33,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from booking_worker.context import Context, Reply
+from booking_worker.context import Connection, Context, Reply
 from booking_worker.seat_rows import already_held_or_booked, free_explicit, free_window
 from ticketing.domain.booking import (
     InvalidRequest,
@@ -83,7 +83,7 @@ def refusal(refused: Refused) -> Problem:
 
 
 async def reserve_group(
-    ctx: Context, conn: asyncpg.Connection, event_id: int | None, commands: list[Reserve]
+    ctx: Context, conn: Connection, event_id: int | None, commands: list[Reserve]
 ) -> list[Reply]:
     """(status, body) for each command, in order; every reply is stored. Runs inside the
     caller's savepoint; raises GroupConflict (or a database error) to be undone."""
@@ -108,20 +108,20 @@ async def reserve_group(
         except Problem as problem:
             replies[i] = (problem.status, problem.to_dict())
     holds: list[tuple[int, Hold]] = []
-    if asks:
-        assert event is not None and event_id is not None
+    if asks and event is not None and event_id is not None:  # asks imply the event
         expires_at = event["now"] + timedelta(seconds=ctx.settings.hold_ttl_seconds)
         decided = await _decide(ctx, conn, event_id, commands, asks)
         for i, seats in decided.items():
             if isinstance(seats, Refused):
-                problem = refusal(seats)
-                replies[i] = (problem.status, problem.to_dict())
+                refused = refusal(seats)
+                replies[i] = (refused.status, refused.to_dict())
                 continue
             hold = Hold(uuid.uuid4(), event_id, tuple(seats), event["currency"], expires_at)
             holds.append((i, hold))
             replies[i] = (201, hold.to_json())
     done = [reply for reply in replies if reply is not None]
-    assert len(done) == len(commands)
+    if len(done) != len(commands):
+        raise RuntimeError("a reserve of the group was left without a reply")
     await _write(conn, event_id, event, commands, done, holds)
     return done
 
@@ -152,7 +152,7 @@ def _admit(command: Reserve, event: asyncpg.Record | None) -> SeatRequest:
 
 async def _decide(
     ctx: Context,
-    conn: asyncpg.Connection,
+    conn: Connection,
     event_id: int,
     commands: list[Reserve],
     asks: dict[int, SeatRequest],
@@ -182,7 +182,7 @@ async def _decide(
 
 
 async def _write(
-    conn: asyncpg.Connection,
+    conn: Connection,
     event_id: int | None,
     event: asyncpg.Record | None,
     commands: list[Reserve],

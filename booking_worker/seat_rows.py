@@ -12,10 +12,9 @@ from typing import Any
 
 import asyncpg
 
+from booking_worker.context import Connection
 from ticketing.domain.booking import SeatWindow, window_size
 from ticketing.domain.booking_shapes import Ticket
-
-SEAT_COLUMNS = 'id, section, "row", number, price_cents'
 
 # The per-fan cap counts unexpired holds and confirmed bookings of the event.
 _ALREADY = """SELECT u AS user_id,
@@ -25,17 +24,17 @@ _ALREADY = """SELECT u AS user_id,
          WHERE b.user_id = u AND b.event_id = $1 AND b.status = 'confirmed') AS already
 FROM unnest($2::text[]) u"""
 
-_FREE_EXPLICIT = f"""SELECT {SEAT_COLUMNS} FROM tickets
+_FREE_EXPLICIT = """SELECT id, section, "row", number, price_cents FROM tickets
     WHERE id = ANY($1) AND event_id = $2 AND status = 'available'
     ORDER BY id FOR UPDATE SKIP LOCKED"""
 
-_WINDOW_FROM_START = f"""SELECT {SEAT_COLUMNS} FROM tickets
+_WINDOW_FROM_START = """SELECT id, section, "row", number, price_cents FROM tickets
     WHERE event_id = $1 AND status = 'available' AND ($2::text IS NULL OR section = $2)
     ORDER BY section, "row", number LIMIT $3
     FOR UPDATE SKIP LOCKED"""
 # Separate text, not an "$4 IS NULL OR ..." condition: a generic plan could not start the
 # index scan at the mark.
-_WINDOW_FROM_MARK = f"""SELECT {SEAT_COLUMNS} FROM tickets
+_WINDOW_FROM_MARK = """SELECT id, section, "row", number, price_cents FROM tickets
     WHERE event_id = $1 AND status = 'available' AND ($2::text IS NULL OR section = $2)
       AND (section, "row", number) >= ($4::text, $5::text, $6::int)
     ORDER BY section, "row", number LIMIT $3
@@ -43,23 +42,21 @@ _WINDOW_FROM_MARK = f"""SELECT {SEAT_COLUMNS} FROM tickets
 
 
 async def already_held_or_booked(
-    conn: asyncpg.Connection, event_id: int, users: list[str]
+    conn: Connection, event_id: int, users: list[str]
 ) -> dict[str, int]:
     """Tickets each of ``users`` holds (unexpired) or bought for the event, in one query."""
     rows = await conn.fetch(_ALREADY, event_id, users)
     return {r["user_id"]: r["already"] for r in rows}
 
 
-async def free_explicit(
-    conn: asyncpg.Connection, event_id: int, ids: list[int]
-) -> dict[int, Ticket]:
+async def free_explicit(conn: Connection, event_id: int, ids: list[int]) -> dict[int, Ticket]:
     """Those of ``ids`` that are free and not being taken by another transaction right now
     (skipped, i.e. reported taken, rather than waited for), locked."""
     return {r["id"]: Ticket.of(r) for r in await conn.fetch(_FREE_EXPLICIT, ids, event_id)}
 
 
 async def free_window(
-    conn: asyncpg.Connection,
+    conn: Connection,
     marks: dict[Any, tuple[str, str, int]],
     event_id: int,
     section: str | None,

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from booking_worker.context import Reply
+from booking_worker.context import Connection, Reply, as_connection
 from booking_worker.payment_replies import hold_not_found
 from ticketing.db.outbox import record_event_changed
 from ticketing.domain.booking_shapes import Booking, tickets_of
@@ -40,7 +40,7 @@ class Settled:
 
 
 async def settle_success(
-    conn: asyncpg.Connection, attempt_id: uuid.UUID, intent_id: str, ticket_ids: list[int]
+    conn: Connection, attempt_id: uuid.UUID, intent_id: str, ticket_ids: list[int]
 ) -> Settled:
     """Record a payment Stripe reports succeeded, once. Books the seats if they are still
     this hold's or free (a late payment after expiry is honoured that way); otherwise, or
@@ -146,7 +146,7 @@ ORDER BY t.id"""
 
 
 async def _settle_locked(
-    conn: asyncpg.Connection, attempt_id: uuid.UUID, intent_id: str, ticket_ids: list[int]
+    conn: Connection, attempt_id: uuid.UUID, intent_id: str, ticket_ids: list[int]
 ) -> Settled:
     """settle_success's every case, each read made after the locks it depends on."""
     async with conn.transaction():
@@ -155,6 +155,8 @@ async def _settle_locked(
             raise LookupError(f"unknown payment attempt {attempt_id}")
         hold_id = payment["hold_id"]
         hold = await conn.fetchrow("SELECT * FROM holds WHERE id = $1 FOR UPDATE", hold_id)
+        if hold is None:  # a payment's hold is never deleted (foreign key)
+            raise LookupError(f"no hold {hold_id} of payment attempt {attempt_id}")
         if _settled(payment):
             return Settled(payment["booking_id"], _state(payment) is not AttemptState.BOOKED)
         booking = await conn.fetchrow("SELECT id FROM bookings WHERE hold_id = $1", hold_id)
@@ -205,7 +207,7 @@ async def _settle_locked(
 
 
 async def _book(
-    conn: asyncpg.Connection,
+    conn: Connection,
     hold: asyncpg.Record,
     booking_id: uuid.UUID,
     intent_id: str,
@@ -230,17 +232,17 @@ async def _book(
         booking_id,
     )
     await conn.execute("UPDATE holds SET status = 'confirmed' WHERE id = $1", hold["id"])
-    await record_event_changed(conn, hold["event_id"], "availability")
+    await record_event_changed(as_connection(conn), hold["event_id"], "availability")
 
 
-async def booking_reply(conn: asyncpg.Connection, hold_id: uuid.UUID) -> Reply:
+async def booking_reply(conn: Connection, hold_id: uuid.UUID) -> Reply:
     booking = await conn.fetchrow("SELECT * FROM bookings WHERE hold_id = $1", hold_id)
     if booking is None:
         return hold_not_found()
     return 201, await booking_body(conn, booking)
 
 
-async def booking_body(conn: asyncpg.Connection, booking: asyncpg.Record) -> dict[str, Any]:
+async def booking_body(conn: Connection, booking: asyncpg.Record) -> dict[str, Any]:
     tickets = await conn.fetch(
         'SELECT id, section, "row", number, price_cents FROM tickets WHERE booking_id = $1'
         " ORDER BY id",

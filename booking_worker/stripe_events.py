@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from booking_worker.context import Context, Reply
+from booking_worker.context import Connection, Context, Reply
 from booking_worker.metrics import STRIPE_EVENTS
 from booking_worker.payment_resources import payment_resources
 from booking_worker.refunds import complete_due_refunds
@@ -28,9 +28,7 @@ from ticketing.problems import Problem
 log = logging.getLogger(__name__)
 
 
-async def handle_stripe_event(
-    ctx: Context, conn: asyncpg.Connection, command: StripeEvent
-) -> Reply:
+async def handle_stripe_event(ctx: Context, conn: Connection, command: StripeEvent) -> Reply:
     """STRIPE_EVENT from a partition queue's batch (a front door older than the payments
     stage); ``conn`` is not used, see :func:`stripe_event_payment`."""
     return await stripe_event_payment(ctx, command)
@@ -77,7 +75,7 @@ async def apply_stripe_event(
     return 200, {"received": True, "duplicate": False}
 
 
-async def _apply(conn: asyncpg.Connection, event: dict[str, Any]) -> bool:
+async def _apply(conn: Connection, event: dict[str, Any]) -> bool:
     """Apply one event inside the dedupe transaction; True when a refund is now owed."""
     kind = event.get("type")
     intent = (event.get("data") or {}).get("object") or {}
@@ -88,7 +86,7 @@ async def _apply(conn: asyncpg.Connection, event: dict[str, Any]) -> bool:
     known = attempt_id is not None and await conn.fetchval(
         "SELECT true FROM payments WHERE id = $1", attempt_id
     )
-    if not known:
+    if attempt_id is None or not known:
         log.warning("stripe event for no attempt of ours event_id=%s", event["id"])
         return False
     if kind == "payment_intent.succeeded":

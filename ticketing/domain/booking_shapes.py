@@ -4,11 +4,17 @@ the worker fills them from the rows it read or wrote."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
+
+
+class Row(Protocol):
+    """A row read by name (a database record, a dict)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 def rfc3339(value: datetime) -> str:
@@ -27,7 +33,7 @@ class Ticket:
     price_cents: int = 0
 
     @classmethod
-    def of(cls, row: Mapping[str, Any]) -> Ticket:
+    def of(cls, row: Row) -> Ticket:
         """From a row with the columns id, section, row, number, price_cents."""
         return cls(row["id"], row["section"], row["row"], row["number"], row["price_cents"])
 
@@ -39,7 +45,7 @@ class Ticket:
         }
 
 
-def tickets_of(rows: Iterable[Mapping[str, Any]]) -> tuple[Ticket, ...]:
+def tickets_of(rows: Iterable[Row]) -> tuple[Ticket, ...]:
     """Tickets from rows, in id order."""
     return tuple(sorted((Ticket.of(r) for r in rows), key=lambda t: t.id))
 
@@ -85,7 +91,7 @@ class Booking:
     created_at: datetime
 
     @classmethod
-    def of(cls, row: Mapping[str, Any], tickets: Iterable[Ticket]) -> Booking:
+    def of(cls, row: Row, tickets: Iterable[Ticket]) -> Booking:
         """From a ``bookings`` row and its tickets."""
         return cls(
             row["id"],

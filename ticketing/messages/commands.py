@@ -69,15 +69,6 @@ class Command:
             wire["correlation_id"] = self.correlation_id
         return wire
 
-    def get(self, name: str, default: Any = None) -> Any:
-        """Read like the wire dict, for callers not converted yet (booking_worker.worker's
-        ``command.get("type")`` and ``command.get("correlation_id")``)."""
-        if name == "type":
-            return self.KIND
-        if name == "correlation_id":
-            return self.correlation_id
-        return self.to_wire().get(name, default)
-
     @classmethod
     def parse_fields(cls, body: Mapping[str, Any]) -> dict[str, Any]:
         return {}
