@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from itertools import groupby
-from typing import Any
 
 from booking_worker.context import Connection, Context, Reply
 from ticketing.domain.booking import is_id
-from ticketing.domain.booking_shapes import Booking, Ticket
+from ticketing.domain.booking_shapes import Booking, Ticket, TicketState
 from ticketing.messages import GetBooking, ListBookings, TicketStatus
 from ticketing.problems import Problem
-from ticketing.validation import encode_cursor, rfc3339
+from ticketing.validation import encode_cursor
 
 # Bookings with their tickets, one row per ticket (one row with no ticket for a booking
 # that has none), in booking then ticket order.
@@ -54,18 +53,17 @@ async def ticket_status(ctx: Context, conn: Connection, command: TicketStatus) -
     )
     if row is None:
         raise Problem(404, "ticket_not_found", "No such ticket.")
-    user, admin = command.user_id, command.is_admin
-    status = row["status"]
-    body: dict[str, Any] = {"ticket_id": row["id"], "status": status}
-    if status == "reserved" and not row["hold_live"]:
-        # Its hold ran out; the sweeper frees it shortly, and nobody may rely on it meanwhile.
-        body["status"] = "available"
-    elif status == "reserved" and (admin or row["hold_user"] == user):
-        body["hold_id"] = str(row["hold_id"])
-        body["expires_at"] = rfc3339(row["expires_at"])
-    elif status == "booked" and (admin or row["booking_user"] == user):
-        body["booking_id"] = str(row["booking_id"])
-    return 200, body
+    state = TicketState(
+        row["id"],
+        row["status"],
+        bool(row["hold_live"]),
+        row["hold_id"],
+        row["expires_at"],
+        row["hold_user"],
+        row["booking_id"],
+        row["booking_user"],
+    )
+    return 200, state.to_json(command.user_id, command.is_admin)
 
 
 async def get_booking(ctx: Context, conn: Connection, command: GetBooking) -> Reply:

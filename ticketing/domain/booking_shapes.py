@@ -115,3 +115,31 @@ class Booking:
             "payment_intent_id": self.payment_intent_id,
             "created_at": rfc3339(self.created_at),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TicketState:
+    """One ticket as the table has it, with its hold's and booking's owners."""
+
+    ticket_id: int
+    status: str  # available, reserved or booked
+    hold_live: bool  # its hold is 'held' and not past expires_at
+    hold_id: UUID | None = None
+    expires_at: datetime | None = None
+    hold_owner: str | None = None
+    booking_id: UUID | None = None
+    booking_owner: str | None = None
+
+    def to_json(self, user: str, admin: bool) -> dict[str, Any]:
+        """What ``user`` may learn of it: its status, and the hold or booking when it is
+        theirs (an admin sees every one). A seat whose hold lapsed reads available: the
+        sweeper frees it shortly, and nobody may rely on it meanwhile."""
+        body: dict[str, Any] = {"ticket_id": self.ticket_id, "status": self.status}
+        if self.status == "reserved" and not self.hold_live:
+            body["status"] = "available"
+        elif self.status == "reserved" and (admin or self.hold_owner == user):
+            body["hold_id"] = str(self.hold_id)
+            body["expires_at"] = rfc3339(self.expires_at) if self.expires_at else None
+        elif self.status == "booked" and (admin or self.booking_owner == user):
+            body["booking_id"] = str(self.booking_id)
+        return body
