@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from ticketing.messages.errors import MessageError
 
 BOOKING_COMMAND_VERSION = 1
+_NUMBER = (int, float)  # built once: every command of an on-sale is parsed
 
 RESERVE = "booking.reserve"
 CONFIRM = "booking.confirm"
@@ -242,24 +243,28 @@ def parse_command(body: Any) -> Command:
     are ignored, as a newer sender's additions would be)."""
     if not isinstance(body, dict):
         raise MessageError("a booking command must be a JSON object")
-    cls = COMMAND_TYPES.get(body.get("type"))  # type: ignore[arg-type]
+    kind = body.get("type")
+    cls = COMMAND_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise MessageError(f"unknown booking command {body.get('type')!r}")
+        raise MessageError(f"unknown booking command {kind!r}")
     if body.get("v") != BOOKING_COMMAND_VERSION:
         raise MessageError(f"unsupported version {body.get('v')!r} of {cls.KIND}")
-    for name in ("request_id", "user_id"):
-        if not isinstance(body.get(name), str) or not body[name]:
-            raise MessageError(f"{name} must be a non-empty string")
-    roles = body.get("roles") or []
-    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+    request_id = body.get("request_id")
+    user_id = body.get("user_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise MessageError("request_id must be a non-empty string")
+    if not isinstance(user_id, str) or not user_id:
+        raise MessageError("user_id must be a non-empty string")
+    roles = body.get("roles") or ()
+    if roles and (not isinstance(roles, list) or not all(isinstance(r, str) for r in roles)):
         raise MessageError("roles must be a list of strings")
     sent_at = body.get("sent_at")
     correlation_id = body.get("correlation_id")
     return cls(
-        request_id=body["request_id"],
-        user_id=body["user_id"],
+        request_id=request_id,
+        user_id=user_id,
         roles=tuple(roles),
-        sent_at=sent_at if isinstance(sent_at, int | float) else None,
+        sent_at=sent_at if isinstance(sent_at, _NUMBER) else None,
         correlation_id=correlation_id if isinstance(correlation_id, str) else None,
         **cls.parse_fields(body),
     )
