@@ -64,21 +64,29 @@ def reserve_fields(body: dict[str, Any]) -> dict[str, Any]:
     if "ticket_id" in body:
         body = {**body, "ticket_ids": [body["ticket_id"]]}
     if "ticket_ids" in body:
-        ids = body["ticket_ids"]
-        if (
-            not isinstance(ids, list)
-            or not 1 <= len(ids) <= MAX_TICKETS_PER_REQUEST
-            or not all(_is_int(i) and 1 <= i <= MAX_ID for i in ids)
-        ):
-            raise validation_error(
-                f"ticket_ids must be a list of 1 to {MAX_TICKETS_PER_REQUEST} ticket ids.",
-                field="ticket_ids",
-            )
-        if len(set(ids)) != len(ids):
-            raise validation_error("ticket_ids must not repeat a ticket.", field="ticket_ids")
-        if "section" in body:
-            raise validation_error("section goes with quantity, not ticket_ids.", field="section")
-        return {"event_id": event_id, "ticket_ids": ids}
+        return {"event_id": event_id, "ticket_ids": _ticket_ids(body)}
+    return _quantity_fields(body, body["event_id"])
+
+
+def _ticket_ids(body: dict[str, Any]) -> list[int]:
+    ids = body["ticket_ids"]
+    if (
+        not isinstance(ids, list)
+        or not 1 <= len(ids) <= MAX_TICKETS_PER_REQUEST
+        or not all(_is_int(i) and 1 <= i <= MAX_ID for i in ids)
+    ):
+        raise validation_error(
+            f"ticket_ids must be a list of 1 to {MAX_TICKETS_PER_REQUEST} ticket ids.",
+            field="ticket_ids",
+        )
+    if len(set(ids)) != len(ids):
+        raise validation_error("ticket_ids must not repeat a ticket.", field="ticket_ids")
+    if "section" in body:
+        raise validation_error("section goes with quantity, not ticket_ids.", field="section")
+    return ids
+
+
+def _quantity_fields(body: dict[str, Any], event_id: int) -> dict[str, Any]:
     quantity = body["quantity"]
     if not _is_int(quantity) or not 1 <= quantity <= MAX_TICKETS_PER_REQUEST:
         raise validation_error(
@@ -170,7 +178,7 @@ async def _hurry(request: web.Request, user_id: str, event_id: int) -> None:
         log.warning("claim window not shortened: event_id=%s %s", event_id, exc)
 
 
-async def _claimed(request: web.Request, user_id: str, event_id: int, hold: dict) -> None:
+async def _claimed(request: web.Request, user_id: str, event_id: int, hold: dict[str, Any]) -> None:
     """The admitted fan holds seats now: no longer "admitted, not yet holding", and the
     seats count as taken for admission at once, before the next inventory count (the
     queue's TICK). Best effort: without Redis the claim window may end the session of a

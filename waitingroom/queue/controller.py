@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import time
+from typing import Any
 
 from ticketing.config import Settings
 from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
@@ -62,7 +63,8 @@ class QueueController:
         began = await self.store.count_begin([event.event_id for event in self.events.all()])
         for event in await self.events.count():
             event_id, inventory = event.event_id, event.inventory
-            assert inventory is not None
+            if inventory is None:
+                raise RuntimeError(f"event {event_id} was counted without its inventory")
             await self.apply(event_id, began.get(event_id), inventory)
             figures = await self.store.figures(event_id)
             fields: dict[str, str | int | float] = {}
@@ -146,6 +148,6 @@ class QueueController:
         await self.store.redis.set(self.health_key, json.dumps(record), ex=10)
         return health
 
-    async def last_health(self) -> dict | None:
+    async def last_health(self) -> dict[str, Any] | None:
         raw = await self.store.redis.get(self.health_key)
         return None if raw is None else json.loads(raw)

@@ -151,7 +151,9 @@ class FairStart:
         self, event: QueueEvent, record: DrawRecord, conn: asyncpg.Connection
     ) -> str:
         event_id = event.event_id
-        assert record.total is not None
+        total = record.total
+        if total is None:
+            raise ValueError(f"event {event_id}: only a drawn record is restored")
         pre = self.store.key(event_id, "pre")
         for _ in range(_ATTEMPTS):
             users = [_text(u) for u in await self.store.redis.zrange(pre, 0, -1)]
@@ -160,7 +162,7 @@ class FairStart:
             args: list[Any] = [event.on_sale_ms]
             for user, ref in zip(users, refs, strict=True):
                 position = drawn_at.get(ref)
-                args += [user, 0 if position is None else position - record.total - 1]
+                args += [user, 0 if position is None else position - total - 1]
             outcome = _text(
                 await self._redraw(
                     keys=self.store.keys(event_id, "waiting", "pre", "seen", "state"), args=args

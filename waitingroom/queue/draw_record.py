@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
@@ -33,9 +33,10 @@ SELECT event_id, epoch, commitment, committed_at, seed, revealed_at, total, orde
 FROM queue_draws WHERE event_id = $1
 """
 
+# The column names come from the fixed tuple below, never from a request.
 _PAGES = {
     by: f"""SELECT member_ref FROM queue_draw_members
-            WHERE event_id = $1 AND {by} > $2 AND {by} <= $2 + $3 ORDER BY {by}"""
+            WHERE event_id = $1 AND {by} > $2 AND {by} <= $2 + $3 ORDER BY {by}"""  # noqa: S608
     for by in ("position", "member_rank")
 }
 
@@ -82,7 +83,8 @@ class FairnessRecord:
             )
             if not taken:
                 raise DrawBusy(event_id)
-            yield conn
+            # The pool's proxy forwards every Connection method to the connection it holds.
+            yield cast("asyncpg.Connection", conn)
 
     async def commit(
         self, conn: asyncpg.Connection, event_id: int, new: str, committed_at: datetime
@@ -143,7 +145,8 @@ class FairnessRecord:
             order_digest(order),
         )
         saved = await self.get(event_id, conn)
-        assert saved is not None
+        if saved is None:
+            raise RuntimeError(f"event {event_id}: the draw just saved is not on record")
         return saved
 
     async def _supersede(
@@ -209,7 +212,8 @@ class FairnessRecord:
         """The recorded order checked whole, here: the seed matches the commitment, the
         order is sorted by the seed, and it has the recorded length and digest. Computed once
         per process and draw (a recorded draw never changes), shared by concurrent calls."""
-        assert record.seed is not None
+        if record.seed is None:
+            raise ValueError(f"event {record.event_id}: only a drawn record is verified")
         key = (record.event_id, record.seed)
         task = self._verified.get(key)
         if task is None or (task.done() and task.exception() is not None):
@@ -221,7 +225,8 @@ class FairnessRecord:
         return await asyncio.shield(task)
 
     async def _verify(self, record: DrawRecord) -> bool:
-        assert record.seed is not None
+        if record.seed is None:
+            raise ValueError(f"event {record.event_id}: only a drawn record is verified")
         check = OrderCheck(record.seed)
         while True:
             page = await self.order_page(record.event_id, check.count, VERIFY_CHUNK)

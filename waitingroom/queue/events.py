@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
@@ -78,7 +79,7 @@ class QueueEvent:
         }
 
     @classmethod
-    def from_json(cls, raw: dict) -> QueueEvent:
+    def from_json(cls, raw: dict[str, Any]) -> QueueEvent:
         inv = raw.get("inventory")
         return cls(
             raw["event_id"],
@@ -130,6 +131,8 @@ class QueueEvents:
     async def count_one(self, event_id: int) -> Inventory:
         """One event's inventory now, straight from PostgreSQL."""
         row = await self.pool.fetchrow(COUNT_ONE_SQL, event_id)
+        if row is None:  # an aggregate without GROUP BY: one row, whatever the event
+            raise RuntimeError(f"event {event_id}: the count returned no row")
         return Inventory(row["available"], row["reserved"], row["booked"])
 
     async def count(self) -> list[QueueEvent]:

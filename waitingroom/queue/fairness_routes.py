@@ -117,7 +117,8 @@ async def _draw(
             "next": None,
             "verified": None,
         }
-    assert record.revealed_at is not None and record.total is not None
+    if record.revealed_at is None or record.total is None:
+        raise RuntimeError(f"event {record.event_id}: a drawn record without its reveal")
     event_id = record.event_id
     following = offset + limit
     return {

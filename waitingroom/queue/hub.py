@@ -338,16 +338,8 @@ class Hub:
         room = self._rooms.get(event_id)
         if room is None or not room.by_user:
             return
-        by_user = room.by_user
-        if kind == "admitted":
-            since = message["at"] / 1000
-            for user, expiry_ms in message["users"]:
-                for fan in list(by_user.get(user, ())):
-                    await self._tell_admitted(fan, expiry_ms, since)
-        elif kind == "ended":
-            for user in message["users"]:
-                for fan in list(by_user.get(user, ())):
-                    await self._end(fan, message["reason"])
+        if kind in ("admitted", "ended"):
+            await self._tell_each(room.by_user, kind, message)
         elif kind in ("sold_out", "paused", "resumed", "on_sale", "all_held"):
             self._broadcast(room, kind)
         if kind not in ("admitted", "ended", "sold_out"):
@@ -357,6 +349,20 @@ class Hub:
             # and ends with a status pass of its own (a round meanwhile would only compete
             # with it for the same sockets).
             room.wake.set()
+
+    async def _tell_each(
+        self, by_user: dict[str, set[Fan]], kind: str, message: dict[str, Any]
+    ) -> None:
+        """Admissions, or ended sessions: told to each of those fans' sockets here."""
+        if kind == "admitted":
+            since = message["at"] / 1000
+            for user, expiry_ms in message["users"]:
+                for fan in list(by_user.get(user, ())):
+                    await self._tell_admitted(fan, expiry_ms, since)
+        else:
+            for user in message["users"]:
+                for fan in list(by_user.get(user, ())):
+                    await self._end(fan, message["reason"])
 
     def _broadcast(self, room: Room, kind: str) -> None:
         """Tell a queue-wide change to every fan of the room, in a task of its own that

@@ -174,5 +174,5 @@ async def periodic(
             log.exception("%s failed", what)
         # Jitter keeps processes started together from ticking in lockstep, where the one
         # always just ahead would find the shared bucket full and the other always empty.
-        beat = seconds * random.uniform(1 - jitter, 1 + jitter)
+        beat = seconds * random.uniform(1 - jitter, 1 + jitter)  # noqa: S311 - jitter, no secret
         await wait_any(stop, seconds=max(0.0, beat - (loop.time() - started)))

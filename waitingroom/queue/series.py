@@ -29,6 +29,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import orjson
 from aiohttp import web
@@ -114,7 +115,8 @@ class QueueSeries:
         pipe = redis.pipeline(transaction=False)
         for event, held, figures in zip(counted, held_totals, every_figures, strict=True):
             inventory = event.inventory
-            assert inventory is not None
+            if inventory is None:  # counted holds only the events with one
+                raise RuntimeError(f"event {event.event_id} has no inventory")
             sample = Sample(
                 at_ms=now_ms,
                 waiting=figures.waiting,
@@ -141,7 +143,8 @@ class QueueSeries:
         """The window's samples after ``since_ms``, oldest first, with their rates."""
         start = max(since_ms - 2 * RATE_SPAN_MS, int(time.time() * 1000) - WINDOW_MS)
         raw = await self.store.redis.zrangebyscore(self.series_key(event_id), start, "+inf")
-        return with_rates([Sample.unpack(r) for r in raw], since_ms)
+        # Members only (no scores asked): each one a packed sample.
+        return with_rates([Sample.unpack(cast("bytes", r)) for r in raw], since_ms)
 
 
 SERIES_KEY = web.AppKey("queue_series", QueueSeries)

@@ -69,7 +69,9 @@ def _retrieve(task: asyncio.Future[Figures]) -> None:
         task.exception()  # every asker may have gone; asyncio must not call it unseen
 
 
-def admitted_fields(settings: Settings, event_id: int, user_id: str, expiry_ms: int) -> dict:
+def admitted_fields(
+    settings: Settings, event_id: int, user_id: str, expiry_ms: int
+) -> dict[str, str]:
     expires = expiry_ms // 1000
     return {
         "admission_token": admission_for_session(settings, user_id, event_id, expires),

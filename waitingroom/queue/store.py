@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from ticketing.coalesce import Coalescer
 from ticketing.config import Settings
@@ -444,12 +445,17 @@ class QueueStore:
     ) -> None:
         values = {**config.to_json(), "paused": "1" if config.paused else "0"}
         chosen = set(values) if fields is None else set(fields)
-        mapping = {name: value for name, value in values.items() if name in chosen}
+        mapping: dict[FieldT, EncodableT] = {
+            name: value for name, value in values.items() if name in chosen
+        }
         if mapping:
             await self.redis.hset(self.key(event_id, "config"), mapping=mapping)
 
     async def set_state(self, event_id: int, **fields: str | int | float) -> None:
-        await self.redis.hset(self.key(event_id, "state"), mapping=fields)
+        # Spelled out for the type checker: redis wants its own key type (Mapping keys are
+        # invariant).
+        mapping: dict[FieldT, EncodableT] = {name: value for name, value in fields.items()}
+        await self.redis.hset(self.key(event_id, "state"), mapping=mapping)
 
     # --- the fair start -------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from ticketing.auth import VERIFIER_KEY, bearer_token
 from ticketing.dependencies import REDIS_ERRORS
 from ticketing.problems import Problem
-from waitingroom.queue.hub import Fan
+from waitingroom.queue.fan import Fan
 from waitingroom.queue.route_steps import event_id_of, event_or_404, placement_or_404
 from waitingroom.queue.runtime import QUEUE_KEY
 
