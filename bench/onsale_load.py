@@ -38,7 +38,7 @@ stops the process for a long time (the result gives what one took at the end, an
 pauses of the collections made before the go), and every fan of the process would hear
 everything that much later, a pause of the load generator's that a fan's own device
 never has. (The waitingroom keeps its pauses short with gc.freeze, see
-waitingroom/socket_heap.py.)
+waitingroom/queue/socket_heap.py.)
 
 Latency is client side, from just before a request is written to the last byte of its
 answer, of every answer. Times a fan heard something (joined, admitted, sold_out) are wall

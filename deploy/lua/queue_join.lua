@@ -14,11 +14,11 @@
 -- unchanged (ngx.exec to @waitingroom), which decides and explains as it always has.
 --
 -- What it shares with the waitingroom rather than repeats: the PLACE script itself (run
--- by its SHA, the same keys and arguments as waitingroom/queue_store.py; a NOSCRIPT goes to
+-- by its SHA, the same keys and arguments as waitingroom/queue/store.py; a NOSCRIPT goes to
 -- the waitingroom, whose client loads it again), the token header, the limits, the rate
 -- window and the histogram buckets, all rendered into the config by deploy/render_nginx.py
 -- from the same Python. The status body and ticket are the waitingroom's
--- (waitingroom/queue_status.py, waitingroom/queue_ticket.py) for the kinds it answers;
+-- (waitingroom/queue/status.py, waitingroom/queue/ticket.py) for the kinds it answers;
 -- tests/e2e/test_gateway_join.py holds the two answers to each other, field by field.
 
 local ffi = require "ffi"
@@ -142,7 +142,7 @@ local function verified_user(now_s)
     return sub
 end
 
--- --- a queue ticket brought back (waitingroom/queue_ticket.py read_ticket's accepts) -------
+-- --- a queue ticket brought back (waitingroom/queue/ticket.py read_ticket's accepts) -------
 
 local RESTORABLE = { waiting = true, pre = true }
 
@@ -271,7 +271,7 @@ local function figures(red, event_id, now_s)
         waiting = waiting + (drawn and 0 or pre),
         rate = measured_per_minute(rate, floor(now_s)),
         -- The pre-queue's seed committed to, and that commitment on record in PostgreSQL
-        -- (waitingroom/fair_start.py marks it): only then may anyone enter the pre-queue.
+        -- (waitingroom/queue/draw.py marks it): only then may anyone enter the pre-queue.
         committed = type(fair[1]) == "string" and fair[1] == fair[2] and seed == 1,
     }
     figures_of[event_id] = cached
@@ -281,7 +281,7 @@ end
 -- --- the answer ---------------------------------------------------------------------------
 
 local function ticket(user, event_id, where, place, epoch, now_s)
-    -- waitingroom/queue_ticket.py issue_ticket's claims, in its order; place is the PLACE
+    -- waitingroom/queue/ticket.py issue_ticket's claims, in its order; place is the PLACE
     -- script's integer text, written as it came.
     local iat = floor(now_s)
     local claims = '{"sub":' .. quote(user) .. ',"event_id":' .. event_id
