@@ -10,6 +10,7 @@ import time
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from ticketing.messages import BookingReply, StripeEvent
 from ticketing.web import create_base_app
 from waitingroom.booking.commands import RPC_KEY
 from waitingroom.booking.confirm import confirm_routes
@@ -22,7 +23,7 @@ class FakeRpc:
 
     async def call(self, command, key):
         self.calls.append((command, key))
-        return 200, {"received": True, "duplicate": False}
+        return BookingReply(200, {"received": True, "duplicate": False})
 
 
 async def test_webhook(settings):
@@ -51,6 +52,7 @@ async def test_webhook(settings):
             "/webhooks/stripe", data=payload, headers={"Stripe-Signature": f"t={t},v1={sig}"}
         )
         assert r.status == 200, await r.text()
-        assert rpc.calls[0][0]["type"] == "booking.stripe_event" and rpc.calls[0][1] == "h"
+        command, key = rpc.calls[0]
+        assert isinstance(command, StripeEvent) and command.event["id"] == "evt_9" and key == "h"
         r = await client.post("/booking/confirm", json={"hold_id": "x"})
         assert r.status == 401

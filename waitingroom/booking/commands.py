@@ -1,19 +1,18 @@
 """A fan's booking request as a command to a booking worker, and the worker's answer as
 the fan's response: the connection each process keeps (:data:`RPC_KEY`), the idempotency
-key of a request, and the answer passed on as it is."""
+key of a request, the envelope every command carries, and the answer passed on as it is."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 from aiohttp import web
 
 from ticketing.auth import Principal
-from ticketing.messages import booking_command
+from ticketing.messages import BookingReply, Command
 from ticketing.problems import CONTENT_TYPE, RETRY_AFTER_SECONDS, Problem, validation_error
 from ticketing.web import SETTINGS_KEY
 from waitingroom.booking.rpc import BookingRpc
@@ -41,18 +40,19 @@ def request_id_of(request: web.Request, principal: Principal, route: str) -> str
     return "idem:" + digest
 
 
-async def send_command(
-    request: web.Request, principal: Principal, kind: str, request_id: str, key: Any, **fields: Any
-) -> web.Response:
-    command = booking_command(
-        kind, request_id, principal.user_id, roles=sorted(principal.roles), **fields
-    )
-    status, body = await request.app[RPC_KEY].call(command, key)
-    return respond(status, body)
+def roles_of(principal: Principal) -> tuple[str, ...]:
+    """A command's ``roles``: the caller's, sorted (the worker checks for ``admin``)."""
+    return tuple(sorted(principal.roles))
 
 
-def respond(status: int, body: Any) -> web.Response:
+async def send_command(request: web.Request, command: Command, key: int | str) -> web.Response:
+    """``command`` answered by the worker of partition ``key``, as the fan's response."""
+    return respond(await request.app[RPC_KEY].call(command, key))
+
+
+def respond(reply: BookingReply) -> web.Response:
     """A booking worker's answer as the fan's response."""
+    status, body = reply.status, reply.body
     if status == 204 or body is None:
         return web.Response(status=status)
     if status >= 400:

@@ -7,16 +7,16 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from aiohttp import web
 
 from ticketing.auth import Principal, require_user
-from ticketing.messages import RESERVE, booking_command
+from ticketing.messages import Reserve
 from ticketing.problems import RETRY_AFTER_SECONDS, Problem, validation_error
 from ticketing.validation import MAX_ID, read_json
 from ticketing.web import SETTINGS_KEY
-from waitingroom.booking.commands import RPC_KEY, request_id_of, respond
+from waitingroom.booking.commands import RPC_KEY, request_id_of, respond, roles_of
 from waitingroom.queue.port import QUEUE_PORT_KEY, QUEUE_UNREACHABLE, verify_admission
 
 # The name it logged under before the rooms split: its log lines read as they did.
@@ -28,6 +28,16 @@ CLAIM_GRACE_SECONDS = 15.0
 _RESERVE_FIELDS = frozenset({"event_id", "ticket_ids", "ticket_id", "quantity", "section"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class SeatsAsked(TypedDict):
+    """A valid reserve body, as the Reserve command's own fields: seats by id, or a
+    quantity (in a section)."""
+
+    event_id: int
+    ticket_ids: NotRequired[tuple[int, ...]]
+    quantity: NotRequired[int]
+    section: NotRequired[str]
 
 
 def reserve_latency_recorded(handler: Handler) -> Handler:
@@ -51,13 +61,13 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def reserve_fields(body: dict[str, Any]) -> dict[str, Any]:
+def reserve_fields(body: dict[str, Any]) -> SeatsAsked:
     unknown = sorted(set(body) - _RESERVE_FIELDS)
     if unknown:
         raise validation_error(f"Unknown fields: {', '.join(unknown)}.", fields=unknown)
-    event_id = body.get("event_id")
-    if not _is_int(event_id):
+    if not _is_int(body.get("event_id")):
         raise validation_error("event_id must be an integer.", field="event_id")
+    event_id: int = body["event_id"]
     chosen = [name for name in ("ticket_ids", "ticket_id", "quantity") if name in body]
     if len(chosen) != 1:
         raise validation_error("Send exactly one of ticket_ids, ticket_id or quantity.")
@@ -65,10 +75,10 @@ def reserve_fields(body: dict[str, Any]) -> dict[str, Any]:
         body = {**body, "ticket_ids": [body["ticket_id"]]}
     if "ticket_ids" in body:
         return {"event_id": event_id, "ticket_ids": _ticket_ids(body)}
-    return _quantity_fields(body, body["event_id"])
+    return _quantity_fields(body, event_id)
 
 
-def _ticket_ids(body: dict[str, Any]) -> list[int]:
+def _ticket_ids(body: dict[str, Any]) -> tuple[int, ...]:
     ids = body["ticket_ids"]
     if (
         not isinstance(ids, list)
@@ -83,16 +93,16 @@ def _ticket_ids(body: dict[str, Any]) -> list[int]:
         raise validation_error("ticket_ids must not repeat a ticket.", field="ticket_ids")
     if "section" in body:
         raise validation_error("section goes with quantity, not ticket_ids.", field="section")
-    return ids
+    return tuple(ids)
 
 
-def _quantity_fields(body: dict[str, Any], event_id: int) -> dict[str, Any]:
+def _quantity_fields(body: dict[str, Any], event_id: int) -> SeatsAsked:
     quantity = body["quantity"]
     if not _is_int(quantity) or not 1 <= quantity <= MAX_TICKETS_PER_REQUEST:
         raise validation_error(
             f"quantity must be an integer from 1 to {MAX_TICKETS_PER_REQUEST}.", field="quantity"
         )
-    fields: dict[str, Any] = {"event_id": event_id, "quantity": quantity}
+    fields: SeatsAsked = {"event_id": event_id, "quantity": quantity}
     section = body.get("section")
     if section is not None:
         if not isinstance(section, str) or not 1 <= len(section) <= 100:
@@ -117,15 +127,15 @@ async def reserve(request: web.Request) -> web.Response:
                 raise
             return await _replay_reserve(request, principal, request_id, fields, refused)
         admitted = True
-    command = booking_command(
-        RESERVE,
-        request_id,
-        principal.user_id,
-        roles=sorted(principal.roles),
+    command = Reserve(
+        request_id=request_id,
+        user_id=principal.user_id,
+        roles=roles_of(principal),
         admitted=admitted,
         **fields,
     )
-    status, body = await request.app[RPC_KEY].call(command, fields["event_id"])
+    reply = await request.app[RPC_KEY].call(command, fields["event_id"])
+    status, body = reply.status, reply.body
     queue = request.app.get(QUEUE_PORT_KEY)
     if status == 201 and queue is not None and isinstance(body, dict):
         queue.remember_hold(str(body.get("hold_id")), fields["event_id"])
@@ -133,14 +143,14 @@ async def reserve(request: web.Request) -> web.Response:
         await _claimed(request, principal.user_id, fields["event_id"], body)
     elif status == 409 and admitted and (body or {}).get("code") == "tickets_unavailable":
         await _hurry(request, principal.user_id, fields["event_id"])
-    return respond(status, body)
+    return respond(reply)
 
 
 async def _replay_reserve(
     request: web.Request,
     principal: Principal,
     request_id: str,
-    fields: dict[str, Any],
+    fields: SeatsAsked,
     refused: Problem,
 ) -> web.Response:
     """The fan's admission is over, but this may be the retry of a reserve the worker applied
@@ -148,21 +158,21 @@ async def _replay_reserve(
     201 is answered again, or those seats would be nobody's until the hold expired. The
     worker answers the stored reply of the same Idempotency-Key, or refuses without acting
     (and stores the refusal, so a copy still on its way cannot hold seats later)."""
-    command = booking_command(
-        RESERVE,
-        request_id,
-        principal.user_id,
-        roles=sorted(principal.roles),
+    command = Reserve(
+        request_id=request_id,
+        user_id=principal.user_id,
+        roles=roles_of(principal),
         replay_only=True,
         **fields,
     )
-    status, body = await request.app[RPC_KEY].call(command, fields["event_id"])
+    reply = await request.app[RPC_KEY].call(command, fields["event_id"])
+    status, body = reply.status, reply.body
     if status == 403 and (body or {}).get("code") == "admission_invalid":
         raise refused  # nothing was applied: the front door's own reason
     queue = request.app.get(QUEUE_PORT_KEY)
     if status == 201 and queue is not None and isinstance(body, dict):
         queue.remember_hold(str(body.get("hold_id")), fields["event_id"])
-    return respond(status, body)
+    return respond(reply)
 
 
 async def _hurry(request: web.Request, user_id: str, event_id: int) -> None:

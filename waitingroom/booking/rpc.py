@@ -26,10 +26,12 @@ from ticketing.config import Settings
 from ticketing.lifecycle import Backoff, wait_any
 from ticketing.messages import (
     BOOKING_EXCHANGE,
-    BOOKING_REPLIES,
     COMMANDS_HEADER,
+    BookingReply,
+    Command,
     booking_batch,
     command_routing_key,
+    parse_booking_replies,
 )
 from ticketing.metrics import DEPENDENCY_ERRORS
 from ticketing.problems import backend_unavailable
@@ -44,14 +46,23 @@ BATCH_SENT = Histogram(
 )
 
 
+def stamped(command: Command, correlation_id: str, sent_at: float) -> dict[str, Any]:
+    """The wire dict of ``command`` as it is sent: with the time it left (the worker's
+    latency metrics) and the id its caller waits on, last, as they always were."""
+    wire = command.to_wire()
+    wire["sent_at"] = sent_at
+    wire["correlation_id"] = correlation_id
+    return wire
+
+
 class BookingRpc:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._channel: AbstractChannel | None = None
         self._reply_to = ""
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[str, asyncio.Future[BookingReply]] = {}
         # Per routing key: commands waiting to be published, and the task publishing them.
-        self._outgoing: dict[str, list[tuple[dict[str, Any], asyncio.Future[Any]]]] = {}
+        self._outgoing: dict[str, list[tuple[dict[str, Any], asyncio.Future[BookingReply]]]] = {}
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._batch_max = settings.booking_batch_max
         self._closing = asyncio.Event()
@@ -100,37 +111,30 @@ class BookingRpc:
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         try:
-            reply = orjson.loads(message.body)
+            body = orjson.loads(message.body)
         except ValueError:
             log.warning("booking rpc: unreadable reply dropped")
             return
-        if reply.get("type") == BOOKING_REPLIES:
-            for one in reply.get("replies") or []:
-                self._resolve(one.get("correlation_id"), one)
-        else:
-            self._resolve(message.correlation_id, reply)
+        for reply in parse_booking_replies(body, message.correlation_id):
+            cid = reply.correlation_id  # from the reply: a string, or not ours
+            future = self._pending.get(cid) if isinstance(cid, str) else None
+            if future is not None and not future.done():  # else its caller gave up waiting
+                future.set_result(reply)
 
-    def _resolve(self, correlation_id: Any, reply: dict[str, Any]) -> None:
-        future = self._pending.get(correlation_id) if isinstance(correlation_id, str) else None
-        if future is not None and not future.done():  # else its caller gave up waiting
-            future.set_result(reply)
-
-    async def call(
-        self, command: dict[str, Any], partition_key: int | str
-    ) -> tuple[int, dict[str, Any] | None]:
-        """The worker's (status, body) for ``command``, or a 503 Problem."""
+    async def call(self, command: Command, partition_key: int | str) -> BookingReply:
+        """The worker's answer to ``command``, or a 503 Problem."""
         if self._channel is None:
             raise backend_unavailable("The booking service is not reachable; retry shortly.")
         correlation_id = uuid.uuid4().hex
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[BookingReply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
-        command = {**command, "sent_at": time.time(), "correlation_id": correlation_id}
-        key = command_routing_key(command["type"], partition_key, self.settings.booking_partitions)
-        self._outgoing.setdefault(key, []).append((command, future))
+        wire = stamped(command, correlation_id, time.time())
+        key = command_routing_key(command.KIND, partition_key, self.settings.booking_partitions)
+        self._outgoing.setdefault(key, []).append((wire, future))
         if key not in self._senders:
             self._senders[key] = asyncio.create_task(self._send(key))
         try:
-            reply = await asyncio.wait_for(future, self.settings.booking_rpc_timeout_seconds)
+            return await asyncio.wait_for(future, self.settings.booking_rpc_timeout_seconds)
         except TimeoutError as exc:
             # The command is durable in its queue and will still be applied; a retry with
             # the same Idempotency-Key then returns its outcome.
@@ -140,7 +144,6 @@ class BookingRpc:
             ) from exc
         finally:
             self._pending.pop(correlation_id, None)
-        return reply["status"], reply.get("body")
 
     async def _send(self, key: str) -> None:
         """Publish what is waiting for partition ``key`` as one message per batch, one

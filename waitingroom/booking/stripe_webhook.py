@@ -12,7 +12,7 @@ import logging
 
 from aiohttp import web
 
-from ticketing.messages import STRIPE_EVENT, booking_command
+from ticketing.messages import StripeEvent
 from ticketing.payments import InvalidSignature, verify_webhook
 from ticketing.problems import Problem
 from ticketing.web import SETTINGS_KEY
@@ -36,8 +36,9 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     intent = (event.get("data") or {}).get("object") or {}
     # The hold's partition, where its confirm runs too; the event id when there is no hold.
     partition = str((intent.get("metadata") or {}).get("hold_id") or event["id"])
-    command = booking_command(STRIPE_EVENT, "stripe:" + event["id"], "stripe", event=event)
-    status, body = await request.app[RPC_KEY].call(command, partition)
+    command = StripeEvent(request_id="stripe:" + event["id"], user_id="stripe", event=event)
+    reply = await request.app[RPC_KEY].call(command, partition)
+    status, body = reply.status, reply.body
     if status >= 400:
         raise Problem(status, (body or {}).get("code", "backend_unavailable"), "Retry later.")
     hold_id = (intent.get("metadata") or {}).get("hold_id")
