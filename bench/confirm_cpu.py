@@ -56,9 +56,8 @@ from ticketing.db import migrate  # noqa: E402
 from ticketing.messages import (  # noqa: E402
     BOOKING_EXCHANGE,
     BOOKING_PAYMENTS_QUEUE,
-    CONFIRM,
     PAYMENTS_ROUTING_KEY,
-    booking_command,
+    Confirm,
 )
 
 NAME = "ticketing_bench_confirm_cpu"
@@ -207,12 +206,13 @@ async def send_confirms(amqp_url: str, holds: list[tuple[str, str]], within: flo
         for hold_id, user in holds:
             request_id = uuid.uuid4().hex
             waiting[request_id] = hold_id
-            command = booking_command(
-                CONFIRM, request_id, user, hold_id=hold_id, payment_method=VISA
-            )
+            command = Confirm(
+                request_id=request_id, user_id=user, hold_id=hold_id, payment_method=VISA
+            ).to_wire()
+            command["sent_at"] = time.time()
             await exchange.publish(
                 aio_pika.Message(
-                    orjson.dumps({**command, "sent_at": time.time()}),
+                    orjson.dumps(command),
                     correlation_id=request_id,
                     reply_to=replies.name,
                     content_type="application/json",

@@ -41,6 +41,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,6 +131,23 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         pass
 
 
+def confirm_command(messages: Any, hold_id: str, user: str) -> Any:
+    """A CONFIRM as the payments stage is handed it in the measured tree: the typed command
+    where the tree has them (``parse_command``), else its wire dict, as that tree's worker
+    took it."""
+    wire = {
+        "type": messages.CONFIRM,
+        "v": 1,
+        "request_id": uuid.uuid4().hex,
+        "user_id": user,
+        "roles": [],
+        "hold_id": hold_id,
+        "payment_method": VISA,
+    }
+    parse = getattr(messages, "parse_command", None)
+    return wire if parse is None else parse(wire)
+
+
 async def run(args: argparse.Namespace, stripe_port: int) -> int:
     from bench.confirm_cpu import create_holds
     from booking_worker.commands import apply_unshared
@@ -139,9 +157,9 @@ async def run(args: argparse.Namespace, stripe_port: int) -> int:
         payment_resources,
     )
     from booking_worker.handlers import Context
+    from ticketing import messages
     from ticketing.config import Settings
     from ticketing.db import migrate
-    from ticketing.messages import CONFIRM, booking_command
 
     base = Settings.from_env()
     real = urlsplit(base.database_url)
@@ -162,9 +180,7 @@ async def run(args: argparse.Namespace, stripe_port: int) -> int:
     try:
 
         async def confirm(hold_id: str, user: str) -> int:
-            command = booking_command(
-                CONFIRM, uuid.uuid4().hex, user, hold_id=hold_id, payment_method=VISA
-            )
+            command = confirm_command(messages, hold_id, user)
             pool, _ = await payment_resources(ctx)
             outcome = await apply_unshared(ctx, pool, confirm_payment, command)
             return outcome.status
