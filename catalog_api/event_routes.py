@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from catalog_api.breaker import DependencyDown
@@ -18,6 +20,7 @@ from catalog_api.event_views import (
 from catalog_api.keys import PG_BREAKER_KEY
 from catalog_api.queries import EventFilter, event_exists, list_events, list_tickets
 from ticketing.db.events import summary
+from ticketing.domain.booking_shapes import Ticket
 from ticketing.problems import validation_error
 from ticketing.validation import (
     decode_cursor,
@@ -111,6 +114,13 @@ async def get_event(request: web.Request) -> web.Response:
     return web.json_response(view, headers={"X-Served-From": source})
 
 
+def _listed(row: asyncpg.Record) -> dict[str, Any]:
+    """A seat as the ticket list shows it: the domain's ticket, and its status."""
+    item = Ticket.of(row).to_json()
+    item["status"] = row["status"]
+    return item
+
+
 @routes.get("/events/{event_id}/tickets")
 async def get_tickets(request: web.Request) -> web.Response:
     event_id = parse_id(request.match_info["event_id"], event_not_found())
@@ -131,14 +141,6 @@ async def get_tickets(request: web.Request) -> web.Response:
     except DependencyDown:
         raise backend_unavailable("Seat availability") from None
     page = rows[:limit]
-    items = [
-        {
-            "id": r["id"],
-            "seat": {"section": r["section"], "row": r["row"], "number": r["number"]},
-            "price_cents": r["price_cents"],
-            "status": r["status"],
-        }
-        for r in page
-    ]
+    items = [_listed(r) for r in page]
     next_cursor = encode_cursor(page[-1]["id"]) if len(rows) > limit else None
     return web.json_response({"items": items, "next_cursor": next_cursor})
