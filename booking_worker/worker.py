@@ -35,6 +35,7 @@ from booking_worker.confirm import (
     complete_due_refunds,
     payment_resources,
 )
+from booking_worker.context import Connection
 from booking_worker.delivery import (
     Delivery,
     commands_in,
@@ -213,7 +214,7 @@ class BookingWorker:
         return results
 
     async def _apply_together(
-        self, conn: asyncpg.Connection, commands: list[Command]
+        self, conn: Connection, commands: list[Command]
     ) -> list[Outcome | None]:
         if not commands:
             return []
@@ -226,7 +227,7 @@ class BookingWorker:
             log.info("booking batch of %d lost a race, applying one by one", len(commands))
         return [await self._apply_alone(conn, command) for command in commands]
 
-    async def _apply_alone(self, conn: asyncpg.Connection, command: Command) -> Outcome | None:
+    async def _apply_alone(self, conn: Connection, command: Command) -> Outcome | None:
         try:
             async with conn.transaction():
                 return await apply_one(self.ctx, conn, self.handlers, command)
