@@ -15,11 +15,11 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from tests.conftest import RUN_ID
+from tests.e2e.browser import CHROMIUM, PHONE
 from tests.e2e.stack import Stack, dev_token, queue_event
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -27,20 +27,6 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 # eval that a string predicate needs, and the test runs under the same policy as fans.
 expect = playwright_api.expect
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-PHONE = {
-    "viewport": {"width": 375, "height": 740},
-    "device_scale_factor": 2,
-    "is_mobile": True,
-    "has_touch": True,
-}
 ADMIT_PER_MINUTE = 30  # one fan every 2 s: slow enough to watch the position fall
 FANS_AHEAD = 3
 
@@ -48,14 +34,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed"),
     pytest.mark.slow,
 ]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Listening:
@@ -109,29 +87,6 @@ def _paused_queue(stack: Stack, admin: str, admit_per_minute: int) -> tuple[int,
     )
     assert status == 200, body
     return event_id, queue
-
-
-@pytest.fixture
-def pages(stack: Stack, browser) -> Iterator[dict[str, object]]:
-    """Phone-sized pages by role; on a failure each is saved (screenshot and its notice) in
-    the stack's work directory, named in the failure report."""
-    contexts: list[object] = []
-    opened: dict[str, object] = {}
-
-    def open_page(role: str) -> object:
-        context = browser.new_context(**PHONE)
-        contexts.append(context)
-        opened[role] = page = context.new_page()
-        return page
-
-    yield {"open": open_page, "opened": opened}
-    for role, page in opened.items():
-        try:
-            page.screenshot(path=str(stack.workdir / f"{role}.png"), full_page=True)
-        except playwright_api.Error:
-            pass
-    for context in contexts:
-        context.close()
 
 
 @pytest.mark.timeout(300)

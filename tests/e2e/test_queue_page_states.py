@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.e2e.test_queue_browser)
 """The fans' queue page while inventory decides, in real headless Chromium against the
 whole stack: every seat left in another fan's hold (the page says so, the fan keeps the
 place) until a hold is released and the fan is let in; and a sell-out, told at once."""
@@ -10,8 +9,11 @@ import shutil
 import pytest
 
 from tests.conftest import RUN_ID
+from tests.e2e.browser import CHROMIUM
 from tests.e2e.stack import Stack, dev_token, hold_every_seat, queue_event
-from tests.e2e.test_queue_browser import CHROMIUM, browser, expect, pages  # noqa: F401
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
 
 pytestmark = [
     pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed"),
