@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.conftest import PG_BASE, REDIS_BASE, RUN_ID
+from tests.servers import PG_BASE, REDIS_BASE, RUN_ID
 from tests.support import consecutive_free_ports, free_port, wait_until
 from ticketing.db import migrate
 

@@ -21,8 +21,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
-from tests.conftest import RUN_ID
 from tests.e2e.stack import Stack, dev_token, hold_every_seat, queue_event
+from tests.servers import RUN_ID
 from tests.support import wait_until
 from ticketing.auth import issue_dev_token
 from ticketing.config import Settings

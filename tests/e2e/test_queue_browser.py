@@ -18,9 +18,9 @@ import time
 
 import pytest
 
-from tests.conftest import RUN_ID
 from tests.e2e.browser import CHROMIUM, PHONE
 from tests.e2e.stack import Stack, dev_token, queue_event
+from tests.servers import RUN_ID
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 # Locator assertions, not wait_for_function: the pages' Content-Security-Policy forbids the

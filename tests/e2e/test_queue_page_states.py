@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from tests.conftest import RUN_ID
 from tests.e2e.browser import CHROMIUM
 from tests.e2e.stack import Stack, dev_token, hold_every_seat, queue_event
+from tests.servers import RUN_ID
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from tests.conftest import RUN_ID
 from tests.e2e.stack import Stack, dev_token
+from tests.servers import RUN_ID
 from tests.support import wait_until
 
 FRESHNESS_SECONDS = 5.0

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient, TestServer, get_port_socket
 
+from tests.servers import rabbitmqctl
 from tests.support import auth_header, free_port
 from ticketing.config import Settings
 from ticketing.domain.seating import Section, ticket_records
@@ -149,14 +150,10 @@ def own_vhost(amqp_url: str) -> Iterator[str]:
     """A vhost named after ``amqp_url``'s, for a fixture's own workers; removed after."""
     vhost = f"{amqp_url.rsplit('/', 1)[1]}_{next(_names)}"
     base = amqp_url.rsplit("/", 1)[0]
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield f"{base}/{vhost}"
-    _rabbitmqctl("delete_vhost", vhost)
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+    rabbitmqctl("delete_vhost", vhost)
 
 
 async def wait_for_consumers(amqp_url: str, count: int, timeout: float = 30) -> None:

@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 import pytest
 
-from tests.conftest import PG_BASE
+from tests.servers import PG_BASE
 from ticketing.db import migrate
 
 

@@ -27,7 +27,6 @@ from search_sync.topology import (
     declare_topology,
 )
 from search_sync.worker import open_resources
-from tests.conftest import PG_BASE, RUN_ID, TypesenseServer
 from tests.integration.search.support import (
     drop_alias,
     indexed_name,
@@ -36,6 +35,7 @@ from tests.integration.search.support import (
     rename,
     wait_indexed,
 )
+from tests.servers import PG_BASE, RUN_ID, TypesenseServer
 from tests.support import eventually, settings_with
 from ticketing.cache import event_key, put_views
 from ticketing.config import Settings
