@@ -137,7 +137,7 @@ async def test_a_commands_worker_never_takes_a_payment_a_payments_worker_books_i
         # same waiting message and books it; it takes no partition.
         payments_log = tmp_path / "payments.log"
         payments_port = start_stage(group, "payments", payments_log, flag=True)
-        status, booking = await asyncio.wait_for(pending, 30)
+        status, booking, *_ = await asyncio.wait_for(pending, 30)
         assert status == 201, booking
         assert booking["status"] == "confirmed" and booking["hold_id"] == hold["hold_id"]
         assert await queue_state(isolated_amqp, BOOKING_PAYMENTS_QUEUE) == (0, 1)
@@ -235,7 +235,7 @@ async def test_reserves_keep_their_latency_while_confirms_wait_on_a_slow_provide
         paid_in = time.monotonic() - started
     finally:
         await api.close()
-    assert [status for status, _ in replies] == [201] * confirms, replies
+    assert [reply.status for reply in replies] == [201] * confirms, replies
     # Side by side with the provider, not one after another.
     assert paid_in < 3 * PROVIDER_SECONDS, f"{confirms} confirms took {paid_in:.1f}s"
     commands, payments = scrape(commands_port), scrape(payments_port)

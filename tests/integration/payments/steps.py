@@ -1,6 +1,6 @@
-"""What a fan and Stripe do in the payment stories, one helper a step: a fan, a reserve, a
-confirm over HTTP; a webhook signed as Stripe signs it; a charge a worker made and never
-wrote down."""
+"""What a fan and Stripe do in the payment stories, one helper a step: a fan, a reserve
+(or a hold of a new event), a confirm over HTTP; a webhook signed as Stripe signs it; a
+charge a worker made and never wrote down."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ import hmac
 import json
 import time
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.integration.booking.support import call, fan
+from tests.integration.booking.support import call, fan, make_event, ticket_ids
 from tests.integration.payments.support import WEBHOOK_SECRET
 from ticketing.config import Settings
+from ticketing.domain.seating import Section
 from ticketing.payments import Payments, PaymentSucceeded, intent_metadata
 
 PRICE = 3000
@@ -40,16 +41,51 @@ async def reserve(
     return hold
 
 
+class Held(NamedTuple):
+    """A fan's live hold: the fan's headers, the hold as the API answered it, its seats and
+    the event (of the hold's own)."""
+
+    fan: dict[str, str]
+    hold: dict[str, Any]
+    seats: list[int]
+    event_id: int
+
+    @property
+    def id(self) -> uuid.UUID:
+        return uuid.UUID(self.hold["hold_id"])
+
+
+async def a_hold(api: TestClient, pool: asyncpg.Pool, settings: Settings, seats: int = 2) -> Held:
+    """A new fan holds ``seats`` seats of a new four-seat event at PRICE each."""
+    event_id = await make_event(pool, [Section("Stalls", 1, 4, PRICE)])
+    ids = (await ticket_ids(pool, event_id))[:seats]
+    _, me = a_fan(settings)
+    return Held(me, await reserve(api, me, event_id, ids), ids, event_id)
+
+
+class Answer(NamedTuple):
+    """The front door's answer to a confirm: status, body, seconds it took, headers."""
+
+    status: int
+    body: Any
+    took: float
+    headers: Any
+
+
 async def confirm(
     api: TestClient, headers: dict, hold_id: str, pm: str = VISA, key: str | None = None
-) -> tuple[int, Any]:
+) -> Answer:
+    """A fan pays for a hold (with an Idempotency-Key when ``key`` is given); every refusal
+    is a problem document."""
     if key is not None:
         headers = {**headers, "Idempotency-Key": key}
     body = {"hold_id": hold_id, "payment_method": pm}
+    started = time.monotonic()
     status, data, resp_headers = await call(api, "POST", "/booking/confirm", headers, body)
+    took = time.monotonic() - started
     if status >= 400:
         assert resp_headers["Content-Type"].startswith("application/problem+json"), data
-    return status, data
+    return Answer(status, data, took, resp_headers)
 
 
 def stripe_signature(payload: bytes, secret: str = WEBHOOK_SECRET) -> str:

@@ -16,12 +16,14 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.integration.booking.support import call, make_event, ticket_ids
+from tests.integration.booking.support import call, ticket_ids
 from tests.integration.payments.localstripe import LocalStripe, StripeLink
 from tests.integration.payments.steps import (
     PRICE,
-    VISA,
+    Answer,
     a_fan,
+    a_hold,
+    confirm,
     pay_behind_our_back,
     post_webhook,
     reserve,
@@ -36,7 +38,6 @@ from tests.integration.payments.support import (
 )
 from tests.support import eventually, settings_with
 from ticketing.config import Settings
-from ticketing.domain.seating import Section
 from ticketing.payments import Payments
 
 pytestmark = pytest.mark.usefixtures("stripe_back")
@@ -76,20 +77,7 @@ async def stripe_direct(
     await client.close()
 
 
-async def confirm(
-    api: TestClient, headers: dict, hold_id: str, key: str | None = None, pm: str = VISA
-) -> tuple[int, Any, float, Any]:
-    """(status, body, seconds it took, response headers)."""
-    if key is not None:
-        headers = {**headers, "Idempotency-Key": key}
-    started = time.monotonic()
-    status, body, resp_headers = await call(
-        api, "POST", "/booking/confirm", headers, {"hold_id": hold_id, "payment_method": pm}
-    )
-    return status, body, time.monotonic() - started, resp_headers
-
-
-def assert_unavailable(reply: tuple[int, Any, float, Any], within: float) -> None:
+def assert_unavailable(reply: Answer, within: float) -> None:
     status, body, took, headers = reply
     assert (status, body["code"]) == (503, "backend_unavailable"), body
     assert headers["Content-Type"].startswith("application/problem+json")
@@ -130,13 +118,6 @@ def stripe_errors() -> float:
     return metric("booking_payments_total", result="error")
 
 
-async def a_hold(api: TestClient, pool: asyncpg.Pool, settings: Settings, seats: int = 2):
-    event_id = await make_event(pool, [Section("Stalls", 1, 4, PRICE)])
-    ids = (await ticket_ids(pool, event_id))[:seats]
-    _, me = a_fan(settings)
-    return me, await reserve(api, me, event_id, ids), ids, event_id
-
-
 async def test_stripe_down_is_a_fast_503_the_hold_stays_and_a_retry_books_once(
     api: TestClient,
     outage_settings: Settings,
@@ -156,7 +137,7 @@ async def test_stripe_down_is_a_fast_503_the_hold_stays_and_a_retry_books_once(
     assert stripe_errors() - errors >= 1
 
     await link.set("up")
-    status, booking, _, _ = await confirm(api, me, hold["hold_id"], key="pay")
+    status, booking, *_ = await confirm(api, me, hold["hold_id"], key="pay")
     assert status == 201 and booking["status"] == "confirmed", booking
     assert await ticket_rows(pool, seats) == [("booked", uuid.UUID(booking["booking_id"]))] * 2
     [intent] = await settled_intents(own_localstripe, hold["hold_id"])
@@ -164,7 +145,7 @@ async def test_stripe_down_is_a_fast_503_the_hold_stays_and_a_retry_books_once(
     assert await attempts(pool, hold) == ["succeeded"]
     # Asking again, with another key or none, is the same booking and no new charge.
     for key in ("pay-again", None):
-        status, again, _, _ = await confirm(api, me, hold["hold_id"], key=key)
+        status, again, *_ = await confirm(api, me, hold["hold_id"], key=key)
         assert (status, again) == (201, booking)
     assert len(await asyncio.to_thread(own_localstripe.intents_for_hold, hold["hold_id"])) == 1
 
@@ -182,7 +163,7 @@ async def test_after_a_refused_connection_a_new_key_need_not_wait(
     await link.set("down")
     assert_unavailable(await confirm(api, me, hold["hold_id"], key="first"), PROMPTLY)
     await link.set("up")
-    status, booking, _, _ = await confirm(api, me, hold["hold_id"])
+    status, booking, *_ = await confirm(api, me, hold["hold_id"])
     assert status == 201, booking
     assert len(await settled_intents(own_localstripe, hold["hold_id"])) == 1
     assert await attempts(pool, hold) == ["succeeded"]
@@ -210,9 +191,9 @@ async def test_a_silent_stripe_costs_a_bounded_wait_and_not_the_worker(
     assert await attempts(pool, hold) == ["pending"]
 
     await link.set("up")
-    status, problem, _, _ = await confirm(api, me, hold["hold_id"], key="other-key")
+    status, problem, *_ = await confirm(api, me, hold["hold_id"], key="other-key")
     assert (status, problem["code"]) == (409, "payment_in_progress"), problem
-    status, booking, _, _ = await confirm(api, me, hold["hold_id"], key="pay")
+    status, booking, *_ = await confirm(api, me, hold["hold_id"], key="pay")
     assert status == 201, booking
     assert len(await settled_intents(own_localstripe, hold["hold_id"])) == 1
     assert await attempts(pool, hold) == ["succeeded"]
@@ -234,7 +215,7 @@ async def test_a_charge_whose_answer_was_lost_is_booked_not_charged_again(
     await still_held(api, pool, me, hold, seats)
 
     await link.set("up")
-    status, booking, _, _ = await confirm(api, me, hold["hold_id"], key="pay")
+    status, booking, *_ = await confirm(api, me, hold["hold_id"], key="pay")
     assert status == 201, booking
     assert booking["payment_intent_id"] == charged["id"]
     assert await ticket_rows(pool, seats) == [("booked", uuid.UUID(booking["booking_id"]))] * 2

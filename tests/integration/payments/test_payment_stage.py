@@ -18,9 +18,9 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.integration.booking.support import call, make_event, own_vhost, ticket_ids
+from tests.integration.booking.support import make_event, own_vhost, ticket_ids
 from tests.integration.payments.localstripe import StripeLink
-from tests.integration.payments.steps import PRICE, VISA, a_fan, reserve
+from tests.integration.payments.steps import PRICE, VISA, a_fan, confirm, reserve
 from tests.integration.payments.support import WEBHOOK_SECRET, booking_stack
 from tests.support import settings_with
 from ticketing.config import Settings
@@ -81,14 +81,6 @@ async def holds(
     return event_id, made
 
 
-async def confirm(api: TestClient, fan: dict, hold: dict) -> tuple[int, dict, float]:
-    started = time.monotonic()
-    status, body, _ = await call(
-        api, "POST", "/booking/confirm", fan, {"hold_id": hold["hold_id"], "payment_method": VISA}
-    )
-    return status, body, time.monotonic() - started
-
-
 async def timed_reserve(
     api: TestClient, settings: Settings, event_id: int, seat: int
 ) -> tuple[dict, float]:
@@ -104,7 +96,7 @@ async def test_reserves_keep_their_latency_while_confirms_wait_on_a_silent_strip
     event_id, held = await holds(api, pool, wide, 4)
     free = (await ticket_ids(pool, event_id))[4:]
     await link.set("silent")
-    confirms = [asyncio.create_task(confirm(api, fan, hold)) for fan, hold in held]
+    confirms = [asyncio.create_task(confirm(api, fan, hold["hold_id"])) for fan, hold in held]
     await asyncio.sleep(0.3)  # the confirms are with Stripe now
     took = []
     for seat in free[:3]:
@@ -114,9 +106,9 @@ async def test_reserves_keep_their_latency_while_confirms_wait_on_a_silent_strip
     assert not any(task.done() for task in confirms), "Stripe answered: no wait was measured"
     assert max(took) < PROMPTLY, took
     # Stripe never answered: each confirm is the worker's own prompt 503, the hold kept.
-    for status, body, seconds in await asyncio.gather(*confirms):
-        assert (status, body["code"]) == (503, "backend_unavailable"), body
-        assert seconds < RPC_TIMEOUT
+    for reply in await asyncio.gather(*confirms):
+        assert (reply.status, reply.body["code"]) == (503, "backend_unavailable"), reply.body
+        assert reply.took < RPC_TIMEOUT
 
 
 async def test_control_a_confirm_in_the_batch_loop_holds_reserves_up(
@@ -152,9 +144,9 @@ async def test_many_payments_are_with_stripe_at_once(
     _, held = await holds(api, pool, wide, 8)
     await link.set("late", delay=STRIPE_DELAY)
     started = time.monotonic()
-    replies = await asyncio.gather(*(confirm(api, fan, hold) for fan, hold in held))
+    replies = await asyncio.gather(*(confirm(api, fan, hold["hold_id"]) for fan, hold in held))
     took = time.monotonic() - started
-    assert [status for status, _, _ in replies] == [201] * 8, replies
+    assert [reply.status for reply in replies] == [201] * 8, replies
     # One after another they need 8 delays at least; side by side, about one or two.
     assert took < 4 * STRIPE_DELAY, f"8 payments took {took:.2f}s"
 
@@ -167,8 +159,8 @@ async def test_payments_in_flight_are_bounded_by_the_setting(
         _, held = await holds(api, pool, narrow, 6)
         await link.set("late", delay=STRIPE_DELAY)
         started = time.monotonic()
-        replies = await asyncio.gather(*(confirm(api, fan, hold) for fan, hold in held))
+        replies = await asyncio.gather(*(confirm(api, fan, hold["hold_id"]) for fan, hold in held))
         took = time.monotonic() - started
-    assert [status for status, _, _ in replies] == [201] * 6, replies
+    assert [reply.status for reply in replies] == [201] * 6, replies
     # Two at a time: three rounds of at least one delay each.
     assert took >= 3 * STRIPE_DELAY, f"6 payments took {took:.2f}s with 2 allowed at once"

@@ -17,16 +17,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from booking_worker.confirm import complete_due_refunds
-from tests.integration.booking.support import call, make_event, ticket_ids
+from tests.integration.booking.support import call
 from tests.integration.payments.localstripe import LocalStripe
 from tests.integration.payments.steps import (
     DECLINED,
     PRICE,
     VISA,
-    a_fan,
+    Held,
+    a_hold,
     confirm,
     post_webhook,
-    reserve,
 )
 from tests.integration.payments.support import (
     WEBHOOK_SECRET,
@@ -39,7 +39,6 @@ from tests.integration.payments.support import (
 )
 from tests.support import eventually, settings_with
 from ticketing.config import Settings
-from ticketing.domain.seating import Section
 from ticketing.payments import Payments
 
 FAILED = "payment_intent.payment_failed"
@@ -70,21 +69,6 @@ async def stripe_client(hook_settings: Settings) -> AsyncIterator[Payments]:
     client = Payments(hook_settings)
     yield client
     await client.close()
-
-
-class Held:
-    """A fan's live hold on two seats of an event of its own."""
-
-    def __init__(self, fan: dict[str, str], hold: dict[str, Any], seats: list[int]) -> None:
-        self.fan, self.hold, self.seats = fan, hold, seats
-        self.id = uuid.UUID(hold["hold_id"])
-
-
-async def a_hold(api: TestClient, pool: asyncpg.Pool, settings: Settings) -> Held:
-    event_id = await make_event(pool, [Section("Stalls", 1, 4, PRICE)])
-    seats = (await ticket_ids(pool, event_id))[:2]
-    _, me = a_fan(settings)
-    return Held(me, await reserve(api, me, event_id, seats), seats)
 
 
 async def unanswered(
@@ -159,7 +143,7 @@ async def test_a_failed_payment_is_recorded_once_books_nothing_and_frees_the_hol
 
     # Known failed, the attempt no longer stands in the way: the fan pays with another
     # card at once, instead of being told a payment is in progress.
-    status, booking = await confirm(api, held.fan, held.hold["hold_id"], VISA)
+    status, booking, *_ = await confirm(api, held.fan, held.hold["hold_id"], VISA)
     assert status == 201, booking
     assert len(await settled_intents(own_localstripe, held.id)) == 1
     assert await bookings_of(pool, held) == [("confirmed", booking["payment_intent_id"])]
@@ -174,7 +158,7 @@ async def test_a_failure_reported_after_the_booking_undoes_nothing(
     """Stripe's events may come in any order: a payment_failed about an attempt already
     settled (a first card declined, then one that paid) leaves the booking as it is."""
     held = await a_hold(api, pool, hook_settings)
-    status, booking = await confirm(api, held.fan, held.hold["hold_id"], VISA)
+    status, booking, *_ = await confirm(api, held.fan, held.hold["hold_id"], VISA)
     assert status == 201, booking
     [intent] = await settled_intents(own_localstripe, held.id)
     late_failure = {**intent, "last_payment_error": {"code": "card_declined"}}
@@ -206,7 +190,7 @@ async def test_success_settles_a_live_hold_whose_confirm_never_heard_back(
     booking_id = await pool.fetchval("SELECT id FROM bookings WHERE hold_id = $1", held.id)
     assert await ticket_rows(pool, held.seats) == [("booked", booking_id)] * 2
 
-    status, booking = await confirm(api, held.fan, held.hold["hold_id"], VISA)
+    status, booking, *_ = await confirm(api, held.fan, held.hold["hold_id"], VISA)
     assert (status, booking["booking_id"]) == (201, str(booking_id)), booking
     assert booking["payment_intent_id"] == intent["id"]
     assert len(await asyncio.to_thread(own_localstripe.intents_for_hold, held.id)) == 1
@@ -228,7 +212,7 @@ async def test_a_second_charge_for_a_booked_hold_is_refunded(
     await pool.execute(
         "UPDATE payments SET status = 'failed', failure_code = 'abandoned' WHERE id = $1", attempt
     )
-    status, booking = await confirm(api, held.fan, held.hold["hold_id"], VISA)
+    status, booking, *_ = await confirm(api, held.fan, held.hold["hold_id"], VISA)
     assert status == 201, booking
     refunds = metric("booking_refunds_total", reason="duplicate_charge")
 
