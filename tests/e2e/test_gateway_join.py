@@ -74,6 +74,8 @@ def _wait_for_gateway(stack: Stack, event_id: int) -> None:
         return _join(stack, event_id, token["access_token"])[1].get("X-Queue-Join") == GATEWAY
 
     wait_until(answered, 15, "the gateway to answer the new event's joins")
+    # Not a wait for something to show: which worker answers a probe is nginx's choice, and
+    # none tells when it read the snapshot. Its cache's age bound (a second) is the deadline.
     time.sleep(1.1)
 
 
@@ -394,6 +396,7 @@ def test_the_gateway_passes_on_what_it_does_not_answer(stack: Stack, admin: str,
     try:
         recorded = redis.hget(fair, "recorded")
         redis.hdel(fair, "recorded")
+        # Past the window, not a wait for an answer: a probing join would place the fan.
         time.sleep(1.1)  # every worker's figures, a second old at most, are read again
         status, headers, body = _join(stack, early, fan)
         assert status == 200 and body["status"] == "pre_queue" and "X-Queue-Join" not in headers
@@ -440,7 +443,9 @@ def test_a_ticket_restores_the_place_when_redis_lost_the_queue_either_way(stack:
         redis.close()
     assert lost >= 2
     stack.request("PATCH", f"/admin/queues/{event_id}", {"paused": True}, token=admin)
-    time.sleep(1.1)  # figures of a second ago no longer count anyone
+    # Past the window (no worker shows when it re-reads): figures of a second ago no
+    # longer count anyone.
+    time.sleep(1.1)
 
     # The last fan first, through the gateway: first in line now, restored, not new.
     ways = {fans[3]: None, fans[0]: _direct(stack), fans[2]: None, fans[1]: _direct(stack)}

@@ -156,8 +156,11 @@ def own_vhost(amqp_url: str) -> Iterator[str]:
     rabbitmqctl("delete_vhost", vhost)
 
 
-async def wait_for_consumers(amqp_url: str, count: int, timeout: float = 30) -> None:
-    """Until ``count`` workers consume partition 0 (every worker consumes every partition)."""
+async def wait_for_consumers(
+    amqp_url: str, count: int, timeout: float = 30, partitions: tuple[int, ...] = (0,)
+) -> None:
+    """Until ``count`` workers consume each of ``partitions`` (a worker without a slot
+    consumes every partition)."""
     import aio_pika
 
     from tests.support import eventually
@@ -169,7 +172,8 @@ async def wait_for_consumers(amqp_url: str, count: int, timeout: float = 30) -> 
         topology = await declare_topology(channel, 8)
 
         async def consumers() -> int:
-            return (await topology.queues[0].declare()).consumer_count or 0
+            counts = [(await topology.queues[p].declare()).consumer_count for p in partitions]
+            return min(n or 0 for n in counts)
 
         await eventually(consumers, lambda n: n >= count, timeout, f"{count} booking workers")
     finally:

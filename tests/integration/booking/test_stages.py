@@ -31,7 +31,7 @@ from tests.integration.booking.support import (
 )
 from tests.integration.payments.localstripe import Emulator, LocalStripe
 from tests.integration.payments.steps import PRICE, a_fan, confirm, reserve
-from tests.integration.payments.support import WEBHOOK_SECRET, scrape
+from tests.integration.payments.support import WEBHOOK_SECRET, charging, scrape
 from tests.support import eventually, free_port, settings_with, wait_until
 from ticketing.config import Settings
 from ticketing.domain.seating import Section
@@ -125,6 +125,7 @@ async def test_a_commands_worker_never_takes_a_payment_a_payments_worker_books_i
             10,
             "the confirm to wait in booking.payments",
         )
+        # The scenario, not a wait: two seconds in which no worker may take it.
         await asyncio.sleep(2.0)
         assert await queue_state(isolated_amqp, BOOKING_PAYMENTS_QUEUE) == (1, 0)
         assert not pending.done()
@@ -220,7 +221,7 @@ async def test_reserves_keep_their_latency_while_confirms_wait_on_a_slow_provide
             held.append((fan, await reserve(api, fan, event_id, [seat])))
         started = time.monotonic()
         paying = [asyncio.create_task(confirm(api, fan, hold["hold_id"])) for fan, hold in held]
-        await asyncio.sleep(0.5)  # every confirm is with the provider by now
+        await charging(pool, [hold["hold_id"] for _, hold in held])
         took = []
         for seat in seats[confirms:]:
             _, fan = a_fan(settings)

@@ -10,7 +10,13 @@ import asyncpg
 import pytest
 
 from booking_worker.worker import BookingWorker, consumer_priorities
-from tests.integration.booking.support import call, fan, make_event, open_client
+from tests.integration.booking.support import (
+    call,
+    fan,
+    make_event,
+    open_client,
+    wait_for_consumers,
+)
 from tests.support import settings_with
 from ticketing.config import ConfigError, Settings
 from ticketing.domain.seating import Section
@@ -48,7 +54,8 @@ async def test_the_owner_takes_its_partition_and_the_others_step_in_when_it_goes
     runs = [asyncio.create_task(w.run(s)) for w, s in zip((owner, other), stops, strict=True)]
     client = await open_client(settings)
     try:
-        await asyncio.sleep(1)  # both consuming
+        # Both consuming (each worker consumes every partition, its own ones first).
+        await wait_for_consumers(isolated_amqp, 2, partitions=(partition,))
         answers = await asyncio.gather(
             *(
                 call(

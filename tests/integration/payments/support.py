@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 from booking_worker.worker import BookingWorker
 from tests.integration.booking.support import open_client
 from tests.integration.payments.localstripe import LocalStripe
+from tests.support import eventually
 from ticketing.config import Settings
 from ticketing.payments import Payments, intent_metadata
 
@@ -213,3 +214,18 @@ def scrape(port: int) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             samples[name] = float(value)
     return samples
+
+
+async def charging(pool: asyncpg.Pool, hold_ids: list[str], timeout: float = 10) -> None:
+    """Until each hold has a 'pending' payment attempt: the worker recorded it and went on
+    to charge, so its confirm is with Stripe."""
+    ids = [uuid.UUID(h) for h in hold_ids]
+
+    async def pending() -> int:
+        return await pool.fetchval(
+            "SELECT count(DISTINCT hold_id) FROM payments"
+            " WHERE hold_id = ANY($1::uuid[]) AND status = 'pending'",
+            ids,
+        )
+
+    await eventually(pending, lambda n: n == len(ids), timeout, "the confirms to reach Stripe")

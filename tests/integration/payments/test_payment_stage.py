@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient
 from tests.integration.booking.support import make_event, own_vhost, ticket_ids
 from tests.integration.payments.localstripe import StripeLink
 from tests.integration.payments.steps import PRICE, VISA, a_fan, confirm, reserve
-from tests.integration.payments.support import WEBHOOK_SECRET, booking_stack
+from tests.integration.payments.support import WEBHOOK_SECRET, booking_stack, charging
 from tests.support import settings_with
 from ticketing.config import Settings
 from ticketing.domain.seating import Section
@@ -97,7 +97,7 @@ async def test_reserves_keep_their_latency_while_confirms_wait_on_a_silent_strip
     free = (await ticket_ids(pool, event_id))[4:]
     await link.set("silent")
     confirms = [asyncio.create_task(confirm(api, fan, hold["hold_id"])) for fan, hold in held]
-    await asyncio.sleep(0.3)  # the confirms are with Stripe now
+    await charging(pool, [hold["hold_id"] for _, hold in held])
     took = []
     for seat in free[:3]:
         hold, seconds = await timed_reserve(api, wide, event_id, seat)
@@ -133,7 +133,7 @@ async def test_control_a_confirm_in_the_batch_loop_holds_reserves_up(
         )
     finally:
         await connection.close()
-    await asyncio.sleep(0.3)
+    await charging(pool, [hold["hold_id"]])
     _, seconds = await timed_reserve(api, wide, event_id, free[0])
     assert seconds > 2.0, f"the reserve took {seconds:.2f}s: nothing stood in its way"
 

@@ -303,10 +303,10 @@ async def test_postgresql_down_at_on_sale_holds_the_line_until_the_draw_is_on_re
     fair_start.record.pool = dead
     try:
         await patch_queue(qclient, queue_settings, event, paused=False, admit_per_minute=6000)
-        await asyncio.sleep(3.5)  # past on-sale
+        await asyncio.sleep(3.5)  # the scenario, not a wait: the clock passes on-sale
         _, late = await join(qclient, queue_settings, "pg-late", event)
         assert late["status"] == "waiting", late
-        await asyncio.sleep(2)  # the admitter tries each tick meanwhile
+        await asyncio.sleep(2)  # the scenario: a window in which the admitter tries each tick
         # The record is not readable either: a clear 503, not a guess.
         status, body, headers = await call(qclient, "GET", f"/queue/{event}/fairness", {})
         assert (status, body["code"]) == (503, "backend_unavailable") and "Retry-After" in headers

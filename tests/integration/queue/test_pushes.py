@@ -98,7 +98,7 @@ async def test_every_fan_hears_at_least_every_5_s_while_nothing_changes(
     sockets = Sockets()
     await sockets.open(qclient, queue_settings, event, *users)
     started = time.time()
-    await asyncio.sleep(11)  # the window watched: nothing changes in it
+    await asyncio.sleep(11)  # the scenario, not a wait: the window watched, nothing changes
     ended = time.time()
     await sockets.close()
     for user in users:
@@ -145,7 +145,7 @@ async def test_a_fan_far_back_is_not_told_every_small_move(qclient, queue_settin
     # (the far fan hears of the resume at its keepalive turn, within 4.5 s)
     await until_true(lambda: moving(near) and moving(far), 8, "the resume to be pushed")
     started = time.time()
-    await asyncio.sleep(9)  # the window counted
+    await asyncio.sleep(9)  # the scenario, not a wait: the window whose pushes are counted
     await sockets.close()
     near_heard, far_heard = statuses(heard[near], started), statuses(heard[far], started)
     near_positions = [m["position"] for _, m in near_heard]
@@ -175,7 +175,7 @@ async def test_a_pause_and_a_resume_reach_every_fan_at_once(qclient, queue_setti
             for u in line
         ]
 
-    await asyncio.sleep(1)
+    await until_true(lambda: all(heard[u] for u in line), 5, "every fan's first message")
     for paused, kind in (
         (True, "paused"),
         (False, "resumed"),
@@ -295,7 +295,8 @@ async def test_a_stalled_client_holds_nobody_up_and_is_dropped(
             started = time.time()
             await until_true(lambda: dropped() > before, 15, "the stalled socket dropped")
             took = time.time() - started
-            await asyncio.sleep(1)  # and the steady fan still hears after it
+            # The scenario, not a wait: a second more, in which the steady fan still hears.
+            await asyncio.sleep(1)
             await ws.close()
             await listener
         # Filling the kernel's buffers takes a dozen pushes (six seconds), then two.
