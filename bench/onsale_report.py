@@ -2,7 +2,7 @@
 from PostgreSQL and localstripe, the per-second time series (CSV and PNG) and the targets.
 
 Everything here is a pure function of what bench/onsale.py collected (no I/O but the CSV
-and chart writers), so tests/unit/test_onsale_report.py can try it on crafted inputs.
+and chart writers), so tests/unit/platform/test_onsale_report.py can try it on crafted inputs.
 
 A fan's record (bench/onsale_load.py writes one per fan) is a dict with, among others:
 ``kind`` (buy, decline_first, abandon, leave), ``joined_at`` (wall clock of the join's
