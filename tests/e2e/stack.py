@@ -117,10 +117,13 @@ def running_stack(amqp_url: str, workdir: Path) -> Iterator[Stack]:
         "GATEWAY_METRICS",
         "CATALOG",
         "SEARCH_SYNC_METRICS",
-        "TYPESENSE",
         "LOCALSTRIPE",
     ):
         env[f"TICKETING_{name}_PORT"] = str(free_port())
+    # Typesense also takes the port below its API port for Raft peering
+    # (ticketing/typesense_server.py): both are reserved, or another process of the stack
+    # may be handed the peering port and fail to bind (seen in CI: the waitingroom).
+    env["TICKETING_TYPESENSE_PORT"] = str(consecutive_free_ports(2) + 1)
     # Several waitingroom processes and a booking front door, as make run starts them, on
     # consecutive ports.
     env["TICKETING_WAITINGROOM_PROCESSES"] = str(WAITINGROOM_PROCESSES)
