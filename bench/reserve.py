@@ -302,10 +302,14 @@ def start_services(
 
 
 def start_gateway(settings: Settings, procs: ProcessGroups, ports: list[int]) -> str:
-    """nginx with the gateway's own config, its waitingroom upstream set to ``ports``."""
+    """nginx with the gateway's own config, its waitingroom and booking upstreams set to
+    ``ports``."""
     values = variables(settings)
     values["GATEWAY_LISTEN"] = f"127.0.0.1:{free_port()}"
     values["GATEWAY_WAITINGROOM_SERVERS"] = upstream_servers("127.0.0.1", ports)
+    # The booking routes have an upstream of their own (the front door, in make run); here
+    # the same waitingroom processes serve them, as one process serving both rooms may.
+    values["GATEWAY_BOOKING_SERVERS"] = upstream_servers("127.0.0.1", ports)
     values["GATEWAY_ACCESS_LOG"] = "logs/access.log"
     start_nginx(render(values), settings, procs, RUN_DIR)
     base = "http://" + values["GATEWAY_LISTEN"]
