@@ -4,7 +4,9 @@ waitingroom app (its admitter running) on real Redis, PostgreSQL and RabbitMQ.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import REGISTRY
@@ -466,24 +468,34 @@ async def test_an_admission_nobody_claims_goes_to_the_next_fan(
     assert still["status"] == "admitted"  # holding seats: the window is over for them
 
 
-async def test_a_reserve_still_under_way_keeps_the_claim_window_open(
-    queue_settings, pool, isolated_amqp
-) -> None:
-    """No booking worker at first: the fan's reserve waits longer than the front door does
-    (503) and than the claim window (1 s). Once a worker comes, the command is applied; the
-    fan's retry with the same Idempotency-Key gets its 201, not admission_invalid, and the
-    hold is theirs (before, the window closed meanwhile and those seats were nobody's until
-    the hold expired). The control: a fan admitted alongside who sends nothing loses the
-    admission to the same 1 s window."""
-    from booking_worker.worker import BookingWorker
+class LateWorker:
+    """A line with a 1 s claim window whose fans are admitted before any booking worker
+    runs (so their reserves outlast the front door's wait), and the worker, once started."""
 
+    def __init__(self, settings, client, pool, event: int) -> None:
+        self.settings, self.client, self.pool, self.event = settings, client, pool, event
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        from booking_worker.worker import BookingWorker
+
+        self.task = asyncio.create_task(BookingWorker(self.settings, self.pool).run(self.stop))
+
+    async def admitted(self, user: str) -> dict:
+        return await wait_status(self.client, self.settings, user, self.event, "admitted", 3)
+
+
+@contextlib.asynccontextmanager
+async def admitted_before_any_worker(
+    queue_settings, pool, amqp_url: str, rpc_timeout: float, users: tuple[str, ...]
+) -> AsyncIterator[LateWorker]:
     settings = settings_with(
-        queue_settings, amqp_url=isolated_amqp, booking_rpc_timeout_seconds=1.5
+        queue_settings, amqp_url=amqp_url, booking_rpc_timeout_seconds=rpc_timeout
     )
     event = await queue_event(pool)
     client = await open_client(settings)
-    stop = asyncio.Event()
-    worker = None
+    line = LateWorker(settings, client, pool, event)
     try:
         await in_snapshot(client, settings, event)
         await patch_queue(
@@ -496,11 +508,32 @@ async def test_a_reserve_still_under_way_keeps_the_claim_window_open(
             admit_per_minute=60_000,
             session_seconds=600,
         )
-        for user in ("slow-buyer", "idle"):
+        for user in users:
             await join(client, settings, user, event)
         await patch_queue(client, settings, event, paused=False)
-        admitted = await wait_status(client, settings, "slow-buyer", event, "admitted", 3)
-        await wait_status(client, settings, "idle", event, "admitted", 3)
+        yield line
+    finally:
+        await client.close()
+        line.stop.set()
+        if line.task is not None:
+            await asyncio.wait_for(line.task, 20)
+
+
+async def test_a_reserve_still_under_way_keeps_the_claim_window_open(
+    queue_settings, pool, isolated_amqp
+) -> None:
+    """No booking worker at first: the fan's reserve waits longer than the front door does
+    (503) and than the claim window (1 s). Once a worker comes, the command is applied; the
+    fan's retry with the same Idempotency-Key gets its 201, not admission_invalid, and the
+    hold is theirs (before, the window closed meanwhile and those seats were nobody's until
+    the hold expired). The control: a fan admitted alongside who sends nothing loses the
+    admission to the same 1 s window."""
+    async with admitted_before_any_worker(
+        queue_settings, pool, isolated_amqp, 1.5, ("slow-buyer", "idle")
+    ) as line:
+        client, settings, event = line.client, line.settings, line.event
+        admitted = await line.admitted("slow-buyer")
+        await line.admitted("idle")
         me = {
             **fan(settings, "slow-buyer"),
             "X-Admission-Token": admitted["admission_token"],
@@ -509,7 +542,7 @@ async def test_a_reserve_still_under_way_keeps_the_claim_window_open(
         body = {"event_id": event, "quantity": 2}
         status, problem, _ = await call(client, "POST", "/booking/reserve", me, body)
         assert (status, problem["code"]) == (503, "backend_unavailable"), problem
-        worker = asyncio.create_task(BookingWorker(settings, pool).run(stop))
+        line.start()
         await asyncio.sleep(0.5)  # the window would have closed by now without the reserve
         status, hold, _ = await call(client, "POST", "/booking/reserve", me, body)
         assert status == 201, hold
@@ -521,11 +554,6 @@ async def test_a_reserve_still_under_way_keeps_the_claim_window_open(
         assert still["status"] == "admitted"
         status, problem = await queue_status(client, settings, "idle", event)
         assert (status, problem["code"]) == (404, "not_in_queue")
-    finally:
-        await client.close()
-        stop.set()
-        if worker is not None:
-            await asyncio.wait_for(worker, 20)
 
 
 async def test_a_retry_after_the_admission_ended_gets_the_hold_the_worker_made(
@@ -536,37 +564,18 @@ async def test_a_retry_after_the_admission_ended_gets_the_hold_the_worker_made(
     same Idempotency-Key and answers the 201 (before, 403 admission_invalid, and the seats
     were nobody's until the hold expired). The control: the same fan asking with another
     key is refused, and no second hold is made for it, then or later."""
-    from booking_worker.worker import BookingWorker
-
-    settings = settings_with(
-        queue_settings, amqp_url=isolated_amqp, booking_rpc_timeout_seconds=0.5
-    )
-    event = await queue_event(pool)
-    client = await open_client(settings)
-    stop = asyncio.Event()
-    worker = None
-    try:
-        await in_snapshot(client, settings, event)
-        await patch_queue(
-            client,
-            settings,
-            event,
-            paused=True,
-            claim_seconds=1,
-            max_active=5,
-            admit_per_minute=60_000,
-            session_seconds=600,
-        )
-        await join(client, settings, "late-buyer", event)
-        await patch_queue(client, settings, event, paused=False)
-        admitted = await wait_status(client, settings, "late-buyer", event, "admitted", 3)
+    async with admitted_before_any_worker(
+        queue_settings, pool, isolated_amqp, 0.5, ("late-buyer",)
+    ) as line:
+        client, settings, event = line.client, line.settings, line.event
+        admitted = await line.admitted("late-buyer")
         me = {**fan(settings, "late-buyer"), "X-Admission-Token": admitted["admission_token"]}
         body = {"event_id": event, "quantity": 2}
         status, problem, _ = await call(
             client, "POST", "/booking/reserve", {**me, "Idempotency-Key": "first"}, body
         )
         assert (status, problem["code"]) == (503, "backend_unavailable"), problem
-        worker = asyncio.create_task(BookingWorker(settings, pool).run(stop))
+        line.start()
 
         async def holds() -> list:
             return await pool.fetch(
@@ -592,11 +601,6 @@ async def test_a_retry_after_the_admission_ended_gets_the_hold_the_worker_made(
         assert hold["hold_id"] == made[0]["id"]
         await asyncio.sleep(0.5)  # a refused "second" that acted late would show here
         assert len(await holds()) == 1
-    finally:
-        await client.close()
-        stop.set()
-        if worker is not None:
-            await asyncio.wait_for(worker, 20)
 
 
 async def test_a_patch_is_in_force_in_another_process_within_two_seconds(
