@@ -9,15 +9,18 @@ Plain helpers live in each area's ``support`` module; an area's own fixtures in 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from booking_worker.worker import BookingWorker
-from tests.integration.booking.support import WorkerProcesses, open_client, own_vhost
+from tests.integration.booking.support import (
+    WorkerProcesses,
+    open_client,
+    own_vhost,
+    running_worker,
+)
 from tests.integration.payments.localstripe import LocalStripe, StripeLink
 from tests.integration.payments.support import WEBHOOK_SECRET
 from tests.support import settings_with
@@ -39,11 +42,8 @@ async def pool(booking_settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture(scope="session")
 async def worker(booking_settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[None]:
     """One in-process booking worker for the whole session."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(BookingWorker(booking_settings, pool).run(stop))
-    yield
-    stop.set()
-    await asyncio.wait_for(task, 20)
+    async with running_worker(booking_settings, pool):
+        yield
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ of seats given twice. The fixtures are in tests/integration/conftest.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -13,12 +14,13 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import asyncpg
 from aiohttp.test_utils import TestClient, TestServer, get_port_socket
 
+from booking_worker.worker import BookingWorker
 from tests.servers import rabbitmqctl
 from tests.support import auth_header, free_port
 from ticketing.config import Settings
@@ -67,6 +69,19 @@ async def make_event(
 async def ticket_ids(pool: asyncpg.Pool, event_id: int) -> list[int]:
     rows = await pool.fetch("SELECT id FROM tickets WHERE event_id = $1 ORDER BY id", event_id)
     return [r["id"] for r in rows]
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[None]:
+    """One in-process booking worker with ``settings`` until the block ends (then stopped,
+    its batch in hand finished)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(BookingWorker(settings, pool).run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
 
 
 async def open_client(

@@ -17,8 +17,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 
-from booking_worker.worker import BookingWorker
-from tests.integration.booking.support import open_client
+from tests.integration.booking.support import open_client, running_worker
 from tests.integration.payments.localstripe import LocalStripe
 from tests.support import eventually
 from ticketing.config import Settings
@@ -31,15 +30,12 @@ WEBHOOK_SECRET = "whsec_test_" + uuid.uuid4().hex
 async def booking_stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[TestClient]:
     """The waitingroom app and one in-process booking worker, both with ``settings`` (give
     them a vhost of their own, so no other test's worker answers)."""
-    stop = asyncio.Event()
-    worker = asyncio.create_task(BookingWorker(settings, pool).run(stop))
-    client = await open_client(settings)
-    try:
-        yield client
-    finally:
-        await client.close()
-        stop.set()
-        await asyncio.wait_for(worker, 20)
+    async with running_worker(settings, pool):
+        client = await open_client(settings)
+        try:
+            yield client
+        finally:
+            await client.close()
 
 
 @dataclass

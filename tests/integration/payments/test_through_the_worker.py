@@ -17,13 +17,13 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from booking_worker.worker import BookingWorker
 from tests.integration.booking.support import (
     WorkerProcesses,
     call,
     fan,
     make_event,
     open_client,
+    running_worker,
     ticket_ids,
     wait_for_consumers,
 )
@@ -77,11 +77,8 @@ def e2e_settings(booking_settings: Settings, localstripe: LocalStripe, e2e_amqp:
 
 @pytest.fixture(scope="module")
 async def e2e_worker(e2e_settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(BookingWorker(e2e_settings, pool).run(stop))
-    yield
-    stop.set()
-    await asyncio.wait_for(task, 20)
+    async with running_worker(e2e_settings, pool):
+        yield
 
 
 @pytest.fixture

@@ -6,12 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import pytest
+from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 
-from tests.integration.booking.support import call, fan, make_event, open_client
+from tests.integration.booking.support import (
+    call,
+    fan,
+    make_event,
+    open_client,
+    running_worker,
+)
 from tests.integration.queue.support import (
     SEATS,
     admin,
@@ -24,6 +32,7 @@ from tests.integration.queue.support import (
     wait_status,
 )
 from tests.support import auth_header, eventually, free_port, settings_with
+from ticketing.config import Settings
 from ticketing.domain.seating import Section
 from waitingroom.queue.admission import admission_for_session
 from waitingroom.queue.runtime import QUEUE_KEY
@@ -468,19 +477,15 @@ async def test_an_admission_nobody_claims_goes_to_the_next_fan(
     assert still["status"] == "admitted"  # holding seats: the window is over for them
 
 
-class LateWorker:
+@dataclass
+class LateLine:
     """A line with a 1 s claim window whose fans are admitted before any booking worker
-    runs (so their reserves outlast the front door's wait), and the worker, once started."""
+    runs (so their reserves outlast the front door's wait); ``start`` starts the worker."""
 
-    def __init__(self, settings, client, pool, event: int) -> None:
-        self.settings, self.client, self.pool, self.event = settings, client, pool, event
-        self.stop = asyncio.Event()
-        self.task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        from booking_worker.worker import BookingWorker
-
-        self.task = asyncio.create_task(BookingWorker(self.settings, self.pool).run(self.stop))
+    settings: Settings
+    client: TestClient
+    event: int
+    start: Callable[[], Awaitable[None]]
 
     async def admitted(self, user: str) -> dict:
         return await wait_status(self.client, self.settings, user, self.event, "admitted", 3)
@@ -489,14 +494,18 @@ class LateWorker:
 @contextlib.asynccontextmanager
 async def admitted_before_any_worker(
     queue_settings, pool, amqp_url: str, rpc_timeout: float, users: tuple[str, ...]
-) -> AsyncIterator[LateWorker]:
+) -> AsyncIterator[LateLine]:
     settings = settings_with(
         queue_settings, amqp_url=amqp_url, booking_rpc_timeout_seconds=rpc_timeout
     )
     event = await queue_event(pool)
-    client = await open_client(settings)
-    line = LateWorker(settings, client, pool, event)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        client = await open_client(settings)
+        stack.push_async_callback(client.close)
+
+        async def start() -> None:
+            await stack.enter_async_context(running_worker(settings, pool))
+
         await in_snapshot(client, settings, event)
         await patch_queue(
             client,
@@ -511,12 +520,7 @@ async def admitted_before_any_worker(
         for user in users:
             await join(client, settings, user, event)
         await patch_queue(client, settings, event, paused=False)
-        yield line
-    finally:
-        await client.close()
-        line.stop.set()
-        if line.task is not None:
-            await asyncio.wait_for(line.task, 20)
+        yield LateLine(settings, client, event, start)
 
 
 async def test_a_reserve_still_under_way_keeps_the_claim_window_open(
@@ -542,7 +546,7 @@ async def test_a_reserve_still_under_way_keeps_the_claim_window_open(
         body = {"event_id": event, "quantity": 2}
         status, problem, _ = await call(client, "POST", "/booking/reserve", me, body)
         assert (status, problem["code"]) == (503, "backend_unavailable"), problem
-        line.start()
+        await line.start()
         await asyncio.sleep(0.5)  # the window would have closed by now without the reserve
         status, hold, _ = await call(client, "POST", "/booking/reserve", me, body)
         assert status == 201, hold
@@ -575,7 +579,7 @@ async def test_a_retry_after_the_admission_ended_gets_the_hold_the_worker_made(
             client, "POST", "/booking/reserve", {**me, "Idempotency-Key": "first"}, body
         )
         assert (status, problem["code"]) == (503, "backend_unavailable"), problem
-        line.start()
+        await line.start()
 
         async def holds() -> list:
             return await pool.fetch(
