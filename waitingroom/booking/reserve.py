@@ -11,7 +11,7 @@ from typing import Any, NotRequired, TypedDict
 
 from aiohttp import web
 
-from ticketing.auth import Principal, require_user
+from ticketing.auth import require_user
 from ticketing.messages import Reserve
 from ticketing.problems import RETRY_AFTER_SECONDS, Problem, validation_error
 from ticketing.validation import MAX_ID, read_json
@@ -117,25 +117,35 @@ async def reserve(request: web.Request) -> web.Response:
     request_id = request_id_of(request, principal, "reserve")
     token = request.headers.get("X-Admission-Token")
     admitted = False
+    refused: Problem | None = None
     if token is not None:
         settings = request.app[SETTINGS_KEY]
         verify_admission(settings, token, principal.user_id, fields["event_id"])
         try:
             await _check_session(request, principal.user_id, fields["event_id"])
-        except Problem as refused:
+            admitted = True
+        except Problem as problem:
             if "Idempotency-Key" not in request.headers:
                 raise
-            return await _replay_reserve(request, principal, request_id, fields, refused)
-        admitted = True
+            # The admission is over, but this may be the retry of a reserve the worker
+            # applied after the front door stopped waiting for it (503): then the hold is
+            # the fan's and its 201 is answered again, or those seats would be nobody's
+            # until the hold expired. The worker answers the stored reply of the same key,
+            # or refuses without acting (and stores the refusal, so a copy still on its way
+            # cannot hold seats later).
+            refused = problem
     command = Reserve(
         request_id=request_id,
         user_id=principal.user_id,
         roles=roles_of(principal),
-        admitted=admitted,
+        admitted=None if refused is not None else admitted,
+        replay_only=refused is not None,
         **fields,
     )
     reply = await request.app[RPC_KEY].call(command, fields["event_id"])
     status, body = reply.status, reply.body
+    if refused is not None and status == 403 and (body or {}).get("code") == "admission_invalid":
+        raise refused  # nothing was applied: the front door's own reason
     queue = request.app.get(QUEUE_PORT_KEY)
     if status == 201 and queue is not None and isinstance(body, dict):
         queue.remember_hold(str(body.get("hold_id")), fields["event_id"])
@@ -143,35 +153,6 @@ async def reserve(request: web.Request) -> web.Response:
         await _claimed(request, principal.user_id, fields["event_id"], body)
     elif status == 409 and admitted and (body or {}).get("code") == "tickets_unavailable":
         await _hurry(request, principal.user_id, fields["event_id"])
-    return respond(reply)
-
-
-async def _replay_reserve(
-    request: web.Request,
-    principal: Principal,
-    request_id: str,
-    fields: SeatsAsked,
-    refused: Problem,
-) -> web.Response:
-    """The fan's admission is over, but this may be the retry of a reserve the worker applied
-    after the front door stopped waiting for it (503): then the hold is the fan's and its
-    201 is answered again, or those seats would be nobody's until the hold expired. The
-    worker answers the stored reply of the same Idempotency-Key, or refuses without acting
-    (and stores the refusal, so a copy still on its way cannot hold seats later)."""
-    command = Reserve(
-        request_id=request_id,
-        user_id=principal.user_id,
-        roles=roles_of(principal),
-        replay_only=True,
-        **fields,
-    )
-    reply = await request.app[RPC_KEY].call(command, fields["event_id"])
-    status, body = reply.status, reply.body
-    if status == 403 and (body or {}).get("code") == "admission_invalid":
-        raise refused  # nothing was applied: the front door's own reason
-    queue = request.app.get(QUEUE_PORT_KEY)
-    if status == 201 and queue is not None and isinstance(body, dict):
-        queue.remember_hold(str(body.get("hold_id")), fields["event_id"])
     return respond(reply)
 
 
