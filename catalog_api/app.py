@@ -17,7 +17,13 @@ from catalog_api.keys import (
 from catalog_api.ttl_cache import TtlCache
 from catalog_api.typesense_reader import TypesenseReader
 from ticketing.config import Settings
-from ticketing.web import HEALTH_CHECKS_KEY, SETTINGS_KEY, create_base_app, pg_pool_ctx
+from ticketing.web import (
+    HEALTH_CHECKS_KEY,
+    SETTINGS_KEY,
+    create_base_app,
+    pg_pool_ctx,
+    serve_document,
+)
 
 SERVICE = "catalog_api"
 
@@ -51,5 +57,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(event_routes.routes)
     app.router.add_routes(search_routes.routes)
     app.router.add_routes(admin_routes.routes)
-    app.router.add_routes(openapi.routes)
+    serve_document(app, lambda: openapi.DOCUMENT)
     return app

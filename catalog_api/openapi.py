@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
 from catalog_api.openapi_pages import PAGE_PATHS
 from catalog_api.openapi_queue import QUEUE_PATHS, QUEUE_SCHEMAS
 from catalog_api.openapi_schemas import (
@@ -30,9 +28,6 @@ from catalog_api.openapi_schemas import (
     query_param,
     ref,
 )
-
-routes = web.RouteTableDef()
-
 
 _EVENT_VIEW_RESPONSE = {
     **json_body(
@@ -526,8 +521,3 @@ DOCUMENT: dict[str, Any] = {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
     },
 }
-
-
-@routes.get("/openapi.json")
-async def openapi_json(request: web.Request) -> web.Response:
-    return web.json_response(DOCUMENT)

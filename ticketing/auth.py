@@ -18,8 +18,7 @@ from jwt.algorithms import HMACAlgorithm
 
 from ticketing.config import Settings
 from ticketing.jwt_speed import HS256FastPath, strict_segment
-from ticketing.problems import Problem, validation_error
-from ticketing.validation import read_json
+from ticketing.problems import Problem
 
 LEEWAY_SECONDS = 5
 _MEMO_SIZE = 50_000  # verified tokens remembered per process (~10 MB at most)
@@ -169,21 +168,3 @@ def issue_dev_token(settings: Settings, user_id: str, roles: list[str]) -> dict[
         "token_type": "Bearer",
         "expires_in": settings.dev_token_ttl_seconds,
     }
-
-
-def dev_token_routes(settings: Settings) -> list[web.RouteDef]:
-    """``POST /auth/dev-token``, registered only when ``TICKETING_ENV=dev``."""
-    if not settings.is_dev:
-        return []
-
-    async def dev_token(request: web.Request) -> web.Response:
-        body = await read_json(request)
-        user_id = body.get("user_id")
-        roles = body.get("roles", [])
-        if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
-            raise validation_error("user_id must be a string of 1 to 128 characters.")
-        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise validation_error("roles must be a list of strings.")
-        return web.json_response(issue_dev_token(settings, user_id, roles))
-
-    return [web.post("/auth/dev-token", dev_token)]

@@ -7,6 +7,7 @@ context per resource (open, check, yield, close), as in aiohttp-demos.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ import uvloop
 from aiohttp import web
 from redis.asyncio import Redis
 
+from ticketing.api import Api, Ok, ProblemFields, Problems, Shape
 from ticketing.auth import VERIFIER_KEY, TokenVerifier
 from ticketing.config import Settings
 from ticketing.metrics import SERVICE_KEY, metrics_middleware, metrics_view
@@ -27,6 +29,12 @@ log = logging.getLogger(__name__)
 SETTINGS_KEY = web.AppKey("settings", Settings)
 REDIS_KEY = web.AppKey("redis", Redis)
 PG_POOL_KEY = web.AppKey("pg_pool", asyncpg.Pool)
+
+DocumentBuilder = Callable[[], dict[str, Any]]
+DOCUMENT_KEY: web.AppKey[DocumentBuilder] = web.AppKey("openapi_document")
+
+# The routes every service serves: its health and its own OpenAPI document.
+PLATFORM_API = Api()
 
 HealthCheck = Callable[[web.Application], Awaitable[None]]
 HEALTH_CHECKS_KEY = web.AppKey("health_checks", dict[str, HealthCheck])
@@ -46,7 +54,7 @@ def create_base_app(settings: Settings, service: str) -> web.Application:
     app[VERIFIER_KEY] = TokenVerifier(settings)
     app[HEALTH_CHECKS_KEY] = {}
     app.cleanup_ctx.append(redis_ctx)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_routes(PLATFORM_API.table)
     app.router.add_get("/metrics", metrics_view)
     return app
 
@@ -109,6 +117,32 @@ async def run_checks(app: web.Application, checks: Mapping[str, HealthCheck]) ->
     return dict(zip(names, results, strict=True))
 
 
+class Health(Shape):
+    """Every dependency answered."""
+
+    status: str
+    components: dict[str, str]
+
+
+class HealthDown(ProblemFields):
+    """Which dependency is down, and the state of every one."""
+
+    components: dict[str, str]
+
+
+@PLATFORM_API.get(
+    "/healthz",
+    summary="Health of the service and the dependencies it checks",
+    replies=[
+        Ok(200, "Every dependency is reachable", shape=Health),
+        Problems(
+            503,
+            "components names each dependency's state",
+            codes=("backend_unavailable",),
+            extra=HealthDown,
+        ),
+    ],
+)
 async def healthz(request: web.Request) -> web.Response:
     checks = request.app[HEALTH_CHECKS_KEY]
     components = await run_checks(request.app, checks)
@@ -118,6 +152,25 @@ async def healthz(request: web.Request) -> web.Response:
             503, "backend_unavailable", "Unreachable: " + ", ".join(down), components=components
         )
     return web.json_response({"status": "ok", "components": components})
+
+
+def serve_document(app: web.Application, build: DocumentBuilder) -> None:
+    """Serve ``build()``, the service's own OpenAPI document, at ``/openapi.json``; built
+    on the first request, not at every start."""
+    cached: DocumentBuilder = functools.cache(build)
+    app[DOCUMENT_KEY] = cached
+
+
+@PLATFORM_API.get(
+    "/openapi.json",
+    summary="This OpenAPI 3.1 document",
+    replies=[Ok(200, "The document")],
+)
+async def openapi_json(request: web.Request) -> web.Response:
+    build = request.app.get(DOCUMENT_KEY)
+    if build is None:
+        raise web.HTTPNotFound()
+    return web.json_response(build())
 
 
 def use_uvloop() -> None:

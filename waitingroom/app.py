@@ -6,16 +6,19 @@ The one place that puts the two rooms together: :mod:`waitingroom.queue` and
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 
-from ticketing.auth import dev_token_routes
 from ticketing.config import Settings
+from ticketing.dev_token import DEV_TOKEN_API
 from ticketing.ratelimit import OWN_LIMITS_KEY
-from ticketing.web import create_base_app, pg_pool_ctx
+from ticketing.web import create_base_app, pg_pool_ctx, serve_document
 from waitingroom.booking.commands import rpc_ctx
 from waitingroom.booking.confirm import confirm_routes
 from waitingroom.booking.routes import booking_routes
 from waitingroom.booking.stripe_webhook import stripe_webhook_routes
+from waitingroom.openapi import build_document
 from waitingroom.queue.admin_routes import queue_admin_routes
 from waitingroom.queue.fairness_routes import queue_fairness_routes
 from waitingroom.queue.loops import queue_ctx
@@ -37,12 +40,14 @@ def create_app(settings: Settings, role: str = "all") -> web.Application:
     # Redis) and for new events' on-sale time; it starts after Redis and this pool.
     app.cleanup_ctx.append(pg_pool_ctx)
     app.cleanup_ctx.append(queue_ctx)
+    serve_document(app, functools.partial(build_document, role))
     app.router.add_routes(booking_routes())
     app.router.add_routes(confirm_routes())
     app.router.add_routes(stripe_webhook_routes())
     if role == "booking":
         return app
-    app.router.add_routes(dev_token_routes(settings))
+    if settings.is_dev:
+        app.router.add_routes(DEV_TOKEN_API.table)
     app.router.add_routes(page_routes())
     app.router.add_routes(queue_routes())
     app.router.add_routes(queue_fairness_routes())

@@ -1,0 +1,7 @@
+"""The booking front door's declared routes, in the order its document lists them."""
+
+from __future__ import annotations
+
+from ticketing.api import Api
+
+BOOKING_APIS: list[Api] = []
