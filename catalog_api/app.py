@@ -57,5 +57,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(event_routes.routes)
     app.router.add_routes(search_routes.routes)
     app.router.add_routes(admin_routes.routes)
-    serve_document(app, lambda: openapi.DOCUMENT)
+    serve_document(app, openapi.build_document)
     return app
