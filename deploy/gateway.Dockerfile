@@ -12,6 +12,7 @@ RUN apt-get update \
     && mkdir -p /etc/nginx/logs /etc/nginx/templates
 
 COPY deploy/lua /etc/nginx/lua
+COPY deploy/openapi.json /etc/nginx/openapi.json
 COPY deploy/gateway-entrypoint.sh /usr/local/bin/gateway-entrypoint
 EXPOSE 8080 9106
 ENTRYPOINT ["/usr/local/bin/gateway-entrypoint"]

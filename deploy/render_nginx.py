@@ -31,6 +31,8 @@ from waitingroom.queue.ticket import TICKET_TTL_SECONDS
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
 # The gateway's Lua (the queue join it answers itself); the template's lua_package_path.
 LUA_DIR = Path(__file__).resolve().with_name("lua")
+# The merged OpenAPI document the gateway serves at /openapi.json (deploy/openapi.py).
+OPENAPI_FILE = Path(__file__).resolve().with_name("openapi.json")
 PLACEHOLDER = re.compile(r"\$\{(GATEWAY_[A-Z_]+)\}")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # noqa: S104 - recognised, nothing binds to it here
 # A waitingroom process holds about this many websockets under 20,000 open files.
@@ -69,6 +71,7 @@ def variables(settings: Settings, access_log: str = "logs/access.log") -> dict[s
         "GATEWAY_ACCESS_LOG": access_log,
         "GATEWAY_METRICS_LISTEN": _address(backend_host, settings.gateway_metrics_port),
         "GATEWAY_LUA_DIR": str(LUA_DIR),
+        "GATEWAY_OPENAPI_FILE": str(OPENAPI_FILE),
         "GATEWAY_QUEUE_JOIN": lua_table(queue_join_options(settings)),
         "GATEWAY_RESOLVER": system_resolver(),
     }

@@ -287,6 +287,9 @@ def test_compose_gateway_fills_exactly_the_template_placeholders(services):
     assert "/etc/nginx/templates/nginx.conf.template" in entrypoint
     assert "COPY deploy/lua /etc/nginx/lua" in dockerfile.read_text()
     assert env["GATEWAY_LUA_DIR"] == "/etc/nginx/lua"
+    # ... and the merged OpenAPI document, which it serves itself.
+    assert "COPY deploy/openapi.json /etc/nginx/openapi.json" in dockerfile.read_text()
+    assert env["GATEWAY_OPENAPI_FILE"] == "/etc/nginx/openapi.json"
     placeholders = set(render_nginx.PLACEHOLDER.findall(render_nginx.TEMPLATE.read_text()))
     assert {k for k in env if k.startswith("GATEWAY_")} == placeholders
     service_env = services["catalog_api"]["environment"]
