@@ -4,33 +4,42 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from aiohttp import web
 
+from catalog_api.admin_bodies import EventCreate, EventEdit, PerformerCreate, VenueCreate
 from catalog_api.admin_input import event_changes, event_input, performer_input, venue_input
 from catalog_api.admin_store import create_event, insert_performer, insert_venue, update_event
 from catalog_api.breaker import DependencyDown
 from catalog_api.dependencies import backend_unavailable, postgres
 from catalog_api.event_views import event_not_found, invalidate_views
+from catalog_api.refusals import (
+    ADMIN_REFUSALS,
+    CURRENCY_LOCKED,
+    EVENT_ID,
+    NO_EVENT_OR_PERFORMER,
+    UNKNOWN_REFERENCE,
+)
+from catalog_api.shapes import Event, Performer, Venue
+from ticketing.api import Api, Ok
 from ticketing.auth import require_admin
 from ticketing.db.events import fetch_event_views
-from ticketing.validation import parse_id, read_json
+from ticketing.validation import parse_id
 
 log = logging.getLogger(__name__)
 
-routes = web.RouteTableDef()
+ADMIN_API = Api()
+
+T = TypeVar("T")
 
 
 async def _insert(
     request: web.Request,
-    decode: Callable[[Any], Any],
-    insert: Callable[[asyncpg.Connection, Any], Awaitable[dict[str, Any]]],
+    item: T,
+    insert: Callable[[asyncpg.Connection, T], Awaitable[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """Authorise, decode strictly, then write: a bad request never reaches the database."""
-    require_admin(request)
-    item = decode(await read_json(request))
     try:
         async with postgres(request.app) as conn:
             return await insert(conn, item)
@@ -38,27 +47,44 @@ async def _insert(
         raise backend_unavailable("The catalog") from None
 
 
-@routes.post("/admin/venues")
-async def post_venue(request: web.Request) -> web.Response:
-    created = await _insert(request, venue_input, insert_venue)
+@ADMIN_API.post(
+    "/admin/venues",
+    summary="Create a venue with its seat map",
+    body=VenueCreate,
+    auth=require_admin,
+    replies=[Ok(201, "Created", shape=Venue), *ADMIN_REFUSALS],
+)
+async def post_venue(request: web.Request, body: VenueCreate) -> web.Response:
+    created = await _insert(request, venue_input(body), insert_venue)
     log.info("venue created venue_id=%s", created["id"])
     return web.json_response(created, status=201)
 
 
-@routes.post("/admin/performers")
-async def post_performer(request: web.Request) -> web.Response:
-    created = await _insert(request, performer_input, insert_performer)
+@ADMIN_API.post(
+    "/admin/performers",
+    summary="Create a performer",
+    body=PerformerCreate,
+    auth=require_admin,
+    replies=[Ok(201, "Created", shape=Performer), *ADMIN_REFUSALS],
+)
+async def post_performer(request: web.Request, body: PerformerCreate) -> web.Response:
+    created = await _insert(request, performer_input(body), insert_performer)
     log.info("performer created performer_id=%s", created["id"])
     return web.json_response(created, status=201)
 
 
-@routes.post("/admin/events")
-async def post_event(request: web.Request) -> web.Response:
-    admin = require_admin(request)
-    event = event_input(await read_json(request))
+@ADMIN_API.post(
+    "/admin/events",
+    summary="Create an event; one ticket per seat of the venue, priced by section",
+    body=EventCreate,
+    auth=require_admin,
+    replies=[Ok(201, "Created", shape=Event), *ADMIN_REFUSALS, UNKNOWN_REFERENCE],
+)
+async def post_event(request: web.Request, body: EventCreate) -> web.Response:
+    admin = require_admin(request)  # already checked: the principal, for the log
     try:
         async with postgres(request.app) as conn:
-            event_id = await create_event(conn, event)
+            event_id = await create_event(conn, event_input(body))
             views = await fetch_event_views(conn, [event_id])
     except DependencyDown:
         raise backend_unavailable("The catalog") from None
@@ -66,11 +92,30 @@ async def post_event(request: web.Request) -> web.Response:
     return web.json_response(views[event_id], status=201)
 
 
-@routes.patch("/admin/events/{event_id}")
-async def patch_event(request: web.Request) -> web.Response:
+def _edited_event_id(request: web.Request) -> int:
+    """Who may edit (401, 403), then which event (a malformed id is the route's 404), both
+    before anything is said about the body."""
+    require_admin(request)
+    return parse_id(request.match_info["event_id"], event_not_found())
+
+
+@ADMIN_API.patch(
+    "/admin/events/{event_id}",
+    summary="Edit an event (partial)",
+    path_ids=[EVENT_ID],
+    body=EventEdit,
+    auth=_edited_event_id,
+    replies=[
+        Ok(200, "The edited event", shape=Event),
+        *ADMIN_REFUSALS,
+        NO_EVENT_OR_PERFORMER,
+        CURRENCY_LOCKED,
+    ],
+)
+async def patch_event(request: web.Request, body: EventEdit) -> web.Response:
     admin = require_admin(request)
-    event_id = parse_id(request.match_info["event_id"], event_not_found())
-    changes = event_changes(await read_json(request))
+    event_id = _edited_event_id(request)
+    changes = event_changes(body)
     try:
         async with postgres(request.app) as conn:
             await update_event(conn, event_id, changes)

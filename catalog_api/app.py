@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from catalog_api import admin_routes, event_routes, openapi, search_routes
+from catalog_api import openapi
 from catalog_api.breaker import CircuitBreaker
 from catalog_api.keys import (
     CITY_RESOLUTIONS_KEY,
@@ -54,8 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     app[CITY_RESOLUTIONS_KEY] = TtlCache(CITY_RESOLUTION_TTL_SECONDS, max_entries=1000)
     app.cleanup_ctx.append(pg_pool_ctx)
     app.cleanup_ctx.append(typesense_ctx)
-    app.router.add_routes(event_routes.routes)
-    app.router.add_routes(search_routes.routes)
-    app.router.add_routes(admin_routes.routes)
+    for api in openapi.CATALOG_APIS:
+        app.router.add_routes(api.table)
     serve_document(app, openapi.build_document)
     return app

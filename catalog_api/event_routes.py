@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -19,73 +19,55 @@ from catalog_api.event_views import (
 )
 from catalog_api.keys import PG_BREAKER_KEY
 from catalog_api.queries import EventFilter, event_exists, list_events, list_tickets
+from catalog_api.query_params import EventListQuery, TicketListQuery, day_range
+from catalog_api.refusals import EVENT_ID, NO_EVENT
+from catalog_api.shapes import Event, EventPage, TicketPage
+from ticketing.api import Api, Ok
+from ticketing.api.common import BAD_REQUEST, RATE_LIMITED, UNAVAILABLE
 from ticketing.db.events import summary
 from ticketing.domain.booking_shapes import Ticket
-from ticketing.problems import validation_error
-from ticketing.validation import (
-    decode_cursor,
-    encode_cursor,
-    parse_id,
-    query_date,
-    query_int,
-    query_optional_int,
+from ticketing.validation import bad_cursor, encode_cursor, parse_cursor, parse_id
+
+EVENTS_API = Api()
+
+SERVED_FROM = (
+    (
+        "X-Served-From",
+        "Which source answered: database, cache or search-index (the last two keep views "
+        "up while Postgres is down).",
+    ),
 )
 
-routes = web.RouteTableDef()
 
-TICKET_STATUSES = ("available", "reserved", "booked")
-MAX_TEXT_PARAM = 200
-
-
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def query_text(request: web.Request, name: str, max_length: int = MAX_TEXT_PARAM) -> str | None:
-    raw = request.query.get(name)
-    if raw is None or not raw.strip():
-        return None
-    if len(raw) > max_length:
-        raise validation_error(f"{name} must be at most {max_length} characters.", parameter=name)
-    return raw.strip()
-
-
-def query_day_range(request: web.Request) -> tuple[datetime | None, datetime | None]:
-    """``date_from``/``date_to`` as [start, end) instants covering whole UTC days."""
-    date_from = query_date(request, "date_from")
-    date_to = query_date(request, "date_to")
-    if date_from and date_to and date_from > date_to:
-        raise validation_error("date_from must not be after date_to.", parameter="date_from")
-    return (
-        day_start(date_from) if date_from else None,
-        day_start(date_to + timedelta(days=1)) if date_to else None,
-    )
-
-
-def _event_cursor(request: web.Request) -> tuple[datetime, int] | None:
-    decoded = decode_cursor(request, (str, int))
+def _event_cursor(raw: str | None) -> tuple[datetime, int] | None:
+    decoded = parse_cursor(raw, (str, int))
     if decoded is None:
         return None
     try:
         starts_at = datetime.fromisoformat(decoded[0])
-    except ValueError as exc:
-        raise validation_error("cursor is not valid.", parameter="cursor") from exc
+    except ValueError:
+        raise bad_cursor() from None
     if starts_at.tzinfo is None:
-        raise validation_error("cursor is not valid.", parameter="cursor")
+        raise bad_cursor()
     return starts_at, decoded[1]
 
 
-@routes.get("/events")
-async def get_events(request: web.Request) -> web.Response:
-    limit = query_int(request, "limit", 20, 1, 100)
-    starts_from, starts_before = query_day_range(request)
+@EVENTS_API.get(
+    "/events",
+    summary="List events by date, then id",
+    query=EventListQuery,
+    replies=[Ok(200, "A page of events", shape=EventPage), BAD_REQUEST, RATE_LIMITED, UNAVAILABLE],
+)
+async def get_events(request: web.Request, query: EventListQuery) -> web.Response:
+    limit = query.limit
+    starts_from, starts_before = day_range(query.date_from, query.date_to)
     filters = EventFilter(
-        city=query_text(request, "city", 100),
+        city=query.city,
         starts_from=starts_from,
         starts_before=starts_before,
-        performer_id=query_optional_int(request, "performer_id"),
+        performer_id=query.performer_id,
     )
-    after = _event_cursor(request)
+    after = _event_cursor(query.cursor)
     try:
         async with postgres(request.app) as conn:
             rows = await list_events(conn, filters, after, limit + 1)
@@ -102,8 +84,20 @@ async def get_events(request: web.Request) -> web.Response:
     return web.json_response({"items": items, "next_cursor": next_cursor})
 
 
-@routes.get("/events/{event_id}")
-@routes.get("/event/{event_id}")
+_EVENT_VIEW = {
+    "summary": "One event with availability and price tiers",
+    "path_ids": [EVENT_ID],
+    "replies": [
+        Ok(200, "The event", headers=SERVED_FROM, shape=Event),
+        NO_EVENT,
+        RATE_LIMITED,
+        UNAVAILABLE,
+    ],
+}
+
+
+@EVENTS_API.get("/events/{event_id}", **_EVENT_VIEW)
+@EVENTS_API.get("/event/{event_id}", **_EVENT_VIEW)
 async def get_event(request: web.Request) -> web.Response:
     event_id = parse_id(request.match_info["event_id"], event_not_found())
     view, source = await load_view(request.app, event_id)
@@ -121,21 +115,29 @@ def _listed(row: asyncpg.Record) -> dict[str, Any]:
     return item
 
 
-@routes.get("/events/{event_id}/tickets")
-async def get_tickets(request: web.Request) -> web.Response:
+@EVENTS_API.get(
+    "/events/{event_id}/tickets",
+    summary="The event's tickets (seats), in seat-map order",
+    path_ids=[EVENT_ID],
+    query=TicketListQuery,
+    replies=[
+        Ok(200, "A page of tickets", shape=TicketPage),
+        BAD_REQUEST,
+        NO_EVENT,
+        RATE_LIMITED,
+        UNAVAILABLE,
+    ],
+)
+async def get_tickets(request: web.Request, query: TicketListQuery) -> web.Response:
     event_id = parse_id(request.match_info["event_id"], event_not_found())
-    status = query_text(request, "status", 20)
-    if status is not None and status not in TICKET_STATUSES:
-        raise validation_error(
-            "status must be one of: " + ", ".join(TICKET_STATUSES) + ".", parameter="status"
-        )
-    section = query_text(request, "section", 50)
-    limit = query_int(request, "limit", 20, 1, 500)
-    cursor = decode_cursor(request, (int,))
+    limit = query.limit
+    cursor = parse_cursor(query.cursor, (int,))
     after_id = cursor[0] if cursor else 0
     try:
         async with postgres(request.app) as conn:
-            rows = await list_tickets(conn, event_id, status, section, after_id, limit + 1)
+            rows = await list_tickets(
+                conn, event_id, query.status, query.section, after_id, limit + 1
+            )
             if not rows and not await event_exists(conn, event_id):
                 raise event_not_found()
     except DependencyDown:

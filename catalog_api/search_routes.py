@@ -6,27 +6,53 @@ from aiohttp import web
 
 from catalog_api.breaker import DependencyDown
 from catalog_api.dependencies import backend_unavailable, count_degraded, postgres
+from catalog_api.query_params import EventSearchQuery
 from catalog_api.search_postgres import search_postgres
-from catalog_api.search_query import parse_search_query
+from catalog_api.search_query import search_query
 from catalog_api.search_typesense import search_typesense
+from catalog_api.shapes import SearchResult
+from ticketing.api import Api, Ok
+from ticketing.api.common import BAD_REQUEST, RATE_LIMITED, UNAVAILABLE
 
-routes = web.RouteTableDef()
+SEARCH_API = Api()
 
 DEGRADED_HEADER = "X-Search-Degraded"
 
 
-@routes.get("/search")
-async def search(request: web.Request) -> web.Response:
-    query = parse_search_query(request)
+@SEARCH_API.get(
+    "/search",
+    summary="Full-text event search (typo-tolerant, by prefix) with filters and facets",
+    description="Served by Typesense; when it is unavailable, by a Postgres query with the "
+    "same filters and shape, flagged X-Search-Degraded.",
+    query=EventSearchQuery,
+    replies=[
+        Ok(
+            200,
+            "Search results",
+            headers=(
+                (
+                    DEGRADED_HEADER,
+                    "typesense-unavailable when Postgres answered because Typesense could not.",
+                ),
+            ),
+            shape=SearchResult,
+        ),
+        BAD_REQUEST,
+        RATE_LIMITED,
+        UNAVAILABLE,
+    ],
+)
+async def search(request: web.Request, query: EventSearchQuery) -> web.Response:
+    wanted = search_query(query)
     try:
-        result = await search_typesense(request.app, query)
+        result = await search_typesense(request.app, wanted)
     except DependencyDown:
         pass
     else:
         return web.json_response(result)
     try:
         async with postgres(request.app) as conn:
-            result = await search_postgres(request.app, conn, query)
+            result = await search_postgres(request.app, conn, wanted)
     except DependencyDown:
         raise backend_unavailable("Search") from None
     count_degraded(request, "postgres")

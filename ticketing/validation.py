@@ -1,6 +1,7 @@
-"""Decoding of request input: JSON bodies, query parameters, ids and cursors.
+"""Decoding of request input the models do not cover: path ids and list cursors.
 
-Every failure is a ``400 validation_error`` naming the parameter, raised before any work.
+Every failure is the route's 404 (an id) or a ``400 validation_error`` naming the
+parameter (a cursor), raised before any work.
 """
 
 from __future__ import annotations
@@ -8,26 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
-
-import orjson
-from aiohttp import web
 
 from ticketing.problems import Problem, validation_error
 
 MAX_ID = 2**63 - 1
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object; anything else is a validation error."""
-    try:
-        body = await request.json(loads=orjson.loads)
-    except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise validation_error("The request body is not valid JSON.") from exc
-    if not isinstance(body, dict):
-        raise validation_error("The request body must be a JSON object.")
-    return body
 
 
 def parse_id(raw: str, not_found: Problem) -> int:
@@ -40,55 +27,6 @@ def parse_id(raw: str, not_found: Problem) -> int:
     return value
 
 
-def query_int(request: web.Request, name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise validation_error(f"{name} must be an integer.", parameter=name) from exc
-    if not minimum <= value <= maximum:
-        raise validation_error(f"{name} must be between {minimum} and {maximum}.", parameter=name)
-    return value
-
-
-def query_optional_int(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
-        raise validation_error(f"{name} must be a positive integer id.", parameter=name)
-    return int(raw)
-
-
-def parse_date(raw: str, name: str) -> date:
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise validation_error(f"{name} must be a date (YYYY-MM-DD).", parameter=name) from exc
-
-
-def query_date(request: web.Request, name: str) -> date | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    return parse_date(raw, name)
-
-
-def parse_timestamp(value: Any, name: str) -> datetime:
-    """An RFC 3339 timestamp from a JSON body, returned in UTC; it must carry an offset."""
-    if not isinstance(value, str):
-        raise validation_error(f"{name} must be an RFC 3339 timestamp.", field=name)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise validation_error(f"{name} must be an RFC 3339 timestamp.", field=name) from exc
-    if parsed.tzinfo is None:
-        raise validation_error(f"{name} must include a UTC offset (e.g. Z).", field=name)
-    return parsed.astimezone(UTC)
-
-
 def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -98,15 +36,15 @@ def encode_cursor(*parts: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(request: web.Request, shape: tuple[type, ...]) -> list[Any] | None:
-    """The ``cursor`` query parameter, checked against the expected element types."""
-    raw = request.query.get("cursor")
+def parse_cursor(raw: str | None, shape: tuple[type, ...]) -> list[Any] | None:
+    """A ``cursor`` parameter's parts, checked against the expected element types; None
+    when there is none (the first page)."""
     if raw is None or raw == "":
         return None
     try:
         decoded = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise validation_error("cursor is not valid.", parameter="cursor") from exc
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise bad_cursor() from None
     if (
         not isinstance(decoded, list)
         or len(decoded) != len(shape)
@@ -115,5 +53,13 @@ def decode_cursor(request: web.Request, shape: tuple[type, ...]) -> list[Any] | 
             for v, t in zip(decoded, shape, strict=True)
         )
     ):
-        raise validation_error("cursor is not valid.", parameter="cursor")
+        raise bad_cursor()
     return decoded
+
+
+def bad_cursor() -> Problem:
+    """The refusal of a cursor that no page handed out."""
+    detail = "cursor is not valid."
+    return validation_error(
+        detail, parameter="cursor", errors=[{"in": "query", "name": "cursor", "message": detail}]
+    )
