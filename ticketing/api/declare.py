@@ -191,12 +191,16 @@ class Api:
 
 def _validated(handler: Endpoint, operation: Operation, auth: Authenticate | None) -> Handler:
     body_model, query_model = operation.body, operation.query
-    if body_model is None and query_model is None and auth is None:
+    path_ids = [path_id for path_id in operation.path_ids if path_id.missing is not None]
+    if body_model is None and query_model is None and auth is None and not path_ids:
         return handler
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
+        # Who may ask (401, 403), then for what (the route's 404), then how (400).
         if auth is not None:
             auth(request)
+        for path_id in path_ids:
+            path_id.check(request.match_info[path_id.name])
         inputs: dict[str, BaseModel] = {}
         if query_model is not None:
             inputs["query"] = read_query(request, query_model)

@@ -52,7 +52,9 @@ api = Api()
     summary="Hold things",
     body=Ask,
     query=Listing,
-    path_ids=[PathId("thing_id")],
+    path_ids=[
+        PathId("thing_id", missing=lambda: Problem(404, "thing_not_found", "No such thing."))
+    ],
     auth=_deny_anonymous,
     replies=[Ok(201, "Held", shape=Held), BAD_REQUEST, UNAUTHORIZED],
 )
@@ -151,6 +153,17 @@ async def test_every_refusal_is_one_shape_naming_where_and_why(
 async def test_an_anonymous_request_is_told_401_before_anything_about_its_body(client) -> None:
     response = await client.post("/things/1", data=b"not json")
     assert response.status == 401
+
+
+@pytest.mark.parametrize("thing_id", ["abc", "0", "99999999999999999999", "\u0661"])
+async def test_a_malformed_path_id_is_the_routes_404_before_the_query_and_body(
+    client, thing_id: str
+) -> None:
+    response = await client.post(f"/things/{thing_id}?limit=0", data=b"{", headers=AUTH)
+    assert response.status == 404
+    assert (await response.json())["code"] == "thing_not_found"
+    anonymous = await client.post(f"/things/{thing_id}?limit=0", data=b"{")
+    assert anonymous.status == 401
 
 
 def test_the_document_shows_the_models_that_validate() -> None:
