@@ -14,13 +14,14 @@ from catalog_api.admin_input import event_changes, event_input, performer_input,
 from catalog_api.admin_store import create_event, insert_performer, insert_venue, update_event
 from catalog_api.breaker import DependencyDown
 from catalog_api.dependencies import backend_unavailable, postgres
-from catalog_api.event_views import event_not_found, invalidate_views
+from catalog_api.event_views import invalidate_views
 from catalog_api.refusals import (
     ADMIN_REFUSALS,
     CURRENCY_LOCKED,
     EVENT_ID,
     NO_EVENT_OR_PERFORMER,
     UNKNOWN_REFERENCE,
+    event_not_found,
 )
 from catalog_api.shapes import Event, Performer, Venue
 from ticketing.api import Api, Ok
@@ -92,19 +93,12 @@ async def post_event(request: web.Request, body: EventCreate) -> web.Response:
     return web.json_response(views[event_id], status=201)
 
 
-def _edited_event_id(request: web.Request) -> int:
-    """Who may edit (401, 403), then which event (a malformed id is the route's 404), both
-    before anything is said about the body."""
-    require_admin(request)
-    return parse_id(request.match_info["event_id"], event_not_found())
-
-
 @ADMIN_API.patch(
     "/admin/events/{event_id}",
     summary="Edit an event (partial)",
     path_ids=[EVENT_ID],
     body=EventEdit,
-    auth=_edited_event_id,
+    auth=require_admin,
     replies=[
         Ok(200, "The edited event", shape=Event),
         *ADMIN_REFUSALS,
@@ -114,7 +108,7 @@ def _edited_event_id(request: web.Request) -> int:
 )
 async def patch_event(request: web.Request, body: EventEdit) -> web.Response:
     admin = require_admin(request)
-    event_id = _edited_event_id(request)
+    event_id = parse_id(request.match_info["event_id"], event_not_found())
     changes = event_changes(body)
     try:
         async with postgres(request.app) as conn:

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from catalog_api.admin_input import EventInput, PerformerInput, VenueInput, check_on_sale
-from catalog_api.event_views import event_not_found
+from catalog_api.refusals import event_not_found
 from ticketing.db.outbox import record_event_changed
 from ticketing.domain.seating import sections_of, ticket_records
 from ticketing.problems import Problem

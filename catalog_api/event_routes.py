@@ -13,14 +13,13 @@ from catalog_api.dependencies import backend_unavailable, count_degraded, postgr
 from catalog_api.event_views import (
     FROM_CACHE,
     FROM_SEARCH_INDEX,
-    event_not_found,
     load_view,
     load_views,
 )
 from catalog_api.keys import PG_BREAKER_KEY
 from catalog_api.queries import EventFilter, event_exists, list_events, list_tickets
 from catalog_api.query_params import EventListQuery, TicketListQuery, day_range
-from catalog_api.refusals import EVENT_ID, NO_EVENT
+from catalog_api.refusals import EVENT_ID, NO_EVENT, event_not_found
 from catalog_api.shapes import Event, EventPage, TicketPage
 from ticketing.api import Api, Ok
 from ticketing.api.common import BAD_REQUEST, RATE_LIMITED, UNAVAILABLE

@@ -22,10 +22,10 @@ from catalog_api.dependencies import (
     postgres,
 )
 from catalog_api.keys import TYPESENSE_KEY
+from catalog_api.refusals import event_not_found
 from catalog_api.typesense_reader import DocumentNotFound
 from ticketing import cache
 from ticketing.db.events import fetch_event_views
-from ticketing.problems import Problem
 from ticketing.search_index import view_of
 from ticketing.web import REDIS_KEY, SETTINGS_KEY
 
@@ -36,10 +36,6 @@ View = dict[str, Any]
 FROM_CACHE = "cache"
 FROM_DATABASE = "database"
 FROM_SEARCH_INDEX = "search-index"
-
-
-def event_not_found() -> Problem:
-    return Problem(404, "event_not_found", "There is no event with this id.")
 
 
 async def cached_views(app: web.Application, event_ids: Sequence[int]) -> dict[int, View]:

@@ -12,8 +12,18 @@ from ticketing.api.common import (
     UNAUTHORIZED,
     UNAVAILABLE,
 )
+from ticketing.problems import Problem
 
-EVENT_ID = PathId("event_id", "Event id; unknown or malformed ids answer 404 event_not_found.")
+
+def event_not_found() -> Problem:
+    return Problem(404, "event_not_found", "There is no event with this id.")
+
+
+EVENT_ID = PathId(
+    "event_id",
+    "Event id; unknown or malformed ids answer 404 event_not_found.",
+    missing=event_not_found,
+)
 
 NO_EVENT = Problems(404, "no event has this id", codes=("event_not_found",))
 

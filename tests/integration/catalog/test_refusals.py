@@ -130,3 +130,12 @@ async def test_a_malformed_event_id_is_404_whatever_the_edit(client, catalog_set
     for body in ({"name": "x"}, {"surprise": 1}, {}):
         resp = await client.patch("/admin/events/abc", json=body, headers=headers)
         assert_problem(resp.status, await resp.json(content_type=None), 404, "event_not_found")
+
+
+async def test_a_malformed_event_id_is_404_whatever_the_query(client) -> None:
+    for path in ("/events/abc/tickets?limit=0", "/events/0/tickets?status=nope"):
+        resp = await client.get(path)
+        assert_problem(resp.status, await resp.json(content_type=None), 404, "event_not_found")
+    # The control: a well-formed id with the same query is refused for the query.
+    resp = await client.get("/events/1/tickets?limit=0")
+    assert_problem(resp.status, await resp.json(content_type=None), 400, "validation_error")
