@@ -3,6 +3,9 @@
 # Settings come from TICKETING_* environment variables; see ticketing/config.py.
 
 SHELL := /bin/bash
+# Every target is the development workflow, as `make run` is: without TICKETING_ENV a process
+# runs as prod and refuses the development secrets (README, Production).
+export TICKETING_ENV ?= dev
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=

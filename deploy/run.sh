@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Defaults of the run command; a variable already set in the environment wins.
+# Defaults of the run command; a variable already set in the environment wins. dev: the
+# development secrets (which prod, the default without TICKETING_ENV, refuses) and
+# POST /auth/dev-token.
 export TICKETING_ENV="${TICKETING_ENV:-dev}"
 export PYTHONUNBUFFERED=1
 DEMO_EVENTS="${DEMO_EVENTS:-10000}"

@@ -1,7 +1,9 @@
 """Settings for every service, read once from ``TICKETING_*`` environment variables.
 
 Each service builds one :class:`Settings` at start-up and passes it in; nothing reads the
-environment anywhere else. Defaults are the development stack that ``make run`` starts.
+environment anywhere else. Defaults are the development stack that ``make run`` starts
+(with ``TICKETING_ENV=dev``); without ``TICKETING_ENV`` a service runs as prod, which refuses
+to start while a secret is a default or another value published here (``Settings.from_env``).
 Each setting is declared once, below (type, default, bounds, doc); the parsing, the list of
 variables and the README's table come from that declaration (ticketing.settings_schema).
 """
@@ -20,6 +22,7 @@ from ticketing.settings_schema import (
     declared,
     markdown_table,
     no_trailing_slash,
+    public_secrets,
     read_env,
     setting,
 )
@@ -120,6 +123,7 @@ class Settings(PlatformSettings):
     stripe_api_key: Secret = setting(  # noqa: RUF009 (a str: immutable)
         Secret("sk_test_ticketing_dev"),
         "Stripe secret key",
+        shipped=("sk_test_ticketing_compose",),
     )
     stripe_api_base: str = setting(
         "http://127.0.0.1:8420",
@@ -129,6 +133,7 @@ class Settings(PlatformSettings):
     stripe_webhook_secret: Secret = setting(  # noqa: RUF009 (a str: immutable)
         Secret("whsec_ticketing_dev_only"),
         "verifies `POST /webhooks/stripe` signatures",
+        shipped=("whsec_ticketing_compose_only",),
     )
     localstripe_port: int = setting(
         8420,
@@ -154,10 +159,12 @@ class Settings(PlatformSettings):
     admission_secret: Secret = setting(  # noqa: RUF009 (a str: immutable)
         Secret("dev-only-admission-secret-change-me-in-prod"),
         "signs admission tokens (not the JWT secret)",
+        shipped=("compose-only-admission-secret-change-me",),
     )
     queue_ticket_secret: Secret = setting(  # noqa: RUF009 (a str: immutable)
         Secret("dev-only-queue-ticket-secret-change-me-in-prod"),
         "signs queue tickets (not the JWT or admission secret)",
+        shipped=("compose-only-queue-ticket-secret-change-me",),
     )
     queue_admit_per_minute: int = setting(
         60,
@@ -266,10 +273,25 @@ class Settings(PlatformSettings):
         secret = values["jwt_secret"]
         if values["jwt_algorithm"] == "HS256" and len(secret.encode()) < 32:
             raise ConfigError("TICKETING_JWT_SECRET must be at least 32 bytes for HS256")
-        if values["env"] == "prod" and secret == default("TICKETING_JWT_SECRET"):
-            raise ConfigError("TICKETING_JWT_SECRET must be set in prod")
+        if values["env"] == "prod":
+            _refuse_public_secrets(cls, values)
         extra = {k: v for k, v in env.items() if k.startswith("TICKETING_")}
         return cls(**values, extra=extra)
+
+
+def _refuse_public_secrets(cls: type[Settings], values: Mapping[str, object]) -> None:
+    """Prod starts only with secrets of its own: each Secret setting's default and shipped
+    development values are public (a queue ticket signed with the default key restores its
+    bearer's place). Under RS256 tokens are verified with the public key, so the HS256
+    secret is not needed. Every offending variable is named at once."""
+    needless = frozenset({"jwt_secret"} if values["jwt_algorithm"] != "HS256" else ())
+    public = public_secrets(cls, values, needless)
+    if public:
+        raise ConfigError(
+            "TICKETING_ENV=prod (the default) needs secrets of its own; unset or a development "
+            f"value published with the project: {', '.join(public)}. Set each, or set "
+            "TICKETING_ENV=dev for development"
+        )
 
 
 # Every variable the project reads, with its default and meaning (derived from Settings).

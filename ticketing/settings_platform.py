@@ -31,8 +31,9 @@ def _public_key(raw: str, name: str) -> str:
 @dataclass(frozen=True, slots=True)
 class PlatformSettings:
     env: str = setting(
-        "dev",
-        "`dev`, `test` or `prod`; `POST /auth/dev-token` exists only in `dev`",
+        "prod",
+        "`dev`, `test` or `prod`; `prod` refuses to start while a secret is unset or a value "
+        "published here (see Production below); `POST /auth/dev-token` exists only in `dev`",
         choices=("dev", "test", "prod"),
     )
     database_url: Url = setting(  # noqa: RUF009 (a str: immutable)
@@ -64,6 +65,7 @@ class PlatformSettings:
     typesense_api_key: Secret = setting(  # noqa: RUF009 (a str: immutable)
         Secret("ticketing-dev-key"),
         "Typesense API key",
+        shipped=("ticketing-compose-key",),
     )
     typesense_collection: str = setting(
         "events",
@@ -90,7 +92,8 @@ class PlatformSettings:
     )
     jwt_secret: Secret = setting(  # noqa: RUF009 (a str: immutable)
         Secret("dev-only-secret-change-me-in-production"),
-        "HS256 secret, at least 32 bytes; must be set in `prod`",
+        "HS256 secret, at least 32 bytes (not needed under RS256)",
+        shipped=("compose-only-secret-change-me-for-real-use",),
     )
     jwt_public_key: str = setting(
         "",

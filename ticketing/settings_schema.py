@@ -59,6 +59,9 @@ class Spec:
     choices: tuple[str, ...] = ()
     # For a format of its own: (raw value, variable name) -> value, raising ConfigError.
     parse: Callable[[str, str], Any] | None = None
+    # A Secret's development values published with the project besides its default (the
+    # compose dev override's): as public as the default, so refused in prod like it.
+    shipped: tuple[str, ...] = ()
 
 
 def setting(
@@ -68,10 +71,13 @@ def setting(
     minimum: int | None = None,
     choices: tuple[str, ...] = (),
     parse: Callable[[str, str], T] | None = None,
+    shipped: tuple[str, ...] = (),
 ) -> T:
     """A Settings field: its default, what it means (a line of the README's table), the
-    least value an int may take, the values a str may take, or a parser of its own."""
-    return field(default=default, metadata={_SPEC: Spec(doc, minimum, choices, parse)})
+    least value an int may take, the values a str may take, a parser of its own, or a
+    Secret's development values shipped with the project (refused in prod)."""
+    spec = Spec(doc, minimum, choices, parse, shipped)
+    return field(default=default, metadata={_SPEC: spec})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,11 @@ class Declared:
         return self.spec.minimum
 
     @property
+    def known_values(self) -> frozenset[str]:
+        """The values anyone can read in this repository: the default and the shipped ones."""
+        return frozenset({str(self.default), *self.spec.shipped})
+
+    @property
     def shown_default(self) -> str:
         """The default as the README shows it: never a secret's value."""
         if self.type is Secret:
@@ -134,6 +145,21 @@ def declared(cls: type) -> tuple[Declared, ...]:
 def read_env(cls: type, env: Mapping[str, str]) -> dict[str, Any]:
     """Each setting's value in ``env``, by attribute name; ConfigError names the variable."""
     return {d.attribute: d.read(env) for d in declared(cls)}
+
+
+def public_secrets(
+    cls: type, values: Mapping[str, Any], needless: frozenset[str] = frozenset()
+) -> list[str]:
+    """The variables of the Secret settings (but the ``needless`` attributes) whose value in
+    ``values`` anyone can read here: unset (the default), blank, or a shipped development
+    value. Whitespace around a value does not make it another."""
+    return [
+        d.variable
+        for d in declared(cls)
+        if d.type is Secret
+        and d.attribute not in needless
+        and str(values[d.attribute]).strip() in {"", *d.known_values}
+    ]
 
 
 def as_declared_types(settings: object) -> None:

@@ -1,6 +1,8 @@
 """docker-compose.yml and the gateway config, checked against the project's own settings.
 
-No docker engine is needed: the compose file is parsed and cross-checked against
+No docker engine is needed: the compose files are read as compose reads them (prod: the base
+file with an operator's secrets; dev: the base file and docker-compose.dev.yml with
+docker-compose.dev.env; tests/e2e/compose_files.py) and cross-checked against
 ticketing.config, pyproject.toml and deploy/Procfile. The gateway template is rendered the
 way `make run` renders it, validated by `nginx -t`, its routing checked against every path
 in the SPEC, and a real nginx is started to check the errors it answers itself.
@@ -21,9 +23,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
 from deploy import render_nginx
+from tests.e2e import compose_files
 from tests.support import free_port, wait_until
 from ticketing.config import VARIABLES, Settings, default
 
@@ -44,7 +46,8 @@ PYTHON_SERVICES = {
     "booking_payments": "booking_worker",
     "migrate": "ticketing.db.migrate",
 }
-# compose service -> its command line; run from our image, not a Python module of ours
+# compose service -> its command line; run from our image, not a Python module of ours (dev
+# override only: a fake Stripe)
 TOOL_SERVICES = {
     "localstripe": [
         "python",
@@ -78,7 +81,6 @@ CATALOG_PATHS = [
     "/events/42/tickets",
     "/search",
     "/healthz",
-    "/openapi.json",
     "/admin/venues",
     "/admin/performers",
     "/admin/events",
@@ -108,11 +110,25 @@ BOOKING_PATHS = [
     "/webhooks/stripe",
 ]
 UNROUTED_PATHS = ["/metrics", "/", "/admin/", "/nope", "/_gateway/502"]
+# Answered by nginx itself, from a file (the merged document deploy/openapi.py writes).
+GATEWAY_PATHS = ["/openapi.json"]
 
 
-@pytest.fixture(scope="module")
-def services() -> dict[str, dict]:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+@pytest.fixture(scope="module", params=["prod", "dev"])
+def services(request: pytest.FixtureRequest) -> dict[str, dict]:
+    """Each stack's services, as compose runs them: prod, and dev (with the override)."""
+    if request.param == "prod":
+        return compose_files.prod_services()
+    return compose_files.dev_services()
+
+
+def is_dev(services: dict[str, dict]) -> bool:
+    return services["catalog_api"]["environment"]["TICKETING_ENV"] == "dev"
+
+
+def tools(services: dict[str, dict]) -> dict[str, list[str]]:
+    """The tool services this stack runs: localstripe in dev, none in prod."""
+    return TOOL_SERVICES if is_dev(services) else {}
 
 
 def exposed_ports(service: dict) -> set[int]:
@@ -131,18 +147,18 @@ def flag(argv: list[str], name: str) -> str:
 
 
 def test_the_stack_is_every_component_on_pinned_images(services):
-    assert set(services) == set(IMAGES) | set(PYTHON_SERVICES) | set(TOOL_SERVICES)
+    assert set(services) == set(IMAGES) | set(PYTHON_SERVICES) | set(tools(services))
     for name, image in IMAGES.items():
         assert services[name]["image"] == image, name
     for name, module in PYTHON_SERVICES.items():
         argv = command_of(services[name])
         assert argv[:3] == ["python", "-m", module], name
-    for name, argv in TOOL_SERVICES.items():
+    for name, argv in tools(services).items():
         assert command_of(services[name]) == argv, name
         assert services[name]["image"] == services["catalog_api"]["image"], name
 
 
-def test_booking_runs_two_workers_against_localstripe(services):
+def test_booking_runs_two_workers_and_a_payments_worker(services):
     worker = services["booking_worker"]
     assert worker["deploy"]["replicas"] >= 2
     # The partition workers run commands only; the payments stage has a worker of its own.
@@ -151,14 +167,18 @@ def test_booking_runs_two_workers_against_localstripe(services):
     assert flag(command_of(payments), "--stages") == "payments"
     assert payments.get("deploy", {}).get("replicas", 1) >= 1
     for service in (worker, payments):
-        assert service["depends_on"]["localstripe"]["condition"] == "service_healthy"
         assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     assert payments["environment"] == worker["environment"]
     env = worker["environment"]
     assert env == services["waitingroom"]["environment"], "the front door and workers differ"
+
+
+def test_dev_charges_through_localstripe():
+    services = compose_files.dev_services()
+    env = services["booking_worker"]["environment"]
+    for name in ("booking_worker", "booking_payments"):
+        assert services[name]["depends_on"]["localstripe"]["condition"] == "service_healthy"
     assert urlsplit(env["TICKETING_STRIPE_API_BASE"]).scheme == "http"
-    for name in ("TICKETING_STRIPE_WEBHOOK_SECRET", "TICKETING_ADMISSION_SECRET"):
-        assert env[name] != default(name), f"{name}: compose keeps the dev default"
     stripe = services["localstripe"]
     port = int(flag(command_of(stripe), "--port"))
     assert port == urlsplit(env["TICKETING_STRIPE_API_BASE"]).port
@@ -177,14 +197,17 @@ def test_every_ticketing_variable_is_a_known_setting(services):
         env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
         unknown = {k for k in env if k.startswith("TICKETING_")} - VARIABLES.keys()
         assert not unknown, f"{name} sets variables ticketing.config does not know: {unknown}"
-        if name in PYTHON_SERVICES:
+        if name in PYTHON_SERVICES or name in TOOL_SERVICES:
             Settings.from_env(env)  # raises ConfigError on a value the services would reject
 
 
 def test_dependency_urls_name_services_on_their_ports(services):
+    # Prod charges through Stripe itself (tests/e2e/test_compose_prod.py), dev localstripe.
+    urls = {k: v for k, v in URL_SETTINGS.items() if v in services}
+    assert set(URL_SETTINGS) - set(urls) <= {"TICKETING_STRIPE_API_BASE"}
     for name in PYTHON_SERVICES:
         env = services[name]["environment"]
-        for setting, target in URL_SETTINGS.items():
+        for setting, target in urls.items():
             url = urlsplit(env[setting])
             assert url.hostname == target, f"{name}: {setting} should point at {target}"
             assert url.port == urlsplit(default(setting)).port, f"{name}: {setting} port"
@@ -236,7 +259,7 @@ def test_depends_on_targets_exist_and_can_meet_their_condition(services):
 def test_build_context_and_dockerfile_are_the_projects(services):
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     installed = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
-    for name in [*PYTHON_SERVICES, *TOOL_SERVICES]:
+    for name in [*PYTHON_SERVICES, *tools(services)]:
         build = services[name]["build"]
         context = (ROOT / build["context"]).resolve()
         dockerfile = context / build["dockerfile"]
@@ -263,11 +286,12 @@ def test_compose_runs_what_the_procfile_runs(services):
     }
     for name in ("catalog_api", "waitingroom", "search_sync", "booking_worker", "booking_payments"):
         assert " ".join(command_of(services[name])) in commands, name
-    # The Procfile's localstripe line, with its port variable at its default.
+    # The Procfile's localstripe line, with its port variable at its default (dev's).
     localstripe = " ".join(shlex.split(procfile["localstripe"])).replace(
         "${TICKETING_LOCALSTRIPE_PORT:-8420}", default("TICKETING_LOCALSTRIPE_PORT")
     )
-    assert localstripe == " ".join(command_of(services["localstripe"]))
+    if is_dev(services):
+        assert localstripe == " ".join(command_of(services["localstripe"]))
     workers = [shlex.split(cmd) for cmd in procfile.values() if "python -m booking_worker" in cmd]
     stages = [
         flag(argv, "--stages") if "--stages" in argv else "commands,payments" for argv in workers
@@ -318,7 +342,7 @@ def test_compose_gateway_fills_exactly_the_template_placeholders(services):
     assert all(f":{p}/" in " ".join(waitingroom["healthcheck"]["test"]) for p in ports + doors)
     assert env["GATEWAY_MAX_BODY_BYTES"] == service_env["TICKETING_MAX_BODY_BYTES"]
     assert env["GATEWAY_LISTEN"] == default("TICKETING_GATEWAY_PORT")
-    assert nginx["ports"] == [f"{env['GATEWAY_LISTEN']}:{env['GATEWAY_LISTEN']}"]
+    assert nginx["ports"] == [f"127.0.0.1:{env['GATEWAY_LISTEN']}:{env['GATEWAY_LISTEN']}"]
     assert not render_nginx.PLACEHOLDER.search(render_nginx.render(env))
     # The queue join the gateway answers: the waitingroom's keys, Redis, prefix, script and
     # limits, exactly as deploy/render_nginx.py renders them for the waitingroom's settings.
@@ -392,8 +416,8 @@ def route(config: str, path: str) -> str:
         if 'require("queue_join").join()' in body:
             action = named["@waitingroom"]
         else:
-            target = re.search(r"proxy_pass http://(\w+)|return (\d+)", body)
-            action = target[1] or f"return {target[2]}"
+            target = re.search(r"proxy_pass http://(\w+)|return (\d+)|(alias) ", body)
+            action = target[1] or (f"return {target[2]}" if target[2] else "gateway")
         if modifier == "=":
             exact[pattern] = action
         elif modifier == "~":
@@ -415,6 +439,7 @@ def test_every_spec_route_reaches_its_service(tmp_path):
     wrong |= {p: route(config, p) for p in WAITINGROOM_PATHS if route(config, p) != "waitingroom"}
     wrong |= {p: route(config, p) for p in BOOKING_PATHS if route(config, p) != "booking"}
     wrong |= {p: route(config, p) for p in UNROUTED_PATHS if route(config, p) != "return 404"}
+    wrong |= {p: route(config, p) for p in GATEWAY_PATHS if route(config, p) != "gateway"}
     assert not wrong, f"routed to the wrong place: {wrong}"
     websocket = re.search(r"location ~ \^/queue/.*?\{(.*?)\}", config, re.S)[1]
     assert "proxy_read_timeout 1h" in websocket

@@ -3,8 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from ticketing.config import VARIABLES, ConfigError, Secret, Settings
+from catalog_api.app import create_app as catalog_app
+from ticketing.config import VARIABLES, ConfigError, Secret, Settings, default
+from ticketing.problems import Problem
 from ticketing.settings_schema import declared, markdown_table
+from waitingroom.app import create_app as waitingroom_app
+from waitingroom.queue.ticket import issue_ticket, read_ticket
 
 SECRETS = (
     "jwt_secret",
@@ -14,6 +18,10 @@ SECRETS = (
     "admission_secret",
     "queue_ticket_secret",
 )
+SECRET_VARIABLES = [f"TICKETING_{name.upper()}" for name in SECRETS]
+DEV = {"TICKETING_ENV": "dev"}
+# A production environment: every secret a value of its own (TICKETING_ENV unset).
+OWN_SECRETS = {name: f"{name.lower()}-of-this-deployment-0123456789" for name in SECRET_VARIABLES}
 
 
 def test_every_setting_has_a_documented_variable():
@@ -29,10 +37,11 @@ def test_each_default_has_its_declared_type():
 
 
 def test_defaults_agree_with_the_variable_table():
-    defaults = Settings.from_env({})
-    assert defaults == Settings()
-    for name, (default, _) in VARIABLES.items():
-        assert str(getattr(defaults, name.removeprefix("TICKETING_").lower())) == default, name
+    defaults = Settings.from_env(DEV)
+    assert defaults == Settings(env="dev")
+    for name, (value, _) in VARIABLES.items():
+        if name != "TICKETING_ENV":
+            assert str(getattr(defaults, name.removeprefix("TICKETING_").lower())) == value, name
 
 
 def test_environment_overrides_defaults():
@@ -53,7 +62,7 @@ def test_environment_overrides_defaults():
     assert s.typesense_url == "http://search:8108"
     assert s.booking_worker_slot == "1/3"
     # Empty means unset, as a compose file's `VAR=` does.
-    assert Settings.from_env({"TICKETING_CATALOG_PORT": ""}).catalog_port == 8081
+    assert Settings.from_env({**DEV, "TICKETING_CATALOG_PORT": ""}).catalog_port == 8081
 
 
 @pytest.mark.parametrize(
@@ -71,7 +80,6 @@ def test_environment_overrides_defaults():
         ({"TICKETING_JWT_ALGORITHM": "RS256"}, "needs TICKETING_JWT_PUBLIC_KEY"),
         ({"TICKETING_JWT_PUBLIC_KEY": "/nonexistent.pem"}, "cannot read /nonexistent.pem"),
         ({"TICKETING_JWT_SECRET": "short"}, "at least 32 bytes"),
-        ({"TICKETING_ENV": "prod"}, "TICKETING_JWT_SECRET must be set in prod"),
         ({"TICKETING_BOOKING_WORKER_SLOT": "3/3"}, "TICKETING_BOOKING_WORKER_SLOT must be i/n"),
         ({"TICKETING_BOOKING_STAGES": "payment"}, "TICKETING_BOOKING_STAGES must name"),
         ({"TICKETING_BOOKING_STAGES": "commands,reserves"}, "TICKETING_BOOKING_STAGES must"),
@@ -92,14 +100,16 @@ def test_bad_values_are_refused_at_start_naming_the_variable(env, says):
     ],
 )
 def test_booking_stages_are_read_in_one_order(raw, stages):
-    settings = Settings.from_env({"TICKETING_BOOKING_STAGES": raw})
+    settings = Settings.from_env({**DEV, "TICKETING_BOOKING_STAGES": raw})
     assert settings.booking_stage_names == stages
     # As a child process reads it back from the environment the benches and tests write.
-    assert Settings.from_env({"TICKETING_BOOKING_STAGES": settings.booking_stages}) == settings
+    again = {**DEV, "TICKETING_BOOKING_STAGES": settings.booking_stages}
+    assert Settings.from_env(again) == settings
 
 
 def test_a_child_process_reads_the_same_settings_back():
     settings = Settings(
+        env="test",
         catalog_port=9999,
         outbox_poll_seconds=0.25,
         booking_stages="payments",
@@ -113,7 +123,7 @@ def test_a_child_process_reads_the_same_settings_back():
 
 
 def test_secrets_stay_out_of_what_is_logged_but_work_as_strings():
-    given = {"TICKETING_JWT_SECRET": "j" * 40, "TICKETING_STRIPE_API_KEY": "sk_test_visible"}
+    given = {**DEV, "TICKETING_JWT_SECRET": "j" * 40, "TICKETING_STRIPE_API_KEY": "sk_test_visible"}
     settings = Settings.from_env(given)
     shown = repr(settings)
     assert "j" * 40 not in shown
@@ -143,3 +153,97 @@ def test_readme_table_is_the_declarations():
     assert markdown_table(Settings) in readme
     for name in VARIABLES:
         assert f"`{name}`" in readme
+
+
+# --- prod: the default, and only with secrets of its own ------------------------------------
+
+
+def test_without_ticketing_env_a_service_runs_as_prod():
+    assert default("TICKETING_ENV") == "prod"
+    assert Settings().env == "prod"
+    settings = Settings.from_env(OWN_SECRETS)
+    assert (settings.env, settings.is_dev) == ("prod", False)
+    assert Settings.from_env({**OWN_SECRETS, "TICKETING_ENV": ""}).env == "prod"
+
+
+def test_every_secret_and_key_is_declared_secret():
+    # The prod check reads the declarations: a key typed str would escape it.
+    assert {d.attribute for d in declared(Settings) if d.type is Secret} == set(SECRETS)
+
+
+def test_prod_names_every_public_secret_at_once():
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({})
+    message = str(refused.value)
+    assert all(name in message for name in SECRET_VARIABLES), message
+    assert "TICKETING_ENV=dev" in message  # the way out, for a developer
+    assert "dev-only" not in message  # it names the variables, never a value
+
+
+@pytest.mark.parametrize("variable", SECRET_VARIABLES)
+def test_prod_refuses_each_default_or_shipped_secret_naming_it(variable):
+    known = next(d for d in declared(Settings) if d.variable == variable).known_values
+    assert default(variable) in known and len(known) >= 2  # the default and compose's
+    for value in [*sorted(known), "", "   ", f" {default(variable)}\n"]:
+        with pytest.raises(ConfigError) as refused:
+            Settings.from_env({**OWN_SECRETS, variable: value})
+        named = [name for name in SECRET_VARIABLES if name in str(refused.value)]
+        assert named == [variable], (value, str(refused.value))
+
+
+def test_prod_with_secrets_of_its_own_starts():
+    settings = Settings.from_env(OWN_SECRETS)
+    for name, value in OWN_SECRETS.items():
+        assert getattr(settings, name.removeprefix("TICKETING_").lower()) == value
+    # ... and a child process given its environment starts the same.
+    assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_under_rs256_prod_needs_the_public_key_not_the_hs256_secret():
+    pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n"
+    rs256 = {**OWN_SECRETS, "TICKETING_JWT_ALGORITHM": "RS256", "TICKETING_JWT_PUBLIC_KEY": pem}
+    del rs256["TICKETING_JWT_SECRET"]
+    assert Settings.from_env(rs256).jwt_algorithm == "RS256"
+    with pytest.raises(ConfigError, match="needs TICKETING_JWT_PUBLIC_KEY"):
+        Settings.from_env({**rs256, "TICKETING_JWT_PUBLIC_KEY": ""})
+    # The other secrets are still needed.
+    with pytest.raises(ConfigError, match="TICKETING_ADMISSION_SECRET"):
+        Settings.from_env({**rs256, "TICKETING_ADMISSION_SECRET": ""})
+
+
+@pytest.mark.parametrize("env", ["dev", "test"])
+def test_dev_and_test_keep_the_development_defaults(env):
+    settings = Settings.from_env({"TICKETING_ENV": env})
+    assert settings.is_dev == (env == "dev")
+    assert settings.queue_ticket_secret == default("TICKETING_QUEUE_TICKET_SECRET")
+
+
+def test_a_ticket_forged_with_the_published_key_restores_no_place_in_prod():
+    # Anyone can sign with the default key: it is in this repository.
+    published = Settings(env="dev")
+    forged = issue_ticket(published, 5, "mallory", "waiting", 1, "e1")
+    # Control: a service holding that key takes the forgery for place 1 (prod did, before).
+    assert read_ticket(Settings.from_env(DEV), forged, "mallory", 5) == ("waiting", 1, "e1")
+    # Prod does not start with it, and with a key of its own refuses the forgery.
+    with pytest.raises(ConfigError, match="TICKETING_QUEUE_TICKET_SECRET"):
+        Settings.from_env({**OWN_SECRETS, "TICKETING_QUEUE_TICKET_SECRET": ""})
+    with pytest.raises(Problem) as refused:
+        read_ticket(Settings.from_env(OWN_SECRETS), forged, "mallory", 5)
+    assert refused.value.code == "validation_error"
+
+
+def served_paths(app) -> set[str]:
+    return {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+
+
+@pytest.mark.parametrize("env", ["prod", "test"])
+def test_the_dev_token_route_exists_only_in_dev(env):
+    settings = Settings(env=env)
+    for app in (
+        catalog_app(settings),
+        waitingroom_app(settings),
+        waitingroom_app(settings, "booking"),
+    ):
+        assert "/auth/dev-token" not in served_paths(app)
+    # Control: the same app in dev serves it.
+    assert "/auth/dev-token" in served_paths(waitingroom_app(Settings(env="dev")))

@@ -17,7 +17,7 @@ def token(secret: str, exp: float, sub: str = "ann") -> str:
 
 
 def test_a_remembered_token_is_verified_again_once_expired(monkeypatch) -> None:
-    settings = Settings.from_env({"TICKETING_JWT_SECRET": "s" * 32})
+    settings = Settings.from_env({"TICKETING_ENV": "test", "TICKETING_JWT_SECRET": "s" * 32})
     verifier = TokenVerifier(settings)
     now = time.time()
     fresh = token(settings.jwt_secret, now + 30)
@@ -35,7 +35,7 @@ def test_a_remembered_token_is_verified_again_once_expired(monkeypatch) -> None:
 
 
 def test_bad_tokens_are_not_remembered() -> None:
-    settings = Settings.from_env({"TICKETING_JWT_SECRET": "s" * 32})
+    settings = Settings.from_env({"TICKETING_ENV": "test", "TICKETING_JWT_SECRET": "s" * 32})
     verifier = TokenVerifier(settings)
     forged = token("another-secret-of-32-characters!", time.time() + 30)
     for _ in range(2):
