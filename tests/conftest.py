@@ -3,16 +3,24 @@
 A run gets its own PostgreSQL database, Redis key prefix, RabbitMQ vhost and Typesense
 server (own port and data directory), all named after a random run id and removed at the
 end, so runs on one machine never see each other's leftovers.
+
+Every reply an integration or end-to-end test receives is held to the gateway's OpenAPI
+document (tests/contract): a test whose replies differ fails at teardown.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
+from tests.contract import capture
 from tests.servers import (
     AMQP_BASE,
     PG_BASE,
@@ -24,6 +32,51 @@ from tests.servers import (
 )
 from ticketing.config import Settings
 from ticketing.db import migrate
+
+CONTRACT_CHECKED = (Path(__file__).parent / "integration", Path(__file__).parent / "e2e")
+# A JSON line per violation, exempt tests' included, for a run-wide summary.
+CONTRACT_LOG = os.environ.get("CONTRACT_VIOLATIONS_LOG")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "contract_exempt(reason, requests=None): the test deliberately sends what the "
+        "OpenAPI document cannot describe; the replies to the requests named (fnmatch "
+        'patterns of "METHOD /path"), or to all of its requests, are not held to it',
+    )
+    capture.install()
+
+
+def _contract_checked(item: pytest.Item) -> bool:
+    return any(item.path.is_relative_to(area) for area in CONTRACT_CHECKED)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before any fixture: replies to a wider fixture's set-up (a stack's, a seed's) count
+    # for the test that set it up.
+    if _contract_checked(item):
+        capture.RECORD.start()
+
+
+@pytest.fixture(autouse=True)
+def replies_follow_the_document(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if not _contract_checked(request.node):
+        return
+    found = capture.RECORD.stop()
+    marker = request.node.get_closest_marker("contract_exempt")
+    if marker is not None and not marker.args:
+        pytest.fail("contract_exempt needs a reason", pytrace=False)
+    if CONTRACT_LOG and found:
+        with open(CONTRACT_LOG, "a") as log:
+            for violation in found:
+                entry = {"test": request.node.nodeid, "exempt": capture.excused(violation, marker)}
+                log.write(json.dumps({**entry, **dataclasses.asdict(violation)}) + "\n")
+    unexcused = [violation for violation in found if not capture.excused(violation, marker)]
+    if unexcused:
+        pytest.fail(capture.report(unexcused), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,16 @@
 """One running stack (tests/e2e/stack.py) shared by every end-to-end test module: starting
 it takes most of a minute, and the tests use their own events, fans and queues. And the
-browser tests' headless Chromium, with phone-sized pages."""
+browser tests' headless Chromium, with phone-sized pages, whose replies from the stack are
+held to the OpenAPI document as the stack's own requests are (tests/contract)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
+from tests.contract import capture
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, PHONE
 from tests.e2e.stack import Stack, running_stack
 
@@ -40,6 +43,7 @@ def pages(stack: Stack, browser) -> Iterator[dict[str, object]]:
 
     def open_page(role: str) -> object:
         context = browser.new_context(**PHONE)
+        context.on("response", lambda response: _observe(stack, response, playwright_api.Error))
         contexts.append(context)
         opened[role] = page = context.new_page()
         return page
@@ -52,3 +56,17 @@ def pages(stack: Stack, browser) -> Iterator[dict[str, object]]:
             pass
     for context in contexts:
         context.close()
+
+
+def _observe(stack: Stack, response, error: type[Exception]) -> None:
+    """A page's reply from the stack, as the browser received it."""
+    if not response.url.startswith(stack.base + "/"):
+        return
+    try:
+        body: bytes | None = response.body()
+    except error:  # a redirect's, or one the page navigated away from
+        body = None
+    url = urlsplit(response.url)
+    path = url.path + (f"?{url.query}" if url.query else "")
+    content_type = response.headers.get("content-type")
+    capture.observe(response.request.method, path, response.status, content_type, body)

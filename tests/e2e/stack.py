@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tests.contract import capture
 from tests.servers import PG_BASE, REDIS_BASE, RUN_ID
 from tests.support import consecutive_free_ports, free_port, wait_until
 from ticketing.db import migrate
@@ -58,6 +59,29 @@ class Stack:
         base: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], object]:
+        """One request, its reply held to the OpenAPI document (tests/contract); the
+        status, headers and parsed body (JSON, else text, None when empty)."""
+        status, hdrs, raw = self.exchange(method, path, body, token, data, base, headers)
+        content_type = next((v for k, v in hdrs.items() if k.lower() == "content-type"), None)
+        capture.observe(method, path, status, content_type, raw)
+        text = raw.decode()
+        try:
+            parsed: object = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            parsed = text
+        return status, hdrs, parsed
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        token: str | None = None,
+        data: bytes | None = None,
+        base: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request as it went, unchecked: the status, headers and raw body."""
         headers = {"Content-Type": "application/json", **(headers or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -72,12 +96,7 @@ class Stack:
                 raw, status, hdrs = resp.read(), resp.status, dict(resp.headers)
         except urllib.error.HTTPError as err:
             raw, status, hdrs = err.read(), err.code, dict(err.headers)
-        text = raw.decode()
-        try:
-            parsed: object = json.loads(text) if text else None
-        except json.JSONDecodeError:
-            parsed = text
-        return status, hdrs, parsed
+        return status, hdrs, raw
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")[-6000:] if self.log.exists() else ""
@@ -86,8 +105,10 @@ class Stack:
         assert self.process is not None and self.process.poll() is None, (
             "the stack exited:\n" + self.logs()
         )
+        # A readiness probe, not a test's request: a gateway's 502 while its upstreams
+        # start is expected here.
         try:
-            return self.request("GET", path, base=base)[0] == 200
+            return self.exchange("GET", path, base=base)[0] == 200
         except OSError:
             return False
 

@@ -1,0 +1,1 @@
+"""The OpenAPI contract every test reply is held to: checker.py judges, capture.py hooks."""
