@@ -15,17 +15,11 @@ from ticketing.dev_token import DEV_TOKEN_API
 from ticketing.ratelimit import OWN_LIMITS_KEY
 from ticketing.web import create_base_app, pg_pool_ctx, serve_document
 from waitingroom.booking.commands import rpc_ctx
-from waitingroom.booking.confirm import confirm_routes
-from waitingroom.booking.routes import booking_routes
-from waitingroom.booking.stripe_webhook import stripe_webhook_routes
+from waitingroom.booking.contract import BOOKING_APIS
 from waitingroom.openapi import build_document
-from waitingroom.queue.admin_routes import queue_admin_routes
-from waitingroom.queue.fairness_routes import queue_fairness_routes
+from waitingroom.queue.contract import QUEUE_APIS
 from waitingroom.queue.loops import queue_ctx
-from waitingroom.queue.pages import page_routes
-from waitingroom.queue.routes import queue_routes
 from waitingroom.queue.runtime import ROLE_KEY
-from waitingroom.queue.websocket import queue_socket_routes
 
 
 def create_app(settings: Settings, role: str = "all") -> web.Application:
@@ -41,18 +35,14 @@ def create_app(settings: Settings, role: str = "all") -> web.Application:
     app.cleanup_ctx.append(pg_pool_ctx)
     app.cleanup_ctx.append(queue_ctx)
     serve_document(app, functools.partial(build_document, role))
-    app.router.add_routes(booking_routes())
-    app.router.add_routes(confirm_routes())
-    app.router.add_routes(stripe_webhook_routes())
+    for api in BOOKING_APIS:
+        app.router.add_routes(api.table)
     if role == "booking":
         return app
     if settings.is_dev:
         app.router.add_routes(DEV_TOKEN_API.table)
-    app.router.add_routes(page_routes())
-    app.router.add_routes(queue_routes())
-    app.router.add_routes(queue_fairness_routes())
-    app.router.add_routes(queue_socket_routes())
-    app.router.add_routes(queue_admin_routes())
+    for api in QUEUE_APIS:
+        app.router.add_routes(api.table)
     # Join, status and the websocket check the queue's per-fan and per-address limits
     # (in the PLACE script, see waitingroom.queue.route_steps.arrive), stricter than the
     # generic per-client one.

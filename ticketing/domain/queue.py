@@ -11,26 +11,14 @@ import hashlib
 import hmac
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
-
-MODES = ("manual", "auto")
-# Limits of what an operator may set; wide, but a typo cannot make a queue unusable.
-MAX_ADMIT_PER_MINUTE = 1_000_000
-MAX_ACTIVE_LIMIT = 10_000_000
-MAX_SESSION_SECONDS = 24 * 3600
-MAX_ADMISSION_MARGIN_PERCENT = 1000
-
-
-class InvalidQueueSetting(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
 class QueueConfig:
-    """What operators set per event (``PATCH /admin/queues/{event_id}``)."""
+    """What operators set per event (``PATCH /admin/queues/{event_id}``, whose model,
+    ``waitingroom.queue.admin_shapes.QueuePatch``, holds the bounds they may set)."""
 
     admit_per_minute: int
     max_active: int
@@ -53,32 +41,6 @@ class QueueConfig:
             "claim_seconds": self.claim_seconds,
             "admission_margin_percent": self.admission_margin_percent,
         }
-
-
-_INT_LIMITS = {
-    "admit_per_minute": (0, MAX_ADMIT_PER_MINUTE),
-    "max_active": (0, MAX_ACTIVE_LIMIT),
-    "session_seconds": (1, MAX_SESSION_SECONDS),
-    "claim_seconds": (1, MAX_SESSION_SECONDS),
-    "admission_margin_percent": (0, MAX_ADMISSION_MARGIN_PERCENT),
-}
-
-
-def apply_patch(config: QueueConfig, patch: Mapping[str, Any]) -> QueueConfig:
-    """``config`` with the operator's changes; any unknown field or bad value refuses all."""
-    unknown = sorted(set(patch) - set(QueueConfig.__slots__))
-    if unknown:
-        raise InvalidQueueSetting(unknown[0], f"Unknown fields: {', '.join(unknown)}.")
-    for name, (low, high) in _INT_LIMITS.items():
-        if name in patch:
-            value = patch[name]
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise InvalidQueueSetting(name, f"{name} must be an integer from {low} to {high}.")
-    if "paused" in patch and not isinstance(patch["paused"], bool):
-        raise InvalidQueueSetting("paused", "paused must be true or false.")
-    if "mode" in patch and patch["mode"] not in MODES:
-        raise InvalidQueueSetting("mode", "mode must be manual or auto.")
-    return replace(config, **patch)
 
 
 # --- the fair start ------------------------------------------------------------------------

@@ -8,22 +8,41 @@ over pub/sub so the fans' pages hear of them at once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 from aiohttp import web
 
+from ticketing.api import Api, Ok
+from ticketing.api.common import BAD_REQUEST, FORBIDDEN, RATE_LIMITED, TOO_LARGE, UNAUTHORIZED
 from ticketing.auth import require_admin
-from ticketing.domain.queue import InvalidQueueSetting, apply_patch, auto_start_rate
-from ticketing.problems import validation_error
-from ticketing.validation import query_int, read_json
+from ticketing.domain.queue import auto_start_rate
+from waitingroom.queue.admin_shapes import (
+    QueueFigures,
+    QueueList,
+    QueuePatch,
+    QueueSeries,
+    QueueSeriesQuery,
+)
 from waitingroom.queue.events import QueueEvent
-from waitingroom.queue.route_steps import event_id_of, event_or_404, queue_reachable
+from waitingroom.queue.route_steps import (
+    EVENT_ID,
+    EVENT_NOT_FOUND,
+    QUEUE_DOWN,
+    event_id_of,
+    event_or_404,
+    queue_reachable,
+)
 from waitingroom.queue.runtime import QUEUE_KEY, QueueRuntime
 from waitingroom.queue.series import SERIES_KEY, WINDOW_MS
 
 # The name it logged under before the rooms split: its log lines read as they did.
 log = logging.getLogger("waitingroom.queue_admin")
+
+ADMIN_QUEUE_API = Api()
+# Every operator's route: the admin role, and the generic per-client rate limit.
+REFUSED = (UNAUTHORIZED, FORBIDDEN, RATE_LIMITED)
 
 
 async def queue_figures(runtime: QueueRuntime, event: QueueEvent) -> dict[str, Any]:
@@ -48,8 +67,13 @@ async def queue_figures(runtime: QueueRuntime, event: QueueEvent) -> dict[str, A
     }
 
 
+@ADMIN_QUEUE_API.get(
+    "/admin/queues",
+    summary="Every queue-enabled event with its queue figures (the console's list)",
+    auth=require_admin,
+    replies=[Ok(200, "The queues", shape=QueueList), *REFUSED, QUEUE_DOWN],
+)
 async def list_queues(request: web.Request) -> web.Response:
-    require_admin(request)
     runtime = request.app[QUEUE_KEY]
     with queue_reachable():
         items = [await queue_figures(runtime, event) for event in runtime.events.all()]
@@ -57,8 +81,14 @@ async def list_queues(request: web.Request) -> web.Response:
     return web.json_response({"items": items, "booking_health": health})
 
 
+@ADMIN_QUEUE_API.get(
+    "/admin/queues/{event_id}",
+    summary="One queue's settings and figures",
+    path_ids=[EVENT_ID],
+    auth=require_admin,
+    replies=[Ok(200, "The queue", shape=QueueFigures), *REFUSED, EVENT_NOT_FOUND, QUEUE_DOWN],
+)
 async def get_queue(request: web.Request) -> web.Response:
-    require_admin(request)
     event_id = event_id_of(request)
     runtime = request.app[QUEUE_KEY]
     event = await event_or_404(runtime, event_id)
@@ -66,21 +96,35 @@ async def get_queue(request: web.Request) -> web.Response:
         return web.json_response(await queue_figures(runtime, event))
 
 
-async def patch_queue(request: web.Request) -> web.Response:
+@ADMIN_QUEUE_API.patch(
+    "/admin/queues/{event_id}",
+    summary="Change a queue's settings (any of them); in force in every process within 2 s",
+    description="mode auto steers the rate (up to admit_per_minute) from the booking backlog, "
+    "reserve latency and remaining seats.",
+    path_ids=[EVENT_ID],
+    auth=require_admin,
+    body=QueuePatch,
+    replies=[
+        Ok(200, "The queue as changed", shape=QueueFigures),
+        BAD_REQUEST,
+        *REFUSED,
+        EVENT_NOT_FOUND,
+        TOO_LARGE,
+        QUEUE_DOWN,
+    ],
+)
+async def patch_queue(request: web.Request, body: QueuePatch) -> web.Response:
     principal = require_admin(request)
     event_id = event_id_of(request)
     runtime = request.app[QUEUE_KEY]
-    body = await read_json(request)
     event = await event_or_404(runtime, event_id)
     store = runtime.store
+    changes = body.changes()
     with queue_reachable():
         before = (await store.figures(event_id)).config
-        try:
-            after = apply_patch(before, body)
-        except InvalidQueueSetting as exc:
-            raise validation_error(str(exc), field=exc.field) from exc
+        after = dataclasses.replace(before, **changes)
         # Only the fields sent: two operators changing different fields both win.
-        await store.save_config(event_id, after, fields=body.keys())
+        await store.save_config(event_id, after, fields=changes.keys())
         if after.mode == "auto" and before.mode != "auto":
             await store.set_state(event_id, auto_rate=auto_start_rate(after.admit_per_minute))
         if after.paused != before.paused:
@@ -93,25 +137,29 @@ async def patch_queue(request: web.Request) -> web.Response:
         return web.json_response(await queue_figures(runtime, event))
 
 
-async def queue_series(request: web.Request) -> web.Response:
+@ADMIN_QUEUE_API.get(
+    "/admin/queues/{event_id}/series",
+    summary="A queue's last 15 minutes, a sample a second, for the console's charts: waiting, "
+    "active, the admission rate, seats held and sold per second, seats left",
+    path_ids=[EVENT_ID],
+    auth=require_admin,
+    query=QueueSeriesQuery,
+    replies=[
+        Ok(200, "The samples", shape=QueueSeries),
+        BAD_REQUEST,
+        *REFUSED,
+        EVENT_NOT_FOUND,
+        QUEUE_DOWN,
+    ],
+)
+async def queue_series(request: web.Request, query: QueueSeriesQuery) -> web.Response:
     """The queue's last 15 minutes, a sample a second (``waitingroom/queue/series.py``);
     ``?since_ms=`` only the samples after that (the console asks for what is new)."""
-    require_admin(request)
     event_id = event_id_of(request)
-    since_ms = query_int(request, "since_ms", 0, 0, 2**53)
     runtime = request.app[QUEUE_KEY]
     await event_or_404(runtime, event_id)
     with queue_reachable():
-        samples = await request.app[SERIES_KEY].read(event_id, since_ms)
+        samples = await request.app[SERIES_KEY].read(event_id, query.since_ms)
     return web.json_response(
         {"event_id": event_id, "window_seconds": WINDOW_MS // 1000, "samples": samples}
     )
-
-
-def queue_admin_routes() -> list[web.RouteDef]:
-    return [
-        web.get("/admin/queues", list_queues),
-        web.get("/admin/queues/{event_id}", get_queue),
-        web.patch("/admin/queues/{event_id}", patch_queue),
-        web.get("/admin/queues/{event_id}/series", queue_series),
-    ]

@@ -3,5 +3,10 @@
 from __future__ import annotations
 
 from ticketing.api import Api
+from waitingroom.queue.admin_routes import ADMIN_QUEUE_API
+from waitingroom.queue.fairness_routes import FAIRNESS_API
+from waitingroom.queue.pages import PAGES_API
+from waitingroom.queue.routes import FAN_API
+from waitingroom.queue.websocket import SOCKET_API
 
-QUEUE_APIS: list[Api] = []
+QUEUE_APIS: list[Api] = [FAN_API, SOCKET_API, FAIRNESS_API, ADMIN_QUEUE_API, PAGES_API]

@@ -10,17 +10,25 @@ from typing import Any
 
 from aiohttp import web
 
+from ticketing.api import Api, Ok, Problems
+from ticketing.api.common import BAD_REQUEST, RATE_LIMITED, RETRY_AFTER
 from ticketing.auth import Principal, optional_principal
 from ticketing.dependencies import POSTGRES_ERRORS
 from ticketing.domain.queue import member_ref
 from ticketing.problems import Problem, unavailable_on
-from ticketing.validation import query_int, rfc3339
+from ticketing.validation import rfc3339
 from waitingroom.queue.draw_record import DrawRecord, FairnessRecord
-from waitingroom.queue.route_steps import event_id_of, event_or_404, queue_reachable
+from waitingroom.queue.fairness_shapes import QueueFairness, QueueFairnessQuery
+from waitingroom.queue.route_steps import (
+    EVENT_ID,
+    EVENT_NOT_FOUND,
+    event_id_of,
+    event_or_404,
+    queue_reachable,
+)
 from waitingroom.queue.runtime import QUEUE_KEY
 
-PAGE_MAX = 1_000
-OFFSET_MAX = 2**31 - 1
+FAIRNESS_API = Api()
 COMMIT_WAIT_SECONDS = 1.0
 
 ALGORITHM = (
@@ -29,19 +37,48 @@ ALGORITHM = (
     "ascending (ties by member); order_sha256 = SHA-256 of the whole order's members "
     "joined by '\\n' (UTF-8, no trailing newline)"
 )
+DESCRIPTION = (
+    "The seed's SHA-256 commitment before on-sale; after it the seed and the drawn order a "
+    "page at a time, with order_sha256 over the whole order, so anyone can "
+    "fetch every page and recompute the draw. A draw once recorded is final: if Redis "
+    "loses the queue after it, the fans are put back in the recorded order, never drawn "
+    "again. If Redis loses the secret seed before on-sale, the room commits to a new one "
+    "(epoch + 1) and the lost commitment is listed in superseded. With a bearer token, "
+    "also the caller's member id and drawn position."
+)
 
 
 def record_reachable() -> contextlib.AbstractContextManager[None]:
     return unavailable_on(POSTGRES_ERRORS, "The fairness record is not reachable; retry shortly.")
 
 
-async def fairness(request: web.Request) -> web.Response:
+@FAIRNESS_API.get(
+    "/queue/{event_id}/fairness",
+    summary="The public record of the pre-queue draw, kept in PostgreSQL (it outlives the "
+    "queue in Redis)",
+    description=DESCRIPTION,
+    query=QueueFairnessQuery,
+    path_ids=[EVENT_ID],
+    replies=[
+        Ok(200, "The draw's record", shape=QueueFairness),
+        BAD_REQUEST,
+        EVENT_NOT_FOUND,
+        RATE_LIMITED,
+        Problems(
+            503,
+            "the record (PostgreSQL), or before on-sale the queue (Redis), is not reachable; "
+            "retry after Retry-After",
+            codes=("backend_unavailable",),
+            headers=RETRY_AFTER,
+        ),
+    ],
+)
+async def fairness(request: web.Request, query: QueueFairnessQuery) -> web.Response:
     """Public: the commitment before on-sale; after it the seed and the order (paged by
     ``offset`` and ``limit``) with its digest, so anyone can fetch every page and check
     ``order == sorted(members, key=HMAC-SHA256(seed, member))``."""
     event_id = event_id_of(request)
-    offset = query_int(request, "offset", 0, 0, OFFSET_MAX)
-    limit = query_int(request, "limit", PAGE_MAX, 1, PAGE_MAX)
+    offset, limit = query.offset, query.limit
     runtime = request.app[QUEUE_KEY]
     event = await event_or_404(runtime, event_id)
     record_of = runtime.admitter.fair_start.record
@@ -144,7 +181,3 @@ def _principal_or_none(request: web.Request) -> Principal | None:
         return optional_principal(request)
     except Problem:
         return None
-
-
-def queue_fairness_routes() -> list[web.RouteDef]:
-    return [web.get("/queue/{event_id}/fairness", fairness)]

@@ -10,26 +10,35 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ticketing.api import Api, Empty, Ok, Operation, Problems, read_body
+from ticketing.api.common import RATE_LIMITED, TOO_LARGE, UNAUTHORIZED
+from ticketing.api.shapes import ValidationProblem
 from ticketing.auth import require_user
 from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
-from ticketing.problems import Problem
-from ticketing.validation import read_json
 from waitingroom.queue.events import QueueEvent
 from waitingroom.queue.metrics import ESTIMATED_WAIT, JOINS, SESSIONS_ENDED
 from waitingroom.queue.route_steps import (
+    EVENT_ID,
+    EVENT_NOT_FOUND,
+    QUEUE_DOWN,
+    QUEUE_LIMITED,
     arrive,
     event_id_of,
     event_or_404,
     placement_or_404,
     queue_reachable,
+    serve,
 )
 from waitingroom.queue.runtime import QUEUE_KEY, QueueRuntime, recount_if_all_held
+from waitingroom.queue.shapes import QueueJoinBody, QueueStatus
 from waitingroom.queue.status import status_body
 from waitingroom.queue.store import Placement
 from waitingroom.queue.ticket import issue_ticket, read_ticket
 
 # The name it logged under before the rooms split: its log lines read as they did.
 log = logging.getLogger("waitingroom.queue_routes")
+
+FAN_API = Api()
 
 _JOIN_OUTCOMES = {0: "again", 1: "new", 2: "restored"}
 _JOINS_BY: dict[tuple[int, str], Any] = {}
@@ -50,18 +59,18 @@ async def status_of(
     return status_body(runtime.settings, event, user_id, placement, figures, ticket)
 
 
+JOINED = Ok(200, "Where the fan stands", shape=QueueStatus)
+
+
 async def join(request: web.Request) -> web.Response:
     principal = require_user(request)
     event_id = event_id_of(request)
     runtime = request.app[QUEUE_KEY]
-    body = await read_json(request) if request.body_exists else {}
-    unknown = sorted(set(body) - {"queue_ticket"})
-    if unknown:
-        raise Problem(400, "validation_error", f"Unknown fields: {', '.join(unknown)}.")
+    body = await read_body(request, QueueJoinBody) if request.body_exists else None
     event = await event_or_404(runtime, event_id)
     restore = None
-    if "queue_ticket" in body:
-        restore = read_ticket(runtime.settings, body["queue_ticket"], principal.user_id, event_id)
+    if body is not None and "queue_ticket" in body.model_fields_set:
+        restore = read_ticket(runtime.settings, body.queue_ticket, principal.user_id, event_id)
         if restore is not None and await _draw_lost_since(runtime, event, restore):
             restore = await _drawn_restore(runtime, event_id, principal.user_id, restore)
     with queue_reachable():
@@ -91,6 +100,52 @@ async def join(request: web.Request) -> web.Response:
             placement.new == 2,
         )
     return _json(answer)
+
+
+# Served as it is: its body is optional (a join may send none), so it reads it itself,
+# after the fan's token and the event id, as it always has.
+serve(
+    FAN_API,
+    join,
+    Operation(
+        "POST",
+        "/queue/{event_id}/join",
+        summary="Join the event's queue (joining again returns the same place)",
+        description="Before on_sale_at fans enter the pre-queue, drawn into a random, "
+        "auditable order at on-sale ahead of later arrivals, who are served first come, "
+        "first served.",
+        body=QueueJoinBody,
+        path_ids=(EVENT_ID,),
+        secured=True,
+        replies=(
+            JOINED,
+            Problems(
+                400,
+                "malformed body, or a queue_ticket we did not sign or that expired",
+                codes=("validation_error",),
+                extra=ValidationProblem,
+            ),
+            UNAUTHORIZED,
+            Problems(
+                403,
+                "the queue ticket is another fan's or another event's",
+                codes=("queue_ticket_invalid",),
+            ),
+            EVENT_NOT_FOUND,
+            TOO_LARGE,
+            QUEUE_LIMITED,
+            QUEUE_DOWN,
+        ),
+        extra={
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/QueueJoinBody"}}
+                },
+            }
+        },
+    ),
+)
 
 
 async def _draw_lost_since(
@@ -142,6 +197,46 @@ async def status(request: web.Request) -> web.Response:
         return _json(await status_of(runtime, event, principal.user_id, placement))
 
 
+# Served as it is, as join is: on the two hottest routes the handler's own first step is
+# the authentication, with no wrapper around it.
+serve(
+    FAN_API,
+    status,
+    Operation(
+        "GET",
+        "/queue/{event_id}/status",
+        summary="The fan's place (for clients that poll; polling or a websocket keeps the place)",
+        path_ids=(EVENT_ID,),
+        secured=True,
+        replies=(
+            JOINED,
+            UNAUTHORIZED,
+            Problems(
+                404,
+                "no such event, or the fan has not joined or their session ended",
+                codes=("event_not_found", "not_in_queue"),
+            ),
+            QUEUE_LIMITED,
+            QUEUE_DOWN,
+        ),
+    ),
+)
+
+
+@FAN_API.post(
+    "/queue/{event_id}/leave",
+    summary="Give up one's place, or end one's admitted session (the slot goes to the next "
+    "fan). Idempotent.",
+    path_ids=[EVENT_ID],
+    auth=require_user,
+    replies=[
+        Empty(204, "Out of the queue"),
+        UNAUTHORIZED,
+        EVENT_NOT_FOUND,
+        RATE_LIMITED,
+        QUEUE_DOWN,
+    ],
+)
 async def leave(request: web.Request) -> web.Response:
     """Give up one's place, or end one's admitted session so the next fan gets the slot."""
     principal = require_user(request)
@@ -174,11 +269,3 @@ async def end_session_after_booking(runtime: QueueRuntime, user_id: str, hold_id
             await recount_if_all_held(runtime, event_id=event_id)
     except (*REDIS_ERRORS, *POSTGRES_ERRORS) as exc:
         log.warning("queue session not ended after booking: hold_id=%s %s", hold_id, exc)
-
-
-def queue_routes() -> list[web.RouteDef]:
-    return [
-        web.post("/queue/{event_id}/join", join),
-        web.get("/queue/{event_id}/status", status),
-        web.post("/queue/{event_id}/leave", leave),
-    ]

@@ -12,12 +12,25 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from ticketing.api import Api, Empty, Operation, Problems
+from ticketing.api.common import UNAUTHORIZED
 from ticketing.auth import VERIFIER_KEY, bearer_token
 from ticketing.dependencies import REDIS_ERRORS
 from ticketing.problems import Problem
 from waitingroom.queue.fan import Fan
-from waitingroom.queue.route_steps import event_id_of, event_or_404, placement_or_404
+from waitingroom.queue.route_steps import (
+    EVENT_ID,
+    QUEUE_DOWN,
+    QUEUE_LIMITED,
+    event_id_of,
+    event_or_404,
+    placement_or_404,
+    serve,
+)
 from waitingroom.queue.runtime import QUEUE_KEY
+from waitingroom.queue.shapes import QueueSocketQuery
+
+SOCKET_API = Api()
 
 # Pings find fans who vanished without closing (a phone losing signal); a fan who stops
 # answering them stops counting as seen and loses their place like one who never polled.
@@ -69,5 +82,39 @@ async def queue_socket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def queue_socket_routes() -> list[web.RouteDef]:
-    return [web.get("/queue/{event_id}/ws", queue_socket)]
+# Served as it is: the upgrade is the handler's, and the token may come either way.
+serve(
+    SOCKET_API,
+    queue_socket,
+    Operation(
+        "GET",
+        "/queue/{event_id}/ws",
+        summary="Websocket of the fan's place",
+        description='The server pushes {"type": "status", ...QueueStatus} when the '
+        'position changes and at least every 5 s; {"type": "admitted", '
+        '"admission_token", "expires_at"} at once on admission; {"type": '
+        '"sold_out"} within a second of the sell-out (to admitted fans too, whose sessions '
+        "end; the socket stays open and the status follows, should seats come back); a "
+        'status at once when all_held starts or ends; {"type": "paused"} at once on a '
+        'pause and {"type": "resumed"} at once when it ends (the full status follows '
+        'within 5 s); {"type": "session_ended", "reason": '
+        "expired|booked|left|unclaimed} (then the socket closes; unclaimed: no seats held "
+        "within the claim window). Every message carries event_id.",
+        query=QueueSocketQuery,
+        path_ids=(EVENT_ID,),
+        replies=(
+            Empty(101, "Switching to the websocket protocol"),
+            UNAUTHORIZED,
+            Problems(
+                403,
+                "Origin is not this site or an allowed one",
+                codes=("forbidden_origin",),
+            ),
+            Problems(
+                404, "no such event, or join first", codes=("event_not_found", "not_in_queue")
+            ),
+            QUEUE_LIMITED,
+            QUEUE_DOWN,
+        ),
+    ),
+)

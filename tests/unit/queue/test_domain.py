@@ -1,5 +1,5 @@
 """The waiting room's rules without Redis: the auditable draw, the measured rate and wait
-estimate, operator settings, sell-out and auto mode's controller."""
+estimate, sell-out and auto mode's controller (operator settings: test_contract.py)."""
 
 import hashlib
 import hmac
@@ -9,12 +9,9 @@ import pytest
 
 from ticketing.domain.queue import (
     BookingHealth,
-    InvalidQueueSetting,
     Inventory,
     OrderCheck,
-    QueueConfig,
     admission_pace,
-    apply_patch,
     auto_start_rate,
     commitment,
     draw_order,
@@ -93,43 +90,6 @@ def test_eta_comes_from_the_rate():
     assert eta_seconds(1, 60) == 1
     assert eta_seconds(100, 600) == 10
     assert eta_seconds(7, 0) is None
-
-
-CONFIG = QueueConfig(60, 100, False, 600, "manual")
-
-
-def test_operator_patch_changes_only_what_it_names():
-    assert apply_patch(CONFIG, {"paused": True}) == QueueConfig(60, 100, True, 600, "manual")
-    assert apply_patch(CONFIG, {"admit_per_minute": 0, "mode": "auto"}).mode == "auto"
-    assert apply_patch(CONFIG, {}) == CONFIG
-    window = apply_patch(CONFIG, {"claim_seconds": 30, "admission_margin_percent": 0})
-    assert (window.claim_seconds, window.admission_margin_percent) == (30, 0)
-    assert window.to_json()["claim_seconds"] == 30 and window.session_seconds == 600
-
-
-@pytest.mark.parametrize(
-    "patch",
-    [
-        {"admit_per_minute": -1},
-        {"admit_per_minute": "60"},
-        {"admit_per_minute": True},
-        {"admit_per_minute": 1.5},
-        {"max_active": 10**9},
-        {"session_seconds": 0},
-        {"paused": "yes"},
-        {"mode": "turbo"},
-        {"speed": 3},
-        {"claim_seconds": 0},
-        {"claim_seconds": 86_401},
-        {"admission_margin_percent": -1},
-        {"admission_margin_percent": 1001},
-        {"admission_margin_percent": "10"},
-    ],
-)
-def test_operator_patch_refuses_bad_values(patch):
-    with pytest.raises(InvalidQueueSetting) as caught:
-        apply_patch(CONFIG, patch)
-    assert caught.value.field in patch
 
 
 def test_sold_out_only_when_nothing_could_come_back():

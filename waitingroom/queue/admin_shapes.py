@@ -1,0 +1,188 @@
+"""What the operators' queue routes take and answer: the settings a PATCH may change, with
+the bounds an operator may set them to (declared here only: the model refuses the rest),
+a queue's figures, the console's list and the charts' series."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from ticketing.api import Body, Query, Shape
+from waitingroom.queue.shapes import UNSENT, no_defaults
+
+# What an operator may set: wide bounds, but a typo cannot make a queue unusable.
+MAX_ADMIT_PER_MINUTE = 1_000_000
+MAX_ACTIVE_LIMIT = 10_000_000
+MAX_SESSION_SECONDS = 24 * 3600
+MAX_ADMISSION_MARGIN_PERCENT = 1000
+
+# The settings as every reply shows them; a PATCH's bounds are QueuePatch's own (the
+# defaults come from the service's settings, which an operator's bounds do not limit).
+AdmitPerMinute = Annotated[
+    int, Field(description="Admissions per minute (in auto mode, the ceiling).")
+]
+MaxActive = Annotated[int, Field(description="Most admitted sessions at once.")]
+SessionSeconds = Annotated[int, Field(description="Length of an admission session.")]
+ClaimSeconds = Annotated[
+    int,
+    Field(
+        description="Claim window: an admitted fan who holds no seats this long after "
+        "admission loses the admission to the next fan."
+    ),
+]
+AdmissionMarginPercent = Annotated[
+    int,
+    Field(
+        description="Fans admitted but not yet holding, times the seats a fan takes on "
+        "average (measured), stay within the seats left plus this share."
+    ),
+]
+Paused = Annotated[bool, Field(description="No one is admitted; fans keep their places.")]
+Mode = Annotated[
+    Literal["manual", "auto"],
+    Field(
+        description="manual: admit_per_minute is the rate; auto: the rate is steered (up to "
+        "admit_per_minute) from the booking backlog, reserve latency and remaining seats."
+    ),
+]
+
+
+class QueuePatch(Body):
+    """The settings to change; any of them, none required. Fields not sent keep their value
+    (their UNSENT default is never read), so two operators changing different fields both
+    win."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, json_schema_extra=no_defaults
+    )
+
+    admit_per_minute: Annotated[AdmitPerMinute, Field(ge=0, le=MAX_ADMIT_PER_MINUTE)] = UNSENT
+    max_active: Annotated[MaxActive, Field(ge=0, le=MAX_ACTIVE_LIMIT)] = UNSENT
+    paused: Paused = UNSENT
+    session_seconds: Annotated[SessionSeconds, Field(ge=1, le=MAX_SESSION_SECONDS)] = UNSENT
+    mode: Mode = UNSENT
+    claim_seconds: Annotated[ClaimSeconds, Field(ge=1, le=MAX_SESSION_SECONDS)] = UNSENT
+    admission_margin_percent: Annotated[
+        AdmissionMarginPercent, Field(ge=0, le=MAX_ADMISSION_MARGIN_PERCENT)
+    ] = UNSENT
+
+    def changes(self) -> dict[str, Any]:
+        """The fields sent, as QueueConfig's."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class QueueInventory(Shape):
+    available: int
+    reserved: int
+    booked: int
+    total: int
+
+
+class QueueFigures(Shape):
+    """A queue's settings and its figures now."""
+
+    event_id: int
+    admit_per_minute: AdmitPerMinute
+    max_active: MaxActive
+    paused: Paused
+    session_seconds: SessionSeconds
+    mode: Mode
+    claim_seconds: ClaimSeconds
+    admission_margin_percent: AdmissionMarginPercent
+    waiting: int
+    active: int
+    admitted_total: int
+    name: str
+    on_sale_at: datetime
+    pre_queue: int = Field(description="Fans in the pre-queue, until the draw.")
+    drawn: bool = Field(description="The pre-queue was drawn (on sale).")
+    sold_out: bool
+    all_held: bool = Field(
+        description="Every seat left is in a hold: nobody is admitted meanwhile."
+    )
+    unclaimed: int = Field(description="Admitted fans holding no seats yet.")
+    seats_per_fan: float | None = Field(
+        description="Seats a fan took on average in this event's holds (null until one was "
+        "made; admission assumes 2 until then)."
+    )
+    effective_admit_per_minute: float = Field(
+        description="The rate admitters work to (auto mode's own, capped)."
+    )
+    measured_admit_per_minute: float
+    inventory: QueueInventory | None = Field(description="Null until the first count.")
+
+
+class QueueBookingHealth(Shape):
+    """What auto mode last measured of the booking path (null: not measured)."""
+
+    backlog: int | None = Field(description="Commands waiting in the booking queues.")
+    reserve_latency_ms: float | None = Field(
+        description="Average reserve time at the front door, lately."
+    )
+    at: float = Field(description="When it was measured (Unix time, s).")
+
+
+class QueueList(Shape):
+    """Every queue-enabled event with its queue figures."""
+
+    items: list[QueueFigures]
+    booking_health: QueueBookingHealth | None = Field(
+        description="What auto mode last measured; null when nothing did in the last 10 s."
+    )
+
+
+class QueueSample(Shape):
+    """One second of a queue."""
+
+    at_ms: int = Field(description="When it was taken (Unix time, ms).")
+    waiting: int
+    pre_queue: int
+    active: int = Field(description="Admitted sessions running.")
+    admitted_total: int
+    effective_admit_per_minute: float = Field(
+        description="The admission rate in force (auto mode's own, capped)."
+    )
+    measured_admit_per_minute: float = Field(
+        description="Admissions per minute made over the last minute."
+    )
+    available: int = Field(description="Seats left to sell.")
+    reserved: int = Field(description="Seats in fans' holds.")
+    booked: int = Field(description="Seats sold.")
+    seats_held_total: int = Field(
+        description="Seats held by 201 reserves so far (the count admission uses: every "
+        "hold adds its seats as it is made)."
+    )
+    unclaimed: int = Field(description="Admitted fans holding no seats yet.")
+    seats_held_per_second: float | None = Field(
+        description="Seats held per second over the last 5 s (gross: holds that ended "
+        "meanwhile still count); null without an earlier sample."
+    )
+    seats_sold_per_second: float | None = Field(
+        description="Seats booked per second over the last 5 s (from booked; 0 when refunds "
+        "outweigh sales); null without an earlier sample."
+    )
+
+
+class QueueSeries(Shape):
+    """A queue's last 15 minutes."""
+
+    event_id: int
+    window_seconds: int = Field(description="How far back the samples go (900).")
+    samples: list[QueueSample] = Field(
+        description="Oldest first, about one a second (taken right after the once-a-second "
+        "inventory count); a gap means nobody counted then."
+    )
+
+
+class QueueSeriesQuery(Query):
+    since_ms: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=2**53,
+            description="Only the samples taken after this time (Unix ms): what is new since "
+            "the last call.",
+        ),
+    ] = 0
