@@ -255,6 +255,7 @@ def take_lock(database_url: str, wait: float) -> RunLock:
 
 
 def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TICKETING_ENV", "dev")  # a bench runs a development stack
     base = Settings.from_env()
     settings = confirm_settings(base, NAME)
     tree = Path(args.tree).resolve()

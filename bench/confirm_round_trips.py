@@ -161,6 +161,7 @@ async def run(args: argparse.Namespace, stripe_port: int) -> int:
     from ticketing.config import Settings
     from ticketing.db import migrate
 
+    os.environ.setdefault("TICKETING_ENV", "dev")  # a bench runs a development stack
     base = Settings.from_env()
     real = urlsplit(base.database_url)
     database_url = urlunsplit(real._replace(path="/" + NAME))

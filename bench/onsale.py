@@ -692,6 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     args.pre_queue_seconds = args.pre_queue_seconds or 5 + args.fans / 2 / 500
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    os.environ.setdefault("TICKETING_ENV", "dev")  # a bench runs a development stack
     settings = onsale_settings(
         Settings.from_env(), args.waitingrooms, args.claim_seconds, args.latency_ms, args.frontdoors
     )

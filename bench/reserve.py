@@ -498,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # A TERM (a CI timeout) unwinds like Ctrl-C, so the finally below still stops everything.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    os.environ.setdefault("TICKETING_ENV", "dev")  # a bench runs a development stack
     settings = bench_settings(Settings.from_env(), VHOST)
     with RunLock(settings.database_url):
         RUN_DIR.mkdir(parents=True, exist_ok=True)

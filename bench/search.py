@@ -275,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-processes", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     args = parser.parse_args(argv)
 
+    os.environ.setdefault("TICKETING_ENV", "dev")  # a bench runs a development stack
     base = Settings.from_env()
     settings = dataclasses.replace(
         base,

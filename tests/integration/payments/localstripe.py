@@ -46,7 +46,9 @@ class LocalStripe:
     def start(self) -> None:
         self._state_dir = tempfile.TemporaryDirectory(prefix="localstripe-")
         env = {
+            # A test's own server with the test keys: not prod, whatever the shell says.
             **os.environ,
+            "TICKETING_ENV": "test",
             "TICKETING_LOCALSTRIPE_STATE": str(Path(self._state_dir.name) / "state.pickle"),
             "TICKETING_STRIPE_LATENCY_MS": "0",
         }
@@ -203,6 +205,7 @@ class Emulator(LocalStripe):
     def start(self) -> None:
         env = {
             **os.environ,
+            "TICKETING_ENV": "test",
             "TICKETING_LOCALSTRIPE_STATE": str(self.state),
             "TICKETING_STRIPE_LATENCY_MS": str(self.latency_ms),
         }

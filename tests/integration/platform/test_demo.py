@@ -185,7 +185,7 @@ async def test_loading_again_keeps_the_catalog_as_it_is(demo_url: str, conn) -> 
 
 
 def run_cli(demo_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TICKETING_DATABASE_URL": demo_url}
+    env = {**os.environ, "TICKETING_ENV": "test", "TICKETING_DATABASE_URL": demo_url}
     return subprocess.run(
         [sys.executable, "-m", "ticketing.demo", *args],
         env=env,
