@@ -35,9 +35,21 @@ def request_id_of(request: web.Request, principal: Principal, route: str) -> str
     if key is None:
         return uuid.uuid4().hex
     if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
-        raise validation_error("Idempotency-Key must be 1 to 255 printable ASCII characters.")
+        raise input_refusal(
+            "header",
+            "Idempotency-Key",
+            "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+        )
     digest = hashlib.sha256("\0".join((principal.user_id, key, route)).encode()).hexdigest()
     return "idem:" + digest
+
+
+def input_refusal(location: str, name: str, message: str) -> Problem:
+    """``400 validation_error`` for input no model reads (a header, the raw webhook body),
+    in the shape of every other refusal (:func:`ticketing.api.validate.refusal`)."""
+    reason = {"in": location, "name": name, "message": message}
+    named = {"field" if location == "body" else "parameter": name}
+    return validation_error(message, errors=[reason], **named)
 
 
 def roles_of(principal: Principal) -> tuple[str, ...]:

@@ -3,126 +3,98 @@ send the reserve to a booking worker, and tell the queue what the fan now holds.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, NotRequired, TypedDict
+from typing import Any
 
 from aiohttp import web
 
+from ticketing.api import Api, Ok, Problems
+from ticketing.api.common import BAD_REQUEST, RATE_LIMITED, TOO_LARGE, UNAUTHORIZED
 from ticketing.auth import require_user
 from ticketing.messages import Reserve
-from ticketing.problems import RETRY_AFTER_SECONDS, Problem, validation_error
-from ticketing.validation import MAX_ID, read_json
+from ticketing.problems import RETRY_AFTER_SECONDS, Problem
 from ticketing.web import SETTINGS_KEY
 from waitingroom.booking.commands import RPC_KEY, request_id_of, respond, roles_of
+from waitingroom.booking.inputs import ADMISSION_TOKEN, IDEMPOTENCY_KEY, ReserveRequest
+from waitingroom.booking.refusals import BOOKING_UNAVAILABLE
+from waitingroom.booking.shapes import Hold, LimitExceeded, ReserveConflict
 from waitingroom.queue.port import QUEUE_PORT_KEY, QUEUE_UNREACHABLE, verify_admission
 
 # The name it logged under before the rooms split: its log lines read as they did.
 log = logging.getLogger("waitingroom.booking_routes")
 
-MAX_TICKETS_PER_REQUEST = 100
 # How long an admitted fan told 409 tickets_unavailable keeps the turn to ask again.
 CLAIM_GRACE_SECONDS = 15.0
-_RESERVE_FIELDS = frozenset({"event_id", "ticket_ids", "ticket_id", "quantity", "section"})
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class SeatsAsked(TypedDict):
-    """A valid reserve body, as the Reserve command's own fields: seats by id, or a
-    quantity (in a section)."""
-
-    event_id: int
-    ticket_ids: NotRequired[tuple[int, ...]]
-    quantity: NotRequired[int]
-    section: NotRequired[str]
+RESERVE_API = Api()
 
 
-def reserve_latency_recorded(handler: Handler) -> Handler:
-    """The reserve route's handler, timed for the queue's auto mode (a wrapper, not a
-    middleware: every other request would pay for the check)."""
-
-    @functools.wraps(handler)
-    async def timed(request: web.Request) -> web.StreamResponse:
-        started = time.perf_counter()
-        try:
-            return await handler(request)
-        finally:
-            queue = request.app.get(QUEUE_PORT_KEY)
-            if queue is not None:
-                queue.reserve_took(time.perf_counter() - started)
-
-    return timed
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def reserve_fields(body: dict[str, Any]) -> SeatsAsked:
-    unknown = sorted(set(body) - _RESERVE_FIELDS)
-    if unknown:
-        raise validation_error(f"Unknown fields: {', '.join(unknown)}.", fields=unknown)
-    if not _is_int(body.get("event_id")):
-        raise validation_error("event_id must be an integer.", field="event_id")
-    event_id: int = body["event_id"]
-    chosen = [name for name in ("ticket_ids", "ticket_id", "quantity") if name in body]
-    if len(chosen) != 1:
-        raise validation_error("Send exactly one of ticket_ids, ticket_id or quantity.")
-    if "ticket_id" in body:
-        body = {**body, "ticket_ids": [body["ticket_id"]]}
-    if "ticket_ids" in body:
-        return {"event_id": event_id, "ticket_ids": _ticket_ids(body)}
-    return _quantity_fields(body, event_id)
-
-
-def _ticket_ids(body: dict[str, Any]) -> tuple[int, ...]:
-    ids = body["ticket_ids"]
-    if (
-        not isinstance(ids, list)
-        or not 1 <= len(ids) <= MAX_TICKETS_PER_REQUEST
-        or not all(_is_int(i) and 1 <= i <= MAX_ID for i in ids)
-    ):
-        raise validation_error(
-            f"ticket_ids must be a list of 1 to {MAX_TICKETS_PER_REQUEST} ticket ids.",
-            field="ticket_ids",
-        )
-    if len(set(ids)) != len(ids):
-        raise validation_error("ticket_ids must not repeat a ticket.", field="ticket_ids")
-    if "section" in body:
-        raise validation_error("section goes with quantity, not ticket_ids.", field="section")
-    return tuple(ids)
+@RESERVE_API.post(
+    "/booking/reserve",
+    summary="Hold tickets: chosen ones (all or nothing) or the best available",
+    description="Once 201 is returned nobody else can hold or buy these tickets until "
+    "expires_at. Counts against the per-user cap per event (held plus booked, "
+    "TICKETING_MAX_TICKETS_PER_USER).",
+    body=ReserveRequest,
+    headers=[ADMISSION_TOKEN, IDEMPOTENCY_KEY],
+    auth=require_user,
+    replies=[
+        Ok(201, "The hold", shape=Hold),
+        BAD_REQUEST,
+        UNAUTHORIZED,
+        Problems(
+            403,
+            "no X-Admission-Token though the event's queue is enabled (admission_required); "
+            "or the token is malformed, expired, or for another user or event, or its "
+            "session ended: booked, left, sold out, or no seats held within the claim window "
+            "(admission_invalid)",
+            codes=("admission_required", "admission_invalid"),
+        ),
+        Problems(404, "no such event", codes=("event_not_found",)),
+        Problems(
+            409,
+            "some tickets are held or sold, unavailable_ticket_ids names them, nothing was "
+            "held (tickets_unavailable); or it is before the event's on_sale_at, which "
+            "on_sale_at says, for every event, with or without a waiting room (not_on_sale)",
+            codes=("tickets_unavailable", "not_on_sale"),
+            extra=ReserveConflict,
+        ),
+        TOO_LARGE,
+        Problems(
+            422,
+            "the per-user cap for this event would be exceeded",
+            codes=("limit_exceeded",),
+            extra=LimitExceeded,
+        ),
+        RATE_LIMITED,
+        BOOKING_UNAVAILABLE,
+    ],
+)
+async def reserve(request: web.Request, body: ReserveRequest) -> web.Response:
+    started = time.perf_counter()
+    try:
+        return await _reserve(request, body)
+    finally:
+        # Timed for the queue's auto mode here, not in a middleware: no other request pays
+        # for it. Refusals before any work (401, 400) are not the booking path's latency.
+        queue = request.app.get(QUEUE_PORT_KEY)
+        if queue is not None:
+            queue.reserve_took(time.perf_counter() - started)
 
 
-def _quantity_fields(body: dict[str, Any], event_id: int) -> SeatsAsked:
-    quantity = body["quantity"]
-    if not _is_int(quantity) or not 1 <= quantity <= MAX_TICKETS_PER_REQUEST:
-        raise validation_error(
-            f"quantity must be an integer from 1 to {MAX_TICKETS_PER_REQUEST}.", field="quantity"
-        )
-    fields: SeatsAsked = {"event_id": event_id, "quantity": quantity}
-    section = body.get("section")
-    if section is not None:
-        if not isinstance(section, str) or not 1 <= len(section) <= 100:
-            raise validation_error("section must be a section name.", field="section")
-        fields["section"] = section
-    return fields
-
-
-async def reserve(request: web.Request) -> web.Response:
+async def _reserve(request: web.Request, body: ReserveRequest) -> web.Response:
     principal = require_user(request)
-    fields = reserve_fields(await read_json(request))
+    event_id = body.event_id
     request_id = request_id_of(request, principal, "reserve")
     token = request.headers.get("X-Admission-Token")
     admitted = False
     refused: Problem | None = None
     if token is not None:
         settings = request.app[SETTINGS_KEY]
-        verify_admission(settings, token, principal.user_id, fields["event_id"])
+        verify_admission(settings, token, principal.user_id, event_id)
         try:
-            await _check_session(request, principal.user_id, fields["event_id"])
+            await _check_session(request, principal.user_id, event_id)
             admitted = True
         except Problem as problem:
             if "Idempotency-Key" not in request.headers:
@@ -140,19 +112,22 @@ async def reserve(request: web.Request) -> web.Response:
         roles=roles_of(principal),
         admitted=None if refused is not None else admitted,
         replay_only=refused is not None,
-        **fields,
+        event_id=event_id,
+        ticket_ids=body.seats(),
+        quantity=body.quantity,
+        section=body.section,
     )
-    reply = await request.app[RPC_KEY].call(command, fields["event_id"])
-    status, body = reply.status, reply.body
-    if refused is not None and status == 403 and (body or {}).get("code") == "admission_invalid":
+    reply = await request.app[RPC_KEY].call(command, event_id)
+    status, answer = reply.status, reply.body
+    if refused is not None and status == 403 and (answer or {}).get("code") == "admission_invalid":
         raise refused  # nothing was applied: the front door's own reason
     queue = request.app.get(QUEUE_PORT_KEY)
-    if status == 201 and queue is not None and isinstance(body, dict):
-        queue.remember_hold(str(body.get("hold_id")), fields["event_id"])
-    if status == 201 and admitted and isinstance(body, dict):
-        await _claimed(request, principal.user_id, fields["event_id"], body)
-    elif status == 409 and admitted and (body or {}).get("code") == "tickets_unavailable":
-        await _hurry(request, principal.user_id, fields["event_id"])
+    if status == 201 and queue is not None and isinstance(answer, dict):
+        queue.remember_hold(str(answer.get("hold_id")), event_id)
+    if status == 201 and admitted and isinstance(answer, dict):
+        await _claimed(request, principal.user_id, event_id, answer)
+    elif status == 409 and admitted and (answer or {}).get("code") == "tickets_unavailable":
+        await _hurry(request, principal.user_id, event_id)
     return respond(reply)
 
 

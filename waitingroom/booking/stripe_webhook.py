@@ -9,20 +9,75 @@ anything else and Stripe delivers again.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 
+from ticketing.api import Api, Ok, Problems
+from ticketing.api.common import RATE_LIMITED, RETRY_AFTER, TOO_LARGE
+from ticketing.api.shapes import ValidationProblem
 from ticketing.messages import StripeEvent
 from ticketing.payments import InvalidSignature, verify_webhook
-from ticketing.problems import Problem
+from ticketing.problems import RETRY_AFTER_SECONDS, Problem
 from ticketing.web import SETTINGS_KEY
-from waitingroom.booking.commands import RPC_KEY
+from waitingroom.booking.commands import RPC_KEY, input_refusal
+from waitingroom.booking.inputs import STRIPE_SIGNATURE
+from waitingroom.booking.shapes import StripeEventReceived
 from waitingroom.queue.port import QUEUE_PORT_KEY
 
 # The name it logged under before the rooms split: its log lines read as they did.
 log = logging.getLogger("waitingroom.stripe_webhook")
 
 
+STRIPE_WEBHOOK_API = Api()
+
+# The body is read raw, not through a model: the signature is over its exact bytes.
+_STRIPE_EVENT_BODY: dict[str, Any] = {
+    "required": True,
+    "description": "A Stripe event as Stripe sent it; its bytes must match Stripe-Signature.",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "type": {"type": "string"},
+                    "data": {"type": "object"},
+                },
+            }
+        }
+    },
+}
+
+
+@STRIPE_WEBHOOK_API.post(
+    "/webhooks/stripe",
+    summary="Stripe events (payment_intent.*), signature-checked",
+    description="Applied by a booking worker; a 200 is answered only once the event is "
+    "committed (or was already), so Stripe redelivers otherwise. Duplicates are ignored.",
+    headers=[STRIPE_SIGNATURE],
+    replies=[
+        Ok(200, "Applied (or a duplicate)", shape=StripeEventReceived),
+        Problems(
+            400,
+            "Stripe-Signature is missing or does not match (invalid_signature); a signed "
+            "event without an id (validation_error)",
+            codes=("invalid_signature", "validation_error"),
+            extra=ValidationProblem,
+        ),
+        TOO_LARGE,
+        RATE_LIMITED,
+        Problems(
+            503,
+            "the event was not applied: RabbitMQ or the booking workers are down or did not "
+            "answer in time; Stripe delivers it again",
+            codes=("backend_unavailable",),
+            headers=RETRY_AFTER,
+        ),
+    ],
+    extra={"requestBody": _STRIPE_EVENT_BODY},
+)
 async def stripe_webhook(request: web.Request) -> web.Response:
     payload = await request.read()
     secret = request.app[SETTINGS_KEY].stripe_webhook_secret
@@ -32,7 +87,7 @@ async def stripe_webhook(request: web.Request) -> web.Response:
         log.warning("stripe webhook refused: %s", exc)
         raise Problem(400, "invalid_signature", "The Stripe-Signature does not match.") from None
     if not isinstance(event.get("id"), str):
-        raise Problem(400, "validation_error", "A Stripe event has an id.")
+        raise input_refusal("body", "id", "A Stripe event has an id.")
     intent = (event.get("data") or {}).get("object") or {}
     # The hold's partition, where its confirm runs too; the event id when there is no hold.
     partition = str((intent.get("metadata") or {}).get("hold_id") or event["id"])
@@ -40,7 +95,9 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     reply = await request.app[RPC_KEY].call(command, partition)
     status, body = reply.status, reply.body
     if status >= 400:
-        raise Problem(status, (body or {}).get("code", "backend_unavailable"), "Retry later.")
+        headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+        code = (body or {}).get("code", "backend_unavailable")
+        raise Problem(status, code, "Retry later.", headers=headers)
     hold_id = (intent.get("metadata") or {}).get("hold_id")
     queue = request.app.get(QUEUE_PORT_KEY)
     paid = event.get("type") == "payment_intent.succeeded"
@@ -51,5 +108,6 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     return web.json_response(body or {"received": True}, status=200)
 
 
-def stripe_webhook_routes() -> list[web.RouteDef]:
-    return [web.post("/webhooks/stripe", stripe_webhook)]
+def stripe_webhook_routes() -> list[web.AbstractRouteDef]:
+    """The route this module declares, for an application serving it alone (tests)."""
+    return list(STRIPE_WEBHOOK_API.table)
