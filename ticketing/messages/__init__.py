@@ -56,7 +56,6 @@ from ticketing.messages.commands import (
     Reserve,
     StripeEvent,
     TicketStatus,
-    booking_command,
     parse_command,
 )
 from ticketing.messages.errors import MessageError
@@ -99,7 +98,6 @@ __all__ = [
     "StripeEvent",
     "TicketStatus",
     "booking_batch",
-    "booking_command",
     "booking_routing_key",
     "command_routing_key",
     "event_changed",

@@ -223,21 +223,6 @@ BOOKING_COMMANDS = frozenset(COMMAND_TYPES)
 PAYMENT_COMMANDS = frozenset({CONFIRM, STRIPE_EVENT})
 
 
-def booking_command(
-    kind: str, request_id: str, user_id: str, *, roles: list[str] | None = None, **fields: Any
-) -> dict[str, Any]:
-    """The wire dict of a command of ``kind`` with these fields, checked by its class (what
-    the front door sends: it adds ``sent_at`` and ``correlation_id`` when it sends)."""
-    if kind not in COMMAND_TYPES:
-        raise ValueError(f"unknown booking command {kind!r}")
-    body = {"type": kind, "v": BOOKING_COMMAND_VERSION, "request_id": request_id}
-    body.update(user_id=user_id, roles=roles or [], **fields)
-    try:
-        return parse_command(body).to_wire()
-    except MessageError as exc:
-        raise ValueError(str(exc)) from exc
-
-
 def parse_command(body: Any) -> Command:
     """The typed command of a wire dict; MessageError when it is not one (unknown fields
     are ignored, as a newer sender's additions would be)."""

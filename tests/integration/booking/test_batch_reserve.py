@@ -13,16 +13,27 @@ from booking_worker.commands import apply_batch
 from booking_worker.handlers import Context, build_handlers
 from tests.integration.booking.support import make_event, ticket_ids
 from ticketing.domain.seating import Section
-from ticketing.messages import RELEASE, RESERVE, Command, booking_command, parse_command
+from ticketing.messages import Command, Release, Reserve
 
 ROWS = [Section("Floor", 3, 6, 4000), Section("Gallery", 1, 4, 2500)]
 
 
-def reserve(user: str, event_id: object, **fields: object) -> Command:
-    return parse_command(
-        booking_command(
-            RESERVE, f"req-{uuid.uuid4()}", user, event_id=event_id, admitted=False, **fields
-        )
+def reserve(
+    user: str,
+    event_id: int,
+    *,
+    ticket_ids: tuple[int, ...] | None = None,
+    quantity: int | None = None,
+    section: str | None = None,
+) -> Command:
+    return Reserve(
+        request_id=f"req-{uuid.uuid4()}",
+        user_id=user,
+        event_id=event_id,
+        ticket_ids=ticket_ids,
+        quantity=quantity,
+        section=section,
+        admitted=False,
     )
 
 
@@ -44,8 +55,8 @@ async def test_one_batch_decides_like_one_fan_at_a_time(booking_settings, pool, 
     first = (await ticket_ids(pool, event))[17]
     commands = [
         reserve("ann", event, quantity=3),
-        reserve("bob", event, ticket_ids=[first]),
-        reserve("cat", event, ticket_ids=[first]),  # the same seat, later in the batch
+        reserve("bob", event, ticket_ids=(first,)),
+        reserve("cat", event, ticket_ids=(first,)),  # the same seat, later in the batch
         reserve("ann", event, quantity=6),  # 3 + 6 > the cap of 8
         reserve("ann", event, quantity=5),  # 3 + 5 = 8 is allowed
         reserve("dan", 999_999, quantity=1),
@@ -100,9 +111,7 @@ async def test_a_batch_mixing_reserves_and_releases(booking_settings, pool) -> N
     event = await make_event(pool, ROWS)
     ((status, hold),) = await run(booking_settings, pool, [reserve("ivy", event, quantity=2)])
     assert status == 201
-    release = parse_command(
-        booking_command(RELEASE, f"rel-{uuid.uuid4()}", "ivy", hold_id=hold["hold_id"])
-    )
+    release = Release(request_id=f"rel-{uuid.uuid4()}", user_id="ivy", hold_id=hold["hold_id"])
     again = reserve("ivy", event, quantity=2)
     duplicate = again  # the same request twice in one batch: answered once
     answers = await run(booking_settings, pool, [release, again, duplicate])

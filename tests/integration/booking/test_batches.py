@@ -20,8 +20,8 @@ from ticketing.messages import (
     BOOKING_EXCHANGE,
     COMMANDS_HEADER,
     RESERVE,
+    Reserve,
     booking_batch,
-    booking_command,
     booking_routing_key,
 )
 from waitingroom.booking.rpc import BATCH_SENT
@@ -80,14 +80,13 @@ async def test_a_malformed_command_is_refused_alone(booking_settings, worker, ev
         replies = await channel.declare_queue(exclusive=True)
         good = [
             {
-                **booking_command(
-                    RESERVE,
-                    f"batch-good-{i}-{uuid.uuid4()}",
-                    f"raw-fan-{i}",
+                **Reserve(
+                    request_id=f"batch-good-{i}-{uuid.uuid4()}",
+                    user_id=f"raw-fan-{i}",
                     event_id=event,
                     quantity=1,
                     admitted=False,
-                ),
+                ).to_wire(),
                 "correlation_id": f"good-{i}",
                 "sent_at": time.time(),
             }

@@ -25,12 +25,7 @@ from tests.integration.payments.support import WEBHOOK_SECRET, booking_stack, ch
 from tests.support import settings_with
 from ticketing.config import Settings
 from ticketing.domain.seating import Section
-from ticketing.messages import (
-    BOOKING_EXCHANGE,
-    CONFIRM,
-    booking_command,
-    booking_routing_key,
-)
+from ticketing.messages import BOOKING_EXCHANGE, Confirm, booking_routing_key
 
 pytestmark = pytest.mark.usefixtures("stripe_back")
 
@@ -120,9 +115,12 @@ async def test_control_a_confirm_in_the_batch_loop_holds_reserves_up(
     event_id, [(fan, hold)] = await holds(api, pool, wide, 1)
     free = (await ticket_ids(pool, event_id))[1:]
     await link.set("silent")
-    command = booking_command(
-        CONFIRM, uuid.uuid4().hex, hold["user_id"], hold_id=hold["hold_id"], payment_method=VISA
-    )
+    command = Confirm(
+        request_id=uuid.uuid4().hex,
+        user_id=hold["user_id"],
+        hold_id=hold["hold_id"],
+        payment_method=VISA,
+    ).to_wire()
     connection = await aio_pika.connect(wide.amqp_url)
     try:
         channel = await connection.channel()
