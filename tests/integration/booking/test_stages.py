@@ -10,6 +10,7 @@ dozens of confirms wait on a slow provider."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -158,6 +159,8 @@ async def test_a_commands_worker_never_takes_a_payment_a_payments_worker_books_i
 def test_an_unknown_stage_stops_the_worker_at_start() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "booking_worker", "--stages", "payment"],
+        # The test keys, not prod, whatever the shell says: the stage is what is refused.
+        env={**os.environ, "TICKETING_ENV": "test"},
         capture_output=True,
         text=True,
         timeout=60,
