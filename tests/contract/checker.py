@@ -61,7 +61,7 @@ class Template:
         if len(segments) != len(self.segments):
             return False
         return all(
-            _is_parameter(mine) and given != "" or mine == given
+            (_is_parameter(mine) and given != "") or mine == given
             for mine, given in zip(self.segments, segments, strict=True)
         )
 

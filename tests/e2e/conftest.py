@@ -5,6 +5,7 @@ held to the OpenAPI document as the stack's own requests are (tests/contract).""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -50,10 +51,8 @@ def pages(stack: Stack, browser) -> Iterator[dict[str, object]]:
 
     yield {"open": open_page, "opened": opened}
     for role, page in opened.items():
-        try:
+        with contextlib.suppress(playwright_api.Error):
             page.screenshot(path=str(stack.workdir / f"{role}.png"), full_page=True)
-        except playwright_api.Error:
-            pass
     for context in contexts:
         context.close()
 

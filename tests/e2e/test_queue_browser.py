@@ -149,7 +149,8 @@ def test_a_fan_waits_is_admitted_picks_seats_and_pays(stack: Stack, pages):
         while fan.is_hidden("#seats"):
             assert time.monotonic() < deadline, f"not admitted; positions seen: {seen}"
             position = _text(fan, "#position")
-            if position and position != "–" and (not seen or seen[-1] != position):
+            # The page shows an en dash until it knows the position.
+            if position and position != "–" and (not seen or seen[-1] != position):  # noqa: RUF001
                 seen.append(position)
             time.sleep(0.1)
     # From #4 (seen above, while paused) down, one place at a time as the fans ahead go in.
@@ -326,7 +327,7 @@ def test_the_console_charts_each_queues_last_minutes(stack: Stack, pages):
         line = points(key)
         assert line and min(y for _, y in line) < baseline - 5, (key, baseline, line)
     ticks = ops.locator(f"{chart('waiting')} text.tick").all_text_contents()
-    assert {"0", "4", "now"} <= set(ticks) and ticks[3].startswith("−"), ticks
+    assert {"0", "4", "now"} <= set(ticks) and ticks[3].startswith("−"), ticks  # noqa: RUF001 - minus sign
     # And they are on screen: the held chart shows its line's colour.
     assert _accent_pixels(ops.locator(chart("held")).screenshot()) > 20
     _fits_the_phone(ops)

@@ -37,7 +37,7 @@ class Counting(BookingWorker):
         super().__init__(settings, pool)
         self.messages = 0
 
-    async def process(self, batch, *args) -> None:  # noqa: ANN001
+    async def process(self, batch, *args) -> None:
         self.messages += len(batch)
         await super().process(batch, *args)
 

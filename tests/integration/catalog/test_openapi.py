@@ -69,7 +69,7 @@ def test_the_document_lists_exactly_the_routes_the_services_serve(
     routes = served(create_app(catalog_settings))
     routes |= served(create_waitingroom_app(catalog_settings))
     assert ("/auth/dev-token", "POST") in routes  # the test settings are dev
-    assert BOOKING <= routes
+    assert routes >= BOOKING
     assert documented(doc) == routes, differences(documented(doc), routes)
 
 

@@ -11,7 +11,7 @@ import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 from aiohttp.test_utils import TestClient
@@ -163,7 +163,7 @@ class Counters:
     """The worker's payment counters now, to compare with later (the registry is the
     process's, shared with every in-process worker of the run)."""
 
-    NAMES = {
+    NAMES: ClassVar[dict[str, tuple[str, dict[str, str]]]] = {
         "paid": ("booking_payments_total", {"result": "succeeded"}),
         "declined": ("booking_payments_total", {"result": "declined"}),
         "confirmed": ("booking_confirm_outcomes_total", {"outcome": "confirmed"}),

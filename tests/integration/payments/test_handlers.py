@@ -161,7 +161,7 @@ class SlowToStripe(Payments):
     """The real localstripe, reached after a delay: a charge still on its way when a copy
     of the same confirm arrives."""
 
-    async def charge(self, **kwargs: Any):  # noqa: ANN201
+    async def charge(self, **kwargs: Any):
         await asyncio.sleep(0.5)
         return await super().charge(**kwargs)
 

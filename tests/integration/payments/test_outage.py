@@ -234,7 +234,7 @@ async def test_a_refund_owed_while_stripe_is_down_is_made_when_it_returns(
     """A late payment whose seats were taken arrives by webhook while Stripe cannot be
     reached for the refund: the webhook is accepted (the refund owed is recorded with it),
     and the sweeper refunds it once Stripe is back."""
-    me, hold, seats, event_id = await a_hold(api, pool, outage_settings)
+    _me, hold, seats, event_id = await a_hold(api, pool, outage_settings)
     event = await pay_behind_our_back(pool, stripe_direct, hold)
     async with pool.acquire() as conn:
         await expire_hold(conn, uuid.UUID(hold["hold_id"]))

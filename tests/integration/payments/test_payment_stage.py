@@ -112,7 +112,7 @@ async def test_control_a_confirm_in_the_batch_loop_holds_reserves_up(
     """The same, with the confirm sent the way a front door older than the payments stage
     sent it: on the event's partition queue, where the worker applies it in the loop that
     also applies reserves. The reserve then waits for Stripe's timeout."""
-    event_id, [(fan, hold)] = await holds(api, pool, wide, 1)
+    event_id, [(_fan, hold)] = await holds(api, pool, wide, 1)
     free = (await ticket_ids(pool, event_id))[1:]
     await link.set("silent")
     command = Confirm(

@@ -24,7 +24,7 @@ def test_only_places_in_line_are_restorable():
     assert read_ticket(SETTINGS, admitted, "alice", 5) is None
 
 
-@pytest.mark.parametrize("who,event", [("bob", 5), ("alice", 6)])
+@pytest.mark.parametrize(("who", "event"), [("bob", 5), ("alice", 6)])
 def test_someone_elses_ticket_is_refused(who, event):
     ticket = issue_ticket(SETTINGS, 5, "alice", "waiting", 10, "e1")
     with pytest.raises(Problem) as caught:
