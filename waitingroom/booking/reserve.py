@@ -10,10 +10,16 @@ from typing import Any
 from aiohttp import web
 
 from ticketing.api import Api, Ok, Problems
-from ticketing.api.common import BAD_REQUEST, RATE_LIMITED, TOO_LARGE, UNAUTHORIZED
+from ticketing.api.common import (
+    BAD_REQUEST,
+    RATE_LIMITED,
+    RETRY_AFTER,
+    TOO_LARGE,
+    UNAUTHORIZED,
+)
 from ticketing.auth import require_user
 from ticketing.messages import Reserve
-from ticketing.problems import RETRY_AFTER_SECONDS, Problem
+from ticketing.problems import RETRY_AFTER_SECONDS, Problem, backend_unavailable
 from ticketing.web import SETTINGS_KEY
 from waitingroom.booking.commands import RPC_KEY, request_id_of, respond, roles_of
 from waitingroom.booking.inputs import ADMISSION_TOKEN, IDEMPOTENCY_KEY, ReserveRequest
@@ -68,7 +74,14 @@ RESERVE_API = Api()
             extra=LimitExceeded,
         ),
         RATE_LIMITED,
-        BOOKING_UNAVAILABLE,
+        Problems(
+            503,
+            f"{BOOKING_UNAVAILABLE.description} Or an X-Admission-Token came and Redis (the "
+            "waiting room's sessions) is not reachable: nothing was sent, retry after "
+            "Retry-After.",
+            codes=("backend_unavailable",),
+            headers=RETRY_AFTER,
+        ),
     ],
 )
 async def reserve(request: web.Request, body: ReserveRequest) -> web.Response:
@@ -97,14 +110,15 @@ async def _reserve(request: web.Request, body: ReserveRequest) -> web.Response:
             await _check_session(request, principal.user_id, event_id)
             admitted = True
         except Problem as problem:
-            if "Idempotency-Key" not in request.headers:
+            if problem.status != 403 or "Idempotency-Key" not in request.headers:
                 raise
             # The admission is over, but this may be the retry of a reserve the worker
             # applied after the front door stopped waiting for it (503): then the hold is
             # the fan's and its 201 is answered again, or those seats would be nobody's
             # until the hold expired. The worker answers the stored reply of the same key,
             # or refuses without acting (and stores the refusal, so a copy still on its way
-            # cannot hold seats later).
+            # cannot hold seats later). Not so for a queue that cannot tell (503): a stored
+            # refusal would then answer the fan's retry after Redis is back.
             refused = problem
     command = Reserve(
         request_id=request_id,
@@ -162,8 +176,9 @@ async def _claimed(request: web.Request, user_id: str, event_id: int, hold: dict
 async def _check_session(request: web.Request, user_id: str, event_id: int) -> None:
     """A valid token is not enough once its session ended (the fan booked or left, held
     no seats within the claim window, or the event sold out): the slot went to the next
-    fan. Without Redis the signed token alone decides, so a queue outage does not also
-    stop the admitted fans from buying."""
+    fan. Without Redis nothing can tell, so the reserve is ``503 backend_unavailable``
+    at once and nothing goes to a worker: a token whose session ended must not hold seats
+    just because the queue is briefly out of reach (the fan retries after Retry-After)."""
     queue = request.app.get(QUEUE_PORT_KEY)
     if queue is None:
         return
@@ -176,7 +191,9 @@ async def _check_session(request: web.Request, user_id: str, event_id: int) -> N
     try:
         refusal = await queue.reserve_refusal(event_id, user_id, keep_ms)
     except QUEUE_UNREACHABLE as exc:
-        log.warning("session check skipped for event_id=%s: redis unavailable: %s", event_id, exc)
-        return
+        log.warning("reserve refused for event_id=%s: redis unavailable: %s", event_id, exc)
+        raise backend_unavailable(
+            "The waiting room cannot confirm your admission right now; retry shortly."
+        ) from exc
     if refusal is not None:
         raise Problem(403, "admission_invalid", refusal)
