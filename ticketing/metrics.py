@@ -38,6 +38,16 @@ DEGRADED_RESPONSES = Counter(
 SERVICE_KEY = web.AppKey("service_name", str)
 
 
+# Any token is a method to aiohttp: one a client makes up is "other", or each would be a
+# label set of its own, kept for the life of the process.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(request: web.Request) -> str:
+    method = request.method
+    return method if method in KNOWN_METHODS else "other"
+
+
 def route_label(request: web.Request) -> str:
     # The template, not the path, so ids do not explode the label set.
     resource = request.match_info.route.resource
@@ -61,7 +71,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = exc.status
         raise
     finally:
-        key = (request.app[SERVICE_KEY], request.method, route_label(request))
+        key = (request.app[SERVICE_KEY], method_label(request), route_label(request))
         # labels() validates and locks on every call: a tenth of a cheap route's CPU.
         latency = _LATENCY_CHILDREN.get(key)
         if latency is None:
