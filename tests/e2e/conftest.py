@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,11 +15,18 @@ import pytest
 from tests.contract import capture
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, PHONE
 from tests.e2e.stack import Stack, running_stack
+from tests.integration.booking.support import own_vhost
 
 
 @pytest.fixture(scope="package")
 def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(amqp_url, tmp_path_factory.mktemp("stack")) as running:
+    # A vhost of the stack's own: the integration tests' in-process booking worker (a
+    # session fixture) consumes the run's vhost, and once started it takes the stack's
+    # commands too (and, without the stack's Stripe, answers no confirm in time).
+    with (
+        contextmanager(own_vhost)(amqp_url) as vhost,
+        running_stack(vhost, tmp_path_factory.mktemp("stack")) as running,
+    ):
         yield running
 
 
