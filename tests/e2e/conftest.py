@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,7 +23,7 @@ def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     # session fixture) consumes the run's vhost, and once started it takes the stack's
     # commands too (and, without the stack's Stripe, answers no confirm in time).
     with (
-        contextmanager(own_vhost)(amqp_url) as vhost,
+        contextlib.contextmanager(own_vhost)(amqp_url) as vhost,
         running_stack(vhost, tmp_path_factory.mktemp("stack")) as running,
     ):
         yield running
