@@ -34,9 +34,16 @@ from waitingroom.queue.booking_health import (
 from waitingroom.queue.controller import QueueController
 from waitingroom.queue.draw import FairStart
 from waitingroom.queue.draw_record import FairnessRecord
-from waitingroom.queue.events import QueueEvents
+from waitingroom.queue.events import QueueEvent, QueueEvents
 from waitingroom.queue.hub import Hub
-from waitingroom.queue.metrics import ACTIVE_SESSIONS, ADMIT_RATE, QUEUE_LENGTH
+from waitingroom.queue.metrics import (
+    ACTIVE_SESSIONS,
+    ADMIT_RATE,
+    MAX_ACTIVE,
+    PAUSED,
+    QUEUE_LENGTH,
+    SEATS,
+)
 from waitingroom.queue.port import QUEUE_PORT_KEY, QueuePort
 from waitingroom.queue.runtime import QUEUE_KEY, ROLE_KEY, QueueRuntime
 from waitingroom.queue.series import SERIES_KEY, QueueSeries
@@ -105,6 +112,7 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
             return  # no sockets to tell, no figures to show
         for event in events.all():
             await refresh_figures(runtime, event.event_id)
+            set_seat_gauges(event)
 
     stop = asyncio.Event()
     tasks = [asyncio.create_task(periodic("queue figures", 1.0, figures_and_reports, stop))]
@@ -146,6 +154,17 @@ async def refresh_figures(runtime: QueueRuntime, event_id: int) -> None:
     ACTIVE_SESSIONS.labels(label).set(figures.active)
     ADMIT_RATE.labels(label, "effective").set(figures.effective_per_minute)
     ADMIT_RATE.labels(label, "measured").set(figures.measured_per_minute)
+    PAUSED.labels(label).set(1 if figures.config.paused else 0)
+    MAX_ACTIVE.labels(label).set(figures.config.max_active)
+
+
+def set_seat_gauges(event: QueueEvent) -> None:
+    if event.inventory is None:
+        return  # not counted yet
+    label = str(event.event_id)
+    SEATS.labels(label, "available").set(event.inventory.available)
+    SEATS.labels(label, "reserved").set(event.inventory.reserved)
+    SEATS.labels(label, "booked").set(event.inventory.booked)
 
 
 async def periodic(

@@ -23,6 +23,17 @@ ADMIT_RATE = Gauge(
     "Admission rate: the one in force (set, or auto mode's) and the one measured.",
     ["event_id", "kind"],
 )
+# What an operator set and what the once-a-second count found, so alerts can tell a
+# stalled queue from a paused, full or sold-out one.
+PAUSED = Gauge("ticketing_queue_paused", "1 while an operator has admissions paused.", ["event_id"])
+MAX_ACTIVE = Gauge(
+    "ticketing_queue_max_active", "Most active sessions the queue admits up to.", ["event_id"]
+)
+SEATS = Gauge(
+    "ticketing_queue_seats",
+    "The event's seats by status (available, reserved: in a hold, booked), as last counted.",
+    ["event_id", "status"],
+)
 JOINS = Counter(
     "ticketing_queue_joins_total",
     "Join calls by outcome (new, again, restored, sold_out).",
