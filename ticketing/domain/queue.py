@@ -49,15 +49,28 @@ class QueueConfig:
 # on-sale it reveals the seed and orders the pre-queue by HMAC-SHA256(key=seed, member_ref),
 # lowest first (ties, which need a hash collision, by member_ref). Nobody can pick a seed
 # after seeing who joined, and anyone can recompute the order from what is published.
-# Members are published as refs (a hash of event and user id), not as user ids.
+# Members are published as refs, not as user ids: an HMAC of event and user id under the
+# event's member key, which is derived from a server secret and never published. A plain
+# hash would let anyone test a guessable user id against the record; with the key only
+# the fan, told their own ref when signed in, finds their entry. The key is fixed by the
+# secret before anyone joins, so it cannot be chosen after seeing who did.
 
 
 def commitment(seed_hex: str) -> str:
     return hashlib.sha256(bytes.fromhex(seed_hex)).hexdigest()
 
 
-def member_ref(event_id: int, user_id: str) -> str:
-    return hashlib.sha256(f"{event_id}:{user_id}".encode()).hexdigest()
+def member_key(secret: str, event_id: int) -> bytes:
+    """The event's member key: one per event, so refs of one event say nothing of another.
+    A new secret gives every event new refs: rotate it between on-sales, not during one
+    (the recorded draw of an on-sale under way would no longer find its fans)."""
+    return hmac.new(
+        secret.encode(), f"fairness-member:{event_id}".encode(), hashlib.sha256
+    ).digest()
+
+
+def member_ref(key: bytes, event_id: int, user_id: str) -> str:
+    return hmac.new(key, f"{event_id}:{user_id}".encode(), hashlib.sha256).hexdigest()
 
 
 def draw_key(seed_hex: str, ref: str) -> str:
@@ -69,9 +82,11 @@ def draw_order(seed_hex: str, refs: Iterable[str]) -> list[str]:
     return sorted(refs, key=lambda ref: (draw_key(seed_hex, ref), ref))
 
 
-def draw_users(seed_hex: str, event_id: int, users: Iterable[str]) -> list[tuple[str, str]]:
-    """(user_id, member_ref) pairs in drawn order."""
-    by_ref = {member_ref(event_id, user): user for user in users}
+def draw_users(
+    seed_hex: str, key: bytes, event_id: int, users: Iterable[str]
+) -> list[tuple[str, str]]:
+    """(user_id, member_ref) pairs in drawn order (``key``: the event's member key)."""
+    by_ref = {member_ref(key, event_id, user): user for user in users}
     return [(by_ref[ref], ref) for ref in draw_order(seed_hex, by_ref)]
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from ticketing.dependencies import POSTGRES_ERRORS
-from ticketing.domain.queue import member_ref
+from ticketing.domain.queue import member_key, member_ref
 from waitingroom.queue import scripts
 from waitingroom.queue.draw_record import DrawBusy, DrawRecord, FairnessRecord
 from waitingroom.queue.events import QueueEvent
@@ -155,9 +155,10 @@ class FairStart:
         if total is None:
             raise ValueError(f"event {event_id}: only a drawn record is restored")
         pre = self.store.key(event_id, "pre")
+        key = member_key(self.store.settings.queue_ticket_secret, event_id)
         for _ in range(_ATTEMPTS):
             users = [_text(u) for u in await self.store.redis.zrange(pre, 0, -1)]
-            refs = [member_ref(event_id, user) for user in users]
+            refs = [member_ref(key, event_id, user) for user in users]
             drawn_at = await self.record.positions(event_id, refs, conn)
             args: list[Any] = [event.on_sale_ms]
             for user, ref in zip(users, refs, strict=True):
@@ -185,7 +186,9 @@ class FairStart:
         record = await self.record.get(event_id)
         if record is None or not record.drawn or record.total is None:
             return None
-        ref = member_ref(event_id, user_id)
+        ref = member_ref(
+            member_key(self.store.settings.queue_ticket_secret, event_id), event_id, user_id
+        )
         position = (await self.record.positions(event_id, [ref])).get(ref)
         return None if position is None else position - record.total - 1
 

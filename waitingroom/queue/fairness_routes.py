@@ -14,7 +14,7 @@ from ticketing.api import Api, Ok, Problems
 from ticketing.api.common import BAD_REQUEST, RATE_LIMITED, RETRY_AFTER
 from ticketing.auth import Principal, optional_principal
 from ticketing.dependencies import POSTGRES_ERRORS
-from ticketing.domain.queue import member_ref
+from ticketing.domain.queue import member_key, member_ref
 from ticketing.problems import Problem, unavailable_on
 from ticketing.validation import rfc3339
 from waitingroom.queue.draw_record import DrawRecord, FairnessRecord
@@ -32,7 +32,8 @@ FAIRNESS_API = Api()
 COMMIT_WAIT_SECONDS = 1.0
 
 ALGORITHM = (
-    "commitment = SHA-256(seed bytes); member = SHA-256('<event_id>:<user_id>') hex; "
+    "commitment = SHA-256(seed bytes); member = HMAC-SHA256(key=the event's member key, "
+    "kept secret, message='<event_id>:<user_id>') hex (a signed-in fan is told their own); "
     "order = members sorted by HMAC-SHA256(key=seed bytes, message=member hex) hex, "
     "ascending (ties by member); order_sha256 = SHA-256 of the whole order's members "
     "joined by '\\n' (UTF-8, no trailing newline)"
@@ -103,7 +104,8 @@ async def fairness(request: web.Request, query: QueueFairnessQuery) -> web.Respo
         }
         principal = _principal_or_none(request)
         if principal is not None:
-            ref = member_ref(event_id, principal.user_id)
+            key = member_key(runtime.settings.queue_ticket_secret, event_id)
+            ref = member_ref(key, event_id, principal.user_id)
             drawn = None
             if record is not None and record.drawn:
                 drawn = (await record_of.positions(event_id, [ref])).get(ref)

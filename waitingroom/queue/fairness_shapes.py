@@ -38,7 +38,11 @@ class QueueSupersededCommitment(Shape):
 class QueueFairnessMember(Shape):
     """The caller in the draw."""
 
-    member: str = Field(description="SHA-256('<event_id>:<user_id>') hex.")
+    member: str = Field(
+        description="The caller's member in the record: HMAC-SHA256 of '<event_id>:<user_id>' "
+        "under the event's member key, which is never published (so nobody can test a "
+        "guessed user id), hex."
+    )
     drawn_position: int | None = Field(
         description="1 = drawn first; null before the draw or when the caller is not in it."
     )

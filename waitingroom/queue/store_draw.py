@@ -10,7 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from ticketing.config import Settings
-from ticketing.domain.queue import commitment, draw_users
+from ticketing.domain.queue import commitment, draw_users, member_key
 from waitingroom.queue import scripts
 from waitingroom.queue.store_keys import QueueKeys, text
 
@@ -41,7 +41,8 @@ class DrawStore(QueueKeys):
             seed_raw = await self.redis.get(self.key(event_id, "seed"))
             members = await self.redis.zrange(self.key(event_id, "pre"), 0, -1)
             seed = text(seed_raw)
-            order = draw_users(seed, event_id, [text(m) for m in members])
+            key = member_key(self.settings.queue_ticket_secret, event_id)
+            order = draw_users(seed, key, event_id, [text(m) for m in members])
             args: list[Any] = [on_sale_ms, seed]
             for user, ref in order:
                 args += [user, ref]

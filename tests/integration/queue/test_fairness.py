@@ -20,13 +20,19 @@ from tests.integration.queue.support import (
     queue_status,
 )
 from tests.support import auth_header, eventually, free_port
-from ticketing.domain.queue import commitment, draw_order, member_ref
+from ticketing.config import Settings
+from ticketing.domain.queue import commitment, draw_order, member_key, member_ref
 from waitingroom.queue.draw_record import FairnessRecord
 from waitingroom.queue.runtime import QUEUE_KEY
 from waitingroom.queue.scripts import NAMES
 
 EARLY = [f"early-{i:02d}" for i in range(30)]
 LATE = [f"late-{i}" for i in range(5)]
+
+
+def ref_of(settings: Settings, event: int, user: str) -> str:
+    """The fan's member in the record, as the room computes it with its secret."""
+    return member_ref(member_key(settings.queue_ticket_secret, event), event, user)
 
 
 async def fairness(client, event: int, headers: dict | None = None, query: str = "") -> dict:
@@ -75,7 +81,7 @@ async def test_the_pre_queue_is_drawn_at_on_sale_ahead_of_later_fans(
     assert drawn["committed_at"] < drawn["revealed_at"]
     # the order is a permutation of exactly the early fans, recomputable from the seed,
     # and not their arrival order
-    arrival = [member_ref(event, user) for user in EARLY]
+    arrival = [ref_of(queue_settings, event, user) for user in EARLY]
     assert sorted(drawn["members"]) == sorted(arrival) == drawn["members"]
     assert drawn["order"] == draw_order(seed, drawn["members"])
     assert drawn["order"] != arrival
@@ -87,14 +93,16 @@ async def test_the_pre_queue_is_drawn_at_on_sale_ahead_of_later_fans(
     # the queue follows the draw, then first come, first served
     for user in EARLY:
         _, body = await queue_status(qclient, queue_settings, user, event)
-        assert body["position"] == drawn["order"].index(member_ref(event, user)) + 1, user
+        assert body["position"] == drawn["order"].index(ref_of(queue_settings, event, user)) + 1, (
+            user
+        )
     late_positions = [
         (await queue_status(qclient, queue_settings, u, event))[1]["position"] for u in LATE
     ]
     assert late_positions == list(range(len(EARLY) + 1, len(EARLY) + len(LATE) + 1))
     # a fan can find themselves in the published order
     mine = await fairness(qclient, event, auth_header(queue_settings, EARLY[3]))
-    expected = drawn["order"].index(member_ref(event, EARLY[3])) + 1
+    expected = drawn["order"].index(ref_of(queue_settings, event, EARLY[3])) + 1
     assert mine["you"]["drawn_position"] == expected
 
 
@@ -144,13 +152,13 @@ async def test_the_order_is_paged_with_a_digest_of_the_whole(qclient, queue_sett
     # an auditor who fetched every page has the whole order, and can prove it
     assert order == whole["order"]
     assert hashlib.sha256("\n".join(order).encode()).hexdigest() == whole["order_sha256"]
-    assert members == sorted(order) == sorted(member_ref(event, u) for u in fans)
+    assert members == sorted(order) == sorted(ref_of(queue_settings, event, u) for u in fans)
     assert order == draw_order(whole["seed"], members)
     # a fan finds their drawn place whatever page they look at
     mine = await fairness(
         qclient, event, auth_header(queue_settings, fans[7]), query="?offset=20&limit=1"
     )
-    assert mine["you"]["drawn_position"] == order.index(member_ref(event, fans[7])) + 1
+    assert mine["you"]["drawn_position"] == order.index(ref_of(queue_settings, event, fans[7])) + 1
     assert mine["order"] == order[20:21]
     beyond = await fairness(qclient, event, query="?offset=23")
     assert (beyond["order"], beyond["members"], beyond["next"]) == ([], [], None)
@@ -186,8 +194,10 @@ async def test_the_record_outlives_the_queue_and_a_lost_queue_is_not_drawn_again
     # The pre-queue fan drawn first of those still holding a pre-queue ticket comes back
     # only after the draw has been put back; everyone else before.
     pre_ticketed = fans[1::2]
-    latecomer = min(pre_ticketed, key=lambda u: record["order"].index(member_ref(event, u)))
-    assert record["order"].index(member_ref(event, latecomer)) + 1 < len(fans)
+    latecomer = min(
+        pre_ticketed, key=lambda u: record["order"].index(ref_of(queue_settings, event, u))
+    )
+    assert record["order"].index(ref_of(queue_settings, event, latecomer)) + 1 < len(fans)
 
     # With the queue intact, a pre-queue ticket brought back (the page sends its stored one
     # with every join) restores nothing and costs no query of the draw record: a fan who
@@ -236,12 +246,14 @@ async def test_the_record_outlives_the_queue_and_a_lost_queue_is_not_drawn_again
     )
     assert (status, body["position"]) == (
         200,
-        record["order"].index(member_ref(event, latecomer)) + 1,
+        record["order"].index(ref_of(queue_settings, event, latecomer)) + 1,
     ), body
     # everyone is where the recorded draw put them, and the record is unchanged
     for user in fans:
         _, body = await queue_status(qclient, queue_settings, user, event)
-        assert body["position"] == record["order"].index(member_ref(event, user)) + 1, user
+        assert body["position"] == record["order"].index(ref_of(queue_settings, event, user)) + 1, (
+            user
+        )
     assert await fairness(qclient, event) == record
     _, late = await join(qclient, queue_settings, "kept-late", event)
     assert late["position"] == len(fans) + 1
@@ -275,7 +287,10 @@ async def test_a_seed_lost_before_on_sale_is_replaced_in_the_open(
     # the seed revealed is the new commitment's; the lost one stays on the record
     assert commitment(drawn["seed"]) == drawn["commitment"] == again["commitment"]
     assert (drawn["epoch"], drawn["superseded"]) == (2, again["superseded"])
-    assert drawn["order"] == [member_ref(event, "early-bird")] and drawn["verified"] is True
+    assert (
+        drawn["order"] == [ref_of(queue_settings, event, "early-bird")]
+        and drawn["verified"] is True
+    )
 
 
 async def test_postgresql_down_at_on_sale_holds_the_line_until_the_draw_is_on_record(
@@ -323,7 +338,7 @@ async def test_postgresql_down_at_on_sale_holds_the_line_until_the_draw_is_on_re
         await dead.close()
 
     drawn = await drawn_record(qclient, event)  # within 10 s of PostgreSQL answering
-    assert sorted(drawn["members"]) == sorted(member_ref(event, u) for u in early)
+    assert sorted(drawn["members"]) == sorted(ref_of(queue_settings, event, u) for u in early)
     # The drawn fans go first, the later one after all of them.
     admitted = await eventually(
         lambda: get_queue(qclient, queue_settings, event),

@@ -19,16 +19,18 @@ from ticketing.domain.queue import (
     eta_seconds,
     is_sold_out,
     measured_rate_per_minute,
+    member_key,
     member_ref,
     next_auto_rate,
     order_digest,
 )
 
 SEED = "11" * 32
+KEY = member_key("a-secret", 7)
 
 
 def test_the_draw_is_a_permutation_fixed_by_seed_and_members():
-    refs = [member_ref(7, f"fan-{i}") for i in range(200)]
+    refs = [member_ref(KEY, 7, f"fan-{i}") for i in range(200)]
     order = draw_order(SEED, refs)
     assert sorted(order) == sorted(refs)
     assert order != refs  # not the arrival order
@@ -38,19 +40,21 @@ def test_the_draw_is_a_permutation_fixed_by_seed_and_members():
 
 
 def test_anyone_can_recompute_the_draw_with_standard_primitives():
-    refs = [member_ref(7, f"fan-{i}") for i in range(20)]
+    refs = [member_ref(KEY, 7, f"fan-{i}") for i in range(20)]
     seed = bytes.fromhex(SEED)
     by_hand = sorted(refs, key=lambda r: hmac.new(seed, r.encode(), hashlib.sha256).hexdigest())
     assert draw_order(SEED, refs) == by_hand
     assert commitment(SEED) == hashlib.sha256(seed).hexdigest()
-    assert member_ref(7, "alice") == hashlib.sha256(b"7:alice").hexdigest()
+    key = hmac.new(b"a-secret", b"fairness-member:7", hashlib.sha256).digest()
+    assert member_ref(KEY, 7, "alice") == hmac.new(key, b"7:alice", hashlib.sha256).hexdigest()
 
 
 def test_draw_users_pairs_users_with_their_public_refs():
     users = [f"u{i}" for i in range(10)]
-    drawn = draw_users(SEED, 3, users)
+    key = member_key("a-secret", 3)
+    drawn = draw_users(SEED, key, 3, users)
     assert sorted(u for u, _ in drawn) == sorted(users)
-    assert [ref for _, ref in drawn] == draw_order(SEED, [member_ref(3, u) for u in users])
+    assert [ref for _, ref in drawn] == draw_order(SEED, [member_ref(key, 3, u) for u in users])
 
 
 def test_measured_rate_counts_what_was_admitted_lately():
@@ -148,7 +152,7 @@ def test_random_sequences_of_health_stay_within_bounds():
 
 
 def test_an_order_checked_in_pieces_gives_the_digest_of_the_whole():
-    refs = [member_ref(7, f"fan-{i}") for i in range(50)]
+    refs = [member_ref(KEY, 7, f"fan-{i}") for i in range(50)]
     order = draw_order(SEED, refs)
     check = OrderCheck(SEED)
     for start in range(0, len(order), 7):
