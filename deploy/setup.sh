@@ -89,6 +89,8 @@ command -v nginx >/dev/null || missing+=(nginx)
 [ -f /usr/share/lua/5.1/nginx/redis.lua ] || missing+=(lua-nginx-redis)
 compgen -G '/usr/lib/*/lua/5.1/cjson.so' >/dev/null || missing+=(lua-cjson)
 command -v wrk >/dev/null || missing+=(wrk)
+# promtool checks deploy/prometheus/ (tests/integration/platform/test_monitoring.py).
+command -v promtool >/dev/null || missing+=(prometheus)
 # Debian's chromium: the browser tests drive it through Playwright (`playwright install`
 # downloads its own browsers from the internet; this uses the distribution's instead).
 command -v chromium >/dev/null || missing+=(chromium)
