@@ -80,11 +80,25 @@ class QueueStatus(Shape):
     admission_expires_at: datetime | None = Field(default=None, description="Only when admitted.")
 
 
+class SocketTicket(Shape):
+    """A single-use ticket for opening the queue's websocket."""
+
+    ticket: str = Field(description="Pass as ?ticket= to GET /queue/{event_id}/ws, once.")
+    expires_in: int = Field(description="Seconds the ticket stays valid.")
+
+
 class QueueSocketQuery(Query):
+    ticket: str | None = Field(
+        default=None,
+        description="A single-use ticket from POST /queue/{event_id}/ws-ticket: how a browser "
+        "opens the socket (it cannot set headers on a websocket) without putting its access "
+        "token in a URL. A client that can set headers may send a bearer Authorization "
+        "header instead.",
+    )
     token: str | None = Field(
         default=None,
-        description="The fan's JWT (browsers cannot set headers on websockets); a client "
-        "that can may send it as a bearer Authorization header instead.",
+        description="The fan's JWT, accepted only in development (TICKETING_ENV=dev); "
+        "elsewhere it answers 401: tokens stay out of URLs, use a ticket.",
     )
 
 

@@ -23,6 +23,8 @@
     admission: null, // {token, expiresAt}
     hold: null,
     ws: null,
+    connecting: false, // asking for a websocket ticket
+    stops: 0, // times stopListening ran: a ticket asked for before one opens no socket
     wsFailures: 0,
     pollTimer: null,
     silenceTimer: null,
@@ -202,10 +204,33 @@
 
   // --- live updates: the websocket, polling /status while it is down -----------------------
 
-  function listen() {
-    if (s.ws || ["done", "sold_out"].includes(s.phase)) return;
+  const settled = () => ["done", "sold_out"].includes(s.phase);
+
+  // The socket opens with a single-use ticket asked for right before each (re)connect, so
+  // the access token never travels in a URL (proxies and access logs keep those).
+  async function listen() {
+    if (s.ws || s.connecting || settled()) return;
+    s.connecting = true;
+    const stopped = s.stops;
+    let ticket;
+    try {
+      ({ ticket } = await call("POST", `/queue/${eventId}/ws-ticket`));
+    } catch (err) {
+      if (stopped !== s.stops || settled()) return;
+      if (err.code === "not_in_queue" && s.phase === "queue") {
+        stopPolling();
+        join(); // lost the place (or the store did): the queue ticket asks for it back
+      } else {
+        disconnected();
+      }
+      return;
+    } finally {
+      s.connecting = false;
+    }
+    // The fan may have left, booked or been told the sale is over meanwhile.
+    if (stopped !== s.stops || s.ws || settled()) return;
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = `${scheme}//${location.host}/queue/${eventId}/ws?token=${encodeURIComponent(s.token)}`;
+    const url = `${scheme}//${location.host}/queue/${eventId}/ws?ticket=${encodeURIComponent(ticket)}`;
     const ws = new WebSocket(url);
     s.ws = ws;
     ws.onopen = () => {
@@ -228,12 +253,17 @@
       if (s.ws !== ws) return;
       s.ws = null;
       clearTimeout(s.silenceTimer);
-      if (["done", "sold_out"].includes(s.phase)) return;
-      s.wsFailures += 1;
-      live("Live updates interrupted; checking every few seconds.");
-      startPolling();
-      setTimeout(listen, 1000 * Math.min(30, 2 ** s.wsFailures));
+      if (settled()) return;
+      disconnected();
     };
+  }
+
+  // No socket (it closed, or no ticket came): poll meanwhile, and try again later.
+  function disconnected() {
+    s.wsFailures += 1;
+    live("Live updates interrupted; checking every few seconds.");
+    startPolling();
+    setTimeout(listen, 1000 * Math.min(30, 2 ** s.wsFailures));
   }
 
   function onPush(push) {
@@ -299,6 +329,7 @@
   }
 
   function stopListening() {
+    s.stops += 1;
     stopPolling();
     clearTimeout(s.silenceTimer);
     const ws = s.ws;

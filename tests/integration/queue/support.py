@@ -17,7 +17,7 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
 from tests.integration.booking.support import call, make_event, settings_env
-from tests.support import auth_header, eventually, free_port, make_token
+from tests.support import auth_header, eventually, free_port
 from ticketing.config import Settings
 from ticketing.domain.seating import Section
 
@@ -154,8 +154,14 @@ def queue_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def socket_path(settings, user: str, event: int) -> str:
-    return f"/queue/{event}/ws?token={make_token(settings, user)}"
+async def socket_path(client: TestClient, settings: Settings, user: str, event: int) -> str:
+    """The websocket's path with a fresh single-use ticket of ``user``'s (who has joined:
+    the ticket route answers 404 otherwise)."""
+    status, body, _ = await call(
+        client, "POST", f"/queue/{event}/ws-ticket", auth_header(settings, user)
+    )
+    assert status == 200, body
+    return f"/queue/{event}/ws?ticket={body['ticket']}"
 
 
 async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> dict[str, Any]:

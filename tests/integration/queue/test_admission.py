@@ -29,9 +29,10 @@ from tests.integration.queue.support import (
     patch_queue,
     queue_event,
     queue_status,
+    socket_path,
     wait_status,
 )
-from tests.support import auth_header, eventually, make_token, settings_with
+from tests.support import auth_header, eventually, settings_with
 from ticketing.config import Settings
 from ticketing.domain.seating import Section
 from ticketing.messages import BOOKING_EXCHANGE
@@ -161,9 +162,7 @@ async def test_fans_who_stop_listening_lose_their_place(queue_settings, pool, wo
         await patch_queue(client, settings, event, paused=True)
         for user in ("quiet", "poller", "listener"):
             await join(client, settings, user, event)
-        socket = await client.ws_connect(
-            f"/queue/{event}/ws?token={make_token(settings, 'listener')}"
-        )
+        socket = await client.ws_connect(await socket_path(client, settings, "listener", event))
         store = client.app[QUEUE_KEY].store
 
         async def waiting() -> int:
@@ -236,7 +235,7 @@ async def test_waiting_fans_are_told_at_once_when_nothing_is_left(
     assert (await get_queue(qclient, queue_settings, other))["sold_out"] is False
 
     async with qclient.ws_connect(
-        f"/queue/{event}/ws?token={make_token(queue_settings, 'hopeful')}"
+        await socket_path(qclient, queue_settings, "hopeful", event)
     ) as ws:
         first = await ws.receive_json(timeout=5)
         assert first["type"] == "status" and first["status"] == "waiting"
@@ -590,9 +589,7 @@ async def test_while_every_seat_left_is_held_fans_hear_all_held_until_one_comes_
     ]
     _, third = await queue_status(qclient, queue_settings, "h3", event)
     assert third["status"] == "waiting"  # 4 seats serve two fans of two
-    async with qclient.ws_connect(
-        f"/queue/{event}/ws?token={make_token(queue_settings, 'h3')}"
-    ) as ws:
+    async with qclient.ws_connect(await socket_path(qclient, queue_settings, "h3", event)) as ws:
         await first_message(ws, "status", "waiting")
         holds = []
         for user, token in zip(("h1", "h2"), tokens, strict=True):
@@ -642,7 +639,7 @@ async def test_sold_out_reaches_everyone_within_a_second_and_returned_seats_resu
         ]
         await wait_status(client, settings, "admitted-too", event, "admitted", 3)
         sockets = {
-            user: await client.ws_connect(f"/queue/{event}/ws?token={make_token(settings, user)}")
+            user: await client.ws_connect(await socket_path(client, settings, user, event))
             for user in line[1:]
         }
         try:
@@ -719,7 +716,7 @@ async def test_a_late_payment_that_sells_the_last_seats_is_told_within_a_second(
         token = (await wait_status(client, settings, "buyer", event, "admitted", 3))[
             "admission_token"
         ]
-        ws = await client.ws_connect(f"/queue/{event}/ws?token={make_token(settings, 'waiting-1')}")
+        ws = await client.ws_connect(await socket_path(client, settings, "waiting-1", event))
         try:
             await first_message(ws, "status")
             status, hold = await reserve(client, settings, "buyer", event, token, 4)

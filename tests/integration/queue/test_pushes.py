@@ -62,7 +62,7 @@ class Sockets:
 
     async def open(self, client: TestClient, settings: Settings, event: int, *users: str) -> None:
         for user in users:
-            ws = await client.ws_connect(socket_path(settings, user, event))
+            ws = await client.ws_connect(await socket_path(client, settings, user, event))
             self.heard[user] = []
             self._open.append((ws, asyncio.create_task(listen(ws, self.heard[user]))))
 
@@ -117,7 +117,7 @@ async def test_a_fan_near_the_front_hears_each_move_within_a_round(
     ahead = [f"leaver-{n}" for n in range(5)]
     for user in [*ahead, "near"]:
         await join(qclient, queue_settings, user, event)
-    async with qclient.ws_connect(socket_path(queue_settings, "near", event)) as ws:
+    async with qclient.ws_connect(await socket_path(qclient, queue_settings, "near", event)) as ws:
         await until(ws, lambda m: m["type"] == "status" and m["position"] == 6, 5)
         for n, user in enumerate(ahead):
             await call(qclient, "POST", f"/queue/{event}/leave", auth_header(queue_settings, user))
@@ -284,11 +284,13 @@ async def test_a_stalled_client_holds_nobody_up_and_is_dropped(
         line = [*(f"front-{n:02}" for n in range(80)), "stalled", "steady"]
         event = await paused_line(client, queue_settings, pool, line)
         stalled = await stalled_socket(
-            client.host, client.port, socket_path(queue_settings, "stalled", event)
+            client.host, client.port, await socket_path(client, queue_settings, "stalled", event)
         )
         before = dropped()
         heard: Heard = []
-        async with client.ws_connect(socket_path(queue_settings, "steady", event)) as ws:
+        async with client.ws_connect(
+            await socket_path(client, queue_settings, "steady", event)
+        ) as ws:
             listener = asyncio.create_task(listen(ws, heard))
             # Four admissions a second: both fans (near the front) are due a push every round.
             await patch_queue(client, queue_settings, event, paused=False, admit_per_minute=240)

@@ -59,6 +59,7 @@ async def test_queue_routes_need_a_token_and_admin_routes_the_admin_role(
         ("GET", f"/queue/{event}/status"),
         ("POST", f"/queue/{event}/leave"),
         ("GET", f"/queue/{event}/ws"),
+        ("POST", f"/queue/{event}/ws-ticket"),
         ("GET", "/admin/queues"),
         ("GET", f"/admin/queues/{event}"),
         ("PATCH", f"/admin/queues/{event}"),
@@ -74,21 +75,23 @@ async def test_queue_routes_need_a_token_and_admin_routes_the_admin_role(
     ):
         status, body, _ = await call(qclient, method, path, fan_only, {"paused": True})
         assert (status, body["code"]) == (403, "forbidden"), path
-    status, body, _ = await call(qclient, "GET", f"/queue/{event}/ws?token=garbage", {})
+    status, body, _ = await call(
+        qclient, "GET", f"/queue/{event}/ws", {"Authorization": "Bearer garbage"}
+    )
     assert (status, body["code"]) == (401, "invalid_token")
 
 
 async def test_unknown_malformed_or_queueless_events_are_404(qclient, queue_settings, pool) -> None:
     no_queue = await make_event(pool, SEATS)
     me = auth_header(queue_settings, "lost")
-    token = me["Authorization"].split()[1]
     for event in (999_999_999, no_queue, "abc", 0, -3, "1e3"):
         for method, path, headers in (
             ("POST", f"/queue/{event}/join", me),
             ("GET", f"/queue/{event}/status", me),
             ("POST", f"/queue/{event}/leave", me),
             ("GET", f"/queue/{event}/fairness", {}),
-            ("GET", f"/queue/{event}/ws?token={token}", {}),
+            ("GET", f"/queue/{event}/ws", me),
+            ("POST", f"/queue/{event}/ws-ticket", me),
             ("GET", f"/admin/queues/{event}", admin(queue_settings)),
             ("PATCH", f"/admin/queues/{event}", admin(queue_settings)),
         ):

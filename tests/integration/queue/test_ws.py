@@ -22,19 +22,23 @@ from tests.integration.queue.support import (
 from tests.support import auth_header
 
 
-async def test_the_handshake_checks_token_origin_event_and_membership(
+async def test_the_handshake_checks_ticket_origin_event_and_membership(
     qclient, queue_settings, pool
 ) -> None:
     event = await queue_event(pool)
     status, body, _ = await call(qclient, "GET", f"/queue/{event}/ws", {})
     assert (status, body["code"]) == (401, "unauthorized")
-    status, body, _ = await call(qclient, "GET", socket_path(queue_settings, "stranger", event), {})
+    stranger = auth_header(queue_settings, "stranger")
+    status, body, _ = await call(qclient, "POST", f"/queue/{event}/ws-ticket", stranger)
+    assert (status, body["code"]) == (404, "not_in_queue")
+    status, body, _ = await call(qclient, "GET", f"/queue/{event}/ws", stranger)
     assert (status, body["code"]) == (404, "not_in_queue")
     await join(qclient, queue_settings, "origin-fan", event)
-    path = socket_path(queue_settings, "origin-fan", event)
+    path = await socket_path(qclient, queue_settings, "origin-fan", event)
     status, body, _ = await call(qclient, "GET", path, {"Origin": "https://evil.example"})
     assert (status, body["code"]) == (403, "forbidden_origin")
     host = f"{qclient.host}:{qclient.port}"
+    # The refusal for the origin came before the ticket was looked at: it still serves.
     async with qclient.ws_connect(path, origin=f"http://{host}") as ws:
         first = await receive(ws, 5)
         assert first["type"] == "status" and first["event_id"] == event
@@ -46,7 +50,7 @@ async def test_pushes_follow_the_queue(qclient, queue_settings, pool) -> None:
     await patch_queue(qclient, queue_settings, event, paused=True, max_active=1)
     for user in ("ws-a", "ws-b", "ws-c"):
         await join(qclient, queue_settings, user, event)
-    async with qclient.ws_connect(socket_path(queue_settings, "ws-c", event)) as ws:
+    async with qclient.ws_connect(await socket_path(qclient, queue_settings, "ws-c", event)) as ws:
         paused, _ = await until(ws, lambda m: m["type"] == "paused", 5)
         assert paused == {"type": "paused", "event_id": event}
         first, _ = await until(ws, lambda m: m["type"] == "status", 5)
@@ -101,7 +105,7 @@ async def test_pause_is_pushed_at_once_and_connected_fans_keep_their_place(
     event = await queue_event(pool)
     await patch_queue(qclient, settings, event, max_active=0)  # nobody admitted
     await join(qclient, settings, "still-here", event)
-    async with qclient.ws_connect(socket_path(settings, "still-here", event)) as ws:
+    async with qclient.ws_connect(await socket_path(qclient, settings, "still-here", event)) as ws:
         await until(ws, lambda m: m["type"] == "status", 5)
         started = time.monotonic()
         await patch_queue(qclient, settings, event, paused=True)
@@ -119,7 +123,7 @@ async def test_shutdown_closes_the_sockets(queue_settings, pool, worker) -> None
     await join(client, queue_settings, "at-closing", event)
     # A session of its own: the test client would close its sockets itself first.
     async with aiohttp.ClientSession() as session:
-        url = client.make_url(socket_path(queue_settings, "at-closing", event))
+        url = client.make_url(await socket_path(client, queue_settings, "at-closing", event))
         async with session.ws_connect(url) as ws:
             await receive(ws, 5)
             await client.close()
