@@ -57,7 +57,9 @@ from ticketing.messages import (  # noqa: E402
     BOOKING_EXCHANGE,
     BOOKING_PAYMENTS_QUEUE,
     PAYMENTS_ROUTING_KEY,
+    SIGNATURE_HEADER,
     Confirm,
+    command_signature,
 )
 
 NAME = "ticketing_bench_confirm_cpu"
@@ -180,10 +182,10 @@ def _an_hour_from_now() -> datetime:
     return datetime.now(UTC) + timedelta(hours=1)
 
 
-async def send_confirms(amqp_url: str, holds: list[tuple[str, str]], within: float) -> dict:
-    """Every hold's CONFIRM at once, one message each as the front door sends it; returns
-    the count of answers by status once each has one."""
-    connection = await aio_pika.connect(amqp_url)
+async def send_confirms(settings: Settings, holds: list[tuple[str, str]], within: float) -> dict:
+    """Every hold's CONFIRM at once, one message each as the front door sends it (signed);
+    returns the count of answers by status once each has one."""
+    connection = await aio_pika.connect(settings.amqp_url)
     async with connection:
         channel = await connection.channel()
         replies = await channel.declare_queue(exclusive=True, auto_delete=True)
@@ -210,12 +212,14 @@ async def send_confirms(amqp_url: str, holds: list[tuple[str, str]], within: flo
                 request_id=request_id, user_id=user, hold_id=hold_id, payment_method=VISA
             ).to_wire()
             command["sent_at"] = time.time()
+            body = orjson.dumps(command)
             await exchange.publish(
                 aio_pika.Message(
-                    orjson.dumps(command),
+                    body,
                     correlation_id=request_id,
                     reply_to=replies.name,
                     content_type="application/json",
+                    headers={SIGNATURE_HEADER: command_signature(settings.command_secret, body)},
                 ),
                 routing_key=PAYMENTS_ROUTING_KEY,
             )
@@ -295,13 +299,13 @@ def run(args: argparse.Namespace) -> int:
         procs.started.append(("booking_worker", worker))
         asyncio.run(wait_for_consumers(settings.amqp_url, BOOKING_PAYMENTS_QUEUE, 1, 60))
         say(f"worker pid {worker.pid} from {tree}; {args.warmup} warm-up confirms")
-        warm = asyncio.run(send_confirms(settings.amqp_url, holds[: args.warmup], 300))
+        warm = asyncio.run(send_confirms(settings, holds[: args.warmup], 300))
         time.sleep(1.0)  # the warm-up's last replies and logs are written
         procs.check_alive()
         say(f"{args.confirms} measured confirms, all sent at once")
         cpu = clock_ticks([worker.pid])
         started = time.monotonic()
-        statuses = asyncio.run(send_confirms(settings.amqp_url, holds[args.warmup :], 600))
+        statuses = asyncio.run(send_confirms(settings, holds[args.warmup :], 600))
         wall = time.monotonic() - started
         cpu = clock_ticks([worker.pid]) - cpu
         procs.check_alive()

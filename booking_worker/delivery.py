@@ -20,17 +20,23 @@ from ticketing.booking_topology import ERROR_HEADER
 from ticketing.dead_letters import dead_letter, park
 from ticketing.messages import (
     COMMANDS_HEADER,
+    SIGNATURE_HEADER,
     BookingReplies,
     BookingReply,
     Command,
     MessageError,
     parse_booking_message,
+    signed_by,
 )
 from ticketing.problems import Problem
 
 log = logging.getLogger(__name__)
 
 Message = AbstractIncomingMessage
+
+
+class UnsignedMessage(MessageError):
+    """Not signed by a front door (no signature, or a wrong one): nothing in it is read."""
 
 
 def commands_in(message: Message) -> int:
@@ -50,7 +56,12 @@ class Delivery:
     malformed: list[tuple[Any, str]] = field(default_factory=list)
 
     @classmethod
-    def decode(cls, message: Message) -> Delivery:
+    def decode(cls, message: Message, secret: str) -> Delivery:
+        """The message's commands; :class:`MessageError` when none can be read, and
+        :class:`UnsignedMessage` before anything is read when the front door did not sign
+        it (``secret``: TICKETING_COMMAND_SECRET)."""
+        if not signed_by(secret, message.body, (message.headers or {}).get(SIGNATURE_HEADER)):
+            raise UnsignedMessage("not signed with the command secret")
         try:
             body = orjson.loads(message.body)
         except orjson.JSONDecodeError as exc:
@@ -77,7 +88,11 @@ class Delivery:
 async def refuse_undecodable(
     channel: AbstractChannel, dead_exchange: AbstractExchange, message: Message, exc: Exception
 ) -> None:
-    """Answer 400 to a message no command could be read from, and park it."""
+    """Answer 400 to a message no command could be read from, and park it. An unsigned
+    one is parked unanswered: its reply_to is not the front door's to be trusted either."""
+    if isinstance(exc, UnsignedMessage):
+        await dead_letter_message(dead_exchange, message, str(exc), "unsigned")
+        return
     problem = Problem(400, "validation_error", f"Bad booking command: {exc}")
     await reply(channel, message, [(message.correlation_id, 400, problem.to_dict())])
     await dead_letter_message(dead_exchange, message, str(exc), "bad_message")

@@ -118,7 +118,7 @@ class PaymentStage:
     ) -> None:
         try:
             try:
-                unit = Delivery.decode(message)
+                unit = Delivery.decode(message, self.settings.command_secret)
             except MessageError as exc:
                 await refuse_undecodable(channel, dead_exchange, message, exc)
                 return

@@ -139,7 +139,7 @@ class BookingWorker:
         units: list[Delivery] = []
         for message in batch:
             try:
-                units.append(Delivery.decode(message))
+                units.append(Delivery.decode(message, self.settings.command_secret))
             except MessageError as exc:
                 await refuse_undecodable(channel, dead_exchange, message, exc)
         commands = [command for unit in units for command in unit.commands]

@@ -166,6 +166,12 @@ class Settings(PlatformSettings):
         "signs queue tickets (not the JWT or admission secret)",
         shipped=("compose-only-queue-ticket-secret-change-me",),
     )
+    command_secret: Secret = setting(  # noqa: RUF009 (a str: immutable)
+        Secret("dev-only-command-secret-change-me-in-prod"),
+        "signs the booking commands the front door sends; a booking worker acts on no other "
+        "(not the JWT, admission or queue-ticket secret)",
+        shipped=("compose-only-command-secret-change-me",),
+    )
     queue_admit_per_minute: int = setting(
         60,
         "admissions per minute of a queue until an operator sets `admit_per_minute`",

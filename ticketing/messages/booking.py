@@ -6,10 +6,12 @@ booking_routing_key(event_id, partitions); each partition has one durable queue,
 commands of one event meet in one queue. The front door publishes persistent messages with
 publisher confirms, `correlation_id` = the command's request_id and `reply_to` = its reply
 queue; the worker answers on the default exchange with a BookingReply, after commit.
+Each message's body is signed (SIGNATURE_HEADER); a worker acts on no unsigned one.
 """
 
 from __future__ import annotations
 
+import hmac
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +59,24 @@ BOOKING_REPLIES = "booking.replies"
 # Header with the number of commands in a message, so a worker sizes its transaction
 # before parsing anything.
 COMMANDS_HEADER = "x-commands"
+# HMAC-SHA256 of the message's body under TICKETING_COMMAND_SECRET, hex. A command says who
+# the fan is, their roles and whether the queue admitted them, and the worker believes it:
+# so only what the front door signed is a command, not whatever reaches a queue (anyone
+# with the broker's login could publish one).
+SIGNATURE_HEADER = "x-signature"
+
+
+def command_signature(secret: str, body: bytes) -> str:
+    return hmac.digest(secret.encode(), body, "sha256").hex()
+
+
+def signed_by(secret: str, body: bytes, signature: object) -> bool:
+    """Whether ``signature`` (a header's value, of any type) signs ``body`` under ``secret``."""
+    if isinstance(signature, str):
+        signature = signature.encode()
+    if not isinstance(signature, bytes):
+        return False
+    return hmac.compare_digest(command_signature(secret, body).encode(), signature)
 
 
 def booking_batch(commands: list[dict[str, Any]]) -> dict[str, Any]:

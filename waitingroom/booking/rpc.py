@@ -27,10 +27,12 @@ from ticketing.lifecycle import Backoff, wait_any
 from ticketing.messages import (
     BOOKING_EXCHANGE,
     COMMANDS_HEADER,
+    SIGNATURE_HEADER,
     BookingReply,
     Command,
     booking_batch,
     command_routing_key,
+    command_signature,
     parse_booking_replies,
 )
 from ticketing.metrics import DEPENDENCY_ERRORS
@@ -175,18 +177,19 @@ class BookingRpc:
         channel = self._channel
         if channel is None:
             raise ConnectionError("not connected to RabbitMQ")
-        body = commands[0] if len(commands) == 1 else booking_batch(commands)
+        body = orjson.dumps(commands[0] if len(commands) == 1 else booking_batch(commands))
+        signature = command_signature(self.settings.command_secret, body)
         exchange = await channel.get_exchange(BOOKING_EXCHANGE, ensure=False)
         await asyncio.wait_for(
             exchange.publish(
                 aio_pika.Message(
-                    orjson.dumps(body),
+                    body,
                     content_type="application/json",
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     correlation_id=commands[0]["correlation_id"],
                     reply_to=self._reply_to,
                     message_id=commands[0]["request_id"],
-                    headers={COMMANDS_HEADER: len(commands)},
+                    headers={COMMANDS_HEADER: len(commands), SIGNATURE_HEADER: signature},
                 ),
                 routing_key=key,
                 mandatory=True,

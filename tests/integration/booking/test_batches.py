@@ -20,9 +20,11 @@ from ticketing.messages import (
     BOOKING_EXCHANGE,
     COMMANDS_HEADER,
     RESERVE,
+    SIGNATURE_HEADER,
     Reserve,
     booking_batch,
     booking_routing_key,
+    command_signature,
 )
 from waitingroom.booking.rpc import BATCH_SENT
 
@@ -95,11 +97,13 @@ async def test_a_malformed_command_is_refused_alone(booking_settings, worker, ev
         marker = f"bad-{uuid.uuid4()}"
         bad = {"type": RESERVE, "v": 1, "request_id": "", "correlation_id": marker}
         exchange = await channel.get_exchange(BOOKING_EXCHANGE)
+        body = json.dumps(booking_batch([good[0], bad, good[1]])).encode()
+        signature = command_signature(booking_settings.command_secret, body)
         await exchange.publish(
             aio_pika.Message(
-                json.dumps(booking_batch([good[0], bad, good[1]])).encode(),
+                body,
                 reply_to=replies.name,
-                headers={COMMANDS_HEADER: 3},
+                headers={COMMANDS_HEADER: 3, SIGNATURE_HEADER: signature},
             ),
             routing_key=booking_routing_key(event, booking_settings.booking_partitions),
         )

@@ -14,7 +14,12 @@ import pytest
 from tests.integration.booking.support import call, fan, make_event, open_client, ticket_ids
 from tests.support import eventually, free_port, settings_with
 from ticketing.domain.seating import Section
-from ticketing.messages import BOOKING_DEAD_LETTER_QUEUE, BOOKING_EXCHANGE
+from ticketing.messages import (
+    BOOKING_DEAD_LETTER_QUEUE,
+    BOOKING_EXCHANGE,
+    SIGNATURE_HEADER,
+    command_signature,
+)
 from waitingroom.queue.admission import issue_admission
 from waitingroom.queue.runtime import QUEUE_KEY
 
@@ -477,7 +482,11 @@ async def test_poison_messages_go_to_the_dead_letter_queue(booking_settings, wor
         channel = await connection.channel()
         exchange = await channel.get_exchange(BOOKING_EXCHANGE)
         for body in (b"{not json", json.dumps({"type": "booking.reserve", "v": 99}).encode()):
-            await exchange.publish(aio_pika.Message(body, message_id="poison"), routing_key="0")
+            # Signed, as the front door would: what is read from a signed message is checked.
+            signed = {SIGNATURE_HEADER: command_signature(booking_settings.command_secret, body)}
+            await exchange.publish(
+                aio_pika.Message(body, message_id="poison", headers=signed), routing_key="0"
+            )
         dead = await channel.declare_queue(BOOKING_DEAD_LETTER_QUEUE, durable=True)
 
         async def fetch():

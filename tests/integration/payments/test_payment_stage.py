@@ -25,7 +25,13 @@ from tests.integration.payments.support import WEBHOOK_SECRET, booking_stack, ch
 from tests.support import settings_with
 from ticketing.config import Settings
 from ticketing.domain.seating import Section
-from ticketing.messages import BOOKING_EXCHANGE, Confirm, booking_routing_key
+from ticketing.messages import (
+    BOOKING_EXCHANGE,
+    SIGNATURE_HEADER,
+    Confirm,
+    booking_routing_key,
+    command_signature,
+)
 
 pytestmark = pytest.mark.usefixtures("stripe_back")
 
@@ -125,8 +131,10 @@ async def test_control_a_confirm_in_the_batch_loop_holds_reserves_up(
     try:
         channel = await connection.channel()
         exchange = await channel.get_exchange(BOOKING_EXCHANGE)
+        body = orjson.dumps({**command, "sent_at": time.time()})
+        signed = {SIGNATURE_HEADER: command_signature(wide.command_secret, body)}
         await exchange.publish(
-            aio_pika.Message(orjson.dumps({**command, "sent_at": time.time()})),
+            aio_pika.Message(body, headers=signed),
             routing_key=booking_routing_key(event_id, wide.booking_partitions),
         )
     finally:

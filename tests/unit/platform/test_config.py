@@ -17,6 +17,7 @@ SECRETS = (
     "stripe_webhook_secret",
     "admission_secret",
     "queue_ticket_secret",
+    "command_secret",
 )
 SECRET_VARIABLES = [f"TICKETING_{name.upper()}" for name in SECRETS]
 DEV = {"TICKETING_ENV": "dev"}
