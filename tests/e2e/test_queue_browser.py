@@ -112,11 +112,17 @@ def test_a_fan_waits_is_admitted_picks_seats_and_pays(stack: Stack, pages):
         ),
     )
     fan.on("pageerror", lambda exc: console_errors.append(str(exc)))
+    sockets: list[str] = []
+    fan.on("websocket", lambda ws: sockets.append(ws.url))
 
     with Listening(stack, event_id, ahead):
         fan.goto(f"{stack.base}/queue/{event_id}?user={fan_user}")
         fan.wait_for_selector("#queue:not([hidden])")
         expect(fan.locator("#position")).to_have_text("#4", timeout=15_000)
+        # Live over a websocket opened with a single-use ticket: no token in its URL.
+        expect(fan.locator("#live")).to_have_text("Live", timeout=15_000)
+        assert sockets, "the page opened no websocket"
+        assert all("?ticket=" in url and "token=" not in url for url in sockets), sockets
         assert _text(fan, "#event-name") == "Queue Night"
         assert _text(fan, "#ahead") == str(FANS_AHEAD)
         assert "paused" in _text(fan, "#queue-state")
