@@ -196,3 +196,30 @@ def test_odd_id_is_not_found(
     )
     assert answer.status == 404, f"{method} {path}: {answer}"
     answered_well(method, path, answer)
+
+
+# Past the services' burst allowance (100 at once per client) from one address.
+BURST = 130
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        pytest.param("POST", "/auth/dev-token", b'{"user_id": "burst"}', marks=known("F9")),
+        pytest.param("GET", "/.well-known/jwks.json", None, marks=known("F9")),
+        pytest.param("GET", "/healthz", None),
+        pytest.param("GET", "/openapi.json", None),
+    ],
+)
+def test_burst_from_one_address_is_answered_as_documented(
+    stack: Stack, method: str, path: str, body: bytes | None
+) -> None:
+    """Routes whose documents list no 429: a client's burst must not meet one."""
+    source = 450 + zlib.crc32(path.encode()) % 40  # an address no other test uses
+    for _ in range(BURST):
+        answered_well(
+            method,
+            path,
+            wire.send(stack.base, method, path, body=body, source=source),
+            refusal=False,
+        )

@@ -44,9 +44,11 @@ def _host(stack: Stack) -> bytes:
     return (urlsplit(stack.base).netloc).encode()
 
 
-def _raw(stack: Stack, line: bytes, headers: bytes = b"", source: int = 7) -> wire.Answer:
-    request = line + b"\r\nHost: " + _host(stack) + b"\r\n" + headers + b"Connection: close\r\n\r\n"
-    return wire.raw(stack.base, request, source)
+def _raw(
+    stack: Stack, line: bytes, headers: bytes = b"", source: int = 7, body: bytes = b""
+) -> wire.Answer:
+    head = line + b"\r\nHost: " + _host(stack) + b"\r\n" + headers + b"Connection: close\r\n\r\n"
+    return wire.raw(stack.base, head + body, source)
 
 
 def _quoted(target: bytes) -> str:
@@ -183,3 +185,30 @@ def test_websocket_of_a_fan_in_the_queue_opens(stack: Stack, own: Own) -> None:
     answer = _handshake(stack, path, {"Authorization": f"Bearer {own.fan}"})
     assert answer.status == 101, answer
     answered_well("GET", path, answer, refusal=False)
+
+
+def test_chunked_body_over_the_limit_is_refused_413(stack: Stack, own: Own) -> None:
+    """No Content-Length to refuse it by: nginx must count the chunks."""
+    chunk = b"x" * 65536
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(160)) + b"0\r\n\r\n"
+    answer = _raw(
+        stack,
+        b"POST /auth/dev-token HTTP/1.1",
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n",
+        body=chunks,
+    )
+    assert answer.status == 413, answer
+    answered_well("POST", "/auth/dev-token", answer)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", ""]
+)
+def test_body_of_another_content_type_is_refused(stack: Stack, content_type: str) -> None:
+    answer = _raw(
+        stack,
+        b"POST /auth/dev-token HTTP/1.1",
+        f"Content-Type: {content_type}\r\nContent-Length: 9\r\n".encode(),
+        body=b"user_id=x",
+    )
+    answered_well("POST", "/auth/dev-token", answer)

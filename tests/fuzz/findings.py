@@ -25,6 +25,8 @@ FINDINGS = {
     "F8": "a bearer token with bytes that are not UTF-8 is a 500 internal_error on every "
     "service route: PyJWT's str.encode raises UnicodeEncodeError, which the token "
     "verifier does not turn into 401 invalid_token (ticketing/auth.py)",
+    "F9": "the generic rate limit (429 rate_limited) also covers routes whose documents "
+    "list no 429: POST /auth/dev-token and GET /.well-known/jwks.json",
 }
 
 
