@@ -70,10 +70,13 @@ def _concrete(template: str, own: Own, value: str | None = None) -> str:
     return template
 
 
-def _send(stack: Stack, method: str, path: str, body: bytes | None, **kwargs: object) -> None:
+def _send(
+    stack: Stack, method: str, path: str, body: bytes, token: str, headers: dict[str, str]
+) -> None:
+    source = zlib.crc32(path.encode()) % 400
     answer = wire.send(
-        stack.base, method, path, body=body, source=zlib.crc32(path.encode()) % 400, **kwargs
-    )  # type: ignore[arg-type]
+        stack.base, method, path, body=body, token=token, headers=headers, source=source
+    )
     answered_well(method, path, answer)
 
 

@@ -51,4 +51,6 @@ def finding_of(path: str, status: int, body: bytes) -> str | None:
         return "F1"
     if status == 404 and code == "not_found" and ("%7B" in where or "%7D" in where):
         return "F2"
+    if status == 429 and where in ("/AUTH/DEV-TOKEN", "/.WELL-KNOWN/JWKS.JSON"):
+        return "F9"
     return None

@@ -53,6 +53,8 @@ class Pools:
     read_events: tuple[int, ...]
     tickets: tuple[int, ...]
     static: tuple[str, ...]
+    # Body fields naming a row, and rows of the test's own that they may name.
+    body_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def operation_requests(
             if p["in"] == "header"
         },
     )
-    body = _body(schemas, operation.get("requestBody"))
+    body = _body(schemas, operation.get("requestBody"), pools)
     return st.builds(
         lambda path, query, who, headers, body: Request(
             method, path + _query_string(query), who, headers, body
@@ -176,12 +178,33 @@ def _header_safe(text: str) -> bool:
     return bool(text) and text == text.strip() and set(text) <= PRINTABLE
 
 
-def _body(schemas: Schemas, request_body: dict[str, Any] | None) -> st.SearchStrategy[bytes | None]:
+def _body(
+    schemas: Schemas, request_body: dict[str, Any] | None, pools: Pools
+) -> st.SearchStrategy[bytes | None]:
     if request_body is None:
         return st.none()
     schema = request_body.get("content", {}).get("application/json", {}).get("schema", {})
-    as_json = _sometimes(schemas, schema).map(lambda value: json.dumps(value).encode())
+    # Valid bodies naming rows that exist: the only way past the 404s to a 201.
+    existing = st.builds(
+        lambda value, pick: _with_ids(value, pools.body_ids, pick),
+        schemas.valid(schema),
+        st.integers(0, 999),
+    )
+    as_json = st.one_of(_sometimes(schemas, schema), existing).map(
+        lambda value: json.dumps(value).encode()
+    )
     not_json = st.sampled_from(
         [b"", b"{", b"[]", b"null", b'{"a":', b"\xff\xfe", b'{"name": "\xc3\x28"}', b"\x00"]
     )
     return st.one_of(as_json, as_json, as_json, not_json, st.binary(max_size=64), st.none())
+
+
+def _with_ids(value: Any, ids: dict[str, tuple[int, ...]], pick: int) -> Any:
+    if not isinstance(value, dict):
+        return value
+    named = {
+        key: ids[key][pick % len(ids[key])]
+        for key in value
+        if ids.get(key) and isinstance(value[key], int)
+    }
+    return {**value, **named}

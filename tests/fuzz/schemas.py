@@ -112,7 +112,7 @@ class Schemas:
         return resolved
 
     def is_valid(self, schema: dict[str, Any], instance: Any) -> bool:
-        return _validator(_frozen(self.resolve(schema))).is_valid(instance)
+        return bool(_validator(_frozen(self.resolve(schema))).is_valid(instance))
 
     def valid(self, schema: dict[str, Any]) -> st.SearchStrategy[Any]:
         resolved = self.resolve(schema)
