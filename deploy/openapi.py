@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from catalog_api.openapi import build_document as catalog_document
-from ticketing.api import merge
+from ticketing.api import Problems, merge
+from ticketing.api.replies import PROBLEM_JSON
 from waitingroom.openapi import build_document as waitingroom_document
 
 FILE = Path(__file__).with_name("openapi.json")
@@ -30,8 +31,47 @@ DESCRIPTION = (
 )
 
 
+# What nginx answers itself, before any service sees the request (deploy/nginx.conf.template,
+# the /_gateway/NNN locations): any route may get these, whatever its service declares.
+GATEWAY_REPLIES = (
+    Problems(400, "the gateway could not parse the request", codes=("bad_request",)),
+    Problems(413, "the request body is too large", codes=("payload_too_large",)),
+    Problems(414, "the request URI is too long", codes=("uri_too_long",)),
+    Problems(429, "too many connections from this address", codes=("rate_limited",)),
+    Problems(431, "the request headers are too large", codes=("header_too_large",)),
+    Problems(502, "the service behind this route is not answering", codes=("backend_unavailable",)),
+    Problems(503, "the service behind this route is unavailable", codes=("backend_unavailable",)),
+    Problems(504, "the service did not answer in time", codes=("backend_unavailable",)),
+)
+
+
 def merged_document() -> dict[str, Any]:
-    return merge(TITLE, DESCRIPTION, [catalog_document(), waitingroom_document()])
+    doc = merge(TITLE, DESCRIPTION, [catalog_document(), waitingroom_document()])
+    for item in doc["paths"].values():
+        for operation in item.values():
+            with_gateway_replies(operation["responses"])
+    return doc
+
+
+def with_gateway_replies(responses: dict[str, Any]) -> None:
+    """Add what the gateway may answer to one operation's ``responses``: a new status as
+    the gateway's problem, or the gateway's code added to a problem the route declares."""
+    for reply in GATEWAY_REPLIES:
+        status = str(reply.status)
+        known = responses.get(status)
+        if known is None:
+            responses[status] = reply.render()
+            continue
+        schema = known.get("content", {}).get(PROBLEM_JSON, {}).get("schema", {})
+        for part in schema.get("allOf", ()):
+            codes = part.get("properties", {}).get("code", {}).get("enum")
+            if codes is not None and reply.codes[0] not in codes:
+                codes.append(reply.codes[0])
+                known["description"] += f"; {reply.codes[0]}: {reply.description} (the gateway)"
+    # Keep the statuses in order, as the services' documents list them.
+    ordered = dict(sorted(responses.items()))
+    responses.clear()
+    responses.update(ordered)
 
 
 def rendered() -> str:

@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import Field
 
 from ticketing.api import Api, Body, Ok, Shape, Text
-from ticketing.api.common import BAD_REQUEST, TOO_LARGE
+from ticketing.api.common import BAD_REQUEST, RATE_LIMITED, TOO_LARGE
 from ticketing.auth import issue_dev_token
 from ticketing.web import SETTINGS_KEY
 
@@ -37,7 +37,7 @@ class AccessToken(Shape):
     "/auth/dev-token",
     summary="A development access token for any user and roles (TICKETING_ENV=dev only)",
     body=DevTokenBody,
-    replies=[Ok(200, "The token", shape=AccessToken), BAD_REQUEST, TOO_LARGE],
+    replies=[Ok(200, "The token", shape=AccessToken), BAD_REQUEST, TOO_LARGE, RATE_LIMITED],
 )
 async def dev_token(request: web.Request, body: DevTokenBody) -> web.Response:
     settings = request.app[SETTINGS_KEY]

@@ -13,6 +13,7 @@ anonymous request is told 401 before anything about its body.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,7 +180,7 @@ class Api:
 
         def register(handler: Endpoint) -> Endpoint:
             self.operations.append(operation)
-            self.table.route(method, path)(_validated(handler, operation, auth))
+            self.table.route(method, routable(path))(_validated(handler, operation, auth))
             return handler
 
         return register
@@ -187,6 +188,22 @@ class Api:
     def described(self, operation: Operation) -> None:
         """Describe a route registered some other way (a websocket, static files)."""
         self.operations.append(operation)
+
+    def served(self, handler: Handler, operation: Operation) -> None:
+        """Serve ``handler`` as it is, with no validation around it, described by
+        ``operation``: for a route that reads its own input."""
+        self.described(operation)
+        self.table.route(operation.method, routable(operation.path))(handler)
+
+
+_PARAMETER = re.compile(r"\{(\w+)\}")
+
+
+def routable(path: str) -> str:
+    """``path`` as aiohttp should match it: a parameter takes any segment, braces included
+    (aiohttp's default refuses ``{`` and ``}``, and such a request would get the generic
+    404 instead of the route's own, say ``event_not_found``)."""
+    return _PARAMETER.sub(r"{\1:[^/]+}", path)
 
 
 def _validated(handler: Endpoint, operation: Operation, auth: Authenticate | None) -> Handler:

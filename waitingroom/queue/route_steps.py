@@ -62,8 +62,7 @@ def serve(api: Api, handler: Handler, operation: Operation) -> None:
     own input in a way :meth:`Api.route` does not (an optional body, a websocket's token, a
     query only the page's script reads), or a hot one that authenticates first itself,
     with no wrapper around it."""
-    api.described(operation)
-    api.table.route(operation.method, operation.path)(handler)
+    api.served(handler, operation)
 
 
 def queue_reachable() -> contextlib.AbstractContextManager[None]:

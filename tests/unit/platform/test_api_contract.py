@@ -155,7 +155,7 @@ async def test_an_anonymous_request_is_told_401_before_anything_about_its_body(c
     assert response.status == 401
 
 
-@pytest.mark.parametrize("thing_id", ["abc", "0", "99999999999999999999", "\u0661"])
+@pytest.mark.parametrize("thing_id", ["abc", "0", "99999999999999999999", "\u0661", "1{2}", "%7B"])
 async def test_a_malformed_path_id_is_the_routes_404_before_the_query_and_body(
     client, thing_id: str
 ) -> None:
