@@ -86,11 +86,7 @@ BODY_ROUTES = list(_operations(with_body=True))
 @pytest.mark.parametrize(
     ("method", "template"),
     [pytest.param(*op, id=" ".join(op)) for op in BODY_ROUTES]
-    + [
-        pytest.param(
-            "POST", "/queue/{event_id}/leave", id="POST /queue/{event_id}/leave", marks=known("F4")
-        )
-    ],
+    + [pytest.param("POST", "/queue/{event_id}/leave", id="POST /queue/{event_id}/leave")],
 )
 def test_ten_megabyte_body_is_refused_413(
     stack: Stack, own: Own, method: str, template: str
@@ -135,10 +131,8 @@ def _many(count: int) -> str:
         pytest.param("/events?limit=%00", True, id="NUL limit"),
         pytest.param("/events?cursor=" + "A" * 4000, True, id="long garbage cursor"),
         pytest.param("/search?" + _many(800), False, id="800 query parameters"),
-        pytest.param(
-            "/search?" + _many(10_000), True, id="10k query parameters", marks=known("F3")
-        ),
-        pytest.param("/events?" + _many(10_000), True, id="10k on /events", marks=known("F3")),
+        pytest.param("/search?" + _many(10_000), True, id="10k query parameters"),
+        pytest.param("/events?" + _many(10_000), True, id="10k on /events"),
     ],
 )
 def test_nasty_query_is_answered_as_documented(stack: Stack, path: str, refusal: bool) -> None:
@@ -157,7 +151,7 @@ ODD_IDS = {
     "abc": None,
     "%F0%9F%8E%AB": None,
     "%20": None,
-    "%7B1%7D": "F2",
+    "%7B1%7D": None,
     "%00": "F1",
 }
 ID_ROUTES = [op for op in _operations() if "{" in op[1] and not op[1].startswith("/static")]
@@ -208,8 +202,8 @@ BURST = 130
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
-        pytest.param("POST", "/auth/dev-token", b'{"user_id": "burst"}', marks=known("F9")),
-        pytest.param("GET", "/.well-known/jwks.json", None, marks=known("F9")),
+        pytest.param("POST", "/auth/dev-token", b'{"user_id": "burst"}'),
+        pytest.param("GET", "/.well-known/jwks.json", None),
         pytest.param("GET", "/healthz", None),
         pytest.param("GET", "/openapi.json", None),
     ],
