@@ -1,7 +1,9 @@
 """Bearer-token verification shared by every HTTP service, and the dev token endpoint.
 
-Tokens are JWTs: HS256 with ``TICKETING_JWT_SECRET`` by default, RS256 with a configured
-public key for an external identity provider. Only the configured algorithm is accepted, so
+Tokens are JWTs: HS256 with ``TICKETING_JWT_SECRET`` by default; under RS256, the
+platform's own tokens are verified with its public keys (ticketing.keys, by ``kid``) and an
+external identity provider's with the keys of its JWKS URL, its issuer and audience
+required when configured (ticketing.idp). Only the configured algorithm is accepted, so
 ``alg: none`` and algorithm-confusion tokens are refused.
 """
 
@@ -17,7 +19,9 @@ from aiohttp import web
 from jwt.algorithms import HMACAlgorithm
 
 from ticketing.config import Settings
+from ticketing.idp import ProviderKeys
 from ticketing.jwt_speed import HS256FastPath, strict_segment
+from ticketing.keys import platform_signer, platform_signs_rs256, public_keys
 from ticketing.problems import Problem
 
 LEEWAY_SECONDS = 5
@@ -43,8 +47,22 @@ class TokenVerifier:
         # prepared once here instead.
         self._jwt = jwt.PyJWT()
         self._fast: HS256FastPath | None = None
+        self.key: Any = None
+        self._ring: dict[str, Any] = {}
+        self._provider: ProviderKeys | None = None
+        self._provider_options: dict[str, Any] = {}
         if self.algorithm == "RS256":
-            self.key: Any = jwt.get_algorithm_by_name("RS256").prepare_key(settings.jwt_public_key)
+            self._ring = dict(public_keys(settings.jwt_public_key))
+            if settings.jwt_jwks_url:
+                self._provider = ProviderKeys(settings.jwt_jwks_url)
+                required = ["sub", "exp"]
+                if settings.jwt_issuer:
+                    self._provider_options["issuer"] = settings.jwt_issuer
+                    required.append("iss")
+                if settings.jwt_audience:
+                    self._provider_options["audience"] = settings.jwt_audience
+                    required.append("aud")
+                self._provider_options["options"] = {"require": required}
         else:
             self.key = settings.jwt_secret
             self._jwt._jws.unregister_algorithm("HS256")
@@ -73,18 +91,38 @@ class TokenVerifier:
         if claims is not None:
             return self._principal(claims)
         try:
+            key, extra = self._key_for(token)
             claims = self._jwt.decode(
                 token,
-                self.key,
+                key,
                 algorithms=[self.algorithm],
-                options={"require": ["sub", "exp"]},
                 leeway=LEEWAY_SECONDS,
+                **({"options": {"require": ["sub", "exp"]}} | extra),
             )
         except jwt.ExpiredSignatureError as exc:
             raise _unauthorized("token_expired", "The access token has expired.") from exc
         except jwt.InvalidTokenError as exc:
             raise _unauthorized("invalid_token", "The access token is not valid.") from exc
         return self._principal(claims)
+
+    def _key_for(self, token: str) -> tuple[Any, dict[str, Any]]:
+        """The key that must have signed ``token`` and the checks its issuer asks for: one
+        of the platform's by kid (or its only one, for a token naming none), else the
+        external provider's."""
+        if self.algorithm == "HS256":
+            return self.key, {}
+        kid = jwt.get_unverified_header(token).get("kid")
+        if not isinstance(kid, str | None):
+            raise jwt.InvalidTokenError("kid")
+        own = self._ring.get(kid) if kid is not None else None
+        if own is None and kid is None and len(self._ring) == 1:
+            own = next(iter(self._ring.values()))
+        if own is not None:
+            return own, {}
+        external = None if self._provider is None else self._provider.key(kid)
+        if external is None:
+            raise jwt.InvalidTokenError("no key for this token")
+        return external, self._provider_options
 
     def _principal(self, claims: dict[str, Any]) -> tuple[Principal, float]:
         sub = claims.get("sub")
@@ -158,11 +196,16 @@ def require_admin(request: web.Request) -> Principal:
 
 def issue_dev_token(settings: Settings, user_id: str, roles: list[str]) -> dict[str, Any]:
     now = int(time.time())
-    token = jwt.encode(
-        {"sub": user_id, "roles": roles, "iat": now, "exp": now + settings.dev_token_ttl_seconds},
-        settings.jwt_secret,
-        algorithm="HS256",
-    )
+    claims = {
+        "sub": user_id,
+        "roles": roles,
+        "iat": now,
+        "exp": now + settings.dev_token_ttl_seconds,
+    }
+    if platform_signs_rs256(settings):
+        token = platform_signer(settings).sign(claims)
+    else:
+        token = jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
     return {
         "access_token": token,
         "token_type": "Bearer",

@@ -274,8 +274,13 @@ class Settings(PlatformSettings):
         env = os.environ if env is None else env
         values = read_env(cls, env)
         # The rules that tie settings together; each setting's own bounds are declared above.
-        if values["jwt_algorithm"] == "RS256" and not values["jwt_public_key"]:
-            raise ConfigError("TICKETING_JWT_ALGORITHM=RS256 needs TICKETING_JWT_PUBLIC_KEY")
+        if values["jwt_algorithm"] == "RS256" and not (
+            values["jwt_public_key"] or values["jwt_jwks_url"]
+        ):
+            raise ConfigError(
+                "TICKETING_JWT_ALGORITHM=RS256 needs TICKETING_JWT_PUBLIC_KEY or "
+                "TICKETING_JWT_JWKS_URL"
+            )
         secret = values["jwt_secret"]
         if values["jwt_algorithm"] == "HS256" and len(secret.encode()) < 32:
             raise ConfigError("TICKETING_JWT_SECRET must be at least 32 bytes for HS256")

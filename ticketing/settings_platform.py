@@ -97,8 +97,26 @@ class PlatformSettings:
     )
     jwt_public_key: str = setting(
         "",
-        "RS256 public key (PEM text or a file path)",
+        "RS256 public keys that verify the platform's tokens (PEM text or a file path; the "
+        "current and the previous key while keys roll over), served at `/.well-known/jwks.json`",
         parse=_public_key,
+    )
+    jwt_private_key_file: str = setting(
+        "",
+        "RS256 signing key (a PEM file) of the waitingroom, which signs dev and admission "
+        "tokens; its public key must be among `TICKETING_JWT_PUBLIC_KEY`",
+    )
+    jwt_jwks_url: str = setting(
+        "",
+        "an external identity provider's JWKS URL: its RS256 access tokens are accepted too",
+    )
+    jwt_issuer: str = setting(
+        "",
+        "the `iss` the external provider's tokens must carry (checked when set)",
+    )
+    jwt_audience: str = setting(
+        "",
+        "the `aud` the external provider's tokens must carry (checked when set)",
     )
     dev_token_ttl_seconds: int = setting(
         3600,

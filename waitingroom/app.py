@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ticketing.config import Settings
 from ticketing.dev_token import DEV_TOKEN_API
+from ticketing.jwks import JWKS_API
 from ticketing.ratelimit import OWN_LIMITS_KEY
 from ticketing.web import create_base_app, pg_pool_ctx, serve_document
 from waitingroom.booking.commands import rpc_ctx
@@ -39,6 +40,7 @@ def create_app(settings: Settings, role: str = "all") -> web.Application:
         app.router.add_routes(api.table)
     if role == "booking":
         return app
+    app.router.add_routes(JWKS_API.table)
     if settings.is_dev:
         app.router.add_routes(DEV_TOKEN_API.table)
     for api in QUEUE_APIS:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ticketing.api import Api, document
 from ticketing.dev_token import DEV_TOKEN_API
+from ticketing.jwks import JWKS_API
 from ticketing.web import PLATFORM_API
 from waitingroom.booking.contract import BOOKING_APIS
 from waitingroom.queue.contract import QUEUE_APIS
@@ -23,7 +24,7 @@ def apis(role: str = "all") -> list[Api]:
     """What an application of ``role`` serves (``booking``: the front door alone)."""
     if role == "booking":
         return [PLATFORM_API, *BOOKING_APIS]
-    return [PLATFORM_API, DEV_TOKEN_API, *QUEUE_APIS, *BOOKING_APIS]
+    return [PLATFORM_API, DEV_TOKEN_API, JWKS_API, *QUEUE_APIS, *BOOKING_APIS]
 
 
 def build_document(role: str = "all") -> dict[str, Any]:

@@ -1,16 +1,25 @@
-"""Admission tokens: HS256 JWTs the waiting room signs with its own secret (claims ``sub``,
-``event_id``, ``exp``), valid for one user and one event."""
+"""Admission tokens: JWTs the waiting room signs (claims ``sub``, ``event_id``, ``exp``),
+valid for one user and one event. Under RS256 they are signed with the platform's key and
+verified with its public keys (ticketing.keys), so the booking front doors hold no signing
+secret; under HS256, with ``TICKETING_ADMISSION_SECRET``."""
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
+from typing import Any
 
 import jwt
 
 from ticketing.config import Settings
+from ticketing.keys import platform_signer, platform_signs_rs256, public_keys
 from ticketing.problems import Problem
 
 _LEEWAY_SECONDS = 5
+# RS256 signing costs ~1 ms; an admitted fan's every status poll carries their token, the
+# same one each time (no iat), so the last tokens signed are kept.
+_SIGNED_SIZE = 10_000
+_signed: OrderedDict[tuple[str, str, int, int], str] = OrderedDict()
 
 
 def _invalid(detail: str) -> Problem:
@@ -20,10 +29,17 @@ def _invalid(detail: str) -> Problem:
 def verify_admission(settings: Settings, token: str, user_id: str, event_id: int) -> None:
     """Return quietly when ``token`` admits ``user_id`` to ``event_id``; else 403."""
     try:
+        key: Any = settings.admission_secret
+        algorithm = "HS256"
+        if platform_signs_rs256(settings):
+            algorithm = "RS256"
+            key = public_keys(settings.jwt_public_key).get(_kid(token))
+            if key is None:
+                raise jwt.InvalidTokenError("no key for this token")
         claims = jwt.decode(
             token,
-            settings.admission_secret,
-            algorithms=["HS256"],
+            key,
+            algorithms=[algorithm],
             options={"require": ["sub", "event_id", "exp"]},
             leeway=_LEEWAY_SECONDS,
         )
@@ -37,14 +53,36 @@ def verify_admission(settings: Settings, token: str, user_id: str, event_id: int
         raise _invalid("The admission token is for another event.")
 
 
+def _kid(token: str) -> str:
+    kid = jwt.get_unverified_header(token).get("kid")
+    if not isinstance(kid, str):
+        raise jwt.InvalidTokenError("no kid")
+    return kid
+
+
+def _sign(settings: Settings, claims: dict[str, Any]) -> str:
+    if platform_signs_rs256(settings):
+        return platform_signer(settings).sign(claims)
+    return jwt.encode(claims, settings.admission_secret, algorithm="HS256")
+
+
 def issue_admission(settings: Settings, user_id: str, event_id: int, ttl: int) -> str:
     now = int(time.time())
-    claims = {"sub": user_id, "event_id": event_id, "iat": now, "exp": now + ttl}
-    return jwt.encode(claims, settings.admission_secret, algorithm="HS256")
+    return _sign(settings, {"sub": user_id, "event_id": event_id, "iat": now, "exp": now + ttl})
 
 
 def admission_for_session(settings: Settings, user_id: str, event_id: int, expires: int) -> str:
     """The token of a queue session ending at ``expires`` (unix seconds). No ``iat``: every
     process derives the very same token from the session kept in Redis, so none is stored."""
-    claims = {"sub": user_id, "event_id": event_id, "exp": expires}
-    return jwt.encode(claims, settings.admission_secret, algorithm="HS256")
+    claims: dict[str, Any] = {"sub": user_id, "event_id": event_id, "exp": expires}
+    if not platform_signs_rs256(settings):
+        return _sign(settings, claims)
+    signer = platform_signer(settings)
+    memo = (signer.kid, user_id, event_id, expires)
+    token = _signed.get(memo)
+    if token is None:
+        token = signer.sign(claims)
+        if len(_signed) >= _SIGNED_SIZE:
+            _signed.popitem(last=False)
+        _signed[memo] = token
+    return token
