@@ -7,7 +7,8 @@ FROM debian:bookworm-slim
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        nginx libnginx-mod-http-lua lua-nginx-redis lua-cjson gettext-base curl \
+        nginx libnginx-mod-http-lua lua-nginx-redis lua-cjson lua-resty-lrucache \
+        gettext-base curl \
     && rm -rf /var/lib/apt/lists/* \
     && mkdir -p /etc/nginx/logs /etc/nginx/templates
 

@@ -5,12 +5,15 @@
 deploy/lua/queue_join.lua verifies fans' access tokens and signs their queue tickets with
 the waitingroom's keys. They come from the environment (the config file names them in
 ``env`` directives and never holds them), as ticketing.config.Settings resolves them, so
-the gateway and the waitingroom always agree, defaults included. Every argument is
+the gateway and the waitingroom always agree, defaults included. Under RS256 the gateway
+gets the platform's public keys alone (``TICKETING_GATEWAY_JWT_KEYS``, kid to PEM): nothing
+that signs an access token or an admission. Every argument is
 nginx's; this process becomes nginx (exec), so signals and exit status are nginx's own.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -18,14 +21,25 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ticketing.config import Settings
+from ticketing.keys import public_pems
+
+# What nginx never gets: keys that sign access or admission tokens.
+SIGNING_VARIABLES = (
+    "TICKETING_JWT_PRIVATE_KEY_FILE",
+    "TICKETING_ADMISSION_SECRET",
+)
 
 
 def gateway_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
-    env = dict(base)
+    env = {k: v for k, v in base.items() if k not in SIGNING_VARIABLES}
+    env.pop("TICKETING_GATEWAY_JWT_KEYS", None)
     if settings.jwt_algorithm == "HS256":
         env["TICKETING_JWT_SECRET"] = settings.jwt_secret
-    else:  # RS256 tokens are the waitingroom's to verify: the gateway passes every join on
+    else:  # RS256: verified with the platform's public keys (an external provider's go on)
         env.pop("TICKETING_JWT_SECRET", None)
+        keys = public_pems(settings)
+        if keys:
+            env["TICKETING_GATEWAY_JWT_KEYS"] = json.dumps(keys)
     env["TICKETING_QUEUE_TICKET_SECRET"] = settings.queue_ticket_secret
     password = urlsplit(settings.redis_url).password
     if password:

@@ -43,6 +43,16 @@ started_known=true
 
 python -m deploy.probe ports-free \
     || { say "another stack (or another \`make run\`) holds those ports; stop it or set TICKETING_*_PORT"; exit 1; }
+# Access and admission tokens are RS256 (unless TICKETING_JWT_ALGORITHM=HS256 is set): the
+# key pair is made on the first start and kept in .run/keys; every service verifies with
+# the public key, the waitingroom alone signs. `python -m ticketing.keys rotate .run/keys`
+# rolls it over (see ticketing/keys.py).
+export TICKETING_JWT_ALGORITHM="${TICKETING_JWT_ALGORITHM:-RS256}"
+if [ "${TICKETING_JWT_ALGORITHM^^}" = RS256 ] && [ -z "${TICKETING_JWT_PUBLIC_KEY:-}" ]; then
+    python -m ticketing.keys init .run/keys
+    export TICKETING_JWT_PUBLIC_KEY="$PWD/.run/keys/public.pem"
+    export TICKETING_JWT_PRIVATE_KEY_FILE="${TICKETING_JWT_PRIVATE_KEY_FILE:-$PWD/.run/keys/signing.pem}"
+fi
 python -m ticketing.db.migrate up
 python -m ticketing.demo --events "$DEMO_EVENTS"
 python -m deploy.render_nginx

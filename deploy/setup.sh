@@ -84,10 +84,12 @@ command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v nginx >/dev/null || missing+=(nginx)
 # The gateway answers queue joins itself in Lua (deploy/lua/queue_join.lua): Debian's Lua
 # module for nginx, its Redis client (lua-resty-redis; Debian makes it pull nginx-extras, a
-# set of dynamic modules our config never loads) and cjson.
+# set of dynamic modules our config never loads), cjson, and lrucache (the verified RS256
+# tokens; RSA itself is nginx's own OpenSSL, through LuaJIT's FFI).
 [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || missing+=(libnginx-mod-http-lua)
 [ -f /usr/share/lua/5.1/nginx/redis.lua ] || missing+=(lua-nginx-redis)
 compgen -G '/usr/lib/*/lua/5.1/cjson.so' >/dev/null || missing+=(lua-cjson)
+[ -f /usr/share/lua/5.1/resty/lrucache.lua ] || missing+=(lua-resty-lrucache)
 command -v wrk >/dev/null || missing+=(wrk)
 # promtool checks deploy/prometheus/ (tests/integration/platform/test_monitoring.py).
 command -v promtool >/dev/null || missing+=(prometheus)

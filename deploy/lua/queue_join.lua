@@ -2,7 +2,9 @@
 -- answered in nginx against Redis instead of crossing to a waitingroom process.
 --
 -- It only ever accepts. It answers a join itself when, and only when, it is the plain case:
--- an HS256 bearer token of the shape this platform mints that verifies; no body, or just
+-- a bearer token of the shape this platform mints that verifies (HS256 with the JWT secret,
+-- or under RS256 signed by one of the platform's public keys, named by its kid: the gateway
+-- holds no key that signs access tokens); no body, or just
 -- the fan's own queue ticket for this event (signed by us, not expired); an event in the
 -- waitingroom's snapshot of queue-enabled events; before on-sale, only once the pre-queue's
 -- seed commitment is on record; Redis answering; and the PLACE script placing the fan as
@@ -27,12 +29,26 @@ local cjson = require("cjson.safe").new()
 cjson.decode_invalid_numbers(false)
 local redis = require "nginx.redis"
 local b64 = require "ngx.base64"
+local lrucache = require "resty.lrucache"
 
 ffi.cdef [[
 const void *EVP_sha256(void);
 unsigned char *HMAC(const void *evp_md, const void *key, int key_len,
                     const unsigned char *d, size_t n, unsigned char *md,
                     unsigned int *md_len);
+typedef struct bio_st BIO;
+typedef struct evp_pkey_st EVP_PKEY;
+typedef struct evp_md_ctx_st EVP_MD_CTX;
+BIO *BIO_new_mem_buf(const void *buf, int len);
+int BIO_free(BIO *a);
+EVP_PKEY *PEM_read_bio_PUBKEY(BIO *bp, EVP_PKEY **x, void *cb, void *u);
+void EVP_PKEY_free(EVP_PKEY *pkey);
+EVP_MD_CTX *EVP_MD_CTX_new(void);
+void EVP_MD_CTX_free(EVP_MD_CTX *ctx);
+int EVP_DigestVerifyInit(EVP_MD_CTX *ctx, void **pctx, const void *type, void *e,
+                         EVP_PKEY *pkey);
+int EVP_DigestVerify(EVP_MD_CTX *ctx, const unsigned char *sig, size_t siglen,
+                     const unsigned char *tbs, size_t tbslen);
 ]]
 
 local C = ffi.C
@@ -45,6 +61,26 @@ local function hmac_sha256(key, data)
         return nil
     end
     return ffi.string(digest, 32)
+end
+
+-- RSASSA-PKCS1-v1_5 with SHA-256 (RS256) of ``data`` by ``pkey``, in the OpenSSL nginx
+-- itself links (as the HMAC above): true only for a valid signature.
+local function rs256_valid(pkey, data, signature)
+    local ctx = C.EVP_MD_CTX_new()
+    if ctx == nil then return false end
+    local ok = C.EVP_DigestVerifyInit(ctx, nil, SHA256, nil, pkey) == 1
+        and C.EVP_DigestVerify(ctx, signature, #signature, data, #data) == 1
+    C.EVP_MD_CTX_free(ctx)
+    return ok
+end
+
+local function load_public_key(pem)
+    local bio = C.BIO_new_mem_buf(pem, #pem)
+    if bio == nil then return nil end
+    local pkey = C.PEM_read_bio_PUBKEY(bio, nil, nil, nil)
+    C.BIO_free(bio)
+    if pkey == nil then return nil end
+    return ffi.gc(pkey, C.EVP_PKEY_free)
 end
 
 local encode_b64url, decode_b64url = b64.encode_base64url, b64.decode_base64url
@@ -72,18 +108,30 @@ local stats -- ngx.shared dict: counters for /metrics
 
 -- Claims a token of ours may carry (ticketing/jwt_speed.py HS256FastPath's set).
 local TOKEN_CLAIMS = { sub = true, roles = true, iat = true, nbf = true, exp = true }
+-- The header fields of an RS256 token of ours (ticketing/keys.py Signer; PyJWT adds typ).
+local RS256_HEADER = { alg = true, kid = true, typ = true }
+-- Per worker: each public key parsed once, and RS256 tokens already verified (a fan polls
+-- with the same token; an RSA verification costs ~30-50 us, a lookup well under one).
+local public_keys = {}
+local verified = lrucache.new(20000)
 local STATUS_OF_KIND = { waiting = "waiting", pre = "pre_queue", sold_out = "sold_out" }
 local OUTCOMES = { [0] = "again", [1] = "new", [2] = "restored" }
 
 function M.configure(options)
     cfg = options
     cfg.jwt_secret = os.getenv("TICKETING_JWT_SECRET")
+    -- Under RS256: {kid = PEM public key}, as deploy/gateway.py puts it in the environment.
+    cfg.jwt_keys = cjson.decode(os.getenv("TICKETING_GATEWAY_JWT_KEYS") or "{}") or {}
     cfg.ticket_secret = os.getenv("TICKETING_QUEUE_TICKET_SECRET")
     cfg.redis_password = os.getenv("TICKETING_GATEWAY_REDIS_PASSWORD")
-    -- Switched off (TICKETING_GATEWAY_QUEUE_JOIN=off), without both keys, or under RS256
-    -- tokens, every join goes to the waitingroom.
-    cfg.enabled = cfg.enabled and cfg.jwt_algorithm == "HS256" and cfg.jwt_secret ~= nil
-        and cfg.jwt_secret ~= "" and cfg.ticket_secret ~= nil and cfg.ticket_secret ~= ""
+    local can_verify = (cfg.jwt_algorithm == "HS256" and cfg.jwt_secret ~= nil
+        and cfg.jwt_secret ~= "")
+        or (cfg.jwt_algorithm == "RS256" and type(cfg.jwt_keys) == "table"
+        and next(cfg.jwt_keys) ~= nil)
+    -- Switched off (TICKETING_GATEWAY_QUEUE_JOIN=off), or without the keys, every join
+    -- goes to the waitingroom.
+    cfg.enabled = cfg.enabled and can_verify and cfg.ticket_secret ~= nil
+        and cfg.ticket_secret ~= ""
     stats = ngx.shared[cfg.stats_dict]
 end
 
@@ -114,6 +162,39 @@ local function signed_claims(token, secret)
     return claims, raw
 end
 
+-- The claims of an RS256 JWS signed by one of the platform's public keys, named by its kid
+-- (header alg, kid and at most typ "JWT"); nil for anything else.
+local function rs256_claims(token)
+    local head, body, signature = token:match("^([%w%-_]+)%.([%w%-_]+)%.([%w%-_]+)$")
+    if head == nil then return nil end
+    local raw_head = decode_b64url(head)
+    if raw_head == nil or encode_b64url(raw_head) ~= head then return nil end
+    local header = cjson.decode(raw_head)
+    if type(header) ~= "table" or header.alg ~= "RS256" or type(header.kid) ~= "string" then
+        return nil
+    end
+    if header.typ ~= nil and header.typ ~= "JWT" then return nil end
+    for name in pairs(header) do
+        if not RS256_HEADER[name] then return nil end
+    end
+    local pem = cfg.jwt_keys[header.kid]
+    if type(pem) ~= "string" then return nil end
+    local pkey = public_keys[header.kid]
+    if pkey == nil then
+        pkey = load_public_key(pem)
+        if pkey == nil then return nil end
+        public_keys[header.kid] = pkey
+    end
+    local sig = decode_b64url(signature)
+    if sig == nil or encode_b64url(sig) ~= signature then return nil end
+    if not rs256_valid(pkey, head .. "." .. body, sig) then return nil end
+    local raw = decode_b64url(body)
+    if raw == nil or encode_b64url(raw) ~= body then return nil end
+    local claims = cjson.decode(raw)
+    if type(claims) ~= "table" then return nil end
+    return claims, raw
+end
+
 -- A JSON array of strings, as the waitingroom requires "roles" to be. cjson decodes
 -- [] and {} alike, so an empty one is told apart in the claims' own text.
 local function strings_array(t, raw)
@@ -132,7 +213,20 @@ local function verified_user(now_s)
     if header == nil then return nil end
     local scheme, token = header:match("^(%a+) +([%w%-_%.]+) *$")
     if scheme == nil or scheme:lower() ~= "bearer" then return nil end
-    local claims, raw_claims = signed_claims(token, cfg.jwt_secret)
+    local rs256 = cfg.jwt_algorithm == "RS256"
+    if rs256 then
+        local known = verified:get(token)
+        if known ~= nil then
+            if known.exp > now_s - cfg.leeway then return known.sub end
+            return nil
+        end
+    end
+    local claims, raw_claims
+    if rs256 then
+        claims, raw_claims = rs256_claims(token)
+    else
+        claims, raw_claims = signed_claims(token, cfg.jwt_secret)
+    end
     if claims == nil then return nil end
     for name in pairs(claims) do
         if not TOKEN_CLAIMS[name] then return nil end
@@ -149,6 +243,9 @@ local function verified_user(now_s)
             return nil
         end
     end
+    -- Remembered until it expires: a time in the past stays past, so only exp is checked
+    -- again on a hit.
+    if rs256 then verified:set(token, { sub = sub, exp = exp }, exp + cfg.leeway - now_s) end
     return sub
 end
 
