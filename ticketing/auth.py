@@ -80,6 +80,10 @@ class TokenVerifier:
         known = self._verified.get(token)
         if known is not None and known[1] + LEEWAY_SECONDS > time.time():
             return known[0]
+        if not token.isascii():
+            # A JWT is base64url and dots. Anything else (bytes that are not UTF-8 arrive
+            # as surrogates) would make PyJWT raise UnicodeEncodeError: a 500, not a 401.
+            raise _unauthorized("invalid_token", "The access token is not valid.")
         principal, expires = self._verify(token)
         if len(self._verified) >= _MEMO_SIZE:
             self._verified.popitem(last=False)  # the oldest: a fan long gone, most likely

@@ -16,9 +16,6 @@ FINDINGS = {
     "parser answers 400 text/plain ('Invalid char in url ...'), relayed by nginx",
     "F7": "HTTP/1.0 without Host: nginx forwards an empty Host and the service answers "
     "400 text/plain ('Missing Host header')",
-    "F8": "a bearer token with bytes that are not UTF-8 is a 500 internal_error on every "
-    "service route: PyJWT's str.encode raises UnicodeEncodeError, which the token "
-    "verifier does not turn into 401 invalid_token (ticketing/auth.py)",
 }
 
 

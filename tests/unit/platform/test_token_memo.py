@@ -43,3 +43,13 @@ def test_bad_tokens_are_not_remembered() -> None:
             verifier.verify(forged)
         assert refused.value.code == "invalid_token"
     assert not verifier._verified
+
+
+@pytest.mark.parametrize("raw", ["\udcff\udcfe", "é.é.é", "eyJ\x00.a.b"])
+def test_a_token_that_is_not_ascii_is_401_not_a_crash(raw: str) -> None:
+    # aiohttp hands header bytes that are not UTF-8 on as surrogates; PyJWT would raise
+    # UnicodeEncodeError on them (a 500 on every route, fuzz finding F8).
+    settings = Settings.from_env({"TICKETING_ENV": "test", "TICKETING_JWT_SECRET": "s" * 32})
+    with pytest.raises(Problem) as refused:
+        TokenVerifier(settings).verify(raw)
+    assert (refused.value.status, refused.value.code) == (401, "invalid_token")
