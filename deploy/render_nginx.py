@@ -51,6 +51,11 @@ def upstream_servers(host: str, ports: list[int]) -> str:
     return " ".join(f"server {_address(host, port)};" for port in ports)
 
 
+def real_ip_from(trusted_proxies: str) -> str:
+    """The ``set_real_ip_from`` lines: the proxies whose X-Forwarded-For names the client."""
+    return " ".join(f"set_real_ip_from {cidr};" for cidr in trusted_proxies.split(",") if cidr)
+
+
 def worker_processes(waitingroom_processes: int) -> int:
     """Enough workers for every waiting fan's two connections (fan side and upstream)."""
     connections = 2 * SOCKETS_PER_WAITINGROOM * waitingroom_processes
@@ -68,6 +73,7 @@ def variables(settings: Settings, access_log: str = "logs/access.log") -> dict[s
         "GATEWAY_WAITINGROOM_SERVERS": upstream_servers(backend_host, settings.waitingroom_ports),
         "GATEWAY_BOOKING_SERVERS": upstream_servers(backend_host, settings.booking_ports),
         "GATEWAY_MAX_BODY_BYTES": str(settings.max_body_bytes),
+        "GATEWAY_REAL_IP_FROM": real_ip_from(settings.trusted_proxies),
         "GATEWAY_ACCESS_LOG": access_log,
         "GATEWAY_METRICS_LISTEN": _address(backend_host, settings.gateway_metrics_port),
         "GATEWAY_LUA_DIR": str(LUA_DIR),

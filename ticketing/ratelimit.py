@@ -7,10 +7,12 @@ is one small string that expires on its own.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from ipaddress import IPv6Address, ip_address, ip_network
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -18,6 +20,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from ticketing.auth import optional_principal
 from ticketing.coalesce import Coalescer
+from ticketing.config import default
 from ticketing.metrics import DEPENDENCY_ERRORS, SERVICE_KEY
 from ticketing.problems import Problem
 
@@ -93,18 +96,50 @@ _EXEMPT_PATHS = frozenset({"/healthz", "/metrics"})
 # per-client limits: the generic check would only cost them another Redis round trip.
 OWN_LIMITS_KEY = web.AppKey("routes_with_own_limits", frozenset)
 
+# Whether a request carries its sender's valid signature (a webhook's).
+SignatureCheck = Callable[[web.Request], Awaitable[bool]]
+# Routes (by pattern) whose senders prove who they are by a signature: a correctly signed
+# request is not limited by address (Stripe delivers from a few addresses, in bursts), one
+# without a valid signature is limited like any other.
+SIGNED_ROUTES_KEY: web.AppKey[Mapping[str, SignatureCheck]] = web.AppKey("signed_routes")
+
+
+class TrustedProxies:
+    """The peers whose ``X-Real-IP`` names the client (TICKETING_TRUSTED_PROXIES); from any
+    other peer the header is the client's own claim, and ignored."""
+
+    def __init__(self, cidrs: str) -> None:
+        self._networks = tuple(ip_network(c) for c in cidrs.split(",") if c.strip())
+        # Peers are few (the gateway's addresses) unless clients come straight in.
+        self.trusts = functools.lru_cache(maxsize=4096)(self._trusts)
+
+    def _trusts(self, peer: str) -> bool:
+        try:
+            address = ip_address(peer)
+        except ValueError:
+            return False
+        if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self._networks)
+
+
+TRUSTED_PROXIES_KEY = web.AppKey("trusted_proxies", TrustedProxies)
+_DEFAULT_PROXIES = TrustedProxies(default("TICKETING_TRUSTED_PROXIES"))
+
+
+def _route_pattern(request: web.Request) -> str | None:
+    resource = request.match_info.route.resource
+    return None if resource is None else resource.canonical
+
 
 def _has_own_limits(request: web.Request) -> bool:
     own = request.app.get(OWN_LIMITS_KEY)
-    if not own:
-        return False
-    resource = request.match_info.route.resource
-    return resource is not None and resource.canonical in own
+    return own is not None and _route_pattern(request) in own
 
 
 def client_identity(request: web.Request) -> str:
     """Who is asking: the verified user when a valid token comes with the request, else the
-    address the gateway saw (``X-Real-IP``), else the peer address."""
+    client's address (:func:`client_address`)."""
     try:
         principal = optional_principal(request)
     except Problem:
@@ -115,17 +150,33 @@ def client_identity(request: web.Request) -> str:
 
 
 def client_address(request: web.Request) -> str:
-    """The address the gateway saw (``X-Real-IP``), else the peer's."""
-    return request.headers.get("X-Real-IP") or request.remote or "unknown"
+    """The client's address: the one the gateway names in ``X-Real-IP`` when the peer is a
+    trusted proxy (the gateway), else the peer's own; a header from anyone else is ignored,
+    so a client cannot pick the address its limits are counted under."""
+    peer = request.remote or ""
+    if peer and request.app.get(TRUSTED_PROXIES_KEY, _DEFAULT_PROXIES).trusts(peer):
+        try:
+            return str(ip_address(request.headers.get("X-Real-IP", "").strip()))
+        except ValueError:
+            pass  # no usable header: the peer itself is the client
+    return peer or "unknown"
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def _signed(request: web.Request) -> bool:
+    signed = request.app.get(SIGNED_ROUTES_KEY)
+    check = signed.get(_route_pattern(request) or "") if signed else None
+    return check is not None and await check(request)
 
 
 @web.middleware
 async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     limiter = request.app.get(LIMITER_KEY)
     if limiter is None or request.path in _EXEMPT_PATHS or _has_own_limits(request):
+        return await handler(request)
+    if await _signed(request):
         return await handler(request)
     try:
         decision = await limiter.check(client_identity(request))

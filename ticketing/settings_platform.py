@@ -7,6 +7,7 @@ payment and queue settings extend these in ticketing.config, which services impo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import ip_network
 
 from ticketing.settings_schema import (
     ConfigError,
@@ -26,6 +27,16 @@ def _public_key(raw: str, name: str) -> str:
             return fh.read()
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read {raw}") from exc
+
+
+def _networks(raw: str, name: str) -> str:
+    """CIDRs, comma-separated, in their canonical spelling; a host address is its /32 or
+    /128. Host bits set (10.0.0.1/8) are refused: the list must say what it means."""
+    try:
+        networks = [ip_network(part.strip()) for part in raw.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be comma-separated CIDRs: {exc}") from None
+    return ",".join(str(n) for n in networks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +201,14 @@ class PlatformSettings:
         "`off` sends every queue join to the waitingroom (the gateway's Lua answers none): a "
         "switch for an incident, and `bench/surge.py --python-joins`",
         choices=("on", "off"),
+    )
+    trusted_proxies: str = setting(
+        "127.0.0.1/32,::1/128",
+        "proxies (comma-separated CIDRs) trusted to name the client: nginx takes the client "
+        "from `X-Forwarded-For` only from these (the load balancer in front of it), the "
+        "services take `X-Real-IP` only from these (the gateway), else the peer's address "
+        "is the client's, for every per-address limit",
+        parse=_networks,
     )
     sync_batch_max: int = setting(
         200,

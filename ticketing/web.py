@@ -22,7 +22,13 @@ from ticketing.auth import VERIFIER_KEY, TokenVerifier
 from ticketing.config import Settings
 from ticketing.metrics import SERVICE_KEY, metrics_middleware, metrics_view
 from ticketing.problems import Problem, problem_middleware
-from ticketing.ratelimit import LIMITER_KEY, RateLimiter, rate_limit_middleware
+from ticketing.ratelimit import (
+    LIMITER_KEY,
+    TRUSTED_PROXIES_KEY,
+    RateLimiter,
+    TrustedProxies,
+    rate_limit_middleware,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +57,20 @@ def create_base_app(settings: Settings, service: str) -> web.Application:
     )
     app[SETTINGS_KEY] = settings
     app[SERVICE_KEY] = service
+    app[TRUSTED_PROXIES_KEY] = TrustedProxies(settings.trusted_proxies)
+    app.on_response_prepare.append(_nosniff)
     app[VERIFIER_KEY] = TokenVerifier(settings)
     app[HEALTH_CHECKS_KEY] = {}
     app.cleanup_ctx.append(redis_ctx)
     app.router.add_routes(PLATFORM_API.table)
     app.router.add_get("/metrics", metrics_view)
     return app
+
+
+async def _nosniff(request: web.Request, response: web.StreamResponse) -> None:
+    # Every answer, errors and the queue page included, is read as the type it declares: a
+    # browser never guesses a script or a page out of a JSON or text body.
+    response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 def create_pg_pool(settings: Settings, **kwargs: Any) -> Awaitable[asyncpg.Pool]:

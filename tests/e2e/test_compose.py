@@ -355,6 +355,12 @@ def test_compose_gateway_fills_exactly_the_template_placeholders(services):
     assert env["TICKETING_JWT_SECRET"] == waitingroom_settings.jwt_secret
     assert env["TICKETING_QUEUE_TICKET_SECRET"] == waitingroom_settings.queue_ticket_secret
     assert env["GATEWAY_METRICS_LISTEN"] == default("TICKETING_GATEWAY_METRICS_PORT")
+    # The gateway believes X-Forwarded-For from the default proxies only (loopback); the
+    # services believe the gateway's X-Real-IP, which reaches them over the network.
+    assert env["GATEWAY_REAL_IP_FROM"] == render_nginx.real_ip_from(
+        default("TICKETING_TRUSTED_PROXIES")
+    )
+    assert "172.16.0.0/12" in waitingroom_settings.trusted_proxies.split(",")
 
 
 # --- the gateway config itself ---------------------------------------------------------------
