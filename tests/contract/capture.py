@@ -120,12 +120,9 @@ async def contract_middleware(request: web.Request, handler: Handler) -> web.Str
 
 
 def _observe_response(request: web.Request, response: web.StreamResponse) -> None:
-    if isinstance(response, web.WebSocketResponse):
-        # The handler returns once the socket has closed: its upgrade status is all there
-        # is to check (101, or a refusal it sent before upgrading).
-        observe(request.method, request.path_qs, response.status, None, None)
-        return
     if not isinstance(response, web.Response):
+        # A stream: a websocket's handler returns once the socket has closed, and its
+        # upgrade status (101, or a refusal sent before upgrading) is all there is to check.
         observe(request.method, request.path_qs, response.status, None, None)
         return
     body = _body_bytes(response.body)
