@@ -8,7 +8,7 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import Field
 
-from ticketing.api import Api, Body, Ok, Shape, Text
+from ticketing.api import Api, Body, Ok, Problems, Shape, Text
 from ticketing.api.common import BAD_REQUEST, RATE_LIMITED, TOO_LARGE
 from ticketing.auth import issue_dev_token
 from ticketing.web import SETTINGS_KEY
@@ -37,7 +37,14 @@ class AccessToken(Shape):
     "/auth/dev-token",
     summary="A development access token for any user and roles (TICKETING_ENV=dev only)",
     body=DevTokenBody,
-    replies=[Ok(200, "The token", shape=AccessToken), BAD_REQUEST, TOO_LARGE, RATE_LIMITED],
+    replies=[
+        Ok(200, "The token", shape=AccessToken),
+        BAD_REQUEST,
+        # Outside dev the route is not there: the router's own 404.
+        Problems(404, "the route exists only when TICKETING_ENV=dev", codes=("not_found",)),
+        TOO_LARGE,
+        RATE_LIMITED,
+    ],
 )
 async def dev_token(request: web.Request, body: DevTokenBody) -> web.Response:
     settings = request.app[SETTINGS_KEY]
