@@ -13,10 +13,11 @@ from aiohttp import web
 from ticketing.config import Settings
 from ticketing.dev_token import DEV_TOKEN_API
 from ticketing.jwks import JWKS_API
-from ticketing.ratelimit import OWN_LIMITS_KEY
+from ticketing.ratelimit import OWN_LIMITS_KEY, SIGNED_ROUTES_KEY
 from ticketing.web import create_base_app, pg_pool_ctx, serve_document
 from waitingroom.booking.commands import rpc_ctx
 from waitingroom.booking.contract import BOOKING_APIS
+from waitingroom.booking.stripe_webhook import stripe_signed
 from waitingroom.openapi import build_document
 from waitingroom.queue.contract import QUEUE_APIS
 from waitingroom.queue.loops import queue_ctx
@@ -36,6 +37,9 @@ def create_app(settings: Settings, role: str = "all") -> web.Application:
     app.cleanup_ctx.append(pg_pool_ctx)
     app.cleanup_ctx.append(queue_ctx)
     serve_document(app, functools.partial(build_document, role))
+    # Stripe delivers from a few addresses in bursts: its signed deliveries skip the
+    # per-address limit, anything unsigned still counts against it.
+    app[SIGNED_ROUTES_KEY] = {"/webhooks/stripe": stripe_signed}
     for api in BOOKING_APIS:
         app.router.add_routes(api.table)
     if role == "booking":
@@ -45,10 +49,15 @@ def create_app(settings: Settings, role: str = "all") -> web.Application:
         app.router.add_routes(DEV_TOKEN_API.table)
     for api in QUEUE_APIS:
         app.router.add_routes(api.table)
-    # Join, status and the websocket check the queue's per-fan and per-address limits
-    # (in the PLACE script, see waitingroom.queue.route_steps.arrive), stricter than the
-    # generic per-client one.
+    # Join, status, the websocket and its ticket check the queue's per-fan and per-address
+    # limits (in the PLACE script, see waitingroom.queue.route_steps.arrive), stricter than
+    # the generic per-client one.
     app[OWN_LIMITS_KEY] = frozenset(
-        {"/queue/{event_id}/join", "/queue/{event_id}/status", "/queue/{event_id}/ws"}
+        {
+            "/queue/{event_id}/join",
+            "/queue/{event_id}/status",
+            "/queue/{event_id}/ws-ticket",
+            "/queue/{event_id}/ws",
+        }
     )
     return app

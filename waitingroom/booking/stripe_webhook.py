@@ -108,6 +108,21 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     return web.json_response(body or {"received": True}, status=200)
 
 
+async def stripe_signed(request: web.Request) -> bool:
+    """Whether Stripe signed this delivery: asked before the per-address limit, which a
+    signed delivery skips (ticketing.ratelimit.SIGNED_ROUTES_KEY) and an unsigned one does
+    not. The handler checks again, as the one that refuses."""
+    signature = request.headers.get("Stripe-Signature")
+    if not signature:
+        return False
+    secret = request.app[SETTINGS_KEY].stripe_webhook_secret
+    try:
+        verify_webhook(await request.read(), signature, secret)
+    except InvalidSignature:
+        return False
+    return True
+
+
 def stripe_webhook_routes() -> list[web.AbstractRouteDef]:
     """The route this module declares, for an application serving it alone (tests)."""
     return list(STRIPE_WEBHOOK_API.table)
