@@ -293,8 +293,10 @@ class Settings(PlatformSettings):
 def _refuse_public_secrets(cls: type[Settings], values: Mapping[str, object]) -> None:
     """Prod starts only with secrets of its own: each Secret setting's default and shipped
     development values are public (a queue ticket signed with the default key restores its
-    bearer's place). Under RS256 tokens are verified with the public key, so the HS256
-    secret is not needed. Every offending variable is named at once."""
+    bearer's place), and so are RabbitMQ's guest login and the compose dev passwords in a
+    URL (whoever reaches the broker could read commands and forge replies). Under RS256
+    tokens are verified with the public key, so the HS256 secret is not needed. Every
+    offending variable is named at once."""
     needless = frozenset({"jwt_secret"} if values["jwt_algorithm"] != "HS256" else ())
     public = public_secrets(cls, values, needless)
     if public:

@@ -50,6 +50,7 @@ class PlatformSettings:
     database_url: Url = setting(  # noqa: RUF009 (a str: immutable)
         Url("postgresql://postgres@127.0.0.1:5432/ticketing"),
         "PostgreSQL, the source of truth",
+        shipped=("ticketing",),  # docker-compose.dev.env's password
     )
     db_pool_max: int = setting(
         10,
@@ -67,6 +68,8 @@ class PlatformSettings:
     amqp_url: Url = setting(  # noqa: RUF009 (a str: immutable)
         Url("amqp://guest:guest@127.0.0.1:5672/"),
         "RabbitMQ (vhost in the path)",
+        # RabbitMQ's own default login, and docker-compose.dev.env's password.
+        shipped=("guest", "ticketing"),
     )
     typesense_url: str = setting(
         "http://127.0.0.1:8108",

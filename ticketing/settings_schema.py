@@ -60,7 +60,8 @@ class Spec:
     # For a format of its own: (raw value, variable name) -> value, raising ConfigError.
     parse: Callable[[str, str], Any] | None = None
     # A Secret's development values published with the project besides its default (the
-    # compose dev override's): as public as the default, so refused in prod like it.
+    # compose dev override's): as public as the default, so refused in prod like it. For a
+    # Url: the published passwords (a server's default login, the compose dev override's).
     shipped: tuple[str, ...] = ()
 
 
@@ -75,7 +76,8 @@ def setting(
 ) -> T:
     """A Settings field: its default, what it means (a line of the README's table), the
     least value an int may take, the values a str may take, a parser of its own, or a
-    Secret's development values shipped with the project (refused in prod)."""
+    Secret's development values (a Url's passwords) shipped with the project, refused in
+    prod."""
     spec = Spec(doc, minimum, choices, parse, shipped)
     return field(default=default, metadata={_SPEC: spec})
 
@@ -152,14 +154,26 @@ def public_secrets(
 ) -> list[str]:
     """The variables of the Secret settings (but the ``needless`` attributes) whose value in
     ``values`` anyone can read here: unset (the default), blank, or a shipped development
-    value. Whitespace around a value does not make it another."""
+    value (whitespace around a value does not make it another); and of the Url settings
+    whose password is a published one. A Url without a password is the operator's choice
+    (a socket, trust or certificate authentication)."""
     return [
         d.variable
         for d in declared(cls)
-        if d.type is Secret
-        and d.attribute not in needless
-        and str(values[d.attribute]).strip() in {"", *d.known_values}
+        if d.attribute not in needless and _published(d, values[d.attribute])
     ]
+
+
+def _published(d: Declared, value: object) -> bool:
+    if d.type is Secret:
+        return str(value).strip() in {"", *d.known_values}
+    if d.type is Url and d.spec.shipped:
+        try:
+            password = urlsplit(str(value)).password
+        except ValueError:
+            return False  # not a URL at all: its server refuses it, nothing is published
+        return password in d.spec.shipped
+    return False
 
 
 def as_declared_types(settings: object) -> None:

@@ -22,7 +22,11 @@ SECRETS = (
 SECRET_VARIABLES = [f"TICKETING_{name.upper()}" for name in SECRETS]
 DEV = {"TICKETING_ENV": "dev"}
 # A production environment: every secret a value of its own (TICKETING_ENV unset).
-OWN_SECRETS = {name: f"{name.lower()}-of-this-deployment-0123456789" for name in SECRET_VARIABLES}
+OWN_SECRETS = {
+    **{name: f"{name.lower()}-of-this-deployment-0123456789" for name in SECRET_VARIABLES},
+    # The default broker login is RabbitMQ's guest: a deployment has one of its own.
+    "TICKETING_AMQP_URL": "amqp://ticketing:broker-of-this-deployment@rabbit:5672/",
+}
 
 
 def test_every_setting_has_a_documented_variable():
@@ -190,6 +194,27 @@ def test_prod_refuses_each_default_or_shipped_secret_naming_it(variable):
             Settings.from_env({**OWN_SECRETS, variable: value})
         named = [name for name in SECRET_VARIABLES if name in str(refused.value)]
         assert named == [variable], (value, str(refused.value))
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("TICKETING_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),  # the default
+        ("TICKETING_AMQP_URL", "amqp://admin:guest@rabbit:5672/prod"),
+        ("TICKETING_AMQP_URL", "amqp://ticketing:ticketing@rabbitmq:5672/"),  # compose dev
+        ("TICKETING_DATABASE_URL", "postgresql://ticketing:ticketing@postgres:5432/ticketing"),
+    ],
+)
+def test_prod_refuses_a_published_password_in_a_url(variable, url):
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({**OWN_SECRETS, variable: url})
+    assert variable in str(refused.value)
+    assert "guest" not in str(refused.value) and "ticketing@" not in str(refused.value)
+    # Control: the same URL with a password of its own, or none (socket or trust auth).
+    user, password = url.split("//")[1].split("@")[0].split(":")
+    for login in (f"{user}:s3cret-own", user):
+        mine = url.replace(f"{user}:{password}", login)
+        assert Settings.from_env({**OWN_SECRETS, variable: mine}).env == "prod", mine
 
 
 def test_prod_with_secrets_of_its_own_starts():
