@@ -111,9 +111,10 @@ def test_the_setting_takes_cidrs_only():
 
 
 class Gateway:
-    def __init__(self, settings: Settings, prefix: Path) -> None:
+    def __init__(self, settings: Settings, prefix: Path, error_log: Path) -> None:
         self.base = f"http://127.0.0.1:{settings.gateway_port}"
         self.access_log = prefix / "logs" / "access.log"
+        self.error_log = error_log  # nginx's stderr
 
 
 @contextlib.asynccontextmanager
@@ -146,7 +147,7 @@ async def _gateway(
             stderr=subprocess.STDOUT,
             env=gateway_env(front, {**os.environ, **front.to_env()}),
         )
-    gateway = Gateway(front, prefix)
+    gateway = Gateway(front, prefix, log)
     try:
         async with aiohttp.ClientSession() as http:
 
@@ -207,19 +208,29 @@ async def test_the_gateway_ignores_x_forwarded_for_from_an_untrusted_peer(settin
     assert logged and set(logged) == {"127.0.0.1"}
 
 
-async def test_the_access_log_never_carries_credentials(settings, tmp_path):
+async def test_the_logs_never_carry_credentials(settings, tmp_path):
     secret, ticket = f"tok-{time.time_ns()}", f"tkt-{time.time_ns()}"
+    marker = f"probe-{time.time_ns()}"
     token = auth_header(settings, "logged")
     async with _gateway(tmp_path, settings, "127.0.0.1/32") as gateway:
         url = f"{gateway.base}/events/whoami?token={secret}&ticket={ticket}&city=Lyon"
         status, _, _ = await _get(url, token)
         assert status == 200
-        await _get(f"{gateway.base}/queue/1/ws?token={secret}")  # no waitingroom: 502
+        # No waitingroom runs: both are 502, and nginx's error log tells of the failure.
+        status, _, _ = await _get(f"{gateway.base}/queue/1/ws?token={secret}&ticket={ticket}")
+        assert status == 502
+        status, _, _ = await _get(f"{gateway.base}/queue/1/status?probe={marker}")
+        assert status == 502
     logged = gateway.access_log.read_text()
-    # Control: both requests are in the log, by their paths.
+    # Control: the requests are in the log, by their paths.
     assert "GET /events/whoami HTTP/1.1" in logged and "GET /queue/1/ws HTTP/1.1" in logged
     assert secret not in logged and ticket not in logged
     assert token["Authorization"].split()[1] not in logged
+    errors = gateway.error_log.read_text()
+    # Control: the error log writes a failed request's line, query and all...
+    assert f"/queue/1/status?probe={marker}" in errors, errors
+    # ...but never the websocket's, whose query is a credential.
+    assert secret not in errors and ticket not in errors
 
 
 async def test_every_answer_says_nosniff(settings, tmp_path):
