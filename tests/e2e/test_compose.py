@@ -185,9 +185,15 @@ def test_dev_charges_through_localstripe():
     assert port in exposed_ports(stripe)
     assert str(port) in " ".join(stripe["healthcheck"]["test"])
     assert "localstripe" in (ROOT / "deploy" / "Dockerfile").read_text()
-    # The image's build context lets in the launcher the localstripe service runs.
-    context = (ROOT / "deploy" / "Dockerfile.dockerignore").read_text().split()
-    assert {"!deploy/__init__.py", "!deploy/localstripe_server.py"} <= set(context)
+    # The image's build context lets in the launcher the localstripe service runs, and
+    # every deploy module it imports.
+    context = set((ROOT / "deploy" / "Dockerfile.dockerignore").read_text().split())
+    launcher = ROOT / "deploy" / "localstripe_server.py"
+    imported = set(re.findall(r"^from (deploy\.\w+) import", launcher.read_text(), re.M))
+    assert imported, "control: the launcher imports a deploy module"
+    needed = {"deploy/__init__.py", "deploy/localstripe_server.py"}
+    needed |= {name.replace(".", "/") + ".py" for name in imported}
+    assert {"!" + path for path in needed} <= context
 
 
 def test_every_ticketing_variable_is_a_known_setting(services):
