@@ -3,13 +3,11 @@ read from the bodies the routes validated (catalog_api/admin_bodies.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from catalog_api.admin_bodies import EventCreate, EventEdit, PerformerCreate, VenueCreate
-from ticketing.api.validate import validate_mapping
 from ticketing.domain.seating import Section
 from ticketing.problems import validation_error
 
@@ -46,10 +44,7 @@ class EventInput:
     currency: str
 
 
-def venue_input(body: VenueCreate | Mapping[str, Any]) -> VenueInput:
-    """The venue of a body; a mapping (decoded JSON) is validated as the route would."""
-    if not isinstance(body, VenueCreate):
-        body = validate_mapping(body, VenueCreate, "body")
+def venue_input(body: VenueCreate) -> VenueInput:
     return VenueInput(
         name=body.name,
         city=body.city,

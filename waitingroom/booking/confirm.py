@@ -82,8 +82,3 @@ async def confirm(request: web.Request, body: ConfirmRequest) -> web.Response:
         # Booked: the fan's waiting-room session ends and its slot goes to the next fan.
         await queue.end_session_after_booking(principal.user_id, hold_id)
     return response
-
-
-def confirm_routes() -> list[web.AbstractRouteDef]:
-    """The route this module declares, for an application serving it alone (tests)."""
-    return list(CONFIRM_API.table)

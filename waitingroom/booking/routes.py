@@ -26,7 +26,6 @@ from waitingroom.booking.refusals import (
     HOLD_NOT_FOUND,
     NOT_YOUR_HOLD,
 )
-from waitingroom.booking.reserve import RESERVE_API
 from waitingroom.booking.shapes import Booking, BookingPage, TicketStatus
 from waitingroom.queue.port import QUEUE_PORT_KEY
 
@@ -146,8 +145,3 @@ async def my_bookings(request: web.Request, query: MyBookingsQuery) -> web.Respo
         cursor=query.cursor,
     )
     return await send_command(request, command, principal.user_id)
-
-
-def booking_routes() -> list[web.AbstractRouteDef]:
-    """The reserve and these routes, for an application serving them alone (tests)."""
-    return [*RESERVE_API.table, *BOOKING_API.table]

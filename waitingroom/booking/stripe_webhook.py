@@ -121,8 +121,3 @@ async def stripe_signed(request: web.Request) -> bool:
     except InvalidSignature:
         return False
     return True
-
-
-def stripe_webhook_routes() -> list[web.AbstractRouteDef]:
-    """The route this module declares, for an application serving it alone (tests)."""
-    return list(STRIPE_WEBHOOK_API.table)

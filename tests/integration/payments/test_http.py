@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from ticketing.messages import BookingReply, StripeEvent
 from ticketing.web import create_base_app
 from waitingroom.booking.commands import RPC_KEY
-from waitingroom.booking.confirm import confirm_routes
-from waitingroom.booking.stripe_webhook import stripe_webhook_routes
+from waitingroom.booking.confirm import CONFIRM_API
+from waitingroom.booking.stripe_webhook import STRIPE_WEBHOOK_API
 
 
 class FakeRpc:
@@ -30,7 +30,7 @@ async def test_webhook(settings):
     app = create_base_app(settings, "waitingroom")
     rpc = FakeRpc()
     app[RPC_KEY] = rpc
-    app.router.add_routes(stripe_webhook_routes() + confirm_routes())
+    app.router.add_routes([*STRIPE_WEBHOOK_API.table, *CONFIRM_API.table])
     async with TestClient(TestServer(app)) as client:
         payload = json.dumps(
             {

@@ -27,10 +27,8 @@ from ticketing.messages import BookingReply, Command
 from ticketing.problems import problem_middleware
 from ticketing.web import SETTINGS_KEY
 from waitingroom.booking.commands import RPC_KEY
-from waitingroom.booking.confirm import confirm_routes
-from waitingroom.booking.routes import booking_routes
+from waitingroom.booking.contract import BOOKING_APIS
 from waitingroom.booking.rpc import BookingRpc, stamped
-from waitingroom.booking.stripe_webhook import stripe_webhook_routes
 from waitingroom.queue.admission import issue_admission
 from waitingroom.queue.port import QUEUE_PORT_KEY
 
@@ -93,7 +91,8 @@ async def door() -> AsyncIterator[tuple[TestClient, RecordingRpc, FakeQueue]]:
     app[RPC_KEY] = rpc
     queue = FakeQueue()
     app[QUEUE_PORT_KEY] = queue  # type: ignore[assignment]
-    app.router.add_routes(booking_routes() + confirm_routes() + stripe_webhook_routes())
+    for api in BOOKING_APIS:
+        app.router.add_routes(api.table)
     async with TestClient(TestServer(app)) as client:
         yield client, rpc, queue
 
