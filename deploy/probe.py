@@ -13,12 +13,14 @@ TICKETING_* URLs, so pointing them elsewhere makes setup wait for, not start, a 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import struct
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from ticketing.config import Settings
@@ -43,6 +45,45 @@ class Target:
         return self.host in LOCAL_HOSTS
 
 
+def _pgpass_fields(line: str) -> list[str]:
+    """A ~/.pgpass line's fields: colon-separated, a backslash escapes ':' and itself."""
+    fields, current, escaped = [], "", False
+    for char in line:
+        if escaped:
+            current, escaped = current + char, False
+        elif char == "\\":
+            escaped = True
+        elif char == ":":
+            fields.append(current)
+            current = ""
+        else:
+            current += char
+    return [*fields, current]
+
+
+def has_pgpass_entry(host: str, port: int, user: str | None) -> bool:
+    """Whether the password file libpq and asyncpg read (PGPASSFILE, else ~/.pgpass) has a
+    password for ``user`` at ``host``:``port`` (deploy/setup.sh writes one there)."""
+    path = Path(os.environ.get("PGPASSFILE") or Path.home() / ".pgpass")
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return False
+    wanted = (host, str(port), "*", user or "postgres")
+    for line in lines:
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = _pgpass_fields(line)
+        # The database is not known here: only a line for every database ('*') counts.
+        if (
+            len(fields) == 5
+            and fields[4]
+            and all(given in ("*", want) for given, want in zip(fields[:4], wanted, strict=True))
+        ):
+            return True
+    return False
+
+
 def targets(settings: Settings) -> dict[str, Target]:
     urls = (settings.database_url, settings.redis_url, settings.amqp_url)
     pg, rd, mq = (urlsplit(u) for u in urls)
@@ -52,7 +93,8 @@ def targets(settings: Settings) -> dict[str, Target]:
             pg.hostname or "127.0.0.1",
             pg.port or 5432,
             pg.username or "postgres",
-            bool(pg.password),
+            bool(pg.password)
+            or has_pgpass_entry(pg.hostname or "127.0.0.1", pg.port or 5432, pg.username),
         ),
         "redis": Target("redis", rd.hostname or "127.0.0.1", rd.port or 6379),
         "rabbitmq": Target("rabbitmq", mq.hostname or "127.0.0.1", mq.port or 5672),

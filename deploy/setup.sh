@@ -135,13 +135,32 @@ start_server() {  # name port
     echo "$1 $2" >>"$STARTED"
 }
 
-trust_local_postgres() {
-    # Development DSNs carry no password; a fresh Debian cluster wants one over TCP.
-    local version; version=$(pg_version)
-    local hba=/etc/postgresql/$version/main/pg_hba.conf
-    say "PostgreSQL wants a password on 127.0.0.1; adding local 'trust' rules to $hba (dev only)"
-    as_root sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
-    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+password_local_postgres() {
+    # Development DSNs carry no password; a fresh Debian cluster wants one over TCP. The
+    # DSN's role gets a password of its own, kept in ~/.pgpass (libpq and asyncpg read it,
+    # deploy/probe.py too), not 'trust' rules that would let any local user in as anyone.
+    local url=${TICKETING_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/ticketing}
+    local role port
+    read -r role port < <(python3 -c 'import sys; from urllib.parse import urlsplit
+u = urlsplit(sys.argv[1]); print(u.username or "postgres", u.port or 5432)' "$url")
+    local pgpass=${PGPASSFILE:-$HOME/.pgpass} password
+    password=$(awk -F: -v r="$role" -v p="$port" \
+        '$1 == "127.0.0.1" && $2 == p && $3 == "*" && $4 == r { print $5; exit }' \
+        "$pgpass" 2>/dev/null || true)
+    if [ -z "$password" ]; then
+        password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+        (umask 077; printf '%s\n' "127.0.0.1:$port:*:$role:$password" \
+            "localhost:$port:*:$role:$password" >>"$pgpass")
+    fi
+    chmod 600 "$pgpass"
+    say "PostgreSQL wants a password on 127.0.0.1: role $role gets one of its own, kept in $pgpass"
+    local sql="DO \$\$ BEGIN
+        IF EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN
+            ALTER ROLE \"$role\" WITH LOGIN PASSWORD '$password';
+        ELSE
+            CREATE ROLE \"$role\" WITH LOGIN CREATEDB PASSWORD '$password';
+        END IF; END \$\$"
+    as_root runuser -u postgres -- psql -q -p "$port" -c "$sql" >/dev/null
 }
 
 status=$("$PY" -m deploy.probe status) || die "cannot probe servers (python: $PY)"
@@ -149,7 +168,7 @@ while read -r name state where host port; do
     case "$state/$where" in
         up/*) say "$name: answering on $host:$port" ;;
         down/local) start_server "$name" "$port" ;;
-        auth/local) trust_local_postgres ;;
+        auth/local) password_local_postgres ;;
         auth/*) die "$name on $host:$port wants a password; put it in TICKETING_DATABASE_URL" ;;
         *) say "$name: $host:$port is $state ($where); waiting for it" ;;
     esac
@@ -161,7 +180,7 @@ install_venv
 # --- 4. wait until every server answers -----------------------------------------------------
 wait_all() { "$VENV/bin/python" -m deploy.probe wait postgres redis rabbitmq --timeout "$WAIT_SECONDS"; }
 rc=0; wait_all || rc=$?
-if [ "$rc" = 3 ]; then trust_local_postgres; rc=0; wait_all || rc=$?; fi
+if [ "$rc" = 3 ]; then password_local_postgres; rc=0; wait_all || rc=$?; fi
 [ "$rc" = 0 ] || die "servers not ready (see above)"
 
 if [ -s "$STARTED" ]; then
