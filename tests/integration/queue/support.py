@@ -23,6 +23,10 @@ from ticketing.domain.seating import Section
 
 SEATS = [Section("Floor", 2, 10, 5000)]
 
+# 1,000 seats: enough that the seats left do not limit admission where a test measures the
+# rate or max_active (fans admitted but not yet holding x 2 seats stay within 1,100).
+ROOMY = [Section("Field", 10, 100, 3000)]
+
 
 async def queue_event(
     pool: asyncpg.Pool,
@@ -53,6 +57,14 @@ async def join(
     return status, answer
 
 
+async def join_many(client, settings, event: int, users: list[str]) -> None:
+    for start in range(0, len(users), 50):
+        answers = await asyncio.gather(
+            *(join(client, settings, user, event) for user in users[start : start + 50])
+        )
+        assert {status for status, _ in answers} == {200}, answers
+
+
 async def queue_status(
     client: TestClient, settings: Settings, user: str, event_id: int
 ) -> tuple[int, Any]:
@@ -60,6 +72,14 @@ async def queue_status(
         client, "GET", f"/queue/{event_id}/status", auth_header(settings, user)
     )
     return status, answer
+
+
+async def reserve(client, settings, user: str, event: int, token: str, quantity: int):
+    headers = {**auth_header(settings, user), "X-Admission-Token": token}
+    status, body, _ = await call(
+        client, "POST", "/booking/reserve", headers, {"event_id": event, "quantity": quantity}
+    )
+    return status, body
 
 
 async def get_queue(client: TestClient, settings: Settings, event_id: int) -> dict[str, Any]:
