@@ -1,6 +1,7 @@
 """Plain helpers of the payment tests: the waitingroom with a booking worker of its own,
-holds and events written straight to the database, charges nobody recorded, Stripe events,
-and what the worker's counters, the tickets and localstripe show afterwards."""
+holds and events written straight to the database, charges nobody recorded, a confirm
+command for a hold, Stripe events, and what the worker's counters, the tickets, the payment
+attempts and localstripe show afterwards."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.integration.booking.support import open_client, running_worker
 from tests.integration.payments.localstripe import LocalStripe
 from tests.support import eventually
 from ticketing.config import Settings
+from ticketing.messages import Confirm
 from ticketing.payments import Payments, intent_metadata
 
 WEBHOOK_SECRET = "whsec_test_" + uuid.uuid4().hex
@@ -128,6 +130,22 @@ async def charge_unrecorded(
         metadata=intent_metadata(str(hold_id), str(attempt_id), ticket_ids),
     )
     return attempt_id
+
+
+def confirm_command(held: HeldSeats, pm: str, request_id: str | None = None, **kw: Any) -> Confirm:
+    fields = {"user_id": held.user_id, "hold_id": str(held.hold_id), **kw}
+    return Confirm(request_id=request_id or uuid.uuid4().hex, payment_method=pm, **fields)
+
+
+async def ticket_states(pool: asyncpg.Pool, ids: list[int]) -> list[str]:
+    rows = await pool.fetch("SELECT status FROM tickets WHERE id = ANY($1) ORDER BY id", ids)
+    return [str(r["status"]) for r in rows]
+
+
+async def payment_rows(pool: asyncpg.Pool, hold_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT * FROM payments WHERE hold_id = $1 ORDER BY created_at", hold_id
+    )
 
 
 def stripe_event(kind: str, intent: dict) -> dict:
