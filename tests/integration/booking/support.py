@@ -1,7 +1,8 @@
 """Plain helpers of the booking stories (the queue and payment stories use them too): an
 event with seats of its own, the waitingroom app, a call to it, booking workers as real
 ``python -m booking_worker`` processes, a RabbitMQ vhost of a fixture's own, and an audit
-of seats given twice. The fixtures are in tests/integration/conftest.py."""
+of seats given twice. The fixtures are in tests/integration/conftest.py (and the booking
+routes' event in booking/conftest.py)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ from waitingroom.booking.commands import RPC_KEY
 
 _names = itertools.count()
 SocketFactory = Callable[[str, int, socket.AddressFamily], socket.socket]
+
+# The booking routes' event (booking/conftest.py): two Floor rows of 5, a Balcony row of 4.
+SMALL = [Section("Floor", 2, 5, 12000), Section("Balcony", 1, 4, 6500)]
 
 
 async def make_event(
