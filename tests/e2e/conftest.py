@@ -1,7 +1,8 @@
 """One running stack (tests/e2e/stack.py) shared by every end-to-end test module: starting
 it takes most of a minute, and the tests use their own events, fans and queues. And the
 browser tests' headless Chromium, with phone-sized pages, whose replies from the stack are
-held to the OpenAPI document as the stack's own requests are (tests/contract)."""
+held to the OpenAPI document as the stack's own requests are (tests/contract). And the
+compose tests' services, prod and dev, which need no stack (tests/e2e/compose_files.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.contract import capture
+from tests.e2e import compose_files
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, PHONE
 from tests.e2e.stack import Stack, running_stack
 from tests.integration.booking.support import own_vhost
@@ -76,3 +78,11 @@ def _observe(stack: Stack, response, error: type[Exception]) -> None:
     path = url.path + (f"?{url.query}" if url.query else "")
     content_type = response.headers.get("content-type")
     capture.observe(response.request.method, path, response.status, content_type, body)
+
+
+@pytest.fixture(scope="module", params=["prod", "dev"])
+def services(request: pytest.FixtureRequest) -> dict[str, dict]:
+    """Each stack's services, as compose runs them: prod, and dev (with the override)."""
+    if request.param == "prod":
+        return compose_files.prod_services()
+    return compose_files.dev_services()
