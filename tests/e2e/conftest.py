@@ -1,8 +1,9 @@
 """One running stack (tests/e2e/stack.py) shared by every end-to-end test module: starting
 it takes most of a minute, and the tests use their own events, fans and queues. And the
 browser tests' headless Chromium, with phone-sized pages, whose replies from the stack are
-held to the OpenAPI document as the stack's own requests are (tests/contract). And the
-compose tests' services, prod and dev, which need no stack (tests/e2e/compose_files.py)."""
+held to the OpenAPI document as the stack's own requests are (tests/contract). The
+gateway-join tests' admin token and paused event on sale (tests/e2e/gateway_join.py). And
+the compose tests' services, prod and dev, which need no stack (tests/e2e/compose_files.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import pytest
 from tests.contract import capture
 from tests.e2e import compose_files
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, PHONE
-from tests.e2e.stack import Stack, running_stack
+from tests.e2e.gateway_join import _wait_for_gateway
+from tests.e2e.stack import Stack, dev_token, queue_event, running_stack
 from tests.integration.booking.support import own_vhost
+from tests.servers import RUN_ID
 
 
 @pytest.fixture(scope="package")
@@ -78,6 +81,24 @@ def _observe(stack: Stack, response, error: type[Exception]) -> None:
     path = url.path + (f"?{url.query}" if url.query else "")
     content_type = response.headers.get("content-type")
     capture.observe(response.request.method, path, response.status, content_type, body)
+
+
+@pytest.fixture(scope="module")
+def admin(stack: Stack) -> str:
+    return dev_token(stack, f"gw-ops-{RUN_ID}", ["admin"])
+
+
+@pytest.fixture(scope="module")
+def on_sale(stack: Stack, admin: str) -> int:
+    """An event on sale with its queue paused (nobody is admitted under the tests' feet),
+    which the gateway already answers for."""
+    event_id = queue_event(stack, admin)["id"]
+    status, _, body = stack.request(
+        "PATCH", f"/admin/queues/{event_id}", {"paused": True}, token=admin
+    )
+    assert status == 200, body
+    _wait_for_gateway(stack, event_id)
+    return event_id
 
 
 @pytest.fixture(scope="module", params=["prod", "dev"])

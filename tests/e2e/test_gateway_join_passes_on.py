@@ -1,0 +1,163 @@
+"""What the gateway does not answer when a fan joins a queue, in the whole stack as `make
+run` starts it: it only ever accepts, so every token it does not take, every join it cannot
+place (no token, an unknown event, a body, a commitment not on record, a fan over the
+limit) and a join whose Lua script Redis lost reach the waitingroom, which answers as it
+always has. Each case is sent both ways, through the gateway and straight to a
+waitingroom port."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import jwt
+from redis import Redis
+
+from tests.e2e.gateway_join import (
+    GATEWAY,
+    _direct,
+    _gateway_metrics,
+    _join,
+    _metric,
+    _settings,
+    _wait_for_gateway,
+)
+from tests.e2e.stack import Stack, dev_token, queue_event
+from tests.servers import RUN_ID
+from ticketing.auth import issue_dev_token
+from ticketing.config import Settings
+
+
+def _token(settings: Settings, claims: dict, headers: dict | None = None) -> str:
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256", headers=headers)
+
+
+def test_tokens_the_gateway_accepts_are_exactly_ones_the_waitingroom_accepts(
+    stack: Stack, on_sale: int
+):
+    """The gateway only ever accepts: every token it does not take goes to the waitingroom,
+    which answers 401 or 200 as it always has. Here each kind of token is sent both ways."""
+    settings = _settings(stack)
+    now = int(time.time())
+    user = f"gw-token-{RUN_ID}"
+    valid = issue_dev_token(settings, user, [])["access_token"]
+    good_sig = valid.rpartition(".")[0]
+    soon = now + 60
+    # name: (token, the gateway answers it, the waitingroom accepts it)
+    cases = {
+        "ours": (valid, True, True),
+        "expired within the leeway": (_token(settings, {"sub": user, "exp": now - 2}), True, True),
+        "expired": (_token(settings, {"sub": user, "exp": now - 60}), False, False),
+        "issued in the future": (
+            _token(settings, {"sub": user, "exp": soon, "iat": now + 600}),
+            False,
+            False,
+        ),
+        "not yet valid": (
+            _token(settings, {"sub": user, "exp": soon, "nbf": now + 600}),
+            False,
+            False,
+        ),
+        "no expiry": (_token(settings, {"sub": user}), False, False),
+        "empty subject": (_token(settings, {"sub": "", "exp": soon}), False, False),
+        "roles not a list": (
+            _token(settings, {"sub": user, "exp": soon, "roles": "x"}),
+            False,
+            False,
+        ),
+        "roles an object": (
+            _token(settings, {"sub": user, "exp": soon, "roles": {"0": "x"}}),
+            False,
+            False,
+        ),
+        "roles an empty object": (
+            _token(settings, {"sub": user, "exp": soon, "roles": {}}),
+            False,
+            False,
+        ),
+        "roles": (_token(settings, {"sub": user, "exp": soon, "roles": ["fan"]}), True, True),
+        "an audience": (_token(settings, {"sub": user, "exp": soon, "aud": "x"}), False, False),
+        "another key": (
+            jwt.encode({"sub": user, "exp": soon}, "another-secret-" * 3, algorithm="HS256"),
+            False,
+            False,
+        ),
+        "a tampered signature": (good_sig + ".AAAA" + valid.rpartition(".")[2][4:], False, False),
+        "alg none": (jwt.encode({"sub": user, "exp": soon}, None, algorithm="none"), False, False),
+        # Valid, but not the shape the gateway reads: the waitingroom's to accept.
+        "another header": (
+            _token(settings, {"sub": user, "exp": soon}, {"kid": "k1"}),
+            False,
+            True,
+        ),
+        "not a token": ("not-a-token", False, False),
+    }
+    for name, (token, gateway_answers, accepted) in cases.items():
+        status, headers, body = _join(stack, on_sale, token)
+        direct_status, _, direct_body = _join(stack, on_sale, token, base=_direct(stack))
+        assert (headers.get("X-Queue-Join") == GATEWAY) == gateway_answers, name
+        assert status == direct_status == (200 if accepted else 401), (name, body, direct_body)
+        if not accepted:
+            assert body["code"] == direct_body["code"], name
+
+
+def test_the_gateway_passes_on_what_it_does_not_answer(stack: Stack, admin: str, on_sale: int):
+    fan = dev_token(stack, f"gw-pass-{RUN_ID}", [])
+    before = _gateway_metrics(stack)
+
+    status, headers, body = _join(stack, on_sale, None)
+    assert (status, body["code"]) == (401, "unauthorized") and "X-Queue-Join" not in headers
+    status, headers, body = _join(stack, 2**40, fan)
+    assert (status, body["code"]) == (404, "event_not_found") and "X-Queue-Join" not in headers
+    status, headers, body = _join(stack, on_sale, fan, {"seats": 2})
+    assert (status, body["code"]) == (400, "validation_error") and "X-Queue-Join" not in headers
+    # Leading zeros are the same event, as the waitingroom reads the path.
+    status, headers, body = _join(stack, f"000{on_sale}", fan)
+    assert status == 200 and headers.get("X-Queue-Join") == GATEWAY
+    assert body["event_id"] == on_sale
+
+    # Before on-sale, with the seed's commitment not on record (as in the moment after an
+    # event is created, or after Redis lost it): the waitingroom commits first.
+    early = queue_event(stack, admin, on_sale_in=timedelta(hours=1))["id"]
+    _wait_for_gateway(stack, early)
+    redis = Redis.from_url(stack.env["TICKETING_REDIS_URL"])
+    fair = f"{stack.env['TICKETING_REDIS_PREFIX']}q:{{{early}}}:fair"
+    try:
+        recorded = redis.hget(fair, "recorded")
+        redis.hdel(fair, "recorded")
+        # Past the window, not a wait for an answer: a probing join would place the fan.
+        time.sleep(1.1)  # every worker's figures, a second old at most, are read again
+        status, headers, body = _join(stack, early, fan)
+        assert status == 200 and body["status"] == "pre_queue" and "X-Queue-Join" not in headers
+    finally:
+        redis.hset(fair, "recorded", recorded)
+        redis.close()
+
+    # A fan over their limit: the waitingroom's 429, with Retry-After; the refused calls
+    # place nothing (the fan keeps one place).
+    greedy = dev_token(stack, f"gw-greedy-{RUN_ID}", [])
+    answers = [_join(stack, on_sale, greedy) for _ in range(40)]
+    refused = [(s, h, b) for s, h, b in answers if s == 429]
+    assert refused, "40 joins at once stay under the per-fan limit"
+    assert all(b["code"] == "rate_limited" and "Retry-After" in h for _, h, b in refused)
+    assert all("X-Queue-Join" not in h for _, h, _ in refused)
+    assert len({b["position"] for s, _, b in answers if s == 200}) == 1
+
+    after = _gateway_metrics(stack)
+    for reason in ("token", "event", "body", "uncommitted", "limited"):
+        name = "ticketing_gateway_queue_join_fallbacks_total"
+        assert _metric(after, name, reason=reason) > _metric(before, name, reason=reason), reason
+
+
+def test_a_lost_script_goes_to_the_waitingroom_which_loads_it_again(stack: Stack, on_sale: int):
+    redis = Redis.from_url(stack.env["TICKETING_REDIS_URL"])
+    try:
+        redis.script_flush()  # as after a Redis restart (clients of others load theirs again)
+    finally:
+        redis.close()
+    fan = dev_token(stack, f"gw-noscript-{RUN_ID}", [])
+    status, headers, first = _join(stack, on_sale, fan)
+    assert status == 200 and "X-Queue-Join" not in headers
+    status, headers, again = _join(stack, on_sale, fan)
+    assert status == 200 and headers.get("X-Queue-Join") == GATEWAY
+    assert again["position"] == first["position"]
