@@ -84,14 +84,8 @@ def cluster_settings(settings: Settings, cluster: LocalCluster, cluster_amqp: st
 
 
 @pytest.fixture(scope="module")
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture(scope="module")
 async def event_ids(pool: asyncpg.Pool) -> AsyncIterator[list[int]]:
+    """Events of the module's own, in the run's database (``pool``: tests/integration)."""
     async with pool.acquire() as conn:
         ids = await insert_events(conn, [f"{TERM} Nacht {i}" for i in range(EVENTS)], "Leipzig")
     yield ids
