@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import statistics
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -28,7 +26,7 @@ from aiohttp.test_utils import TestClient
 from search_sync.worker import run_reindex, run_worker
 from tests.integration.booking.support import own_vhost
 from tests.integration.catalog.support import get_json, open_client
-from tests.integration.search.support import insert_events, new_name, rename
+from tests.integration.search.support import Reader, insert_events, new_name, rename, search
 from tests.servers import RUN_ID, TYPESENSE_KEY
 from tests.support import eventually, free_port, settings_with
 from ticketing.config import Settings
@@ -114,69 +112,12 @@ async def catalog(cluster_settings: Settings, event_ids: list[int]) -> AsyncIter
         await asyncio.wait_for(worker, 15)
 
 
-@dataclass(frozen=True)
-class Read:
-    at: float
-    seconds: float
-    status: int
-    indexed: bool  # answered from Typesense, not the PostgreSQL fallback
-    ids: tuple[int, ...] = ()
-    names: dict[int, str] = field(default_factory=dict)
-
-    @property
-    def good(self) -> bool:
-        return self.status == 200 and self.indexed and bool(self.ids)
-
-
-async def search(client: TestClient, term: str) -> Read:
-    started = time.monotonic()
-    resp = await client.get("/search", params={"term": term, "per_page": "50"})
-    body = await resp.json()
-    hits = body.get("hits", []) if resp.status == 200 else []
-    return Read(
-        started,
-        time.monotonic() - started,
-        resp.status,
-        "X-Search-Degraded" not in resp.headers,
-        tuple(hit["id"] for hit in hits),
-        {hit["id"]: hit["name"] for hit in hits},
-    )
-
-
-@dataclass
-class Reader:
-    """Searches back to back until stopped, keeping every answer."""
-
-    client: TestClient
-    reads: list[Read] = field(default_factory=list)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def run(self) -> list[Read]:
-        while not self.stop.is_set():
-            self.reads.append(await search(self.client, TERM))
-            await asyncio.sleep(0.005)
-        return self.reads
-
-    def duplicated(self) -> int:
-        return sum(len(set(r.ids)) != len(r.ids) for r in self.reads)
-
-    def summary(self, since: float) -> str:
-        after = [r for r in self.reads if r.at >= since]
-        ms = sorted(r.seconds * 1000 for r in after)
-        return (
-            f"{len(after)} reads after the kill, {sum(not r.good for r in after)} failed, "
-            f"latency median {statistics.median(ms):.1f} ms, "
-            f"p99 {ms[int(len(ms) * 0.99) - 1]:.1f} ms, max {ms[-1]:.1f} ms, "
-            f"{self.duplicated()} with a hit twice"
-        )
-
-
 async def kill_during_reads(
     cluster: LocalCluster, catalog: TestClient, pool: asyncpg.Pool, event_id: int, victim: int
 ) -> tuple[Reader, float, float]:
     """Kill ``victim`` while searches run and an event is renamed at the same moment.
     Returns the reads, when the kill was, and how long the rename took to be searchable."""
-    reader = Reader(catalog)
+    reader = Reader(catalog, TERM)
     reading = asyncio.create_task(reader.run())
     await asyncio.sleep(0.5)
     killed_at = time.monotonic()
@@ -280,7 +221,7 @@ async def test_reindex_swaps_the_alias_on_every_node_one_of_them_away(
     [before] = {alias_on(whole, i, alias)[0] for i in range(3)}
     away = whole.followers()[0]
     whole.kill(away)
-    reader = Reader(catalog)
+    reader = Reader(catalog, TERM)
     reading = asyncio.create_task(reader.run())
     await asyncio.sleep(0.3)
     result = await run_reindex(cluster_settings)
