@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 
 import asyncpg
 import typesense
-from typesense.exceptions import ObjectNotFound
+from typesense.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from search_sync.indexer import import_documents, sync_events
 from ticketing.db.events import fetch_event_views
@@ -92,16 +92,25 @@ async def _reindex_locked(
         # The schema is a plain dict (ticketing.search_index); Typesense's stubs want their
         # TypedDict of the same shape.
         await client.collections.create(cast("CollectionCreateSchema", collection_schema(name)))
+    except ObjectAlreadyExists:
+        # Ours: the client retried on another node a create whose answer was lost (the name
+        # is this reindex's own, and only one reindex runs at a time).
+        pass
     except TYPESENSE_ERRORS as exc:
         raise DependencyDown("typesense", exc) from exc
+    swapped = False
     try:
         indexed = await _fill(pool, client, name, batch_size)
         previous = await alias_target(client, alias)
         await client.aliases.upsert(alias, {"collection_name": name})
+        swapped = True
         log.info("reindex: alias %s now points at %s (was %s)", alias, name, previous)
         replayed = await _replay_changes(pool, client, name, watermark, started_at - _REPLAY_MARGIN)
     except BaseException:
-        await _drop_unless_live(client, alias, name)
+        # Once the alias points at it, the new collection is live. Not asked again then: a
+        # cluster's follower may answer with the alias as it was a moment ago.
+        if not swapped:
+            await _drop_unless_live(client, alias, name)
         raise
     if previous is not None and previous != name:
         await client.collections[previous].delete()

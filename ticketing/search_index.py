@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import typesense
+from typesense.configuration import NodeConfigDict
 
 from ticketing.config import Settings
 
@@ -62,21 +63,34 @@ def view_of(document: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+# How long the client skips a node that failed (the client's clock counts whole seconds).
+NODE_COOLDOWN_SECONDS = 2
+
+
 def make_client(settings: Settings) -> typesense.AsyncClient:
-    parts = urlsplit(settings.typesense_url)
+    """A client of every configured node. On a cluster any node takes a write (a follower
+    forwards it to the leader), so a write a node fails is sent to the next one at once,
+    each node at most once; a node that failed is skipped for a few seconds. While the
+    cluster has no leader (an election, a few seconds) every node fails the write, and the
+    caller retries later (search_sync requeues the batch after a backoff)."""
+    nodes: list[str | NodeConfigDict] = [_node(url) for url in settings.typesense_nodes]
     return typesense.AsyncClient(
         {
-            "nodes": [
-                {
-                    "host": parts.hostname or "127.0.0.1",
-                    "port": parts.port or (443 if parts.scheme == "https" else 80),
-                    "protocol": parts.scheme or "http",
-                }
-            ],
+            "nodes": nodes,
             "api_key": settings.typesense_api_key,
             "connection_timeout_seconds": settings.typesense_timeout_seconds,
-            # Fail fast: when Typesense is down, search falls back to Postgres at once.
-            "num_retries": 0,
+            # Fail fast: a single node that is down is retried by the caller after a backoff.
+            "num_retries": len(nodes) - 1,
             "retry_interval_seconds": 0.05,
+            "healthcheck_interval_seconds": NODE_COOLDOWN_SECONDS,
         }
     )
+
+
+def _node(url: str) -> NodeConfigDict:
+    parts = urlsplit(url)
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or (443 if parts.scheme == "https" else 80),
+        "protocol": parts.scheme or "http",
+    }

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import ip_network
+from urllib.parse import urlsplit
 
 from ticketing.settings_schema import (
     ConfigError,
     Secret,
     Url,
-    no_trailing_slash,
     setting,
     upper,
 )
@@ -37,6 +37,25 @@ def _networks(raw: str, name: str) -> str:
     except ValueError as exc:
         raise ConfigError(f"{name} must be comma-separated CIDRs: {exc}") from None
     return ",".join(str(n) for n in networks)
+
+
+def _typesense_nodes(raw: str, name: str) -> str:
+    """One Typesense URL, or every node of a cluster comma-separated, each ``http(s)://
+    host:port`` without a path, in their given order (the order reads start from)."""
+    urls = [part.strip().rstrip("/") for part in raw.split(",") if part.strip()]
+    if not urls:
+        raise ConfigError(f"{name} names no Typesense node")
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {url!r}: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+            raise ConfigError(f"{name}: {url!r} is not http(s)://host[:port]")
+    if len(set(urls)) != len(urls):
+        raise ConfigError(f"{name} names a node twice")
+    return ",".join(urls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +92,10 @@ class PlatformSettings:
     )
     typesense_url: str = setting(
         "http://127.0.0.1:8108",
-        "Typesense",
-        parse=no_trailing_slash,
+        "Typesense: one URL, or a cluster's nodes comma-separated (catalog_api reads from any "
+        "healthy node and fails over to the next; search_sync writes through any, which "
+        "forwards to the leader)",
+        parse=_typesense_nodes,
     )
     typesense_api_key: Secret = setting(  # noqa: RUF009 (a str: immutable)
         Secret("ticketing-dev-key"),
@@ -226,3 +247,8 @@ class PlatformSettings:
         1.0,
         "outbox relay poll interval (besides `LISTEN`)",
     )
+
+    @property
+    def typesense_nodes(self) -> tuple[str, ...]:
+        """The URL of each Typesense node (one unless a cluster's nodes are listed)."""
+        return tuple(url.strip() for url in self.typesense_url.split(",") if url.strip())

@@ -57,12 +57,11 @@ def command(settings: Settings, binary: str) -> list[str]:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
-    url = urlsplit(settings.typesense_url)
-    if url.port not in (None, settings.typesense_port):
+    ports = {urlsplit(url).port for url in settings.typesense_nodes}
+    if not ports & {None, settings.typesense_port}:
         log.warning(
-            "TICKETING_TYPESENSE_URL port %s differs from TICKETING_TYPESENSE_PORT %s;"
+            "TICKETING_TYPESENSE_URL names no node on TICKETING_TYPESENSE_PORT %s;"
             " the services will not reach this server",
-            url.port,
             settings.typesense_port,
         )
     Path(settings.typesense_data_dir).mkdir(parents=True, exist_ok=True)

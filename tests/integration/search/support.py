@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import secrets
+import statistics
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from aiohttp.test_utils import TestClient
 from typesense.exceptions import ObjectNotFound
 
 from search_sync.reindex import alias_target
@@ -101,3 +106,64 @@ async def drop_alias(settings: Settings) -> None:
                 await client.collections[target].delete()
     finally:
         await client.api_call.aclose()
+
+
+# --- searching through catalog_api while something breaks ---------------------------------
+
+
+@dataclass(frozen=True)
+class Read:
+    at: float
+    seconds: float
+    status: int
+    indexed: bool  # answered from Typesense, not the PostgreSQL fallback
+    ids: tuple[int, ...] = ()
+    names: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def good(self) -> bool:
+        return self.status == 200 and self.indexed and bool(self.ids)
+
+
+async def search(client: TestClient, term: str) -> Read:
+    started = time.monotonic()
+    resp = await client.get("/search", params={"term": term, "per_page": "50"})
+    body = await resp.json()
+    hits = body.get("hits", []) if resp.status == 200 else []
+    return Read(
+        started,
+        time.monotonic() - started,
+        resp.status,
+        "X-Search-Degraded" not in resp.headers,
+        tuple(hit["id"] for hit in hits),
+        {hit["id"]: hit["name"] for hit in hits},
+    )
+
+
+@dataclass
+class Reader:
+    """Searches for ``term`` back to back until stopped, keeping every answer."""
+
+    client: TestClient
+    term: str
+    reads: list[Read] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> list[Read]:
+        while not self.stop.is_set():
+            self.reads.append(await search(self.client, self.term))
+            await asyncio.sleep(0.005)
+        return self.reads
+
+    def duplicated(self) -> int:
+        return sum(len(set(r.ids)) != len(r.ids) for r in self.reads)
+
+    def summary(self, since: float) -> str:
+        after = [r for r in self.reads if r.at >= since]
+        ms = sorted(r.seconds * 1000 for r in after)
+        return (
+            f"{len(after)} reads after the kill, {sum(not r.good for r in after)} failed, "
+            f"latency median {statistics.median(ms):.1f} ms, "
+            f"p99 {ms[int(len(ms) * 0.99) - 1]:.1f} ms, max {ms[-1]:.1f} ms, "
+            f"{self.duplicated()} with a hit twice"
+        )

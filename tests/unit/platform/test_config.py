@@ -88,6 +88,9 @@ def test_environment_overrides_defaults():
         ({"TICKETING_BOOKING_WORKER_SLOT": "3/3"}, "TICKETING_BOOKING_WORKER_SLOT must be i/n"),
         ({"TICKETING_BOOKING_STAGES": "payment"}, "TICKETING_BOOKING_STAGES must name"),
         ({"TICKETING_BOOKING_STAGES": "commands,reserves"}, "TICKETING_BOOKING_STAGES must"),
+        ({"TICKETING_TYPESENSE_URL": "search:8108"}, "TICKETING_TYPESENSE_URL: 'search:8108'"),
+        ({"TICKETING_TYPESENSE_URL": "http://a:8108/x"}, "is not http\\(s\\)://host"),
+        ({"TICKETING_TYPESENSE_URL": "http://a:8108,http://a:8108/"}, "names a node twice"),
     ],
 )
 def test_bad_values_are_refused_at_start_naming_the_variable(env, says):
@@ -110,6 +113,15 @@ def test_booking_stages_are_read_in_one_order(raw, stages):
     # As a child process reads it back from the environment the benches and tests write.
     again = {**DEV, "TICKETING_BOOKING_STAGES": settings.booking_stages}
     assert Settings.from_env(again) == settings
+
+
+def test_typesense_url_lists_a_clusters_nodes():
+    settings = Settings.from_env(
+        {**DEV, "TICKETING_TYPESENSE_URL": " http://ts-0:8108/, http://ts-1:8108 ,http://ts-2"}
+    )
+    assert settings.typesense_url == "http://ts-0:8108,http://ts-1:8108,http://ts-2"
+    assert settings.typesense_nodes == ("http://ts-0:8108", "http://ts-1:8108", "http://ts-2")
+    assert Settings(env="dev").typesense_nodes == ("http://127.0.0.1:8108",)
 
 
 def test_a_child_process_reads_the_same_settings_back():
