@@ -64,7 +64,9 @@ class Fan:
         """The admitted fan's token fields, signed once per session."""
         expiry_ms = self.placement.place
         if self.admission_for != expiry_ms:
-            self.admission = admitted_fields(settings, self.event.event_id, self.user_id, expiry_ms)
+            self.admission = admitted_fields(
+                settings, self.event.event_id, self.user_id, expiry_ms, self.placement.epoch
+            )
             self.admission_for = expiry_ms
         return self.admission
 

@@ -70,11 +70,14 @@ def _retrieve(task: asyncio.Future[Figures]) -> None:
 
 
 def admitted_fields(
-    settings: Settings, event_id: int, user_id: str, expiry_ms: int
+    settings: Settings, event_id: int, user_id: str, expiry_ms: int, epoch: str = ""
 ) -> dict[str, str]:
+    """The admitted fan's token fields: the token of the session ending at ``expiry_ms``,
+    in the queue's ``epoch`` (the placement's), so a reserve can tell a session Redis lost
+    from one that ended (see waitingroom/queue/admission.py)."""
     expires = expiry_ms // 1000
     return {
-        "admission_token": admission_for_session(settings, user_id, event_id, expires),
+        "admission_token": admission_for_session(settings, user_id, event_id, expires, epoch),
         "admission_expires_at": rfc3339(datetime.fromtimestamp(expires, UTC)),
     }
 
@@ -105,7 +108,9 @@ def status_body(
     if kind == "admitted":
         body.update(position=0, ahead=0, eta_seconds=0)
         if admission is None:
-            admission = admitted_fields(settings, event.event_id, user_id, placement.place)
+            admission = admitted_fields(
+                settings, event.event_id, user_id, placement.place, placement.epoch
+            )
         body.update(admission)
     elif kind == "waiting":
         ahead = placement.ahead
