@@ -25,7 +25,7 @@ from waitingroom.booking.commands import RPC_KEY, request_id_of, respond, roles_
 from waitingroom.booking.inputs import ADMISSION_TOKEN, IDEMPOTENCY_KEY, ReserveRequest
 from waitingroom.booking.refusals import BOOKING_UNAVAILABLE
 from waitingroom.booking.shapes import Hold, LimitExceeded, ReserveConflict
-from waitingroom.queue.port import QUEUE_PORT_KEY, QUEUE_UNREACHABLE, verify_admission
+from waitingroom.queue.port import QUEUE_PORT_KEY, QUEUE_UNREACHABLE, Admission, verify_admission
 
 # The name it logged under before the rooms split: its log lines read as they did.
 log = logging.getLogger("waitingroom.booking_routes")
@@ -54,7 +54,9 @@ RESERVE_API = Api()
             "no X-Admission-Token though the event's queue is enabled (admission_required); "
             "or the token is malformed, expired, or for another user or event, or its "
             "session ended: booked, left, sold out, or no seats held within the claim window "
-            "(admission_invalid)",
+            "(admission_invalid). A session the waiting room lost with Redis's state did not "
+            "end: a token issued before the loss gets it back (until the token's exp, with a "
+            "fresh claim window).",
             codes=("admission_required", "admission_invalid"),
         ),
         Problems(404, "no such event", codes=("event_not_found",)),
@@ -105,9 +107,9 @@ async def _reserve(request: web.Request, body: ReserveRequest) -> web.Response:
     refused: Problem | None = None
     if token is not None:
         settings = request.app[SETTINGS_KEY]
-        verify_admission(settings, token, principal.user_id, event_id)
+        admission = verify_admission(settings, token, principal.user_id, event_id)
         try:
-            await _check_session(request, principal.user_id, event_id)
+            await _check_session(request, principal.user_id, event_id, admission)
             admitted = True
         except Problem as problem:
             if problem.status != 403 or "Idempotency-Key" not in request.headers:
@@ -173,12 +175,17 @@ async def _claimed(request: web.Request, user_id: str, event_id: int, hold: dict
         log.warning("hold not recorded for admission: event_id=%s %s", event_id, exc)
 
 
-async def _check_session(request: web.Request, user_id: str, event_id: int) -> None:
+async def _check_session(
+    request: web.Request, user_id: str, event_id: int, admission: Admission
+) -> None:
     """A valid token is not enough once its session ended (the fan booked or left, held
     no seats within the claim window, or the event sold out): the slot went to the next
-    fan. Without Redis nothing can tell, so the reserve is ``503 backend_unavailable``
-    at once and nothing goes to a worker: a token whose session ended must not hold seats
-    just because the queue is briefly out of reach (the fan retries after Retry-After)."""
+    fan. But a session Redis lost (it restarted without the queue's state) did not end:
+    the token names the queue epoch it was issued in, and a session missing from another
+    epoch is given back (QueuePort.reserve_refusal). Without Redis nothing can tell, so the
+    reserve is ``503 backend_unavailable`` at once and nothing goes to a worker: a token
+    whose session ended must not hold seats just because the queue is briefly out of
+    reach (the fan retries after Retry-After)."""
     queue = request.app.get(QUEUE_PORT_KEY)
     if queue is None:
         return
@@ -188,8 +195,10 @@ async def _check_session(request: web.Request, user_id: str, event_id: int) -> N
     # 144 holds whose fans had been sent back to the line, no payment tried).
     rpc_wait = request.app[SETTINGS_KEY].booking_rpc_timeout_seconds
     keep_ms = int(2 * (rpc_wait + int(RETRY_AFTER_SECONDS)) * 1000)
+    # A token from before epochs were signed in asks exactly as it always did.
+    lost = {} if admission.epoch is None else {"admitted_in": admission}
     try:
-        refusal = await queue.reserve_refusal(event_id, user_id, keep_ms)
+        refusal = await queue.reserve_refusal(event_id, user_id, keep_ms, **lost)
     except QUEUE_UNREACHABLE as exc:
         log.warning("reserve refused for event_id=%s: redis unavailable: %s", event_id, exc)
         raise backend_unavailable(

@@ -2,26 +2,30 @@
 queue, in one place. ``waitingroom.booking`` imports this module and no other of the
 queue's, and the queue imports nothing of booking's (``.importlinter`` keeps both so).
 
-A reserve with an admission token asks whether the fan's session still stands, then
-records the seats held (or, for too few seats, hurries the fan's turn along); a sale or a
-release may free or take the last seats, so the queue counts again; a booking ends the
-fan's session. ``queue_ctx`` puts the port under :data:`QUEUE_PORT_KEY`; an application
-without the queue has none, and booking then goes on without it.
+A reserve with an admission token asks whether the fan's session still stands (and gets
+it back if Redis lost it since the token was issued), then records the seats held (or, for
+too few seats, hurries the fan's turn along); a sale or a release may free or take the last
+seats, so the queue counts again; a booking ends the fan's session. ``queue_ctx`` puts the
+port under :data:`QUEUE_PORT_KEY`; an application without the queue has none, and booking
+then goes on without it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from waitingroom.queue.admission import verify_admission
+from waitingroom.queue.admission import Admission, verify_admission
 from waitingroom.queue.booking_health import ReserveLatency
 from waitingroom.queue.routes import end_session_after_booking
 from waitingroom.queue.runtime import QueueRuntime, recount_if_all_held
 
-__all__ = ["QUEUE_PORT_KEY", "QUEUE_UNREACHABLE", "QueuePort", "verify_admission"]
+__all__ = ["QUEUE_PORT_KEY", "QUEUE_UNREACHABLE", "Admission", "QueuePort", "verify_admission"]
+
+log = logging.getLogger("waitingroom.queue_sessions")
 
 # What the session check and the claims raise when the queue's store is not reachable:
 # the caller decides what a sale does without the queue.
@@ -36,12 +40,30 @@ class QueuePort:
         self._runtime = runtime
         self._latency = latency
 
-    async def reserve_refusal(self, event_id: int, user_id: str, keep_ms: int) -> str | None:
+    async def reserve_refusal(
+        self, event_id: int, user_id: str, keep_ms: int, admitted_in: Admission | None = None
+    ) -> str | None:
         """Why an admitted fan's reserve is refused though their token is valid (their
         session ended: booked, left, no seats held within the claim window, sold out),
         or None: it stands, and a claim window still open stays open ``keep_ms`` more.
-        Raises one of :data:`QUEUE_UNREACHABLE`."""
-        ends, claim_by = await self._runtime.store.session_for_reserve(event_id, user_id, keep_ms)
+
+        ``admitted_in``: what the token says (``verify_admission``). A token naming the
+        queue epoch it was issued in gets its session back when Redis lost the queue's state
+        since (another epoch now) and that session is missing: until the token's end, with
+        a fresh claim window, counted as active again (scripts KEEP_CLAIM). In the same
+        epoch a missing session ended, and stays ended. Raises one of
+        :data:`QUEUE_UNREACHABLE`."""
+        lost = None
+        if admitted_in is not None and admitted_in.epoch is not None:
+            lost = (admitted_in.epoch, admitted_in.expires * 1000)
+        store = self._runtime.store
+        ends, claim_by, restored = await store.session_for_reserve(event_id, user_id, keep_ms, lost)
+        if restored:
+            log.info(
+                "queue session restored after redis lost it: event_id=%s user=%s via=reserve",
+                event_id,
+                user_id,
+            )
         now_ms = time.time() * 1000
         if ends is None or ends <= now_ms:
             return SESSION_ENDED

@@ -31,7 +31,10 @@ local function inventory(s, prior, weight)
 end
 """
 
-# KEYS: waiting pre active seen state config rate unclaimed
+# Every session this queue state gives is recorded in ``sessions`` (user -> its end, ms,
+# kept a minute past it): a token from a state Redis lost restores only a session this
+# state never gave (KEEP_CLAIM), so one given here and ended stays ended.
+# KEYS: waiting pre active seen state config rate unclaimed sessions
 # ARGV: default admit_per_minute, max_active, session_seconds, mode; abandon_ms, batch_max,
 #       sweep_max; default claim_seconds, margin_percent; prior seats per fan, its weight
 # -> {now_ms, expired users, abandoned count, {user, place, expiry, ...} admitted,
@@ -43,6 +46,7 @@ TICK_BODY = (
 local waiting, pre, active, seen, state, config, rate, unclaimed =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local sweep_max = tonumber(ARGV[7])
+redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now_ms - 60000)  -- sessions
 local expired = redis.call('ZRANGEBYSCORE', active, '-inf', now_ms, 'LIMIT', 0, sweep_max)
 if #expired > 0 then
   redis.call('ZREM', active, unpack(expired))
@@ -107,6 +111,7 @@ if open then
     for i = 1, #popped, 2 do
       redis.call('ZADD', active, fmt(expiry), popped[i])
       redis.call('ZADD', unclaimed, fmt(deadline), popped[i])
+      redis.call('ZADD', KEYS[9], fmt(expiry), popped[i])  -- sessions
       redis.call('ZREM', seen, popped[i])
       admitted[#admitted + 1] = popped[i]
       admitted[#admitted + 1] = popped[i + 1]
@@ -130,7 +135,7 @@ redis.call('HSET', state, 'tokens', string.format('%.6f', tokens), 'tokens_at', 
 -- ticks it any more) the queue goes away by itself. The draw's record (seed, fair, drawn)
 -- stays, for the audit.
 if now_ms > tonumber(redis.call('HGET', state, 'kept_until') or '0') then
-  for i = 1, 8 do redis.call('PEXPIRE', KEYS[i], KEEP_MS) end
+  for i = 1, 9 do redis.call('PEXPIRE', KEYS[i], KEEP_MS) end
   redis.call('HSET', state, 'kept_until', fmt(now_ms + 3600000))
 end
 return {now_ms, expired, #gone, admitted, lapsed, held_change}

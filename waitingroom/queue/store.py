@@ -41,7 +41,17 @@ PRIOR_WEIGHT_FANS = 5
 
 
 _POSITION_KINDS = ("waiting", "pre", "admitted", "none")
-_TICK_KEYS = ("waiting", "pre", "active", "seen", "state", "config", "rate", "unclaimed")
+_TICK_KEYS = (
+    "waiting",
+    "pre",
+    "active",
+    "seen",
+    "state",
+    "config",
+    "rate",
+    "unclaimed",
+    "sessions",
+)
 
 
 def _seats_per_fan(state: dict[str, str]) -> float | None:
