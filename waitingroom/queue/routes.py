@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -33,7 +34,7 @@ from waitingroom.queue.runtime import QUEUE_KEY, QueueRuntime, recount_if_all_he
 from waitingroom.queue.shapes import QueueJoinBody, QueueStatus
 from waitingroom.queue.status import status_body
 from waitingroom.queue.store import Placement
-from waitingroom.queue.ticket import issue_ticket, read_ticket
+from waitingroom.queue.ticket import ADMITTED, issue_ticket, read_queue_ticket
 
 # The name it logged under before the rooms split: its log lines read as they did.
 log = logging.getLogger("waitingroom.queue_routes")
@@ -68,9 +69,13 @@ async def join(request: web.Request) -> web.Response:
     runtime = request.app[QUEUE_KEY]
     body = await read_body(request, QueueJoinBody) if request.body_exists else None
     event = await event_or_404(runtime, event_id)
-    restore = None
+    restore = session = None
     if body is not None and "queue_ticket" in body.model_fields_set:
-        restore = read_ticket(runtime.settings, body.queue_ticket, principal.user_id, event_id)
+        restore = read_queue_ticket(
+            runtime.settings, body.queue_ticket, principal.user_id, event_id
+        )
+        if restore is not None and restore[0] == ADMITTED:
+            session, restore = restore, None
         if restore is not None and await _draw_lost_since(runtime, event, restore):
             restore = await _drawn_restore(runtime, event_id, principal.user_id, restore)
     with queue_reachable():
@@ -78,9 +83,14 @@ async def join(request: web.Request) -> web.Response:
             # Committed before anyone is in the pre-queue, even for an event created moments
             # before its on-sale (the admitter commits within a second otherwise).
             await runtime.admitter.commit(event_id)
+        restored = session is not None and await _session_restored(
+            runtime, event_id, principal.user_id, session
+        )
         placement = await arrive(
             request, runtime, event, principal.user_id, join=True, restore=restore
         )
+        if restored and placement.kind == "admitted":
+            placement = dataclasses.replace(placement, new=2)
         answer = await status_of(runtime, event, principal.user_id, placement)
     outcome = "sold_out" if placement.kind == "sold_out" else _JOIN_OUTCOMES[placement.new]
     counted = _JOINS_BY.get((event_id, outcome))
@@ -113,7 +123,11 @@ serve(
         summary="Join the event's queue (joining again returns the same place)",
         description="Before on_sale_at fans enter the pre-queue, drawn into a random, "
         "auditable order at on-sale ahead of later arrivals, who are served first come, "
-        "first served.",
+        "first served. With the queue_ticket of an earlier answer, a fan whose place the "
+        "queue lost (Redis lost its state) gets it back; an admitted fan gets the admitted "
+        "session back, until its original end, and is answered admitted with an admission "
+        "token. A session that ended in the queue Redis still has (booked, left, unclaimed) "
+        "is not given back.",
         body=QueueJoinBody,
         path_ids=(EVENT_ID,),
         secured=True,
@@ -146,6 +160,26 @@ serve(
         },
     ),
 )
+
+
+async def _session_restored(
+    runtime: QueueRuntime, event_id: int, user_id: str, ticket: tuple[str, int, str]
+) -> bool:
+    """An admitted fan's queue ticket: their session back if Redis lost it since the ticket
+    was issued (another epoch now), exactly as a reserve with their admission token gets it
+    (KEEP_CLAIM); the join that follows then finds them admitted and answers the token. In
+    the same epoch a session that is gone ended (booked, left, unclaimed, sold out) and the
+    fan joins at the back like anyone else. The gateway hands such joins here (see
+    deploy/lua/queue_join.lua)."""
+    _, ends_ms, epoch = ticket
+    restored = await runtime.store.restore_session(event_id, user_id, epoch, ends_ms)
+    if restored:
+        log.info(
+            "queue session restored after redis lost it: event_id=%s user=%s via=join",
+            event_id,
+            user_id,
+        )
+    return restored
 
 
 async def _draw_lost_since(

@@ -1,7 +1,9 @@
 """Queue tickets: HS256 JWTs signed with their own key (``TICKETING_QUEUE_TICKET_SECRET``)
 that say where a fan stood in an event's queue (claims ``sub``, ``event_id``, ``where``,
 ``place``, ``epoch``, ``exp``). Every join and status answer carries a fresh one; a fan who
-presents it on join gets that place back if Redis lost the queue (see the PLACE script)."""
+presents it on join gets that place back if Redis lost the queue (see the PLACE script), and
+an admitted fan (``where`` "admitted", ``place`` the session's end in ms) their session
+(see KEEP_CLAIM, waitingroom/queue/scripts_claims.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from ticketing.problems import Problem, validation_error
 
 TICKET_TTL_SECONDS = 24 * 3600
 RESTORABLE = frozenset({"waiting", "pre"})
+ADMITTED = "admitted"
 
 
 def issue_ticket(
@@ -42,8 +45,22 @@ def _signer(secret: str) -> HS256Signer:
 def read_ticket(
     settings: Settings, token: object, user_id: str, event_id: int
 ) -> tuple[str, int, str] | None:
-    """(where, place, epoch) to restore, None when the ticket holds nothing to restore;
+    """(where, place, epoch) of a place in line to restore, None when the ticket holds
+    no such place (an admitted fan's ticket among them: see :func:`read_queue_ticket`);
     400 for a ticket we did not sign, 403 for someone else's or another event's."""
+    ticket = read_queue_ticket(settings, token, user_id, event_id)
+    if ticket is None or ticket[0] not in RESTORABLE:
+        return None
+    return ticket
+
+
+def read_queue_ticket(
+    settings: Settings, token: object, user_id: str, event_id: int
+) -> tuple[str, int, str] | None:
+    """(where, place, epoch) to restore, a place in line (``where`` in RESTORABLE) or an
+    admitted fan's session (ADMITTED, place: when it ends, ms); None when the ticket holds
+    nothing to restore; 400 for a ticket we did not sign, 403 for someone else's or
+    another event's."""
     if not isinstance(token, str) or not token:
         raise validation_error("queue_ticket must be the string a join returned.")
     try:
@@ -60,6 +77,8 @@ def read_ticket(
     if claims["sub"] != user_id or claims["event_id"] != event_id:
         raise Problem(403, "queue_ticket_invalid", "This queue ticket is for another fan or event.")
     place, where, epoch = claims["place"], claims["where"], claims["epoch"]
-    if where not in RESTORABLE or not isinstance(place, int) or not isinstance(epoch, str):
+    if where not in RESTORABLE and where != ADMITTED:
+        return None
+    if not isinstance(place, int) or isinstance(place, bool) or not isinstance(epoch, str):
         return None
     return where, place, epoch

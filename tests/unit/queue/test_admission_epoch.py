@@ -1,5 +1,6 @@
-"""Admission tokens name the queue epoch they were issued in: what a reserve needs to give
-back a session Redis lost (issue 12)."""
+"""Admission tokens name the queue epoch they were issued in, and an admitted fan's queue
+ticket reads back as a session to restore: what a reserve or a join needs to give back a
+session Redis lost (issue 12)."""
 
 import time
 
@@ -15,6 +16,7 @@ from waitingroom.queue.admission import (
     verify_admission,
 )
 from waitingroom.queue.status import admitted_fields
+from waitingroom.queue.ticket import issue_ticket, read_queue_ticket, read_ticket
 
 SETTINGS = Settings(admission_secret="a" * 40, queue_ticket_secret="q" * 40)
 
@@ -57,3 +59,14 @@ def test_status_answers_carry_the_placements_epoch():
     fields = admitted_fields(SETTINGS, 7, "ann", expiry_ms, "e1")
     admission = verify_admission(SETTINGS, fields["admission_token"], "ann", 7)
     assert admission == Admission(expiry_ms // 1000, "e1")
+
+
+def test_an_admitted_fans_ticket_reads_as_a_session_to_restore_not_a_place():
+    ends_ms = 1_700_000_600_000
+    admitted = issue_ticket(SETTINGS, 5, "alice", "admitted", ends_ms, "e1")
+    assert read_queue_ticket(SETTINGS, admitted, "alice", 5) == ("admitted", ends_ms, "e1")
+    assert read_ticket(SETTINGS, admitted, "alice", 5) is None  # no place in line
+    waiting = issue_ticket(SETTINGS, 5, "alice", "waiting", 10, "e1")
+    assert read_queue_ticket(SETTINGS, waiting, "alice", 5) == ("waiting", 10, "e1")
+    sold_out = issue_ticket(SETTINGS, 5, "alice", "sold_out", 10, "e1")
+    assert read_queue_ticket(SETTINGS, sold_out, "alice", 5) is None
