@@ -52,6 +52,7 @@ import sys
 import time
 import urllib.error
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -126,7 +127,11 @@ def start_load(
     event_id: int,
     gateway: str,
     pay: bool,
+    run_dir: Path = RUN_DIR,
+    extra: dict | None = None,
 ) -> Loads:
+    """The load processes of one on-sale; ``extra`` goes into each one's spec (the chaos
+    run's fans keep a timeline and reconnect their sockets: bench/onsale_load.py)."""
     fans = make_fans(args, name)
     n = args.load_processes
     specs = [
@@ -139,14 +144,15 @@ def start_load(
             "ws_concurrency": max(1, args.ws_concurrency // n),
             "poll_seconds": args.poll_seconds,
             "request_timeout": 30,
+            **(extra or {}),
         }
         for i in range(n)
     ]
     env = service_env(settings)
-    return start_loads(procs, "bench/onsale_load.py", specs, env, RUN_DIR, f"{name}_load")
+    return start_loads(procs, "bench/onsale_load.py", specs, env, run_dir, f"{name}_load")
 
 
-def done_lines(loads: Loads, done: set[int]) -> None:
+def done_lines(loads: Loads, done: set[int], run_dir: Path = RUN_DIR) -> None:
     """Note the load processes that said "done" (without waiting for the others)."""
     for i, (proc, _) in enumerate(loads):
         if i in done:
@@ -158,7 +164,7 @@ def done_lines(loads: Loads, done: set[int]) -> None:
             if line.startswith("done"):
                 done.add(i)
             elif not line:
-                raise SystemExit(f"bench: a load process exited early; see {RUN_DIR}")
+                raise SystemExit(f"bench: a load process exited early; see {run_dir}")
 
 
 def on_sale(
@@ -170,9 +176,16 @@ def on_sale(
     event_id: int,
     pay: bool,
     groups: dict[str, list[int]],
+    *,
+    run_dir: Path = RUN_DIR,
+    load_extra: dict | None = None,
+    on_go: Callable[[float], None] | None = None,
+    hold_open: Callable[[], bool] | None = None,
 ) -> dict:
     """One on-sale: set up, run, stop the fans; what it collected (with the CPU seconds
-    each group of processes used from the go to the end)."""
+    each group of processes used from the go to the end). For bench/chaos.py: ``on_go`` is
+    told the on-sale time as the fans go, and while ``hold_open()`` is true the run does
+    not end for its fans being finished or the sale being over (the timeout still holds)."""
     admin = issue_dev_token(settings, "bench-ops", ["admin"])["access_token"]
     queue_url = f"{gateway}/admin/queues/{event_id}"
     api(
@@ -188,18 +201,10 @@ def on_sale(
         },
     )
     say(f"{name}: starting {args.load_processes} load processes for {args.fans:,} fans")
-    loads = start_load(settings, args, procs, name, event_id, gateway, pay)
+    loads = start_load(settings, args, procs, name, event_id, gateway, pay, run_dir, load_extra)
     on_sale_at = time.time() + args.pre_queue_seconds
     set_on_sale(settings.database_url, event_id, on_sale_at)
-    conn = psycopg.connect(settings.database_url, autocommit=True)
-
-    def probe() -> dict:
-        try:
-            return sample(conn, api("GET", queue_url, admin), event_id, pay)
-        except SystemExit as exc:  # api()'s way to fail: a missed sample, not a dead sampler
-            raise RuntimeError(str(exc)) from None
-
-    sampler = Sampler(probe)
+    sampler, db = second_by_second(settings.database_url, queue_url, admin, event_id, pay)
     load_average = os.getloadavg()[0]
     say(
         f"{name}: go; on sale in {args.pre_queue_seconds:.0f} s, the pre-queue's half joins "
@@ -208,6 +213,9 @@ def on_sale(
     groups = {**groups, "postgres (whole server)": pids_named("postgres")}
     cpu_before = {k: clock_ticks(v) for k, v in groups.items()}
     tell(loads, f"go {on_sale_at}")
+    if on_go is not None:
+        on_go(on_sale_at)
+    holding = hold_open or (lambda: False)
     done: set[int] = set()
     sold_out_seen = None
     last_arrival = on_sale_at + args.arrival_seconds
@@ -216,36 +224,29 @@ def on_sale(
     while time.time() < on_sale_at + args.timeout:
         time.sleep(0.5)
         procs.check_alive()
-        done_lines(loads, done)
-        if len(done) == len(loads):
-            reason = "every fan finished"
-            break
+        done_lines(loads, done, run_dir)
         latest = sampler.samples[-1][1] if sampler.samples else None
         if latest and latest["available"] == 0 and (not pay or latest["holds"] == 0):
             sold_out_seen = sold_out_seen or time.time()
-        if sold_out_seen and time.time() > max(sold_out_seen, last_arrival) + args.drain_seconds:
-            reason = f"sold out {args.drain_seconds:.0f} s ago"
+        ended = end_reason(len(done) == len(loads), sold_out_seen, last_arrival, args)
+        if ended and not holding():
+            reason = ended
             break
         if latest and time.time() >= next_report:
             next_report += 10
-            say(
-                f"  {time.time() - on_sale_at:5.0f} s: waiting {latest['waiting']:,}, active "
-                f"{latest['active']:,}, admitted {latest['admitted_total']:,}, holds "
-                f"{latest['holds']:,}, bookings {latest['bookings']:,}, seats sold "
-                f"{latest['seats_sold']:,}, available {latest['available']:,}"
-            )
+            progress(latest, time.time() - on_sale_at)
     time.sleep(1.0)  # one more sample after the end
     groups["postgres (whole server)"] = pids_named("postgres")
     cpu = {k: clock_ticks(v) - cpu_before[k] for k, v in groups.items()}
     final_queue = api("GET", queue_url, admin)
     samples = sampler.close()
-    conn.close()
+    db[0].close()
     say(f"{name}: ended ({reason}); stopping the fans")
     tell(loads, "stop")
     for proc, _ in loads:
         proc.wait(timeout=120)
     if any(proc.returncode for proc, _ in loads):
-        raise SystemExit(f"bench: a load process failed; see {RUN_DIR}")
+        raise SystemExit(f"bench: a load process failed; see {run_dir}")
     # The next run's fans do not share the machine with this queue's admitter.
     api("PATCH", queue_url, admin, {"paused": True})
     return {
@@ -260,6 +261,46 @@ def on_sale(
         "samples": [(s["at"], s) for _, s in samples],
         "loads": merge([json.loads(path.read_text()) for _, path in loads]),
     }
+
+
+def second_by_second(
+    database_url: str, queue_url: str, admin: str, event_id: int, pay: bool
+) -> tuple[Sampler, list[psycopg.Connection]]:
+    """The sampler of the queue's and the event's figures, and its database connection
+    (in a list: it connects again after a server restart, for bench/chaos.py)."""
+    db = [psycopg.connect(database_url, autocommit=True)]
+
+    def probe() -> dict:
+        try:
+            queue = api("GET", queue_url, admin)
+        except SystemExit as exc:  # api()'s way to fail: a missed sample, not a dead sampler
+            raise RuntimeError(str(exc)) from None
+        if db[0].closed or db[0].broken:
+            db[0] = psycopg.connect(database_url, autocommit=True, connect_timeout=2)
+        return sample(db[0], queue, event_id, pay)
+
+    return Sampler(probe), db
+
+
+def end_reason(
+    all_done: bool, sold_out_seen: float | None, last_arrival: float, args: argparse.Namespace
+) -> str | None:
+    """Why the on-sale may end now: every fan finished, or the sale is over and the fans
+    still out had --drain-seconds after it and the last arrival; None to go on."""
+    if all_done:
+        return "every fan finished"
+    if sold_out_seen and time.time() > max(sold_out_seen, last_arrival) + args.drain_seconds:
+        return f"sold out {args.drain_seconds:.0f} s ago"
+    return None
+
+
+def progress(latest: dict, after: float) -> None:
+    say(
+        f"  {after:5.0f} s: waiting {latest['waiting']:,}, active "
+        f"{latest['active']:,}, admitted {latest['admitted_total']:,}, holds "
+        f"{latest['holds']:,}, bookings {latest['bookings']:,}, seats sold "
+        f"{latest['seats_sold']:,}, available {latest['available']:,}"
+    )
 
 
 def merge(results: list[dict]) -> dict:
@@ -294,6 +335,8 @@ def merge(results: list[dict]) -> dict:
             merged["max_rss_mb"].append(r["max_rss_mb"])
         merged["ws"].update(r["ws"])
         merged["cpu_seconds"] += r["cpu_seconds"]
+        if "timeline" in r:  # bench/chaos.py's fans: every answer's time, route, status
+            merged.setdefault("timeline", []).extend(r["timeline"])
     return merged
 
 
@@ -598,10 +641,13 @@ def side_by_side(
             print(f"{f.name} ledger: {len(f.unpaid_charges)} charge(s) without booking or refund")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser(
+    prog: str = "bench/onsale.py", description: str | None = __doc__
+) -> argparse.ArgumentParser:
+    """The on-sale's flags (bench/chaos.py adds its own to them)."""
     parser = argparse.ArgumentParser(
-        prog="bench/onsale.py",
-        description=__doc__,
+        prog=prog,
+        description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--fans", type=int, default=20_000)
@@ -688,7 +734,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="wait this long for another benchmark's run to end",
     )
-    args = size_processes(parser.parse_args(argv))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = size_processes(build_parser().parse_args(argv))
     args.pre_queue_seconds = args.pre_queue_seconds or 5 + args.fans / 2 / 500
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -24,13 +24,18 @@ reserve-only baseline). Every answer 429 or 503 is retried after its Retry-After
 same Idempotency-Key, and so are the gateway's 502 and 504 (no backend answered) after a
 second. A fan told ``not_in_queue`` (its place lost) or ``admission_invalid`` (its
 admission ended before it reserved) joins again, as the answers say, up to MAX_REJOINS
-times. The line's HTTP requests in flight (join, status, leave) are bounded (SPEC
-concurrency), and so are websocket handshakes (SPEC ws_concurrency); a purchase's
-(reserve, confirm) are not: an admitted fan's browser does not wait for other fans' answers
-(when they waited their turn, up to 20 s went by between an admission and its reserve in
-the paid on-sale, a wait no figure counted); a fan holds its socket while it waits, and
-once told ``sold_out`` keeps it open, reading what comes, until the run stops: the queue
-page does the same (seats may come back, and it would hear so).
+times (SPEC max_rejoins), sending back the latest ``queue_ticket`` a join, status or push
+gave it, as the queue page does (waitingroom/static/queue.js): should the queue have lost
+its place, the ticket asks for it back (a ticket refused with 400 or 403: joins afresh). A
+confirm answered ``409 payment_in_progress`` (another copy of the payment is with the
+provider) is asked again a second later with the same Idempotency-Key. The line's HTTP
+requests in flight (join, status, leave) are bounded (SPEC concurrency), and so are
+websocket handshakes (SPEC ws_concurrency); a purchase's (reserve, confirm) are not: an
+admitted fan's browser does not wait for other fans' answers (when they waited their turn,
+up to 20 s went by between an admission and its reserve in the paid on-sale, a wait no
+figure counted); a fan holds its socket while it waits, and once told ``sold_out`` keeps
+it open, reading what comes, until the run stops: the queue page does the same (seats may
+come back, and it would hear so).
 
 A load process runs its whole on-sale with Python's cyclic garbage collector off. Each
 holds thousands of fans (their sockets, tasks, records): a full collection of that heap
@@ -43,11 +48,18 @@ waitingroom/queue/socket_heap.py.)
 Latency is client side, from just before a request is written to the last byte of its
 answer, of every answer. Times a fan heard something (joined, admitted, sold_out) are wall
 clock (time.time()), to set against the database's timestamps on the same machine.
+
+For bench/chaos.py, SPEC ``timeline`` also records every answer's time, route and status,
+each fan's admissions and the places its queue tickets named (when the place changed), and
+SPEC ``reconnect_socket`` has a fan whose socket closed or was refused open it again
+after 2, 4, 8... (at most 30) seconds, polling meanwhile, as the queue page does; without
+them a fan polls once its socket is gone, as the on-sale's figures were measured.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gc
 import json
@@ -102,6 +114,11 @@ class Fans:
         self.lingering: set[asyncio.Task[None]] = set()  # sockets of fans told sold_out
         self.http_gate = asyncio.Semaphore(spec["concurrency"])
         self.ws_gate = asyncio.Semaphore(spec["ws_concurrency"])
+        self.tickets: dict[str, str] = {}  # each fan's latest queue_ticket
+        self.max_rejoins = int(spec.get("max_rejoins", MAX_REJOINS))
+        self.reconnect = bool(spec.get("reconnect_socket", False))
+        # (wall clock, route, status) of every answer, for bench/chaos.py
+        self.timeline: list[tuple[float, str, int]] | None = [] if spec.get("timeline") else None
         self.gc_pauses_ms: list[float] = []  # collections while the collector was on
         self.full_gc_ms: float | None = None  # one full collection of the heap at the end
         self._gc_began = 0.0
@@ -204,7 +221,7 @@ class Fans:
             rec["eta_at"] = rec["joined_at"] if rec["eta"] is not None else None
             rec["position"] = body.get("position")
             leave_at = rec["joined_at"] + leave_after if kind == "leave" else None
-            for _ in range(MAX_REJOINS + 1):
+            for _ in range(self.max_rejoins + 1):
                 token = await self.follow(rec, body, leave_at)
                 if token is None:
                     return
@@ -224,14 +241,37 @@ class Fans:
     async def join(self, rec: dict[str, Any]) -> dict | None:
         """POST /queue/{id}/join (again, after a lost place); its status, or None with the
         fan's outcome set when it failed."""
+        user = rec["user"]
         if rec["joined_at"] is not None:
             rec["rejoins"] = rec.get("rejoins", 0) + 1
-        status, body = await self.request("join", "POST", f"{self.queue}/join", rec["user"])
+        ticket = self.tickets.get(user)
+        sent = {"queue_ticket": ticket} if ticket else None
+        status, body = await self.request("join", "POST", f"{self.queue}/join", user, sent)
+        if ticket and status in (400, 403):  # not a ticket of ours any more: join afresh
+            self.tickets.pop(user, None)
+            status, body = await self.request("join", "POST", f"{self.queue}/join", user)
         if status != 200:
             rec["outcome"] = f"failed:join_{status}"
             return None
         rec["last_joined_at"] = time.time()
+        self.note_ticket(rec, body)
         return body
+
+    def note_ticket(self, rec: dict[str, Any], body: dict) -> None:
+        """Keep the fan's latest queue ticket; with a timeline, note where it stands
+        (where, place, epoch: the ticket's claims) each time that changes."""
+        ticket = body.get("queue_ticket")
+        user = rec["user"]
+        if not ticket or ticket == self.tickets.get(user):
+            return
+        self.tickets[user] = ticket
+        if self.timeline is None:
+            return
+        claims = ticket_claims(ticket)
+        stands = [claims.get("where"), claims.get("place"), claims.get("epoch")]
+        log = rec.setdefault("tickets", [])
+        if not log or log[-1][1:] != stands:
+            log.append([round(time.time(), 3), *stands])
 
     async def follow(  # noqa: C901 - a fan's whole wait, top to bottom; split when the bench can re-run
         self,
@@ -248,8 +288,10 @@ class Fans:
         user = rec["user"]
         ws: aiohttp.ClientWebSocketResponse | None = None
         refused = wait_sold_out
+        failures, retry_at = 0, None  # of the socket, with SPEC reconnect_socket
         try:
             while True:
+                self.note_ticket(rec, body)
                 status = body.get("status") or body.get("type")
                 if status and status not in ("resumed",):
                     rec["last_status"] = status
@@ -263,6 +305,8 @@ class Fans:
                     if token:
                         rec["admitted_at"] = rec["admitted_at"] or time.time()
                         rec["last_admitted_at"] = time.time()
+                        if self.timeline is not None:
+                            rec.setdefault("admissions", []).append(round(time.time(), 3))
                         return token
                 if status == "sold_out":
                     rec["sold_out_at"] = time.time()
@@ -272,7 +316,7 @@ class Fans:
                         ws = None
                     return None
                 if body.get("code") == "not_in_queue":
-                    if rec.get("rejoins", 0) >= MAX_REJOINS:
+                    if rec.get("rejoins", 0) >= self.max_rejoins:
                         rec["outcome"] = "failed:lost_place_every_time"
                         return None
                     joined = await self.join(rec)
@@ -286,12 +330,17 @@ class Fans:
                     rec["outcome"] = "left" if answer in (200, 204) else f"failed:leave_{answer}"
                     return None
                 until_leave = None if leave_at is None else leave_at - now
+                if refused and retry_at is not None and now >= retry_at:
+                    refused, retry_at = False, None  # the page tries its socket again
                 if ws is None and not refused:
                     ws, answer = await self.open_socket(user)
                     refused = ws is None
                     if answer == 404:  # not in the queue (any more)
                         body = {"code": "not_in_queue"}
                         continue
+                    failures = 0 if ws is not None else failures + 1
+                    if ws is None and self.reconnect:
+                        retry_at = now + min(30, 2**failures)
                 if ws is not None:
                     try:
                         message = await ws.receive(timeout=until_leave)
@@ -303,7 +352,10 @@ class Fans:
                         continue
                     self.ws["closed_by_server"] += 1
                     ws = None
-                    refused = True  # poll from now on
+                    refused = True  # poll from now on (or until the socket is tried again)
+                    if self.reconnect:
+                        failures += 1
+                        retry_at = time.time() + min(30, 2**failures)
                     body = {}
                     continue
                 pause = self.spec["poll_seconds"]
@@ -397,15 +449,19 @@ class Fans:
         cards = [DECLINED_CARD, GOOD_CARD] if rec["kind"] == "decline_first" else [GOOD_CARD]
         cards += [GOOD_CARD] * 2  # a good card declined (it should not be) is tried again
         for attempt, card in enumerate(cards):
-            status, body = await self.request(
-                "confirm",
-                "POST",
-                f"{self.base}/booking/confirm",
-                user,
-                {"hold_id": hold["hold_id"], "payment_method": card},
-                {"Idempotency-Key": f"{user}-confirm-{attempt}"},
-                gated=False,
-            )
+            for _ in range(MAX_ATTEMPTS):
+                status, body = await self.request(
+                    "confirm",
+                    "POST",
+                    f"{self.base}/booking/confirm",
+                    user,
+                    {"hold_id": hold["hold_id"], "payment_method": card},
+                    {"Idempotency-Key": f"{user}-confirm-{attempt}"},
+                    gated=False,
+                )
+                if status != 409 or body.get("code") != "payment_in_progress":
+                    break
+                await asyncio.sleep(1.0)  # "retry shortly": the same payment's outcome
             if status == 201:
                 rec["outcome"] = "booked"
                 rec["booked_at"] = time.time()
@@ -458,6 +514,8 @@ class Fans:
 
     def count(self, route: str, status: int, began: float, sample: str) -> None:
         self.latencies.setdefault(route, []).append((time.perf_counter() - began) * 1000)
+        if self.timeline is not None:
+            self.timeline.append((round(time.time(), 3), route, status))
         self.statuses.setdefault(route, Counter())[status] += 1
         if status not in (101, 200, 201, 204):
             self.samples.setdefault(f"{route} {status}", sample)
@@ -476,7 +534,19 @@ class Fans:
             "max_rss_mb": usage.ru_maxrss / 1024,
             "ws": dict(self.ws),
             "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            **({"timeline": self.timeline} if self.timeline is not None else {}),
         }
+
+
+def ticket_claims(ticket: str) -> dict[str, Any]:
+    """A queue ticket's claims, read without checking its signature (the fan's own, from
+    the server): {} when unreadable."""
+    try:
+        payload = ticket.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def retry_seconds(header: str | None) -> float:
