@@ -1,0 +1,213 @@
+"""Issue 12: a Redis restart (no persistence) must not end every admitted fan's session.
+
+The admission token names the queue epoch it was issued in; a reserve with a valid token
+whose session is missing gets the session back when, and only when, the queue lost its
+state since (another epoch now), and so does a join with the admitted fan's queue ticket.
+The controls: in the same queue state a session that ended (the fan left, or the session
+restored once and then left) stays ended; a token from before epochs were signed in is
+refused as before; a fan the new state admitted again cannot get a second session with
+the old token.
+
+Each loss deletes only this test's event's keys under this run's prefix (the shared Redis
+holds other runs' keys), every one of them, as a restart without persistence would."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from tests.integration.booking.support import call, fan
+from tests.integration.queue.support import (
+    get_queue,
+    in_snapshot,
+    join,
+    patch_queue,
+    queue_event,
+    queue_status,
+    wait_status,
+)
+from tests.support import auth_header
+from ticketing.config import Settings
+from waitingroom.queue.admission import admission_for_session
+from waitingroom.queue.runtime import QUEUE_KEY
+
+
+async def lose_the_queue(client, event: int) -> None:
+    """Every Redis key of the event's queue gone, as after a restart without persistence."""
+    store = client.app[QUEUE_KEY].store
+    keys = [key async for key in store.redis.scan_iter(match=store.key(event, "*"), count=1000)]
+    assert keys
+    await store.redis.delete(*keys)
+    assert await store.epoch(event) == ""
+
+
+async def admitted_fan(client, settings: Settings, pool, user: str) -> tuple[int, dict]:
+    """A fresh event with ``user`` admitted: (event, their admitted status answer)."""
+    event = await queue_event(pool)
+    await in_snapshot(client, settings, event)
+    await patch_queue(client, settings, event, admit_per_minute=6000, session_seconds=600)
+    status, _ = await join(client, settings, user, event)
+    assert status == 200
+    return event, await wait_status(client, settings, user, event, "admitted")
+
+
+async def reserve(client, settings: Settings, user: str, event: int, token: str):
+    headers = {**fan(settings, user), "X-Admission-Token": token}
+    status, body, _ = await call(
+        client, "POST", "/booking/reserve", headers, {"event_id": event, "quantity": 1}
+    )
+    return status, body
+
+
+async def leave(client, settings: Settings, user: str, event: int) -> None:
+    status, _, _ = await call(client, "POST", f"/queue/{event}/leave", auth_header(settings, user))
+    assert status == 204
+
+
+def epoch_of(token: str) -> str | None:
+    return jwt.decode(token, options={"verify_signature": False}).get("epoch")
+
+
+async def test_an_admitted_fans_reserve_after_a_redis_loss_gets_the_session_back(
+    qclient, queue_settings, pool
+) -> None:
+    event, admitted = await admitted_fan(qclient, queue_settings, pool, "kept")
+    token = admitted["admission_token"]
+    assert epoch_of(token)  # the token names the queue state it was issued in
+    assert (await get_queue(qclient, queue_settings, event))["active"] == 1
+
+    await lose_the_queue(qclient, event)
+    assert (await get_queue(qclient, queue_settings, event))["active"] == 0
+    status, problem = await queue_status(qclient, queue_settings, "kept", event)
+    assert (status, problem["code"]) == (404, "not_in_queue")  # status alone cannot tell
+
+    status, hold = await reserve(qclient, queue_settings, "kept", event, token)
+    assert status == 201, hold
+    assert (await get_queue(qclient, queue_settings, event))["active"] == 1  # counted again
+    _, now = await queue_status(qclient, queue_settings, "kept", event)
+    assert now["status"] == "admitted"
+    # the same session (same end), in the queue state Redis has now
+    assert now["admission_expires_at"] == admitted["admission_expires_at"]
+    assert epoch_of(now["admission_token"]) not in (None, epoch_of(token))
+    # the old token keeps working while the session stands
+    status, again = await reserve(qclient, queue_settings, "kept", event, token)
+    assert status == 201, again
+
+
+async def test_a_session_that_ended_stays_ended_with_or_without_a_loss(
+    qclient, queue_settings, pool
+) -> None:
+    """The control: the same kind of token, a session that really ended (the fan left)."""
+    event, admitted = await admitted_fan(qclient, queue_settings, pool, "leaver")
+    token = admitted["admission_token"]
+    await leave(qclient, queue_settings, "leaver", event)
+    status, problem = await reserve(qclient, queue_settings, "leaver", event, token)
+    assert (status, problem["code"]) == (403, "admission_invalid"), problem
+    assert (await get_queue(qclient, queue_settings, event))["active"] == 0
+
+    # Restored once after a loss, then ended in the new state: ended for good, for the
+    # token and for the admitted fan's queue ticket alike.
+    event, admitted = await admitted_fan(qclient, queue_settings, pool, "twice")
+    token = admitted["admission_token"]
+    await lose_the_queue(qclient, event)
+    await patch_queue(qclient, queue_settings, event, paused=True)  # nobody admitted meanwhile
+    status, hold = await reserve(qclient, queue_settings, "twice", event, token)
+    assert status == 201, hold
+    await leave(qclient, queue_settings, "twice", event)
+    status, problem = await reserve(qclient, queue_settings, "twice", event, token)
+    assert (status, problem["code"]) == (403, "admission_invalid"), problem
+    status, body = await join(
+        qclient, queue_settings, "twice", event, {"queue_ticket": admitted["queue_ticket"]}
+    )
+    assert status == 200, body
+    assert (body["status"], body["position"]) == ("paused", 1), body  # in line, not admitted
+    assert (await get_queue(qclient, queue_settings, event))["active"] == 0
+
+
+async def test_a_token_from_before_epochs_is_refused_as_before(
+    qclient, queue_settings, pool
+) -> None:
+    event, admitted = await admitted_fan(qclient, queue_settings, pool, "old-token")
+    store = qclient.app[QUEUE_KEY].store
+    ends = await store.redis.zscore(store.key(event, "active"), "old-token")
+    old = admission_for_session(queue_settings, "old-token", event, int(ends) // 1000)
+    assert epoch_of(old) is None
+    await lose_the_queue(qclient, event)
+    status, problem = await reserve(qclient, queue_settings, "old-token", event, old)
+    assert (status, problem["code"]) == (403, "admission_invalid"), problem
+    assert (await get_queue(qclient, queue_settings, event))["active"] == 0
+    # the same session's token with its epoch would have it back
+    status, hold = await reserve(
+        qclient, queue_settings, "old-token", event, admitted["admission_token"]
+    )
+    assert status == 201, hold
+
+
+async def test_an_admitted_fans_queue_ticket_gets_the_session_back_on_join(
+    qclient, queue_settings, pool
+) -> None:
+    event, admitted = await admitted_fan(qclient, queue_settings, pool, "rejoiner")
+    ticket = {"queue_ticket": admitted["queue_ticket"]}
+    assert (await get_queue(qclient, queue_settings, event))["active"] == 1
+    await lose_the_queue(qclient, event)
+    await patch_queue(qclient, queue_settings, event, paused=True)  # nobody admitted meanwhile
+    _, newcomer = await join(qclient, queue_settings, "newcomer", event)
+    assert newcomer["position"] == 1
+
+    started_ms = time.time() * 1000
+    status, back = await join(qclient, queue_settings, "rejoiner", event, ticket)
+    assert status == 200, back
+    assert back["status"] == "admitted" and back["admission_token"], back
+    assert back["admission_expires_at"] == admitted["admission_expires_at"]
+    assert epoch_of(back["admission_token"]) not in (None, epoch_of(admitted["admission_token"]))
+    figures = await get_queue(qclient, queue_settings, event)
+    assert (figures["active"], figures["waiting"]) == (1, 1)
+    # a fresh claim window, as at admission (the operators' settings went with the state:
+    # the default, TICKETING_ADMISSION_CLAIM_SECONDS)
+    store = qclient.app[QUEUE_KEY].store
+    claim_by = await store.redis.zscore(store.key(event, "unclaimed"), "rejoiner")
+    window_ms = queue_settings.admission_claim_seconds * 1000
+    assert claim_by == pytest.approx(started_ms + window_ms, abs=3000)
+    # joining again with the same ticket answers the same session
+    _, again = await join(qclient, queue_settings, "rejoiner", event, ticket)
+    assert again["admission_token"] == back["admission_token"]
+    status, hold = await reserve(
+        qclient, queue_settings, "rejoiner", event, back["admission_token"]
+    )
+    assert status == 201, hold
+
+
+async def test_an_admitted_ticket_from_the_same_state_is_a_plain_join(
+    qclient, queue_settings, pool
+) -> None:
+    """The control for the join: the fan left, the queue lost nothing; their admitted ticket
+    puts them at the back like anyone else."""
+    event, admitted = await admitted_fan(qclient, queue_settings, pool, "gone")
+    await patch_queue(qclient, queue_settings, event, paused=True)
+    await join(qclient, queue_settings, "ahead", event)
+    await leave(qclient, queue_settings, "gone", event)
+    status, body = await join(
+        qclient, queue_settings, "gone", event, {"queue_ticket": admitted["queue_ticket"]}
+    )
+    assert status == 200, body
+    assert (body["status"], body["position"]) == ("paused", 2), body
+    assert (await get_queue(qclient, queue_settings, event))["active"] == 0
+
+
+async def test_a_fan_the_new_state_admitted_again_gets_no_second_session_from_the_old_token(
+    qclient, queue_settings, pool
+) -> None:
+    event, admitted = await admitted_fan(qclient, queue_settings, pool, "again")
+    first = admitted["admission_token"]
+    await lose_the_queue(qclient, event)
+    # back without the ticket: at the back of the new line, then admitted as anyone
+    status, _ = await join(qclient, queue_settings, "again", event)
+    assert status == 200
+    second = await wait_status(qclient, queue_settings, "again", event, "admitted", timeout=15)
+    assert epoch_of(second["admission_token"]) != epoch_of(first)
+    await leave(qclient, queue_settings, "again", event)
+    status, problem = await reserve(qclient, queue_settings, "again", event, first)
+    assert (status, problem["code"]) == (403, "admission_invalid"), problem
+    assert (await get_queue(qclient, queue_settings, event))["active"] == 0
