@@ -10,6 +10,9 @@ Keys of an event (``<prefix>q:{<event_id>}:<name>``):
 - ``active`` zset user -> session expiry (ms). An admission token is derived from it.
 - ``seen`` zset user -> last seen (ms), for waiting fans only; abandonment reads it.
 - ``unclaimed`` zset user -> claim deadline (ms): admitted fans who hold no seats yet.
+- ``sessions`` set of users given a session in this state (by the tick, or restored from
+  a token of a lost state): a token of an older epoch restores a session only once, and
+  never for a fan this state admitted again.
 - ``config`` hash: what operators set (absent fields take the TICKETING_QUEUE_* default).
 - ``state`` hash: epoch (when this queue's state was created), last, drawn, sold_out,
   available, held, seat_base, counted_us (the last count), hold_seats, hold_fans (holds
@@ -48,6 +51,7 @@ NAMES = (
     "fair",
     "drawn",
     "unclaimed",
+    "sessions",
 )
 
 # The time, read once per call: now_us, now_ms, and fmt for numbers going back into Redis.

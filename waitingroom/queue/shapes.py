@@ -36,7 +36,8 @@ class QueueJoinBody(Body):
         Field(
             min_length=1,
             description="The queue_ticket an earlier join or status returned: should the "
-            "queue have lost its state, the place it records is restored.",
+            "queue have lost its state, the place it records is restored (an admitted fan's: "
+            "the session, until it would have ended).",
         ),
     ] = UNSENT
 
@@ -64,8 +65,8 @@ class QueueStatus(Shape):
         "the pre-queue."
     )
     queue_ticket: str = Field(
-        description="Signed record of this place. Send it back on join: if the queue lost "
-        "its state the place is restored."
+        description="Signed record of this place (or session, once admitted). Send it back "
+        "on join: if the queue lost its state the place (the session) is restored."
     )
     on_sale_at: datetime
     waiting: int = Field(description="Fans in this queue (including the pre-queue).")

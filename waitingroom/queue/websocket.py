@@ -122,11 +122,12 @@ serve(
         'status at once when all_held starts or ends; {"type": "paused"} at once on a '
         'pause and {"type": "resumed"} at once when it ends (the full status follows '
         'within 5 s); {"type": "session_ended", "reason": '
-        "expired|booked|left|unclaimed} (then the socket closes; unclaimed: no seats held "
-        "within the claim window). Every message carries event_id. Open it with a "
-        "?ticket= from POST /queue/{event_id}/ws-ticket (single use, valid 30 s), or a "
-        "bearer Authorization header where the client can set one; ?token=<JWT> is "
-        "accepted only when TICKETING_ENV=dev.",
+        "expired|booked|left|unclaimed|ended|lost} (then the socket closes; unclaimed: no "
+        "seats held within the claim window; lost: the queue lost its state, join again "
+        "with the queue ticket to get the place or the session back). Every message "
+        "carries event_id. Open it with a ?ticket= from POST /queue/{event_id}/ws-ticket "
+        "(single use, valid 30 s), or a bearer Authorization header where the client "
+        "can set one; ?token=<JWT> is accepted only when TICKETING_ENV=dev.",
         query=QueueSocketQuery,
         path_ids=(EVENT_ID,),
         replies=(

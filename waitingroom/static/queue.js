@@ -291,6 +291,13 @@
   function ended(reason) {
     if (reason === "booked" || ["done", "left", "checkout"].includes(s.phase)) return;
     stopListening();
+    if (reason === "lost") {
+      // The queue lost its state, not the fan their place: the stored queue ticket asks
+      // for it back (a place in line, or the turn itself), with nothing to click.
+      notice("Reconnecting to the line…");
+      join();
+      return;
+    }
     if (s.phase === "seats") s.turnOver = true;
     notice((ENDED_WORDS[reason] || "Your place in line has ended.") + " Rejoin to try again.", "bad");
     rejoinButton();

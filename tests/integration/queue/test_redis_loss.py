@@ -26,6 +26,8 @@ from tests.integration.queue.support import (
     patch_queue,
     queue_event,
     queue_status,
+    socket_path,
+    until,
     wait_status,
 )
 from tests.support import auth_header
@@ -211,3 +213,41 @@ async def test_a_fan_the_new_state_admitted_again_gets_no_second_session_from_th
     status, problem = await reserve(qclient, queue_settings, "again", event, first)
     assert (status, problem["code"]) == (403, "admission_invalid"), problem
     assert (await get_queue(qclient, queue_settings, event))["active"] == 0
+
+
+@pytest.mark.parametrize("lost", [True, False], ids=["queue lost", "fan dropped"])
+async def test_the_socket_tells_a_lost_queue_apart_from_a_dropped_fan(
+    qclient, queue_settings, pool, lost
+) -> None:
+    """After a loss the socket says "lost" (the page joins again with its ticket, which
+    gets the place back); a fan dropped from a queue that still stands hears the plain
+    "ended" (control: the same disappearance under the same epoch)."""
+    event = await queue_event(pool)
+    await in_snapshot(qclient, queue_settings, event)
+    await patch_queue(qclient, queue_settings, event, paused=True)
+    tickets = {}
+    for user in ("sock-a", "sock-b"):
+        _, answer = await join(qclient, queue_settings, user, event)
+        tickets[user] = answer["queue_ticket"]
+    path = await socket_path(qclient, queue_settings, "sock-b", event)
+    async with qclient.ws_connect(path) as ws:
+        first, _ = await until(ws, lambda m: m["type"] == "status", 5)
+        assert first["position"] == 2
+        store = qclient.app[QUEUE_KEY].store
+        if lost:
+            await lose_the_queue(qclient, event)
+        else:
+            assert await store.redis.zrem(store.key(event, "waiting"), "sock-b") == 1
+        ended, _ = await until(ws, lambda m: m["type"] == "session_ended", 7)
+    assert ended["reason"] == ("lost" if lost else "ended")
+    if lost:
+        # What each page does on "lost": join again with its ticket. Whoever comes back
+        # first, each stands where they stood: sock-b, back first, is behind sock-a.
+        places = {}
+        for user in ("sock-b", "sock-a"):
+            ticket = {"queue_ticket": tickets[user]}
+            status, again = await join(qclient, queue_settings, user, event, ticket)
+            assert status == 200, again
+        for user in ("sock-a", "sock-b"):
+            _, places[user] = await queue_status(qclient, queue_settings, user, event)
+        assert (places["sock-a"]["position"], places["sock-b"]["position"]) == (1, 2), places
