@@ -22,7 +22,7 @@
 -- window and the histogram buckets, all rendered into the config by deploy/render_nginx.py
 -- from the same Python. The status body and ticket are the waitingroom's
 -- (waitingroom/queue/status.py, waitingroom/queue/ticket.py) for the kinds it answers;
--- tests/e2e/test_gateway_join.py holds the two answers to each other, field by field.
+-- tests/e2e/test_gateway_join_answers.py holds the two answers to each other, field by field.
 
 local ffi = require "ffi"
 -- An instance of our own, as strict as orjson where it matters: no "nan", hex or infinity.
