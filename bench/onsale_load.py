@@ -50,10 +50,15 @@ answer, of every answer. Times a fan heard something (joined, admitted, sold_out
 clock (time.time()), to set against the database's timestamps on the same machine.
 
 For bench/chaos.py, SPEC ``timeline`` also records every answer's time, route and status,
-each fan's admissions and the places its queue tickets named (when the place changed), and
+each fan's admissions (heard, and the ``exp`` of the admission token: the session's end,
+which says when the server admitted it) and the places its queue tickets named (when the
+place changed), and
 SPEC ``reconnect_socket`` has a fan whose socket closed or was refused open it again
-after 2, 4, 8... (at most 30) seconds, polling meanwhile, as the queue page does; without
-them a fan polls once its socket is gone, as the on-sale's figures were measured.
+after 2, 4, 8... (at most 30) seconds, polling meanwhile, and SPEC ``backoff`` has it wait
+1, 2, 4... (at most 30) seconds before asking again after an answer without Retry-After
+(the gateway's 502, no answer at all), both as the queue page does; without them a fan
+polls once its socket is gone and asks again after a second, as the on-sale's figures
+were measured.
 """
 
 from __future__ import annotations
@@ -117,6 +122,7 @@ class Fans:
         self.tickets: dict[str, str] = {}  # each fan's latest queue_ticket
         self.max_rejoins = int(spec.get("max_rejoins", MAX_REJOINS))
         self.reconnect = bool(spec.get("reconnect_socket", False))
+        self.backoff = bool(spec.get("backoff", False))
         # (wall clock, route, status) of every answer, for bench/chaos.py
         self.timeline: list[tuple[float, str, int]] | None = [] if spec.get("timeline") else None
         self.gc_pauses_ms: list[float] = []  # collections while the collector was on
@@ -307,6 +313,9 @@ class Fans:
                         rec["last_admitted_at"] = time.time()
                         if self.timeline is not None:
                             rec.setdefault("admissions", []).append(round(time.time(), 3))
+                            # the session's end, whole seconds: when the server admitted
+                            exp = ticket_claims(token).get("exp")
+                            rec.setdefault("admission_exps", []).append(exp)
                         return token
                 if status == "sold_out":
                     rec["sold_out_at"] = time.time()
@@ -493,7 +502,7 @@ class Fans:
         or not at all; (status, JSON body or {}) of the last answer. ``gated``: it waits its
         turn at SPEC concurrency (the line's requests); a purchase's do not (see buy)."""
         sent = {"Authorization": "Bearer " + self.tokens[user], **(headers or {})}
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             async with self.http_gate if gated else contextlib.nullcontext():
                 began = time.perf_counter()
                 try:
@@ -509,7 +518,8 @@ class Fans:
                     return status, json.loads(raw) if raw else {}
                 except ValueError:
                     return status, {}
-            await asyncio.sleep(retry_seconds(retry_after))
+            backoff = min(30.0, 2.0**attempt) if self.backoff else 1.0
+            await asyncio.sleep(retry_seconds(retry_after, backoff))
         return status, {}
 
     def count(self, route: str, status: int, began: float, sample: str) -> None:
@@ -539,8 +549,8 @@ class Fans:
 
 
 def ticket_claims(ticket: str) -> dict[str, Any]:
-    """A queue ticket's claims, read without checking its signature (the fan's own, from
-    the server): {} when unreadable."""
+    """A token's claims (a queue ticket's, an admission token's), read without checking
+    its signature (the fan's own, from the server): {} when unreadable."""
     try:
         payload = ticket.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -549,12 +559,12 @@ def ticket_claims(ticket: str) -> dict[str, Any]:
     return claims if isinstance(claims, dict) else {}
 
 
-def retry_seconds(header: str | None) -> float:
-    """Retry-After in seconds (1 when absent or unreadable, at most 10)."""
+def retry_seconds(header: str | None, otherwise: float = 1.0) -> float:
+    """Retry-After in seconds (at most 10), ``otherwise`` when absent or unreadable."""
     try:
-        return min(10.0, max(0.1, float(header))) if header else 1.0
+        return min(10.0, max(0.1, float(header))) if header else otherwise
     except ValueError:
-        return 1.0
+        return otherwise
 
 
 def say(line: str) -> None:
