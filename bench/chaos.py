@@ -221,7 +221,12 @@ def run(
             True,
             groups,
             run_dir=RUN_DIR,
-            load_extra={"timeline": True, "reconnect_socket": True, "max_rejoins": 10},
+            load_extra={
+                "timeline": True,
+                "reconnect_socket": True,
+                "backoff": True,
+                "max_rejoins": 10,
+            },
             on_go=schedule.begin,
             hold_open=schedule.running,
         )

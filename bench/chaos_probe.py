@@ -6,7 +6,9 @@ twice a second, whatever the fans are doing:
 - ``view``: ``GET /events/{id}`` of the on-sale's event (``X-Served-From`` noted);
 - ``probe_join``: ``POST /queue/{id}/join`` of another queue-enabled event, in its pre-queue,
   by a few probe fans in turn (the on-sale's fans join in its first seconds only, so a join
-  after a fault needs fans of its own; these never reach the on-sale's queue).
+  after a fault needs fans of its own; these never reach the on-sale's queue);
+- ``probe_status``: ``GET /queue/{id}/status`` of the same event by the same fans in turn
+  (the waiting room's own processes; 404 when the queue lost them is an answer).
 
 Each answer is kept as (wall clock at its end, route, status, note): status 0 when none
 came within the timeout.
@@ -88,7 +90,12 @@ class Probes:
             status, _ = fetch("POST", url, token)
             return Answer(time.time(), "probe_join", status)
 
-        for probe in (search, view, join):
+        def status() -> Answer:
+            token = tokens[next(turn) % len(tokens)]
+            code, _ = fetch("GET", f"{self.gateway}/queue/{self.join_event_id}/status", token)
+            return Answer(time.time(), "probe_status", code)
+
+        for probe in (search, view, join, status):
             thread = threading.Thread(target=self._loop, args=(probe,), daemon=True)
             thread.start()
             self.threads.append(thread)

@@ -2,9 +2,9 @@
 per fault, how long each route took to recover, the 5xx and unanswered requests while it
 lasted, how long until the sale rate was back; and the order check across a Redis restart.
 
-Columns: ``join`` (the fans' joins and the probes'), ``queue`` (the fans' status polls and
-websocket handshakes: the waiting room itself), ``reserve``, ``confirm``, ``search`` and
-``view`` (the probes').
+Columns: ``join`` (the fans' joins and the probes'), ``queue`` (status polls and websocket
+handshakes, the fans' and the probes': the waiting room's own processes), ``reserve``,
+``confirm``, ``search`` and ``view`` (the probes').
 
 A request *failed* when it got no answer (status 0: refused, reset, timed out) or a 5xx;
 a search also while it was answered from the PostgreSQL fallback (``degraded``), and a
@@ -26,7 +26,7 @@ ROUTES = ("join", "queue", "reserve", "confirm", "search", "view")
 # the timelines' route names per column: fans' joins and the probes' joins count alike
 ROUTE_SOURCES = {
     "join": ("join", "probe_join"),
-    "queue": ("status", "ws"),
+    "queue": ("status", "ws", "probe_status"),
     "reserve": ("reserve",),
     "confirm": ("confirm",),
     "search": ("search",),
@@ -173,21 +173,36 @@ class Order:
         return self.moved == 0 and self.inversions == 0
 
 
-def admission_time(fan: Mapping[str, Any], heard: float, session_seconds: float) -> float:
-    """When the server admitted the fan: an admitted queue ticket heard with the admission
-    names the session's end (ms), which is the admission plus ``session_seconds``;
-    otherwise the time the fan heard it (a push, within a fraction of a second)."""
+def admission_time(
+    fan: Mapping[str, Any], index: int, session_seconds: float, heard: float
+) -> float:
+    """When the server admitted the fan (its ``index``-th admission, heard at ``heard``):
+    the admission token's ``exp`` is the session's end in whole seconds, the admission
+    plus ``session_seconds`` (so within half a second of exp - session_seconds + 0.5); an
+    admitted queue ticket heard with it names the end in ms. A fan hears its admission
+    later than it was made when its socket was not open at that moment (it hears it from
+    its next status), so the fan's own time is the last resort."""
     for at, where, place, _epoch in fan.get("tickets") or []:
         if where == "admitted" and isinstance(place, int) and abs(at - heard) < 0.05:
             return min(heard, place / 1000 - session_seconds)
+    exps = fan.get("admission_exps") or []
+    exp = exps[index] if index < len(exps) else None
+    if isinstance(exp, int | float):
+        return min(heard, exp - session_seconds + 0.5)
     return heard
 
 
 def cohort(
-    fans: Iterable[Mapping[str, Any]], at: float, lost: bool, session_seconds: float
+    fans: Iterable[Mapping[str, Any]],
+    at: float,
+    lost: bool,
+    session_seconds: float,
+    until: float = float("inf"),
 ) -> list[Member]:
     """The fans waiting in line (a ``waiting`` queue ticket, not admitted since) when Redis
-    restarted at ``at``; fans who leave the line on purpose are left out."""
+    restarted at ``at``; fans who leave the line on purpose are left out. What happened
+    from ``until`` on (the next Redis restart) is not this restart's: an admission then
+    counts as none."""
     members = []
     for f in fans:
         if f.get("kind") == "leave":
@@ -200,18 +215,17 @@ def cohort(
         admissions = f.get("admissions") or []
         if any(since <= a < at for a in admissions):
             continue
-        after = [a for a in admissions if a >= at]
-        later = [e for e in log if e[0] >= at and e[1] == "waiting"]
-        if lost:
-            same = next((e[0] for e in later if e[2] == place), None)
-            moved = any(e[2] != place for e in later)
-        else:
-            same, moved = at, False
+        first = next(((i, a) for i, a in enumerate(admissions) if at <= a < until), None)
+        later = [e for e in log if at <= e[0] < until and e[1] == "waiting"]
+        same = next((e[0] for e in later if e[2] == place), None) if lost else at
+        moved = any(e[2] != place for e in later)
         members.append(
             Member(
                 user=f["user"],
                 place=place,
-                admitted=admission_time(f, after[0], session_seconds) if after else None,
+                admitted=None
+                if first is None
+                else admission_time(f, first[0], session_seconds, first[1]),
                 back_in_line=same,
                 moved=moved,
             )
@@ -220,7 +234,11 @@ def cohort(
 
 
 def newcomers(
-    fans: Iterable[Mapping[str, Any]], at: float, members: Sequence[Member]
+    fans: Iterable[Mapping[str, Any]],
+    at: float,
+    members: Sequence[Member],
+    session_seconds: float,
+    until: float = float("inf"),
 ) -> list[Member]:
     """Fans who took a new place after the restart at ``at`` (arrivals, fans back after
     their admission ended, fans of the cohort who came back with another place), as
@@ -235,11 +253,15 @@ def newcomers(
             continue
         own = member.place if member is not None else None
         for e in f.get("tickets") or []:
-            if e[0] >= at and e[1] == "waiting" and e[2] != own:
-                admitted = [x for x in f.get("admissions") or [] if x >= e[0]]
-                found.append(
-                    Member(f["user"], e[2], admitted[0] if admitted else None, e[0], False)
+            if at <= e[0] < until and e[1] == "waiting" and e[2] != own:
+                admissions = enumerate(f.get("admissions") or [])
+                first = next(((i, x) for i, x in admissions if e[0] <= x < until), None)
+                admitted = (
+                    None
+                    if first is None
+                    else admission_time(f, first[0], session_seconds, first[1])
                 )
+                found.append(Member(f["user"], e[2], admitted, e[0], False))
                 break
     return found
 
@@ -248,8 +270,9 @@ def order_check(
     members: Sequence[Member], tolerance: float = 1.0, later: Sequence[Member] = ()
 ) -> Order:
     """Fans ahead (smaller place) are admitted no later than fans behind them, within
-    ``tolerance`` seconds; a pair whose fan ahead was not back in line when the other was
-    admitted is excused (it could not have been first); a fan ahead never admitted while
+    ``tolerance`` seconds; a pair whose fan ahead was not back in line (by ``tolerance``)
+    when the other was admitted is excused (it could not have been first: a fan's times
+    are its own, when it heard the answer); a fan ahead never admitted while
     one behind was counts as an inversion. ``later`` (newcomers()) take part in the
     pairs; the cohort's own figures are those of ``members``."""
     ranked = sorted([*members, *later], key=lambda m: m.place)
@@ -265,7 +288,7 @@ def order_check(
             admitted = float("inf") if ahead.admitted is None else ahead.admitted
             if admitted <= behind.admitted + tolerance:
                 continue
-            if ahead.back_in_line is None or ahead.back_in_line > behind.admitted:
+            if ahead.back_in_line is None or ahead.back_in_line > behind.admitted - tolerance:
                 excused += 1
                 continue
             inversions += 1

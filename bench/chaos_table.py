@@ -115,12 +115,14 @@ def print_results(
     )
     print_table(rows)
     orders = {}
-    for rec in schedule.records:
-        if rec.key in REDIS_FAULTS and rec.back:
-            members = cr.cohort(fans, rec.started, rec.key == "redis_lost", args.session_seconds)
-            later = cr.newcomers(fans, rec.started, members)
-            orders[rec.label] = cr.order_check(members, args.order_tolerance, later)
-            print("order across " + order_line(rec.label, orders[rec.label], args.order_tolerance))
+    restarts = [r for r in schedule.records if r.key in REDIS_FAULTS and r.back]
+    for rec, following in zip(restarts, [*restarts[1:], None], strict=True):
+        until = following.started if following else float("inf")
+        lost = rec.key == "redis_lost"
+        members = cr.cohort(fans, rec.started, lost, args.session_seconds, until)
+        later = cr.newcomers(fans, rec.started, members, args.session_seconds, until)
+        orders[rec.label] = cr.order_check(members, args.order_tolerance, later)
+        print("order across " + order_line(rec.label, orders[rec.label], args.order_tolerance))
     lost = any(r.key == "redis_lost" and r.back for r in schedule.records)
     ledger = [line for line in figures.ledger if not (lost and COUNTER_LINE in line)]
     for line in figures.ledger:

@@ -88,14 +88,22 @@ def test_the_cohort_is_who_was_waiting_at_the_restart() -> None:
     assert members["ahead"] == cr.Member("ahead", 10, 110, 101, False)
     assert members["moved"].moved and members["moved"].admitted is None
     kept = cr.cohort(fans, at=100, lost=False, session_seconds=600)
-    assert all(m.back_in_line == 100 and not m.moved for m in kept)
+    assert all(m.back_in_line == 100 for m in kept)
+    assert [m.user for m in kept if m.moved] == ["moved"]  # a new place: it lost its own
+    # what came after the next restart (at 101.5) is that one's
+    bounded = {m.user: m for m in cr.cohort(fans, 100, True, 600, until=101.5)}
+    assert bounded["ahead"].admitted is None and bounded["ahead"].back_in_line == 101
+    assert bounded["behind"].back_in_line is None and not bounded["moved"].moved
 
 
-def test_admission_time_is_the_servers_when_an_admitted_ticket_names_it() -> None:
+def test_admission_time_is_the_servers_when_a_token_or_ticket_names_it() -> None:
     polled = fan("p", [[1, "waiting", 10, "e"], [112.0, "admitted", 710_500, "e"]], [112.0])
-    assert cr.admission_time(polled, 112.0, 600) == 110.5
-    pushed = fan("q", [[1, "waiting", 11, "e"]], [111.2])
-    assert cr.admission_time(pushed, 111.2, 600) == 111.2
+    assert cr.admission_time(polled, 0, 600, 112.0) == 110.5
+    # heard over a socket opened late: the token's exp (710 = admitted at 110.x) says when
+    pushed = fan("q", [[1, "waiting", 11, "e"]], [50.0, 125.2], admission_exps=[650, 710])
+    assert cr.admission_time(pushed, 1, 600, 125.2) == 110.5
+    unknown = fan("r", [[1, "waiting", 12, "e"]], [111.2])
+    assert cr.admission_time(unknown, 0, 600, 111.2) == 111.2
 
 
 def test_order_check_finds_fans_passed_over_and_excuses_those_not_back_yet() -> None:
@@ -109,6 +117,9 @@ def test_order_check_finds_fans_passed_over_and_excuses_those_not_back_yet() -> 
     # the fan ahead came back to the line only after the other was admitted
     late = [cr.Member("a", 1, 14.0, 12.0, False), cr.Member("b", 2, 10.0, 5.0, False)]
     assert cr.order_check(late).excused == 1 and cr.order_check(late).holds
+    # back in line as the other's admission was made: its answer and that tick crossed
+    crossed = [cr.Member("a", 1, 14.0, 9.995, False), cr.Member("b", 2, 10.0, 5.0, False)]
+    assert cr.order_check(crossed, tolerance=1.0).excused == 1
     # never admitted, though in line, while the one behind was
     passed = [cr.Member("a", 1, None, 5.0, False), cr.Member("b", 2, 10.0, 5.0, False)]
     assert cr.order_check(passed).inversions == 1
@@ -135,7 +146,7 @@ def test_fans_who_got_in_line_later_must_not_be_admitted_first() -> None:
     ]
     members = cr.cohort(fans, at=100, lost=True, session_seconds=600)
     assert [m.user for m in members] == ["restored", "slow-back"]
-    later = cr.newcomers(fans, 100, members)
+    later = cr.newcomers(fans, 100, members, 600)
     # the fan admitted before the restart came back with its own (early) place
     assert [(m.user, m.place, m.admitted, m.back_in_line) for m in later] == [
         ("newcomer", 950, 110, 105),
