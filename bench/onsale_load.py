@@ -22,20 +22,21 @@ fan stops once admitted; a "leave" fan leaves the line (POST /queue/{id}/leave) 
 ``leave_after`` seconds of waiting. Without SPEC pay, fans stop once they hold seats (the
 reserve-only baseline). Every answer 429 or 503 is retried after its Retry-After, with the
 same Idempotency-Key, and so are the gateway's 502 and 504 (no backend answered) after a
-second. A fan told ``not_in_queue`` (its place lost) or ``admission_invalid`` (its
-admission ended before it reserved) joins again, as the answers say, up to MAX_REJOINS
-times (SPEC max_rejoins), sending back the latest ``queue_ticket`` a join, status or push
-gave it, as the queue page does (waitingroom/static/queue.js): should the queue have lost
-its place, the ticket asks for it back (a ticket refused with 400 or 403: joins afresh). A
-confirm answered ``409 payment_in_progress`` (another copy of the payment is with the
-provider) is asked again a second later with the same Idempotency-Key. The line's HTTP
-requests in flight (join, status, leave) are bounded (SPEC concurrency), and so are
-websocket handshakes (SPEC ws_concurrency); a purchase's (reserve, confirm) are not: an
-admitted fan's browser does not wait for other fans' answers (when they waited their turn,
-up to 20 s went by between an admission and its reserve in the paid on-sale, a wait no
-figure counted); a fan holds its socket while it waits, and once told ``sold_out`` keeps
-it open, reading what comes, until the run stops: the queue page does the same (seats may
-come back, and it would hear so).
+second. A fan told ``not_in_queue`` (its place lost), ``session_ended`` for the reason
+``lost`` (the queue lost its state) or ``admission_invalid`` (its admission ended before
+it reserved) joins again, as the answers say, up to MAX_REJOINS times (SPEC max_rejoins),
+sending back the latest ``queue_ticket`` a join, status or push gave it, as the queue page
+does (waitingroom/static/queue.js): should the queue have lost its place, the ticket asks
+for it back (a ticket refused with 400 or 403: joins afresh). A confirm answered ``409
+payment_in_progress`` (another copy of the payment is with the provider) is asked again a
+second later with the same Idempotency-Key. The line's HTTP requests in flight (join,
+status, leave) are bounded (SPEC concurrency), and so are websocket handshakes (SPEC
+ws_concurrency); a purchase's (reserve, confirm) are not: an admitted fan's browser does
+not wait for other fans' answers (when they waited their turn, up to 20 s went by between
+an admission and its reserve in the paid on-sale, a wait no figure counted); a fan holds
+its socket while it waits, and once told ``sold_out`` keeps it open, reading what comes,
+until the run stops: the queue page does the same (seats may come back, and it would hear
+so).
 
 A load process runs its whole on-sale with Python's cyclic garbage collector off. Each
 holds thousands of fans (their sockets, tasks, records): a full collection of that heap
@@ -324,10 +325,17 @@ class Fans:
                         self.linger(ws)
                         ws = None
                     return None
+                if status == "session_ended" and body.get("reason") == "lost":
+                    # The queue lost its state, not the fan its place: the page joins again
+                    # at once with its ticket (waitingroom/static/queue.js).
+                    body = {"code": "not_in_queue"}
                 if body.get("code") == "not_in_queue":
                     if rec.get("rejoins", 0) >= self.max_rejoins:
                         rec["outcome"] = "failed:lost_place_every_time"
                         return None
+                    if ws is not None:  # told over it: the new place gets a new socket
+                        await ws.close()
+                        ws = None
                     joined = await self.join(rec)
                     if joined is None:
                         return None
