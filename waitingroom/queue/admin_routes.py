@@ -1,14 +1,15 @@
 """Operators' queue controls (role ``admin``): ``GET /admin/queues`` (every queue with its
 figures, for the console), ``GET`` and ``PATCH /admin/queues/{event_id}``.
 
-Settings live in Redis and every admitter tick and status reads them there, so a PATCH is
-in force in every process within a tick (0.2 s); pauses and resumes are also announced
-over pub/sub so the fans' pages hear of them at once.
+A PATCH records the settings in PostgreSQL first (``queue_settings``), then copies them
+into Redis, where every admitter tick and status reads them, so it is in force in every
+process within a tick (0.2 s); pauses and resumes are also announced over pub/sub so the
+fans' pages hear of them at once. The record is what a Redis restart without its data
+cannot take: the copy is written back from it (``waitingroom.queue.store_config``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -17,7 +18,9 @@ from aiohttp import web
 from ticketing.api import Api, Ok
 from ticketing.api.common import BAD_REQUEST, FORBIDDEN, RATE_LIMITED, TOO_LARGE, UNAUTHORIZED
 from ticketing.auth import require_admin
+from ticketing.dependencies import POSTGRES_ERRORS
 from ticketing.domain.queue import auto_start_rate
+from ticketing.problems import backend_unavailable
 from waitingroom.queue.admin_shapes import (
     QueueFigures,
     QueueList,
@@ -36,6 +39,7 @@ from waitingroom.queue.route_steps import (
 )
 from waitingroom.queue.runtime import QUEUE_KEY, QueueRuntime
 from waitingroom.queue.series import SERIES_KEY, WINDOW_MS
+from waitingroom.queue.store_config import SETTINGS_RECORD_KEY, StoredSettings
 
 # The name it logged under before the rooms split: its log lines read as they did.
 log = logging.getLogger("waitingroom.queue_admin")
@@ -122,9 +126,16 @@ async def patch_queue(request: web.Request, body: QueuePatch) -> web.Response:
     changes = body.changes()
     with queue_reachable():
         before = (await store.figures(event_id)).config
-        after = dataclasses.replace(before, **changes)
-        # Only the fields sent: two operators changing different fields both win.
-        await store.save_config(event_id, after, fields=changes.keys())
+    # On record first: PostgreSQL failing answers 503 with Redis unchanged.
+    stored = await record_settings(request, event_id, changes, principal.user_id)
+    with queue_reachable():
+        if stored is not None:
+            # Then the copy the admitters read, all of the record at once (Redis may have
+            # lost the rest). Redis failing here is a 503 too; the record stands, and the
+            # once-a-second restore brings the copy up to it.
+            await store.write_config(event_id, stored)
+        # As now in force (a copy Redis had lost comes back whole with this write).
+        after = (await store.figures(event_id)).config
         if after.mode == "auto" and before.mode != "auto":
             await store.set_state(event_id, auto_rate=auto_start_rate(after.admit_per_minute))
         if after.paused != before.paused:
@@ -135,6 +146,22 @@ async def patch_queue(request: web.Request, body: QueuePatch) -> web.Response:
             "queue settings: event_id=%s by=%s %s", event_id, principal.user_id, after.to_json()
         )
         return web.json_response(await queue_figures(runtime, event))
+
+
+async def record_settings(
+    request: web.Request, event_id: int, changes: dict[str, Any], by: str
+) -> StoredSettings | None:
+    """Record the fields sent (only those: two operators changing different fields both
+    win) and answer the whole record; None when nothing was sent. PostgreSQL failing is
+    the fast ``503 backend_unavailable``."""
+    if not changes:
+        return None
+    try:
+        return await request.app[SETTINGS_RECORD_KEY].save(event_id, changes, by)
+    except POSTGRES_ERRORS as exc:
+        raise backend_unavailable(
+            "The queue settings' record is not reachable; retry shortly."
+        ) from exc
 
 
 @ADMIN_QUEUE_API.get(

@@ -2,9 +2,10 @@
 
 ``queue_ctx`` (a cleanup context, after Redis and the PostgreSQL pool) builds the
 :class:`~waitingroom.queue.runtime.QueueRuntime` and the booking front door's port, runs
-the admitter (every 0.2 s), the once-a-second work (the controller under its lease, the
-event snapshot, every queue's figures and gauges, this process's reserve latency report)
-and the pub/sub listener, and on shutdown closes the sockets and stops the loops.
+the admitter (every 0.2 s), the once-a-second work (the controller under its lease, with
+the operators' settings written back where Redis lost them, the event snapshot, every
+queue's figures and gauges, this process's reserve latency report) and the pub/sub
+listener, and on shutdown closes the sockets and stops the loops.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from waitingroom.queue.runtime import QUEUE_KEY, ROLE_KEY, QueueRuntime
 from waitingroom.queue.series import SERIES_KEY, QueueSeries
 from waitingroom.queue.status import FiguresCache
 from waitingroom.queue.store import QueueStore
+from waitingroom.queue.store_config import NOTHING_SET, SETTINGS_RECORD_KEY, SettingsRecord
 
 # The name these lines logged under before the rooms split (queue_runtime): read as they did.
 log = logging.getLogger("waitingroom.queue_runtime")
@@ -97,10 +99,13 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
     latency = app[RESERVE_LATENCY_KEY] = ReserveLatency()
     app[QUEUE_PORT_KEY] = QueuePort(runtime, latency)
     series = app[SERIES_KEY] = QueueSeries(store)
+    record = app[SETTINGS_RECORD_KEY] = SettingsRecord(app[PG_POOL_KEY])
 
     async def count_and_record() -> None:
-        # Whoever counts this second samples every queue for the console's charts.
+        # Whoever counts this second writes back the operators' settings Redis lost (TICK
+        # admits nobody in a queue until then) and samples every queue for the charts.
         if await runtime.controller.run_once():
+            await restore_settings(store, record, [event.event_id for event in events.all()])
             await series.record(events.all())
 
     front_door_only = app.get(ROLE_KEY) == "booking"
@@ -139,6 +144,40 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
     await runtime.hub.close()
     await backlog.close()
     await redis.aclose()
+
+
+async def restore_settings(
+    store: QueueStore, record: SettingsRecord, event_ids: list[int]
+) -> list[int]:
+    """Bring each queue's copy of the operators' settings in Redis up to the record in
+    PostgreSQL: where Redis lost it (a restart without its data), where a PATCH's Redis
+    write failed after the record, and, with version 0, for a queue nobody set (its copy
+    then says "the defaults", which TICK needs to admit anyone). One round trip to Redis
+    and one query a second for all the queues, in the process that counts; a write only
+    where needed. Returns the events whose settings on record came back."""
+    if not event_ids:
+        return []
+    held = await store.config_versions(event_ids)
+    on_record = await record.load(event_ids)
+    restored = []
+    for event_id in event_ids:
+        stored = on_record.get(event_id, NOTHING_SET)
+        version = held[event_id]
+        if version is not None and version >= stored.version:
+            continue  # the copy is the record's
+        if not await store.write_config(event_id, stored) or not stored.fields:
+            continue
+        restored.append(event_id)
+        log.warning(
+            "queue settings written back from the record: event_id=%s version=%s %s",
+            event_id,
+            stored.version,
+            dict(stored.fields),
+        )
+        # Sockets hear it now, not at their turn: a paused queue is told it is paused.
+        paused = stored.fields.get("paused") is True
+        await store.publish(event_id, "paused" if paused else "config")
+    return restored
 
 
 async def refresh_figures(runtime: QueueRuntime, event_id: int) -> None:

@@ -1,6 +1,7 @@
 """Admission, in Lua: the admitters' tick (TICK), which ends sessions that are over,
 drops fans who stopped listening and admits from the front of the line as the rate, the
-slots and the seats left allow.
+slots and the seats left allow; and the copy of the operators' settings it reads
+(CONFIG_WRITE, which needs no prelude: ``waitingroom.queue.store_config`` runs it).
 
 These are the scripts' bodies: :mod:`waitingroom.queue.scripts` puts in front of each the
 preludes it needs (``now_us``, ``now_ms`` and ``fmt`` from the clock); it lists the keys.
@@ -141,3 +142,17 @@ end
 return {now_ms, expired, #gone, admitted, lapsed, held_change}
 """
 )
+
+# The settings on record, copied into ``config`` unless the copy there is as new or newer
+# (so writes that cross, two PATCHes or a PATCH and a restore, leave the latest). Every
+# field on record goes at once; fields not on record keep the default (or, in a copy from
+# before the record, what was set there).
+# KEYS: config
+# ARGV: the record's version (0: nothing on record), then field, value, ...
+# -> 1 written, 0 the copy was as new already
+CONFIG_WRITE = """
+local held = tonumber(redis.call('HGET', KEYS[1], 'version') or '-1')
+if held >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], unpack(ARGV, 2))
+return 1
+"""
