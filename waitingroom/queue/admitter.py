@@ -6,7 +6,9 @@ drops fans who stopped listening, and admits from the front of the line as the s
 token bucket, ``max_active`` and the seats left (see TICK) allow. Because the bucket, the
 counts and the line are all read and changed inside that one atomic script, any number of
 processes can tick at once: together they admit at the set rate, and no fan is admitted
-twice.
+twice. A queue whose operators' settings Redis lost (a restart without its data) admits
+nobody until they are written back from PostgreSQL, within about a second (TICK checks,
+see :mod:`waitingroom.queue.scripts_admission`): never under the defaults meanwhile.
 The admitter also commits to the pre-queue seed before on-sale and draws at on-sale, each
 on record in PostgreSQL (:mod:`waitingroom.queue.draw`).
 """

@@ -32,6 +32,17 @@ local function inventory(s, prior, weight)
 end
 """
 
+# What operators set is on record in PostgreSQL; ``config`` is its copy, with the record's
+# ``version`` (0: nothing on record, the defaults). A copy without one is not known yet:
+# Redis lost it (a restart without its data), or it predates the record. TICK then admits
+# nobody (sessions still end, silent fans still go) until the copy is written back, at most
+# about a second later (the once-a-second count writes back what is missing, see
+# waitingroom/queue/store_config.py). Why here and not "restore, then tick" in the
+# admitter: that is two steps in every process, and a loss between them, or a tick that
+# went ahead when the restore failed (PostgreSQL down too), admits under the defaults a
+# queue its operator paused. Here the check and the admission are one atomic step. It
+# costs nothing in practice: after a loss nobody is admitted until the next count and the
+# draw are back anyway, and the count writes the copy back in the same second.
 # Every session this queue state gives is recorded in ``sessions`` (user -> its end, ms,
 # kept a minute past it): a token from a state Redis lost restores only a session this
 # state never gave (KEEP_CLAIM), so one given here and ended stays ended.
@@ -71,7 +82,8 @@ end
 local s = redis.call('HMGET', state, 'drawn', 'sold_out', 'auto_rate', 'tokens', 'tokens_at',
                      'all_held')
 local c = redis.call('HMGET', config, 'admit_per_minute', 'max_active', 'session_seconds',
-                     'mode', 'paused', 'claim_seconds', 'admission_margin_percent')
+                     'mode', 'paused', 'claim_seconds', 'admission_margin_percent',
+                     'version')
 local left, avg, all_held = inventory(
   redis.call('HMGET', state, 'available', 'held', 'seat_base', 'hold_seats', 'hold_fans',
              'sold_out'),
@@ -95,8 +107,10 @@ else
   tokens = math.min(math.max(1, per_minute / 60), tokens + since * per_minute / 60000)
 end
 -- Never before the first count of what is left to sell (the admitters tick only counted
--- events, so that is a second at most).
-local open = s[1] == '1' and s[2] ~= '1' and c[5] ~= '1' and left ~= nil and left > 0
+-- events, so that is a second at most), nor while the operators' settings are not known
+-- (c[8], the copy's version, missing: see above).
+local open = s[1] == '1' and s[2] ~= '1' and c[5] ~= '1' and c[8] ~= false
+  and left ~= nil and left > 0
 if open then
   local slots = tonumber(c[2] or ARGV[2]) - redis.call('ZCARD', active)
   local choosing = redis.call('ZCARD', unclaimed)
