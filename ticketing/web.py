@@ -10,6 +10,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -42,7 +43,23 @@ DOCUMENT_KEY: web.AppKey[DocumentBuilder] = web.AppKey("openapi_document")
 # The routes every service serves: its health and its own OpenAPI document.
 PLATFORM_API = Api()
 
-HealthCheck = Callable[[web.Application], Awaitable[None]]
+
+@dataclass(frozen=True, slots=True)
+class EngineState:
+    """What a health check may say beyond "reachable": the shape the engine runs in
+    (``single`` or ``cluster``), its nodes, and how many of them are healthy."""
+
+    mode: str
+    nodes: int
+    healthy: int
+
+    def component(self) -> dict[str, Any]:
+        status = "ok" if self.healthy else "down: no healthy node"
+        return {"status": status, "mode": self.mode, "nodes": self.nodes, "healthy": self.healthy}
+
+
+# A check raises when its dependency is unreachable; it may return the engine's state.
+HealthCheck = Callable[[web.Application], Awaitable[EngineState | None]]
 HEALTH_CHECKS_KEY = web.AppKey("health_checks", dict[str, HealthCheck])
 
 # A dependency that does not answer within this long is reported down, so a health probe or
@@ -113,35 +130,57 @@ async def _check_redis(app: web.Application) -> None:
     await app[REDIS_KEY].ping()
 
 
-async def _check_postgres(app: web.Application) -> None:
+async def _check_postgres(app: web.Application) -> EngineState:
+    """The primary alone (mode ``primary``): catalog_api's check adds its replicas."""
     async with app[PG_POOL_KEY].acquire() as conn:
         await conn.fetchval("SELECT 1")
+    return EngineState("primary", nodes=1, healthy=1)
 
 
-async def run_checks(app: web.Application, checks: Mapping[str, HealthCheck]) -> dict[str, str]:
-    async def one(check: HealthCheck) -> str:
+Component = str | dict[str, Any]
+
+
+async def run_checks(
+    app: web.Application, checks: Mapping[str, HealthCheck]
+) -> dict[str, Component]:
+    async def one(check: HealthCheck) -> Component:
         try:
-            await asyncio.wait_for(check(app), DEPENDENCY_TIMEOUT_SECONDS)
+            state = await asyncio.wait_for(check(app), DEPENDENCY_TIMEOUT_SECONDS)
         except Exception as exc:  # any failure means "not reachable" to the prober
             return f"down: {type(exc).__name__}"
-        return "ok"
+        return "ok" if state is None else state.component()
 
     names = list(checks)
     results = await asyncio.gather(*(one(checks[n]) for n in names))
     return dict(zip(names, results, strict=True))
 
 
-class Health(Shape):
-    """Every dependency answered."""
+def is_up(component: Component) -> bool:
+    status = component if isinstance(component, str) else component["status"]
+    return bool(status == "ok")
+
+
+class EngineHealth(Shape):
+    """A dependency that says how it runs: ``mode`` (``single`` or ``cluster``), the
+    ``nodes`` configured and how many are ``healthy`` (down when none is)."""
 
     status: str
-    components: dict[str, str]
+    mode: str
+    nodes: int
+    healthy: int
+
+
+class Health(Shape):
+    """Every dependency answered: ``ok``, or its engine's state."""
+
+    status: str
+    components: dict[str, str | EngineHealth]
 
 
 class HealthDown(ProblemFields):
     """Which dependency is down, and the state of every one."""
 
-    components: dict[str, str]
+    components: dict[str, str | EngineHealth]
 
 
 @PLATFORM_API.get(
@@ -160,7 +199,7 @@ class HealthDown(ProblemFields):
 async def healthz(request: web.Request) -> web.Response:
     checks = request.app[HEALTH_CHECKS_KEY]
     components = await run_checks(request.app, checks)
-    down = sorted(name for name, state in components.items() if state != "ok")
+    down = sorted(name for name, state in components.items() if not is_up(state))
     if down:
         raise Problem(
             503, "backend_unavailable", "Unreachable: " + ", ".join(down), components=components

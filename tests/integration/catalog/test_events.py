@@ -219,7 +219,11 @@ async def test_healthz_checks_postgres_redis_and_typesense(client) -> None:
     assert status == 200, body
     assert body == {
         "status": "ok",
-        "components": {"redis": "ok", "postgres": "ok", "typesense": "ok"},
+        "components": {
+            "redis": "ok",
+            "postgres": {"status": "ok", "mode": "primary", "nodes": 1, "healthy": 1},
+            "typesense": "ok",
+        },
     }
 
 
