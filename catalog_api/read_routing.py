@@ -42,7 +42,8 @@ T = TypeVar("T")
 
 PG_READS = Counter(
     "ticketing_pg_reads_total",
-    "Catalog reads answered by PostgreSQL, by where they went: replica or primary.",
+    "Catalog reads answered by PostgreSQL, by where they went: replica, primary, or "
+    "promoted (a listed node out of recovery, while no replica is usable: a failover).",
     ["service", "target"],
 )
 
@@ -119,6 +120,8 @@ async def remember_write(request: web.Request, conn: asyncpg.Connection) -> None
         lsn = await conn.fetchval(PRIMARY_LSN_SQL)
     except PG_UNAVAILABLE:  # committed, position unknown: read from the primary
         lsn = UNKNOWN_LSN
+        # Broken mid-query: the pool must not reset it (that fails), but drop it.
+        conn.terminate()
     settings = app[SETTINGS_KEY]
     try:
         await app[REDIS_KEY].set(
@@ -148,7 +151,8 @@ async def read_postgres(
             replicas.failed(replica)
             count_dependency_error(app, "postgres_replica")
         else:
-            PG_READS.labels(app[SERVICE_KEY], "replica").inc()
+            target = "replica" if replica.sample.in_recovery else "promoted"
+            PG_READS.labels(app[SERVICE_KEY], target).inc()
             return result, True
     async with postgres(app) as conn:
         result = await work(conn)
