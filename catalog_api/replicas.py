@@ -7,7 +7,8 @@ is never older than that bound. Lag is measured against the primary: the bytes o
 replica has not replayed (``pg_current_wal_lsn()`` on the primary minus
 ``pg_last_wal_replay_lsn()`` on the replica), and in seconds, 0 when it has replayed
 everything, else the time since the last transaction it replayed committed. A listed node
-that is not in recovery (the primary, or a replica promoted) is not read as a replica.
+that is not in recovery (the primary, or a replica promoted) is read from only while no
+replica is usable and the read needs no position (see ``choose``).
 """
 
 from __future__ import annotations
@@ -96,6 +97,11 @@ class Replica:
             return False
         return s.lag_seconds + (now - s.at) <= bound
 
+    def promoted(self, bound: float, now: float) -> bool:
+        """Reachable and out of recovery at a sample within the bound: a primary."""
+        s = self.sample
+        return s.reachable and not s.in_recovery and now - s.at <= bound
+
 
 class ReplicaSet:
     """The replicas of one process, sampled every ``sample_seconds``."""
@@ -141,9 +147,14 @@ class ReplicaSet:
 
     def choose(self, min_lsn: int | None = None) -> Replica | None:
         """A usable replica (in turn), having replayed ``min_lsn`` when given; None: the
-        read goes to the primary."""
+        read goes to the primary. Without a usable replica, a listed node out of recovery
+        answers a read that needs no position: during a failover, the standby promoted
+        before it takes writes (pg_auto_failover holds them until the old primary is
+        fenced), which the primary's URL (read-write) does not reach yet."""
         now = time.monotonic()
         usable = [r for r in self.replicas if r.usable(self.bound, min_lsn, now)]
+        if not usable and min_lsn is None:
+            usable = [r for r in self.replicas if r.promoted(self.bound, now)]
         if not usable:
             return None
         return usable[next(self._turn) % len(usable)]
@@ -159,10 +170,14 @@ class ReplicaSet:
         that reads may use)."""
         names = set(server_names(self.primary_url))
         now = time.monotonic()
-        healthy = int(primary_up)
+        promoted = 0
+        healthy = 0
         for replica in self.replicas:
             names.update(server_names(replica.url))
             healthy += replica.usable(self.bound, None, now)
+            promoted += replica.promoted(self.bound, now)
+        # The primary may be listed among the replicas too (a formation's nodes are).
+        healthy += max(int(primary_up), promoted)
         return EngineState("replicas", nodes=len(names), healthy=healthy)
 
     async def _sample_forever(self) -> None:

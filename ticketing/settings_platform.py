@@ -71,8 +71,8 @@ class PlatformSettings:
     database_replica_urls: Url = setting(  # noqa: RUF009 (a str: immutable)
         Url(""),
         "streaming replicas catalog_api reads from (space-separated PostgreSQL URLs; every "
-        "node of a failover formation may be listed: a node not in recovery is not read as a "
-        "replica); empty: every read goes to `TICKETING_DATABASE_URL`",
+        "node of a failover formation may be listed: a node out of recovery is read only while "
+        "no replica can be); empty: every read goes to `TICKETING_DATABASE_URL`",
         parse=_postgres_urls,
         shipped=("ticketing",),  # docker-compose.dev.env's password
     )
