@@ -84,7 +84,11 @@ class LocalServer:
         return self.data_dir.parent / f"{self.data_dir.name}.log"
 
     def start(self) -> None:
-        run([pg_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log), "-w", "start"])
+        try:
+            run([pg_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log), "-w", "start"])
+        except RuntimeError as exc:
+            tail = self.log.read_text(errors="replace")[-1500:] if self.log.exists() else ""
+            raise RuntimeError(f"{exc}\n{tail}") from None
 
     def stop(self, mode: str = "fast") -> None:
         """Stop it (``immediate``: no shutdown checkpoint, as a crash would leave it)."""
