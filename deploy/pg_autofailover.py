@@ -69,7 +69,7 @@ class Formation:
 
     def create(self) -> None:
         """Monitor, then node1 (the primary), then node2 (a base backup of node1, its
-        standby); returns once node2 is a streaming secondary."""
+        standby); returns once node1 is primary and node2 its synchronous secondary."""
         self.base.mkdir(parents=True, exist_ok=True)
         own(self.base)
         self._autoctl(
@@ -87,6 +87,10 @@ class Formation:
             self._tune_monitor()
         for name in self.nodes:
             self.add_node(name)
+        # node1 turns primary (standby synchronous) a moment after node2 is a secondary;
+        # until then (wait_primary) its commits do not wait for node2.
+        settled = {"node1": ("primary", "primary"), "node2": ("secondary", "secondary")}
+        self._wait(lambda: self._state_or_none() == settled, 30, "the formation to settle")
 
     def add_node(self, name: str) -> None:
         """Create the node and run its keeper (one process: ``create ... --run``)."""
