@@ -15,6 +15,7 @@ from catalog_api.admin_store import create_event, insert_performer, insert_venue
 from catalog_api.breaker import DependencyDown
 from catalog_api.dependencies import backend_unavailable, postgres
 from catalog_api.event_views import invalidate_views
+from catalog_api.read_routing import remember_write
 from catalog_api.refusals import (
     ADMIN_REFUSALS,
     CURRENCY_LOCKED,
@@ -43,7 +44,9 @@ async def _insert(
 ) -> dict[str, Any]:
     try:
         async with postgres(request.app) as conn:
-            return await insert(conn, item)
+            created = await insert(conn, item)
+            await remember_write(request, conn)
+            return created
     except DependencyDown:
         raise backend_unavailable("The catalog") from None
 
@@ -86,6 +89,7 @@ async def post_event(request: web.Request, body: EventCreate) -> web.Response:
     try:
         async with postgres(request.app) as conn:
             event_id = await create_event(conn, event_input(body))
+            await remember_write(request, conn)
             views = await fetch_event_views(conn, [event_id])
     except DependencyDown:
         raise backend_unavailable("The catalog") from None
@@ -113,6 +117,9 @@ async def patch_event(request: web.Request, body: EventEdit) -> web.Response:
     try:
         async with postgres(request.app) as conn:
             await update_event(conn, event_id, changes)
+            # Before the invalidation: once the view is gone, this admin reads it again
+            # from where the edit is.
+            await remember_write(request, conn)
             # After the commit, so the next reader fills the cache with the new view.
             await invalidate_views(request.app, [event_id])
             views = await fetch_event_views(conn, [event_id])

@@ -14,6 +14,7 @@ from catalog_api.keys import (
     TYPESENSE_BREAKER_KEY,
     TYPESENSE_KEY,
 )
+from catalog_api.read_routing import replicas_ctx
 from catalog_api.ttl_cache import TtlCache
 from catalog_api.typesense_reader import TypesenseReader
 from ticketing.config import Settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> web.Application:
     app[TYPESENSE_BREAKER_KEY] = CircuitBreaker("typesense", BREAKER_COOLDOWN_SECONDS)
     app[CITY_RESOLUTIONS_KEY] = TtlCache(CITY_RESOLUTION_TTL_SECONDS, max_entries=1000)
     app.cleanup_ctx.append(pg_pool_ctx)
+    app.cleanup_ctx.append(replicas_ctx)
     app.cleanup_ctx.append(typesense_ctx)
     for api in openapi.CATALOG_APIS:
         app.router.add_routes(api.table)

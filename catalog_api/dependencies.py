@@ -38,6 +38,11 @@ PG_UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,
     asyncpg.ObjectNotInPrerequisiteStateError,
     asyncpg.TooManyConnectionsError,
+    # During a failover: no node takes writes yet (target_session_attrs=read-write: an
+    # InternalClientError), a connection left mid-operation by a node that died under it
+    # (one too), or a pooled connection to the old primary, now a standby.
+    asyncpg.InternalClientError,
+    asyncpg.ReadOnlySQLTransactionError,
 )
 TYPESENSE_UNAVAILABLE: tuple[type[BaseException], ...] = (
     TypesenseUnavailable,
@@ -75,6 +80,10 @@ async def postgres(app: web.Application) -> AsyncIterator[asyncpg.Connection]:
             yield cast("asyncpg.Connection", conn)
     except PG_UNAVAILABLE as exc:
         log.warning("postgres unavailable: %s", type(exc).__name__)
+        if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
+            # Its connections are to a node no longer primary: connect again, to the one
+            # that is (the URL's target_session_attrs=read-write chooses it).
+            await app[PG_POOL_KEY].expire_connections()
         breaker.record_failure()
         count_dependency_error(app, "postgres")
         raise DependencyDown("postgres") from exc

@@ -9,16 +9,19 @@ import asyncpg
 from aiohttp import web
 
 from catalog_api.breaker import DependencyDown
-from catalog_api.dependencies import backend_unavailable, count_degraded, postgres
+from catalog_api.dependencies import backend_unavailable, count_degraded
 from catalog_api.event_views import (
     FROM_CACHE,
     FROM_SEARCH_INDEX,
+    View,
+    cache_views,
     load_view,
     load_views,
 )
 from catalog_api.keys import PG_BREAKER_KEY
 from catalog_api.queries import EventFilter, event_exists, list_events, list_tickets
 from catalog_api.query_params import EventListQuery, TicketListQuery, day_range
+from catalog_api.read_routing import read_plan, read_postgres
 from catalog_api.refusals import EVENT_ID, NO_EVENT, event_not_found
 from catalog_api.shapes import Event, EventPage, TicketPage
 from ticketing.api import Api, Ok
@@ -28,6 +31,8 @@ from ticketing.domain.booking_shapes import Ticket
 from ticketing.validation import bad_cursor, encode_cursor, parse_cursor, parse_id
 
 EVENTS_API = Api()
+
+Views = dict[int, View]
 
 SERVED_FROM = (
     (
@@ -67,13 +72,18 @@ async def get_events(request: web.Request, query: EventListQuery) -> web.Respons
         performer_id=query.performer_id,
     )
     after = _event_cursor(query.cursor)
+    plan = await read_plan(request)
+
+    async def read(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], Views, Views]:
+        rows = await list_events(conn, filters, after, limit + 1)
+        return rows, *await load_views(request.app, conn, [r["id"] for r in rows[:limit]], plan)
+
     try:
-        async with postgres(request.app) as conn:
-            rows = await list_events(conn, filters, after, limit + 1)
-            page = rows[:limit]
-            views = await load_views(request.app, conn, [r["id"] for r in page])
+        (rows, views, fresh), from_replica = await read_postgres(request.app, plan, read)
     except DependencyDown:
         raise backend_unavailable("The event list") from None
+    await cache_views(request.app, list(fresh.values()), from_replica)
+    page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
@@ -99,7 +109,7 @@ _EVENT_VIEW = {
 @EVENTS_API.get("/event/{event_id}", **_EVENT_VIEW)
 async def get_event(request: web.Request) -> web.Response:
     event_id = parse_id(request.match_info["event_id"], event_not_found())
-    view, source = await load_view(request.app, event_id)
+    view, source = await load_view(request.app, event_id, await read_plan(request))
     if source == FROM_SEARCH_INDEX or (
         source == FROM_CACHE and request.app[PG_BREAKER_KEY].is_open
     ):
@@ -132,13 +142,15 @@ async def get_tickets(request: web.Request, query: TicketListQuery) -> web.Respo
     limit = query.limit
     cursor = parse_cursor(query.cursor, (int,))
     after_id = cursor[0] if cursor else 0
+
+    async def read(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        rows = await list_tickets(conn, event_id, query.status, query.section, after_id, limit + 1)
+        if not rows and not await event_exists(conn, event_id):
+            raise event_not_found()
+        return rows
+
     try:
-        async with postgres(request.app) as conn:
-            rows = await list_tickets(
-                conn, event_id, query.status, query.section, after_id, limit + 1
-            )
-            if not rows and not await event_exists(conn, event_id):
-                raise event_not_found()
+        rows, _ = await read_postgres(request.app, await read_plan(request), read)
     except DependencyDown:
         raise backend_unavailable("Seat availability") from None
     page = rows[:limit]

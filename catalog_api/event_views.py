@@ -1,7 +1,8 @@
 """Event views, read through the Redis cache, with the degraded paths when Postgres is down.
 
-Order of sources for one view: Redis cache, then Postgres (and the result is cached), then
-the Typesense document (which carries the full view) when Postgres is unreachable.
+Order of sources for one view: Redis cache, then Postgres (a replica within the lag bound,
+else the primary; the result is cached), then the Typesense document (which carries the
+full view) when Postgres is unreachable. An admin reading their own write skips the cache.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from catalog_api.dependencies import (
     backend_unavailable,
     call_typesense,
     count_dependency_error,
-    postgres,
 )
 from catalog_api.keys import TYPESENSE_KEY
+from catalog_api.read_routing import ReadPlan, read_postgres, view_ttl
 from catalog_api.refusals import event_not_found
 from catalog_api.typesense_reader import DocumentNotFound
 from ticketing import cache
@@ -49,12 +50,11 @@ async def cached_views(app: web.Application, event_ids: Sequence[int]) -> dict[i
         return {}
 
 
-async def cache_views(app: web.Application, views: Sequence[View]) -> None:
+async def cache_views(app: web.Application, views: Sequence[View], from_replica: bool) -> None:
     settings = app[SETTINGS_KEY]
+    ttl = view_ttl(settings, from_replica)
     try:
-        await cache.put_views(
-            app[REDIS_KEY], settings.redis_prefix, views, settings.cache_ttl_seconds
-        )
+        await cache.put_views(app[REDIS_KEY], settings.redis_prefix, views, ttl)
     except REDIS_UNAVAILABLE as exc:
         log.warning("view cache write failed: %s", type(exc).__name__)
         count_dependency_error(app, "redis")
@@ -71,33 +71,32 @@ async def invalidate_views(app: web.Application, event_ids: Sequence[int]) -> No
 
 
 async def load_views(
-    app: web.Application, conn: asyncpg.Connection, event_ids: Sequence[int]
-) -> dict[int, View]:
-    """Views of these events (those that exist): cache first, misses from Postgres."""
-    views = await cached_views(app, event_ids)
+    app: web.Application, conn: asyncpg.Connection, event_ids: Sequence[int], plan: ReadPlan
+) -> tuple[dict[int, View], dict[int, View]]:
+    """Views of these events (those that exist), from the cache when the plan allows,
+    the misses from ``conn``; and those read from ``conn``, for the caller to cache."""
+    views = await cached_views(app, event_ids) if plan.use_cache else {}
     missing = [i for i in event_ids if i not in views]
-    if missing:
-        fresh = await fetch_event_views(conn, missing)
-        if fresh:
-            await cache_views(app, list(fresh.values()))
-        views.update(fresh)
-    return views
+    fresh = await fetch_event_views(conn, missing) if missing else {}
+    return views | fresh, fresh
 
 
-async def load_view(app: web.Application, event_id: int) -> tuple[View, str]:
+async def load_view(app: web.Application, event_id: int, plan: ReadPlan) -> tuple[View, str]:
     """One full view and where it came from; 404 when it does not exist, 503 when no
     source can answer."""
-    cached = await cached_views(app, [event_id])
-    if event_id in cached:
-        return cached[event_id], FROM_CACHE
+    if plan.use_cache:
+        cached = await cached_views(app, [event_id])
+        if event_id in cached:
+            return cached[event_id], FROM_CACHE
     try:
-        async with postgres(app) as conn:
-            views = await fetch_event_views(conn, [event_id])
+        views, from_replica = await read_postgres(
+            app, plan, lambda conn: fetch_event_views(conn, [event_id])
+        )
     except DependencyDown:
         return await _view_from_search_index(app, event_id), FROM_SEARCH_INDEX
     if event_id not in views:
         raise event_not_found()
-    await cache_views(app, [views[event_id]])
+    await cache_views(app, [views[event_id]], from_replica)
     return views[event_id], FROM_DATABASE
 
 

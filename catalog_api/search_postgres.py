@@ -13,7 +13,8 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from catalog_api.event_views import load_views
+from catalog_api.event_views import View, load_views
+from catalog_api.read_routing import ReadPlan
 from catalog_api.search_query import SearchQuery
 from ticketing.db.events import summary
 
@@ -59,8 +60,9 @@ def _like_pattern(term: str) -> str:
 
 
 async def search_postgres(
-    app: web.Application, conn: asyncpg.Connection, query: SearchQuery
-) -> dict[str, Any]:
+    app: web.Application, conn: asyncpg.Connection, query: SearchQuery, plan: ReadPlan
+) -> tuple[dict[str, Any], dict[int, View]]:
+    """The answer, and the views read from ``conn`` (for the caller to cache)."""
     near = query.near
     row = await conn.fetchrow(
         _SEARCH_SQL,
@@ -79,13 +81,14 @@ async def search_postgres(
     if row is None:  # an aggregate over the matches: one row, even for none
         raise RuntimeError("the search query returned no row")
     ids = list(row["ids"])
-    views = await load_views(app, conn, ids)
+    views, fresh = await load_views(app, conn, ids, plan)
     facets = row["facets"]
     if isinstance(facets, str):
         facets = json.loads(facets)
-    return {
+    answer = {
         "found": row["found"],
         "page": query.page,
         "hits": [summary(views[i]) for i in ids if i in views],
         "facets": {"city": facets},
     }
+    return answer, fresh

@@ -5,8 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from catalog_api.breaker import DependencyDown
-from catalog_api.dependencies import backend_unavailable, count_degraded, postgres
+from catalog_api.dependencies import backend_unavailable, count_degraded
+from catalog_api.event_views import cache_views
 from catalog_api.query_params import EventSearchQuery
+from catalog_api.read_routing import read_plan, read_postgres
 from catalog_api.search_postgres import search_postgres
 from catalog_api.search_query import search_query
 from catalog_api.search_typesense import search_typesense
@@ -50,10 +52,13 @@ async def search(request: web.Request, query: EventSearchQuery) -> web.Response:
         pass
     else:
         return web.json_response(result)
+    plan = await read_plan(request)
     try:
-        async with postgres(request.app) as conn:
-            result = await search_postgres(request.app, conn, wanted)
+        (result, fresh), from_replica = await read_postgres(
+            request.app, plan, lambda conn: search_postgres(request.app, conn, wanted, plan)
+        )
     except DependencyDown:
         raise backend_unavailable("Search") from None
+    await cache_views(request.app, list(fresh.values()), from_replica)
     count_degraded(request, "postgres")
     return web.json_response(result, headers={DEGRADED_HEADER: "typesense-unavailable"})

@@ -91,6 +91,12 @@ command -v nginx >/dev/null || missing+=(nginx)
 compgen -G '/usr/lib/*/lua/5.1/cjson.so' >/dev/null || missing+=(lua-cjson)
 [ -f /usr/share/lua/5.1/resty/lrucache.lua ] || missing+=(lua-resty-lrucache)
 command -v wrk >/dev/null || missing+=(wrk)
+# pg_auto_failover (keeper and monitor extension): the PostgreSQL failover formation of
+# deploy/pg_autofailover.py and its tests. PostgreSQL 15 is what Debian 12 installs.
+command -v pg_autoctl >/dev/null || missing+=(pg-auto-failover-cli)
+pg_major=$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n1)
+compgen -G '/usr/lib/postgresql/*/lib/pgautofailover.so' >/dev/null \
+    || missing+=("postgresql-${pg_major:-15}-auto-failover")
 # promtool checks deploy/prometheus/ (tests/integration/platform/test_monitoring.py).
 command -v promtool >/dev/null || missing+=(prometheus)
 # Debian's chromium: the browser tests drive it through Playwright (`playwright install`

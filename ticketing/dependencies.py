@@ -23,6 +23,9 @@ POSTGRES_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # A failover URL (target_session_attrs=read-write) while no node takes writes yet,
+    # or a connection left mid-operation by a node that died under it.
+    asyncpg.InternalClientError,
 )
 TYPESENSE_ERRORS: tuple[type[BaseException], ...] = (TypesenseClientError, httpx.HTTPError)
 REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)

@@ -58,6 +58,15 @@ def _typesense_nodes(raw: str, name: str) -> str:
     return ",".join(urls)
 
 
+def _postgres_urls(raw: str, name: str) -> Url:
+    """PostgreSQL URLs separated by whitespace (a URL itself may list hosts with commas)."""
+    urls = raw.split()
+    for url in urls:
+        if urlsplit(url).scheme not in ("postgresql", "postgres"):
+            raise ConfigError(f"{name} must be postgresql:// URLs, space-separated, got {url!r}")
+    return Url(" ".join(urls))
+
+
 @dataclass(frozen=True, slots=True)
 class PlatformSettings:
     env: str = setting(
@@ -68,13 +77,29 @@ class PlatformSettings:
     )
     database_url: Url = setting(  # noqa: RUF009 (a str: immutable)
         Url("postgresql://postgres@127.0.0.1:5432/ticketing"),
-        "PostgreSQL, the source of truth",
+        "PostgreSQL, the source of truth; for a failover formation, its nodes "
+        "comma-separated with `?target_session_attrs=read-write` (whichever takes writes)",
         shipped=("ticketing",),  # docker-compose.dev.env's password
     )
     db_pool_max: int = setting(
         10,
         "connections per process",
         minimum=1,
+    )
+    database_replica_urls: Url = setting(  # noqa: RUF009 (a str: immutable)
+        Url(""),
+        "streaming replicas catalog_api reads from (space-separated PostgreSQL URLs; every "
+        "node of a failover formation may be listed: a node out of recovery is read only while "
+        "no replica can be); empty: every read goes to `TICKETING_DATABASE_URL`",
+        parse=_postgres_urls,
+        shipped=("ticketing",),  # docker-compose.dev.env's password
+    )
+    pg_replica_max_lag_seconds: float = setting(
+        2.0,
+        "catalog_api reads from a replica only while its replay lag (sampled twice a second) "
+        "is at most this; a view read from a replica is cached this long, not "
+        "`TICKETING_CACHE_TTL_SECONDS`",
+        minimum=0,
     )
     redis_url: Url = setting(  # noqa: RUF009 (a str: immutable)
         Url("redis://127.0.0.1:6379/0"),

@@ -38,18 +38,22 @@ class Secret(str):
 
 
 class Url(str):
-    """A URL that may carry a password (PostgreSQL, Redis, RabbitMQ): a ``str`` wherever
-    it is used, but its ``repr`` masks the password."""
+    """A URL that may carry a password (PostgreSQL, Redis, RabbitMQ), or several separated
+    by spaces: a ``str`` wherever it is used, but its ``repr`` masks every password."""
 
     __slots__ = ()
 
     def __repr__(self) -> str:
-        parts = urlsplit(self)
-        userinfo, at, host = parts.netloc.rpartition("@")
-        user, colon, _ = userinfo.partition(":")
-        if not (at and colon):
-            return str.__repr__(self)
-        return repr(urlunsplit(parts._replace(netloc=f"{user}:********@{host}")))
+        return repr(" ".join(_masked(url) for url in self.split(" ")))
+
+
+def _masked(url: str) -> str:
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    if not (at and colon):
+        return url
+    return urlunsplit(parts._replace(netloc=f"{user}:********@{host}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,12 +172,16 @@ def _published(d: Declared, value: object) -> bool:
     if d.type is Secret:
         return str(value).strip() in {"", *d.known_values}
     if d.type is Url and d.spec.shipped:
-        try:
-            password = urlsplit(str(value)).password
-        except ValueError:
-            return False  # not a URL at all: its server refuses it, nothing is published
-        return password in d.spec.shipped
+        return any(_password_in(url, d.spec.shipped) for url in str(value).split())
     return False
+
+
+def _password_in(url: str, published: tuple[str, ...]) -> bool:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return False  # not a URL at all: its server refuses it, nothing is published
+    return password in published
 
 
 def as_declared_types(settings: object) -> None:

@@ -130,9 +130,11 @@ async def _check_redis(app: web.Application) -> None:
     await app[REDIS_KEY].ping()
 
 
-async def _check_postgres(app: web.Application) -> None:
+async def _check_postgres(app: web.Application) -> EngineState:
+    """The primary alone (mode ``primary``): catalog_api's check adds its replicas."""
     async with app[PG_POOL_KEY].acquire() as conn:
         await conn.fetchval("SELECT 1")
+    return EngineState("primary", nodes=1, healthy=1)
 
 
 Component = str | dict[str, Any]

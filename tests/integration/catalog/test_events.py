@@ -221,7 +221,7 @@ async def test_healthz_checks_postgres_redis_and_typesense(client) -> None:
         "status": "ok",
         "components": {
             "redis": "ok",
-            "postgres": "ok",
+            "postgres": {"status": "ok", "mode": "primary", "nodes": 1, "healthy": 1},
             "typesense": {"status": "ok", "mode": "single", "nodes": 1, "healthy": 1},
         },
     }
