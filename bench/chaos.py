@@ -2,21 +2,22 @@
 once and brings it back, then the on-sale's ledger checks and the fans' answers.
 
     .venv/bin/python bench/chaos.py                              # 20,000 fans, 10,000 seats
-    .venv/bin/python bench/chaos.py --fans 600 --seats 500 --window 8   # about 4 minutes
+    .venv/bin/python bench/chaos.py --fans 600 --seats 500 --window 8 --delay 10   # ~3.5 min
 
 Never touches the machine's shared PostgreSQL, Redis and RabbitMQ (other runs use them):
 it starts its own on free ports with their data in a temporary directory
 (bench/chaos_servers.py), and its own Typesense; then the stack as make run has it
 (catalog_api, search_sync, localstripe, booking workers and a payments worker, the
 waitingroom's supervisor with its front door, the nginx gateway), the on-sale's fans
-(bench/onsale_load.py, keeping a timeline, reconnecting their sockets and rejoining with
-their queue tickets as the queue page does) and light probes of search, view and join
-(bench/chaos_probe.py). From --delay seconds after on-sale, one fault at a time, each
-followed by --window quiet seconds (bench/chaos_faults.py): kill -9 of the booking worker
-first in line for the event's partition, of the payments worker, of a waitingroom process
-and of search_sync; Typesense stopped for --typesense-down seconds; localstripe down for
---localstripe-down seconds (SIGTERM, then started on its saved state); Redis killed and
-started on its AOF, then killed and started empty; PostgreSQL and RabbitMQ restarted.
+(bench/onsale_load.py, keeping a timeline; reconnecting their sockets, backing off after a
+502 and rejoining with their queue tickets as the queue page does) and light probes of
+search, view, join and status (bench/chaos_probe.py). From --delay seconds after on-sale, one
+fault at a time, each followed by --window quiet seconds (bench/chaos_faults.py): kill -9
+of the booking worker first in line for the event's partition, of the payments worker, of
+a waitingroom process and of search_sync; Typesense stopped for --typesense-down seconds;
+localstripe down for --localstripe-down seconds (SIGTERM, then started on its saved
+state); Redis killed and started on its AOF, then killed and started empty; PostgreSQL and
+RabbitMQ restarted.
 
 Printed: a row per fault (how long the component was down; how long joins, reserves,
 confirms, searches and views took to recover after it was back; how long until the sale
