@@ -166,8 +166,8 @@ async def test_an_admitted_fans_queue_ticket_gets_the_session_back_on_join(
     assert epoch_of(back["admission_token"]) not in (None, epoch_of(admitted["admission_token"]))
     figures = await get_queue(qclient, queue_settings, event)
     assert (figures["active"], figures["waiting"]) == (1, 1)
-    # a fresh claim window, as at admission (the operators' settings went with the state:
-    # the default, TICKETING_ADMISSION_CLAIM_SECONDS)
+    # a fresh claim window, as at admission (no operator set one here: the default,
+    # TICKETING_ADMISSION_CLAIM_SECONDS)
     store = qclient.app[QUEUE_KEY].store
     claim_by = await store.redis.zscore(store.key(event, "unclaimed"), "rejoiner")
     window_ms = queue_settings.admission_claim_seconds * 1000
