@@ -58,7 +58,7 @@ from bench.onsale_setup import (  # noqa: E402
     read_ledger,
     start_stack,
 )
-from bench.search import free_port, http_get, say, service_env, wait_for  # noqa: E402
+from bench.search import http_get, say, service_env, wait_for  # noqa: E402
 from bench.surge import size_processes, wait_for_lock  # noqa: E402
 from bench.surge_setup import consecutive_ports, wait_for_time_wait  # noqa: E402
 from ticketing.config import Settings  # noqa: E402
@@ -111,7 +111,11 @@ def chaos_settings(args: argparse.Namespace, servers: PrivateServers, root: Path
     base = onsale_settings(
         Settings.from_env(), args.waitingrooms, args.claim_seconds, args.latency_ms, args.frontdoors
     )
+    # Ports of what the run restarts lie below the ephemeral range (consecutive_ports): a
+    # port left by a killed process is soon some fan's client socket's (seen: a booking
+    # worker's metrics port), and the process could not listen on it again.
     typesense = consecutive_ports(2) + 1  # and the port below it, for its Raft peering
+    localstripe = consecutive_ports(1)
     return dataclasses.replace(
         base,
         database_url=Url(servers.postgres.url + "/ticketing_chaos"),
@@ -122,7 +126,9 @@ def chaos_settings(args: argparse.Namespace, servers: PrivateServers, root: Path
         typesense_url=f"http://127.0.0.1:{typesense}",
         typesense_data_dir=str(root / "typesense"),
         typesense_api_key=Secret("chaos-" + secrets.token_hex(8)),
-        search_sync_metrics_port=free_port(),
+        search_sync_metrics_port=consecutive_ports(1),
+        localstripe_port=localstripe,
+        stripe_api_base=f"http://127.0.0.1:{localstripe}",
         # What the on-sale sets through the API, also the defaults a lost Redis falls back to.
         queue_admit_per_minute=args.admit_per_minute,
         queue_max_active=args.max_active,

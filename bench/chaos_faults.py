@@ -29,10 +29,13 @@ from typing import ClassVar
 from bench.chaos_servers import PrivateServers, wait_until
 from bench.reserve import ProcessGroups, wait_for_consumers
 from bench.search import http_get, say
+from bench.surge_setup import consecutive_ports
 from search_sync.topology import QUEUE as SEARCH_SYNC_QUEUE
 from ticketing.config import Settings
 from ticketing.messages import BOOKING_PAYMENTS_QUEUE, BOOKING_QUEUE_PREFIX, booking_routing_key
 from waitingroom.processes import waitingroom_pids
+
+MAX_UNASKED = 5  # restarts of a process that keeps exiting by itself
 
 
 class ChaosProcs(ProcessGroups):
@@ -44,6 +47,7 @@ class ChaosProcs(ProcessGroups):
         self.restarts: Counter[str] = Counter()
         self.last_restart: dict[str, float] = {}
         self.unasked: list[str] = []  # exits nobody asked for, each restarted
+        self.given_up: set[str] = set()  # exited unasked MAX_UNASKED times: left down
 
     def start(
         self, name: str, argv: list[str], env: dict[str, str], log: Path, *, pipe: bool = False
@@ -69,10 +73,18 @@ class ChaosProcs(ProcessGroups):
                 and time.monotonic() - self.last_restart.get(n, 0) > 1
             ]
         for name, proc in dead:
-            line = f"{time.strftime('%H:%M:%S')} {name} exited with {proc.returncode}; restarted"
+            if name in self.given_up:
+                continue
+            again = sum(line.split()[1] == name for line in self.unasked) < MAX_UNASKED
+            line = f"{time.strftime('%H:%M:%S')} {name} exited with {proc.returncode}; " + (
+                "restarted" if again else "left down"
+            )
             say(f"chaos: {line}")
             self.unasked.append(line)
-            self.restart(name)
+            if again:
+                self.restart(name)
+            else:
+                self.given_up.add(name)
 
     def restart(self, name: str, argv: list[str] | None = None) -> subprocess.Popen[bytes]:
         """Stop what is left of ``name`` (its process group) and start it again as it was
@@ -84,6 +96,11 @@ class ChaosProcs(ProcessGroups):
                 old.wait()
             self.started = [(n, p) for n, p in self.started if p is not old]
             first, env, log, pipe = self.specs[name]
+            if name.startswith("booking_"):
+                # bench/reserve.py gave it an ephemeral metrics port, which a fan's client
+                # socket may hold by now: one below that range instead.
+                env = {**env, "TICKETING_BOOKING_WORKER_METRICS_PORT": str(consecutive_ports(1))}
+                self.specs[name] = (first, env, log, pipe)
             self.restarts[name] += 1
             self.last_restart[name] = time.monotonic()
             if log.exists():

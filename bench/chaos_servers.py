@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.search import free_port
+from bench.surge_setup import consecutive_ports
 
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 
@@ -65,7 +65,9 @@ class Server:
     def __init__(self, root: Path) -> None:
         self.dir = root / self.name
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        # Below the ephemeral range: while a restarted server is away, the fans' tens of
+        # thousands of client sockets may take any ephemeral port, its own included.
+        self.port = consecutive_ports(1)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -228,7 +230,7 @@ class RabbitServer(Server):
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.dist_port = free_port()
+        self.dist_port = consecutive_ports(1)
         self.node = f"tkchaos{os.getpid()}@localhost"
         (self.dir / "enabled_plugins").write_text("[].\n")
         (self.dir / "rabbitmq.conf").write_text("log.console = false\n")
