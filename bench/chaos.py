@@ -26,7 +26,7 @@ from its start to the end of its window), the order check of each Redis restart 
 waiting at the restart are admitted in the order of their places: bench/chaos_report.py),
 and PASS/FAIL per check; exit status 0 only when every check passes. The admission rate is
 set so the sale lasts about as long as the schedule (unless --admit-per-minute is given),
-and is also the queue's default setting, which a Redis that lost its data falls back to.
+and is also the queue's default setting.
 """
 
 from __future__ import annotations
