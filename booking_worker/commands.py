@@ -35,8 +35,21 @@ RETRYABLE = (
 # Answers that say "not yet" rather than how a command ended: never stored, so a retry of
 # the same request finds out the outcome instead of hearing "not yet" forever.
 TRANSIENT_CODES = frozenset({"payment_in_progress"})
-# The database or the connection is gone: requeue, never answer.
-CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+# The database or the connection is gone: requeue, never answer. A restart says so in
+# its own words: the server shutting down (57P01, 57P02) or starting up (57P03, refused
+# until recovery ends), and a connection it dropped mid-operation (InternalClientError).
+# Answered as errors instead, a confirm whose charge had gone through was dead-lettered
+# with its payment left 'pending' (bench/chaos.py, PostgreSQL restart).
+CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InternalClientError,
+)
 
 
 @dataclass(slots=True)
