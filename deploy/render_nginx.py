@@ -47,8 +47,13 @@ def _address(host: str, port: int) -> str:
 
 
 def upstream_servers(host: str, ports: list[int]) -> str:
-    """The ``server`` lines of an upstream block, one per port."""
-    return " ".join(f"server {_address(host, port)};" for port in ports)
+    """The ``server`` lines of an upstream block, one per port. ``max_fails=0``: a process
+    that refused a connection is tried again by the next request, not shunned for
+    fail_timeout (10 s). The supervisor restarts the waitingroom processes together, and
+    with every server shunned nginx answered 502 "no live upstreams" for ten seconds after
+    they were back (bench/chaos.py); a refused connection on loopback costs nothing, and a
+    request still moves on to the next server (proxy_next_upstream)."""
+    return " ".join(f"server {_address(host, port)} max_fails=0;" for port in ports)
 
 
 def real_ip_from(trusted_proxies: str) -> str:

@@ -101,7 +101,7 @@ def test_the_gateway_has_room_for_every_waitingroom_processs_fans(tmp_path, proc
     per_worker = int(re.search(r"worker_connections (\d+);", text)[1])
     open_files = int(re.search(r"worker_rlimit_nofile (\d+);", text)[1])
     upstream = re.search(r"upstream waitingroom \{(.*?)\}", text, re.S)[1]
-    servers = re.findall(r"server 127\.0\.0\.1:(\d+);", upstream)
+    servers = re.findall(r"server 127\.0\.0\.1:(\d+) max_fails=0;", upstream)
     assert [int(p) for p in servers] == settings.waitingroom_ports
     # Each waiting fan is two connections in one worker: the fan's and the upstream one.
     fans = render_nginx.SOCKETS_PER_WAITINGROOM * processes
@@ -227,7 +227,7 @@ def test_the_gateway_sends_booking_to_the_front_doors(tmp_path, front_doors):
     settings = dataclasses.replace(Settings(), frontdoor_processes=front_doors)
     text = rendered(tmp_path, settings)[0].read_text()
     upstream = re.search(r"upstream booking \{(.*?)\}", text, re.S)[1]
-    servers = [int(p) for p in re.findall(r"server 127\.0\.0\.1:(\d+);", upstream)]
+    servers = [int(p) for p in re.findall(r"server 127\.0\.0\.1:(\d+) max_fails=0;", upstream)]
     # the front doors, on the ports after the waitingroom processes'; without any, the
     # waitingroom processes serve booking as well
     expected = settings.frontdoor_ports if front_doors else settings.waitingroom_ports
