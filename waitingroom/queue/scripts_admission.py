@@ -80,7 +80,7 @@ if #gone > 0 then
   redis.call('ZREM', seen, unpack(gone))
 end
 local s = redis.call('HMGET', state, 'drawn', 'sold_out', 'auto_rate', 'tokens', 'tokens_at',
-                     'all_held')
+                     'all_held', 'regroup_until')
 local c = redis.call('HMGET', config, 'admit_per_minute', 'max_active', 'session_seconds',
                      'mode', 'paused', 'claim_seconds', 'admission_margin_percent',
                      'version')
@@ -108,9 +108,10 @@ else
 end
 -- Never before the first count of what is left to sell (the admitters tick only counted
 -- events, so that is a second at most), nor while the operators' settings are not known
--- (c[8], the copy's version, missing: see above).
+-- (c[8], the copy's version, missing: see above), nor while the line regroups after a
+-- loss (s[7]: see REDRAW).
 local open = s[1] == '1' and s[2] ~= '1' and c[5] ~= '1' and c[8] ~= false
-  and left ~= nil and left > 0
+  and left ~= nil and left > 0 and now_ms >= tonumber(s[7] or '0')
 if open then
   local slots = tonumber(c[2] or ARGV[2]) - redis.call('ZCARD', active)
   local choosing = redis.call('ZCARD', unclaimed)

@@ -13,6 +13,7 @@ holds other runs' keys), every one of them, as a restart without persistence wou
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import jwt
@@ -30,7 +31,7 @@ from tests.integration.queue.support import (
     until,
     wait_status,
 )
-from tests.support import auth_header
+from tests.support import auth_header, eventually
 from ticketing.config import Settings
 from waitingroom.queue.admission import admission_for_session
 from waitingroom.queue.runtime import QUEUE_KEY
@@ -251,3 +252,46 @@ async def test_the_socket_tells_a_lost_queue_apart_from_a_dropped_fan(
         for user in ("sock-a", "sock-b"):
             _, places[user] = await queue_status(qclient, queue_settings, user, event)
         assert (places["sock-a"]["position"], places["sock-b"]["position"]) == (1, 2), places
+
+
+@pytest.mark.parametrize("regroup", [True, False], ids=["regrouping", "control: none"])
+async def test_after_a_loss_the_line_regroups_before_anyone_is_admitted(
+    qclient, queue_settings, pool, regroup
+) -> None:
+    """The recorded draw put back after a loss holds admission a few seconds (REDRAW's
+    regroup_until), so a fan whose page comes back a moment late is not passed by the fan
+    behind them, back first. The control takes the regrouping away: the fan behind is
+    admitted before the one ahead is back. (An on-sale with its draw on record, as every
+    queue that opens after its commitment has.)"""
+    event = await queue_event(pool, on_sale_in=1.5)
+    await in_snapshot(qclient, queue_settings, event)
+    await patch_queue(
+        qclient, queue_settings, event, paused=True, admit_per_minute=6000, max_active=1
+    )
+    store = qclient.app[QUEUE_KEY].store
+
+    async def figures() -> dict:
+        return await get_queue(qclient, queue_settings, event)
+
+    await eventually(figures, lambda q: q["drawn"], 10, "the draw at on-sale")
+    tickets = {}
+    for user in ("ahead", "behind"):
+        _, answer = await join(qclient, queue_settings, user, event)
+        tickets[user] = {"queue_ticket": answer["queue_ticket"]}
+    await patch_queue(qclient, queue_settings, event, paused=False, max_active=0)
+    await lose_the_queue(qclient, event)
+    status, back = await join(qclient, queue_settings, "behind", event, tickets["behind"])
+    assert status == 200, back
+    await eventually(figures, lambda q: q["drawn"] and q["max_active"] == 0, 10, "redrawn")
+    until = await store.redis.hget(store.key(event, "state"), "regroup_until")
+    assert until is not None and int(until) > time.time() * 1000  # regrouping now
+    if not regroup:
+        await store.set_state(event, regroup_until=0)
+    await patch_queue(qclient, queue_settings, event, max_active=1)  # room for one
+    await asyncio.sleep(1.5)  # the fan ahead's page is slow to come back
+    status, back = await join(qclient, queue_settings, "ahead", event, tickets["ahead"])
+    assert status == 200, back
+    first = "ahead" if regroup else "behind"
+    await wait_status(qclient, queue_settings, first, event, "admitted", timeout=10)
+    figures = await get_queue(qclient, queue_settings, event)
+    assert figures["active"] == 1, figures
