@@ -20,6 +20,7 @@ from tests.integration.booking.support import call, make_event, settings_env
 from tests.support import auth_header, eventually, free_port
 from ticketing.config import Settings
 from ticketing.domain.seating import Section
+from waitingroom.queue.runtime import QUEUE_KEY
 
 SEATS = [Section("Floor", 2, 10, 5000)]
 
@@ -199,3 +200,14 @@ async def until(ws, wanted, timeout: float) -> tuple[dict[str, Any], float]:
         message = await receive(ws, left)
         if wanted(message):
             return message, time.monotonic() - started
+
+
+async def lose_the_queue(client: TestClient, event: int) -> None:
+    """Every Redis key of the event's queue gone, as after a restart without persistence
+    (only this event's keys under this run's prefix: the shared Redis holds other runs')."""
+    store = client.app[QUEUE_KEY].store
+    keys = [key async for key in store.redis.scan_iter(match=store.key(event, "*"), count=1000)]
+    assert keys
+    await store.redis.delete(*keys)
+    assert await store.epoch(event) == ""
+    assert not await store.redis.exists(store.key(event, "config"))

@@ -24,6 +24,7 @@ from tests.integration.queue.support import (
     get_queue,
     in_snapshot,
     join,
+    lose_the_queue,
     patch_queue,
     queue_event,
     queue_status,
@@ -35,15 +36,6 @@ from tests.support import auth_header, eventually
 from ticketing.config import Settings
 from waitingroom.queue.admission import admission_for_session
 from waitingroom.queue.runtime import QUEUE_KEY
-
-
-async def lose_the_queue(client, event: int) -> None:
-    """Every Redis key of the event's queue gone, as after a restart without persistence."""
-    store = client.app[QUEUE_KEY].store
-    keys = [key async for key in store.redis.scan_iter(match=store.key(event, "*"), count=1000)]
-    assert keys
-    await store.redis.delete(*keys)
-    assert await store.epoch(event) == ""
 
 
 async def admitted_fan(client, settings: Settings, pool, user: str) -> tuple[int, dict]:

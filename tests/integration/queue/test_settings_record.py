@@ -27,6 +27,7 @@ from tests.integration.queue.support import (
     get_queue,
     in_snapshot,
     join,
+    lose_the_queue,
     patch_queue,
     queue_event,
     queue_status,
@@ -41,16 +42,6 @@ from waitingroom.queue.store_config import NOTHING_SET, SETTINGS_RECORD_KEY, Sto
 # back and the settings written back (each within about a second), so a queue that could
 # admit them would have.
 WATCH_SECONDS = 4.0
-
-
-async def lose_the_queue(client, event: int) -> None:
-    """Every Redis key of the event's queue gone, as after a restart without persistence."""
-    store = client.app[QUEUE_KEY].store
-    keys = [key async for key in store.redis.scan_iter(match=store.key(event, "*"), count=1000)]
-    assert keys
-    await store.redis.delete(*keys)
-    assert await store.epoch(event) == ""
-    assert not await store.redis.exists(store.key(event, "config"))
 
 
 async def on_record(pool: asyncpg.Pool, event: int) -> asyncpg.Record | None:
