@@ -16,6 +16,7 @@ import logging
 import math
 import random
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -103,10 +104,13 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def count_and_record() -> None:
         # Whoever counts this second writes back the operators' settings Redis lost (TICK
-        # admits nobody in a queue until then) and samples every queue for the charts.
+        # admits nobody in a queue until then) and samples every queue for the charts. The
+        # samples carry the beat's time, not the time the writing got to them: a slow
+        # restore must not squeeze one second's sample against the next.
+        beat_ms = int(time.time() * 1000)
         if await runtime.controller.run_once():
             await restore_settings(store, record, [event.event_id for event in events.all()])
-            await series.record(events.all())
+            await series.record(events.all(), at_ms=beat_ms)
 
     front_door_only = app.get(ROLE_KEY) == "booking"
 

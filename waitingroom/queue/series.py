@@ -97,8 +97,8 @@ class QueueSeries:
     def series_key(self, event_id: int) -> str:
         return self.store.key(event_id, "series")
 
-    async def record(self, events: Iterable[QueueEvent]) -> int:
-        """Write one sample per counted event; how many were written."""
+    async def record(self, events: Iterable[QueueEvent], at_ms: int) -> int:
+        """Write one sample per counted event, taken at ``at_ms``; how many were written."""
         counted = [e for e in events if e.inventory is not None]
         if not counted:
             return 0
@@ -111,14 +111,13 @@ class QueueSeries:
         for start in range(0, len(counted), FIGURES_AT_ONCE):
             batch = counted[start : start + FIGURES_AT_ONCE]
             every_figures += await asyncio.gather(*(self.store.figures(e.event_id) for e in batch))
-        now_ms = int(time.time() * 1000)
         pipe = redis.pipeline(transaction=False)
         for event, held, figures in zip(counted, held_totals, every_figures, strict=True):
             inventory = event.inventory
             if inventory is None:  # counted holds only the events with one
                 raise RuntimeError(f"event {event.event_id} has no inventory")
             sample = Sample(
-                at_ms=now_ms,
+                at_ms=at_ms,
                 waiting=figures.waiting,
                 pre_queue=figures.pre_queue,
                 active=figures.active,
@@ -132,8 +131,8 @@ class QueueSeries:
                 unclaimed=figures.unclaimed,
             )
             key = self.series_key(event.event_id)
-            pipe.zadd(key, {sample.pack(): now_ms})
-            pipe.zremrangebyscore(key, "-inf", now_ms - WINDOW_MS)
+            pipe.zadd(key, {sample.pack(): at_ms})
+            pipe.zremrangebyscore(key, "-inf", at_ms - WINDOW_MS)
             pipe.zremrangebyrank(key, 0, -MAX_SAMPLES - 1)
             pipe.expire(key, SERIES_TTL_SECONDS)
         await pipe.execute()
