@@ -2,13 +2,17 @@
 
     python -m deploy.gateway -c $PWD/.run/nginx.conf -p $PWD/.run/nginx -e stderr
 
-deploy/lua/queue_join.lua verifies fans' access tokens and signs their queue tickets with
-the waitingroom's keys. They come from the environment (the config file names them in
-``env`` directives and never holds them), as ticketing.config.Settings resolves them, so
+deploy/lua/queue_join.lua verifies fans' access tokens and signs the queue tickets of the
+places in line it hands out. Its keys come from the environment (the config file names them
+in ``env`` directives and never holds them), as ticketing.config.Settings resolves them, so
 the gateway and the waitingroom always agree, defaults included. Under RS256 the gateway
 gets the platform's public keys alone (``TICKETING_GATEWAY_JWT_KEYS``, kid to PEM): nothing
-that signs an access token or an admission. Every argument is
-nginx's; this process becomes nginx (exec), so signals and exit status are nginx's own.
+that signs an access token or an admission. The one signing key it holds,
+``TICKETING_QUEUE_TICKET_SECRET``, signs places in line only, which the gateway writes into
+Redis itself anyway; an admitted fan's ticket (a session back, so admissions) is signed with
+a key derived from the admission secret, which stays out (waitingroom/queue/ticket.py).
+Every argument is nginx's; this process becomes nginx (exec), so signals and exit status
+are nginx's own.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from urllib.parse import unquote, urlsplit
 from ticketing.config import Settings
 from ticketing.keys import public_pems
 
-# What nginx never gets: keys that sign access or admission tokens.
+# What nginx never gets: keys that sign access or admission tokens (and, derived from the
+# admission secret, admitted fans' queue tickets).
 SIGNING_VARIABLES = (
     "TICKETING_JWT_PRIVATE_KEY_FILE",
     "TICKETING_ADMISSION_SECRET",

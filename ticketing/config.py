@@ -163,7 +163,9 @@ class Settings(PlatformSettings):
     )
     queue_ticket_secret: Secret = setting(  # noqa: RUF009 (a str: immutable)
         Secret("dev-only-queue-ticket-secret-change-me-in-prod"),
-        "signs queue tickets (not the JWT or admission secret)",
+        "signs queue tickets for places in line, the gateway's and the waitingroom's (not the "
+        "JWT or admission secret; admitted fans' tickets are signed with a key derived from "
+        "the admission secret)",
         shipped=("compose-only-queue-ticket-secret-change-me",),
     )
     command_secret: Secret = setting(  # noqa: RUF009 (a str: immutable)

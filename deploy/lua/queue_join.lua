@@ -11,8 +11,8 @@
 -- waiting or in the pre-queue (or telling them sold out: PLACE reads the sell-out the
 -- waitingroom's counts set in Redis, so a join after the last seat sold hears it at once;
 -- a fan in line while every seat left is held hears all_held, as from the waitingroom). Everything else (a ticket it
--- does not take, a pre-queue ticket after on-sale, an admitted fan's ticket from a queue
--- state Redis no longer has, other fields, a token it does not read, an unknown event, an
+-- does not take, a pre-queue ticket after on-sale, any admitted fan's ticket (signed with a
+-- key the gateway never holds), other fields, a token it does not read, an unknown event, an
 -- admitted fan, a rate limit, any Redis error) goes to the waitingroom unchanged (ngx.exec
 -- to @waitingroom), which decides and explains as it always has.
 --
@@ -252,14 +252,14 @@ end
 
 -- --- a queue ticket brought back (waitingroom/queue/ticket.py read_ticket's accepts) -------
 
-local RESTORABLE = { waiting = true, pre = true, admitted = true }
+local RESTORABLE = { waiting = true, pre = true }
 
--- The body of a join that brings its queue ticket back: (where, place, epoch) to restore
--- (where "admitted": an admitted fan's session, which M.join sends to the waitingroom
--- unless it is from the queue state Redis has now), false to join without restoring (a
--- ticket of ours for a place that cannot be restored), or nil for anything the
--- waitingroom must judge (no such body, a ticket it would refuse, someone else's, another
--- event's, an expired one).
+-- The body of a join that brings its queue ticket back: (where, place, epoch) to restore,
+-- false to join without restoring (a ticket of ours for a place that cannot be restored),
+-- or nil for anything the waitingroom must judge (no such body, a ticket it would refuse,
+-- someone else's, another event's, an expired one, and every admitted fan's ticket: those
+-- are signed with a key derived from the admission secret, which the gateway never holds,
+-- and one under the line key is a forgery the waitingroom refuses).
 local function restore_from_body(user, event_id, now_s)
     ngx.req.read_body()
     local raw = ngx.req.get_body_data() -- nil when it went to a file: not the plain case
@@ -280,6 +280,7 @@ local function restore_from_body(user, event_id, now_s)
         (type(iat) ~= "number" or iat > now_s)) then
         return nil
     end
+    if where == "admitted" then return nil end
     if not RESTORABLE[where] then return false end
     if floor(place) ~= place or math.abs(place) >= 2 ^ 53 then return nil end
     return where, string.format("%d", place), epoch
@@ -445,23 +446,6 @@ function M.join()
     end
 
     local key = cfg.key_prefix .. event_id .. "}:"
-    if where == "admitted" then
-        -- An admitted fan's ticket from a queue state Redis no longer has (another epoch):
-        -- the waitingroom may give the session back (waitingroom/queue/routes.py
-        -- _session_restored; PLACE does not). From the state Redis has, a plain join, as the
-        -- waitingroom makes it too: the session stands (PLACE answers admitted, which goes
-        -- to the waitingroom) or it ended.
-        local current = red:hget(key .. "state", "epoch")
-        if not current then -- nil (no answer) or false (an error reply); ngx.null: no epoch
-            red:close()
-            return pass("redis")
-        end
-        if current ~= epoch_arg then
-            release(red)
-            return pass("admitted_ticket")
-        end
-        where, place_arg, epoch_arg = "", "0", ""
-    end
     local reply = red:evalsha(
         cfg.place_sha, 7,
         key .. "waiting", key .. "pre", key .. "active", key .. "seen", key .. "state",

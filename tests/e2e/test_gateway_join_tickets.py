@@ -111,9 +111,17 @@ def test_tickets_the_gateway_does_not_take_get_the_waitingroom_answer(
         assert "X-Queue-Join" not in headers, name
         assert status == direct_status and status in (400, 403), (name, answer)
         assert answer["code"] == direct["code"], name
-    # A ticket for nothing restorable (an admitted or sold-out place) is a plain join.
+    # A ticket for nothing restorable (a sold-out place) is a plain join.
     status, headers, answer = _join(
-        stack, on_sale, token, {"queue_ticket": signed(where="admitted")}
+        stack, on_sale, token, {"queue_ticket": signed(where="sold_out")}
     )
     assert status == 200 and headers.get("X-Queue-Join") == GATEWAY
     assert answer["position"] == mine["position"]
+    # An admitted fan's session under the line key, the one key of ours the gateway holds,
+    # is what a taken gateway would forge: the waitingroom refuses it (sessions' tickets
+    # are signed with a key derived from the admission secret).
+    forged = {"queue_ticket": signed(where="admitted")}
+    status, headers, answer = _join(stack, on_sale, token, forged)
+    direct_status, _, direct = _join(stack, on_sale, token, forged, base=_direct(stack))
+    assert "X-Queue-Join" not in headers
+    assert (status, answer["code"]) == (direct_status, direct["code"]) == (400, "validation_error")

@@ -1,13 +1,26 @@
-"""Queue tickets: HS256 JWTs signed with their own key (``TICKETING_QUEUE_TICKET_SECRET``)
-that say where a fan stood in an event's queue (claims ``sub``, ``event_id``, ``where``,
-``place``, ``epoch``, ``exp``). Every join and status answer carries a fresh one; a fan who
-presents it on join gets that place back if Redis lost the queue (see the PLACE script), and
-an admitted fan (``where`` "admitted", ``place`` the session's end in ms) their session
-(see KEEP_CLAIM, waitingroom/queue/scripts_claims.py)."""
+"""Queue tickets: HS256 JWTs that say where a fan stood in an event's queue (claims ``sub``,
+``event_id``, ``where``, ``place``, ``epoch``, ``exp``). Every join and status answer carries
+a fresh one; a fan who presents it on join gets that place back if Redis lost the queue (see
+the PLACE script), and an admitted fan (``where`` "admitted", ``place`` the session's end in
+ms) their session (see KEEP_CLAIM, waitingroom/queue/scripts_claims.py).
+
+Two keys, by what a ticket is worth:
+
+- A place in line is signed with ``TICKETING_QUEUE_TICKET_SECRET``, which the gateway holds
+  too: its fast join path (deploy/lua/queue_join.lua) answers joins with such tickets. That
+  key gives whoever takes the gateway nothing it does not already have: the gateway writes
+  the line in Redis itself.
+- An admitted fan's ticket gives back a session, and with it admission tokens: it is worth
+  an admission, so it is signed with a key derived from ``TICKETING_ADMISSION_SECRET``, which
+  the gateway never gets (deploy/gateway.py). An "admitted" ticket under the line key is
+  refused like a forged one: a taken gateway cannot let anyone skip the line with it.
+"""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import time
 
 import jwt
@@ -34,7 +47,20 @@ def issue_ticket(
         "iat": now,
         "exp": now + TICKET_TTL_SECONDS,
     }
-    return _signer(settings.queue_ticket_secret).sign(claims)
+    key = admitted_key(settings) if where == ADMITTED else settings.queue_ticket_secret
+    return _signer(key).sign(claims)
+
+
+def admitted_key(settings: Settings) -> str:
+    """The key of admitted fans' tickets: the admission secret's, kept apart from the
+    admission tokens' own by derivation (a ticket never passes for a token, nor back)."""
+    return _derived(settings.admission_secret)
+
+
+@functools.lru_cache(maxsize=4)
+def _derived(admission_secret: str) -> str:
+    label = b"ticketing/queue-ticket/admitted"
+    return hmac.new(admission_secret.encode(), label, hashlib.sha256).hexdigest()
 
 
 @functools.lru_cache(maxsize=4)
@@ -63,17 +89,15 @@ def read_queue_ticket(
     another event's."""
     if not isinstance(token, str) or not token:
         raise validation_error("queue_ticket must be the string a join returned.")
-    try:
-        claims = jwt.decode(
-            token,
-            settings.queue_ticket_secret,
-            algorithms=["HS256"],
-            options={"require": ["sub", "event_id", "where", "place", "epoch", "exp"]},
-        )
-    except jwt.InvalidTokenError as exc:
-        raise validation_error(
-            "queue_ticket is not valid (expired or not ours); join without it."
-        ) from exc
+    claims = _claims(token, settings.queue_ticket_secret)
+    if claims is None:
+        claims = _claims(token, admitted_key(settings))
+        if claims is not None and claims["where"] != ADMITTED:
+            claims = None  # each key signs its own kind only
+    elif claims["where"] == ADMITTED:
+        claims = None  # a session under the line key: what a taken gateway would forge
+    if claims is None:
+        raise validation_error("queue_ticket is not valid (expired or not ours); join without it.")
     if claims["sub"] != user_id or claims["event_id"] != event_id:
         raise Problem(403, "queue_ticket_invalid", "This queue ticket is for another fan or event.")
     place, where, epoch = claims["place"], claims["where"], claims["epoch"]
@@ -82,3 +106,16 @@ def read_queue_ticket(
     if not isinstance(place, int) or isinstance(place, bool) or not isinstance(epoch, str):
         return None
     return where, place, epoch
+
+
+def _claims(token: str, key: str) -> dict[str, object] | None:
+    try:
+        claims: dict[str, object] = jwt.decode(
+            token,
+            key,
+            algorithms=["HS256"],
+            options={"require": ["sub", "event_id", "where", "place", "epoch", "exp"]},
+        )
+    except jwt.InvalidTokenError:
+        return None
+    return claims

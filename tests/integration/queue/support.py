@@ -211,3 +211,15 @@ async def lose_the_queue(client: TestClient, event: int) -> None:
     await store.redis.delete(*keys)
     assert await store.epoch(event) == ""
     assert not await store.redis.exists(store.key(event, "config"))
+
+
+async def admitted_fan(
+    client: TestClient, settings: Settings, pool: asyncpg.Pool, user: str
+) -> tuple[int, dict[str, Any]]:
+    """A fresh event with ``user`` admitted: (event, their admitted status answer)."""
+    event = await queue_event(pool)
+    await in_snapshot(client, settings, event)
+    await patch_queue(client, settings, event, admit_per_minute=6000, session_seconds=600)
+    status, _ = await join(client, settings, user, event)
+    assert status == 200
+    return event, await wait_status(client, settings, user, event, "admitted")

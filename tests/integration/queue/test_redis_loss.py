@@ -21,6 +21,7 @@ import pytest
 
 from tests.integration.booking.support import call, fan
 from tests.integration.queue.support import (
+    admitted_fan,
     get_queue,
     in_snapshot,
     join,
@@ -36,16 +37,6 @@ from tests.support import auth_header, eventually
 from ticketing.config import Settings
 from waitingroom.queue.admission import admission_for_session
 from waitingroom.queue.runtime import QUEUE_KEY
-
-
-async def admitted_fan(client, settings: Settings, pool, user: str) -> tuple[int, dict]:
-    """A fresh event with ``user`` admitted: (event, their admitted status answer)."""
-    event = await queue_event(pool)
-    await in_snapshot(client, settings, event)
-    await patch_queue(client, settings, event, admit_per_minute=6000, session_seconds=600)
-    status, _ = await join(client, settings, user, event)
-    assert status == 200
-    return event, await wait_status(client, settings, user, event, "admitted")
 
 
 async def reserve(client, settings: Settings, user: str, event: int, token: str):
