@@ -95,7 +95,7 @@ class Hub:
         """Close every socket (1001 going away) and stop the push loops."""
         self.rounds.closing = True
         rooms = self.rooms.all()
-        loops = [room.loop for room in rooms if room.loop is not None]
+        loops = [task for room in rooms for task in (room.loop, room.presence) if task]
         loops += self.broadcasts.tasks
         for loop in loops:
             loop.cancel()

@@ -122,6 +122,4 @@ class Broadcasts:
         event_id = next(iter(room.fans())).event.event_id
         figures = await self.figures.fresh(event_id)
         users = list(room.by_user)
-        await self.rounds.look(
-            event_id, room, users, figures, touch=False, turn=None, wall=time.time()
-        )
+        await self.rounds.look(event_id, room, users, figures, turn=None, wall=time.time())

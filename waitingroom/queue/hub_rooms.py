@@ -19,6 +19,7 @@ class Room:
     slices: list[set[Fan]]
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a queue-wide change
     loop: asyncio.Task[None] | None = None
+    presence: asyncio.Task[None] | None = None  # counts its fans as seen (abandonment)
     broadcast: asyncio.Task[None] | None = None  # the latest queue-wide message being told
     broadcast_kind: str = ""  # ... and what it tells
     status_pending: bool = False  # a status to everyone is waiting to start

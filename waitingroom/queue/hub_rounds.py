@@ -8,7 +8,7 @@ round's work stays bounded however long the line:
 - keepalive: each fan is given one of nine slices when it connects (the emptiest, so the
   slices stay even), and a slice's turn comes every ninth round (4.5 s): its fans are looked
   at and sent a status unless they just had one, so everyone hears at least every 5 s, a
-  ninth of the sockets at a time; the same look counts them as seen (abandonment);
+  ninth of the sockets at a time;
 - near the front (last position <= 100, where each step shows): every round;
 - probably moved a lot: a fan whose last position was p is due again once the queue as a
   whole has admitted p / 10 more fans (``admitted_total`` of the figures), i.e. it has
@@ -17,6 +17,12 @@ round's work stays bounded however long the line:
   the pre-queue or admitted, is looked at on its turn.)
 
 A fan skipped as slow is looked at again every round, until it is dropped.
+
+Presence is not the rounds' business: a loop of its own (:meth:`PushRounds._presence`)
+counts every fan with an open socket as seen (abandonment) every nine rounds' time, in
+calls that carry only their names. In a saturated process (an on-sale's paid phase on two
+cores) a round can take seconds, nine of them more than the abandonment time, and fans who
+never left lost their place while their page stood open.
 """
 
 from __future__ import annotations
@@ -75,11 +81,32 @@ class PushRounds:
         self.rooms = rooms
         self.heap = heap
         self.closing = False
+        # The keepalive turn's period: within a third of the abandonment time (see turns).
+        self.touch_seconds = rooms.slices * ROUND_SECONDS
 
     def start(self, event_id: int, room: Room) -> None:
-        """The room's push loop, unless it runs already (or the process is closing)."""
-        if (room.loop is None or room.loop.done()) and not self.closing:
+        """The room's push and presence loops, unless they run already (or the process is
+        closing)."""
+        if self.closing:
+            return
+        if room.loop is None or room.loop.done():
             room.loop = asyncio.create_task(self._run(event_id, room))
+        if room.presence is None or room.presence.done():
+            room.presence = asyncio.create_task(self._presence(event_id, room))
+
+    async def _presence(self, event_id: int, room: Room) -> None:
+        """Every ``touch_seconds``: the room's fans in line count as seen, a thousand names a
+        call, until the room is gone."""
+        while not self.closing and self.rooms.get(event_id) is room:
+            started = time.monotonic()
+            users = list(room.by_user)
+            try:
+                for start in range(0, len(users), POSITIONS_BATCH):
+                    await self.store.touch(event_id, users[start : start + POSITIONS_BATCH])
+            except REDIS_ERRORS as exc:
+                log.warning("queue presence failed: event_id=%s %s", event_id, exc)
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(max(0.0, self.touch_seconds - elapsed))
 
     async def _run(self, event_id: int, room: Room) -> None:
         turn = 0
@@ -107,8 +134,7 @@ class PushRounds:
         due.update(
             (fan.user_id, None) for fans in room.slices for fan in fans if fan.due_at <= total
         )
-        # Every look counts the fan as seen: each is looked at every turn at least.
-        sent = await self.look(event_id, room, list(due), figures, touch=True, turn=part, wall=wall)
+        sent = await self.look(event_id, room, list(due), figures, turn=part, wall=wall)
         if sent:
             _STATUS_LAG.observe(time.monotonic() - started)  # the round's last push
 
@@ -119,17 +145,16 @@ class PushRounds:
         users: Sequence[str],
         figures: Figures,
         *,
-        touch: bool,
         turn: int | None,
         wall: float,
     ) -> int:
         """Look at where each of ``users`` stands (a script call per thousand) and update
-        their sockets; ``touch``: the waiting count as seen; ``turn``: the slice whose
-        keepalive turn it is. How many statuses went out."""
+        their sockets; ``turn``: the slice whose keepalive turn it is. How many statuses
+        went out."""
         sent = 0
         for start in range(0, len(users), POSITIONS_BATCH):
             batch = users[start : start + POSITIONS_BATCH]
-            _, _, placements = await self.store.positions(event_id, batch, touch)
+            _, _, placements = await self.store.positions(event_id, batch)
             for n, (user, placement) in enumerate(zip(batch, placements, strict=True), 1):
                 for fan in list(room.by_user.get(user, ())):
                     sent += await self.teller.update(

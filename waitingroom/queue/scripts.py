@@ -66,6 +66,7 @@ local function fmt(n) return string.format('%d', n) end
 PLACE = _CLOCK + scripts_places.PLACE_BODY
 LEAVE = scripts_places.LEAVE_BODY
 POSITIONS = _CLOCK + scripts_places.POSITIONS_BODY
+TOUCH = _CLOCK + scripts_places.TOUCH_BODY
 
 # Admission.
 TICK = _CLOCK + scripts_admission.TICK_BODY

@@ -134,28 +134,25 @@ if redis.call('ZREM', KEYS[2], user) == 1 then return 'pre' end
 return ''
 """
 
-# KEYS: waiting pre active seen state  ARGV: touch (0|1), users...
+# KEYS: waiting pre active state  ARGV: users...
 # -> {now_ms, waiting count, pre_ahead, epoch, drawn, then per user: code, rank, place}
 #    code 0 waiting, 1 pre-queue, 2 admitted (place = session expiry ms), 3 not queued
 POSITIONS_BODY = """
-local waiting, pre, active, seen, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local waiting, pre, active, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local s = redis.call('HMGET', state, 'drawn', 'epoch')
 local pre_ahead = 0
 if s[1] ~= '1' then pre_ahead = redis.call('ZCARD', pre) end
 local out = {now_ms, redis.call('ZCARD', waiting), pre_ahead, s[2] or '', s[1] == '1' and 1 or 0}
-local touched = {}
 local function put(code, rank, place)
   out[#out + 1] = code
   out[#out + 1] = rank
   out[#out + 1] = place
 end
-for i = 2, #ARGV do
+for i = 1, #ARGV do
   local user = ARGV[i]
   local rank = redis.call('ZRANK', waiting, user)
   if rank then
     put(0, rank, redis.call('ZSCORE', waiting, user))
-    touched[#touched + 1] = now_ms
-    touched[#touched + 1] = user
   else
     local expiry = redis.call('ZSCORE', active, user)
     local place = redis.call('ZSCORE', pre, user)
@@ -168,10 +165,22 @@ for i = 2, #ARGV do
     end
   end
 end
-if ARGV[1] == '1' then
-  for i = 1, #touched, 1000 do
-    redis.call('ZADD', seen, 'XX', unpack(touched, i, math.min(i + 999, #touched)))
+return out
+"""
+
+# KEYS: waiting seen  ARGV: users...  -> how many of them are in line (and now count as seen)
+# The presence loop (waitingroom/queue/hub_rounds.py): fans with an open socket are seen,
+# however long the push rounds take.
+TOUCH_BODY = """
+local touched = {}
+for i = 1, #ARGV do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    touched[#touched + 1] = now_ms
+    touched[#touched + 1] = ARGV[i]
   end
 end
-return out
+for i = 1, #touched, 1000 do
+  redis.call('ZADD', KEYS[2], 'XX', unpack(touched, i, math.min(i + 999, #touched)))
+end
+return #touched / 2
 """

@@ -137,6 +137,7 @@ class QueueStore(ConfigStore, SessionStore, CountStore, DrawStore, NotifyStore):
         self._leave = redis.register_script(scripts.LEAVE)
         self._tick = redis.register_script(scripts.TICK)
         self._positions = redis.register_script(scripts.POSITIONS)
+        self._touch = redis.register_script(scripts.TOUCH)
 
     async def load_place(self) -> None:
         """Load the PLACE script into Redis (for anyone running it by its SHA)."""
@@ -208,13 +209,11 @@ class QueueStore(ConfigStore, SessionStore, CountStore, DrawStore, NotifyStore):
         return text(left)
 
     async def positions(
-        self, event_id: int, users: Sequence[str], touch: bool
+        self, event_id: int, users: Sequence[str]
     ) -> tuple[int, int, list[Placement]]:
-        """(now_ms, waiting, a placement per user) in one round trip for all of them; with
-        ``touch`` the waiting ones count as seen now."""
+        """(now_ms, waiting, a placement per user) in one round trip for all of them."""
         reply = await self._positions(
-            keys=self.keys(event_id, "waiting", "pre", "active", "seen", "state"),
-            args=["1" if touch else "0", *users],
+            keys=self.keys(event_id, "waiting", "pre", "active", "state"), args=users
         )
         now_ms, waiting, pre_ahead = int(reply[0]), int(reply[1]), int(reply[2])
         epoch, drawn = text(reply[3]), bool(int(reply[4]))
@@ -231,6 +230,11 @@ class QueueStore(ConfigStore, SessionStore, CountStore, DrawStore, NotifyStore):
             for i in range(5, len(reply), 3)
         ]
         return now_ms, waiting, placements
+
+    async def touch(self, event_id: int, users: Sequence[str]) -> int:
+        """The waiting ones among ``users`` count as seen now; how many they were."""
+        touched = await self._touch(keys=self.keys(event_id, "waiting", "seen"), args=users)
+        return int(touched)
 
     # --- admission ------------------------------------------------------------------------
 
