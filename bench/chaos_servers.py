@@ -33,8 +33,9 @@ from pathlib import Path
 import psycopg
 
 from bench.surge_setup import consecutive_ports
+from deploy.rabbitmq_cluster import RABBITMQ_BIN, Node, answers_amqp
 
-RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+RABBITMQ_SERVER = RABBITMQ_BIN / "rabbitmq-server"
 
 
 def postgres_bin() -> Path:
@@ -230,33 +231,17 @@ class RabbitServer(Server):
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.dist_port = consecutive_ports(1)
-        self.node = f"tkchaos{os.getpid()}@localhost"
-        (self.dir / "enabled_plugins").write_text("[].\n")
-        (self.dir / "rabbitmq.conf").write_text("log.console = false\n")
-        (self.dir / "rabbitmq-env.conf").write_text("")
+        # A node as deploy/rabbitmq_cluster.py runs them, alone: its files in this server's
+        # directory, which is also its HOME (its own Erlang cookie).
+        self.node = Node(f"tkchaos{os.getpid()}", self.port, consecutive_ports(1), root, self.dir)
+        self.node.prepare()
 
     @property
     def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        return self.node.url()
 
     def env(self) -> dict[str, str]:
-        d = str(self.dir)
-        return {
-            **os.environ,
-            "HOME": d,  # its own Erlang cookie
-            "RABBITMQ_NODENAME": self.node,
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_MNESIA_BASE": f"{d}/mnesia",
-            "RABBITMQ_LOG_BASE": f"{d}/log",
-            "RABBITMQ_PID_FILE": f"{d}/rabbitmq.pid",
-            "RABBITMQ_ENABLED_PLUGINS_FILE": f"{d}/enabled_plugins",
-            "RABBITMQ_CONFIG_FILE": f"{d}/rabbitmq.conf",
-            "RABBITMQ_ADVANCED_CONFIG_FILE": f"{d}/advanced.config",
-            "RABBITMQ_CONF_ENV_FILE": f"{d}/rabbitmq-env.conf",
-        }
+        return self.node.env()
 
     def argv(self) -> list[str]:
         if not RABBITMQ_SERVER.exists():
@@ -264,10 +249,7 @@ class RabbitServer(Server):
         return [str(RABBITMQ_SERVER)]
 
     def ready(self) -> bool:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-            sock.settimeout(2)
-            sock.sendall(b"AMQP\x00\x00\x09\x01")
-            return sock.recv(8)[:1] == b"\x01"  # a method frame: connection.start
+        return answers_amqp(self.port)
 
     def restart(self) -> float:
         self.stop(signal.SIGTERM, timeout=60)

@@ -85,7 +85,9 @@ class PaymentStage:
     async def start(self, connection: AbstractConnection, stop: asyncio.Event) -> _Consumer:
         channel = await connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=self.settings.payments_concurrency)
-        topology = await declare_topology(channel, self.settings.booking_partitions)
+        topology = await declare_topology(
+            channel, self.settings.booking_partitions, self.settings.amqp_queue_type
+        )
 
         async def take(message: Message) -> None:
             task = asyncio.create_task(self._handle(message, channel, topology.dead_exchange, stop))

@@ -106,7 +106,9 @@ class BookingWorker:
         )
 
     async def _attach(self, link: Link, stop: asyncio.Event) -> _Attached:
-        topology = await declare_topology(link.channel, self.settings.booking_partitions)
+        topology = await declare_topology(
+            link.channel, self.settings.booking_partitions, self.settings.amqp_queue_type
+        )
         if COMMANDS in self.stages:
             priorities = consumer_priorities(
                 self.settings.booking_worker_slot, len(topology.partitions)

@@ -85,7 +85,8 @@ def has_pgpass_entry(host: str, port: int, user: str | None) -> bool:
 
 
 def targets(settings: Settings) -> dict[str, Target]:
-    urls = (settings.database_url, settings.redis_url, settings.amqp_url)
+    # A RabbitMQ cluster's URLs: the first node's (make run's own setup is one node).
+    urls = (settings.database_url, settings.redis_url, settings.amqp_url.split()[0])
     pg, rd, mq = (urlsplit(u) for u in urls)
     return {
         "postgres": Target(

@@ -67,7 +67,7 @@ class SearchSyncConsumer:
         await run_consumer(self.settings.amqp_url, config, self._attach, stop)
 
     async def _attach(self, link: Link) -> _Attached:
-        topology = await declare_topology(link.channel)
+        topology = await declare_topology(link.channel, self.settings.amqp_queue_type)
         queue = topology.named(QUEUE)
         await link.consume(queue)
         log.info("search_sync consumer started on %s", queue.name)

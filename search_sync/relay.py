@@ -17,6 +17,7 @@ import asyncpg
 
 from search_sync.metrics import RELAYED, SERVICE
 from search_sync.topology import CREATED_AT_HEADER, OUTBOX_ID_HEADER, declare_topology
+from ticketing.amqp_connect import connect
 from ticketing.config import Settings
 from ticketing.lifecycle import Backoff, keep_running, wait_any
 from ticketing.validation import rfc3339
@@ -52,13 +53,13 @@ class OutboxRelay:
         wake = asyncio.Event()
         conn = await asyncpg.connect(self.settings.database_url, timeout=5)
         try:
-            amqp = await aio_pika.connect(self.settings.amqp_url, timeout=5)
+            amqp = await connect(self.settings.amqp_url, timeout=5)
         except BaseException:
             await conn.close()
             raise
         try:
             channel = await amqp.channel(publisher_confirms=True)
-            exchange = (await declare_topology(channel)).exchange
+            exchange = (await declare_topology(channel, self.settings.amqp_queue_type)).exchange
             # Listen before the first drain so a commit in between still wakes us.
             await conn.add_listener(CHANNEL, lambda *_: wake.set())
             log.info("outbox relay started")

@@ -32,5 +32,5 @@ SPEC = TopologySpec(
 )
 
 
-async def declare_topology(channel: AbstractChannel) -> Topology:
-    return await declare(channel, SPEC)
+async def declare_topology(channel: AbstractChannel, queue_type: str) -> Topology:
+    return await declare(channel, SPEC, queue_type)

@@ -2,17 +2,20 @@
 
 Both queue services have one shape: an exchange, work queues bound to it by routing key,
 and a dead-letter pair (a fanout exchange and one durable queue) that every work queue
-rejects into. Producers declare it too: whoever starts first, a message never meets a
-missing queue, and a message published before any consumer ran waits in a durable queue
-instead of being dropped as unroutable.
+rejects into, every queue of one type (``TICKETING_AMQP_QUEUE_TYPE``: classic, or quorum,
+replicated over a cluster's nodes). Producers declare it too: whoever starts first, a
+message never meets a missing queue, and a message published before any consumer ran
+waits in a durable queue instead of being dropped as unroutable.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aiormq.exceptions import ChannelPreconditionFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,22 +50,46 @@ class Topology:
         raise KeyError(name)
 
 
-async def declare(channel: AbstractChannel, spec: TopologySpec) -> Topology:
-    """Declare (idempotently) every object of ``spec`` on ``channel``."""
+class QueueTypeMismatch(RuntimeError):
+    """A queue exists with another type than ``TICKETING_AMQP_QUEUE_TYPE`` says: RabbitMQ
+    cannot convert a queue, so the service stops and says how to move."""
+
+
+async def declare(channel: AbstractChannel, spec: TopologySpec, queue_type: str) -> Topology:
+    """Declare (idempotently) every object of ``spec`` on ``channel``, its queues of
+    ``queue_type`` (``classic`` or ``quorum``)."""
     exchange = await channel.declare_exchange(spec.exchange, spec.exchange_type, durable=True)
     dead_exchange = await channel.declare_exchange(
         spec.dead_exchange, aio_pika.ExchangeType.FANOUT, durable=True
     )
-    dead_queue = await channel.declare_queue(spec.dead_queue, durable=True)
+    typed = {"x-queue-type": queue_type}
+    dead_queue = await _declare_queue(channel, spec.dead_queue, typed)
     await dead_queue.bind(dead_exchange)
     queues = []
     for queue_spec in spec.queues:
         # A message a consumer rejects (nack without requeue) goes to the dead letters.
-        queue = await channel.declare_queue(
-            queue_spec.name,
-            durable=True,
-            arguments={"x-dead-letter-exchange": spec.dead_exchange},
+        queue = await _declare_queue(
+            channel, queue_spec.name, {**typed, "x-dead-letter-exchange": spec.dead_exchange}
         )
         await queue.bind(exchange, routing_key=queue_spec.routing_key)
         queues.append(queue)
     return Topology(exchange, tuple(queues), dead_exchange, dead_queue)
+
+
+async def _declare_queue(
+    channel: AbstractChannel, name: str, arguments: dict[str, Any]
+) -> AbstractQueue:
+    try:
+        return await channel.declare_queue(name, durable=True, arguments=arguments)
+    except ChannelPreconditionFailed as exc:
+        if "x-queue-type" not in str(exc):
+            raise
+        wanted = arguments["x-queue-type"]
+        other = "classic" if wanted == "quorum" else "quorum"
+        raise QueueTypeMismatch(
+            f"RabbitMQ queue {name!r} is not a {wanted} queue "
+            f"(TICKETING_AMQP_QUEUE_TYPE={wanted}) and RabbitMQ cannot change a queue's type. "
+            f"To move: stop the front doors, let the workers empty it, delete it "
+            f"(rabbitmqctl delete_queue {name} -p <vhost>) and start again; or keep "
+            f"TICKETING_AMQP_QUEUE_TYPE={other}. ({exc})"
+        ) from exc

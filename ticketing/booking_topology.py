@@ -49,8 +49,10 @@ class BookingTopology(Topology):
         return self.named(BOOKING_PAYMENTS_QUEUE)
 
 
-async def declare_topology(channel: AbstractChannel, partitions: int) -> BookingTopology:
-    declared = await declare(channel, booking_spec(partitions))
+async def declare_topology(
+    channel: AbstractChannel, partitions: int, queue_type: str
+) -> BookingTopology:
+    declared = await declare(channel, booking_spec(partitions), queue_type)
     return BookingTopology(
         declared.exchange, declared.queues, declared.dead_exchange, declared.dead_queue
     )

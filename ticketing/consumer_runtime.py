@@ -31,6 +31,7 @@ from aio_pika.abc import (
     ConsumerTag,
 )
 
+from ticketing.amqp_connect import connect
 from ticketing.lifecycle import Backoff, gather_batch, keep_running, wait_any
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ async def run_consumer(
 async def _connected(
     amqp_url: str, config: ConsumerConfig, attach: Attach, stop: asyncio.Event, backoff: Backoff
 ) -> None:
-    connection = await aio_pika.connect(amqp_url, timeout=CONNECT_TIMEOUT_SECONDS)
+    connection = await connect(amqp_url, timeout=CONNECT_TIMEOUT_SECONDS)
     lost = asyncio.Event()
     connection.close_callbacks.add(lambda *_: lost.set())
     try:

@@ -67,6 +67,20 @@ def _postgres_urls(raw: str, name: str) -> Url:
     return Url(" ".join(urls))
 
 
+def _amqp_urls(raw: str, name: str) -> Url:
+    """RabbitMQ URLs separated by whitespace: one node, or a cluster's nodes."""
+    urls = raw.split()
+    if not urls:
+        raise ConfigError(f"{name} must name at least one amqp:// URL")
+    for url in urls:
+        scheme = urlsplit(url).scheme
+        if scheme not in ("amqp", "amqps"):  # the URL itself may hold a password: not said
+            raise ConfigError(
+                f"{name} must be amqp:// URLs, space-separated, got one of scheme {scheme!r}"
+            )
+    return Url(" ".join(urls))
+
+
 @dataclass(frozen=True, slots=True)
 class PlatformSettings:
     env: str = setting(
@@ -111,9 +125,20 @@ class PlatformSettings:
     )
     amqp_url: Url = setting(  # noqa: RUF009 (a str: immutable)
         Url("amqp://guest:guest@127.0.0.1:5672/"),
-        "RabbitMQ (vhost in the path)",
+        "RabbitMQ (vhost in the path); for a cluster, its nodes' URLs space-separated: each "
+        "connection goes to the first that answers, starting at a random one",
+        parse=_amqp_urls,
         # RabbitMQ's own default login, and docker-compose.dev.env's password.
         shipped=("guest", "ticketing"),
+    )
+    amqp_queue_type: str = setting(
+        "classic",
+        "`classic` or `quorum`: the type of the booking, payments, search_sync and "
+        "dead-letter queues (quorum: replicated over a cluster's nodes by Raft, a node's loss "
+        "loses nothing; on one node, durable like classic). Set before a vhost's first start: "
+        "RabbitMQ cannot change a queue's type, a service meeting the other type refuses to "
+        "start and says how to move",
+        choices=("classic", "quorum"),
     )
     typesense_url: str = setting(
         "http://127.0.0.1:8108",

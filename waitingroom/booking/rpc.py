@@ -5,6 +5,11 @@ down a call fails at once with 503 (no fan waits on a dead socket), and the loop
 with backoff. Replies come back on an exclusive queue of this process; each call waits for
 its own correlation id, at most booking_rpc_timeout_seconds. Commands bound for the same
 partition share messages when they arrive together (``_send``).
+
+Commands go out on a channel of their own, which a failed publish replaces: when a quorum
+queue's leader dies, a channel that published to it during the election never has that
+publish confirmed and has every later one refused (RabbitMQ 3.10, measured in
+tests/integration/amqp_cluster/test_node_loss.py), while a new channel publishes at once.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from typing import Any
 
 import aio_pika
 import orjson
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from prometheus_client import Histogram
 
+from ticketing.amqp_connect import connect
 from ticketing.booking_topology import declare_topology
 from ticketing.config import Settings
 from ticketing.lifecycle import Backoff, wait_any
@@ -60,7 +66,8 @@ def stamped(command: Command, correlation_id: str, sent_at: float) -> dict[str, 
 class BookingRpc:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._channel: AbstractChannel | None = None
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None  # publishes the commands
         self._reply_to = ""
         self._pending: dict[str, asyncio.Future[BookingReply]] = {}
         # Per routing key: commands waiting to be published, and the task publishing them.
@@ -84,14 +91,17 @@ class BookingRpc:
         while not self._closing.is_set():
             connection = None
             try:
-                connection = await aio_pika.connect(self.settings.amqp_url, timeout=3)
+                connection = await connect(self.settings.amqp_url, timeout=3)
                 lost = asyncio.Event()
                 connection.close_callbacks.add(lambda *_, lost=lost: lost.set())
-                channel = await connection.channel(publisher_confirms=True)
-                await declare_topology(channel, self.settings.booking_partitions)
-                replies = await channel.declare_queue(exclusive=True, auto_delete=True)
+                listening = await connection.channel()
+                await declare_topology(
+                    listening, self.settings.booking_partitions, self.settings.amqp_queue_type
+                )
+                replies = await listening.declare_queue(exclusive=True, auto_delete=True)
                 await replies.consume(self._on_reply, no_ack=True)
-                self._reply_to, self._channel = replies.name, channel
+                channel = await connection.channel(publisher_confirms=True)
+                self._connection, self._reply_to, self._channel = connection, replies.name, channel
                 self.connected.set()
                 backoff.reset()
                 log.info("booking rpc connected, replies on %s", replies.name)
@@ -100,7 +110,7 @@ class BookingRpc:
                 DEPENDENCY_ERRORS.labels("waitingroom", "rabbitmq").inc()
                 log.warning("booking rpc: rabbitmq unavailable: %s", exc)
             finally:
-                self._channel = None
+                self._connection = self._channel = None
                 self.connected.clear()
                 for future in self._pending.values():
                     if not future.done():
@@ -156,11 +166,13 @@ class BookingRpc:
             while waiting := self._outgoing.get(key):
                 batch = waiting[: self._batch_max]
                 del waiting[: len(batch)]
+                channel = self._channel
                 try:
-                    await self._publish(key, [command for command, _ in batch])
+                    await self._publish(channel, key, [command for command, _ in batch])
                 except Exception as exc:  # the broker refused, dropped or did not confirm
                     DEPENDENCY_ERRORS.labels("waitingroom", "rabbitmq").inc()
                     log.warning("booking rpc: publish of %d commands failed: %s", len(batch), exc)
+                    await self._renew(channel)
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(
@@ -173,8 +185,27 @@ class BookingRpc:
             if not self._outgoing.get(key):
                 self._outgoing.pop(key, None)
 
-    async def _publish(self, key: str, commands: list[dict[str, Any]]) -> None:
-        channel = self._channel
+    async def _renew(self, failed: AbstractChannel | None) -> None:
+        """A new publishing channel in place of ``failed`` (unless another sender renewed it
+        already); calls answer 503 meanwhile. A connection that cannot open one is broken:
+        the connection loop replaces it."""
+        connection = self._connection
+        if failed is None or self._channel is not failed or connection is None:
+            return
+        self._channel = None
+        try:
+            self._channel = await connection.channel(publisher_confirms=True)
+        except Exception as exc:
+            log.warning("booking rpc: no new channel: %s", exc)
+            await connection.close(exc)  # lost: _keep_connected connects again
+        else:
+            log.info("booking rpc: a new publishing channel after a failed publish")
+        with contextlib.suppress(Exception):
+            await failed.close()
+
+    async def _publish(
+        self, channel: AbstractChannel | None, key: str, commands: list[dict[str, Any]]
+    ) -> None:
         if channel is None:
             raise ConnectionError("not connected to RabbitMQ")
         body = orjson.dumps(commands[0] if len(commands) == 1 else booking_batch(commands))

@@ -15,11 +15,11 @@ import logging
 import time
 from collections import deque
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiohttp import web
 from redis.asyncio import Redis
 
+from ticketing.amqp_connect import connect
 from ticketing.domain.queue import BookingHealth
 from ticketing.messages import BOOKING_QUEUE_PREFIX
 
@@ -101,7 +101,7 @@ class BrokerBacklog:
         try:
             if self._channel is None or self._channel.is_closed:
                 await self.close()
-                self._connection = await aio_pika.connect(self.amqp_url, timeout=2)
+                self._connection = await connect(self.amqp_url, timeout=2)
                 self._channel = await self._connection.channel()
             total = 0
             for partition in range(self.partitions):

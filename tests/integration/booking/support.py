@@ -188,7 +188,7 @@ async def wait_for_consumers(
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel()
-        topology = await declare_topology(channel, 8)
+        topology = await declare_topology(channel, 8, "classic")
 
         async def consumers() -> int:
             counts = [(await topology.queues[p].declare()).consumer_count for p in partitions]

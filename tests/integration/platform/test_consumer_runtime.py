@@ -60,7 +60,7 @@ class Service:
         return [body for batch in self.batches for body in batch]
 
     async def attach(self, link: Link) -> Session:
-        topology = await declare(link.channel, self.spec)
+        topology = await declare(link.channel, self.spec, "classic")
         await link.consume(topology.queues[0])
         self.links.append(link)
         return Session(self)
@@ -93,7 +93,7 @@ async def publish(amqp_url: str, spec: TopologySpec, bodies: list[bytes]) -> Top
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
-        topology = await declare(channel, spec)
+        topology = await declare(channel, spec, "classic")
         for body in bodies:
             await topology.exchange.publish(
                 aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),

@@ -110,7 +110,7 @@ async def tap(settings: Settings) -> AsyncIterator[aio_pika.abc.AbstractQueue]:
     connection = await aio_pika.connect(settings.amqp_url)
     try:
         channel = await connection.channel()
-        topology = await declare_topology(channel)
+        topology = await declare_topology(channel, settings.amqp_queue_type)
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         await queue.bind(topology.exchange, routing_key=EVENT_CHANGED)
         yield queue
@@ -249,7 +249,7 @@ async def test_poison_messages_go_to_the_dead_letter_queue_with_the_reason(
     connection = await aio_pika.connect(sync_settings.amqp_url)
     async with connection:
         channel = await connection.channel()
-        topology = await declare_topology(channel)
+        topology = await declare_topology(channel, sync_settings.amqp_queue_type)
         exchange = await channel.get_exchange(CATALOG_EXCHANGE)
         for message_id, body in poison.items():
             await exchange.publish(

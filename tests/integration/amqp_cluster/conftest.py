@@ -1,0 +1,29 @@
+"""A RabbitMQ cluster of the module's own: three nodes on free ports below the ephemeral
+range, in a temporary directory, clustered with the first (deploy/rabbitmq_cluster.py),
+stopped and removed at the end. Never the machine's own node."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.rabbitmq_cluster import RABBITMQ_BIN, Cluster, free_ports
+
+NODES = 3
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+        pytest.fail("RabbitMQ is not installed (make setup installs it)")
+    root = Path(tempfile.mkdtemp(prefix="tk-rabbit-"))
+    cluster = Cluster.layout(root / "cluster", free_ports(2 * NODES), NODES)
+    try:
+        cluster.up()
+        yield cluster
+    finally:
+        cluster.down()
+        root.rmdir()
