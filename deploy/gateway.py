@@ -26,26 +26,37 @@ from urllib.parse import unquote, urlsplit
 
 from ticketing.config import Settings
 from ticketing.keys import public_pems
+from ticketing.settings_schema import Secret, Url, declared
 
 # What nginx never gets: keys that sign access or admission tokens (and, derived from the
-# admission secret, admitted fans' queue tickets).
+# admission secret, admitted fans' queue tickets), nor any other secret or password of the
+# platform's (every Secret and Url setting: the stores' and the broker's logins, Stripe's
+# keys, the command secret), but the few it needs, put back below.
 SIGNING_VARIABLES = (
     "TICKETING_JWT_PRIVATE_KEY_FILE",
     "TICKETING_ADMISSION_SECRET",
 )
+WITHHELD = frozenset(
+    {d.variable for d in declared(Settings) if d.type in (Secret, Url)} | set(SIGNING_VARIABLES)
+)
 
 
 def gateway_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if k not in SIGNING_VARIABLES}
+    """nginx's environment: ``base`` without any secret, and the keys its Lua reads: the
+    HS256 secret (under HS256), the platform's public keys (under RS256), the queue-ticket
+    key of places in line (only while it answers joins: with
+    ``TICKETING_GATEWAY_QUEUE_JOIN=off`` under RS256 it holds no key that signs anything),
+    and Redis's password."""
+    env = {k: v for k, v in base.items() if k not in WITHHELD}
     env.pop("TICKETING_GATEWAY_JWT_KEYS", None)
     if settings.jwt_algorithm == "HS256":
         env["TICKETING_JWT_SECRET"] = settings.jwt_secret
     else:  # RS256: verified with the platform's public keys (an external provider's go on)
-        env.pop("TICKETING_JWT_SECRET", None)
         keys = public_pems(settings)
         if keys:
             env["TICKETING_GATEWAY_JWT_KEYS"] = json.dumps(keys)
-    env["TICKETING_QUEUE_TICKET_SECRET"] = settings.queue_ticket_secret
+    if settings.gateway_queue_join == "on":
+        env["TICKETING_QUEUE_TICKET_SECRET"] = settings.queue_ticket_secret
     password = urlsplit(settings.redis_url).password
     if password:
         env["TICKETING_GATEWAY_REDIS_PASSWORD"] = unquote(password)
