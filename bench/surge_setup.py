@@ -7,9 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import random
 import re
-import socket
 import threading
 import time
 import urllib.request
@@ -25,6 +23,7 @@ from redis import Redis
 from bench.reserve_setup import create_bench_database
 from bench.search import free_port
 from bench.surge_hello import HELLO_PATH
+from deploy.rabbitmq_cluster import free_ports
 from deploy.render_nginx import render, variables
 from ticketing.config import Settings
 
@@ -48,16 +47,10 @@ async def create_surge_database(database_url: str, seats: int) -> int:
 def consecutive_ports(count: int) -> int:
     """The first of ``count`` consecutive free ports, below the kernel's ephemeral range
     (32768+), from which the bench's tens of thousands of client sockets take theirs."""
-    for _ in range(200):
-        first = random.randrange(20000, 32000 - count)
-        try:
-            for port in range(first, first + count):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return first
-    raise SystemExit(f"bench: no {count} consecutive free ports in 20000-32000")
+    try:
+        return free_ports(count, 20000, 32000)
+    except RuntimeError as exc:
+        raise SystemExit(f"bench: {exc}") from None
 
 
 def queue_bench_settings(

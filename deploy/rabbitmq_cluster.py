@@ -234,14 +234,6 @@ class Cluster:
                 time.sleep(0.1)
         self.save()
 
-    def running(self) -> list[str]:
-        """The running nodes, as the first live node sees the cluster."""
-        for node in self.nodes:
-            if node.pid is not None and answers_amqp(node.port):
-                status = json.loads(node.ctl("cluster_status", "--formatter", "json"))
-                return sorted(status["running_nodes"])
-        return []
-
     def down(self) -> None:
         for node in reversed(self.nodes):
             node.stop()

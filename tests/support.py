@@ -10,8 +10,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import aio_pika
 import jwt
 
+from ticketing.amqp_topology import QueueSpec, TopologySpec
 from ticketing.config import Settings
 
 T = TypeVar("T")
@@ -99,3 +101,15 @@ def make_token(
 
 def auth_header(settings: Settings, sub: str = "alice", roles: list[str] | None = None) -> dict:
     return {"Authorization": "Bearer " + make_token(settings, sub, roles)}
+
+
+def work_topology(name: str) -> TopologySpec:
+    """A test's own RabbitMQ topology: exchange ``name``, one work queue ``name.work``
+    (routing key ``work``) and its dead-letter pair ``name.dead``."""
+    return TopologySpec(
+        exchange=name,
+        exchange_type=aio_pika.ExchangeType.DIRECT,
+        dead_exchange=f"{name}.dead",
+        dead_queue=f"{name}.dead",
+        queues=(QueueSpec(f"{name}.work", "work"),),
+    )

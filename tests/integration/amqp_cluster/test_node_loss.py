@@ -18,23 +18,13 @@ import pytest
 from aiormq.exceptions import AMQPError, DeliveryError
 
 from deploy.rabbitmq_cluster import Cluster
-from tests.support import eventually
+from tests.support import eventually, work_topology
 from ticketing import amqp_connect
-from ticketing.amqp_topology import QueueSpec, Topology, TopologySpec, declare
+from ticketing.amqp_topology import Topology, TopologySpec, declare
 from ticketing.consumer_runtime import ConsumerConfig, Link, Message, run_consumer
 
 BEFORE, AFTER = 300, 100
 T = TypeVar("T")
-
-
-def spec(name: str) -> TopologySpec:
-    return TopologySpec(
-        exchange=name,
-        exchange_type=aio_pika.ExchangeType.DIRECT,
-        dead_exchange=f"{name}.dead",
-        dead_queue=f"{name}.dead",
-        queues=(QueueSpec(f"{name}.work", "work"),),
-    )
 
 
 class Counting:
@@ -99,7 +89,7 @@ def leader_of(cluster: Cluster, queue: str, asked) -> str:
 
 async def test_a_consumer_on_the_dying_leader_loses_nothing(cluster: Cluster, monkeypatch):
     name = f"tk.loss.{uuid.uuid4().hex[:6]}"
-    the_spec = spec(name)
+    the_spec = work_topology(name)
     first = cluster.nodes[0]
     config = ConsumerConfig(
         what="test consumer", service="test", prefetch=10, batch_max=10, batch_wait_seconds=0.01
@@ -152,7 +142,7 @@ async def test_control_a_classic_queue_dies_with_its_node(cluster: Cluster):
     home, other = cluster.nodes[2], cluster.nodes[1]
     connection = await aio_pika.connect(home.url())
     async with connection:
-        await declare(await connection.channel(), spec(name), "classic")
+        await declare(await connection.channel(), work_topology(name), "classic")
     await publish(other.url(), name, [f"m{i}" for i in range(20)])
     home.kill()
     try:

@@ -13,22 +13,15 @@ from collections.abc import AsyncIterator
 import aio_pika
 import pytest
 
-from tests.support import eventually
-from ticketing.amqp_topology import QueueSpec, Topology, TopologySpec, declare
+from tests.support import eventually, work_topology
+from ticketing.amqp_topology import Topology, TopologySpec, declare
 from ticketing.consumer_runtime import ConsumerConfig, Link, Message, run_consumer
 
 REJECT = b"reject"
 
 
 def a_spec() -> TopologySpec:
-    name = f"test.runtime.{uuid.uuid4().hex[:8]}"
-    return TopologySpec(
-        exchange=name,
-        exchange_type=aio_pika.ExchangeType.DIRECT,
-        dead_exchange=f"{name}.dead",
-        dead_queue=f"{name}.dead",
-        queues=(QueueSpec(f"{name}.work", "work"),),
-    )
+    return work_topology(f"test.runtime.{uuid.uuid4().hex[:8]}")
 
 
 def a_config(batch_max: int = 5, prefetch: int = 10) -> ConsumerConfig:
