@@ -60,6 +60,21 @@ async def settings_in_force(client, settings: Settings, event: int, **wanted) ->
     )
 
 
+async def everything_else_back(client, settings: Settings, event: int) -> dict:
+    """The queue's figures once the count and the draw are back after a loss: from then on
+    a queue that could admit, would."""
+
+    async def probe() -> dict:
+        return await get_queue(client, settings, event)
+
+    return await eventually(
+        probe,
+        lambda q: q["drawn"] and q["inventory"] is not None,
+        15,
+        f"event {event} counted and drawn again",
+    )
+
+
 async def paused_with_a_rate(client, settings: Settings, pool) -> int:
     """A queue its operator paused and tuned, with nobody admitted yet."""
     event = await queue_event(pool)
@@ -95,7 +110,11 @@ async def test_a_paused_queue_comes_back_paused_with_its_rate_after_a_redis_loss
     assert back["session_seconds"] == queue_settings.queue_session_seconds  # never set
     # Nobody admitted meanwhile, nor after: the fans who came after the loss keep waiting
     # while the rest of the queue (the count, the draw) is back as it was.
-    while time.monotonic() - lost_at < WATCH_SECONDS:
+    # Watched past the rest's return too: the count and the draw may come back late on a
+    # busy machine, and before them nobody could be admitted anyway.
+    await everything_else_back(qclient, queue_settings, event)
+    watch_until = max(lost_at + WATCH_SECONDS, time.monotonic() + 2)
+    while time.monotonic() < watch_until:
         figures = await get_queue(qclient, queue_settings, event)
         assert (figures["active"], figures["admitted_total"]) == (0, 0), figures
         for user in fans:
@@ -174,7 +193,10 @@ async def test_without_the_record_the_same_loss_comes_back_at_the_defaults(
         max_active=queue_settings.queue_max_active,
     )
     assert back["admit_per_minute"] != 6000
-    await wait_status(qclient, queue_settings, fans[0], event, "admitted", timeout=WATCH_SECONDS)
+    await everything_else_back(qclient, queue_settings, event)
+    # A deadline, not a watch: on a busy machine the loops that bring the rest back run
+    # late, and the control only has to show that this queue admits at all.
+    await wait_status(qclient, queue_settings, fans[0], event, "admitted", timeout=15)
 
 
 async def test_tick_admits_nobody_until_the_settings_are_known(qclient) -> None:
