@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from redis.asyncio import Redis
+from ticketing.redis_connect import RedisClient
 
 
 def event_key(prefix: str, event_id: int) -> str:
@@ -15,7 +15,7 @@ def event_key(prefix: str, event_id: int) -> str:
 
 
 async def get_views(
-    redis: Redis, prefix: str, event_ids: Sequence[int]
+    redis: RedisClient, prefix: str, event_ids: Sequence[int]
 ) -> dict[int, dict[str, Any]]:
     if not event_ids:
         return {}
@@ -24,7 +24,7 @@ async def get_views(
 
 
 async def put_views(
-    redis: Redis, prefix: str, views: Iterable[dict[str, Any]], ttl_seconds: int
+    redis: RedisClient, prefix: str, views: Iterable[dict[str, Any]], ttl_seconds: int
 ) -> None:
     async with redis.pipeline(transaction=False) as pipe:
         for view in views:
@@ -32,7 +32,7 @@ async def put_views(
         await pipe.execute()
 
 
-async def invalidate(redis: Redis, prefix: str, event_ids: Iterable[int]) -> None:
+async def invalidate(redis: RedisClient, prefix: str, event_ids: Iterable[int]) -> None:
     keys = [event_key(prefix, i) for i in event_ids]
     if keys:
         await redis.delete(*keys)

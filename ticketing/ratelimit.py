@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address, ip_address, ip_network
 
 from aiohttp import web
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from ticketing.auth import optional_principal
@@ -23,6 +22,7 @@ from ticketing.coalesce import Coalescer
 from ticketing.config import default
 from ticketing.metrics import DEPENDENCY_ERRORS, SERVICE_KEY
 from ticketing.problems import Problem
+from ticketing.redis_connect import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class RateLimiter:
     its own atomic script run): under a surge a process asks about hundreds of clients a
     second, and one round trip each was a sixth of a front door's CPU."""
 
-    def __init__(self, redis: Redis, prefix: str, per_minute: int, burst: int) -> None:
+    def __init__(self, redis: RedisClient, prefix: str, per_minute: int, burst: int) -> None:
         self._redis = redis
         self._prefix = prefix + "rl:"
         self._interval_ms = 60_000 / per_minute

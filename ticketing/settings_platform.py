@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 from urllib.parse import urlsplit
 
+from ticketing.redis_connect import parse_redis_url
 from ticketing.settings_schema import (
     ConfigError,
     Secret,
@@ -81,6 +82,13 @@ def _amqp_urls(raw: str, name: str) -> Url:
     return Url(" ".join(urls))
 
 
+def _redis_url(raw: str, name: str) -> Url:
+    """One server, a cluster's seeds or Sentinel's (ticketing.redis_connect)."""
+    url = raw.strip()
+    parse_redis_url(url, name)
+    return Url(url)
+
+
 @dataclass(frozen=True, slots=True)
 class PlatformSettings:
     env: str = setting(
@@ -117,7 +125,11 @@ class PlatformSettings:
     )
     redis_url: Url = setting(  # noqa: RUF009 (a str: immutable)
         Url("redis://127.0.0.1:6379/0"),
-        "cache, rate limits, queue",
+        "cache, rate limits, queue: one server `redis://[:password@]host:port[/db]`, a Redis "
+        "Cluster `redis+cluster://[:password@]host1:port1,host2:port2,...` (seed nodes; db 0 "
+        "only), or Sentinel's primary `redis+sentinel://[:password@]s1:p1,s2:p2,.../<master-"
+        "name>[/db]` (the sentinels; the password is the data nodes')",
+        parse=_redis_url,
     )
     redis_prefix: str = setting(
         "tk:",
