@@ -12,6 +12,7 @@ node serves every queue, wherever its leader is.
 from __future__ import annotations
 
 import random
+from urllib.parse import urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractConnection
@@ -21,6 +22,24 @@ from aio_pika.exceptions import AMQPConnectionError
 def nodes(amqp_url: str) -> list[str]:
     """The URLs of ``TICKETING_AMQP_URL``, in the order given."""
     return amqp_url.split()
+
+
+# A node as the health watch names it (ticketing.amqp_health): host and AMQP port.
+Address = tuple[str, int]
+
+
+def address(url: str) -> Address:
+    """The host and port of one node's URL (AMQP's own ports when it names none)."""
+    parts = urlsplit(url)
+    default = 5671 if parts.scheme == "amqps" else 5672
+    return parts.hostname or "localhost", parts.port or default
+
+
+def node_of(connection: AbstractConnection) -> Address:
+    """The node ``connection`` (as :func:`connect` opens it) is on."""
+    if not isinstance(connection, aio_pika.Connection):
+        raise TypeError(f"not an aio-pika connection: {connection!r}")
+    return address(str(connection.url))
 
 
 def attempt_order(urls: list[str], start: int) -> list[str]:
