@@ -22,10 +22,10 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from ticketing.config import Settings
 from ticketing.keys import public_pems
+from ticketing.redis_connect import parse_redis_url
 from ticketing.settings_schema import Secret, Url, declared
 
 # What nginx never gets: keys that sign access or admission tokens (and, derived from the
@@ -46,7 +46,7 @@ def gateway_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
     HS256 secret (under HS256), the platform's public keys (under RS256), the queue-ticket
     key of places in line (only while it answers joins: with
     ``TICKETING_GATEWAY_QUEUE_JOIN=off`` under RS256 it holds no key that signs anything),
-    and Redis's password."""
+    and Redis's password (the data nodes', in every mode)."""
     env = {k: v for k, v in base.items() if k not in WITHHELD}
     env.pop("TICKETING_GATEWAY_JWT_KEYS", None)
     if settings.jwt_algorithm == "HS256":
@@ -57,9 +57,9 @@ def gateway_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
             env["TICKETING_GATEWAY_JWT_KEYS"] = json.dumps(keys)
     if settings.gateway_queue_join == "on":
         env["TICKETING_QUEUE_TICKET_SECRET"] = settings.queue_ticket_secret
-    password = urlsplit(settings.redis_url).password
+    password = parse_redis_url(settings.redis_url).password
     if password:
-        env["TICKETING_GATEWAY_REDIS_PASSWORD"] = unquote(password)
+        env["TICKETING_GATEWAY_REDIS_PASSWORD"] = password
     return env
 
 

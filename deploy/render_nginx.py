@@ -16,12 +16,12 @@ import math
 import re
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from ticketing.auth import LEEWAY_SECONDS
 from ticketing.config import Settings
 from ticketing.domain.queue import MIN_RATE_SPAN_SECONDS, RATE_WINDOW_SECONDS
 from ticketing.jwt_speed import HS256Signer
+from ticketing.redis_connect import RedisTarget, parse_redis_url
 from ticketing.validation import MAX_ID
 from waitingroom.queue import scripts as queue_scripts
 from waitingroom.queue.metrics import WAIT_BUCKETS
@@ -40,6 +40,11 @@ SOCKETS_PER_WAITINGROOM = 15_000
 # Connections one nginx worker is planned for: under its worker_connections (16,384) with
 # room for the kernel's reuseport spread being a little uneven.
 CONNECTIONS_PER_WORKER = 15_000
+# How long a worker trusts its Redis Cluster slot map (deploy/lua/redis_link.lua) without a
+# MOVED or a node refusing: a slot that moves says so at once (MOVED); this catches the
+# rest (a primary replaced while no join touched it, nodes added) at one CLUSTER SLOTS a
+# minute per worker.
+SLOT_MAP_TTL_SECONDS = 60
 
 
 def _address(host: str, port: int) -> str:
@@ -106,17 +111,13 @@ def queue_join_options(settings: Settings) -> dict[str, object]:
     taken from the same Python (keys, script, limits, token header, buckets) so that the
     two cannot drift. The secrets are not here: the gateway reads them from its
     environment (``python -m deploy.gateway`` sets them)."""
-    redis = urlsplit(settings.redis_url)
-    db = redis.path.strip("/") or "0"
     prefix = settings.redis_prefix
     return {
         "enabled": settings.gateway_queue_join == "on",
         "jwt_algorithm": settings.jwt_algorithm,
         "token_header": HS256Signer.HEADER.decode(),
         "leeway": LEEWAY_SECONDS,
-        "redis_host": redis.hostname or "127.0.0.1",
-        "redis_port": redis.port or 6379,
-        "redis_db": int(db),
+        **redis_options(parse_redis_url(settings.redis_url)),
         "redis_timeout_ms": 2000,
         "redis_idle_ms": 60_000,
         "redis_pool": 256,
@@ -132,6 +133,22 @@ def queue_join_options(settings: Settings) -> dict[str, object]:
         "wait_buckets": list(WAIT_BUCKETS),
         "max_id": min(MAX_ID, 2**53 - 1),  # ids Lua numbers hold exactly; larger ones pass
         "stats_dict": "queue_join_stats",
+    }
+
+
+def redis_options(target: RedisTarget) -> dict[str, object]:
+    """Where deploy/lua/redis_link.lua finds Redis: the mode and its nodes (the server; the
+    cluster's seed nodes; the sentinels), the db and Sentinel's name for the primary. The
+    password goes in the environment (deploy/gateway.py)."""
+    return {
+        "redis_mode": target.mode,
+        # A unix socket (its path, port 0) as nginx's cosockets name one.
+        "redis_nodes": [
+            [f"unix:{host}" if port == 0 else host, port] for host, port in target.nodes
+        ],
+        "redis_db": target.db,
+        "redis_service": target.service or "",
+        "redis_slots_ttl": SLOT_MAP_TTL_SECONDS,
     }
 
 

@@ -23,12 +23,16 @@
 -- from the same Python. The status body and ticket are the waitingroom's
 -- (waitingroom/queue/status.py, waitingroom/queue/ticket.py) for the kinds it answers;
 -- tests/e2e/test_gateway_join_answers.py holds the two answers to each other, field by field.
+--
+-- Redis is whatever TICKETING_REDIS_URL names: one server, a Redis Cluster (each event's
+-- keys share a hash tag, so a join goes to its event's slot's primary) or Sentinel's
+-- primary; deploy/lua/redis_link.lua finds the node and follows the redirections.
 
 local ffi = require "ffi"
 -- An instance of our own, as strict as orjson where it matters: no "nan", hex or infinity.
 local cjson = require("cjson.safe").new()
 cjson.decode_invalid_numbers(false)
-local redis = require "nginx.redis"
+local redis_link = require "redis_link"
 local b64 = require "ngx.base64"
 local lrucache = require "resty.lrucache"
 
@@ -134,6 +138,7 @@ function M.configure(options)
     cfg.enabled = cfg.enabled and can_verify and cfg.ticket_secret ~= nil
         and cfg.ticket_secret ~= ""
     stats = ngx.shared[cfg.stats_dict]
+    redis_link.configure(cfg, function(cause) stats:incr("reroute|" .. cause, 1, 0) end)
 end
 
 local function count(name, amount)
@@ -286,34 +291,16 @@ local function restore_from_body(user, event_id, now_s)
     return where, string.format("%d", place), epoch
 end
 
--- --- Redis, events and figures ------------------------------------------------------------
-
-local function connect()
-    local red = redis:new()
-    red:set_timeout(cfg.redis_timeout_ms)
-    local ok = red:connect(cfg.redis_host, cfg.redis_port)
-    if not ok then return nil end
-    if red:get_reused_times() == 0 then
-        if cfg.redis_password and cfg.redis_password ~= "" then
-            if not red:auth(cfg.redis_password) then return nil end
-        end
-        if cfg.redis_db ~= 0 and not red:select(cfg.redis_db) then return nil end
-    end
-    return red
-end
-
-local function release(red)
-    red:set_keepalive(cfg.redis_idle_ms, cfg.redis_pool)
-end
+-- --- Redis, events and figures (through a link: deploy/lua/redis_link.lua) -----------------
 
 -- Per worker: the waitingroom's snapshot of queue-enabled events (read at most once a
 -- second), and each queue's figures (at most once a second per event, as FiguresCache).
 local events = { at = -1, by_id = {} }
 local figures_of = {}
 
-local function event_of(red, event_id, now_s)
+local function event_of(link, event_id, now_s)
     if now_s - events.at >= 1 then
-        local raw = red:get(cfg.events_key)
+        local raw = link:call(cfg.events_key, "get", cfg.events_key)
         events.at = now_s -- after the read: the requests meanwhile read too, not find nothing
         if type(raw) == "string" then
             local list = cjson.decode(raw)
@@ -352,19 +339,19 @@ local function measured_per_minute(by_second, now_second)
     return total * 60 / span
 end
 
-local function figures(red, event_id, now_s)
+local function figures(link, event_id, now_s)
     local cached = figures_of[event_id]
     if cached and now_s - cached.at < 1 then return cached end
     local key = cfg.key_prefix .. event_id .. "}:"
-    red:init_pipeline(7)
-    red:hget(key .. "config", "paused")
-    red:zcard(key .. "waiting")
-    red:zcard(key .. "pre")
-    red:hgetall(key .. "state")
-    red:hgetall(key .. "rate")
-    red:hmget(key .. "fair", "commitment", "recorded")
-    red:exists(key .. "seed")
-    local replies = red:commit_pipeline()
+    local replies = link:pipeline(key, {
+        { "hget", key .. "config", "paused" },
+        { "zcard", key .. "waiting" },
+        { "zcard", key .. "pre" },
+        { "hgetall", key .. "state" },
+        { "hgetall", key .. "rate" },
+        { "hmget", key .. "fair", "commitment", "recorded" },
+        { "exists", key .. "seed" },
+    })
     if type(replies) ~= "table" then return nil end
     for i = 1, 7 do
         if type(replies[i]) == "table" and replies[i][1] == false then return nil end
@@ -427,39 +414,42 @@ function M.join()
         if w then where, place_arg, epoch_arg = w, p, e end
     end
 
-    local red = connect()
-    if red == nil then return pass("redis") end
-    local event = event_of(red, event_id, now_s)
-    if event == nil then release(red); return pass("event") end
-    local fig = figures(red, event_id, now_s)
-    if fig == nil then release(red); return pass("redis") end
+    -- Every key of an event's queue shares its hash tag: one slot, one node of a cluster.
+    local key = cfg.key_prefix .. event_id .. "}:"
+    local link = redis_link.open(key)
+    if link == nil then return pass("redis") end
+    local event = event_of(link, event_id, now_s)
+    if event == nil then link:release(); return pass("event") end
+    local fig = figures(link, event_id, now_s)
+    if fig == nil then link:release(); return pass("redis") end
     local on_sale = now_s * 1000 >= event.on_sale_ms
     if not on_sale and not fig.committed then
-        release(red)
+        link:release()
         return pass("uncommitted") -- the waitingroom commits (and records) the seed first
     end
     if where == "pre" and on_sale then
         -- After the draw a pre-queue ticket may need the recorded draw (PostgreSQL), should
         -- Redis have lost the queue: the waitingroom's to look up.
-        release(red)
+        link:release()
         return pass("pre_ticket")
     end
 
-    local key = cfg.key_prefix .. event_id .. "}:"
-    local reply = red:evalsha(
-        cfg.place_sha, 7,
+    local reply = link:call(
+        key, "evalsha", cfg.place_sha, 7,
         key .. "waiting", key .. "pre", key .. "active", key .. "seen", key .. "state",
         key .. "rl:user:" .. user, key .. "rl:ip:" .. ngx.var.remote_addr,
         cfg.user_limit[1], cfg.user_limit[2], cfg.ip_limit[1], cfg.ip_limit[2],
         user, "join", string.format("%d", event.on_sale_ms), where, place_arg, epoch_arg, "1"
     )
     if type(reply) ~= "table" then
-        -- NOSCRIPT (Redis restarted) or any error: the waitingroom loads the script again
-        -- or answers 503 itself. Nothing was placed by a call that failed.
-        red:close()
+        -- NOSCRIPT (Redis restarted; a replica promoted, a node new to the cluster: Redis
+        -- 7 keeps no script on a replica) or any error: the waitingroom loads the script
+        -- again (its cluster client on every primary) or answers 503 itself. Nothing was
+        -- placed by a call that failed.
+        link:close()
         return pass("redis")
     end
-    release(red)
+    link:release()
     local kind, place, rank, pre_ahead, epoch, new =
         reply[1], reply[2], tonumber(reply[3]), tonumber(reply[4]), reply[5], tonumber(reply[6])
     local status = STATUS_OF_KIND[kind]
@@ -510,7 +500,7 @@ function M.metrics()
         "# HELP ticketing_gateway_queue_joins_total Joins the gateway answered itself, by outcome.",
         "# TYPE ticketing_gateway_queue_joins_total counter",
     }
-    local fallbacks, buckets = {}, {}
+    local fallbacks, reroutes, buckets = {}, {}, {}
     for _, name in ipairs(stats:get_keys(0)) do
         local value = stats:get(name)
         local a, b, c = name:match("^([^|]+)|?([^|]*)|?([^|]*)$")
@@ -520,6 +510,9 @@ function M.metrics()
         elseif a == "fallback" then
             fallbacks[#fallbacks + 1] = string.format(
                 'ticketing_gateway_queue_join_fallbacks_total{reason="%s"} %d', b, value)
+        elseif a == "reroute" then
+            reroutes[#reroutes + 1] = string.format(
+                'ticketing_gateway_redis_reroutes_total{cause="%s"} %d', b, value)
         elseif a == "wait_bucket" then
             buckets[tonumber(b)] = value
         end
@@ -528,6 +521,11 @@ function M.metrics()
         .. "gateway passed to the waitingroom, by reason."
     lines[#lines + 1] = "# TYPE ticketing_gateway_queue_join_fallbacks_total counter"
     for _, line in ipairs(fallbacks) do lines[#lines + 1] = line end
+    lines[#lines + 1] = "# HELP ticketing_gateway_redis_reroutes_total Redis commands of "
+        .. "joins sent on to another node (moved, ask), or after asking the topology again "
+        .. "(readonly, unreachable)."
+    lines[#lines + 1] = "# TYPE ticketing_gateway_redis_reroutes_total counter"
+    for _, line in ipairs(reroutes) do lines[#lines + 1] = line end
     local name = "ticketing_gateway_queue_estimated_wait_seconds"
     lines[#lines + 1] = "# HELP " .. name .. " The wait a fan was told when the gateway "
         .. "placed them (from the measured admission rate)."

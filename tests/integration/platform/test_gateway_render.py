@@ -29,9 +29,9 @@ def test_the_options_are_the_waitingroom_settings():
         queue_ip_rate_per_minute=600,
     )
     options = queue_join_options(settings)
-    assert (options["redis_host"], options["redis_port"], options["redis_db"]) == (
-        "cache.internal",
-        6380,
+    assert (options["redis_mode"], options["redis_nodes"], options["redis_db"]) == (
+        "single",
+        [["cache.internal", 6380]],
         3,
     )
     assert options["key_prefix"] == "tk-a:q:{" and options["events_key"] == "tk-a:queue:events"
