@@ -1,4 +1,6 @@
-"""The gateway's slot of a key (deploy/lua/redis_slots.lua) is Redis Cluster's: the Lua,
+"""(Not a unit test: it runs nginx and redis-server, so make check, which runs no servers, leaves it to make test.)
+
+The gateway's slot of a key (deploy/lua/redis_slots.lua) is Redis Cluster's: the Lua,
 run by the gateway's own nginx, against CLUSTER KEYSLOT of a real cluster-enabled
 redis-server, for the queue's keys and for thousands of keys chosen to trip a hash tag
 rule (braces empty, unclosed, nested, repeated; any byte)."""
