@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     # Imported here, so that the supervisor stays a small process.
     from ticketing.web import run_app
     from waitingroom.app import create_app
+    from waitingroom.open_files import raise_open_files_limit
+
+    raise_open_files_limit()
 
     run_app(create_app(settings, args.role), settings, settings.waitingroom_port)
 
