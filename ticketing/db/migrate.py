@@ -28,8 +28,22 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
 def _yoyo_url(database_url: str) -> str:
-    parts = urlsplit(database_url)
+    parts = urlsplit(_writable_node(database_url))
     return urlunsplit(parts._replace(scheme="postgresql+psycopg"))
+
+
+def _writable_node(database_url: str) -> str:
+    """yoyo parses a URL of one host only: a failover formation's (its nodes
+    comma-separated, ``target_session_attrs=read-write``) becomes the URL of the node that
+    takes writes now, as libpq chooses it."""
+    parts = urlsplit(database_url)
+    if "," not in parts.netloc:
+        return database_url
+    with psycopg.connect(database_url) as conn:
+        host, port = conn.info.host, conn.info.port
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (f"{userinfo}@" if userinfo else "") + f"{host}:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _database_name(database_url: str) -> str:
