@@ -11,10 +11,13 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DEMO_EVENTS ?= 10000
 
-.PHONY: help run test check venv lock setup migrate demo reindex bench-search lint clean
+.PHONY: help run run-cluster test check venv lock setup migrate demo reindex bench-search lint clean
 
 help:
 	@echo "make run           start the whole stack at http://127.0.0.1:8080 (Ctrl-C stops it)"
+	@echo "make run-cluster   the same stack on clusters of local processes (PostgreSQL with"
+	@echo "                   pg_auto_failover, RabbitMQ, Redis, Typesense) at"
+	@echo "                   http://127.0.0.1:$(CLUSTER_PORT) (CLUSTER_PORT; CLUSTER_DEMO_EVENTS=$(CLUSTER_DEMO_EVENTS))"
 	@echo "make test          run the test suite against real servers (PYTEST_ARGS=... passes through)"
 	@echo "make check         the quality gate, no servers: format, ruff, mypy --strict, import"
 	@echo "                   boundaries, unit tests (CI runs it before make test)"
@@ -29,6 +32,16 @@ help:
 
 run:
 	DEMO_EVENTS=$(DEMO_EVENTS) deploy/run.sh
+
+# The clusters are processes of its own (deploy/run_cluster.py): setup installs what is
+# missing and starts none of the machine's servers.
+CLUSTER_PORT ?= 18080
+CLUSTER_DIR ?= .run/cluster
+CLUSTER_DEMO_EVENTS ?= 2000
+run-cluster:
+	deploy/setup.sh --no-servers
+	$(PY) -m deploy.run_cluster --port $(CLUSTER_PORT) --dir $(CLUSTER_DIR) \
+		--demo-events $(CLUSTER_DEMO_EVENTS)
 
 setup:
 	deploy/setup.sh

@@ -205,13 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("ports-free")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    if args.command == "ports-free":  # the services' ports: no server's URL is read
+        return ports_free(settings)
     known = targets(settings)
     if args.command == "status":
         for t in known.values():
             print(t.name, check(t), "local" if t.local else "remote", t.host, t.port)
         return 0
-    if args.command == "ports-free":
-        return ports_free(settings)
     return wait_for({n: known[n] for n in args.names}, args.timeout)
 
 

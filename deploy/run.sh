@@ -14,6 +14,11 @@ export TICKETING_ENV="${TICKETING_ENV:-dev}"
 export PYTHONUNBUFFERED=1
 DEMO_EVENTS="${DEMO_EVENTS:-10000}"
 export PATH="$PWD/.venv/bin:$PATH:/usr/sbin:/sbin"
+# `make run-cluster` (deploy/run_cluster.py) runs this too, once its clusters are up:
+# RUN_PROCFILE is its Procfile, RUN_DIR where the gateway's config goes, and RUN_SETUP=no
+# leaves out setup.sh, which would start the machine's own servers were they down.
+PROCFILE="${RUN_PROCFILE:-deploy/Procfile}"
+export RUN_DIR="${RUN_DIR:-$PWD/.run}"
 
 say() { printf 'run: %s\n' "$*" >&2; }
 
@@ -37,8 +42,10 @@ trap stop_started EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-deploy/setup.sh
-mapfile -t started < .run/started-services
+if [ "${RUN_SETUP:-yes}" != no ]; then
+    deploy/setup.sh
+    mapfile -t started < .run/started-services
+fi
 started_known=true
 
 python -m deploy.probe ports-free \
@@ -55,8 +62,8 @@ if [ "${TICKETING_JWT_ALGORITHM^^}" = RS256 ] && [ -z "${TICKETING_JWT_PUBLIC_KE
 fi
 python -m ticketing.db.migrate up
 python -m ticketing.demo --events "$DEMO_EVENTS"
-python -m deploy.render_nginx
-nginx -t -q -c "$PWD/.run/nginx.conf" -p "$PWD/.run/nginx" -e stderr
+python -m deploy.render_nginx --output "$RUN_DIR/nginx.conf" --prefix "$RUN_DIR/nginx"
+nginx -t -q -c "$RUN_DIR/nginx.conf" -p "$RUN_DIR/nginx" -e stderr
 
 say "starting the stack (TICKETING_ENV=$TICKETING_ENV); Ctrl-C stops it"
-honcho -f deploy/Procfile -d . start
+honcho -f "$PROCFILE" -d . start

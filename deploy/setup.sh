@@ -9,6 +9,8 @@
 #
 # `deploy/setup.sh --venv-only` (make venv, for make check) does step 3 alone, and the
 # Python packages of step 1 when Python is missing: no server is started or waited for.
+# `deploy/setup.sh --no-servers` (make run-cluster, which runs clusters of its own) does
+# steps 1 and 3.
 #
 # The servers this run started are listed in .run/started-services (one a line, rewritten
 # every run) so that deploy/run.sh stops exactly those when `make run` ends.
@@ -34,10 +36,12 @@ as_root() {
 }
 
 venv_only=false
+servers=true
 case "${1:-}" in
     --venv-only) venv_only=true ;;
+    --no-servers) servers=false ;;
     "") ;;
-    *) die "unknown argument: $1 (only --venv-only)" ;;
+    *) die "unknown argument: $1 (--venv-only or --no-servers)" ;;
 esac
 
 python_ok() { command -v python3.11 >/dev/null && python3.11 -c 'import ensurepip, venv' 2>/dev/null; }
@@ -73,7 +77,7 @@ if $venv_only; then
 fi
 
 mkdir -p .run
-: >"$STARTED"
+if $servers; then : >"$STARTED"; fi
 
 # --- 1. Debian packages ---------------------------------------------------------------------
 missing=()
@@ -109,6 +113,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
     say "packages: all present"
+fi
+
+# `make run-cluster` (--no-servers): packages and the virtualenv; it starts servers of its own.
+if ! $servers; then
+    install_venv
+    exit 0
 fi
 
 # --- 2. start local servers that do not answer ----------------------------------------------
