@@ -14,11 +14,11 @@ from typing import TypeVar, cast
 
 import asyncpg
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from catalog_api.breaker import DependencyDown
 from catalog_api.keys import PG_BREAKER_KEY, TYPESENSE_BREAKER_KEY
 from catalog_api.typesense_reader import DocumentNotFound, TypesenseUnavailable
+from ticketing.dependencies import REDIS_ERRORS
 from ticketing.metrics import DEGRADED_RESPONSES, DEPENDENCY_ERRORS, SERVICE_KEY, route_label
 from ticketing.problems import Problem
 from ticketing.web import PG_POOL_KEY
@@ -49,7 +49,7 @@ TYPESENSE_UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
 )
-REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
+REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (*REDIS_ERRORS, asyncio.TimeoutError)
 
 
 def count_dependency_error(app: web.Application, dependency: str) -> None:

@@ -19,7 +19,6 @@ from datetime import datetime
 import asyncpg
 import typesense
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
-from redis.asyncio import Redis
 
 from search_sync.indexer import sync_events
 from search_sync.metrics import DEAD_LETTERED, DELETES, FAILURES, SERVICE, SYNC_LAG, UPSERTS
@@ -32,6 +31,7 @@ from ticketing.dependencies import REDIS_ERRORS, DependencyDown
 from ticketing.lifecycle import Backoff, requeue_after_backoff
 from ticketing.messages import MessageError, parse_event_changed
 from ticketing.metrics import DEPENDENCY_ERRORS
+from ticketing.redis_connect import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class SearchSyncConsumer:
         settings: Settings,
         *,
         pool: asyncpg.Pool,
-        redis: Redis,
+        redis: RedisClient,
         typesense_client: typesense.AsyncClient,
     ) -> None:
         self.settings = settings

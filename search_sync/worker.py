@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import asyncpg
 import typesense
 from prometheus_client import start_http_server
-from redis.asyncio import Redis
 
 from search_sync.consumer import SearchSyncConsumer
 from search_sync.indexer import indexing_client
@@ -25,6 +24,7 @@ from search_sync.relay import OutboxRelay
 from ticketing.config import Settings
 from ticketing.dependencies import POSTGRES_ERRORS, TYPESENSE_ERRORS, DependencyDown
 from ticketing.lifecycle import Backoff, wait_any
+from ticketing.redis_connect import RedisClient, connect_redis
 from ticketing.search_index import make_client
 from ticketing.web import DEPENDENCY_TIMEOUT_SECONDS, create_pg_pool
 
@@ -42,7 +42,7 @@ class BootstrapFailed(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Resources:
     pool: asyncpg.Pool
-    redis: Redis
+    redis: RedisClient
     search: typesense.AsyncClient  # short timeouts, for per-batch upserts
     indexing: typesense.AsyncClient  # long timeouts, for bulk imports
 
@@ -50,11 +50,7 @@ class Resources:
 @contextlib.asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     pool = await create_pg_pool(settings)
-    redis = Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=DEPENDENCY_TIMEOUT_SECONDS,
-        socket_timeout=DEPENDENCY_TIMEOUT_SECONDS,
-    )
+    redis = connect_redis(settings.redis_url, timeout=DEPENDENCY_TIMEOUT_SECONDS)
     resources = Resources(pool, redis, make_client(settings), indexing_client(settings))
     try:
         yield resources

@@ -7,6 +7,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from redis.asyncio import RedisCluster
+
 from ticketing.redis_connect import RedisClient
 
 
@@ -19,7 +21,12 @@ async def get_views(
 ) -> dict[int, dict[str, Any]]:
     if not event_ids:
         return {}
-    raw = await redis.mget([event_key(prefix, i) for i in event_ids])
+    keys = [event_key(prefix, i) for i in event_ids]
+    # Each event's view is a key of its own slot in a cluster, where one MGET cannot span
+    # slots: there redis-py sends one per node at once and puts the answers back in order.
+    raw = await (
+        redis.mget_nonatomic(keys) if isinstance(redis, RedisCluster) else redis.mget(keys)
+    )
     return {i: json.loads(v) for i, v in zip(event_ids, raw, strict=True) if v is not None}
 
 

@@ -28,7 +28,18 @@ POSTGRES_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InternalClientError,
 )
 TYPESENSE_ERRORS: tuple[type[BaseException], ...] = (TypesenseClientError, httpx.HTTPError)
-REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
+# A Redis Cluster's own ways of saying "unreachable" (not RedisErrors): no node answers,
+# or a slot no node serves (a shard lost with no replica to take over). Its other
+# exceptions (a command across slots, say) are bugs.
+REDIS_CLUSTER_DOWN: tuple[type[BaseException], ...] = (
+    redis.exceptions.RedisClusterUnreachableError,
+    redis.exceptions.SlotNotCoveredError,
+)
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.RedisError,
+    OSError,
+    *REDIS_CLUSTER_DOWN,
+)
 
 
 class DependencyDown(Exception):

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address, ip_address, ip_network
 
 from aiohttp import web
-from redis.exceptions import NoScriptError, RedisError
 
 from ticketing.auth import optional_principal
 from ticketing.coalesce import Coalescer
 from ticketing.config import default
+from ticketing.dependencies import REDIS_ERRORS
 from ticketing.metrics import DEPENDENCY_ERRORS, SERVICE_KEY
 from ticketing.problems import Problem
 from ticketing.redis_connect import RedisClient
+from ticketing.redis_scripts import run_each
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class RateLimiter:
         self._prefix = prefix + "rl:"
         self._interval_ms = 60_000 / per_minute
         self._tolerance_ms = self._interval_ms * burst
-        self._sha: str | None = None
+        self._script = redis.register_script(_GCRA)
         self._checks: Coalescer[None, str, list[int]] = Coalescer(
             lambda _, keys: self._run(keys), _PIPELINE_MAX
         )
@@ -73,20 +74,8 @@ class RateLimiter:
         return Decision(bool(allowed), max(1, math.ceil(int(retry_ms) / 1000)))
 
     async def _run(self, keys: list[str]) -> list[list[int]]:
-        for _ in range(2):  # a second time after Redis lost its scripts (a restart)
-            if self._sha is None:
-                self._sha = await self._redis.script_load(_GCRA)
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.evalsha(self._sha, 1, key, self._interval_ms, self._tolerance_ms)
-                results = await pipe.execute(raise_on_error=False)
-            if not any(isinstance(r, NoScriptError) for r in results):
-                break
-            self._sha = None
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return results
+        limits = (self._interval_ms, self._tolerance_ms)
+        return await run_each(self._redis, self._script, [([key], limits) for key in keys])
 
 
 LIMITER_KEY = web.AppKey("rate_limiter", RateLimiter)
@@ -180,7 +169,7 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
         return await handler(request)
     try:
         decision = await limiter.check(client_identity(request))
-    except (RedisError, OSError):
+    except REDIS_ERRORS:
         # Fail open: a Redis outage must not take the read path down with it.
         DEPENDENCY_ERRORS.labels(request.app[SERVICE_KEY], "redis").inc()
         log.warning("rate limiter unavailable; letting %s through", request.path)

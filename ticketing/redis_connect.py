@@ -9,21 +9,25 @@
   sentinels name for ``<master-name>``; the password is the data nodes', not the
   sentinels'.
 
-:func:`connect_redis` makes the client for the mode; :func:`probe_redis` tells ``/healthz``
-the mode, the nodes and how many are healthy.
+:func:`connect_redis` makes the client for the mode, :func:`subscribe` a subscription that
+survives a node's loss, and :func:`probe_redis` tells ``/healthz`` the mode, the nodes and
+how many are healthy.
 """
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 from urllib.parse import unquote
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import parse_url
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.exceptions import RedisError
 
 from ticketing.health import EngineState
 from ticketing.settings_schema import ConfigError
@@ -127,6 +131,18 @@ def _db(raw: str, name: str) -> int:
     return int(raw)
 
 
+class _SentinelPrimary(Redis):
+    """Sentinel's primary: closing it closes the connections to the sentinels too (the
+    pool it shares with them is not the client's to close otherwise)."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        pool = self.connection_pool
+        if isinstance(pool, SentinelConnectionPool):
+            for sentinel in pool.sentinel_manager.sentinels:
+                await sentinel.aclose()
+
+
 class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """Sentinel's primary, with a pool that waits for a free connection (as the single
     server's BlockingConnectionPool does) instead of failing the call."""
@@ -153,6 +169,9 @@ def connect_redis(
         return RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
             password=target.password,
+            # A shard lost with no replica to take over stops its own events only: the
+            # client still starts, and serves the slots that have a node.
+            require_full_coverage=False,
             **sockets,
             **pool,
         )
@@ -162,7 +181,7 @@ def connect_redis(
         if wait_for_connection:
             pool.update(connection_pool_class=_BlockingSentinelPool, timeout=timeout)
         client: Redis = sentinel.master_for(
-            target.service, password=target.password, db=target.db, **pool
+            target.service, _SentinelPrimary, password=target.password, db=target.db, **pool
         )
         return client
     if wait_for_connection:
@@ -171,6 +190,35 @@ def connect_redis(
             BlockingConnectionPool.from_url(url, timeout=timeout, **sockets, **pool)
         )
     return Redis.from_url(url, **sockets, **pool)
+
+
+async def subscribe(client: RedisClient, channel: str) -> PubSub:
+    """A plain (not sharded) subscription to ``channel``. In a cluster every node hears
+    every PUBLISH, replicas too, so it is made on any node that answers, from a random one
+    on (subscribers spread over the nodes): a subscriber whose node died takes the next
+    one at once. redis-py's own choice, the node of the channel's slot, would keep trying
+    the dead node until a command of the client's failed and refreshed its slot map."""
+    if not isinstance(client, RedisCluster):
+        return await _subscribed(client.pubsub(ignore_subscribe_messages=True), channel)
+    await client.initialize()
+    nodes = client.get_nodes()
+    random.shuffle(nodes)
+    failure: BaseException = ConnectionError("the cluster lists no node")
+    for node in nodes:
+        try:
+            return await _subscribed(client.pubsub(node, ignore_subscribe_messages=True), channel)
+        except (RedisError, OSError) as exc:
+            failure = exc
+    raise failure
+
+
+async def _subscribed(pubsub: PubSub, channel: str) -> PubSub:
+    try:
+        await pubsub.subscribe(channel)
+    except BaseException:
+        await pubsub.aclose()
+        raise
+    return pubsub
 
 
 async def probe_redis(client: RedisClient) -> EngineState:

@@ -17,11 +17,11 @@ from collections import deque
 
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiohttp import web
-from redis.asyncio import Redis
 
 from ticketing.amqp_connect import connect
 from ticketing.domain.queue import BookingHealth
 from ticketing.messages import BOOKING_QUEUE_PREFIX
+from ticketing.redis_connect import RedisClient
 
 # The name it logged under before the rooms split: its log lines read as they did.
 log = logging.getLogger("waitingroom.booking_health")
@@ -58,7 +58,7 @@ RESERVE_LATENCY_KEY = web.AppKey("reserve_latency", ReserveLatency)
 class LatencyReports:
     """Per-process averages shared through one Redis hash."""
 
-    def __init__(self, redis: Redis, prefix: str, process: str) -> None:
+    def __init__(self, redis: RedisClient, prefix: str, process: str) -> None:
         self.redis = redis
         self.key = prefix + "queue:reserve_latency"
         self.process = process

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from redis.asyncio import Redis
 
 from ticketing.domain.queue import Inventory
+from ticketing.redis_connect import RedisClient
 from ticketing.validation import rfc3339
 
 # The name it logged under before the rooms split: its log lines read as they did.
@@ -95,7 +95,7 @@ def _rfc3339(value: datetime) -> str:
 
 
 class QueueEvents:
-    def __init__(self, redis: Redis, prefix: str, pool: asyncpg.Pool) -> None:
+    def __init__(self, redis: RedisClient, prefix: str, pool: asyncpg.Pool) -> None:
         self.redis = redis
         self.pool = pool
         self.key = prefix + "queue:events"

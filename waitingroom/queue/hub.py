@@ -35,10 +35,12 @@ import time
 from typing import Any
 
 from aiohttp import WSCloseCode
+from redis.asyncio.client import PubSub
 
 from ticketing.config import Settings
 from ticketing.dependencies import REDIS_ERRORS
 from ticketing.lifecycle import Backoff
+from ticketing.redis_connect import subscribe
 from waitingroom.queue.events import QueueEvents
 from waitingroom.queue.fan import SLOW_BUFFER_BYTES, SLOW_DROP_SECONDS, Fan, Sender
 from waitingroom.queue.hub_broadcast import Broadcasts
@@ -113,9 +115,12 @@ class Hub:
     async def listen(self, stop: asyncio.Event) -> None:
         backoff = Backoff()
         while not stop.is_set():
-            pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub: PubSub | None = None
             try:
-                await pubsub.subscribe(self.store.channel)
+                # Subscribed again after any failure: a node lost takes its subscribers'
+                # connections with it (in a cluster the next subscription is on another
+                # node; under Sentinel, on the primary it names now).
+                pubsub = await subscribe(self.store.redis, self.store.channel)
                 backoff.reset()
                 while not stop.is_set():
                     message = await pubsub.get_message(timeout=0.5)
@@ -127,8 +132,9 @@ class Hub:
             except Exception:
                 log.exception("queue notification failed")
             finally:
-                with contextlib.suppress(*REDIS_ERRORS):
-                    await pubsub.aclose()
+                if pubsub is not None:
+                    with contextlib.suppress(*REDIS_ERRORS):
+                        await pubsub.aclose()
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         event_id, kind = message["event_id"], message["type"]

@@ -20,11 +20,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
 
 from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
 from ticketing.lifecycle import wait_any
 from ticketing.metrics import DEPENDENCY_ERRORS
+from ticketing.redis_connect import connect_redis
 from ticketing.web import DEPENDENCY_TIMEOUT_SECONDS, PG_POOL_KEY, SETTINGS_KEY
 from waitingroom.queue.admitter import TICK_SECONDS, Admitter
 from waitingroom.queue.booking_health import (
@@ -66,15 +66,13 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS_KEY]
     # A client of the queue's own whose pool waits for a free connection: under a surge
     # hundreds of joins are in flight at once, more than the shared client's pool (100,
-    # which fails the call beyond that) holds.
-    redis = Redis.from_pool(  # the client owns the pool: closing it closes the connections
-        BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=REDIS_CONNECTIONS,
-            timeout=DEPENDENCY_TIMEOUT_SECONDS,
-            socket_connect_timeout=DEPENDENCY_TIMEOUT_SECONDS,
-            socket_timeout=DEPENDENCY_TIMEOUT_SECONDS,
-        )
+    # which fails the call beyond that) holds. (A cluster's pools cannot wait, but hold
+    # this many per node: a surge's joins spread over the primaries.)
+    redis = connect_redis(
+        settings.redis_url,
+        timeout=DEPENDENCY_TIMEOUT_SECONDS,
+        max_connections=REDIS_CONNECTIONS,
+        wait_for_connection=True,
     )
     process = secrets.token_hex(6)
     store = QueueStore(redis, settings)

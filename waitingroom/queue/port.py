@@ -16,8 +16,8 @@ import logging
 import time
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
+from ticketing.dependencies import REDIS_ERRORS
 from waitingroom.queue.admission import Admission, verify_admission
 from waitingroom.queue.booking_health import ReserveLatency
 from waitingroom.queue.routes import end_session_after_booking
@@ -29,7 +29,7 @@ log = logging.getLogger("waitingroom.queue_sessions")
 
 # What the session check and the claims raise when the queue's store is not reachable:
 # the caller decides what a sale does without the queue.
-QUEUE_UNREACHABLE: tuple[type[Exception], ...] = (RedisError, OSError)
+QUEUE_UNREACHABLE: tuple[type[BaseException], ...] = REDIS_ERRORS
 
 SESSION_ENDED = "Your session in the waiting room has ended; join the queue again."
 TURN_PASSED = "Your turn passed: no seats were held within the claim window; join the queue again."

@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
-
 from ticketing.coalesce import Coalescer
 from ticketing.config import Settings
 from ticketing.domain.queue import QueueConfig, admission_pace, measured_rate_per_minute
+from ticketing.redis_connect import RedisClient
 from waitingroom.queue import scripts
 from waitingroom.queue.metrics import PLACE_BATCH
 from waitingroom.queue.scripts_places import PLACE_FIELDS
@@ -124,7 +123,7 @@ class Figures:
 
 
 class QueueStore(ConfigStore, SessionStore, CountStore, DrawStore, NotifyStore):
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings) -> None:
         super().__init__(redis, settings)
         self._place = redis.register_script(scripts.PLACE)
         self._placing: Coalescer[int, tuple[tuple[Any, ...], str | None], Placement] = Coalescer(

@@ -5,9 +5,8 @@ found. Scripts in :mod:`waitingroom.queue.scripts_claims`."""
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
-
 from ticketing.config import Settings
+from ticketing.redis_connect import RedisClient
 from waitingroom.queue import scripts
 from waitingroom.queue.store_keys import QueueKeys
 
@@ -16,7 +15,7 @@ _SESSION_KEYS = ("active", "unclaimed", "state", "config", "sessions", "waiting"
 
 
 class SessionStore(QueueKeys):
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings) -> None:
         super().__init__(redis, settings)
         self._claim = redis.register_script(scripts.CLAIM)
         self._hurry_claim = redis.register_script(scripts.HURRY_CLAIM)

@@ -25,11 +25,11 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
-from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
 from ticketing.config import Settings
 from ticketing.domain.queue import QueueConfig
+from ticketing.redis_connect import RedisClient
 from ticketing.web import DEPENDENCY_TIMEOUT_SECONDS
 from waitingroom.queue.scripts_admission import CONFIG_WRITE
 from waitingroom.queue.store_keys import QueueKeys, text
@@ -128,7 +128,7 @@ def _redis_value(value: int | bool | str) -> str | int:
 
 
 class ConfigStore(QueueKeys):
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings) -> None:
         super().__init__(redis, settings)
         self._config_write = self.redis.register_script(CONFIG_WRITE)
 

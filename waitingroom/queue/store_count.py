@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from ticketing.config import Settings
+from ticketing.redis_connect import RedisClient
+from ticketing.redis_scripts import run_each
 from waitingroom.queue import scripts
 from waitingroom.queue.store_keys import QueueKeys, text
 
@@ -26,7 +26,7 @@ class CountApplied:
 
 
 class CountStore(QueueKeys):
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings) -> None:
         super().__init__(redis, settings)
         self._count_begin = redis.register_script(scripts.COUNT_BEGIN)
         self._count_apply = redis.register_script(scripts.COUNT_APPLY)
@@ -34,11 +34,8 @@ class CountStore(QueueKeys):
     async def count_begin(self, event_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """Before counting in PostgreSQL: per event (Redis time in us, seats held through
         the front door so far), for :meth:`count_apply`."""
-        pipe = self.redis.pipeline(transaction=False)
-        for event_id in event_ids:
-            # Run in a pipeline, the script is loaded first should Redis not have it.
-            await self._count_begin(keys=[self.key(event_id, "state")], client=pipe)
-        replies = await pipe.execute()
+        calls = [([self.key(event_id, "state")], ()) for event_id in event_ids]
+        replies = await run_each(self.redis, self._count_begin, calls)
         return {
             event_id: (int(text(began)), int(text(base)))
             for event_id, (began, base) in zip(event_ids, replies, strict=True)

@@ -7,16 +7,15 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from redis.asyncio import Redis
-
 from ticketing.config import Settings
 from ticketing.domain.queue import commitment, draw_users, member_key
+from ticketing.redis_connect import RedisClient
 from waitingroom.queue import scripts
 from waitingroom.queue.store_keys import QueueKeys, text
 
 
 class DrawStore(QueueKeys):
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings) -> None:
         super().__init__(redis, settings)
         self._commit = redis.register_script(scripts.COMMIT)
         self._draw = redis.register_script(scripts.DRAW)

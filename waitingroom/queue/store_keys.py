@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
-
 from ticketing.config import Settings
+from ticketing.redis_connect import RedisClient
 
 
 def text(value: Any) -> str:
@@ -16,7 +15,7 @@ def text(value: Any) -> str:
 
 
 class QueueKeys:
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
         self.prefix = settings.redis_prefix

@@ -1,6 +1,17 @@
 """The queue's notifications: one Redis pub/sub channel for all events, on which whichever
 process admitted fans, ended a session or changed a queue as a whole tells every process's
-hub (:meth:`waitingroom.queue.hub.Hub.listen`)."""
+hub (:meth:`waitingroom.queue.hub.Hub.listen`).
+
+On a Redis Cluster this stays plain PUBLISH, not sharded pub/sub (SPUBLISH, Redis 7.0):
+every hub wants every event's notifications, a few a second per event (admissions five
+times a second, ended sessions, changes), so the one channel would live on one shard
+anyway, and the cluster bus carrying each message to every node costs nothing at that
+rate. What plain pub/sub buys is that a subscriber may be on any node, replicas
+included: a hub whose node dies subscribes again on any other at once
+(ticketing.redis_connect.subscribe), with no slot to follow through a failover. A
+publisher reaches every node's subscribers from whichever node it sends to. (Per-event
+sharded channels would spread the traffic over the shards, at the price of every hub
+subscribing to each event it has sockets for: worth it only at rates far above these.)"""
 
 from __future__ import annotations
 
