@@ -10,17 +10,16 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import uvloop
 from aiohttp import web
-from redis.asyncio import Redis
 
 from ticketing.api import Api, Ok, ProblemFields, Problems, Shape
 from ticketing.auth import VERIFIER_KEY, TokenVerifier
 from ticketing.config import Settings
+from ticketing.health import EngineState as EngineState  # where its users import it from
 from ticketing.metrics import SERVICE_KEY, metrics_middleware, metrics_view
 from ticketing.problems import Problem, problem_middleware
 from ticketing.ratelimit import (
@@ -30,11 +29,12 @@ from ticketing.ratelimit import (
     TrustedProxies,
     rate_limit_middleware,
 )
+from ticketing.redis_connect import RedisClient, connect_redis, probe_redis
 
 log = logging.getLogger(__name__)
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
-REDIS_KEY = web.AppKey("redis", Redis)
+REDIS_KEY: web.AppKey[RedisClient] = web.AppKey("redis")
 PG_POOL_KEY = web.AppKey("pg_pool", asyncpg.Pool)
 
 DocumentBuilder = Callable[[], dict[str, Any]]
@@ -42,20 +42,6 @@ DOCUMENT_KEY: web.AppKey[DocumentBuilder] = web.AppKey("openapi_document")
 
 # The routes every service serves: its health and its own OpenAPI document.
 PLATFORM_API = Api()
-
-
-@dataclass(frozen=True, slots=True)
-class EngineState:
-    """What a health check may say beyond "reachable": the shape the engine runs in
-    (``single`` or ``cluster``), its nodes, and how many of them are healthy."""
-
-    mode: str
-    nodes: int
-    healthy: int
-
-    def component(self) -> dict[str, Any]:
-        status = "ok" if self.healthy else "down: no healthy node"
-        return {"status": status, "mode": self.mode, "nodes": self.nodes, "healthy": self.healthy}
 
 
 # A check raises when its dependency is unreachable; it may return the engine's state.
@@ -104,11 +90,7 @@ def create_pg_pool(settings: Settings, **kwargs: Any) -> Awaitable[asyncpg.Pool]
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS_KEY]
-    redis = Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=DEPENDENCY_TIMEOUT_SECONDS,
-        socket_timeout=DEPENDENCY_TIMEOUT_SECONDS,
-    )
+    redis = connect_redis(settings.redis_url, timeout=DEPENDENCY_TIMEOUT_SECONDS)
     app[REDIS_KEY] = redis
     app[LIMITER_KEY] = RateLimiter(
         redis, settings.redis_prefix, settings.rate_limit_per_minute, settings.rate_limit_burst
@@ -126,8 +108,8 @@ async def pg_pool_ctx(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
-async def _check_redis(app: web.Application) -> None:
-    await app[REDIS_KEY].ping()
+async def _check_redis(app: web.Application) -> EngineState:
+    return await probe_redis(app[REDIS_KEY])
 
 
 async def _check_postgres(app: web.Application) -> EngineState:

@@ -220,7 +220,7 @@ async def test_healthz_checks_postgres_redis_and_typesense(client) -> None:
     assert body == {
         "status": "ok",
         "components": {
-            "redis": "ok",
+            "redis": {"status": "ok", "mode": "single", "nodes": 1, "healthy": 1},
             "postgres": {"status": "ok", "mode": "primary", "nodes": 1, "healthy": 1},
             "typesense": {"status": "ok", "mode": "single", "nodes": 1, "healthy": 1},
         },
