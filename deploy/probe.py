@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ticketing.config import Settings
+from ticketing.redis_connect import parse_redis_url
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # States: up, down (refused/unreachable), starting, silent (open but no answer),
@@ -85,9 +86,10 @@ def has_pgpass_entry(host: str, port: int, user: str | None) -> bool:
 
 
 def targets(settings: Settings) -> dict[str, Target]:
-    # A RabbitMQ cluster's URLs: the first node's (make run's own setup is one node).
-    urls = (settings.database_url, settings.redis_url, settings.amqp_url.split()[0])
-    pg, rd, mq = (urlsplit(u) for u in urls)
+    # A RabbitMQ cluster's URLs: the first node's (make run's own setup is one node); a
+    # Redis Cluster's first seed, Sentinel's first sentinel (either answers PING).
+    pg, mq = (urlsplit(u) for u in (settings.database_url, settings.amqp_url.split()[0]))
+    redis_host, redis_port = parse_redis_url(settings.redis_url).nodes[0]
     return {
         "postgres": Target(
             "postgres",
@@ -97,7 +99,7 @@ def targets(settings: Settings) -> dict[str, Target]:
             bool(pg.password)
             or has_pgpass_entry(pg.hostname or "127.0.0.1", pg.port or 5432, pg.username),
         ),
-        "redis": Target("redis", rd.hostname or "127.0.0.1", rd.port or 6379),
+        "redis": Target("redis", redis_host, redis_port),
         "rabbitmq": Target("rabbitmq", mq.hostname or "127.0.0.1", mq.port or 5672),
     }
 
