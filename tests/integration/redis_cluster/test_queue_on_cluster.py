@@ -1,7 +1,8 @@
 """The waiting room on a Redis Cluster (TICKETING_REDIS_URL=redis+cluster://...): a fan
 joins, is told their place, is admitted, opens the queue's websocket and reserves seats, as
 on one server; each event's keys live in one slot, events spread over the primaries, and
-/healthz names the cluster and its nodes."""
+/healthz names the cluster and its nodes. The shared client's other work, the rate limits
+and the views cache, spans slots and every primary."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from tests.integration.queue.support import (
     until,
     wait_status,
 )
+from ticketing import cache
+from ticketing.ratelimit import RateLimiter
+from ticketing.web import REDIS_KEY
 from waitingroom.queue.runtime import QUEUE_KEY
 
 
@@ -80,3 +84,30 @@ async def test_healthz_names_the_cluster_and_its_nodes(cluster_client, cluster_s
         "nodes": 6,
         "healthy": 6,
     }
+
+
+async def test_rate_limits_and_the_views_cache_span_the_primaries(
+    cluster_client, cluster_settings, redis_cluster
+) -> None:
+    redis, prefix = cluster_client.app[REDIS_KEY], cluster_settings.redis_prefix + "spans:"
+    limiter = RateLimiter(redis, prefix, per_minute=60, burst=2)
+    clients = [f"ip:10.0.0.{n}" for n in range(12)]  # keys on every primary
+    assert (
+        len({redis_cluster.primary_of(key_slot(f"{prefix}rl:{c}".encode())).port for c in clients})
+        == 3
+    )
+    for _ in range(2):
+        await redis.script_flush()  # as on a replica just promoted: no script
+        answers = [await limiter.check(c) for c in clients]
+        assert all(d.allowed for d in answers), answers
+    assert not any(d.allowed for d in [await limiter.check(c) for c in clients])
+
+    views = [{"id": n, "name": f"event {n}"} for n in range(12)]
+    await cache.put_views(redis, prefix, views, 60)
+    assert await cache.get_views(redis, prefix, [11, 3, 99, 0]) == {
+        11: views[11],
+        3: views[3],
+        0: views[0],
+    }
+    await cache.invalidate(redis, prefix, range(12))
+    assert await cache.get_views(redis, prefix, list(range(12))) == {}
