@@ -39,9 +39,11 @@ import math
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -97,9 +99,13 @@ def schedule_seconds(args: argparse.Namespace, keys: list[str]) -> float:
 
 
 def size_sale(args: argparse.Namespace, keys: list[str]) -> None:
-    """An admission rate at which the seats last about as long as the schedule (each
-    admitted fan buys about 2.25 seats: 1-4, 5% leave and 5% abandon), and a timeout."""
-    span = schedule_seconds(args, keys)
+    size_for(args, schedule_seconds(args, keys))
+
+
+def size_for(args: argparse.Namespace, span: float) -> None:
+    """An admission rate at which the seats last about as long as the schedule, ``span``
+    seconds (each admitted fan buys about 2.25 seats: 1-4, 5% leave and 5% abandon), and a
+    timeout."""
     if not args.admit_per_minute:
         args.admit_per_minute = max(30, math.ceil(args.seats / 2.25 / (span * 1.1) * 60))
     if not args.timeout:
@@ -108,6 +114,19 @@ def size_sale(args: argparse.Namespace, keys: list[str]) -> None:
 
 
 def chaos_settings(args: argparse.Namespace, servers: PrivateServers, root: Path) -> Settings:
+    return stack_settings(
+        args,
+        root,
+        database_url=servers.postgres.url + "/ticketing_chaos",
+        redis_url=servers.redis.url,
+        amqp_url=servers.rabbitmq.url,
+    )
+
+
+def stack_settings(
+    args: argparse.Namespace, root: Path, *, database_url: str, redis_url: str, amqp_url: str
+) -> Settings:
+    """The on-sale's settings on the run's own servers (bench/chaos_cluster.py's too)."""
     base = onsale_settings(
         Settings.from_env(), args.waitingrooms, args.claim_seconds, args.latency_ms, args.frontdoors
     )
@@ -118,10 +137,10 @@ def chaos_settings(args: argparse.Namespace, servers: PrivateServers, root: Path
     localstripe = consecutive_ports(1)
     return dataclasses.replace(
         base,
-        database_url=Url(servers.postgres.url + "/ticketing_chaos"),
-        redis_url=Url(servers.redis.url),
+        database_url=Url(database_url),
+        redis_url=Url(redis_url),
         redis_prefix="tkchaos:",
-        amqp_url=Url(servers.rabbitmq.url),
+        amqp_url=Url(amqp_url),
         typesense_port=typesense,
         typesense_url=f"http://127.0.0.1:{typesense}",
         typesense_data_dir=str(root / "typesense"),
@@ -137,17 +156,21 @@ def chaos_settings(args: argparse.Namespace, servers: PrivateServers, root: Path
     )
 
 
-def start_search(settings: Settings, procs: ChaosProcs) -> None:
+def start_search(
+    settings: Settings, procs: ChaosProcs, run_dir: Path = RUN_DIR, *, typesense: bool = True
+) -> None:
+    """catalog_api and search_sync, after a Typesense of their own (``typesense``; a
+    cluster run starts its nodes itself)."""
     env = service_env(settings)
     python = sys.executable
+    if typesense:
+        argv = [python, "-m", "ticketing.typesense_server"]
+        procs.start("typesense", argv, env, run_dir / "typesense.log")
+        health = settings.typesense_url + "/health"
+        wait_for("Typesense", lambda: http_get(health)[0] == 200, 60)
+    procs.start("catalog", [python, "-m", "catalog_api"], env, run_dir / "catalog.log")
     procs.start(
-        "typesense", [python, "-m", "ticketing.typesense_server"], env, RUN_DIR / "typesense.log"
-    )
-    health = settings.typesense_url + "/health"
-    wait_for("Typesense", lambda: http_get(health)[0] == 200, 60)
-    procs.start("catalog", [python, "-m", "catalog_api"], env, RUN_DIR / "catalog.log")
-    procs.start(
-        "search_sync", [python, "-m", "search_sync", "run"], env, RUN_DIR / "search_sync.log"
+        "search_sync", [python, "-m", "search_sync", "run"], env, run_dir / "search_sync.log"
     )
 
 
@@ -155,14 +178,52 @@ def indexed(settings: Settings) -> bool:
     """search_sync has put the catalog into Typesense (read there: /search would answer
     from PostgreSQL meanwhile)."""
     key = {"X-TYPESENSE-API-KEY": str(settings.typesense_api_key)}
-    status, body = http_get(
-        f"{settings.typesense_url}/aliases/{settings.typesense_collection}", key
-    )
+    node = settings.typesense_nodes[0]  # a cluster's first: every node holds the index
+    status, body = http_get(f"{node}/aliases/{settings.typesense_collection}", key)
     if status != 200:
         return False
     collection = json.loads(body)["collection_name"]
-    status, body = http_get(f"{settings.typesense_url}/collections/{collection}", key)
+    status, body = http_get(f"{node}/collections/{collection}", key)
     return status == 200 and json.loads(body).get("num_documents", 0) > 0
+
+
+def chaos_sale(
+    settings: Settings,
+    args: argparse.Namespace,
+    procs: ChaosProcs,
+    gateway: str,
+    event_id: int,
+    supervisor: subprocess.Popen[bytes],
+    workers: list[subprocess.Popen[bytes]],
+    schedule: Schedule,
+    run_dir: Path = RUN_DIR,
+) -> dict[str, Any]:
+    """bench/onsale.py's paid on-sale with fans that keep a timeline, reconnect their
+    sockets, back off and rejoin (bench/onsale_load.py), the schedule begun at on-sale and
+    the run held open while it lasts."""
+    groups = {
+        "waitingroom": waitingroom_pids(supervisor.pid),
+        "booking_worker": [p.pid for p in workers],
+    }
+    return on_sale(
+        settings,
+        args,
+        procs,
+        gateway,
+        "chaos",
+        event_id,
+        True,
+        groups,
+        run_dir=run_dir,
+        load_extra={
+            "timeline": True,
+            "reconnect_socket": True,
+            "backoff": True,
+            "max_rejoins": 10,
+        },
+        on_go=schedule.begin,
+        hold_open=schedule.running,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,28 +275,8 @@ def run(
             f"{args.admit_per_minute:,}/min; faults from {args.delay:.0f} s after on-sale: "
             + ", ".join(keys)
         )
-        groups = {
-            "waitingroom": waitingroom_pids(supervisor.pid),
-            "booking_worker": [p.pid for p in workers],
-        }
-        sale = on_sale(
-            settings,
-            args,
-            procs,
-            gateway,
-            "chaos",
-            events.paid,
-            True,
-            groups,
-            run_dir=RUN_DIR,
-            load_extra={
-                "timeline": True,
-                "reconnect_socket": True,
-                "backoff": True,
-                "max_rejoins": 10,
-            },
-            on_go=schedule.begin,
-            hold_open=schedule.running,
+        sale = chaos_sale(
+            settings, args, procs, gateway, events.paid, supervisor, workers, schedule
         )
         if not schedule.finished.wait(180):
             say("chaos: the schedule is still on a fault after the on-sale's timeout")

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from bench.chaos_servers import PrivateServers, wait_until
 from bench.reserve import ProcessGroups, wait_for_consumers
@@ -268,11 +268,19 @@ class Faults:
         return f"SIGTERM (orderly stop) and start: {seconds:.1f} s"
 
 
+class FaultSet(Protocol):
+    """What a schedule runs: ``Faults``, or bench/chaos_cluster_faults.py's node losses."""
+
+    LABELS: ClassVar[dict[str, str]]
+
+    def run(self, key: str) -> str: ...
+
+
 class Schedule:
     """The faults one after another from ``delay`` seconds after on-sale, each followed by
     ``window`` quiet seconds; stops at a component that does not come back."""
 
-    def __init__(self, faults: Faults, keys: list[str], delay: float, window: float) -> None:
+    def __init__(self, faults: FaultSet, keys: list[str], delay: float, window: float) -> None:
         self.faults, self.keys, self.delay, self.window = faults, keys, delay, window
         self.records: list[FaultRecord] = []
         self.finished = threading.Event()
@@ -287,7 +295,7 @@ class Schedule:
         try:
             time.sleep(max(0.0, on_sale_at + self.delay - time.time()))
             for key in self.keys:
-                record = FaultRecord(key, Faults.LABELS[key], time.time())
+                record = FaultRecord(key, self.faults.LABELS[key], time.time())
                 self.records.append(record)
                 say(f"chaos: {record.label}")
                 try:

@@ -16,6 +16,7 @@ came within the timeout.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import urllib.error
@@ -36,6 +37,7 @@ class Answer:
     route: str
     status: int
     note: str = ""  # "degraded" (search), the view's X-Served-From
+    sent: float = 0.0  # wall clock of the request
 
 
 def fetch(
@@ -103,8 +105,8 @@ class Probes:
 
     def _loop(self, probe: Callable[[], Answer]) -> None:
         while not self.stopping.is_set():
-            began = time.monotonic()
-            self.answers.append(probe())
+            began, sent = time.monotonic(), time.time()
+            self.answers.append(dataclasses.replace(probe(), sent=sent))
             self.stopping.wait(max(0.0, self.interval - (time.monotonic() - began)))
 
     def stop(self) -> list[Answer]:

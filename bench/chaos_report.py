@@ -40,6 +40,7 @@ class Attempt:
     route: str
     status: int
     note: str = ""
+    sent: float | None = None  # wall clock of the request, when known
 
 
 def failed(a: Attempt) -> bool:

@@ -73,14 +73,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(f"  {i}. {row['fault']}: {row['detail']}")
 
 
-def order_line(label: str, o: cr.Order, tolerance: float) -> str:
+def order_line(label: str, o: cr.Order, tolerance: float, moment: str = "restart") -> str:
     return (
-        f"{label}: {o.cohort:,} fans waiting at the restart, {o.admitted_after:,} admitted "
+        f"{label}: {o.cohort:,} fans waiting at the {moment}, {o.admitted_after:,} admitted "
         f"after it; {o.regained:,} in line with their own place, {o.moved:,} with another; "
         f"{o.pairs:,} pairs (ahead, behind) checked, {o.inversions:,} admitted out of order "
         f"by more than {tolerance:.1f} s (worst {o.worst_seconds:.1f} s), {o.excused:,} "
         f"excused (the fan ahead not back in line yet); {o.newcomers:,} fans with new places "
-        "after the restart checked with them"
+        f"after the {moment} checked with them"
     )
 
 

@@ -68,6 +68,7 @@ from bench.reserve_setup import (  # noqa: E402
 from bench.search import free_port, http_get, say, service_env, wait_for  # noqa: E402
 from deploy.gateway import command as gateway_command  # noqa: E402
 from deploy.render_nginx import render, upstream_servers, variables  # noqa: E402
+from ticketing import amqp_connect  # noqa: E402
 from ticketing.config import Settings  # noqa: E402
 from ticketing.messages import BOOKING_QUEUE_PREFIX, booking_routing_key  # noqa: E402
 
@@ -176,7 +177,7 @@ def pids_named(name: str) -> list[int]:
 
 async def wait_for_consumers(amqp_url: str, queue: str, count: int, within: float) -> None:
     deadline = time.monotonic() + within
-    connection = await aio_pika.connect(amqp_url)
+    connection = await amqp_connect.connect(amqp_url, 10)  # one node, or a cluster's any
     async with connection:
         while True:
             consumers = 0
