@@ -47,6 +47,9 @@ PLATFORM_API = Api()
 # A check raises when its dependency is unreachable; it may return the engine's state.
 HealthCheck = Callable[[web.Application], Awaitable[EngineState | None]]
 HEALTH_CHECKS_KEY = web.AppKey("health_checks", dict[str, HealthCheck])
+# Checks /healthz reports but does not answer 503 for: a dependency the service keeps
+# serving without (the waiting room's queue pages while RabbitMQ is down, waitingroom.app).
+ADVISORY_CHECKS_KEY = web.AppKey("advisory_checks", set[str])
 
 # A dependency that does not answer within this long is reported down, so a health probe or
 # a fan's request never hangs on it.
@@ -64,6 +67,7 @@ def create_base_app(settings: Settings, service: str) -> web.Application:
     app.on_response_prepare.append(_nosniff)
     app[VERIFIER_KEY] = TokenVerifier(settings)
     app[HEALTH_CHECKS_KEY] = {}
+    app[ADVISORY_CHECKS_KEY] = set()
     app.cleanup_ctx.append(redis_ctx)
     app.router.add_routes(PLATFORM_API.table)
     app.router.add_get("/metrics", metrics_view)
@@ -153,7 +157,8 @@ class EngineHealth(Shape):
 
 
 class Health(Shape):
-    """Every dependency answered: ``ok``, or its engine's state."""
+    """Every dependency the service needs answered: ``ok``, or its engine's state. One it
+    serves without (the waiting room's RabbitMQ: its queue pages) may read down."""
 
     status: str
     components: dict[str, str | EngineHealth]
@@ -181,7 +186,8 @@ class HealthDown(ProblemFields):
 async def healthz(request: web.Request) -> web.Response:
     checks = request.app[HEALTH_CHECKS_KEY]
     components = await run_checks(request.app, checks)
-    down = sorted(name for name, state in components.items() if not is_up(state))
+    advisory = request.app[ADVISORY_CHECKS_KEY]
+    down = sorted(n for n, state in components.items() if not is_up(state) and n not in advisory)
     if down:
         raise Problem(
             503, "backend_unavailable", "Unreachable: " + ", ".join(down), components=components

@@ -14,7 +14,7 @@ from ticketing.config import Settings
 from ticketing.dev_token import DEV_TOKEN_API
 from ticketing.jwks import JWKS_API
 from ticketing.ratelimit import OWN_LIMITS_KEY, SIGNED_ROUTES_KEY
-from ticketing.web import create_base_app, pg_pool_ctx, serve_document
+from ticketing.web import ADVISORY_CHECKS_KEY, create_base_app, pg_pool_ctx, serve_document
 from waitingroom.booking.commands import rpc_ctx
 from waitingroom.booking.contract import BOOKING_APIS
 from waitingroom.booking.stripe_webhook import stripe_signed
@@ -31,7 +31,16 @@ def create_app(settings: Settings, role: str = "all") -> web.Application:
     reserve or a confirm never waits behind a push round over thousands of sockets."""
     app = create_base_app(settings, "waitingroom")
     app[ROLE_KEY] = role
-    app.cleanup_ctx.append(rpc_ctx)
+    app.cleanup_ctx.append(rpc_ctx)  # /healthz's "rabbitmq": its connection, the nodes
+    if role != "booking":
+        # A 503 from /healthz says "this process cannot serve": compose's healthcheck waits
+        # on it before starting nginx, monitors read it (Kubernetes probes /metrics: an
+        # outage every pod sees at once would empty the Service). A front door without
+        # RabbitMQ can only answer 503, so it says so. A queue process keeps serving
+        # without it (pages, joins, websockets, places kept): it reports RabbitMQ down but
+        # answers 200, as before RabbitMQ had an entry, or a booking outage would read as
+        # the queue's.
+        app[ADVISORY_CHECKS_KEY].add("rabbitmq")
     # The queue reads PostgreSQL for inventory (one grouped count a second, shared through
     # Redis) and for new events' on-sale time; it starts after Redis and this pool.
     app.cleanup_ctx.append(pg_pool_ctx)

@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator
 import orjson
 from aiohttp import web
 
+from ticketing.amqp_health import AMQP_WATCH_KEY, NodeWatch, check_rabbitmq
 from ticketing.auth import Principal
 from ticketing.messages import BookingReply, Command
 from ticketing.problems import CONTENT_TYPE, RETRY_AFTER_SECONDS, Problem, validation_error
-from ticketing.web import SETTINGS_KEY
+from ticketing.web import HEALTH_CHECKS_KEY, SETTINGS_KEY
 from waitingroom.booking.rpc import BookingRpc
 
 RPC_KEY = web.AppKey("booking_rpc", BookingRpc)
@@ -22,9 +23,13 @@ RPC_KEY = web.AppKey("booking_rpc", BookingRpc)
 
 async def rpc_ctx(app: web.Application) -> AsyncIterator[None]:
     rpc = BookingRpc(app[SETTINGS_KEY])
-    app[RPC_KEY] = rpc
+    watch = NodeWatch(app[SETTINGS_KEY].amqp_url, rpc.connected_node)
+    app[RPC_KEY], app[AMQP_WATCH_KEY] = rpc, watch
+    app[HEALTH_CHECKS_KEY]["rabbitmq"] = check_rabbitmq
     rpc.start()
+    watch.start()
     yield
+    await watch.close()
     await rpc.close()
 
 

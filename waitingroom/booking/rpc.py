@@ -26,7 +26,7 @@ import orjson
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from prometheus_client import Histogram
 
-from ticketing.amqp_connect import connect
+from ticketing.amqp_connect import Address, connect, node_of
 from ticketing.booking_topology import declare_topology
 from ticketing.config import Settings
 from ticketing.lifecycle import Backoff, wait_any
@@ -85,6 +85,13 @@ class BookingRpc:
         self._closing.set()
         if self._task is not None:
             await self._task
+
+    def connected_node(self) -> Address | None:
+        """The node the connection is on while it is open and set up (its /healthz)."""
+        connection = self._connection
+        if connection is None or connection.is_closed:
+            return None
+        return node_of(connection)
 
     async def _keep_connected(self) -> None:
         backoff = Backoff()
