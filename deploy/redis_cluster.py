@@ -117,10 +117,15 @@ class Cluster:
             )
 
         def formed() -> bool:
-            roles = [r for r in self.roles().values() if not r["failed"]]
+            # As a node sees it: no running node still flagged failed (a node started again
+            # is until the others hear from it), a primary per shard, the rest replicas.
+            running = {n.port for n in self.nodes if n.running}
+            roles = [r for port, r in self.roles().items() if port in running]
             serving = [r for r in roles if r["role"] == "master" and r["slots"]]
-            return len(serving) == primaries and all(
-                r["role"] == "slave" or r["slots"] for r in roles
+            return (
+                not any(r["failed"] for r in roles)
+                and len(serving) == primaries
+                and all(r["role"] == "slave" or r["slots"] for r in roles)
             )
 
         running = [n for n in self.nodes if n.running]

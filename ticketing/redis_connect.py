@@ -9,27 +9,25 @@
   sentinels name for ``<master-name>``; the password is the data nodes', not the
   sentinels'.
 
-:func:`connect_redis` makes the client for the mode, :func:`subscribe` a subscription that
-survives a node's loss, and :func:`probe_redis` tells ``/healthz`` the mode, the nodes and
-how many are healthy.
+:func:`connect_redis` makes the client for the mode, and :func:`probe_redis` tells
+``/healthz`` the mode, the nodes and how many are healthy (ticketing.redis_nodes has the
+pub/sub that outlives a node).
 """
 
 from __future__ import annotations
 
-import random
 import re
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 from urllib.parse import unquote
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
-from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import parse_url
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
-from redis.exceptions import RedisError
 
 from ticketing.health import EngineState
+from ticketing.redis_nodes import on_any_node
 from ticketing.settings_schema import ConfigError
 
 # What every service holds: redis-py's Redis (one server, or Sentinel's primary) and
@@ -192,44 +190,17 @@ def connect_redis(
     return Redis.from_url(url, **sockets, **pool)
 
 
-async def subscribe(client: RedisClient, channel: str) -> PubSub:
-    """A plain (not sharded) subscription to ``channel``. In a cluster every node hears
-    every PUBLISH, replicas too, so it is made on any node that answers, from a random one
-    on (subscribers spread over the nodes): a subscriber whose node died takes the next
-    one at once. redis-py's own choice, the node of the channel's slot, would keep trying
-    the dead node until a command of the client's failed and refreshed its slot map."""
-    if not isinstance(client, RedisCluster):
-        return await _subscribed(client.pubsub(ignore_subscribe_messages=True), channel)
-    await client.initialize()
-    nodes = client.get_nodes()
-    random.shuffle(nodes)
-    failure: BaseException = ConnectionError("the cluster lists no node")
-    for node in nodes:
-        try:
-            return await _subscribed(client.pubsub(node, ignore_subscribe_messages=True), channel)
-        except (RedisError, OSError) as exc:
-            failure = exc
-    raise failure
-
-
-async def _subscribed(pubsub: PubSub, channel: str) -> PubSub:
-    try:
-        await pubsub.subscribe(channel)
-    except BaseException:
-        await pubsub.aclose()
-        raise
-    return pubsub
-
-
 async def probe_redis(client: RedisClient) -> EngineState:
-    """PING, then the shape: a cluster's every node (primaries and replicas) as CLUSTER
+    """The shape, from what answers: a cluster's every node (primaries and replicas) as CLUSTER
     NODES lists them, healthy unless flagged failing or disconnected; Sentinel's primary and
     the replicas the sentinels know, healthy unless down; one server alone otherwise."""
-    await client.ping()
     if isinstance(client, RedisCluster):
-        nodes: dict[str, dict[str, Any]] = await client.cluster_nodes()
+        nodes: dict[str, dict[str, Any]] = await on_any_node(
+            client, lambda node: client.execute_command("CLUSTER NODES", target_nodes=node)
+        )
         up = [n for n in nodes.values() if n["connected"] and not _down(str(n["flags"]))]
         return EngineState("cluster", len(nodes), len(up))
+    await client.ping()
     pool = client.connection_pool
     if isinstance(pool, SentinelConnectionPool):
         return await _sentinel_state(pool)

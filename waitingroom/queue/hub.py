@@ -40,7 +40,7 @@ from redis.asyncio.client import PubSub
 from ticketing.config import Settings
 from ticketing.dependencies import REDIS_ERRORS
 from ticketing.lifecycle import Backoff
-from ticketing.redis_connect import subscribe
+from ticketing.redis_nodes import subscribe
 from waitingroom.queue.events import QueueEvents
 from waitingroom.queue.fan import SLOW_BUFFER_BYTES, SLOW_DROP_SECONDS, Fan, Sender
 from waitingroom.queue.hub_broadcast import Broadcasts

@@ -7,17 +7,19 @@ every hub wants every event's notifications, a few a second per event (admission
 times a second, ended sessions, changes), so the one channel would live on one shard
 anyway, and the cluster bus carrying each message to every node costs nothing at that
 rate. What plain pub/sub buys is that a subscriber may be on any node, replicas
-included: a hub whose node dies subscribes again on any other at once
-(ticketing.redis_connect.subscribe), with no slot to follow through a failover. A
-publisher reaches every node's subscribers from whichever node it sends to. (Per-event
-sharded channels would spread the traffic over the shards, at the price of every hub
-subscribing to each event it has sockets for: worth it only at rates far above these.)"""
+included: a hub whose node dies subscribes again on any other at once, with no slot to
+follow through a failover; and a publisher reaches every node's subscribers from whichever
+node it sends to, so a publish need not wait for a failover either (ticketing.redis_nodes
+picks a node that answers). Per-event sharded channels would spread the traffic over the
+shards, at the price of every hub subscribing to each event it has sockets for: worth it
+only at rates far above these."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from ticketing.redis_nodes import publish
 from waitingroom.queue.store_keys import QueueKeys
 
 
@@ -28,4 +30,4 @@ class NotifyStore(QueueKeys):
 
     async def publish(self, event_id: int, kind: str, **fields: Any) -> None:
         message = json.dumps({"event_id": event_id, "type": kind, **fields})
-        await self.redis.publish(self.channel, message)
+        await publish(self.redis, self.channel, message)

@@ -37,7 +37,8 @@ from tests.integration.queue.support import (
 from tests.integration.redis_cluster.conftest import NODE_TIMEOUT_MS
 from tests.integration.redis_cluster.support import RESUME_SECONDS, Line, joins_resume
 from tests.support import eventually
-from ticketing.redis_connect import RedisClient, subscribe
+from ticketing.redis_connect import RedisClient
+from ticketing.redis_nodes import subscribe
 from waitingroom.queue import hub as hub_module
 from waitingroom.queue.runtime import QUEUE_KEY
 
@@ -79,19 +80,21 @@ async def test_the_hub_subscribes_again_when_its_node_dies(
             return await subscribe(redis, channel)
 
         monkeypatch.setattr(hub_module, "subscribe", once)
-    event = await queue_event(pool)
-    await in_snapshot(client, settings, event)
-    await patch_queue(client, settings, event, paused=True)
-    await join(client, settings, "listener", event)
 
     async def hubs() -> dict[int, int]:
         return await asyncio.to_thread(subscribers, redis_cluster, channel)
 
+    on = await eventually(hubs, lambda c: sum(c.values()) == 1, 5, "the hub subscribed")
+    node = redis_cluster.node(next(port for port, count in on.items() if count))
+    event = await queue_event(pool)
+    while redis_cluster.primary_of(slot_of(client, event)) == node:
+        event = await queue_event(pool)  # an event that stays reachable: only the hub's lost
+    await in_snapshot(client, settings, event)
+    await patch_queue(client, settings, event, paused=True)
+    await join(client, settings, "listener", event)
     told = asyncio.Event()  # a resume is told over pub/sub only (rounds tell statuses)
     async with client.ws_connect(await socket_path(client, settings, "listener", event)) as ws:
         listening = asyncio.create_task(resumed_told(ws, told))
-        on = await eventually(hubs, lambda c: sum(c.values()) == 1, 5, "the hub subscribed")
-        node = redis_cluster.node(next(port for port, count in on.items() if count))
         redis_cluster.kill(node)
         lost = time.monotonic()
         if resubscribes:
