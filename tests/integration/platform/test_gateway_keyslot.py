@@ -1,4 +1,4 @@
-"""(Not a unit test: it runs nginx and redis-server, so make check, which runs no servers, leaves it to make test.)
+"""(Not a unit test: it runs nginx and redis-server, and make check runs no servers.)
 
 The gateway's slot of a key (deploy/lua/redis_slots.lua) is Redis Cluster's: the Lua,
 run by the gateway's own nginx, against CLUSTER KEYSLOT of a real cluster-enabled
