@@ -7,9 +7,9 @@ starts it again to rejoin (issue 13 item 6).
 
 Its own clusters on free ports, their data in a temporary directory
 (bench/chaos_cluster_servers.py): RabbitMQ of three nodes (quorum queues), Typesense of
-three, a pg_auto_failover formation (monitor, primary, synchronous standby), and with
---redis cluster a Redis Cluster of three primaries with a replica each (--redis single: one
-server, no Redis loss). On them the stack as bench/chaos.py starts it (catalog_api,
+three, a pg_auto_failover formation (monitor, primary, synchronous standby), a Redis
+Cluster of three primaries with a replica each (--redis single: one server, no Redis
+loss). On them the stack as bench/chaos.py starts it (catalog_api,
 search_sync, localstripe, booking workers and a payments worker, the waitingroom's
 supervisor with its front door, the nginx gateway), its fans and its probes (their joins
 on an event whose queue shares the on-sale's Redis primary). From --delay seconds after
@@ -28,6 +28,10 @@ on-sale's ledger; PASS/FAIL against the issue's targets (joins and reserves back
 after a Redis or RabbitMQ node, < 60 s after the PostgreSQL primary; searches and views not
 interrupted by a Typesense node). Exit status 0 only when every check passes. Results in
 bench/results/chaos-cluster-<UTC time>.json and .csv (the sale second by second).
+
+--control is the run that shows the checks can fail: each service is given only the node
+each fault loses (RabbitMQ's and Typesense's first, the first PostgreSQL node), as a
+single-node setup would have it.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from bench import chaos_report as cr  # noqa: E402
 from bench import onsale_report as report  # noqa: E402
 from bench.chaos import chaos_sale, indexed, size_for, stack_settings, start_search  # noqa: E402
 from bench.chaos_cluster_faults import NodeLosses  # noqa: E402
-from bench.chaos_cluster_report import with_sent  # noqa: E402
+from bench.chaos_cluster_report import line_differences, with_sent  # noqa: E402
 from bench.chaos_cluster_servers import ClusterServers  # noqa: E402
 from bench.chaos_cluster_table import print_results  # noqa: E402
 from bench.chaos_faults import ChaosProcs, Schedule  # noqa: E402
@@ -85,9 +89,8 @@ def build_cluster_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--redis",
         choices=("cluster", "single"),
-        default="single",
-        help="a Redis Cluster (3 primaries, a replica each) or one server (no redis fault); "
-        "single until the waitingroom's queue connects to a cluster",
+        default="cluster",
+        help="a Redis Cluster (3 primaries, a replica each) or one server (no redis fault)",
     )
     parser.add_argument(
         "--gateway-queue-join",
@@ -168,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             if stale.is_file():
                 stale.unlink()
         root = Path(tempfile.mkdtemp(prefix="tk-chaos-cluster-"))
-        servers = ClusterServers(root, fast_failover=args.pg_timeouts == "fast", redis=args.redis)
+        servers = ClusterServers(
+            root, fast_failover=args.pg_timeouts == "fast", redis_mode=args.redis
+        )
         try:
             say(f"clusters in {root}: Redis ({args.redis}), RabbitMQ, Typesense, PostgreSQL")
             servers.start()
@@ -213,6 +218,10 @@ def run(
         loads = sale["loads"]
         attempts = with_sent(loads["timeline"], loads["latencies_ms"])
         attempts += [cr.Attempt(a.at, a.route, a.status, a.note, a.sent) for a in answers]
+        # waitingroom/queue/store_keys.py's name of the event's line
+        line = f"{settings.redis_prefix}q:{{{events.paid}}}:waiting"
+        for said in line_differences(servers.members(line, events.paid), loads["fans"]):
+            say(f"queue's line at the end: {said}")
         results = print_results(
             args, keys, schedule, faults.marks, procs, servers_line(args, servers),
             sale, figures, attempts,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import chaos_report as cr
+from bench import onsale_report as report
 
 
 def with_sent(
@@ -79,3 +80,26 @@ def resume(attempts: Sequence[cr.Attempt], killed: float, restarted: float) -> R
 def interrupted(attempts: Sequence[cr.Attempt], begin: float, end: float) -> int:
     """Failed answers (unanswered, 5xx, degraded) between ``begin`` and ``end``."""
     return sum(begin <= a.at <= end and cr.failed(a) for a in attempts)
+
+
+def line_differences(members: set[str], fans: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Where the queue's line at the end (``members``) and the fans who hold a place by
+    their own account (bench/onsale_report.py's in_line) differ, a line per fan with what
+    its record says; abandoned fans a sell-out put back at the front are in the first
+    group by design (onsale_report.waiting_at_end)."""
+    own = {f["user"]: f for f in fans if report.in_line(f)}
+    by_user = {f["user"]: f for f in fans}
+    lines = []
+    for user in sorted(members - set(own)):
+        f = by_user.get(user)
+        said = "not one of the fans" if f is None else story(f)
+        lines.append(f"{user} is in it, the fan says it is not: {said}")
+    for user in sorted(set(own) - members):
+        lines.append(f"{user} is not in it, the fan says it is: {story(own[user])}")
+    return lines
+
+
+def story(f: Mapping[str, Any]) -> str:
+    times = ("joined_at", "last_joined_at", "admitted_at", "last_admitted_at", "sold_out_at")
+    known = ", ".join(f"{k} {f[k]:.3f}" for k in times if f.get(k) is not None)
+    return f"{f.get('kind')}, {f.get('outcome') or 'unfinished'}; {known}"

@@ -12,7 +12,7 @@ their data in a temporary directory, never the machine's shared servers:
   catalog reads from either node.
 - Redis: a Redis Cluster of three primaries, each with a replica (deploy/redis_cluster.py:
   a node not answering for 5 s is failed over), the services given every node as a seed
-  (``redis+cluster://``); or, with ``redis="single"``, one private server
+  (``redis+cluster://``); or, with ``redis_mode="single"``, one private server
   (bench/chaos_servers.py's), which has no node to lose.
 
 Each answers for itself whether a killed node has rejoined.
@@ -28,6 +28,7 @@ import signal
 import time
 from pathlib import Path
 
+import redis
 from redis.crc import key_slot
 
 from bench.chaos_servers import RedisServer
@@ -88,7 +89,9 @@ class FailoverFormation(Formation):
 class ClusterServers:
     """The clusters, started by start() and stopped (their directory removed) by close()."""
 
-    def __init__(self, root: Path, *, fast_failover: bool = True, redis: str = "cluster") -> None:
+    def __init__(
+        self, root: Path, *, fast_failover: bool = True, redis_mode: str = "cluster"
+    ) -> None:
         self.root = root
         os.chmod(root, 0o755)  # noqa: S103 - the postgres user must reach its directory
         # One block of ports for the clusters: RabbitMQ's AMQP and distribution ports,
@@ -112,7 +115,7 @@ class ClusterServers:
         first += 3
         self.redis_cluster = (
             RedisCluster.layout(root / "redis-cluster", first, NODES, 1)
-            if redis == "cluster"
+            if redis_mode == "cluster"
             else None
         )
         self.redis = RedisServer(root) if self.redis_cluster is None else None
@@ -168,6 +171,15 @@ class ClusterServers:
         ``{<event_id>}``: waitingroom/queue/store_keys.py)."""
         assert self.redis_cluster is not None
         return self.redis_cluster.primary_of(key_slot(f"{{{event_id}}}".encode()))
+
+    def members(self, key: str, event_id: int) -> set[str]:
+        """The members of one of the event's sorted sets (``key``: its full name)."""
+        if self.redis_cluster is None:
+            client = redis.Redis.from_url(self.redis_url)
+        else:
+            client = self.event_primary(event_id).client()
+        with client:
+            return {str(m, "utf-8") for m in client.zrange(key, 0, -1) if isinstance(m, bytes)}
 
     def redis_rejoined(self, node: RedisNode) -> bool:
         """``node`` is back as a replica, in sync with its primary, in a cluster that is ok."""

@@ -59,17 +59,18 @@ def admission_to_hold(fans: Iterable[Mapping[str, Any]]) -> list[float]:
 
 
 def still_in_line(fans: Iterable[Mapping[str, Any]]) -> int:
-    """Fans who hold a place in the line at the end by their own account: joined, not
-    admitted since their last join, never left (told sold_out, or still waiting when the
-    run stopped). A fan whose admission ended unused joined again: in line once more."""
-    count = 0
-    for f in fans:
-        joined = f.get("last_joined_at", f.get("joined_at"))
-        admitted = f.get("last_admitted_at", f.get("admitted_at"))
-        if joined is None or f.get("outcome") not in ("sold_out", None):
-            continue
-        count += admitted is None or joined > admitted
-    return count
+    return sum(in_line(f) for f in fans)
+
+
+def in_line(f: Mapping[str, Any]) -> bool:
+    """Whether the fan holds a place in the line at the end by their own account: joined,
+    not admitted since their last join, never left (told sold_out, or still waiting when
+    the run stopped). A fan whose admission ended unused joined again: in line once more."""
+    joined = f.get("last_joined_at", f.get("joined_at"))
+    admitted = f.get("last_admitted_at", f.get("admitted_at"))
+    if joined is None or f.get("outcome") not in ("sold_out", None):
+        return False
+    return admitted is None or joined > admitted
 
 
 # Clocks: the fans hear an admission a little after the admitter made it, and a sale's

@@ -74,3 +74,18 @@ def test_degraded_searches_interrupt_reads() -> None:
     ]
     assert ccr.interrupted(reads, 100.0, 130.0) == 2
     assert ccr.interrupted(reads[:1] + reads[2:3], 100.0, 130.0) == 0
+
+
+def test_the_line_at_the_end_against_the_fans_own_accounts() -> None:
+    fans = [
+        {"user": "f1", "kind": "buy", "outcome": "sold_out", "joined_at": 1.0},
+        {"user": "f2", "kind": "buy", "outcome": "booked", "joined_at": 1.0, "admitted_at": 5.0},
+        {"user": "f3", "kind": "buy", "outcome": None, "joined_at": 2.0},
+    ]
+    # the queue kept f2 (admitted, then forgotten) and lost f3
+    lines = ccr.line_differences({"f1", "f2"}, fans)
+    assert lines == [
+        "f2 is in it, the fan says it is not: buy, booked; joined_at 1.000, admitted_at 5.000",
+        "f3 is not in it, the fan says it is: buy, unfinished; joined_at 2.000",
+    ]
+    assert ccr.line_differences({"f1", "f3"}, fans) == []
