@@ -42,8 +42,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -235,21 +236,51 @@ def main(argv: list[str] | None = None) -> int:
     size_sale(args, keys)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.environ.setdefault("TICKETING_ENV", "dev")  # dev tokens, ?token= sockets
+    return on_own_servers(
+        args,
+        RUN_DIR,
+        PrivateServers,
+        "private PostgreSQL, Redis and RabbitMQ",
+        lambda servers, root: run(args, keys, servers, chaos_settings(args, servers, root)),
+    )
+
+
+class OwnServers(Protocol):
+    start_seconds: dict[str, float]
+
+    def start(self) -> None: ...
+
+    def close(self, keep: bool = False) -> None: ...
+
+
+S = TypeVar("S", bound=OwnServers)
+
+
+def on_own_servers(
+    args: argparse.Namespace,
+    run_dir: Path,
+    make: Callable[[Path], S],
+    what: str,
+    body: Callable[[S, Path], int],
+) -> int:
+    """Under the benchmarks' run lock, ``run_dir`` emptied of the last run's files: the
+    servers ``make`` lays out in a new temporary directory, started, ``body`` run on them,
+    then stopped (their directory kept with --keep)."""
     with wait_for_lock(Settings.from_env().database_url, args.wait_for_lock):
-        RUN_DIR.mkdir(parents=True, exist_ok=True)
-        for stale in RUN_DIR.iterdir():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in run_dir.iterdir():
             if stale.is_file():
                 stale.unlink()
-        root = Path(tempfile.mkdtemp(prefix="tk-chaos-"))
-        servers = PrivateServers(root)
+        root = Path(tempfile.mkdtemp(prefix=f"tk-{run_dir.name}-"))
+        servers = make(root)
         try:
-            say(f"private PostgreSQL, Redis and RabbitMQ in {root}")
+            say(f"{what} in {root}")
             servers.start()
             say(
                 "started in "
                 + ", ".join(f"{k} {v:.1f} s" for k, v in servers.start_seconds.items())
             )
-            return run(args, keys, servers, chaos_settings(args, servers, root))
+            return body(servers, root)
         finally:
             servers.close(keep=args.keep)
 

@@ -43,7 +43,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench import chaos_report as cr  # noqa: E402
 from bench import onsale_report as report  # noqa: E402
-from bench.chaos import chaos_sale, indexed, size_for, stack_settings, start_search  # noqa: E402
+from bench.chaos import (  # noqa: E402
+    chaos_sale,
+    indexed,
+    on_own_servers,
+    size_for,
+    stack_settings,
+    start_search,
+)
 from bench.chaos_cluster_faults import NodeLosses  # noqa: E402
 from bench.chaos_cluster_report import line_differences, with_sent  # noqa: E402
 from bench.chaos_cluster_servers import ClusterServers  # noqa: E402
@@ -65,7 +71,7 @@ from bench.chaos_probe import Probes  # noqa: E402
 from bench.onsale import balance, build_parser  # noqa: E402
 from bench.onsale_setup import OnsaleEvents, create_onsale_database, start_stack  # noqa: E402
 from bench.search import say, wait_for  # noqa: E402
-from bench.surge import size_processes, wait_for_lock  # noqa: E402
+from bench.surge import size_processes  # noqa: E402
 from bench.surge_setup import wait_for_time_wait  # noqa: E402
 from ticketing.config import Settings  # noqa: E402
 from ticketing.settings_schema import Secret, Url  # noqa: E402
@@ -165,25 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     size_for(args, schedule_seconds(args, keys))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.environ.setdefault("TICKETING_ENV", "dev")  # dev tokens, ?token= sockets
-    with wait_for_lock(Settings.from_env().database_url, args.wait_for_lock):
-        RUN_DIR.mkdir(parents=True, exist_ok=True)
-        for stale in RUN_DIR.iterdir():
-            if stale.is_file():
-                stale.unlink()
-        root = Path(tempfile.mkdtemp(prefix="tk-chaos-cluster-"))
-        servers = ClusterServers(
+    return on_own_servers(
+        args,
+        RUN_DIR,
+        lambda root: ClusterServers(
             root, fast_failover=args.pg_timeouts == "fast", redis_mode=args.redis
-        )
-        try:
-            say(f"clusters in {root}: Redis ({args.redis}), RabbitMQ, Typesense, PostgreSQL")
-            servers.start()
-            say(
-                "started in "
-                + ", ".join(f"{k} {v:.1f} s" for k, v in servers.start_seconds.items())
-            )
-            return run(args, keys, servers, cluster_settings(args, servers, root))
-        finally:
-            servers.close(keep=args.keep)
+        ),
+        f"clusters (Redis {args.redis}, RabbitMQ, Typesense, PostgreSQL)",
+        lambda servers, root: run(args, keys, servers, cluster_settings(args, servers, root)),
+    )
 
 
 def run(
@@ -220,11 +216,10 @@ def run(
         attempts += [cr.Attempt(a.at, a.route, a.status, a.note, a.sent) for a in answers]
         # waitingroom/queue/store_keys.py's name of the event's line
         line = f"{settings.redis_prefix}q:{{{events.paid}}}:waiting"
-        for said in line_differences(servers.members(line, events.paid), loads["fans"]):
-            say(f"queue's line at the end: {said}")
+        differ = line_differences(servers.members(line, events.paid), loads["fans"])
         results = print_results(
             args, keys, schedule, faults.marks, procs, servers_line(args, servers),
-            sale, figures, attempts,
+            sale, figures, attempts, differ,
         )  # fmt: skip
         write_results(args, results, sale)
         return 0 if all(passed for passed, _ in results["checks"]) else 1

@@ -85,13 +85,16 @@ def interrupted(attempts: Sequence[cr.Attempt], begin: float, end: float) -> int
 def line_differences(members: set[str], fans: Sequence[Mapping[str, Any]]) -> list[str]:
     """Where the queue's line at the end (``members``) and the fans who hold a place by
     their own account (bench/onsale_report.py's in_line) differ, a line per fan with what
-    its record says; abandoned fans a sell-out put back at the front are in the first
-    group by design (onsale_report.waiting_at_end)."""
+    its record says. Admitted fans who abandoned may be in the line without saying so: a
+    sell-out puts those whose claim window is open back at the front, by design
+    (onsale_report.waiting_at_end)."""
     own = {f["user"]: f for f in fans if report.in_line(f)}
     by_user = {f["user"]: f for f in fans}
     lines = []
     for user in sorted(members - set(own)):
         f = by_user.get(user)
+        if f is not None and f.get("outcome") == "abandoned":
+            continue
         said = "not one of the fans" if f is None else story(f)
         lines.append(f"{user} is in it, the fan says it is not: {said}")
     for user in sorted(set(own) - members):

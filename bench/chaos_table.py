@@ -62,12 +62,14 @@ def fault_rows(
     return rows
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
-    print("| " + " | ".join(title for _, title in COLUMNS) + " |")
-    print("|" + "---|" * len(COLUMNS))
+def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]] = COLUMNS) -> None:
+    """A markdown row per fault (bench/chaos_cluster_table.py's columns are its own), then
+    what each fault did."""
+    print("| " + " | ".join(title for _, title in columns) + " |")
+    print("|" + "---|" * len(columns))
     for row in rows:
         row["fivexx"] = f"{row['errors_5xx']:,} ({row['errors_5xx_after_back']:,})"
-        cells = [f"{row[k]:,}" if isinstance(row[k], int) else str(row[k]) for k, _ in COLUMNS]
+        cells = [f"{row[k]:,}" if isinstance(row[k], int) else str(row[k]) for k, _ in columns]
         print("| " + " | ".join(cells) + " |")
     for i, row in enumerate(rows, 1):
         print(f"  {i}. {row['fault']}: {row['detail']}")
@@ -114,33 +116,16 @@ def print_results(
         "seats/s) or more; counts from the fault's start to the end of its window"
     )
     print_table(rows)
-    orders = {}
     restarts = [r for r in schedule.records if r.key in REDIS_FAULTS and r.back]
-    for rec, following in zip(restarts, [*restarts[1:], None], strict=True):
-        until = following.started if following else float("inf")
-        lost = rec.key == "redis_lost"
-        members = cr.cohort(fans, rec.started, lost, args.session_seconds, until)
-        later = cr.newcomers(fans, rec.started, members, args.session_seconds, until)
-        orders[rec.label] = cr.order_check(members, args.order_tolerance, later)
-        print("order across " + order_line(rec.label, orders[rec.label], args.order_tolerance))
+    moments = [(r.label, r.started, r.key == "redis_lost") for r in restarts]
+    orders = order_checks(fans, moments, args)
     lost = any(r.key == "redis_lost" and r.back for r in schedule.records)
     ledger = [line for line in figures.ledger if not (lost and COUNTER_LINE in line)]
     for line in figures.ledger:
         print(("n/a after a Redis data loss: " if line not in ledger else "ledger: ") + line)
     for line in figures.double_sold:
         print(f"ledger: {line}")
-    outcomes = Counter(f["outcome"] or f"out:{f['last_status']}" for f in fans)
-    print("fans: " + ", ".join(f"{k} {v:,}" for k, v in outcomes.most_common()))
-    statuses = {route: dict(sorted(c.items())) for route, c in sale["loads"]["statuses"].items()}
-    print(f"statuses: {json.dumps(statuses, sort_keys=True)}")
-    print(
-        f"sale: {figures.selling.seats:,} seats sold at {figures.selling.rate:.1f}/s, "
-        f"sold out {sold_out(figures.sold_out_after)} after on-sale; 5xx answers to fans "
-        f"{figures.errors_5xx:,}; run ended: {sale['ended']}"
-    )
-    for line in procs.unasked:
-        print(f"exited unasked: {line}")
-    stuck = cr.unfinished(fans)
+    outcomes = print_sale(sale, figures, procs)
     redis_403 = sum(r["reserve_403"] for r in rows if r["key"] in REDIS_FAULTS)
     checks = [
         (
@@ -152,13 +137,7 @@ def print_results(
             "every route answered again after every fault",
         ),
         (not procs.unasked, f"no component exited unasked ({len(procs.unasked)})"),
-        (not figures.double_sold, "no seat sold twice"),
-        (
-            not figures.unpaid_charges,
-            f"every charge a booking's or refunded ({len(figures.unpaid_charges)} not)",
-        ),
-        (not ledger, "the API, the queue and the database agree (bookings, waiting, active)"),
-        (not stuck, "every fan ended with an answer" + (f" ({stuck})" if stuck else "")),
+        *ledger_checks(figures, ledger, fans),
         *[(o.holds, f"fans kept their places in order across {k}") for k, o in orders.items()],
         (
             redis_403 == 0,
@@ -166,10 +145,77 @@ def print_results(
             "reserves refused 403)",
         ),
     ]
+    print_checks(checks)
+    return summary(rows, orders, checks, outcomes, figures, procs)
+
+
+def order_checks(
+    fans: list[dict[str, Any]],
+    moments: list[tuple[str, float, bool]],
+    args: argparse.Namespace,
+    word: str = "restart",
+) -> dict[str, cr.Order]:
+    """The order check of the fans waiting at each moment (label, time, whether the queue
+    was lost then), each up to the next moment; printed, and returned by label."""
+    orders = {}
+    for (label, at, lost), following in zip(moments, [*moments[1:], None], strict=True):
+        until = following[1] if following else float("inf")
+        members = cr.cohort(fans, at, lost, args.session_seconds, until)
+        later = cr.newcomers(fans, at, members, args.session_seconds, until)
+        orders[label] = cr.order_check(members, args.order_tolerance, later)
+        print("order across " + order_line(label, orders[label], args.order_tolerance, word))
+    return orders
+
+
+def print_sale(sale: dict[str, Any], figures: report.RunFigures, procs: ChaosProcs) -> Counter[str]:
+    """The fans' outcomes (returned), every route's statuses, the sale, the exits."""
+    fans = sale["loads"]["fans"]
+    outcomes = Counter(f["outcome"] or f"out:{f['last_status']}" for f in fans)
+    print("fans: " + ", ".join(f"{k} {v:,}" for k, v in outcomes.most_common()))
+    statuses = {route: dict(sorted(c.items())) for route, c in sale["loads"]["statuses"].items()}
+    print(f"statuses: {json.dumps(statuses, sort_keys=True)}")
+    print(
+        f"sale: {figures.selling.seats:,} seats sold at {figures.selling.rate:.1f}/s, "
+        f"sold out {sold_out(figures.sold_out_after)} after on-sale; 5xx answers to fans "
+        f"{figures.errors_5xx:,}; run ended: {sale['ended']}"
+    )
+    for line in procs.unasked:
+        print(f"exited unasked: {line}")
+    return outcomes
+
+
+def ledger_checks(
+    figures: report.RunFigures, ledger: list[str], fans: list[dict[str, Any]]
+) -> list[tuple[bool, str]]:
+    """The on-sale's own checks; ``ledger``: the ledger's problems that count."""
+    stuck = cr.unfinished(fans)
+    return [
+        (not figures.double_sold, "no seat sold twice"),
+        (
+            not figures.unpaid_charges,
+            f"every charge a booking's or refunded ({len(figures.unpaid_charges)} not)",
+        ),
+        (not ledger, "the API, the queue and the database agree (bookings, waiting, active)"),
+        (not stuck, "every fan ended with an answer" + (f" ({stuck})" if stuck else "")),
+    ]
+
+
+def print_checks(checks: list[tuple[bool, str]]) -> None:
     for passed, line in checks:
         print(("PASS  " if passed else "FAIL  ") + line)
     failed = sum(not passed for passed, _ in checks)
     print("PASS" if not failed else f"FAIL: {failed} of {len(checks)} checks")
+
+
+def summary(
+    rows: list[dict[str, Any]],
+    orders: dict[str, cr.Order],
+    checks: list[tuple[bool, str]],
+    outcomes: Counter[str],
+    figures: report.RunFigures,
+    procs: ChaosProcs,
+) -> dict[str, Any]:
+    """What --summary and the results files keep."""
     return {
         "rows": rows,
         "orders": {k: asdict(o) for k, o in orders.items()},

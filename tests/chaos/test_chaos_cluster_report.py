@@ -89,3 +89,6 @@ def test_the_line_at_the_end_against_the_fans_own_accounts() -> None:
         "f3 is not in it, the fan says it is: buy, unfinished; joined_at 2.000",
     ]
     assert ccr.line_differences({"f1", "f3"}, fans) == []
+    # an abandoner a sell-out put back at the front is in the line by design
+    gone = {"user": "f4", "kind": "abandon", "outcome": "abandoned", "admitted_at": 3.0}
+    assert ccr.line_differences({"f1", "f3", "f4"}, [*fans, gone]) == []
