@@ -42,6 +42,11 @@ JOINS = Counter(
 ADMISSIONS = Counter(
     "ticketing_queue_admissions_total", "Fans this process's admitter admitted.", ["event_id"]
 )
+UNREPLICATED_TICKS = Counter(
+    "ticketing_queue_unreplicated_admission_ticks_total",
+    "Admitting ticks whose writes no replica acknowledged in time (Redis Cluster or "
+    "Sentinel): a failover right after one could admit those fans again.",
+)
 SESSIONS_ENDED = Counter(
     "ticketing_queue_sessions_ended_total",
     "Sessions or places ended, by reason (expired, booked, left, abandoned; unclaimed: no "

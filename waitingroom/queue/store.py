@@ -14,12 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.typing import EncodableT
+
 from ticketing.coalesce import Coalescer
 from ticketing.config import Settings
 from ticketing.domain.queue import QueueConfig, admission_pace, measured_rate_per_minute
-from ticketing.redis_connect import RedisClient
+from ticketing.redis_acked import run_acknowledged
+from ticketing.redis_connect import RedisClient, parse_redis_url
 from waitingroom.queue import scripts
-from waitingroom.queue.metrics import PLACE_BATCH
+from waitingroom.queue.metrics import PLACE_BATCH, UNREPLICATED_TICKS
 from waitingroom.queue.scripts_places import PLACE_FIELDS
 from waitingroom.queue.store_claims import SessionStore
 from waitingroom.queue.store_config import ConfigStore, set_rate
@@ -33,6 +36,10 @@ from waitingroom.queue.store_notify import NotifyStore
 SWEEP_MAX = 1000
 # Most fans admitted per tick and event, for the same reason.
 ADMIT_BATCH_MAX = 500
+# How long a tick waits for a replica to have its admissions, and how long an event's ticks
+# stop waiting after one ran out (ticketing/redis_acked.py).
+ACK_TIMEOUT_MS = 100
+ACK_RETRY_SECONDS = 5.0
 # Seats a fan takes until measured (TICK's prior), and how many fans' worth it weighs
 # against the holds measured in the event.
 PRIOR_SEATS_PER_FAN = 2
@@ -135,6 +142,12 @@ class QueueStore(ConfigStore, SessionStore, CountStore, DrawStore, NotifyStore):
         self._ip_limit = gcra_limit(settings.queue_ip_rate_per_minute)
         self._leave = redis.register_script(scripts.LEAVE)
         self._tick = redis.register_script(scripts.TICK)
+        # With replicas (a cluster, Sentinel), a tick's admissions are on a replica before
+        # any fan hears of them (ticketing/redis_acked.py). Where the wait ran out (no
+        # replica now: one just promoted, or the replica down) an event's ticks stop
+        # waiting for a while, so the admitter's loop over every event does not crawl.
+        self._acked = parse_redis_url(settings.redis_url).mode != "single"
+        self._unacked_until: dict[int, float] = {}
         self._positions = redis.register_script(scripts.POSITIONS)
         self._touch = redis.register_script(scripts.TOUCH)
 
@@ -239,22 +252,31 @@ class QueueStore(ConfigStore, SessionStore, CountStore, DrawStore, NotifyStore):
 
     async def tick(self, event_id: int) -> TickResult:
         s = self.settings
-        now_ms, expired, abandoned, admitted, lapsed, held = await self._tick(
-            keys=self.keys(event_id, *_TICK_KEYS),
-            args=[
-                s.queue_admit_per_minute,
-                s.queue_max_active,
-                s.queue_session_seconds,
-                s.queue_mode,
-                s.queue_abandon_seconds * 1000,
-                ADMIT_BATCH_MAX,
-                SWEEP_MAX,
-                s.admission_claim_seconds,
-                s.queue_admission_margin_percent,
-                PRIOR_SEATS_PER_FAN,
-                PRIOR_WEIGHT_FANS,
-            ],
-        )
+        keys = self.keys(event_id, *_TICK_KEYS)
+        args: list[EncodableT] = [
+            s.queue_admit_per_minute,
+            s.queue_max_active,
+            s.queue_session_seconds,
+            s.queue_mode,
+            s.queue_abandon_seconds * 1000,
+            ADMIT_BATCH_MAX,
+            SWEEP_MAX,
+            s.admission_claim_seconds,
+            s.queue_admission_margin_percent,
+            PRIOR_SEATS_PER_FAN,
+            PRIOR_WEIGHT_FANS,
+        ]
+        if self._acked and time.monotonic() >= self._unacked_until.get(event_id, 0.0):
+            reply, acked = await run_acknowledged(
+                self.redis, self._tick, keys, args, 1, ACK_TIMEOUT_MS
+            )
+            if acked < 1:
+                self._unacked_until[event_id] = time.monotonic() + ACK_RETRY_SECONDS
+        else:
+            reply, acked = await self._tick(keys=keys, args=args), 0
+        now_ms, expired, abandoned, admitted, lapsed, held = reply
+        if admitted and self._acked and acked < 1:
+            UNREPLICATED_TICKS.inc()
         held = text(held)
         return TickResult(
             int(now_ms),
