@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ticketing.config import Settings
 from ticketing.keys import public_pems
-from ticketing.redis_connect import parse_redis_url
+from ticketing.redis_url import parse_redis_url
 from ticketing.settings_schema import Secret, Url, declared
 
 # What nginx never gets: keys that sign access or admission tokens (and, derived from the

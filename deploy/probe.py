@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ticketing.config import Settings
-from ticketing.redis_connect import parse_redis_url
+from ticketing.redis_url import parse_redis_url
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # States: up, down (refused/unreachable), starting, silent (open but no answer),

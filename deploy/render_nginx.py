@@ -21,7 +21,7 @@ from ticketing.auth import LEEWAY_SECONDS
 from ticketing.config import Settings
 from ticketing.domain.queue import MIN_RATE_SPAN_SECONDS, RATE_WINDOW_SECONDS
 from ticketing.jwt_speed import HS256Signer
-from ticketing.redis_connect import RedisTarget, parse_redis_url
+from ticketing.redis_url import RedisTarget, parse_redis_url
 from ticketing.validation import MAX_ID
 from waitingroom.queue import scripts as queue_scripts
 from waitingroom.queue.metrics import WAIT_BUCKETS

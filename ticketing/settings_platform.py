@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 from urllib.parse import urlsplit
 
-from ticketing.redis_connect import parse_redis_url
+from ticketing.redis_url import parse_redis_url
 from ticketing.settings_schema import (
     ConfigError,
     Secret,

@@ -20,7 +20,8 @@ from ticketing.coalesce import Coalescer
 from ticketing.config import Settings
 from ticketing.domain.queue import QueueConfig, admission_pace, measured_rate_per_minute
 from ticketing.redis_acked import run_acknowledged
-from ticketing.redis_connect import RedisClient, parse_redis_url
+from ticketing.redis_connect import RedisClient
+from ticketing.redis_url import parse_redis_url
 from waitingroom.queue import scripts
 from waitingroom.queue.metrics import PLACE_BATCH, UNREPLICATED_TICKS
 from waitingroom.queue.scripts_places import PLACE_FIELDS

@@ -1,5 +1,5 @@
 """TICKETING_REDIS_URL names one server, a Redis Cluster's seed nodes, or the sentinels of
-a primary: the scheme chooses the mode (ticketing.redis_connect)."""
+a primary: the scheme chooses the mode (ticketing.redis_url)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from tests.unit.platform.test_config import OWN_SECRETS
 from ticketing.config import Settings
-from ticketing.redis_connect import RedisTarget, parse_redis_url
+from ticketing.redis_url import RedisTarget, parse_redis_url
 from ticketing.settings_schema import ConfigError
 
 
@@ -63,8 +63,8 @@ def test_each_form_names_its_mode_nodes_password_and_db(url, target):
         ("redis+sentinel://s1:26379/", "/<master-name>"),
         ("redis+sentinel://s1:26379/tk/1/2", "/<master-name>"),
         ("redis+sentinel://s1:26379/tk/one", "must be a number"),
-        ("redis://:own-secret@cache:port/0", "Port could not be cast"),
-        ("redis://:own-secret@cache/0?db=x", "Invalid value for 'db'"),
+        ("redis://:own-secret@cache:port/0", "the port is not a number"),
+        ("redis://:own-secret@cache/0?db=x", "the db must be a number"),
     ],
 )
 def test_a_url_naming_no_target_is_refused_with_the_reason(url, said):
