@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ticketing.domain.challenge import MAX_DIFFICULTY
 from ticketing.settings_platform import PlatformSettings
 from ticketing.settings_schema import (
     ConfigError,
@@ -58,6 +59,12 @@ def _slot(raw: str, name: str) -> str:
     if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
         raise ConfigError(f"{name} must be i/n with 0 <= i < n (e.g. 0/3), got {raw!r}")
     return f"{int(index)}/{int(count)}"
+
+
+def _difficulty(raw: str, name: str) -> int:
+    if not (raw.isascii() and raw.isdigit() and int(raw) <= MAX_DIFFICULTY):
+        raise ConfigError(f"{name} must be a whole number from 0 to {MAX_DIFFICULTY}, got {raw!r}")
+    return int(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +240,25 @@ class Settings(PlatformSettings):
         "admission margin until an operator sets `admission_margin_percent`: fans admitted but "
         "not yet holding, times the seats a fan takes on average, stay within the seats left "
         "plus this share",
+    )
+    challenge_default_difficulty: int = setting(
+        0,
+        "proof-of-work difficulty at a queue's door until an operator sets "
+        "`challenge_difficulty`: 0 (off) to 10, each step doubling the work; 4 is a second or "
+        "two at worst in a browser (ticketing/domain/challenge.py has the scale)",
+        parse=_difficulty,
+    )
+    challenge_auto_joins_per_second: int = setting(
+        200,
+        "automatic challenge mode: joins per second at an event's door (over 10 s) above "
+        "which the difficulty goes up a step, and down a step when below both thresholds",
+        minimum=1,
+    )
+    challenge_auto_failed_per_second: int = setting(
+        20,
+        "automatic challenge mode: failed solutions per second (over 10 s) above which the "
+        "difficulty goes up a step",
+        minimum=1,
     )
     # Every TICKETING_* variable as given (read by tests' controls); it holds secrets, so it
     # stays out of repr.

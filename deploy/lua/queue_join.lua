@@ -13,7 +13,8 @@
 -- a fan in line while every seat left is held hears all_held, as from the waitingroom). Everything else (a ticket it
 -- does not take, a pre-queue ticket after on-sale, any admitted fan's ticket (signed with a
 -- key the gateway never holds), other fields, a token it does not read, an unknown event, an
--- admitted fan, a rate limit, any Redis error) goes to the waitingroom unchanged (ngx.exec
+-- admitted fan, a rate limit, any Redis error, an event whose door asks for a solved
+-- challenge) goes to the waitingroom unchanged (ngx.exec
 -- to @waitingroom), which decides and explains as it always has.
 --
 -- What it shares with the waitingroom rather than repeats: the PLACE script itself (run
@@ -344,7 +345,7 @@ local function figures(link, event_id, now_s)
     if cached and now_s - cached.at < 1 then return cached end
     local key = cfg.key_prefix .. event_id .. "}:"
     local replies = link:pipeline(key, {
-        { "hget", key .. "config", "paused" },
+        { "hmget", key .. "config", "paused", "challenge_difficulty", "challenge_auto" },
         { "zcard", key .. "waiting" },
         { "zcard", key .. "pre" },
         { "hgetall", key .. "state" },
@@ -356,13 +357,16 @@ local function figures(link, event_id, now_s)
     for i = 1, 7 do
         if type(replies[i]) == "table" and replies[i][1] == false then return nil end
     end
-    local paused, waiting, pre, state, rate, fair, seed =
+    local conf, waiting, pre, state, rate, fair, seed =
         replies[1], replies[2], replies[3], hash(replies[4]), hash(replies[5]), replies[6],
         replies[7]
     local drawn = state.drawn == "1"
     cached = {
         at = now_s,
-        paused = paused == "1",
+        paused = conf[1] == "1",
+        -- The door's challenge on (or its automatic mode, which may turn it on): every join
+        -- goes to the waitingroom, which verifies solutions (waitingroom/queue/challenge.py).
+        challenge = (tonumber(conf[2]) or 0) > 0 or conf[3] == "1",
         sold_out = state.sold_out == "1",
         -- every seat left is in a hold (the admitters' TICK keeps this flag)
         all_held = state.all_held == "1" and state.sold_out ~= "1",
@@ -422,6 +426,7 @@ function M.join()
     if event == nil then link:release(); return pass("event") end
     local fig = figures(link, event_id, now_s)
     if fig == nil then link:release(); return pass("redis") end
+    if fig.challenge then link:release(); return pass("challenge") end
     local on_sale = now_s * 1000 >= event.on_sale_ms
     if not on_sale and not fig.committed then
         link:release()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
+import altcha
 import jwt
 from redis import Redis
 
@@ -161,3 +163,45 @@ def test_a_lost_script_goes_to_the_waitingroom_which_loads_it_again(stack: Stack
     status, headers, again = _join(stack, on_sale, fan)
     assert status == 200 and headers.get("X-Queue-Join") == GATEWAY
     assert again["position"] == first["position"]
+
+
+def test_a_door_with_its_challenge_on_hands_every_join_to_the_waitingroom(stack: Stack, admin: str):
+    """The gateway verifies no proof of work: while an event's challenge is on, each of its
+    joins is the waitingroom's (which asks for one); off again, the gateway answers them."""
+    event = queue_event(stack, admin)["id"]
+    path = f"/admin/queues/{event}"
+    assert stack.request("PATCH", path, {"paused": True}, token=admin)[0] == 200
+    _wait_for_gateway(stack, event)
+    before = _gateway_metrics(stack)
+    assert stack.request("PATCH", path, {"challenge_difficulty": 1}, token=admin)[0] == 200
+    fans = iter(range(100))
+
+    def refused() -> tuple[int, dict[str, str], Any]:
+        return _join(stack, event, dev_token(stack, f"gw-door-{next(fans)}-{RUN_ID}", []))
+
+    # Every nginx worker reads the event's settings again within a second.
+    deadline = time.monotonic() + 5
+    while (answer := refused())[0] != 403 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status, headers, problem = answer
+    assert (status, problem["code"]) == (
+        403,
+        "challenge_required",
+    ) and "X-Queue-Join" not in headers
+    for _ in range(5):  # not one worker still answering by itself
+        status, headers, _ = refused()
+        assert status == 403 and "X-Queue-Join" not in headers
+    fan = dev_token(stack, f"gw-door-fan-{RUN_ID}", [])
+    status, _, problem = _join(stack, event, fan)
+    challenge = altcha.Challenge.from_dict(problem["challenge"])
+    solution = altcha.solve_challenge(challenge, timeout=30)
+    assert solution is not None
+    payload = altcha.Payload(challenge, solution).to_base64()
+    status, headers, body = _join(stack, event, fan, {"altcha": payload})
+    assert (status, body["status"]) == (200, "paused") and "X-Queue-Join" not in headers
+    name = "ticketing_gateway_queue_join_fallbacks_total"
+    after = _gateway_metrics(stack)
+    assert _metric(after, name, reason="challenge") > _metric(before, name, reason="challenge")
+
+    assert stack.request("PATCH", path, {"challenge_difficulty": 0}, token=admin)[0] == 200
+    _wait_for_gateway(stack, event)  # off: the gateway answers again

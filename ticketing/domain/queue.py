@@ -30,6 +30,10 @@ class QueueConfig:
     # Fans admitted but not yet holding, times the seats a fan takes on average, stay within
     # the seats left plus this share of them.
     admission_margin_percent: int = 10
+    # The proof of work a join carries (ticketing.domain.challenge): 0 turns it off; the
+    # automatic mode raises it while the door is under a spike.
+    challenge_difficulty: int = 0
+    challenge_auto: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +44,8 @@ class QueueConfig:
             "mode": self.mode,
             "claim_seconds": self.claim_seconds,
             "admission_margin_percent": self.admission_margin_percent,
+            "challenge_difficulty": self.challenge_difficulty,
+            "challenge_auto": self.challenge_auto,
         }
 
 

@@ -28,6 +28,7 @@ from waitingroom.queue.admin_shapes import (
     QueueSeries,
     QueueSeriesQuery,
 )
+from waitingroom.queue.challenge_routes import door_difficulty
 from waitingroom.queue.events import QueueEvent
 from waitingroom.queue.route_steps import (
     EVENT_ID,
@@ -54,6 +55,9 @@ async def queue_figures(runtime: QueueRuntime, event: QueueEvent) -> dict[str, A
     return {
         "event_id": event.event_id,
         **figures.config.to_json(),
+        "effective_challenge_difficulty": await door_difficulty(
+            runtime, event.event_id, figures.config
+        ),
         "waiting": figures.waiting,
         "active": figures.active,
         "admitted_total": figures.admitted_total,
@@ -104,7 +108,8 @@ async def get_queue(request: web.Request) -> web.Response:
     "/admin/queues/{event_id}",
     summary="Change a queue's settings (any of them); in force in every process within 2 s",
     description="mode auto steers the rate (up to admit_per_minute) from the booking backlog, "
-    "reserve latency and remaining seats.",
+    "reserve latency and remaining seats; challenge_auto raises challenge_difficulty while "
+    "the door is under a spike.",
     path_ids=[EVENT_ID],
     auth=require_admin,
     body=QueuePatch,
@@ -138,6 +143,8 @@ async def patch_queue(request: web.Request, body: QueuePatch) -> web.Response:
         after = (await store.figures(event_id)).config
         if after.mode == "auto" and before.mode != "auto":
             await store.set_state(event_id, auto_rate=auto_start_rate(after.admit_per_minute))
+        if before.challenge_auto and not after.challenge_auto:
+            await store.set_challenge_level(event_id, 0)  # a later auto mode starts afresh
         if after.paused != before.paused:
             await store.publish(event_id, "paused" if after.paused else "resumed")
         elif after != before:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field
 
 from ticketing.api import Body, Query, Shape
+from ticketing.domain.challenge import MAX_DIFFICULTY
 from waitingroom.queue.shapes import UNSENT, no_defaults
 
 # What an operator may set: wide bounds, but a typo cannot make a queue unusable.
@@ -37,6 +38,21 @@ AdmissionMarginPercent = Annotated[
     Field(
         description="Fans admitted but not yet holding, times the seats a fan takes on "
         "average (measured), stay within the seats left plus this share."
+    ),
+]
+ChallengeDifficulty = Annotated[
+    int,
+    Field(
+        description="Proof of work a join carries (an ALTCHA challenge): 0 turns it off; 1 to "
+        f"{MAX_DIFFICULTY}, each step doubling the work (4: at most 10,000 PBKDF2 tries, a "
+        "second or two in a browser)."
+    ),
+]
+ChallengeAuto = Annotated[
+    bool,
+    Field(
+        description="The automatic mode: the difficulty goes up a step every 10 s while joins "
+        "or failed solutions per second spike, and back down to challenge_difficulty when calm."
     ),
 ]
 Paused = Annotated[bool, Field(description="No one is admitted; fans keep their places.")]
@@ -67,6 +83,8 @@ class QueuePatch(Body):
     admission_margin_percent: Annotated[
         AdmissionMarginPercent, Field(ge=0, le=MAX_ADMISSION_MARGIN_PERCENT)
     ] = UNSENT
+    challenge_difficulty: Annotated[ChallengeDifficulty, Field(ge=0, le=MAX_DIFFICULTY)] = UNSENT
+    challenge_auto: ChallengeAuto = UNSENT
 
     def changes(self) -> dict[str, Any]:
         """The fields sent, as QueueConfig's."""
@@ -91,6 +109,12 @@ class QueueFigures(Shape):
     mode: Mode
     claim_seconds: ClaimSeconds
     admission_margin_percent: AdmissionMarginPercent
+    challenge_difficulty: ChallengeDifficulty
+    challenge_auto: ChallengeAuto
+    effective_challenge_difficulty: int = Field(
+        description="The difficulty in force: challenge_difficulty, or the automatic mode's "
+        "level while it is higher."
+    )
     waiting: int
     active: int
     admitted_total: int

@@ -33,6 +33,7 @@ from waitingroom.queue.booking_health import (
     LatencyReports,
     ReserveLatency,
 )
+from waitingroom.queue.challenge_auto import DoorSteering
 from waitingroom.queue.controller import QueueController
 from waitingroom.queue.draw import FairStart
 from waitingroom.queue.draw_record import FairnessRecord
@@ -99,6 +100,7 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
     app[QUEUE_PORT_KEY] = QueuePort(runtime, latency)
     series = app[SERIES_KEY] = QueueSeries(store)
     record = app[SETTINGS_RECORD_KEY] = SettingsRecord(app[PG_POOL_KEY])
+    door = DoorSteering(runtime)  # the challenge's automatic mode
 
     async def count_and_record() -> None:
         # Whoever counts this second writes back the operators' settings Redis lost (TICK
@@ -109,6 +111,7 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
         if await runtime.controller.run_once():
             await restore_settings(store, record, [event.event_id for event in events.all()])
             await series.record(events.all(), at_ms=beat_ms)
+            await door.run_once(event.event_id for event in events.all())
 
     front_door_only = app.get(ROLE_KEY) == "booking"
 

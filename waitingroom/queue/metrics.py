@@ -80,3 +80,14 @@ PLACE_BATCH = Histogram(
     "Joins and status reads that went to Redis in one placement call (batched per event).",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+CHALLENGES = Counter(
+    "ticketing_queue_challenges_total",
+    "Joins checked at a door whose challenge is on, by outcome (solved, required: none sent, "
+    "and why a solution failed: malformed, signature, solution, expired, reused).",
+    ["outcome"],
+)
+SOLVE_SECONDS = Histogram(
+    "ticketing_queue_challenge_solve_seconds",
+    "How long a fan's browser took to solve a challenge that passed (as it reported).",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
+)

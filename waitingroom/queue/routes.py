@@ -16,6 +16,7 @@ from ticketing.api.common import RATE_LIMITED, TOO_LARGE, UNAUTHORIZED
 from ticketing.api.shapes import ValidationProblem
 from ticketing.auth import require_user
 from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
+from waitingroom.queue.challenge_routes import JOIN_FORBIDDEN, pass_the_door
 from waitingroom.queue.events import QueueEvent
 from waitingroom.queue.metrics import ESTIMATED_WAIT, JOINS, SESSIONS_ENDED
 from waitingroom.queue.route_steps import (
@@ -69,6 +70,8 @@ async def join(request: web.Request) -> web.Response:
     runtime = request.app[QUEUE_KEY]
     body = await read_body(request, QueueJoinBody) if request.body_exists else None
     event = await event_or_404(runtime, event_id)
+    altcha = body.altcha if body is not None else None
+    await pass_the_door(runtime, event_id, principal.user_id, altcha)
     restore = session = None
     if body is not None and "queue_ticket" in body.model_fields_set:
         restore = read_queue_ticket(
@@ -127,7 +130,8 @@ serve(
         "queue lost (Redis lost its state) gets it back; an admitted fan gets the admitted "
         "session back, until its original end, and is answered admitted with an admission "
         "token. A session that ended in the queue Redis still has (booked, left, unclaimed) "
-        "is not given back.",
+        "is not given back. While the event's challenge_difficulty is above 0, every join "
+        "carries a solved challenge (GET /queue/{event_id}/challenge) as altcha.",
         body=QueueJoinBody,
         path_ids=(EVENT_ID,),
         secured=True,
@@ -140,11 +144,7 @@ serve(
                 extra=ValidationProblem,
             ),
             UNAUTHORIZED,
-            Problems(
-                403,
-                "the queue ticket is another fan's or another event's",
-                codes=("queue_ticket_invalid",),
-            ),
+            JOIN_FORBIDDEN,
             EVENT_NOT_FOUND,
             TOO_LARGE,
             QUEUE_LIMITED,

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from ticketing.api import Body, Query, Shape, Text
+from ticketing.api import Body, ProblemFields, Query, Shape, Text
 
 # The default of a body's field that may be left out but never sent as null: typed Any so
 # that the field keeps its type (null refused) yet defaults to None (not sent).
@@ -40,6 +40,52 @@ class QueueJoinBody(Body):
             "the session, until it would have ended).",
         ),
     ] = UNSENT
+    altcha: Annotated[
+        Text,
+        Field(
+            min_length=1,
+            max_length=4096,
+            description="A solved challenge of GET /queue/{event_id}/challenge (the ALTCHA "
+            "widget's payload, base64): required while the event's challenge is on.",
+        ),
+    ] = UNSENT
+
+
+class ChallengeData(Shape):
+    max_tries: int = Field(
+        description="The most tries it takes (the difficulty's bound): half on average."
+    )
+
+
+class ChallengeParameters(Shape):
+    """ALTCHA proof of work v2: find the counter whose PBKDF2 key starts with keyPrefix."""
+
+    algorithm: Literal["PBKDF2/SHA-256"]
+    cost: int = Field(description="PBKDF2 iterations per try.")
+    keyLength: int
+    keyPrefix: str
+    keySignature: str
+    nonce: str
+    salt: str
+    expiresAt: int = Field(description="Unix time (s) after which it is refused.")
+    data: ChallengeData
+
+
+class QueueChallenge(Shape):
+    """A proof-of-work challenge for this fan and this event, single use (the ALTCHA
+    widget takes it as it is)."""
+
+    parameters: ChallengeParameters
+    signature: str
+
+
+class ChallengeProblem(ProblemFields):
+    """A join's 403: with ``challenge_required`` and ``challenge_failed``, a fresh
+    challenge to solve."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, json_schema_extra=no_defaults)
+
+    challenge: QueueChallenge = UNSENT
 
 
 class QueueStatus(Shape):

@@ -25,6 +25,7 @@ from ticketing.redis_url import parse_redis_url
 from waitingroom.queue import scripts
 from waitingroom.queue.metrics import PLACE_BATCH, UNREPLICATED_TICKS
 from waitingroom.queue.scripts_places import PLACE_FIELDS
+from waitingroom.queue.store_challenge import ChallengeStore
 from waitingroom.queue.store_claims import SessionStore
 from waitingroom.queue.store_config import ConfigStore, set_rate
 from waitingroom.queue.store_count import CountStore
@@ -130,7 +131,7 @@ class Figures:
         return set_rate(self.config, self.auto_rate)
 
 
-class QueueStore(ConfigStore, SessionStore, CountStore, DrawStore, NotifyStore):
+class QueueStore(ConfigStore, SessionStore, CountStore, DrawStore, NotifyStore, ChallengeStore):
     def __init__(self, redis: RedisClient, settings: Settings) -> None:
         super().__init__(redis, settings)
         self._place = redis.register_script(scripts.PLACE)

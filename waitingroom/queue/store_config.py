@@ -44,6 +44,8 @@ SETTINGS = (
     "mode",
     "claim_seconds",
     "admission_margin_percent",
+    "challenge_difficulty",
+    "challenge_auto",
 )
 
 # Fields left out (None) keep what is on record: two operators changing different fields
@@ -142,6 +144,7 @@ class ConfigStore(QueueKeys):
             s.queue_mode,
             s.admission_claim_seconds,
             s.queue_admission_margin_percent,
+            s.challenge_default_difficulty,
         )
 
     def config_from(self, raw: dict[Any, Any]) -> QueueConfig:
@@ -160,6 +163,8 @@ class ConfigStore(QueueKeys):
             admission_margin_percent=int(
                 values.get("admission_margin_percent", base.admission_margin_percent)
             ),
+            challenge_difficulty=int(values.get("challenge_difficulty", base.challenge_difficulty)),
+            challenge_auto=values.get("challenge_auto", "0") == "1",
         )
 
     async def write_config(self, event_id: int, stored: StoredSettings) -> bool:
