@@ -4,21 +4,23 @@ starts it again to rejoin (issue 13 item 6).
 
     .venv/bin/python bench/chaos_cluster.py                       # 20,000 fans, 10,000 seats
     .venv/bin/python bench/chaos_cluster.py --fans 600 --seats 500 --absence 20 --window 5
+    .venv/bin/python bench/chaos_cluster.py --redis sentinel --faults redis   # Sentinel's
 
 Its own clusters on free ports, their data in a temporary directory
 (bench/chaos_cluster_servers.py): RabbitMQ of three nodes (quorum queues), Typesense of
 three, a pg_auto_failover formation (monitor, primary, synchronous standby), a Redis
-Cluster of three primaries with a replica each (--redis single: one server, no Redis
-loss). On them the stack as bench/chaos.py starts it (catalog_api,
+Cluster of three primaries with a replica each (--redis sentinel: a primary, two replicas
+and three sentinels, the services given the sentinels' URL; --redis single: one server, no
+Redis loss). On them the stack as bench/chaos.py starts it (catalog_api,
 search_sync, localstripe, booking workers and a payments worker, the waitingroom's
 supervisor with its front door, the nginx gateway), its fans and its probes (their joins
 on an event whose queue shares the on-sale's Redis primary). From --delay seconds after
 on-sale, one node loss at a time (bench/chaos_cluster_faults.py): the Redis primary of the
-event's slot, the RabbitMQ node leading the event's partition queue, Typesense's leader,
-the PostgreSQL primary (pg_auto_failover promotes the standby; the monitor's checks fast,
-or its own timeouts with --pg-timeouts default). Each node stays away --absence seconds
-(at least until 5 s after its cluster took over), is started again on its data and
-rejoins; then --window quiet seconds.
+event's slot (or the one the sentinels name), the RabbitMQ node leading the event's
+partition queue, Typesense's leader, the PostgreSQL primary (pg_auto_failover promotes the
+standby; the monitor's checks fast, or its own timeouts with --pg-timeouts default). Each
+node stays away --absence seconds (at least until 5 s after its cluster took over), is
+started again on its data and rejoins; then --window quiet seconds.
 
 Printed per loss: how long its cluster took to take over, how long after the kill joins,
 status and sockets, reserves, confirms, searches and views served again
@@ -30,8 +32,9 @@ interrupted by a Typesense node). Exit status 0 only when every check passes. Re
 bench/results/chaos-cluster-<UTC time>.json and .csv (the sale second by second).
 
 --control is the run that shows the checks can fail: each service is given only the node
-each fault loses (RabbitMQ's and Typesense's first, the first PostgreSQL node), as a
-single-node setup would have it.
+each fault loses (RabbitMQ's and Typesense's first, the first PostgreSQL node, with
+--redis sentinel the first primary's plain redis:// URL), as a single-node setup would have
+it. A Redis Cluster has no control: its client learns every node from any.
 """
 
 from __future__ import annotations
@@ -94,9 +97,10 @@ def build_cluster_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--redis",
-        choices=("cluster", "single"),
+        choices=("cluster", "sentinel", "single"),
         default="cluster",
-        help="a Redis Cluster (3 primaries, a replica each) or one server (no redis fault)",
+        help="a Redis Cluster (3 primaries, a replica each), a primary with 2 replicas and 3 "
+        "sentinels, or one server (no redis fault)",
     )
     parser.add_argument(
         "--gateway-queue-join",
@@ -139,15 +143,16 @@ def schedule_seconds(args: argparse.Namespace, keys: list[str]) -> float:
 
 def cluster_settings(args: argparse.Namespace, servers: ClusterServers, root: Path) -> Settings:
     """The services know every node of each cluster; in the control (--control), only the
-    one each fault loses, as a single-node setup would (not Redis's: a Redis Cluster client
-    learns every node from any)."""
+    one each fault loses, as a single-node setup would (Redis's with Sentinel only: a
+    Redis Cluster client learns every node from any)."""
     pg, rabbit, typesense = servers.postgres, servers.rabbitmq, servers.typesense
     one = args.control
+    sentinel_control = one and args.redis == "sentinel"
     base = stack_settings(
         args,
         root,
         database_url=pg.nodes["node1"].url(DATABASE) if one else pg.uri(DATABASE),
-        redis_url=servers.redis_url,
+        redis_url=servers.first_redis_url() if sentinel_control else servers.redis_url,
         amqp_url=rabbit.nodes[0].url() if one else rabbit.urls,
     )
     return dataclasses.replace(
@@ -163,7 +168,7 @@ def cluster_settings(args: argparse.Namespace, servers: ClusterServers, root: Pa
 
 def main(argv: list[str] | None = None) -> int:
     args = size_processes(build_cluster_parser().parse_args(argv))
-    default = [k for k in FAULTS if args.redis == "cluster" or k != "redis"]
+    default = [k for k in FAULTS if args.redis != "single" or k != "redis"]
     keys = [k.strip() for k in args.faults.split(",") if k.strip()] or default
     unknown = [k for k in keys if k not in NodeLosses.LABELS]
     if unknown:
@@ -242,7 +247,7 @@ def probe_event(servers: ClusterServers, events: OnsaleEvents) -> int:
     """A queue-enabled event in its pre-queue for the join probes, whose queue lives on
     the Redis primary of the on-sale's own (the node the redis fault kills): the
     reserve-only one if it does, else a copy of it made until one does (an event's queue is
-    the slot of its id)."""
+    the slot of its id). One server or Sentinel's primary: every event's."""
     if servers.redis_cluster is None:
         return events.reserve_only
     target = servers.event_primary(events.paid)

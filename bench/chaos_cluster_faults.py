@@ -2,7 +2,8 @@
 
 Each is a kill -9 (no goodbye to its peers, as when its machine dies) of the node that
 matters most to the on-sale: the Redis primary serving the slot of the event's queue (its
-replica is promoted by the cluster), the RabbitMQ node leading the event's booking
+replica is promoted by the cluster; with Sentinel, the primary the sentinels name, and they
+promote a replica), the RabbitMQ node leading the event's booking
 partition queue, Typesense's Raft leader, the PostgreSQL primary (keeper and server:
 pg_auto_failover's monitor promotes the standby). The cluster carries on without it; after
 ``absence`` seconds (and at least SETTLE seconds after the cluster took over) the node is
@@ -43,7 +44,7 @@ class Marks:
 
 class NodeLosses:
     LABELS: ClassVar[dict[str, str]] = {
-        "redis": "kill -9 Redis primary (the event's slot)",
+        "redis": "kill -9 Redis primary (the event's queue)",
         "rabbitmq": "kill -9 RabbitMQ node (partition leader)",
         "typesense": "kill -9 Typesense node (leader)",
         "postgres": "kill -9 PostgreSQL primary",
@@ -102,18 +103,37 @@ class NodeLosses:
         )
 
     def redis(self) -> str:
-        cluster = self.servers.redis_cluster
-        if cluster is None:
-            raise SystemExit("chaos: no Redis Cluster to lose a node of (--redis single)")
+        setup = self.servers.redis_setup
+        if setup is None:
+            raise SystemExit("chaos: no Redis node to lose (--redis single)")
         primary = self.servers.event_primary(self.event_id)
-        return self._lose(
+        # The control's services know the Sentinel set's first primary (a Redis Cluster
+        # client learns every node from any: no control for it).
+        sentinel = self.servers.redis_sentinel
+        control = self.control and sentinel is not None
+        if sentinel is not None and control and primary is not sentinel.data[0]:
+            raise SystemExit(f"chaos: the sentinels' primary is {primary.name}, not the first")
+        which = (
+            "the primary the sentinels name"
+            if sentinel is not None
+            else "the primary serving the slot"
+        )
+        detail = self._lose(
             "redis",
-            f"Redis {primary.name} (the primary serving the event's slot)",
-            lambda: cluster.kill(primary),
+            f"Redis {primary.name} ({which}" + (", the services' only node)" if control else ")"),
+            lambda: setup.kill(primary),
             lambda: self.servers.event_primary(self.event_id) is not primary,
-            lambda: cluster.start(primary),
+            lambda: setup.start(primary),
             lambda: self.servers.redis_rejoined(primary),
         )
+        if not control:
+            return detail
+        # As with PostgreSQL's: the control's services know only the old primary, a replica
+        # now, and would write to nothing to the end of the run.
+        began = time.monotonic()
+        self.servers.sentinel_failover_to(primary)
+        took = time.monotonic() - began
+        return f"{detail}; failed over back to {primary.name} ({took:.1f} s more) for the control"
 
     def rabbitmq(self) -> str:
         queue = BOOKING_QUEUE_PREFIX + booking_routing_key(

@@ -12,7 +12,10 @@ their data in a temporary directory, never the machine's shared servers:
   catalog reads from either node.
 - Redis: a Redis Cluster of three primaries, each with a replica (deploy/redis_cluster.py:
   a node not answering for 5 s is failed over), the services given every node as a seed
-  (``redis+cluster://``); or, with ``redis_mode="single"``, one private server
+  (``redis+cluster://``); with ``redis_mode="sentinel"``, a primary with two replicas
+  that three sentinels watch (deploy/redis_sentinel.py; a primary not answering for 5 s,
+  as the cluster's node timeout, is failed over), the services given the sentinels
+  (``redis+sentinel://``); or, with ``redis_mode="single"``, one private server
   (bench/chaos_servers.py's), which has no node to lose.
 
 Each answers for itself whether a killed node has rejoined.
@@ -35,8 +38,10 @@ from bench.chaos_servers import RedisServer
 from deploy.pg_autofailover import Formation
 from deploy.pg_cluster import pg_bin, run
 from deploy.rabbitmq_cluster import Cluster, Node, free_ports
+from deploy.redis_cluster import NODE_TIMEOUT_MS, RedisNode
 from deploy.redis_cluster import Cluster as RedisCluster
-from deploy.redis_cluster import RedisNode
+from deploy.redis_node import wait_for
+from deploy.redis_sentinel import SentinelSet
 from ticketing.typesense_cluster import ClusterNode, LocalCluster
 
 NODES = 3
@@ -118,7 +123,12 @@ class ClusterServers:
             if redis_mode == "cluster"
             else None
         )
-        self.redis = RedisServer(root) if self.redis_cluster is None else None
+        self.redis_sentinel = (
+            SentinelSet.layout(root / "redis-sentinel", first, down_after_ms=NODE_TIMEOUT_MS)
+            if redis_mode == "sentinel"
+            else None
+        )
+        self.redis = RedisServer(root) if redis_mode == "single" else None
         self.start_seconds: dict[str, float] = {}
 
     def start(self) -> None:
@@ -126,8 +136,8 @@ class ClusterServers:
         self.postgres.create()
         self.start_seconds["postgres"] = time.monotonic() - began
         began = time.monotonic()
-        if self.redis_cluster is not None:
-            self.redis_cluster.up()
+        if self.redis_setup is not None:
+            self.redis_setup.up()
         elif self.redis is not None:
             self.redis.start()
         self.start_seconds["redis"] = time.monotonic() - began
@@ -142,8 +152,8 @@ class ClusterServers:
         self.typesense.stop()
         for node in self.rabbitmq.nodes:
             node.stop()
-        if self.redis_cluster is not None:
-            self.redis_cluster.down()
+        if self.redis_setup is not None:
+            self.redis_setup.down()
         elif self.redis is not None:
             self.redis.stop(signal.SIGTERM)
         self.postgres.remove()  # stops its servers; removes its own directory
@@ -159,22 +169,36 @@ class ClusterServers:
 
     @property
     def redis_url(self) -> str:
-        if self.redis_cluster is not None:
-            return self.redis_cluster.url()
+        if self.redis_setup is not None:
+            return self.redis_setup.url()
         assert self.redis is not None
         return self.redis.url
 
     # -- Redis ---------------------------------------------------------------------------
 
+    @property
+    def redis_setup(self) -> RedisCluster | SentinelSet | None:
+        """The Redis with nodes to lose (None: the one server)."""
+        return self.redis_cluster or self.redis_sentinel
+
+    def first_redis_url(self) -> str:
+        """The plain URL of the Sentinel set's first primary, as a single-server setup
+        would know it (the control's)."""
+        assert self.redis_sentinel is not None
+        return f"redis://127.0.0.1:{self.redis_sentinel.data[0].port}/0"
+
     def event_primary(self, event_id: int) -> RedisNode:
         """The Redis node serving the slot of the event's queue (its keys' hash tag is
-        ``{<event_id>}``: waitingroom/queue/store_keys.py)."""
+        ``{<event_id>}``: waitingroom/queue/store_keys.py); with Sentinel, the primary the
+        sentinels name."""
+        if self.redis_sentinel is not None:
+            return self.redis_sentinel.primary()
         assert self.redis_cluster is not None
         return self.redis_cluster.primary_of(key_slot(f"{{{event_id}}}".encode()))
 
     def members(self, key: str, event_id: int) -> set[str]:
         """The members of one of the event's sorted sets (``key``: its full name)."""
-        if self.redis_cluster is None:
+        if self.redis_setup is None:
             client = redis.Redis.from_url(self.redis_url)
         else:
             client = self.event_primary(event_id).client()
@@ -182,7 +206,10 @@ class ClusterServers:
             return {str(m, "utf-8") for m in client.zrange(key, 0, -1) if isinstance(m, bytes)}
 
     def redis_rejoined(self, node: RedisNode) -> bool:
-        """``node`` is back as a replica, in sync with its primary, in a cluster that is ok."""
+        """``node`` is back as a replica, in sync with its primary, in a cluster that is ok
+        (with Sentinel: of the primary the sentinels name, each of them seeing it up)."""
+        if self.redis_sentinel is not None:
+            return self.sentinel_rejoined(node)
         assert self.redis_cluster is not None
         role = self.redis_cluster.roles()[node.port]
         if role["failed"] or role["role"] != "slave":
@@ -191,6 +218,55 @@ class ClusterServers:
             return False
         with node.client() as client:
             return bool(client.cluster("INFO").get("cluster_state") == "ok")
+
+    def sentinel_rejoined(self, node: RedisNode) -> bool:
+        sentinels = self.redis_sentinel
+        assert sentinels is not None
+        primary = sentinels.primary()
+        replication = node.info("replication")
+        if primary is node or replication["role"] != "slave":
+            return False
+        if replication.get("master_link_status") != "up":
+            return False
+        if int(replication["master_port"]) != primary.port:
+            return False
+        for sentinel in sentinels.sentinels:
+            with sentinel.client() as client:
+                seen = client.sentinel_slaves(sentinels.service)
+            mine = [r for r in seen if r["port"] == node.port]
+            if not mine or mine[0]["is_sdown"] or mine[0]["is_disconnected"]:
+                return False
+        return True
+
+    def sentinel_failover_to(self, node: RedisNode, timeout: float = 120) -> None:
+        """The sentinels made to promote ``node`` (a replica in sync), waited for: the
+        other replicas' priority set to 0 (never promoted) until it is done."""
+        sentinels = self.redis_sentinel
+        assert sentinels is not None
+        others = [n for n in sentinels.data if n is not node]
+
+        def priorities(value: int) -> None:
+            for other in others:
+                with other.client() as client:
+                    client.config_set("replica-priority", value)
+
+        def known(value: int) -> bool:  # the sentinels read it from INFO every 10 s
+            with sentinels.sentinels[0].client() as client:
+                seen = client.sentinel_slaves(sentinels.service)
+            ports = {o.port for o in others}
+            return all(r["slave-priority"] == value for r in seen if r["port"] in ports)
+
+        priorities(0)
+        try:
+            wait_for("the sentinels to see the priorities", lambda: known(0), timeout)
+            with sentinels.sentinels[0].client() as client:
+                client.sentinel_failover(sentinels.service)
+            wait_for("the failover", lambda: sentinels.primary() is node, timeout)
+            wait_for(
+                "the replicas", lambda: all(self.sentinel_rejoined(o) for o in others), timeout
+            )
+        finally:
+            priorities(100)
 
     # -- RabbitMQ ------------------------------------------------------------------------
 
