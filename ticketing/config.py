@@ -244,8 +244,8 @@ class Settings(PlatformSettings):
     challenge_default_difficulty: int = setting(
         0,
         "proof-of-work difficulty at a queue's door until an operator sets "
-        "`challenge_difficulty`: 0 (off) to 10, each step doubling the work; 4 is a second or "
-        "two at worst in a browser (ticketing/domain/challenge.py has the scale)",
+        "`challenge_difficulty`: 0 (off) to 10, each step doubling the work; 3 is under 2 s at "
+        "worst in a browser (ticketing/domain/challenge.py has the scale)",
         parse=_difficulty,
     )
     challenge_auto_joins_per_second: int = setting(

@@ -7,11 +7,13 @@ fan's browser tries counters from 0 up until it finds that key. The bound plays 
 of ALTCHA v1's ``maxnumber``: a fan does half of it on average, all of it at worst.
 
 The scale (documented in the README): difficulty ``d`` in 1..10 bounds the counter at
-``1,250 x 2^(d-1)``, each try one PBKDF2-SHA-256 of 1,000 iterations (about 0.3-0.5 ms in a
-browser's worker, or in native code: a bot farm pays what a fan pays). Difficulty 4 (at
-most 10,000 tries) is the level operators are advised to start at: a second or two at
-worst in a browser with two workers, about 1.6 s of one core on average for a bot's
-account. Each step doubles the work; 0 turns the challenge off.
+``1,250 x 2^(d-1)``, each try one PBKDF2-SHA-256 of 1,000 iterations: about 0.3 ms of one
+core in native code (hashlib), and in headless Chromium on this project's 2-core machine
+about 3,000 tries a second with the widget's two workers (difficulty 4's six fans took
+1.4-4.0 s for 4,463-8,278 tries): a bot's core does a try in about half the time a
+browser's worker does, no more. Difficulty 3 (at most 5,000 tries: about 1.7 s at worst at
+that speed, and about 0.8 s of one core on average for each bot account's join) is the
+level operators are advised to start at. Each step doubles the work; 0 turns it off.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAX_DIFFICULTY = 10
-RECOMMENDED_DIFFICULTY = 4
+RECOMMENDED_DIFFICULTY = 3
 # PBKDF2 iterations per try: high enough that a try costs native code about what it costs
 # a browser's WebCrypto call, low enough that issuing a challenge (one derivation) stays
 # well under a millisecond of the waitingroom's CPU.

@@ -44,8 +44,8 @@ ChallengeDifficulty = Annotated[
     int,
     Field(
         description="Proof of work a join carries (an ALTCHA challenge): 0 turns it off; 1 to "
-        f"{MAX_DIFFICULTY}, each step doubling the work (4: at most 10,000 PBKDF2 tries, a "
-        "second or two in a browser)."
+        f"{MAX_DIFFICULTY}, each step doubling the work (3: at most 5,000 PBKDF2 tries, under "
+        "2 s in a browser)."
     ),
 ]
 ChallengeAuto = Annotated[

@@ -17,7 +17,14 @@
     "claim_seconds",
     "admission_margin_percent",
     "mode",
+    "challenge_difficulty",
+    "challenge_auto",
   ];
+  // Fields chosen from a list rather than typed as numbers: how each is sent and shown.
+  const CHOSEN = {
+    mode: { send: (raw) => raw, show: (v) => v },
+    challenge_auto: { send: (raw) => raw === "on", show: (v) => (v ? "on" : "off") },
+  };
 
   const s = {
     token: null,
@@ -121,6 +128,13 @@
         "Mode",
         el("select", { name: "mode" }, el("option", { value: "manual" }, "manual"), el("option", { value: "auto" }, "auto")),
       ),
+      el("label", {}, "Challenge difficulty (0 off, 1-10)", el("input", { name: "challenge_difficulty", type: "number", min: 0, max: 10, step: 1, inputmode: "numeric" })),
+      el(
+        "label",
+        {},
+        "Challenge auto mode",
+        el("select", { name: "challenge_auto" }, el("option", { value: "off" }, "off"), el("option", { value: "on" }, "on")),
+      ),
       el(
         "div",
         { class: "actions" },
@@ -148,6 +162,7 @@
         figure("Admission rate /min", "rate"),
         figure("Seats available", "available"),
         figure("Held / sold", "held_sold"),
+        figure("Challenge in force", "challenge"),
       ),
       charts.node,
       form,
@@ -196,12 +211,17 @@
       inv ? el("small", {}, ` of ${count(inv.total)}`) : "",
     );
     f(card, "held_sold").textContent = inv ? `${count(inv.reserved)} / ${count(inv.booked)}` : "–";
+    const level = q.effective_challenge_difficulty;
+    f(card, "challenge").replaceChildren(
+      level ? `difficulty ${level}` : "off",
+      el("small", {}, q.challenge_auto ? " auto" : ""),
+    );
     const form = card.node.querySelector("form");
     for (const name of FIELDS) {
       const input = form.elements[name];
       // Never overwrite what the operator is typing.
       if (!card.dirty.has(name) && document.activeElement !== input && q[name] !== undefined) {
-        input.value = q[name];
+        input.value = CHOSEN[name] ? CHOSEN[name].show(q[name]) : q[name];
       }
     }
     form.querySelector('[data-action="pause"]').textContent = q.paused ? "Resume admission" : "Pause admission";
@@ -212,8 +232,8 @@
     const changes = {};
     for (const name of FIELDS) {
       const raw = form.elements[name].value;
-      const value = name === "mode" ? raw : Number(raw);
-      if (name !== "mode" && (raw === "" || !Number.isInteger(value))) {
+      const value = CHOSEN[name] ? CHOSEN[name].send(raw) : Number(raw);
+      if (!CHOSEN[name] && (raw === "" || !Number.isInteger(value))) {
         say(f(card, "result"), `${name.replace(/_/g, " ")} must be a whole number.`, "bad");
         return;
       }

@@ -43,7 +43,9 @@ async def test_pages_load_without_a_token_with_everything_they_reference(client,
 
 def test_no_asset_loads_anything_from_another_origin():
     for path in STATIC_DIR.iterdir():
-        text = path.read_text()
+        # The vendored ALTCHA widget's "Protected by ALTCHA" footer links its site: a link
+        # loads nothing (and the queue page hides the footer).
+        text = path.read_text().replace('<a href="https://altcha.org/"', "<a")
         assert not re.search(r"""(src|href)=["']?(https?:)?//""", text), path.name
         assert "import(" not in text and "@import" not in text, path.name
 
