@@ -48,6 +48,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu import pids_named  # noqa: E402
 from bench.reserve import ProcessGroups, clock_ticks, wait_for_consumers  # noqa: E402
 from bench.reserve_setup import RunLock, create_vhost, delete_vhost  # noqa: E402
 from bench.search import free_port, http_get, say, service_env, wait_for  # noqa: E402
@@ -303,11 +304,15 @@ def run(args: argparse.Namespace) -> int:
         time.sleep(1.0)  # the warm-up's last replies and logs are written
         procs.check_alive()
         say(f"{args.confirms} measured confirms, all sent at once")
+        servers = {"postgres": pids_named("postgres"), "rabbitmq": pids_named("beam.smp")}
+        servers_cpu = {k: clock_ticks(v) for k, v in servers.items()}
         cpu = clock_ticks([worker.pid])
         started = time.monotonic()
         statuses = asyncio.run(send_confirms(settings, holds[args.warmup :], 600))
         wall = time.monotonic() - started
         cpu = clock_ticks([worker.pid]) - cpu
+        # The machine's shared servers: other work on them counts too (an upper bound).
+        servers_cpu = {k: clock_ticks(v) - servers_cpu[k] for k, v in servers.items()}
         procs.check_alive()
         booked = asyncio.run(_count_bookings(settings.database_url))
         probed = probe(tree, env, args.probe) if args.probe else None
@@ -331,7 +336,20 @@ def run(args: argparse.Namespace) -> int:
             f"CPU per charge ({probed['charges']} one after another, "
             f"{1000 * probed['wall_seconds'] / probed['charges']:.2f} ms wall each)"
         )
+    print(
+        "server CPU over the same window (the machine's shared servers): "
+        + ", ".join(f"{k} {1000 * v / args.confirms:.2f} ms" for k, v in servers_cpu.items())
+        + " per confirm"
+    )
     print("OK" if ok else "FAIL: not every confirm booked")
+    if args.summary:
+        figures = {
+            "confirms": args.confirms,
+            "wall_seconds": wall,
+            "cpu": {"booking_worker": cpu, **servers_cpu},
+            "ok": ok,
+        }
+        args.summary.write_text(json.dumps(figures, indent=1))
     return 0 if ok else 1
 
 
@@ -350,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--confirms", type=int, default=500, help="measured confirms")
+    parser.add_argument("--summary", type=Path, help="also write the figures here (JSON)")
     parser.add_argument("--warmup", type=int, default=50, help="confirms before measuring")
     parser.add_argument("--latency-ms", type=int, default=0, help="localstripe's simulated latency")
     parser.add_argument("--stages", default="", help="TICKETING_BOOKING_STAGES for the worker")

@@ -47,23 +47,26 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu import clock_ticks, pids_named  # noqa: E402
 from bench.reserve_baselines import RPC_QUEUE, pg_loop, rpc_loop  # noqa: E402
 from bench.reserve_load import Summary  # noqa: E402
 from bench.reserve_setup import (  # noqa: E402
     Inventory,
-    RunLock,
     create_bench_database,
     create_vhost,
     delete_vhost,
     oversell_problems,
     read_inventory,
+    sync_redis,
+    wait_for_lock,
+    with_vhost,
 )
 from bench.search import free_port, http_get, say, service_env, wait_for  # noqa: E402
 from deploy.gateway import command as gateway_command  # noqa: E402
@@ -124,12 +127,11 @@ class ProcessGroups:
 
 
 def bench_settings(base: Settings, vhost: str) -> Settings:
-    amqp = urlsplit(base.amqp_url)
     return dataclasses.replace(
         base,
         env="dev",  # dev tokens; the load generator mints them with the same secret
         database_url=urlunsplit(urlsplit(base.database_url)._replace(path="/" + VHOST)),
-        amqp_url=urlunsplit(amqp._replace(path="/" + quote(vhost, safe=""))),
+        amqp_url=with_vhost(base.amqp_url, vhost),
         redis_prefix=REDIS_PREFIX,
         host="127.0.0.1",
         # One load generator is one client: it must not be measured against the rate limit.
@@ -149,30 +151,6 @@ def make_fans(seats: int, oversubscription: float, seed: int) -> list[tuple[str,
         fans.append((f"fan-{len(fans):06d}", quantity))
         asked += quantity
     return fans
-
-
-def clock_ticks(pids: list[int]) -> float:
-    """CPU seconds (user + system) the live processes among ``pids`` have used so far."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def pids_named(name: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == name:
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
 
 
 async def wait_for_consumers(amqp_url: str, queue: str, count: int, within: float) -> None:
@@ -196,10 +174,11 @@ async def wait_for_consumers(amqp_url: str, queue: str, count: int, within: floa
 
 
 def run_rpc_baseline(settings: Settings, args: argparse.Namespace, procs: ProcessGroups) -> Summary:
+    first_node = settings.amqp_url.split()[0]  # a bare round trip: one node, a classic queue
     echoes = [
         procs.start(
             f"echo-{i}",
-            [sys.executable, "bench/reserve_baselines.py", "echo", settings.amqp_url, RPC_QUEUE],
+            [sys.executable, "bench/reserve_baselines.py", "echo", first_node, RPC_QUEUE],
             dict(os.environ),
             RUN_DIR / f"echo_{i}.log",
         )
@@ -207,9 +186,7 @@ def run_rpc_baseline(settings: Settings, args: argparse.Namespace, procs: Proces
     ]
     try:
         asyncio.run(wait_for_consumers(settings.amqp_url, RPC_QUEUE, args.workers, 30))
-        return asyncio.run(
-            rpc_loop(settings.amqp_url, RPC_QUEUE, args.rpc_clients, args.baseline_seconds)
-        )
+        return asyncio.run(rpc_loop(first_node, RPC_QUEUE, args.rpc_clients, args.baseline_seconds))
     finally:
         procs.stop(echoes)
 
@@ -418,6 +395,7 @@ def report(
     selling: float,
     findings: list[str],
     problems: list[str],
+    cpu: dict[str, float],
 ) -> bool:
     wall = e2e["finished_at"] - e2e["started_at"]
     statuses = {int(s): n for s, n in e2e["statuses"].items()}
@@ -460,6 +438,16 @@ def report(
     ]
     failed = [name for passed, name in checks if not passed]
     print("PASS" if not failed else "FAIL: missed " + ", ".join(failed))
+    if args.summary:
+        figures = {
+            "rpc": [rpc.rate, rpc.p50_ms, rpc.p99_ms, rpc.count],
+            "pg": [pg.rate, pg.p50_ms, pg.p99_ms, pg.count],
+            "holds": [holds.rate, holds.p50_ms, holds.p99_ms, holds.count],
+            "answers": [answers.rate, answers.p50_ms, answers.p99_ms, answers.count],
+            "cpu": cpu,
+            "failed": failed,
+        }
+        args.summary.write_text(json.dumps(figures, indent=1))
     return not failed
 
 
@@ -483,6 +471,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
+        "--wait-for-lock", type=float, default=0, metavar="SECONDS", help="for a run under way"
+    )
+    parser.add_argument("--summary", type=Path, help="also write the figures here (JSON)")
+    parser.add_argument(
         "--profile",
         type=int,
         metavar="SECONDS",
@@ -501,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.environ.setdefault("TICKETING_ENV", "dev")  # a bench runs a development stack
     settings = bench_settings(Settings.from_env(), VHOST)
-    with RunLock(settings.database_url):
+    with wait_for_lock(settings.database_url, args.wait_for_lock):
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         for stale in RUN_DIR.iterdir():  # the previous run's logs, specs and profiles
             if stale.is_dir():
@@ -572,7 +564,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         selling = (last_commit - e2e["started_at"]) if last_commit else 0.0
         cpu_line = ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
         notes.append(f"CPU seconds: {cpu_line}; load average at the start {load_average:.1f}")
-        return 0 if report(args, fans, rpc, pg, e2e, selling, problems + notes, problems) else 1
+        return (
+            0 if report(args, fans, rpc, pg, e2e, selling, problems + notes, problems, cpu) else 1
+        )
     except subprocess.TimeoutExpired:
         say(f"the load did not finish within {args.timeout:.0f}s")
         return 1
@@ -583,9 +577,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def clear_redis(settings: Settings) -> None:
-    from redis import Redis
-
-    with Redis.from_url(settings.redis_url) as redis:
+    with sync_redis(settings.redis_url) as redis:
         keys = list(redis.scan_iter(match=settings.redis_prefix + "*", count=1000))
         for start in range(0, len(keys), 1000):
             redis.delete(*keys[start : start + 1000])

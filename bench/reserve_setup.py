@@ -7,15 +7,22 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import psycopg
+from redis import Redis, RedisCluster
+from redis.cluster import ClusterNode
 
 from ticketing.db import migrate
 from ticketing.domain.seating import Section, ticket_records
+from ticketing.redis_url import parse_redis_url
 
 SECTION_NAMES = ["Floor", *(f"Lower {n}" for n in range(101, 105))]
 SECTION_NAMES += [f"Upper {n}" for n in range(201, 206)]
@@ -54,6 +61,30 @@ class RunLock:
     def __exit__(self, *exc: object) -> None:
         if self.conn is not None:
             self.conn.close()  # ends the session, and with it the lock
+
+
+@contextmanager
+def wait_for_lock(database_url: str, seconds: float) -> Iterator[None]:
+    """The benchmarks' run lock (bench/reserve.py's: two runs on two cores would spoil each
+    other's figures), waited for up to ``seconds``, and marked as this bench's."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            lock = RunLock(database_url).__enter__()
+            break
+        except SystemExit:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(5)
+    try:
+        assert lock.conn is not None
+        lock.conn.execute(
+            "SELECT set_config('application_name', %s, false)",
+            (f"{sys.argv[0]} pid {os.getpid()} in {os.getcwd()}",),
+        )
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,19 +156,42 @@ async def create_bench_database(
     return BenchEvents(hot=ids[0], baseline=ids[1], warmup=ids[2], seats=seats)
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+def with_vhost(amqp_url: str, vhost: str) -> str:
+    """``TICKETING_AMQP_URL`` (one node's URL, or a cluster's, space-separated) with every
+    URL's vhost set to ``vhost``."""
+    return " ".join(
+        urlunsplit(urlsplit(url)._replace(path="/" + quote(vhost, safe="")))
+        for url in amqp_url.split()
+    )
+
+
+def sync_redis(url: str) -> Redis | RedisCluster:
+    """A blocking client for a bench's own bookkeeping (clearing its keys, listening to the
+    queue's channel), on one server or a Redis Cluster as ``TICKETING_REDIS_URL`` names it.
+    A cluster's SCAN covers every primary, DELETE splits its keys by slot, and a PUBLISH
+    reaches a subscriber on any node."""
+    target = parse_redis_url(url)
+    if target.mode == "cluster":
+        nodes = [ClusterNode(host, port) for host, port in target.nodes]
+        return RedisCluster(startup_nodes=nodes, password=target.password)
+    return Redis.from_url(url)
+
+
+def rabbitmqctl(*args: str, check: bool = True) -> None:
+    """The machine's rabbitmqctl, or ``$RABBITMQCTL`` (bench/scale.py points it, with
+    RABBITMQ_NODENAME and the cookie's HOME, at a cluster node of its own)."""
+    command = [os.environ.get("RABBITMQCTL", "rabbitmqctl"), "-q", *args]
+    subprocess.run(command, check=check, capture_output=True, timeout=60)
 
 
 def create_vhost(vhost: str, user: str) -> None:
-    # Left over from a run that was killed: start clean.
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+    rabbitmqctl("delete_vhost", vhost, check=False)  # left over from a killed run
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
 
 
 def delete_vhost(vhost: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+    rabbitmqctl("delete_vhost", vhost, check=False)
 
 
 @dataclass(frozen=True, slots=True)

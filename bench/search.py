@@ -40,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu import clock_ticks, pids_named  # noqa: E402
 from bench.search_queries import Query, build_queries  # noqa: E402
 from deploy.gateway import command as gateway_command  # noqa: E402
 from deploy.render_nginx import render, variables  # noqa: E402
@@ -271,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=20, help="seconds per side")
     parser.add_argument("--warmup", type=int, default=3, help="seconds per side, not counted")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--summary", type=Path, help="also write the figures here (JSON)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--api-processes", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     args = parser.parse_args(argv)
@@ -323,8 +325,25 @@ def main(argv: list[str] | None = None) -> int:
         say(f"measuring Typesense direct for {args.duration}s")
         direct = run_wrk(settings.typesense_url, direct_paths, args, args.duration, API_KEY)
         say(f"measuring /search through the gateway for {args.duration}s")
+        groups = {
+            "catalog_api": [p.pid for n, p in procs.started if n.startswith("catalog_api:")],
+            "typesense": [p.pid for n, p in procs.started if n == "typesense"],
+            "nginx": pids_named("nginx"),  # the master and its workers
+        }
+        cpu_before = {k: clock_ticks(v) for k, v in groups.items()}
         api = run_wrk(gateway, api_paths, args, args.duration)
+        cpu = {k: clock_ticks(v) - cpu_before[k] for k, v in groups.items()}
         procs.check_alive()
+        searches = api["rps"] * args.duration
+        per = {k: v * 1e6 / searches for k, v in cpu.items()} if searches else {}
+        print(
+            "CPU us per search through the gateway, by component: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in per.items())
+            + f"; all {sum(per.values()):.0f}"
+        )
+        if args.summary:
+            figures = {"direct": direct, "api": api, "cpu": cpu, "searches": searches}
+            args.summary.write_text(json.dumps(figures, indent=1))
         return 0 if report(direct, api, args) else 1
     finally:
         procs.stop_all()

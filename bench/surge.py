@@ -55,8 +55,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -71,7 +69,7 @@ from bench.reserve import (  # noqa: E402
     start_nginx,
 )
 from bench.reserve_load import Summary, summarize  # noqa: E402
-from bench.reserve_setup import RunLock, create_vhost, delete_vhost  # noqa: E402
+from bench.reserve_setup import create_vhost, delete_vhost, wait_for_lock  # noqa: E402
 from bench.search import http_get, say, service_env, wait_for  # noqa: E402
 from bench.surge_setup import (  # noqa: E402
     Admissions,
@@ -474,6 +472,23 @@ def report(args: argparse.Namespace, settings: Settings, run: dict) -> bool:
     ]
     failed = [name for passed, name in checks if not passed]
     print("PASS" if not failed else "FAIL: missed " + ", ".join(failed))
+    if args.summary:
+        pushes = sum(ws["pushes"].values())
+        figures = {
+            "hello": [hello.rate, hello.p50_ms, hello.p99_ms, hello.count],
+            "join": [joins.rate, joins.p50_ms, joins.p99_ms, joins.count],
+            "hello_after": [hello_after.rate, hello_after.p50_ms, hello_after.p99_ms],
+            "join_ratio": ratio,
+            "push_lag_ms": [lag.p50_ms, lag.p99_ms, lag.count],
+            "bytes_per_socket": per_socket,
+            "sockets": sockets,
+            "hold_seconds": args.hold,
+            "pushes": pushes,
+            "admit_accuracy": accuracy,
+            "phase_cpu": run["phase_cpu"],
+            "failed": failed,
+        }
+        args.summary.write_text(json.dumps(figures, indent=1))
     return not failed
 
 
@@ -575,9 +590,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"admission runs at {args.admit_per_minute:,}/min; holding {after['sockets']:,.0f} "
             f"sockets for {args.hold:.0f} s"
         )
+        hold_cpu = CpuMeter(groups)
         api("PATCH", queue_url, admin, {"paused": False})
         resumed_at = time.monotonic()
         time.sleep(args.hold)
+        hold_cpu.stop()
         hold_ended = time.time()
         procs.check_alive()
         samples = sampler.close()
@@ -596,7 +613,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "after": after,
             "cpu": cpu,
             "load_average": load_average,
-            "phase_cpu": {"hello": hello_cpu.seconds, "join": join_cpu.seconds},
+            "phase_cpu": {
+                "hello": hello_cpu.seconds,
+                "join": join_cpu.seconds,
+                "hold": hold_cpu.seconds,
+            },
             "gateway": {k: v - gateway_before.get(k, 0) for k, v in gateway_after.items()},
             "rate": admission_rate([(t, q) for t, q in samples if t >= resumed_at]),
             "lag": lag_summary(admissions.at, e2e, hold_ended),
@@ -613,30 +634,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         wait_for_time_wait()  # before rabbitmqctl, which needs a free port
         delete_vhost(NAME)
         clear_redis(settings)
-
-
-@contextmanager
-def wait_for_lock(database_url: str, seconds: float) -> Iterator[None]:
-    """The benchmarks' run lock (bench/reserve.py's: two runs on two cores would spoil each
-    other's figures), waited for up to ``seconds``, and marked as this bench's."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            lock = RunLock(database_url).__enter__()
-            break
-        except SystemExit:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(5)
-    try:
-        assert lock.conn is not None
-        lock.conn.execute(
-            "SELECT set_config('application_name', %s, false)",
-            (f"bench/surge.py pid {os.getpid()} in {os.getcwd()}",),
-        )
-        yield
-    finally:
-        lock.__exit__(None, None, None)
 
 
 def add_process_args(parser: argparse.ArgumentParser) -> None:
@@ -674,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--fans", type=int, default=20_000)
+    parser.add_argument("--summary", type=Path, help="also write the figures here (JSON)")
     add_process_args(parser)
     parser.add_argument("--concurrency", type=int, default=128, help="requests in flight")
     parser.add_argument(

@@ -15,12 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from redis import Redis
 
-from bench.reserve_setup import create_bench_database
+from bench.reserve_setup import create_bench_database, sync_redis, with_vhost
 from bench.search import free_port
 from bench.surge_hello import HELLO_PATH
 from deploy.rabbitmq_cluster import free_ports
@@ -66,12 +65,11 @@ def queue_bench_settings(
     (as make run has them), dev tokens (the load generators mint
     them with the same secret), and no per-address limits (every fan comes from
     127.0.0.1: the limits would measure themselves, not the queue); then ``changes``."""
-    amqp = urlsplit(base.amqp_url)
     return dataclasses.replace(
         base,
         env="dev",
         database_url=urlunsplit(urlsplit(base.database_url)._replace(path="/" + name)),
-        amqp_url=urlunsplit(amqp._replace(path="/" + quote(name, safe=""))),
+        amqp_url=with_vhost(base.amqp_url, name),
         redis_prefix=redis_prefix,
         host="127.0.0.1",
         gateway_port=free_port(),
@@ -114,7 +112,7 @@ class Admissions:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.redis = Redis.from_url(self.redis_url)
+        self.redis = sync_redis(self.redis_url)
         self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         self.pubsub.subscribe(self.channel)  # before any fan joins: no admission is missed
         self.thread = threading.Thread(target=self._listen, daemon=True)
