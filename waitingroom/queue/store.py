@@ -1,10 +1,11 @@
 """The queue in Redis: one object per process wrapping the Lua scripts of
 :mod:`waitingroom.queue.scripts` and the reads the routes and loops need.
 
-:class:`QueueStore` is made of a part per concern (``store_config``, ``store_claims``,
-``store_count``, ``store_draw``, ``store_notify``). Here: the line itself (where fans
-stand), the admitters' tick and the queue's figures, and the answers the rest of the queue
-reads them as (:class:`Placement`, :class:`TickResult`, :class:`Figures`)."""
+:class:`QueueStore` is made of a part per concern (``store_config``, ``store_figures``,
+``store_claims``, ``store_count``, ``store_draw``, ``store_notify``, ``store_challenge``).
+Here: the line itself (where fans stand) and the admitters' tick, and the answers the rest
+of the queue reads them as (:class:`Placement`, :class:`TickResult`; :class:`Figures` is
+``store_figures``'s, named here too)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from redis.typing import EncodableT
 
 from ticketing.coalesce import Coalescer
 from ticketing.config import Settings
-from ticketing.domain.queue import QueueConfig, admission_pace, measured_rate_per_minute
 from ticketing.redis_acked import run_acknowledged
 from ticketing.redis_connect import RedisClient
 from ticketing.redis_url import parse_redis_url
@@ -27,11 +27,13 @@ from waitingroom.queue.metrics import PLACE_BATCH, UNREPLICATED_TICKS
 from waitingroom.queue.scripts_places import PLACE_FIELDS
 from waitingroom.queue.store_challenge import ChallengeStore
 from waitingroom.queue.store_claims import SessionStore
-from waitingroom.queue.store_config import ConfigStore, set_rate
 from waitingroom.queue.store_count import CountStore
 from waitingroom.queue.store_draw import DrawStore
+from waitingroom.queue.store_figures import Figures, FiguresStore
 from waitingroom.queue.store_keys import text
 from waitingroom.queue.store_notify import NotifyStore
+
+__all__ = ["Figures", "Placement", "QueueStore", "RateLimited", "TickResult", "gcra_limit"]
 
 # Most sessions expired or fans abandoned per tick and event: keeps a tick's script short
 # (Redis runs nothing else meanwhile); the next tick, a fraction of a second later, goes on.
@@ -60,11 +62,6 @@ _TICK_KEYS = (
     "unclaimed",
     "sessions",
 )
-
-
-def _seats_per_fan(state: dict[str, str]) -> float | None:
-    fans = int(state.get("hold_fans", 0))
-    return None if fans == 0 else round(int(state.get("hold_seats", 0)) / fans, 2)
 
 
 class RateLimited(Exception):
@@ -107,31 +104,7 @@ class TickResult:
     all_held: bool | None = None  # whether every seat left is in a hold, when it changed
 
 
-@dataclass(frozen=True, slots=True)
-class Figures:
-    """One event's queue as a whole, read in one round trip."""
-
-    config: QueueConfig
-    waiting: int
-    pre_queue: int
-    active: int
-    admitted_total: int
-    admitted_by_second: dict[int, int]
-    drawn: bool
-    sold_out: bool
-    auto_rate: float | None
-    measured_per_minute: float  # admissions actually made lately
-    pace_per_minute: float = 0.0  # what waits are told by (ticketing.domain.queue.admission_pace)
-    all_held: bool = False  # every seat left is in someone's hold (some may come back)
-    unclaimed: int = 0  # admitted fans holding no seats yet
-    seats_per_fan: float | None = None  # measured from the holds made (None: not yet)
-
-    @property
-    def effective_per_minute(self) -> float:
-        return set_rate(self.config, self.auto_rate)
-
-
-class QueueStore(ConfigStore, SessionStore, CountStore, DrawStore, NotifyStore, ChallengeStore):
+class QueueStore(FiguresStore, SessionStore, CountStore, DrawStore, NotifyStore, ChallengeStore):
     def __init__(self, redis: RedisClient, settings: Settings) -> None:
         super().__init__(redis, settings)
         self._place = redis.register_script(scripts.PLACE)
@@ -290,44 +263,4 @@ class QueueStore(ConfigStore, SessionStore, CountStore, DrawStore, NotifyStore, 
             ],
             [text(u) for u in lapsed],
             None if held == "" else held == "1",
-        )
-
-    # --- figures --------------------------------------------------------------------------
-
-    async def figures(self, event_id: int) -> Figures:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(self.key(event_id, "config"))
-        pipe.zcard(self.key(event_id, "waiting"))
-        pipe.zcard(self.key(event_id, "pre"))
-        pipe.zcard(self.key(event_id, "active"))
-        pipe.hgetall(self.key(event_id, "state"))
-        pipe.hgetall(self.key(event_id, "rate"))
-        pipe.zcard(self.key(event_id, "unclaimed"))
-        config, waiting, pre, active, state, rate, unclaimed = await pipe.execute()
-        state = {text(k): text(v) for k, v in state.items()}
-        raw_auto_rate = state.get("auto_rate")
-        auto_rate = None if raw_auto_rate is None else float(raw_auto_rate)
-        by_second = {int(k): int(v) for k, v in rate.items()}
-        queue_config = self.config_from(config)
-        now_second = int(time.time())
-        return Figures(
-            config=queue_config,
-            waiting=int(waiting),
-            pre_queue=int(pre),
-            active=int(active),
-            admitted_total=int(state.get("admitted_total", 0)),
-            admitted_by_second=by_second,
-            drawn=state.get("drawn") == "1",
-            sold_out=state.get("sold_out") == "1",
-            auto_rate=auto_rate,
-            measured_per_minute=measured_rate_per_minute(by_second, now_second),
-            pace_per_minute=admission_pace(
-                set_rate(queue_config, auto_rate),
-                by_second,
-                now_second,
-                slots_free=int(active) < queue_config.max_active,
-            ),
-            all_held=state.get("all_held") == "1" and state.get("sold_out") != "1",
-            unclaimed=int(unclaimed),
-            seats_per_fan=_seats_per_fan(state),
         )
