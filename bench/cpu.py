@@ -20,6 +20,10 @@ def clock_ticks(pids: list[int]) -> float:
 
 
 def pids_named(name: str) -> list[int]:
+    """The processes called ``name``; only those descended from the process
+    ``$BENCH_SERVERS_ANCESTOR`` names, when it names one (bench/scale.py: the servers it
+    started, not the machine's shared ones that other work may be using meanwhile)."""
+    ancestor = int(os.environ.get("BENCH_SERVERS_ANCESTOR") or 0)
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -28,4 +32,15 @@ def pids_named(name: str) -> list[int]:
                     pids.append(int(entry.name))
             except OSError:
                 continue
-    return pids
+    return [pid for pid in pids if not ancestor or descends(pid, ancestor)]
+
+
+def descends(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
