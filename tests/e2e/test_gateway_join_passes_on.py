@@ -203,5 +203,16 @@ def test_a_door_with_its_challenge_on_hands_every_join_to_the_waitingroom(stack:
     after = _gateway_metrics(stack)
     assert _metric(after, name, reason="challenge") > _metric(before, name, reason="challenge")
 
-    assert stack.request("PATCH", path, {"challenge_difficulty": 0}, token=admin)[0] == 200
+    # The automatic mode may turn the challenge on at any moment: its joins go there too
+    # (which lets them in without one while its level is 0, counting them).
+    changed = {"challenge_difficulty": 0, "challenge_auto": True}
+    assert stack.request("PATCH", path, changed, token=admin)[0] == 200
+    deadline = time.monotonic() + 5  # every worker reads the settings again within a second
+    while "X-Queue-Join" in _join(stack, event, fan)[1]:
+        assert time.monotonic() < deadline, "the gateway still answers in automatic mode"
+        time.sleep(0.25)  # within the fan's own join limit
+    for _ in range(5):
+        status, headers, body = _join(stack, event, fan)
+        assert (status, body["status"]) == (200, "paused") and "X-Queue-Join" not in headers
+    assert stack.request("PATCH", path, {"challenge_auto": False}, token=admin)[0] == 200
     _wait_for_gateway(stack, event)  # off: the gateway answers again
