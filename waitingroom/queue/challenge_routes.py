@@ -72,10 +72,10 @@ async def pass_the_door(
     runtime: QueueRuntime, event_id: int, user_id: str, payload: str | None
 ) -> None:
     """Let a join through the event's door, or raise its 403 with a fresh challenge."""
-    config = (await runtime.figures.get(event_id)).config
-    if not config.challenge_difficulty and not config.challenge_auto:
-        return  # off: not a Redis call more than before
     with queue_reachable():
+        config = (await runtime.figures.get(event_id)).config
+        if not config.challenge_difficulty and not config.challenge_auto:
+            return  # off: no Redis call but the figures' (shared, at most once a second)
         difficulty = await door_difficulty(runtime, event_id, config)
         outcome = await _check(runtime, event_id, user_id, payload, difficulty)
         if config.challenge_auto:
