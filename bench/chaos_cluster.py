@@ -46,6 +46,7 @@ import json
 import os
 import signal
 import sys
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ from bench.onsale import balance, build_parser  # noqa: E402
 from bench.onsale_setup import OnsaleEvents, create_onsale_database, start_stack  # noqa: E402
 from bench.search import say, wait_for  # noqa: E402
 from bench.surge import size_processes  # noqa: E402
-from bench.surge_setup import wait_for_time_wait  # noqa: E402
+from bench.surge_setup import metric, wait_for_time_wait  # noqa: E402
 from ticketing.config import Settings  # noqa: E402
 from ticketing.settings_schema import Secret, Url  # noqa: E402
 
@@ -214,6 +215,7 @@ def run(
         if not schedule.finished.wait(300):
             say("chaos: the schedule is still on a loss after the on-sale's timeout")
         answers = probes.stop()
+        unacked = unreplicated_ticks(settings)
         say("balancing the ledger")
         figures = balance(settings, gateway, sale, args.claim_seconds)
         loads = sale["loads"]
@@ -223,24 +225,40 @@ def run(
         line = f"{settings.redis_prefix}q:{{{events.paid}}}:waiting"
         differ = line_differences(servers.members(line, events.paid), loads["fans"])
         results = print_results(
-            args, keys, schedule, faults.marks, procs, servers_line(args, servers),
+            args, keys, schedule, faults.marks, procs, servers_line(args, servers, unacked),
             sale, figures, attempts, differ,
         )  # fmt: skip
-        write_results(args, results, sale)
+        write_results(args, {**results, "unreplicated_admission_ticks": unacked}, sale)
         return 0 if all(passed for passed, _ in results["checks"]) else 1
     finally:
         procs.stop_all()
         wait_for_time_wait()
 
 
-def servers_line(args: argparse.Namespace, servers: ClusterServers) -> str:
+def servers_line(args: argparse.Namespace, servers: ClusterServers, unacked: float | None) -> str:
     return (
         "clusters started in "
         + ", ".join(f"{k} {v:.1f} s" for k, v in servers.start_seconds.items())
         + f"; Redis: {args.redis}; pg_auto_failover monitor timeouts: {args.pg_timeouts}; "
-        f"gateway queue join: {args.gateway_queue_join}"
+        f"gateway queue join: {args.gateway_queue_join}; admitting ticks no replica "
+        f"acknowledged in time: {'?' if unacked is None else f'{unacked:.0f}'}"
         + ("; CONTROL: the services know only the node each fault loses" if args.control else "")
     )
+
+
+def unreplicated_ticks(settings: Settings) -> float | None:
+    """waitingroom/queue/store.py's admitting ticks whose WAIT for a replica ran out (their
+    admissions exposed to a failover), summed over the waitingroom's processes; None when
+    one did not answer."""
+    name = "ticketing_queue_unreplicated_admission_ticks_total"
+    total = 0.0
+    for port in {*settings.waitingroom_ports, *settings.frontdoor_ports}:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                total += metric(resp.read().decode(), name)
+        except OSError:
+            return None
+    return total
 
 
 def probe_event(servers: ClusterServers, events: OnsaleEvents) -> int:

@@ -152,7 +152,13 @@ class ClusterServers:
         self.typesense.stop()
         for node in self.rabbitmq.nodes:
             node.stop()
-        if self.redis_setup is not None:
+        if keep and self.redis_sentinel is not None:  # killed, their files (logs) kept
+            for kept in [*self.redis_sentinel.data, *self.redis_sentinel.sentinels]:
+                kept.kill()
+        elif keep and self.redis_cluster is not None:
+            for kept in self.redis_cluster.nodes:
+                kept.kill()
+        elif self.redis_setup is not None:
             self.redis_setup.down()
         elif self.redis is not None:
             self.redis.stop(signal.SIGTERM)
