@@ -69,8 +69,10 @@ def run_bench(name: str, argv: list[str], env: dict[str, str]) -> dict[str, Any]
             stderr=subprocess.STDOUT,
             check=False,
         )
-    verdict = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
-    say(f"{name}: exit {done.returncode} in {time.monotonic() - began:.0f} s: {verdict[0]}")
+    lines = log.read_text().splitlines()
+    verdicts = [ln for ln in lines if ln.startswith(("PASS", "FAIL", "OK"))] or lines[-1:]
+    said = verdicts[-1] if verdicts else "(no output)"
+    say(f"{name}: exit {done.returncode} in {time.monotonic() - began:.0f} s: {said}")
     return json.loads(summary.read_text()) if summary.exists() else None
 
 
