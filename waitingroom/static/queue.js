@@ -158,6 +158,7 @@
       // How long the fan waited (the solution carries the workers' own time to the server).
       s.solveMs = Math.round(performance.now() - started);
       document.body.dataset.solveMs = String(s.solveMs);
+      document.body.dataset.solveTries = String(tries); // as the workers told them so far
       bar.value = 1;
       words.textContent = `Checked in ${seconds()} s.`;
       $("door-note").hidden = bar.hidden = true; // done: the time stays, the rest goes
