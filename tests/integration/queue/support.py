@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import aiohttp
+import altcha
 import asyncpg
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
@@ -56,6 +57,14 @@ async def join(
         client, "POST", f"/queue/{event_id}/join", auth_header(settings, user), body
     )
     return status, answer
+
+
+def solve(challenge: dict[str, Any]) -> str:
+    """A door's challenge solved, as the queue page's widget sends it (base64)."""
+    parsed = altcha.Challenge.from_dict(challenge)
+    solution = altcha.solve_challenge(parsed, timeout=30)
+    assert solution is not None
+    return altcha.Payload(parsed, solution).to_base64()
 
 
 async def join_many(client, settings, event: int, users: list[str]) -> None:

@@ -12,18 +12,17 @@ from typing import Any
 import altcha
 
 from tests.integration.booking.support import call
-from tests.integration.queue.support import admin, get_queue, join, patch_queue, queue_event
+from tests.integration.queue.support import (
+    admin,
+    get_queue,
+    join,
+    patch_queue,
+    queue_event,
+    solve,
+)
 from tests.support import auth_header, settings_with
 from waitingroom.queue.challenge_auto import DoorSteering
 from waitingroom.queue.runtime import QUEUE_KEY
-
-
-def solve(challenge: dict[str, Any]) -> str:
-    """What the queue page's widget sends: the challenge with its solution, base64."""
-    parsed = altcha.Challenge.from_dict(challenge)
-    solution = altcha.solve_challenge(parsed, timeout=30)
-    assert solution is not None
-    return altcha.Payload(parsed, solution).to_base64()
 
 
 async def get_challenge(client, settings, user: str, event: int) -> dict[str, Any]:
@@ -50,10 +49,10 @@ async def test_off_a_join_needs_nothing_on_it_needs_a_solution_used_once(
     qclient, queue_settings, pool
 ) -> None:
     event = await queue_event(pool)
-    figures = await get_queue(qclient, queue_settings, event)
+    figures = await patch_queue(qclient, queue_settings, event, paused=True)  # places hold still
     assert (figures["challenge_difficulty"], figures["challenge_auto"]) == (0, False)
     status, body = await join(qclient, queue_settings, "plain", event)
-    assert (status, body["status"]) == (200, "waiting")
+    assert (status, body["status"]) == (200, "paused")
 
     changed = await patch_queue(qclient, queue_settings, event, challenge_difficulty=1)
     assert changed["challenge_difficulty"] == changed["effective_challenge_difficulty"] == 1
@@ -63,7 +62,7 @@ async def test_off_a_join_needs_nothing_on_it_needs_a_solution_used_once(
 
     payload = solve(problem["challenge"])  # the one the refusal carried
     status, body = await join(qclient, queue_settings, "fan", event, {"altcha": payload})
-    assert (status, body["status"], body["position"]) == (200, "waiting", 2), body
+    assert (status, body["status"], body["position"]) == (200, "paused", 2), body
     status, problem = await join(qclient, queue_settings, "fan", event, {"altcha": payload})
     assert refused(status, problem, "challenge_failed"), problem
     assert "already used" in problem["detail"]
@@ -84,7 +83,7 @@ async def test_off_a_join_needs_nothing_on_it_needs_a_solution_used_once(
 async def test_a_challenge_is_bound_to_its_fan_and_event(qclient, queue_settings, pool) -> None:
     event, other = await queue_event(pool), await queue_event(pool)
     for each in (event, other):
-        await patch_queue(qclient, queue_settings, each, challenge_difficulty=1)
+        await patch_queue(qclient, queue_settings, each, challenge_difficulty=1, paused=True)
     payload = solve(await get_challenge(qclient, queue_settings, "alice", event))
     status, problem = await join(qclient, queue_settings, "mallory", event, {"altcha": payload})
     assert refused(status, problem, "challenge_failed"), problem
@@ -92,7 +91,7 @@ async def test_a_challenge_is_bound_to_its_fan_and_event(qclient, queue_settings
     assert refused(status, problem, "challenge_failed"), problem
     # Refused elsewhere, it was not used up: alice still joins with it where it belongs.
     status, body = await join(qclient, queue_settings, "alice", event, {"altcha": payload})
-    assert (status, body["status"]) == (200, "waiting"), body
+    assert (status, body["status"]) == (200, "paused"), body
 
 
 async def test_a_pre_queue_join_needs_one_too(qclient, queue_settings, pool) -> None:

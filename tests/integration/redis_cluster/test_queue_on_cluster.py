@@ -17,12 +17,14 @@ from tests.integration.queue.support import (
     queue_status,
     reserve,
     socket_path,
+    solve,
     until,
     wait_status,
 )
 from ticketing import cache
 from ticketing.ratelimit import RateLimiter
 from ticketing.web import REDIS_KEY
+from waitingroom.queue.challenge_auto import DoorSteering
 from waitingroom.queue.runtime import QUEUE_KEY
 
 
@@ -111,3 +113,22 @@ async def test_rate_limits_and_the_views_cache_span_the_primaries(
     }
     await cache.invalidate(redis, prefix, range(12))
     assert await cache.get_views(redis, prefix, list(range(12))) == {}
+
+
+async def test_the_door_s_challenge_on_the_cluster(cluster_client, cluster_settings, pool) -> None:
+    """A solved challenge joins once (its use recorded in the event's slot), and the
+    automatic mode reads the door's window there (MGET within one slot)."""
+    client, settings = cluster_client, cluster_settings
+    event = await queue_event(pool)
+    await patch_queue(client, settings, event, challenge_difficulty=1, challenge_auto=True)
+    status, problem = await join(client, settings, "door", event)
+    assert (status, problem["code"]) == (403, "challenge_required"), problem
+    payload = solve(problem["challenge"])
+    status, body = await join(client, settings, "door", event, {"altcha": payload})
+    assert status == 200, body
+    status, problem = await join(client, settings, "door", event, {"altcha": payload})
+    assert (status, problem["code"]) == (403, "challenge_failed"), problem
+    runtime = client.app[QUEUE_KEY]
+    window = await runtime.store.door_window(event, 10)
+    assert (window.joins, window.failed) == (3, 1)
+    assert await DoorSteering(runtime).step(event) == 1  # calm: the operator's level
