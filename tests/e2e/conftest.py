@@ -8,7 +8,7 @@ the compose tests' services, prod and dev, which need no stack (tests/e2e/compos
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -45,8 +45,22 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Marks a test whose set-up or call failed, for ``pages`` to save its pages."""
+    report = yield
+    if report.failed:
+        item.stash[FAILED] = True
+    return report
+
+
 @pytest.fixture
-def pages(stack: Stack, browser) -> Iterator[dict[str, object]]:
+def pages(stack: Stack, browser, request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
     """Phone-sized pages by role; on a failure each is saved (screenshot and its notice) in
     the stack's work directory, named in the failure report."""
     from playwright import sync_api as playwright_api
@@ -62,9 +76,12 @@ def pages(stack: Stack, browser) -> Iterator[dict[str, object]]:
         return page
 
     yield {"open": open_page, "opened": opened}
-    for role, page in opened.items():
-        with contextlib.suppress(playwright_api.Error):
-            page.screenshot(path=str(stack.workdir / f"{role}.png"), full_page=True)
+    # Only a failure's pages are kept: a full-page screenshot costs a second or more each,
+    # and a passing test's would be overwritten by the next one's unread.
+    if request.node.stash.get(FAILED, False):
+        for role, page in opened.items():
+            with contextlib.suppress(playwright_api.Error):
+                page.screenshot(path=str(stack.workdir / f"{role}.png"), full_page=True)
     for context in contexts:
         context.close()
 
