@@ -5,7 +5,9 @@
 -- a bearer token of the shape this platform mints that verifies (HS256 with the JWT secret,
 -- or under RS256 signed by one of the platform's public keys, named by its kid: the gateway
 -- holds no key that signs access tokens); no body, or just
--- the fan's own queue ticket for this event (signed by us, not expired); an event in the
+-- the fan's own queue ticket for this event (signed by us, not expired) and, while the
+-- event's door asks for proof of work, a solved challenge it checks itself
+-- (deploy/lua/queue_door.lua, the waitingroom's keys, used once); an event in the
 -- waitingroom's snapshot of queue-enabled events; before on-sale, only once the pre-queue's
 -- seed commitment is on record; Redis answering; and the PLACE script placing the fan as
 -- waiting or in the pre-queue (or telling them sold out: PLACE reads the sell-out the
@@ -13,8 +15,8 @@
 -- a fan in line while every seat left is held hears all_held, as from the waitingroom). Everything else (a ticket it
 -- does not take, a pre-queue ticket after on-sale, any admitted fan's ticket (signed with a
 -- key the gateway never holds), other fields, a token it does not read, an unknown event, an
--- admitted fan, a rate limit, any Redis error, an event whose door asks for a solved
--- challenge) goes to the waitingroom unchanged (ngx.exec
+-- admitted fan, a rate limit, any Redis error, a join its event's door refuses or that
+-- comes in the door's automatic mode) goes to the waitingroom unchanged (ngx.exec
 -- to @waitingroom), which decides and explains as it always has.
 --
 -- What it shares with the waitingroom rather than repeats: the PLACE script itself (run
@@ -36,6 +38,7 @@ cjson.decode_invalid_numbers(false)
 local redis_link = require "redis_link"
 local b64 = require "ngx.base64"
 local lrucache = require "resty.lrucache"
+local door = require "queue_door"
 
 ffi.cdef [[
 const void *EVP_sha256(void);
@@ -138,6 +141,7 @@ function M.configure(options)
     -- goes to the waitingroom.
     cfg.enabled = cfg.enabled and can_verify and cfg.ticket_secret ~= nil
         and cfg.ticket_secret ~= ""
+    door.configure(hmac_sha256, same_signature, cfg.ticket_secret)
     stats = ngx.shared[cfg.stats_dict]
     redis_link.configure(cfg, function(cause) stats:incr("reroute|" .. cause, 1, 0) end)
 end
@@ -260,20 +264,35 @@ end
 
 local RESTORABLE = { waiting = true, pre = true }
 
--- The body of a join that brings its queue ticket back: (where, place, epoch) to restore,
--- false to join without restoring (a ticket of ours for a place that cannot be restored),
--- or nil for anything the waitingroom must judge (no such body, a ticket it would refuse,
--- someone else's, another event's, an expired one, and every admitted fan's ticket: those
--- are signed with a key derived from the admission secret, which the gateway never holds,
--- and one under the line key is a forgery the waitingroom refuses).
-local function restore_from_body(user, event_id, now_s)
+-- A join's body as the gateway takes it: an object of the fan's queue ticket, a solved
+-- challenge (deploy/lua/queue_door.lua), or both, each a string; nil for anything else
+-- (other fields, another shape, an empty one: the waitingroom's 400, or its plain join).
+local function join_body()
     ngx.req.read_body()
     local raw = ngx.req.get_body_data() -- nil when it went to a file: not the plain case
     if raw == nil then return nil end
     local body = cjson.decode(raw)
-    if type(body) ~= "table" or type(body.queue_ticket) ~= "string" then return nil end
-    if next(body, next(body)) ~= nil then return nil end -- other fields: a 400 to explain
-    local claims = signed_claims(body.queue_ticket, cfg.ticket_secret)
+    if type(body) ~= "table" or next(body) == nil then return nil end
+    for name, value in pairs(body) do
+        if (name ~= "queue_ticket" and name ~= "altcha") or type(value) ~= "string" then
+            return nil
+        end
+    end
+    local altcha = body.altcha -- QueueJoinBody's bounds: 1 to 4,096, no NUL
+    if altcha ~= nil and (#altcha == 0 or #altcha > 4096 or altcha:find("\0", 1, true)) then
+        return nil
+    end
+    return body
+end
+
+-- A queue ticket brought back: (where, place, epoch) to restore, false to join without
+-- restoring (a ticket of ours for a place that cannot be restored), or nil for anything
+-- the waitingroom must judge (a ticket it would refuse, someone else's, another event's, an
+-- expired one, and every admitted fan's ticket: those are signed with a key derived from
+-- the admission secret, which the gateway never holds, and one under the line key is a
+-- forgery the waitingroom refuses).
+local function restore_from_ticket(queue_ticket, user, event_id, now_s)
+    local claims = signed_claims(queue_ticket, cfg.ticket_secret)
     if claims == nil then return nil end
     local sub, event, where, place, epoch, exp, iat =
         claims.sub, claims.event_id, claims.where, claims.place, claims.epoch, claims.exp,
@@ -367,6 +386,7 @@ local function figures(link, event_id, now_s)
         -- The door's challenge on (or its automatic mode, which may turn it on): every join
         -- goes to the waitingroom, which verifies solutions (waitingroom/queue/challenge.py).
         challenge = (tonumber(conf[2]) or 0) > 0 or conf[3] == "1",
+        challenge_auto = conf[3] == "1",
         sold_out = state.sold_out == "1",
         -- every seat left is in a hold (the admitters' TICK keeps this flag)
         all_held = state.all_held == "1" and state.sold_out ~= "1",
@@ -411,11 +431,17 @@ function M.join()
     if event_id == nil or event_id < 1 or event_id > cfg.max_id then return pass("event_id") end
     event_id = string.format("%d", event_id) -- "007" is event 7, as the waitingroom reads it
     local where, place_arg, epoch_arg = "", "0", ""
+    local altcha
     local length = ngx.var.http_content_length
     if (length ~= nil and length ~= "0") or ngx.var.http_transfer_encoding ~= nil then
-        local w, p, e = restore_from_body(user, event_id, now_s)
-        if w == nil then return pass("body") end
-        if w then where, place_arg, epoch_arg = w, p, e end
+        local body = join_body()
+        if body == nil then return pass("body") end
+        altcha = body.altcha
+        if body.queue_ticket ~= nil then
+            local w, p, e = restore_from_ticket(body.queue_ticket, user, event_id, now_s)
+            if w == nil then return pass("body") end
+            if w then where, place_arg, epoch_arg = w, p, e end
+        end
     end
 
     -- Every key of an event's queue shares its hash tag: one slot, one node of a cluster.
@@ -426,7 +452,16 @@ function M.join()
     if event == nil then link:release(); return pass("event") end
     local fig = figures(link, event_id, now_s)
     if fig == nil then link:release(); return pass("redis") end
-    if fig.challenge then link:release(); return pass("challenge") end
+    local door_signature, door_ttl
+    if fig.challenge then
+        -- The door asks for a solved challenge: one queue_door.lua takes is checked here;
+        -- none, one it does not take, and every join in the automatic mode (the waitingroom
+        -- counts those) go to the waitingroom, which refuses with a fresh challenge.
+        if not fig.challenge_auto and altcha ~= nil then
+            door_signature, door_ttl = door.solved(altcha, user, event_id, now_s)
+        end
+        if door_signature == nil then link:release(); return pass("challenge") end
+    end
     local on_sale = now_s * 1000 >= event.on_sale_ms
     if not on_sale and not fig.committed then
         link:release()
@@ -437,6 +472,17 @@ function M.join()
         -- Redis have lost the queue: the waitingroom's to look up.
         link:release()
         return pass("pre_ticket")
+    end
+
+    local used_key = door_signature and key .. "challenge:used:" .. door_signature
+    if used_key then
+        -- Used once, as the waitingroom records it (waitingroom/queue/store_challenge.py),
+        -- before the fan is placed: a used one is the waitingroom's 403 challenge_failed.
+        local used = link:call(key, "set", used_key, "1", "NX", "EX", door_ttl)
+        if used ~= "OK" then
+            if used == nil then link:close() else link:release() end
+            return pass(used == nil and "redis" or "challenge")
+        end
     end
 
     local reply = link:call(
@@ -451,19 +497,22 @@ function M.join()
         -- 7 keeps no script on a replica) or any error: the waitingroom loads the script
         -- again (its cluster client on every primary) or answers 503 itself. Nothing was
         -- placed by a call that failed.
+        if used_key then link:call(key, "del", used_key) end -- theirs to use there
         link:close()
         return pass("redis")
     end
-    link:release()
     local kind, place, rank, pre_ahead, epoch, new =
         reply[1], reply[2], tonumber(reply[3]), tonumber(reply[4]), reply[5], tonumber(reply[6])
     local status = STATUS_OF_KIND[kind]
     if status == nil then
         -- admitted (the answer carries an admission token) or limited (429 with its wait):
         -- the waitingroom answers. PLACE changed nothing for these but the fan's limit
-        -- count, and a limited call is not counted.
+        -- count, and a limited call is not counted. The challenge goes there unused.
+        if used_key then link:call(key, "del", used_key) end
+        link:release()
         return pass(kind == "limited" and "limited" or "kind")
     end
+    link:release()
 
     local position, ahead, eta = "null", "null", "null"
     if kind == "waiting" then

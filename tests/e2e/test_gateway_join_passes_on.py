@@ -165,9 +165,11 @@ def test_a_lost_script_goes_to_the_waitingroom_which_loads_it_again(stack: Stack
     assert again["position"] == first["position"]
 
 
-def test_a_door_with_its_challenge_on_hands_every_join_to_the_waitingroom(stack: Stack, admin: str):
-    """The gateway verifies no proof of work: while an event's challenge is on, each of its
-    joins is the waitingroom's (which asks for one); off again, the gateway answers them."""
+def test_a_door_with_its_challenge_on(stack: Stack, admin: str):
+    """While an event's challenge is on, the gateway answers a join that carries a good
+    solution itself (checked as the waitingroom checks it, used once) and hands every other
+    to the waitingroom, which refuses it with a fresh challenge; in the automatic mode every
+    join goes there; off again, the gateway answers them all."""
     event = queue_event(stack, admin)["id"]
     path = f"/admin/queues/{event}"
     assert stack.request("PATCH", path, {"paused": True}, token=admin)[0] == 200
@@ -184,21 +186,40 @@ def test_a_door_with_its_challenge_on_hands_every_join_to_the_waitingroom(stack:
     while (answer := refused())[0] != 403 and time.monotonic() < deadline:
         time.sleep(0.1)
     status, headers, problem = answer
-    assert (status, problem["code"]) == (
-        403,
-        "challenge_required",
-    ) and "X-Queue-Join" not in headers
+    assert (status, problem["code"]) == (403, "challenge_required"), problem
+    assert "X-Queue-Join" not in headers
     for _ in range(5):  # not one worker still answering by itself
         status, headers, _ = refused()
         assert status == 403 and "X-Queue-Join" not in headers
+
+    def solved(token: str) -> str:
+        status, _, problem = _join(stack, event, token)
+        assert (status, problem["code"]) == (403, "challenge_required"), problem
+        challenge = altcha.Challenge.from_dict(problem["challenge"])
+        solution = altcha.solve_challenge(challenge, timeout=30)
+        assert solution is not None
+        return altcha.Payload(challenge, solution).to_base64()
+
     fan = dev_token(stack, f"gw-door-fan-{RUN_ID}", [])
-    status, _, problem = _join(stack, event, fan)
-    challenge = altcha.Challenge.from_dict(problem["challenge"])
-    solution = altcha.solve_challenge(challenge, timeout=30)
-    assert solution is not None
-    payload = altcha.Payload(challenge, solution).to_base64()
+    payload = solved(fan)
     status, headers, body = _join(stack, event, fan, {"altcha": payload})
-    assert (status, body["status"]) == (200, "paused") and "X-Queue-Join" not in headers
+    assert (status, body["status"]) == (200, "paused") and headers.get("X-Queue-Join") == GATEWAY
+    # The waitingroom's own answer to a solved join, field by field but the ticket's time.
+    direct = _join(stack, event, fan, {"altcha": solved(fan)}, base=_direct(stack))
+    assert direct[0] == 200 and "X-Queue-Join" not in direct[1]
+    assert {k: v for k, v in direct[2].items() if k != "queue_ticket"} == {
+        k: v for k, v in body.items() if k != "queue_ticket"
+    }
+    # Used once: the waitingroom says so (the gateway takes it no more), with a fresh one.
+    status, headers, problem = _join(stack, event, fan, {"altcha": payload})
+    assert (status, problem["code"]) == (403, "challenge_failed") and "X-Queue-Join" not in headers
+    # Another fan's is refused there too, and leaves it unused for its own fan.
+    other = dev_token(stack, f"gw-door-other-{RUN_ID}", [])
+    theirs = solved(other)
+    status, headers, problem = _join(stack, event, fan, {"altcha": theirs})
+    assert (status, problem["code"]) == (403, "challenge_failed") and "X-Queue-Join" not in headers
+    status, headers, body = _join(stack, event, other, {"altcha": theirs})
+    assert status == 200 and headers.get("X-Queue-Join") == GATEWAY, body
     name = "ticketing_gateway_queue_join_fallbacks_total"
     after = _gateway_metrics(stack)
     assert _metric(after, name, reason="challenge") > _metric(before, name, reason="challenge")

@@ -3,7 +3,8 @@ they join (``ticketing.domain.challenge`` has the difficulty scale and the autom
 ``waitingroom.queue.store_challenge`` records the used ones).
 
 Bound to the fan and the event by the keys themselves: a challenge is signed, and its
-derived key signed, with keys derived from the admission secret, the event and the fan,
+derived key signed, with keys derived from the queue ticket secret (which the gateway holds
+too: deploy/lua/queue_door.lua checks solutions the same way), the event and the fan,
 so one issued to anyone else, or for another event, fails the signature check (nothing of
 the fan's is written into the challenge the browser sees). Used once: its signature is
 recorded in Redis until it expires (:meth:`ChallengeStore.use`).

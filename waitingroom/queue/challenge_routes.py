@@ -3,8 +3,9 @@ this fan and event) and the step a join takes through it (:func:`pass_the_door`)
 the event's challenge is on, a join carries a solved one, used once, or is refused with
 ``403 challenge_required`` / ``challenge_failed`` and a fresh challenge to solve.
 
-The gateway hands every join of such an event here (deploy/lua/queue_join.lua reads the
-event's ``config`` hash): it verifies nothing itself."""
+The gateway checks a solution itself (deploy/lua/queue_door.lua, the same keys and the same
+used set) and answers such a join; a join without one, with one it does not take, or in the
+automatic mode (whose joins are counted here) it hands here."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ async def door_difficulty(runtime: QueueRuntime, event_id: int, config: QueueCon
 
 
 def fresh_challenge(runtime: QueueRuntime, event_id: int, user_id: str, difficulty: int) -> Any:
-    secret = runtime.settings.admission_secret
+    secret = runtime.settings.queue_ticket_secret
     return challenge.issue(secret, event_id, user_id, max(1, difficulty))
 
 
@@ -106,7 +107,7 @@ async def _check(
         return "off"
     if payload is None:
         return "required"
-    verdict = challenge.verify(runtime.settings.admission_secret, event_id, user_id, payload)
+    verdict = challenge.verify(runtime.settings.queue_ticket_secret, event_id, user_id, payload)
     if not verdict.ok:
         return verdict.reason
     if not await runtime.store.use(event_id, verdict.signature, verdict.expires_at):
