@@ -15,8 +15,8 @@
 -- a fan in line while every seat left is held hears all_held, as from the waitingroom). Everything else (a ticket it
 -- does not take, a pre-queue ticket after on-sale, any admitted fan's ticket (signed with a
 -- key the gateway never holds), other fields, a token it does not read, an unknown event, an
--- admitted fan, a rate limit, any Redis error, a join its event's door refuses or that
--- comes in the door's automatic mode) goes to the waitingroom unchanged (ngx.exec
+-- admitted fan, a rate limit, any Redis error, a join its event's door refuses) goes to
+-- the waitingroom unchanged (ngx.exec
 -- to @waitingroom), which decides and explains as it always has.
 --
 -- What it shares with the waitingroom rather than repeats: the PLACE script itself (run
@@ -380,13 +380,15 @@ local function figures(link, event_id, now_s)
         replies[1], replies[2], replies[3], hash(replies[4]), hash(replies[5]), replies[6],
         replies[7]
     local drawn = state.drawn == "1"
+    -- The door's difficulty in force (ticketing/domain/challenge.py effective_difficulty):
+    -- the operator's, raised by the automatic mode's level while that mode is on.
+    local difficulty, auto = tonumber(conf[2]) or 0, conf[3] == "1"
+    if auto then difficulty = max(difficulty, tonumber(state.challenge_level) or 0) end
     cached = {
         at = now_s,
         paused = conf[1] == "1",
-        -- The door's challenge on (or its automatic mode, which may turn it on): every join
-        -- goes to the waitingroom, which verifies solutions (waitingroom/queue/challenge.py).
-        challenge = (tonumber(conf[2]) or 0) > 0 or conf[3] == "1",
-        challenge_auto = conf[3] == "1",
+        challenge = difficulty > 0,
+        challenge_auto = auto,
         sold_out = state.sold_out == "1",
         -- every seat left is in a hold (the admitters' TICK keeps this flag)
         all_held = state.all_held == "1" and state.sold_out ~= "1",
@@ -455,9 +457,9 @@ function M.join()
     local door_signature, door_ttl
     if fig.challenge then
         -- The door asks for a solved challenge: one queue_door.lua takes is checked here;
-        -- none, one it does not take, and every join in the automatic mode (the waitingroom
-        -- counts those) go to the waitingroom, which refuses with a fresh challenge.
-        if not fig.challenge_auto and altcha ~= nil then
+        -- none, or one it does not take, goes to the waitingroom, which refuses it with a
+        -- fresh challenge (or takes it) and explains.
+        if altcha ~= nil then
             door_signature, door_ttl = door.solved(altcha, user, event_id, now_s)
         end
         if door_signature == nil then link:release(); return pass("challenge") end
@@ -511,6 +513,12 @@ function M.join()
         if used_key then link:call(key, "del", used_key) end
         link:release()
         return pass(kind == "limited" and "limited" or "kind")
+    end
+    if fig.challenge_auto then
+        -- The automatic mode's window (waitingroom/queue/store_challenge.py count_door): a
+        -- join answered here is counted here, one passed on is counted there. Best effort.
+        local second = key .. "challenge:joins:" .. string.format("%d", floor(now_s))
+        link:pipeline(key, { { "incr", second }, { "expire", second, 30 } })
     end
     link:release()
 

@@ -168,8 +168,8 @@ def test_a_lost_script_goes_to_the_waitingroom_which_loads_it_again(stack: Stack
 def test_a_door_with_its_challenge_on(stack: Stack, admin: str):
     """While an event's challenge is on, the gateway answers a join that carries a good
     solution itself (checked as the waitingroom checks it, used once) and hands every other
-    to the waitingroom, which refuses it with a fresh challenge; in the automatic mode every
-    join goes there; off again, the gateway answers them all."""
+    to the waitingroom, which refuses it with a fresh challenge; in the automatic mode it
+    follows the level in force and counts the joins it answers; off, it answers them all."""
     event = queue_event(stack, admin)["id"]
     path = f"/admin/queues/{event}"
     assert stack.request("PATCH", path, {"paused": True}, token=admin)[0] == 200
@@ -178,18 +178,18 @@ def test_a_door_with_its_challenge_on(stack: Stack, admin: str):
     assert stack.request("PATCH", path, {"challenge_difficulty": 1}, token=admin)[0] == 200
     fans = iter(range(100))
 
-    def refused() -> tuple[int, dict[str, str], Any]:
+    def new_fan_joins() -> tuple[int, dict[str, str], Any]:
         return _join(stack, event, dev_token(stack, f"gw-door-{next(fans)}-{RUN_ID}", []))
 
     # Every nginx worker reads the event's settings again within a second.
     deadline = time.monotonic() + 5
-    while (answer := refused())[0] != 403 and time.monotonic() < deadline:
+    while (answer := new_fan_joins())[0] != 403 and time.monotonic() < deadline:
         time.sleep(0.1)
     status, headers, problem = answer
     assert (status, problem["code"]) == (403, "challenge_required"), problem
     assert "X-Queue-Join" not in headers
     for _ in range(5):  # not one worker still answering by itself
-        status, headers, _ = refused()
+        status, headers, _ = new_fan_joins()
         assert status == 403 and "X-Queue-Join" not in headers
 
     def solved(token: str) -> str:
@@ -224,16 +224,31 @@ def test_a_door_with_its_challenge_on(stack: Stack, admin: str):
     after = _gateway_metrics(stack)
     assert _metric(after, name, reason="challenge") > _metric(before, name, reason="challenge")
 
-    # The automatic mode may turn the challenge on at any moment: its joins go there too
-    # (which lets them in without one while its level is 0, counting them).
+    # The automatic mode: the gateway answers while its level is 0, counting the joins in
+    # the window the waitingroom steers by, and asks for a solution once it is raised.
     changed = {"challenge_difficulty": 0, "challenge_auto": True}
     assert stack.request("PATCH", path, changed, token=admin)[0] == 200
-    deadline = time.monotonic() + 5  # every worker reads the settings again within a second
-    while "X-Queue-Join" in _join(stack, event, fan)[1]:
-        assert time.monotonic() < deadline, "the gateway still answers in automatic mode"
-        time.sleep(0.25)  # within the fan's own join limit
-    for _ in range(5):
-        status, headers, body = _join(stack, event, fan)
-        assert (status, body["status"]) == (200, "paused") and "X-Queue-Join" not in headers
+    _wait_for_gateway(stack, event)
+    redis = Redis.from_url(stack.env["TICKETING_REDIS_URL"])
+    door = f"{stack.env['TICKETING_REDIS_PREFIX']}q:{{{event}}}:"
+
+    def joins_counted() -> int:
+        keys = list(redis.scan_iter(match=door + "challenge:joins:*"))
+        return sum(int(n) for n in redis.mget(keys)) if keys else 0
+
+    try:
+        before_joins = joins_counted()
+        for _ in range(3):
+            status, headers, _ = new_fan_joins()
+            assert status == 200 and headers.get("X-Queue-Join") == GATEWAY
+        assert joins_counted() >= before_joins + 3
+        redis.hset(door + "state", "challenge_level", 1)  # as the steering loop raises it
+        deadline = time.monotonic() + 5  # every worker reads the level again within a second
+        while (answer := new_fan_joins())[0] != 403:
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.1)
+        assert answer[2]["code"] == "challenge_required" and "X-Queue-Join" not in answer[1]
+    finally:
+        redis.close()
     assert stack.request("PATCH", path, {"challenge_auto": False}, token=admin)[0] == 200
     _wait_for_gateway(stack, event)  # off: the gateway answers again

@@ -4,8 +4,8 @@ the event's challenge is on, a join carries a solved one, used once, or is refus
 ``403 challenge_required`` / ``challenge_failed`` and a fresh challenge to solve.
 
 The gateway checks a solution itself (deploy/lua/queue_door.lua, the same keys and the same
-used set) and answers such a join; a join without one, with one it does not take, or in the
-automatic mode (whose joins are counted here) it hands here."""
+used set) and answers such a join (in the automatic mode counting it in the same window);
+a join without one, or with one it does not take, it hands here."""
 
 from __future__ import annotations
 
