@@ -27,6 +27,7 @@ from tests.servers import (
     REDIS_BASE,
     RUN_ID,
     TYPESENSE_KEY,
+    VHOSTS,
     TypesenseServer,
     rabbitmqctl,
 )
@@ -108,8 +109,13 @@ def amqp_url() -> Iterator[str]:
     vhost = f"tk_test_{RUN_ID}"
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"{AMQP_BASE}/{vhost}"
-    rabbitmqctl("delete_vhost", vhost)
+    try:
+        yield f"{AMQP_BASE}/{vhost}"
+    finally:
+        try:
+            VHOSTS.settle()  # the fixtures' own vhosts (tests/integration/booking/support.py)
+        finally:
+            rabbitmqctl("delete_vhost", vhost)
 
 
 @pytest.fixture(scope="session")

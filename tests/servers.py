@@ -5,6 +5,7 @@ Typesense process of the run's own (the fixtures that set them up are in tests/c
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import shutil
@@ -29,6 +30,83 @@ def rabbitmqctl(*args: str) -> None:
         capture_output=True,
         timeout=60,
     )
+
+
+class Vhosts:
+    """RabbitMQ vhosts of the run's own, for fixtures whose workers must be alone.
+
+    Each rabbitmqctl call boots an Erlang VM (half a second, more on a busy machine), three
+    per vhost: so the next vhost is made ready (added, guest allowed) while the test that
+    took the last one runs, and a vhost is deleted without waiting. Every call is checked:
+    a failed one fails the next ``take`` or ``release``, or ``settle`` at the end of the
+    run, which also deletes the vhost made ready for nobody."""
+
+    def __init__(self) -> None:
+        self._spare: tuple[str, str, subprocess.Popen[bytes]] | None = None  # of, name
+        self._running: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._names = itertools.count()
+
+    def take(self, of: str) -> str:
+        """A ready vhost named after the vhost ``of``; the next is made ready meanwhile."""
+        self._check(wait=False)
+        spare, self._spare = self._spare, None
+        if spare is not None and spare[0] != of:
+            self._discard(spare)
+            spare = None
+        spare = spare or self._prepare(of)
+        self._spare = self._prepare(of)
+        _, name, proc = spare
+        self._finished(f"add_vhost {name}", proc)
+        return name
+
+    def release(self, name: str) -> None:
+        argv = ["rabbitmqctl", "-q", "delete_vhost", name]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._running.append((f"delete_vhost {name}", proc))
+        self._check(wait=False)
+
+    def settle(self) -> None:
+        """Waits for every call; deletes the vhost made ready for nobody."""
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            self._discard(spare)
+        self._check(wait=True)
+
+    def _prepare(self, of: str) -> tuple[str, str, subprocess.Popen[bytes]]:
+        name = f"{of}_v{next(self._names)}"
+        ctl = "rabbitmqctl -q"
+        script = f"{ctl} add_vhost {name} && {ctl} set_permissions -p {name} guest '.*' '.*' '.*'"
+        argv = ["sh", "-c", script]
+        return of, name, subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def _discard(self, spare: tuple[str, str, subprocess.Popen[bytes]]) -> None:
+        _, name, proc = spare
+        self._finished(f"add_vhost {name}", proc)
+        self.release(name)
+
+    def _check(self, *, wait: bool) -> None:
+        """Collects the calls that ended (every call, with ``wait``); raises for the first
+        that failed, once each."""
+        running, self._running, failed = self._running, [], []
+        for what, proc in running:
+            if wait or proc.poll() is not None:
+                try:
+                    self._finished(what, proc)
+                except RuntimeError as exc:
+                    failed.append(exc)
+            else:
+                self._running.append((what, proc))
+        if failed:
+            raise failed[0]
+
+    @staticmethod
+    def _finished(what: str, proc: subprocess.Popen[bytes]) -> None:
+        _, err = proc.communicate(timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {what}: exit {proc.returncode}: {err.decode()}")
+
+
+VHOSTS = Vhosts()
 
 
 class TypesenseServer:

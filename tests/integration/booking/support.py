@@ -22,7 +22,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient, TestServer, get_port_socket
 
 from booking_worker.worker import BookingWorker
-from tests.servers import rabbitmqctl
+from tests.servers import VHOSTS
 from tests.support import auth_header, free_port
 from ticketing.config import Settings
 from ticketing.domain.seating import Section, ticket_records
@@ -167,12 +167,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def own_vhost(amqp_url: str) -> Iterator[str]:
     """A vhost named after ``amqp_url``'s, for a fixture's own workers; removed after."""
-    vhost = f"{amqp_url.rsplit('/', 1)[1]}_{next(_names)}"
-    base = amqp_url.rsplit("/", 1)[0]
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    base, of = amqp_url.rsplit("/", 1)
+    vhost = VHOSTS.take(of)
     yield f"{base}/{vhost}"
-    rabbitmqctl("delete_vhost", vhost)
+    VHOSTS.release(vhost)
 
 
 async def wait_for_consumers(
