@@ -143,7 +143,9 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
     app.on_shutdown.append(close_sockets)
     yield
     stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    for deferred in runtime.deferred_ends:  # each a session that expires on its own
+        deferred.cancel()
+    await asyncio.gather(*tasks, *runtime.deferred_ends, return_exceptions=True)
     await runtime.admitter.close()
     await runtime.controller.close()
     await runtime.hub.close()

@@ -47,6 +47,12 @@ UNREPLICATED_TICKS = Counter(
     "Admitting ticks whose writes no replica acknowledged in time (Redis Cluster or "
     "Sentinel): a failover right after one could admit those fans again.",
 )
+SESSION_ENDS_DEFERRED = Counter(
+    "ticketing_queue_session_ends_deferred_total",
+    "Booked fans' session ends Redis or PostgreSQL refused at the confirm, by outcome "
+    "(deferred: tried again in the background; ended: done later; expired: left to expire).",
+    ["outcome"],
+)
 SESSIONS_ENDED = Counter(
     "ticketing_queue_sessions_ended_total",
     "Sessions or places ended, by reason (expired, booked, left, abandoned; unclaimed: no "

@@ -20,8 +20,8 @@ from aiohttp import web
 from ticketing.dependencies import REDIS_ERRORS
 from waitingroom.queue.admission import Admission, verify_admission
 from waitingroom.queue.booking_health import ReserveLatency
-from waitingroom.queue.routes import end_session_after_booking
 from waitingroom.queue.runtime import QueueRuntime, recount_if_all_held
+from waitingroom.queue.session_end import end_session_after_booking
 
 __all__ = ["QUEUE_PORT_KEY", "QUEUE_UNREACHABLE", "Admission", "QueuePort", "verify_admission"]
 

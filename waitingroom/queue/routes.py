@@ -15,10 +15,10 @@ from ticketing.api import Api, Empty, Ok, Operation, Problems, read_body
 from ticketing.api.common import RATE_LIMITED, TOO_LARGE, UNAUTHORIZED
 from ticketing.api.shapes import ValidationProblem
 from ticketing.auth import require_user
-from ticketing.dependencies import POSTGRES_ERRORS, REDIS_ERRORS
+from ticketing.dependencies import POSTGRES_ERRORS
 from waitingroom.queue.challenge_routes import JOIN_FORBIDDEN, pass_the_door
 from waitingroom.queue.events import QueueEvent
-from waitingroom.queue.metrics import ESTIMATED_WAIT, JOINS, SESSIONS_ENDED
+from waitingroom.queue.metrics import ESTIMATED_WAIT, JOINS
 from waitingroom.queue.route_steps import (
     EVENT_ID,
     EVENT_NOT_FOUND,
@@ -31,7 +31,8 @@ from waitingroom.queue.route_steps import (
     queue_reachable,
     serve,
 )
-from waitingroom.queue.runtime import QUEUE_KEY, QueueRuntime, recount_if_all_held
+from waitingroom.queue.runtime import QUEUE_KEY, QueueRuntime
+from waitingroom.queue.session_end import end_session
 from waitingroom.queue.shapes import QueueJoinBody, QueueStatus
 from waitingroom.queue.status import status_body
 from waitingroom.queue.store import Placement
@@ -280,26 +281,3 @@ async def leave(request: web.Request) -> web.Response:
     with queue_reachable():
         await end_session(runtime, event_id, principal.user_id, "left")
     return web.Response(status=204)
-
-
-async def end_session(runtime: QueueRuntime, event_id: int, user_id: str, reason: str) -> bool:
-    was = await runtime.store.leave(event_id, user_id)
-    if not was:
-        return False
-    SESSIONS_ENDED.labels(reason).inc()
-    log.info("queue %s: event_id=%s user=%s was=%s", reason, event_id, user_id, was)
-    await runtime.store.publish(event_id, "ended", users=[user_id], reason=reason)
-    return True
-
-
-async def end_session_after_booking(runtime: QueueRuntime, user_id: str, hold_id: str) -> None:
-    """A fan who booked is done: their session ends and the slot goes to the next fan.
-    Best effort (the session still expires on its own), so it never fails the booking."""
-    try:
-        event_id = await runtime.event_of_hold(hold_id, done=True)
-        if event_id is not None and await runtime.events.get(event_id) is not None:
-            await end_session(runtime, event_id, user_id, "booked")
-            # The last seats left may just have been sold: told within a second.
-            await recount_if_all_held(runtime, event_id=event_id)
-    except (*REDIS_ERRORS, *POSTGRES_ERRORS) as exc:
-        log.warning("queue session not ended after booking: hold_id=%s %s", hold_id, exc)

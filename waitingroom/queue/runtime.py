@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -34,6 +35,8 @@ class QueueRuntime:
     # follows (usually through the same front door) need not ask PostgreSQL: that lookup
     # was a fifth of a front door's work in an on-sale. Bounded; a miss asks PostgreSQL.
     hold_events: dict[str, int] = field(default_factory=dict)
+    # Booked fans' session ends Redis refused, being tried again (session_end.py).
+    deferred_ends: set[asyncio.Task[None]] = field(default_factory=set)
 
     def remember_hold(self, hold_id: str, event_id: int) -> None:
         if len(self.hold_events) >= HOLD_EVENTS_KEPT:
