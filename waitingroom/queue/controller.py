@@ -14,6 +14,7 @@ still taken off what it found available.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -31,6 +32,12 @@ from waitingroom.queue.store import QueueStore
 log = logging.getLogger("waitingroom.queue_controller")
 
 LEASE_MS = 900  # under a second: the next second's count may run in another process
+# The lease let go, if this process holds it: a process that stops hands the next count to
+# another at once rather than after the lease runs out (in a rolling restart, a process
+# started within those 900 ms would otherwise miss its first count).
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
 
 
 class QueueController:
@@ -135,8 +142,10 @@ class QueueController:
             self._recounting.pop(event_id, None)
 
     async def close(self) -> None:
-        """Wait for the recounts under way."""
+        """Wait for the recounts under way; let go of the lease."""
         await asyncio.gather(*self._recounting.values(), return_exceptions=True)
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self.store.redis.eval(_RELEASE, 1, self.lease_key, self.process)
 
     async def measure_health(self) -> BookingHealth:
         health = BookingHealth(await self.backlog.measure(), await self.latency.merged())
