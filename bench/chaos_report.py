@@ -268,14 +268,20 @@ def newcomers(
 
 
 def order_check(
-    members: Sequence[Member], tolerance: float = 1.0, later: Sequence[Member] = ()
+    members: Sequence[Member],
+    tolerance: float = 1.0,
+    later: Sequence[Member] = (),
+    until: float = float("inf"),
 ) -> Order:
     """Fans ahead (smaller place) are admitted no later than fans behind them, within
     ``tolerance`` seconds; a pair whose fan ahead was not back in line (by ``tolerance``)
     when the other was admitted is excused (it could not have been first: a fan's times
     are its own, when it heard the answer); a fan ahead never admitted while
-    one behind was counts as an inversion. ``later`` (newcomers()) take part in the
-    pairs; the cohort's own figures are those of ``members``."""
+    one behind was counts as an inversion, unless the one behind was admitted within
+    ``tolerance`` of ``until`` (the next moment, from which admissions are not this
+    cohort's: the fan ahead may have been admitted just after it). ``later``
+    (newcomers()) take part in the pairs; the cohort's own figures are those of
+    ``members``."""
     ranked = sorted([*members, *later], key=lambda m: m.place)
     pairs = inversions = excused = 0
     worst = 0.0
@@ -290,6 +296,9 @@ def order_check(
             if admitted <= behind.admitted + tolerance:
                 continue
             if ahead.back_in_line is None or ahead.back_in_line > behind.admitted - tolerance:
+                excused += 1
+                continue
+            if ahead.admitted is None and behind.admitted > until - tolerance:
                 excused += 1
                 continue
             inversions += 1

@@ -162,7 +162,7 @@ def order_checks(
         until = following[1] if following else float("inf")
         members = cr.cohort(fans, at, lost, args.session_seconds, until)
         later = cr.newcomers(fans, at, members, args.session_seconds, until)
-        orders[label] = cr.order_check(members, args.order_tolerance, later)
+        orders[label] = cr.order_check(members, args.order_tolerance, later, until)
         print("order across " + order_line(label, orders[label], args.order_tolerance, word))
     return orders
 

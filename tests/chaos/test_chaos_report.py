@@ -123,6 +123,10 @@ def test_order_check_finds_fans_passed_over_and_excuses_those_not_back_yet() -> 
     # never admitted, though in line, while the one behind was
     passed = [cr.Member("a", 1, None, 5.0, False), cr.Member("b", 2, 10.0, 5.0, False)]
     assert cr.order_check(passed).inversions == 1
+    # ... unless the one behind was admitted just before the next moment (the next kill),
+    # from which the fan ahead's admission is not this cohort's to see
+    assert cr.order_check(passed, until=10.5).excused == 1
+    assert cr.order_check(passed, until=12.0).inversions == 1  # control: well before it
     moved = [cr.Member("a", 1, None, None, True)]
     assert not cr.order_check(moved).holds
 
