@@ -488,9 +488,9 @@ function M.join()
     end
 
     local reply = link:call(
-        key, "evalsha", cfg.place_sha, 7,
+        key, "evalsha", cfg.place_sha, 8,
         key .. "waiting", key .. "pre", key .. "active", key .. "seen", key .. "state",
-        key .. "rl:user:" .. user, key .. "rl:ip:" .. ngx.var.remote_addr,
+        key .. "departed", key .. "rl:user:" .. user, key .. "rl:ip:" .. ngx.var.remote_addr,
         cfg.user_limit[1], cfg.user_limit[2], cfg.ip_limit[1], cfg.ip_limit[2],
         user, "join", string.format("%d", event.on_sale_ms), where, place_arg, epoch_arg, "1"
     )

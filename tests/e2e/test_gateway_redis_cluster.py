@@ -112,6 +112,7 @@ def test_a_resharded_slot_is_followed_while_it_moves_and_after(
     with source.client() as c:
         c.zadd(queue_key(event_id, "pre"), {"someone early": 1})
         c.zadd(queue_key(event_id, "active"), {"someone admitted": 1})
+        c.zadd(queue_key(event_id, "departed"), {"someone gone": 1})
         c.set(queue_key(event_id, f"rl:user:mover-{RUN_ID}"), "0", px=60_000)
         c.set(queue_key(event_id, "rl:ip:127.0.0.1"), "0", px=60_000)
 

@@ -10,6 +10,9 @@ Keys of an event (``<prefix>q:{<event_id>}:<name>``):
 - ``active`` zset user -> session expiry (ms). An admission token is derived from it.
 - ``seen`` zset user -> last seen (ms), for waiting fans only; abandonment reads it.
 - ``unclaimed`` zset user -> claim deadline (ms): admitted fans who hold no seats yet.
+- ``departed`` zset user -> when (ms): fans who left the line (admitted, dropped as
+  abandoned, or gone of their own accord) within the last hour; a queue ticket of this
+  state gives such a fan no place back (PLACE).
 - ``sessions`` set of users given a session in this state (by the tick, or restored from
   a token of a lost state): a token of an older epoch restores a session only once, and
   never for a fan this state admitted again.
@@ -52,6 +55,7 @@ NAMES = (
     "drawn",
     "unclaimed",
     "sessions",
+    "departed",
 )
 
 # The time, read once per call: now_us, now_ms, and fmt for numbers going back into Redis.
@@ -64,7 +68,7 @@ local function fmt(n) return string.format('%d', n) end
 
 # Where fans stand in line.
 PLACE = _CLOCK + scripts_places.PLACE_BODY
-LEAVE = scripts_places.LEAVE_BODY
+LEAVE = _CLOCK + scripts_places.LEAVE_BODY
 POSITIONS = _CLOCK + scripts_places.POSITIONS_BODY
 TOUCH = _CLOCK + scripts_places.TOUCH_BODY
 

@@ -46,7 +46,7 @@ end
 # Every session this queue state gives is recorded in ``sessions`` (user -> its end, ms,
 # kept a minute past it): a token from a state Redis lost restores only a session this
 # state never gave (KEEP_CLAIM), so one given here and ended stays ended.
-# KEYS: waiting pre active seen state config rate unclaimed sessions
+# KEYS: waiting pre active seen state config rate unclaimed sessions departed
 # ARGV: default admit_per_minute, max_active, session_seconds, mode; abandon_ms, batch_max,
 #       sweep_max; default claim_seconds, margin_percent; prior seats per fan, its weight
 # -> {now_ms, expired users, abandoned count, {user, place, expiry, ...} admitted,
@@ -58,7 +58,9 @@ TICK_BODY = (
 local waiting, pre, active, seen, state, config, rate, unclaimed =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local sweep_max = tonumber(ARGV[7])
+local departed = KEYS[10]  -- fans out of the line this last hour (PLACE)
 redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now_ms - 60000)  -- sessions
+redis.call('ZREMRANGEBYSCORE', departed, '-inf', now_ms - 3600 * 1000)
 local expired = redis.call('ZRANGEBYSCORE', active, '-inf', now_ms, 'LIMIT', 0, sweep_max)
 if #expired > 0 then
   redis.call('ZREM', active, unpack(expired))
@@ -78,6 +80,7 @@ local gone = redis.call('ZRANGEBYSCORE', seen, '-inf', now_ms - tonumber(ARGV[5]
 if #gone > 0 then
   redis.call('ZREM', waiting, unpack(gone))
   redis.call('ZREM', seen, unpack(gone))
+  for _, user in ipairs(gone) do redis.call('ZADD', departed, now_ms, user) end
 end
 local s = redis.call('HMGET', state, 'drawn', 'sold_out', 'auto_rate', 'tokens', 'tokens_at',
                      'all_held', 'regroup_until')
@@ -129,6 +132,7 @@ if open then
       redis.call('ZADD', unclaimed, fmt(deadline), popped[i])
       redis.call('ZADD', KEYS[9], fmt(expiry), popped[i])  -- sessions
       redis.call('ZREM', seen, popped[i])
+      redis.call('ZADD', departed, now_ms, popped[i])
       admitted[#admitted + 1] = popped[i]
       admitted[#admitted + 1] = popped[i + 1]
       admitted[#admitted + 1] = fmt(expiry)
@@ -151,7 +155,7 @@ redis.call('HSET', state, 'tokens', string.format('%.6f', tokens), 'tokens_at', 
 -- ticks it any more) the queue goes away by itself. The draw's record (seed, fair, drawn)
 -- stays, for the audit.
 if now_ms > tonumber(redis.call('HGET', state, 'kept_until') or '0') then
-  for i = 1, 9 do redis.call('PEXPIRE', KEYS[i], KEEP_MS) end
+  for i = 1, 10 do redis.call('PEXPIRE', KEYS[i], KEEP_MS) end
   redis.call('HSET', state, 'kept_until', fmt(now_ms + 3600000))
 end
 return {now_ms, expired, #gone, admitted, lapsed, held_change}

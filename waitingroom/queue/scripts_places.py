@@ -10,8 +10,8 @@ from __future__ import annotations
 
 # Several fans' joins and status reads in one call (the front door gathers the ones that
 # arrive together; see QueueStore.place), each decided exactly as it would be alone.
-# KEYS: waiting pre active seen state, then per request its fan's and its address's
-#       rate-limit keys (GCRA: the "theoretical arrival time" in ms)
+# KEYS: waiting pre active seen state departed, then per request its fan's and its
+#       address's rate-limit keys (GCRA: the "theoretical arrival time" in ms)
 # ARGV: per-fan interval and tolerance (ms), per-address interval and tolerance (ms), then
 #       per request: user, mode (join|status), on_sale_ms, restore_where (''|waiting|pre),
 #       restore_place, restore_epoch, limited (1: count it against both limits)
@@ -19,7 +19,9 @@ from __future__ import annotations
 #    'limited' (place_or_expiry: ms until allowed) when a limit refused it, unplaced
 PLACE_FIELDS = 7
 PLACE_BODY = """
-local waiting, pre, active, seen, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local LOST_JOIN_US = 3600 * 1000000  -- how long `departed` remembers (the tick trims it)
+local waiting, pre, active, seen, state, departed =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local user_interval, user_tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
 local ip_interval, ip_tolerance = tonumber(ARGV[3]), tonumber(ARGV[4])
 local drawn = redis.call('HGET', state, 'drawn') == '1'
@@ -69,11 +71,18 @@ local function place(user, mode, on_sale_ms, where, score, ticket_epoch)
   end
   if sold then return {'sold_out', 0, -1, 0, e, 0, drawn and 1 or 0} end
   if mode ~= 'join' then return {'none', 0, -1, 0, e, 0, drawn and 1 or 0} end
-  -- A signed queue ticket restores a place this queue no longer has only when the queue
-  -- lost state (a new epoch, or places handed out later than `last` are gone); otherwise
-  -- the fan left or was dropped, and joins at the back like anyone else.
+  -- A signed queue ticket restores a place this queue no longer has when the queue lost
+  -- state (a new epoch, or places handed out later than `last` are gone), or when a
+  -- failover lost the join itself: a place of this state from the last hour, of a fan who
+  -- has not departed since (a primary killed a moment after a join: the promoted replica
+  -- never had it, and later joins moved `last` on). Otherwise the fan left or was
+  -- dropped, and joins at the back like anyone else.
   local restoring = (where == 'waiting' or where == 'pre')
     and (ticket_epoch ~= e or (score > 0 and score > last))
+  if not restoring and where == 'waiting' and ticket_epoch == e
+    and score > now_us - LOST_JOIN_US and not redis.call('ZSCORE', departed, user) then
+    restoring = true
+  end
   local key
   if restoring then
     if where == 'pre' and drawn then
@@ -104,8 +113,8 @@ for i = 0, n - 1 do
   local result
   local wait = 0
   if ARGV[a + 7] == '1' then
-    wait = wait_ms(KEYS[6 + i * 2], user_interval, user_tolerance)
-    if wait == 0 then wait = wait_ms(KEYS[7 + i * 2], ip_interval, ip_tolerance) end
+    wait = wait_ms(KEYS[7 + i * 2], user_interval, user_tolerance)
+    if wait == 0 then wait = wait_ms(KEYS[8 + i * 2], ip_interval, ip_tolerance) end
   end
   if wait > 0 then
     result = {'limited', math.ceil(wait), -1, 0, epoch or '', 0, 0}
@@ -119,19 +128,22 @@ if last ~= last_before then redis.call('HSET', state, 'last', fmt(last)) end
 return out
 """
 
-# KEYS: waiting pre active seen unclaimed  ARGV: user  -> 'waiting' | 'pre' | 'admitted' | ''
+# KEYS: waiting pre active seen unclaimed departed  ARGV: user
+# -> 'waiting' | 'pre' | 'admitted' | ''
 LEAVE_BODY = """
 local user = ARGV[1]
+local was = ''
 if redis.call('ZREM', KEYS[3], user) == 1 then
   redis.call('ZREM', KEYS[5], user)
-  return 'admitted'
-end
-if redis.call('ZREM', KEYS[1], user) == 1 then
+  was = 'admitted'
+elseif redis.call('ZREM', KEYS[1], user) == 1 then
   redis.call('ZREM', KEYS[4], user)
-  return 'waiting'
+  was = 'waiting'
+elseif redis.call('ZREM', KEYS[2], user) == 1 then
+  was = 'pre'
 end
-if redis.call('ZREM', KEYS[2], user) == 1 then return 'pre' end
-return ''
+if was ~= '' then redis.call('ZADD', KEYS[6], now_ms, user) end
+return was
 """
 
 # KEYS: waiting pre active state  ARGV: users...

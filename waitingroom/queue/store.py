@@ -61,6 +61,7 @@ _TICK_KEYS = (
     "rate",
     "unclaimed",
     "sessions",
+    "departed",
 )
 
 
@@ -154,7 +155,7 @@ class QueueStore(FiguresStore, SessionStore, CountStore, DrawStore, NotifyStore,
     async def _place_many(
         self, event_id: int, requests: list[tuple[tuple[Any, ...], str | None]]
     ) -> list[Placement | RateLimited]:
-        keys = self.keys(event_id, "waiting", "pre", "active", "seen", "state")
+        keys = self.keys(event_id, "waiting", "pre", "active", "seen", "state", "departed")
         args: list[Any] = [*self._user_limit, *self._ip_limit]
         for (user_id, *rest), address in requests:
             keys.append(self.key(event_id, "rl:user:" + user_id))
@@ -190,7 +191,7 @@ class QueueStore(FiguresStore, SessionStore, CountStore, DrawStore, NotifyStore,
     async def leave(self, event_id: int, user_id: str) -> str:
         """Take the fan out of the queue or end their session; what they were, or ''."""
         left = await self._leave(
-            keys=self.keys(event_id, "waiting", "pre", "active", "seen", "unclaimed"),
+            keys=self.keys(event_id, "waiting", "pre", "active", "seen", "unclaimed", "departed"),
             args=[user_id],
         )
         return text(left)

@@ -102,3 +102,30 @@ async def test_a_queue_ticket_restores_a_place_redis_lost_but_not_one_given_up(
         for user in ("early", "late", "newcomer")
     ]
     assert positions == [1, 2, 3]
+
+
+async def test_a_queue_ticket_restores_a_join_a_failover_lost(
+    qclient, queue_settings, pool
+) -> None:
+    """A Redis primary killed a moment after a join: the promoted replica never had it
+    (joins replicate asynchronously), the queue keeps its epoch and later joins move its
+    `last` on. The fan's ticket still gives the place back, as a fan who has not departed
+    (the test above, "middle", is the control: a fan who left gets no place back)."""
+    event = await queue_event(pool)
+    await patch_queue(qclient, queue_settings, event, paused=True)
+    tickets = {}
+    for user in ("first", "lost", "third"):
+        _, body = await join(qclient, queue_settings, user, event)
+        tickets[user] = {"queue_ticket": body["queue_ticket"]}
+    store = qclient.app[QUEUE_KEY].store
+    # what the promoted replica lacks: "lost"'s join, and nothing else
+    assert await store.redis.zrem(store.key(event, "waiting"), "lost") == 1
+    await store.redis.zrem(store.key(event, "seen"), "lost")
+    _, newcomer = await join(qclient, queue_settings, "newcomer", event)
+    assert newcomer["position"] == 3
+    _, back = await join(qclient, queue_settings, "lost", event, tickets["lost"])
+    assert back["position"] == 2  # its own place, between "first" and "third"
+    # without the ticket a fan out of the line joins at the back like anyone
+    await store.redis.zrem(store.key(event, "waiting"), "third")
+    _, third = await join(qclient, queue_settings, "third", event)
+    assert third["position"] == 4

@@ -50,6 +50,7 @@ def test_scripts_touch_only_the_keys_they_are_given():
                     "fair",
                     "drawn",
                     "unclaimed",
+                    "departed",
                 )
             ), (
                 name,
