@@ -53,6 +53,8 @@ from waitingroom.queue.store import QueueStore
 
 # The name it logged under before the rooms split: its log lines read as they did.
 log = logging.getLogger("waitingroom.queue_hub")
+# The longest the listener waits for a message before it looks at its stop event again.
+LISTEN_WAIT_SECONDS = 0.1
 
 
 class Hub:
@@ -123,7 +125,9 @@ class Hub:
                 pubsub = await subscribe(self.store.redis, self.store.channel)
                 backoff.reset()
                 while not stop.is_set():
-                    message = await pubsub.get_message(timeout=0.5)
+                    # A short wait: stopping is seen within it (each test's app, and each
+                    # process's shutdown, waited out half a second here before).
+                    message = await pubsub.get_message(timeout=LISTEN_WAIT_SECONDS)
                     if message is not None:
                         await self._on_message(json.loads(message["data"]))
             except REDIS_ERRORS as exc:
