@@ -125,3 +125,39 @@ def test_tickets_the_gateway_does_not_take_get_the_waitingroom_answer(
     direct_status, _, direct = _join(stack, on_sale, token, forged, base=_direct(stack))
     assert "X-Queue-Join" not in headers
     assert (status, answer["code"]) == (direct_status, direct["code"]) == (400, "validation_error")
+
+
+def test_a_ticket_restores_a_join_the_failover_lost_through_the_gateway(stack: Stack, admin: str):
+    """A Redis primary killed a moment after a join: the promoted replica lacks that join
+    alone, keeps the epoch, and a newcomer moves `last` on. The gateway's PLACE gives the
+    fan its place back from its ticket, as the waitingroom's does
+    (tests/integration/queue/test_join_and_queue_tickets.py has the control)."""
+    event_id = queue_event(stack, admin)["id"]
+    stack.request("PATCH", f"/admin/queues/{event_id}", {"paused": True}, token=admin)
+    _wait_for_gateway(stack, event_id)
+    fans = [f"gw-{name}-{RUN_ID}" for name in ("first", "lost", "third", "newcomer")]
+    tokens = {fan: dev_token(stack, fan, []) for fan in fans}
+    tickets = {}
+    for fan in fans[:3]:
+        _, headers, body = _join(stack, event_id, tokens[fan])
+        assert headers.get("X-Queue-Join") == GATEWAY
+        tickets[fan] = body["queue_ticket"]
+    redis = Redis.from_url(stack.env["TICKETING_REDIS_URL"])
+    prefix = f"{stack.env['TICKETING_REDIS_PREFIX']}q:{{{event_id}}}:"
+    try:
+        assert redis.zrem(prefix + "waiting", fans[1]) == 1
+        redis.zrem(prefix + "seen", fans[1])
+    finally:
+        redis.close()
+    _, headers, _newcomer = _join(stack, event_id, tokens[fans[3]])
+    assert headers.get("X-Queue-Join") == GATEWAY
+    status, headers, back = _join(
+        stack, event_id, tokens[fans[1]], {"queue_ticket": tickets[fans[1]]}
+    )
+    assert status == 200 and headers.get("X-Queue-Join") == GATEWAY, back
+    assert _claims(back["queue_ticket"])["place"] == _claims(tickets[fans[1]])["place"]
+    positions = [
+        stack.request("GET", f"/queue/{event_id}/status", token=tokens[fan])[2]["position"]
+        for fan in fans
+    ]
+    assert positions == sorted(positions), positions  # between "first" and "third" again
