@@ -43,7 +43,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.chaos_cluster_servers import ClusterServers  # noqa: E402
-from bench.scale_model import Load, Machine, costs, print_model  # noqa: E402
+from bench.scale_model import (  # noqa: E402
+    Load,
+    Machine,
+    add_fields,
+    costs,
+    from_args,
+    print_model,
+)
 from bench.search import say  # noqa: E402
 from deploy.rabbitmq_cluster import RABBITMQ_BIN  # noqa: E402
 
@@ -164,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         "--skip", default="", help="comma-separated: single, cluster, confirm, search"
     )
     parser.add_argument("--search-events", type=int, default=20_000)
-    Load.add_arguments(parser)
-    Machine.add_arguments(parser)
+    add_fields(Load, parser)
+    add_fields(Machine, parser)
     args = parser.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
 
@@ -189,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print_side_by_side(single, cluster)
     measured = costs(single, cluster, extra)
-    load, machine = Load.from_args(args), Machine.from_args(args)
+    load, machine = from_args(Load, args), from_args(Machine, args)
     surge = cluster.get("surge") or single.get("surge") or {}
     print_model(measured, load, machine, surge.get("bytes_per_socket"))
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 OPS = ("join", "push", "reserve", "confirm", "search")
 # Which tier runs each component the benches measure.
@@ -88,6 +90,11 @@ def add_fields(cls: type, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, type=type(f.default), default=f.default)
 
 
+def from_args(cls: type[T], args: argparse.Namespace) -> T:
+    """The dataclass ``cls`` from the flags add_fields gave the parser."""
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class Load:
     """The on-sale the model sizes for."""
@@ -99,14 +106,6 @@ class Load:
     seats_per_hold: float = 2.5  # the benches' fans ask 1-4 seats
     answers_per_hold: float = 2.0  # reserves answered per hold (409s included)
     searches_per_fan: float = 1.0  # in the joining minute
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        add_fields(cls, parser)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Load:
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
     def rates(self) -> dict[str, float]:
         """Operations per second (push: sockets held, each a socket-second per second)."""
@@ -126,14 +125,6 @@ class Machine:
     utilisation: float = 0.6  # the share of each core a tier is planned to use at the peak
     machine_gib: float = 64
     sockets_per_process: int = 15_000  # this machine's 20,000 open files, with room left
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        add_fields(cls, parser)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Machine:
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
 
 def chosen(per_side: dict[str, dict[str, float]]) -> tuple[str, dict[str, float]]:
