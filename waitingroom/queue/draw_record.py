@@ -28,14 +28,17 @@ _VERIFIED_KEPT = 1_000
 # per-command default for it.
 SAVE_TIMEOUT_SECONDS = 60
 
+# The pre-queue's draws; a registered presale's are kept alike (waitingroom/queue/
+# presale_draw.py, migration 0008), in tables of its own named the same way.
+QUEUE_DRAW = "queue_draw"
 _GET = """
 SELECT event_id, epoch, commitment, committed_at, seed, revealed_at, total, order_sha256
-FROM queue_draws WHERE event_id = $1
+FROM {t}s WHERE event_id = $1
 """
 
 # The column names come from the fixed tuple below, never from a request.
 _PAGES = {
-    by: f"""SELECT member_ref FROM queue_draw_members
+    by: f"""SELECT member_ref FROM {{t}}_members
             WHERE event_id = $1 AND {by} > $2 AND {by} <= $2 + $3 ORDER BY {by}"""  # noqa: S608
     for by in ("position", "member_rank")
 }
@@ -66,8 +69,15 @@ class DrawRecord:
 
 
 class FairnessRecord:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """``tables``: the draws' tables (``<tables>s``, ``<tables>_members``,
+    ``<tables>_superseded``), also the name of the draw lock; one of the fixed names of
+    the migrations, never from a request."""
+
+    def __init__(self, pool: asyncpg.Pool, tables: str = QUEUE_DRAW) -> None:
         self.pool = pool
+        self.tables = tables
+        self._get = _GET.format(t=tables)
+        self._pages = {by: sql.format(t=tables) for by, sql in _PAGES.items()}
         self._verified: dict[tuple[int, str], asyncio.Task[bool]] = {}
 
     # --- writes, each under the event's lock ----------------------------------------------
@@ -78,8 +88,9 @@ class FairnessRecord:
         admitter must keep ticking): a taken lock is :class:`DrawBusy`."""
         async with self.pool.acquire() as conn, conn.transaction():
             taken = await conn.fetchval(
-                "SELECT pg_try_advisory_xact_lock(hashtextextended('queue_draw:' || $1, 0))",
+                "SELECT pg_try_advisory_xact_lock(hashtextextended($2 || ':' || $1, 0))",
                 str(event_id),
+                self.tables,
             )
             if not taken:
                 raise DrawBusy(event_id)
@@ -94,7 +105,8 @@ class FairnessRecord:
         record = await self.get(event_id, conn)
         if record is None:
             await conn.execute(
-                "INSERT INTO queue_draws (event_id, commitment, committed_at) VALUES ($1, $2, $3)",
+                f"INSERT INTO {self.tables}s (event_id, commitment, committed_at) "  # noqa: S608
+                "VALUES ($1, $2, $3)",
                 event_id,
                 new,
                 committed_at,
@@ -127,17 +139,17 @@ class FairnessRecord:
             await self._supersede(conn, record, fair["commitment"], fair["committed_at"])
         rank = {ref: i for i, ref in enumerate(sorted(order), 1)}
         await conn.execute(
-            """INSERT INTO queue_draw_members (event_id, position, member_ref, member_rank)
+            f"""INSERT INTO {self.tables}_members (event_id, position, member_ref, member_rank)
                SELECT $1, t.position, t.ref, t.rank
-               FROM unnest($2::text[], $3::integer[]) WITH ORDINALITY AS t(ref, rank, position)""",
+               FROM unnest($2::text[], $3::integer[]) WITH ORDINALITY AS t(ref, rank, position)""",  # noqa: S608
             event_id,
             list(order),
             [rank[ref] for ref in order],
             timeout=SAVE_TIMEOUT_SECONDS,
         )
         await conn.execute(
-            """UPDATE queue_draws SET seed = $2, revealed_at = $3, total = $4, order_sha256 = $5
-               WHERE event_id = $1""",
+            f"""UPDATE {self.tables}s SET seed = $2, revealed_at = $3, total = $4,
+                 order_sha256 = $5 WHERE event_id = $1""",  # noqa: S608
             event_id,
             fair["seed"],
             fair["revealed_at"],
@@ -153,9 +165,9 @@ class FairnessRecord:
         self, conn: asyncpg.Connection, old: DrawRecord, new: str, committed_at: datetime
     ) -> None:
         await conn.execute(
-            """INSERT INTO queue_draw_superseded
+            f"""INSERT INTO {self.tables}_superseded
                  (event_id, epoch, commitment, committed_at, superseded_at)
-               VALUES ($1, $2, $3, $4, $5)""",
+               VALUES ($1, $2, $3, $4, $5)""",  # noqa: S608
             old.event_id,
             old.epoch,
             old.commitment,
@@ -163,8 +175,8 @@ class FairnessRecord:
             committed_at,
         )
         await conn.execute(
-            """UPDATE queue_draws SET epoch = epoch + 1, commitment = $2, committed_at = $3
-               WHERE event_id = $1""",
+            f"""UPDATE {self.tables}s SET epoch = epoch + 1, commitment = $2,
+                 committed_at = $3 WHERE event_id = $1""",  # noqa: S608
             old.event_id,
             new,
             committed_at,
@@ -173,13 +185,13 @@ class FairnessRecord:
     # --- reads ----------------------------------------------------------------------------
 
     async def get(self, event_id: int, conn: asyncpg.Connection | None = None) -> DrawRecord | None:
-        row = await (conn or self.pool).fetchrow(_GET, event_id)
+        row = await (conn or self.pool).fetchrow(self._get, event_id)
         return None if row is None else DrawRecord.from_row(row)
 
     async def superseded(self, event_id: int) -> list[asyncpg.Record]:
         return await self.pool.fetch(
-            """SELECT epoch, commitment, committed_at, superseded_at
-               FROM queue_draw_superseded WHERE event_id = $1 ORDER BY epoch""",
+            f"""SELECT epoch, commitment, committed_at, superseded_at
+               FROM {self.tables}_superseded WHERE event_id = $1 ORDER BY epoch""",  # noqa: S608
             event_id,
         )
 
@@ -193,7 +205,7 @@ class FairnessRecord:
 
     async def _page(self, by: str, event_id: int, offset: int, limit: int) -> list[str]:
         # an index range, however deep the page
-        rows = await self.pool.fetch(_PAGES[by], event_id, offset, limit)
+        rows = await self.pool.fetch(self._pages[by], event_id, offset, limit)
         return [row["member_ref"] for row in rows]
 
     async def positions(
@@ -201,8 +213,8 @@ class FairnessRecord:
     ) -> dict[str, int]:
         """Drawn positions (1 = first) of those of ``refs`` in the recorded order."""
         rows = await (conn or self.pool).fetch(
-            """SELECT member_ref, position FROM queue_draw_members
-               WHERE event_id = $1 AND member_ref = ANY($2::text[])""",
+            f"""SELECT member_ref, position FROM {self.tables}_members
+               WHERE event_id = $1 AND member_ref = ANY($2::text[])""",  # noqa: S608
             event_id,
             list(refs),
         )
