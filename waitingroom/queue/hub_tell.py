@@ -47,12 +47,15 @@ class Teller:
     ) -> bool:
         """Tell the fan what changed; whether a status went out. ``turn``: its keepalive
         turn."""
-        if placement.kind == "none":
-            # Gone under another epoch than the fan's own: the queue lost its state (a
-            # Redis restart without its data), not the fan their place. "lost" tells the
-            # page to join again at once with its queue ticket, which restores the place
-            # or the session (tests/integration/queue/test_redis_loss.py).
-            lost = bool(fan.placement.epoch) and placement.epoch != fan.placement.epoch
+        if placement.kind in ("none", "lost"):
+            # Gone under another epoch than the fan's own (a Redis restart without its
+            # data), or gone without ever departing (a failover lost the join: the
+            # promoted replica never had it): the queue lost the place, not the fan.
+            # "lost" tells the page to join again at once with its queue ticket, which
+            # restores the place or the session (tests/integration/queue/test_redis_loss.py).
+            lost = placement.kind == "lost" or (
+                bool(fan.placement.epoch) and placement.epoch != fan.placement.epoch
+            )
             await self.end(fan, "lost" if lost else fan.end_reason)
             return False
         if placement.kind == "waiting" and figures.sold_out:

@@ -146,11 +146,13 @@ if was ~= '' then redis.call('ZADD', KEYS[6], now_ms, user) end
 return was
 """
 
-# KEYS: waiting pre active state  ARGV: users...
+# KEYS: waiting pre active state departed  ARGV: users...
 # -> {now_ms, waiting count, pre_ahead, epoch, drawn, then per user: code, rank, place}
 #    code 0 waiting, 1 pre-queue, 2 admitted (place = session expiry ms), 3 not queued
+#    (departed: admitted, dropped or left), 4 not queued and never departed: the queue
+#    lost the fan's place (a failover lost the join), which the fan's ticket restores
 POSITIONS_BODY = """
-local waiting, pre, active, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local waiting, pre, active, state, departed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local s = redis.call('HMGET', state, 'drawn', 'epoch')
 local pre_ahead = 0
 if s[1] ~= '1' then pre_ahead = redis.call('ZCARD', pre) end
@@ -172,8 +174,10 @@ for i = 1, #ARGV do
       put(2, 0, expiry)
     elseif place then
       put(1, -1, place)
-    else
+    elseif redis.call('ZSCORE', departed, user) then
       put(3, -1, 0)
+    else
+      put(4, -1, 0)
     end
   end
 end

@@ -50,7 +50,7 @@ PRIOR_SEATS_PER_FAN = 2
 PRIOR_WEIGHT_FANS = 5
 
 
-_POSITION_KINDS = ("waiting", "pre", "admitted", "none")
+_POSITION_KINDS = ("waiting", "pre", "admitted", "none", "lost")
 _TICK_KEYS = (
     "waiting",
     "pre",
@@ -80,7 +80,8 @@ def gcra_limit(per_minute: int) -> tuple[float, float]:
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where a fan stands. kind: waiting | pre | admitted | sold_out | none."""
+    """Where a fan stands. kind: waiting | pre | admitted | sold_out | none, or lost (from
+    positions() only: not in the queue yet never departed, a place the queue lost)."""
 
     kind: str
     place: int  # FIFO place, drawn place (< 0), or the session's expiry (ms) when admitted
@@ -201,7 +202,8 @@ class QueueStore(FiguresStore, SessionStore, CountStore, DrawStore, NotifyStore,
     ) -> tuple[int, int, list[Placement]]:
         """(now_ms, waiting, a placement per user) in one round trip for all of them."""
         reply = await self._positions(
-            keys=self.keys(event_id, "waiting", "pre", "active", "state"), args=users
+            keys=self.keys(event_id, "waiting", "pre", "active", "state", "departed"),
+            args=users,
         )
         now_ms, waiting, pre_ahead = int(reply[0]), int(reply[1]), int(reply[2])
         epoch, drawn = text(reply[3]), bool(int(reply[4]))

@@ -123,8 +123,9 @@ serve(
         'pause and {"type": "resumed"} at once when it ends (the full status follows '
         'within 5 s); {"type": "session_ended", "reason": '
         "expired|booked|left|unclaimed|ended|lost} (then the socket closes; unclaimed: no "
-        "seats held within the claim window; lost: the queue lost its state, join again "
-        "with the queue ticket to get the place or the session back). Every message "
+        "seats held within the claim window; lost: the queue lost its state, or lost the "
+        "fan's join in a failover, join again with the queue ticket to get the place or "
+        "the session back). Every message "
         "carries event_id. Open it with a ?ticket= from POST /queue/{event_id}/ws-ticket "
         "(single use, valid 30 s), or a bearer Authorization header where the client "
         "can set one; ?token=<JWT> is accepted only when TICKETING_ENV=dev.",

@@ -199,13 +199,16 @@ async def test_a_fan_the_new_state_admitted_again_gets_no_second_session_from_th
     assert (await get_queue(qclient, queue_settings, event))["active"] == 0
 
 
-@pytest.mark.parametrize("lost", [True, False], ids=["queue lost", "fan dropped"])
-async def test_the_socket_tells_a_lost_queue_apart_from_a_dropped_fan(
-    qclient, queue_settings, pool, lost
+@pytest.mark.parametrize("case", ["queue lost", "join lost", "fan dropped"])
+async def test_the_socket_tells_a_lost_place_apart_from_a_dropped_fan(
+    qclient, queue_settings, pool, case
 ) -> None:
     """After a loss the socket says "lost" (the page joins again with its ticket, which
-    gets the place back); a fan dropped from a queue that still stands hears the plain
-    "ended" (control: the same disappearance under the same epoch)."""
+    gets the place back): the queue's state lost (a new epoch), or the fan's join lost
+    alone (gone under the same epoch without a departure on record: a failover whose
+    promoted replica never had it). A fan dropped from a queue that still stands, with
+    its departure on record as the tick records it, hears the plain "ended" (control:
+    the same disappearance)."""
     event = await queue_event(pool)
     await in_snapshot(qclient, queue_settings, event)
     await patch_queue(qclient, queue_settings, event, paused=True)
@@ -218,11 +221,15 @@ async def test_the_socket_tells_a_lost_queue_apart_from_a_dropped_fan(
         first, _ = await until(ws, lambda m: m["type"] == "status", 5)
         assert first["position"] == 2
         store = qclient.app[QUEUE_KEY].store
-        if lost:
+        if case == "queue lost":
             await lose_the_queue(qclient, event)
         else:
             assert await store.redis.zrem(store.key(event, "waiting"), "sock-b") == 1
+            if case == "fan dropped":
+                departed = store.key(event, "departed")
+                assert await store.redis.zadd(departed, {"sock-b": time.time() * 1000}) == 1
         ended, _ = await until(ws, lambda m: m["type"] == "session_ended", 7)
+    lost = case != "fan dropped"
     assert ended["reason"] == ("lost" if lost else "ended")
     if lost:
         # What each page does on "lost": join again with its ticket. Whoever comes back
