@@ -224,6 +224,11 @@ def run(
         # waitingroom/queue/store_keys.py's name of the event's line
         line = f"{settings.redis_prefix}q:{{{events.paid}}}:waiting"
         differ = line_differences(servers.members(line, events.paid), loads["fans"])
+        # For reading afterwards: every fan's record (its tickets and what it heard) and
+        # the queue's departures (admitted, abandoned, left) as the cluster has them.
+        departed = line.removesuffix("waiting") + "departed"
+        (RUN_DIR / "fans.json").write_text(json.dumps(loads["fans"]))
+        (RUN_DIR / "departed.json").write_text(json.dumps(servers.scores(departed, events.paid)))
         results = print_results(
             args, keys, schedule, faults.marks, procs, servers_line(args, servers, unacked),
             sale, figures, attempts, differ,

@@ -204,12 +204,17 @@ class ClusterServers:
 
     def members(self, key: str, event_id: int) -> set[str]:
         """The members of one of the event's sorted sets (``key``: its full name)."""
+        return set(self.scores(key, event_id))
+
+    def scores(self, key: str, event_id: int) -> dict[str, float]:
+        """One of the event's sorted sets (``key``: its full name), member -> score."""
         if self.redis_setup is None:
             client = redis.Redis.from_url(self.redis_url)
         else:
             client = self.event_primary(event_id).client()
         with client:
-            return {str(m, "utf-8") for m in client.zrange(key, 0, -1) if isinstance(m, bytes)}
+            pairs = client.zrange(key, 0, -1, withscores=True)
+            return {str(m, "utf-8"): float(v) for m, v in pairs if isinstance(m, bytes)}
 
     def redis_rejoined(self, node: RedisNode) -> bool:
         """``node`` is back as a replica, in sync with its primary, in a cluster that is ok

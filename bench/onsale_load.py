@@ -264,6 +264,12 @@ class Fans:
         self.note_ticket(rec, body)
         return body
 
+    def heard(self, rec: dict[str, Any], what: str) -> None:
+        """With a timeline, note what made the fan change course (a session_ended, a socket
+        closed or refused, a not_in_queue), for bench/chaos_cluster.py's fan records."""
+        if self.timeline is not None:
+            rec.setdefault("heard", []).append([round(time.time(), 3), what])
+
     def note_ticket(self, rec: dict[str, Any], body: dict) -> None:
         """Keep the fan's latest queue ticket; with a timeline, note where it stands
         (where, place, epoch: the ticket's claims) each time that changes."""
@@ -325,11 +331,14 @@ class Fans:
                         self.linger(ws)
                         ws = None
                     return None
+                if status == "session_ended":
+                    self.heard(rec, f"session_ended:{body.get('reason')}")
                 if status == "session_ended" and body.get("reason") == "lost":
                     # The queue lost its state, not the fan its place: the page joins again
                     # at once with its ticket (waitingroom/static/queue.js).
                     body = {"code": "not_in_queue"}
                 if body.get("code") == "not_in_queue":
+                    self.heard(rec, "not_in_queue")
                     if rec.get("rejoins", 0) >= self.max_rejoins:
                         rec["outcome"] = "failed:lost_place_every_time"
                         return None
@@ -352,6 +361,8 @@ class Fans:
                 if ws is None and not refused:
                     ws, answer = await self.open_socket(user)
                     refused = ws is None
+                    if refused:
+                        self.heard(rec, f"ws_refused:{answer}")
                     if answer == 404:  # not in the queue (any more)
                         body = {"code": "not_in_queue"}
                         continue
@@ -368,6 +379,7 @@ class Fans:
                         body = json.loads(message.data)
                         continue
                     self.ws["closed_by_server"] += 1
+                    self.heard(rec, "ws_closed")
                     ws = None
                     refused = True  # poll from now on (or until the socket is tried again)
                     if self.reconnect:
