@@ -28,4 +28,22 @@ def apis(role: str = "all") -> list[Api]:
 
 
 def build_document(role: str = "all") -> dict[str, Any]:
-    return document(TITLE, DESCRIPTION, apis(role))
+    doc = document(TITLE, DESCRIPTION, apis(role))
+    status = doc.get("components", {}).get("schemas", {}).get("QueueStatus")
+    if status is not None:
+        # One person, one place (waitingroom/queue/signals_join.py): the join's and the
+        # status's answers, not the pushes' (the same shape, QueueStatus).
+        status["properties"]["moved"] = MOVED
+    return doc
+
+
+MOVED = {
+    "type": "string",
+    "enum": ["cluster"],
+    "title": "Moved",
+    "description": "Only when the fan was moved to the back of the line: their account is in "
+    "a cluster of accounts that look like one actor's (an address block or device with more "
+    "than the event's cluster_threshold accounts, or a card another account paid with), and "
+    "the event's cluster_rule is back_of_line. It happens once; the place shown is the one "
+    "after the move.",
+}

@@ -22,6 +22,7 @@ from ticketing.dependencies import POSTGRES_ERRORS
 from ticketing.domain.queue import auto_start_rate
 from ticketing.problems import backend_unavailable
 from waitingroom.queue.admin_shapes import (
+    QueueClusters,
     QueueFigures,
     QueueList,
     QueuePatch,
@@ -40,6 +41,7 @@ from waitingroom.queue.route_steps import (
 )
 from waitingroom.queue.runtime import QUEUE_KEY, QueueRuntime
 from waitingroom.queue.series import SERIES_KEY, WINDOW_MS
+from waitingroom.queue.signals_admin import apply_rule, clusters_body, rule_of
 from waitingroom.queue.store_config import SETTINGS_RECORD_KEY, StoredSettings
 
 # The name it logged under before the rooms split: its log lines read as they did.
@@ -55,6 +57,7 @@ async def queue_figures(runtime: QueueRuntime, event: QueueEvent) -> dict[str, A
     return {
         "event_id": event.event_id,
         **figures.config.to_json(),
+        **(await rule_of(runtime, event.event_id)).to_json(),
         "effective_challenge_difficulty": await door_difficulty(
             runtime, event.event_id, figures.config
         ),
@@ -131,6 +134,7 @@ async def patch_queue(request: web.Request, body: QueuePatch) -> web.Response:
     changes = body.changes()
     with queue_reachable():
         before = (await store.figures(event_id)).config
+        rule_before = await rule_of(runtime, event_id)
     # On record first: PostgreSQL failing answers 503 with Redis unchanged.
     stored = await record_settings(request, event_id, changes, principal.user_id)
     with queue_reachable():
@@ -149,6 +153,7 @@ async def patch_queue(request: web.Request, body: QueuePatch) -> web.Response:
             await store.publish(event_id, "paused" if after.paused else "resumed")
         elif after != before:
             await store.publish(event_id, "config")
+        await apply_rule(runtime, event, rule_before)  # back_of_line: clusters moved now
         log.info(
             "queue settings: event_id=%s by=%s %s", event_id, principal.user_id, after.to_json()
         )
@@ -197,3 +202,20 @@ async def queue_series(request: web.Request, query: QueueSeriesQuery) -> web.Res
     return web.json_response(
         {"event_id": event_id, "window_seconds": WINDOW_MS // 1000, "samples": samples}
     )
+
+
+@ADMIN_QUEUE_API.get(
+    "/admin/queues/{event_id}/clusters",
+    summary="One person, one place: the event's clusters of accounts that look like one "
+    "actor's (address blocks and devices with more than cluster_threshold accounts, cards "
+    "paid with by more than one), its cluster_rule and how many fans it moved",
+    path_ids=[EVENT_ID],
+    auth=require_admin,
+    replies=[Ok(200, "The clusters", shape=QueueClusters), *REFUSED, EVENT_NOT_FOUND, QUEUE_DOWN],
+)
+async def queue_clusters(request: web.Request) -> web.Response:
+    event_id = event_id_of(request)
+    runtime = request.app[QUEUE_KEY]
+    event = await event_or_404(runtime, event_id)
+    with queue_reachable():
+        return web.json_response(await clusters_body(runtime, event))

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field
 from ticketing.api import Body, Query, Shape
 from ticketing.domain.challenge import MAX_DIFFICULTY
 from waitingroom.queue.shapes import UNSENT, no_defaults
+from waitingroom.queue.signals_rules import DEFAULT_THRESHOLD, MAX_THRESHOLD, ClusterRuleName
 
 # What an operator may set: wide bounds, but a typo cannot make a queue unusable.
 MAX_ADMIT_PER_MINUTE = 1_000_000
@@ -55,6 +56,26 @@ ChallengeAuto = Annotated[
         "or failed solutions per second spike, and back down to challenge_difficulty when calm."
     ),
 ]
+ClusterRule = Annotated[
+    ClusterRuleName,
+    Field(
+        description="One person, one place: what happens to fans whose accounts look like one "
+        "actor's (an address block or a device with more than cluster_threshold accounts, a "
+        "card paid with by more than one account; GET /admin/queues/{event_id}/clusters). "
+        "off: only recorded and shown; harder_challenge: their join carries a challenge two "
+        "steps harder than the door's (at least difficulty 5), whether or not the door is "
+        "on; back_of_line: their place is moved behind everyone in line, once, and their "
+        'status says moved: "cluster". While it is on, the gateway hands every join of the '
+        "event to the waitingroom."
+    ),
+]
+ClusterThreshold = Annotated[
+    int,
+    Field(
+        description="K: an address block (IPv4 /24, IPv6 /48) or a device with more than K "
+        f"accounts is a cluster (default {DEFAULT_THRESHOLD})."
+    ),
+]
 Paused = Annotated[bool, Field(description="No one is admitted; fans keep their places.")]
 Mode = Annotated[
     Literal["manual", "auto"],
@@ -85,6 +106,8 @@ class QueuePatch(Body):
     ] = UNSENT
     challenge_difficulty: Annotated[ChallengeDifficulty, Field(ge=0, le=MAX_DIFFICULTY)] = UNSENT
     challenge_auto: ChallengeAuto = UNSENT
+    cluster_rule: ClusterRule = UNSENT
+    cluster_threshold: Annotated[ClusterThreshold, Field(ge=1, le=MAX_THRESHOLD)] = UNSENT
 
     def changes(self) -> dict[str, Any]:
         """The fields sent, as QueueConfig's."""
@@ -111,6 +134,8 @@ class QueueFigures(Shape):
     admission_margin_percent: AdmissionMarginPercent
     challenge_difficulty: ChallengeDifficulty
     challenge_auto: ChallengeAuto
+    cluster_rule: ClusterRule
+    cluster_threshold: ClusterThreshold
     effective_challenge_difficulty: int = Field(
         description="The difficulty in force: challenge_difficulty, or the automatic mode's "
         "level while it is higher."
@@ -210,3 +235,30 @@ class QueueSeriesQuery(Query):
             "the last call.",
         ),
     ] = 0
+
+
+class QueueCluster(Shape):
+    """Accounts that look like one actor's."""
+
+    kind: Literal["address_block", "device", "card"]
+    key: str = Field(
+        description="The address block (203.0.113.0/24, 2001:db8:1::/48), a hash of the "
+        "device cookie (the cookie itself is never kept), or Stripe's card fingerprint."
+    )
+    accounts: int = Field(description="Accounts that joined from it (paid with it: card).")
+    sample: list[str] = Field(description="Up to 20 of those accounts (user ids).")
+
+
+class QueueClusters(Shape):
+    """An event's clusters: address blocks and devices with more than cluster_threshold
+    accounts (the 100 largest of each), cards paid with by more than one account."""
+
+    event_id: int
+    cluster_rule: ClusterRule
+    cluster_threshold: ClusterThreshold
+    moved: int = Field(description="Fans moved to the back of the line in this event so far.")
+    clusters: list[QueueCluster]
+    cards_unavailable: bool = Field(
+        description="The cards' record (PostgreSQL) could not be read: no card clusters "
+        "are listed this time."
+    )

@@ -16,9 +16,10 @@ from ticketing.api.common import RATE_LIMITED, TOO_LARGE, UNAUTHORIZED
 from ticketing.api.shapes import ValidationProblem
 from ticketing.auth import require_user
 from ticketing.dependencies import POSTGRES_ERRORS
-from waitingroom.queue.challenge_routes import JOIN_FORBIDDEN, pass_the_door
 from waitingroom.queue.events import QueueEvent
 from waitingroom.queue.metrics import ESTIMATED_WAIT, JOINS
+from waitingroom.queue.presale_gate import JOIN_REFUSED, presale_gate
+from waitingroom.queue.presale_shapes import QueueJoinBody
 from waitingroom.queue.route_steps import (
     EVENT_ID,
     EVENT_NOT_FOUND,
@@ -33,7 +34,14 @@ from waitingroom.queue.route_steps import (
 )
 from waitingroom.queue.runtime import QUEUE_KEY, QueueRuntime
 from waitingroom.queue.session_end import end_session
-from waitingroom.queue.shapes import QueueJoinBody, QueueStatus
+from waitingroom.queue.shapes import QueueStatus
+from waitingroom.queue.signals_join import (
+    move_if_flagged,
+    moved_in,
+    pass_the_door,
+    record_signals,
+    set_device_cookie,
+)
 from waitingroom.queue.status import status_body
 from waitingroom.queue.store import Placement
 from waitingroom.queue.ticket import ADMITTED, issue_ticket, read_queue_ticket
@@ -71,8 +79,14 @@ async def join(request: web.Request) -> web.Response:
     runtime = request.app[QUEUE_KEY]
     body = await read_body(request, QueueJoinBody) if request.body_exists else None
     event = await event_or_404(runtime, event_id)
+    # The presale's code before the door: a join refused by either changes nothing.
+    gate = presale_gate(runtime)
+    presale = await gate.check(event_id, principal.user_id, body)
     altcha = body.altcha if body is not None else None
-    await pass_the_door(runtime, event_id, principal.user_id, altcha)
+    # One person, one place (waitingroom/queue/signals_join.py): signals first, so a
+    # flagged fan meets the harder door their cluster's rule asks for.
+    arrival = await record_signals(request, runtime, event_id, principal.user_id, event.on_sale_ms)
+    await pass_the_door(runtime, event_id, principal.user_id, altcha, arrival.signals)
     restore = session = None
     if body is not None and "queue_ticket" in body.model_fields_set:
         restore = read_queue_ticket(
@@ -95,7 +109,13 @@ async def join(request: web.Request) -> web.Response:
         )
         if restored and placement.kind == "admitted":
             placement = dataclasses.replace(placement, new=2)
+        placement, moved = await move_if_flagged(
+            runtime, event_id, principal.user_id, event.on_sale_ms, arrival, placement
+        )
         answer = await status_of(runtime, event, principal.user_id, placement)
+        if moved:
+            answer["moved"] = "cluster"
+    await gate.joined(presale, event_id, principal.user_id)
     outcome = "sold_out" if placement.kind == "sold_out" else _JOIN_OUTCOMES[placement.new]
     counted = _JOINS_BY.get((event_id, outcome))
     if counted is None:  # labels() validates and locks each time; once per event and outcome
@@ -113,7 +133,9 @@ async def join(request: web.Request) -> web.Response:
             placement.kind,
             placement.new == 2,
         )
-    return _json(answer)
+    response = _json(answer)
+    set_device_cookie(request, response, arrival)
+    return response
 
 
 # Served as it is: its body is optional (a join may send none), so it reads it itself,
@@ -132,7 +154,15 @@ serve(
         "session back, until its original end, and is answered admitted with an admission "
         "token. A session that ended in the queue Redis still has (booked, left, unclaimed) "
         "is not given back. While the event's challenge_difficulty is above 0, every join "
-        "carries a solved challenge (GET /queue/{event_id}/challenge) as altcha.",
+        "carries a solved challenge (GET /queue/{event_id}/challenge) as altcha. From "
+        "on_sale_at until its registered presale's general_sale_at (GET "
+        "/queue/{event_id}/presale) a join carries the fan's own presale code as "
+        "presale_code; the first join with it redeems it. A join "
+        "records the fan's address block and device (the tq_device cookie its answer sets) "
+        "for the event's one person, one place rule: under harder_challenge a flagged fan's "
+        "join needs a harder challenge (the 403 names the cluster); under back_of_line "
+        "their place is moved behind everyone in line, once, and the answer says "
+        'moved: "cluster".',
         body=QueueJoinBody,
         path_ids=(EVENT_ID,),
         secured=True,
@@ -145,7 +175,7 @@ serve(
                 extra=ValidationProblem,
             ),
             UNAUTHORIZED,
-            JOIN_FORBIDDEN,
+            JOIN_REFUSED,
             EVENT_NOT_FOUND,
             TOO_LARGE,
             QUEUE_LIMITED,
@@ -229,7 +259,10 @@ async def status(request: web.Request) -> web.Response:
         "You are not in this queue (or your session ended); join it.",
     )
     with queue_reachable():
-        return _json(await status_of(runtime, event, principal.user_id, placement))
+        answer = await status_of(runtime, event, principal.user_id, placement)
+        if await moved_in(runtime, event_id, principal.user_id):
+            answer["moved"] = "cluster"
+        return _json(answer)
 
 
 # Served as it is, as join is: on the two hottest routes the handler's own first step is

@@ -46,6 +46,10 @@ SETTINGS = (
     "admission_margin_percent",
     "challenge_difficulty",
     "challenge_auto",
+    # One person, one place (migration 0009): not QueueConfig's; read from the copy by
+    # waitingroom.queue.signals_store.
+    "cluster_rule",
+    "cluster_threshold",
 )
 
 # Fields left out (None) keep what is on record: two operators changing different fields
