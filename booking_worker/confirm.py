@@ -11,11 +11,13 @@ The attempt's bookkeeping is booking_worker.attempts; settling it, booking_worke
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 
 import asyncpg
+from prometheus_client import Counter
 
 from booking_worker.attempt_locks import AttemptLocks
 from booking_worker.attempts import Attempt, record_failure, reply_for, start_attempt
@@ -55,6 +57,20 @@ __all__ = [
 
 # How long a second confirm of the same hold waits for the first one's answer.
 WAIT_FOR_OTHER_ATTEMPT_SECONDS = 3.0
+
+# One person, one place: the card each account paid with, per event (migration 0009), read
+# by the waitingroom (waitingroom/queue/signals_cards.py). Written once the payment
+# settled, in the background and best effort: it never fails nor slows a confirm.
+_RECORD_CARD = """
+INSERT INTO queue_signal_cards (event_id, fingerprint, user_id)
+SELECT h.event_id, $2, $3 FROM holds h WHERE h.id = $1
+ON CONFLICT DO NOTHING
+"""
+CARD_SIGNALS_FAILED = Counter(
+    "ticketing_booking_card_signals_failed_total",
+    "Card fingerprints of confirms that could not be recorded (one person, one place).",
+)
+_RECORDING: set[asyncio.Task[None]] = set()
 
 
 async def handle_confirm(ctx: Context, conn: Connection, command: Confirm) -> Reply:
@@ -143,4 +159,17 @@ async def _confirm(
         settled = await settle_success(
             conn, started.id, outcome.payment_intent_id, started.ticket_ids
         )
+    if outcome.card_fingerprint:
+        task = asyncio.create_task(_record_card(pool, hold_id, user_id, outcome.card_fingerprint))
+        _RECORDING.add(task)
+        task.add_done_callback(_RECORDING.discard)
     return await reply_for(pool, payments, hold_id, settled)
+
+
+async def _record_card(pool: asyncpg.Pool, hold_id: uuid.UUID, user_id: str, card: str) -> None:
+    try:
+        async with asyncio.timeout(2):  # the pool's wait for a connection too
+            await pool.execute(_RECORD_CARD, hold_id, card[:64], user_id)
+    except Exception as exc:  # best effort, whatever went wrong
+        CARD_SIGNALS_FAILED.inc()
+        log.warning("card signal not recorded hold_id=%s: %s", hold_id, exc)

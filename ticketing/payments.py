@@ -66,6 +66,9 @@ class InvalidSignature(ValueError):
 @dataclass(frozen=True, slots=True)
 class PaymentSucceeded:
     payment_intent_id: str
+    # Stripe's fingerprint of the card (the same card number, the same one): the cards
+    # signal of one person, one place (waitingroom/queue/signals_cards.py). None if absent.
+    card_fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,8 @@ class Payments:
                 payment_method=payment_method,
                 confirm=True,
                 metadata=metadata,
+                # The card's fingerprint comes with it (one person, one place).
+                expand=["payment_method"],
             )
         except stripe.CardError as exc:
             error = getattr(exc, "error", None)
@@ -138,7 +143,7 @@ class Payments:
         except stripe.StripeError as exc:
             raise PaymentUnavailable(str(exc)) from exc
         if intent["status"] == "succeeded":
-            return PaymentSucceeded(intent["id"])
+            return PaymentSucceeded(intent["id"], _card_fingerprint(intent))
         return PaymentDeclined(intent["status"], "The payment did not complete.", intent["id"])
 
     async def refund(self, payment_intent_id: str, *, idempotency_key: str) -> str:
@@ -192,6 +197,13 @@ class Payments:
         with _network_errors():
             response = await self._client.raw_request_async(method, path, **params)
         return cast(dict[str, Any], response.data)
+
+
+def _card_fingerprint(intent: dict[str, Any]) -> str | None:
+    method = intent.get("payment_method")
+    card = method.get("card") if isinstance(method, dict) else None
+    fingerprint = card.get("fingerprint") if isinstance(card, dict) else None
+    return fingerprint if isinstance(fingerprint, str) and fingerprint else None
 
 
 @contextlib.contextmanager
