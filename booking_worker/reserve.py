@@ -96,7 +96,9 @@ async def reserve_group(
                       on_sale_at > now() AS not_yet,
                       (SELECT count(pg_advisory_xact_lock(k)) FROM
                          (SELECT hashtextextended(u, $1) AS k FROM unnest($2::text[]) u
-                          ORDER BY k) keys) AS locked
+                          ORDER BY k) keys) AS locked,
+                      (SELECT p.seats FROM presales p
+                        WHERE p.event_id = $1 AND now() < p.general_sale_at) AS presale_seats
                FROM events WHERE id = $1""",
             event_id,
             users,
@@ -111,11 +113,18 @@ async def reserve_group(
     if asks and event is not None and event_id is not None:  # asks imply the event
         expires_at = event["now"] + timedelta(seconds=ctx.settings.hold_ttl_seconds)
         decided = await _decide(ctx, conn, event_id, commands, asks)
+        share = await _presale_share(conn, event_id, event["presale_seats"])
         for i, seats in decided.items():
             if isinstance(seats, Refused):
                 refused = refusal(seats)
                 replies[i] = (refused.status, refused.to_dict())
                 continue
+            if share is not None:
+                if len(seats) > share:
+                    refused = presale_sold_out(share)
+                    replies[i] = (refused.status, refused.to_dict())
+                    continue
+                share -= len(seats)
             hold = Hold(uuid.uuid4(), event_id, tuple(seats), event["currency"], expires_at)
             holds.append((i, hold))
             replies[i] = (201, hold.to_json())
@@ -124,6 +133,33 @@ async def reserve_group(
         raise RuntimeError("a reserve of the group was left without a reply")
     await _write(conn, event_id, event, commands, done, holds)
     return done
+
+
+async def _presale_share(conn: Connection, event_id: int, seats: int | None) -> int | None:
+    """Seats the event's registered presale may still hold or sell (None: no presale
+    under way; waitingroom/queue/presale*.py, migration 0008): its share less every seat
+    held or sold now. Counted under the presale's lock, held to the end of the batch, so
+    reserves in other workers wait for this one's seats to count."""
+    if seats is None:
+        return None
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('presale_share:' || $1::bigint::text, 0))",
+        event_id,
+    )
+    taken: int = await conn.fetchval(
+        "SELECT count(*) FROM tickets WHERE event_id = $1 AND status <> 'available'", event_id
+    )
+    return max(0, seats - taken)
+
+
+def presale_sold_out(left: int) -> Problem:
+    return Problem(
+        409,
+        "presale_sold_out",
+        "The presale's share of the seats is taken"
+        + (f" but for {left}: ask for fewer." if left else ": the general sale follows."),
+        seats_left=left,
+    )
 
 
 def _admit(command: Reserve, event: asyncpg.Record | None) -> SeatRequest:

@@ -64,8 +64,10 @@ RESERVE_API = Api()
             409,
             "some tickets are held or sold, unavailable_ticket_ids names them, nothing was "
             "held (tickets_unavailable); or it is before the event's on_sale_at, which "
-            "on_sale_at says, for every event, with or without a waiting room (not_on_sale)",
-            codes=("tickets_unavailable", "not_on_sale"),
+            "on_sale_at says, for every event, with or without a waiting room (not_on_sale); "
+            "or the event's registered presale has sold its share of the seats, seats_left "
+            "says how many it has left (presale_sold_out): the general sale follows",
+            codes=("tickets_unavailable", "not_on_sale", "presale_sold_out"),
             extra=ReserveConflict,
         ),
         TOO_LARGE,
