@@ -371,9 +371,12 @@ local function figures(link, event_id, now_s)
         { "hgetall", key .. "rate" },
         { "hmget", key .. "fair", "commitment", "recorded" },
         { "exists", key .. "seed" },
+        -- A registered presale's end (Unix ms; 0: none), as waitingroom/queue/presale_gate.py
+        -- keeps it; missing until the waitingroom has written it.
+        { "get", key .. "presale" },
     })
     if type(replies) ~= "table" then return nil end
-    for i = 1, 7 do
+    for i = 1, 8 do
         if type(replies[i]) == "table" and replies[i][1] == false then return nil end
     end
     local conf, waiting, pre, state, rate, fair, seed =
@@ -392,6 +395,8 @@ local function figures(link, event_id, now_s)
         sold_out = state.sold_out == "1",
         -- every seat left is in a hold (the admitters' TICK keeps this flag)
         all_held = state.all_held == "1" and state.sold_out ~= "1",
+        -- nil: not known here (the key is missing), the waitingroom's to say
+        presale_until = tonumber(replies[8]),
         waiting = waiting + (drawn and 0 or pre),
         rate = measured_per_minute(rate, floor(now_s)),
         -- The pre-queue's seed committed to, and that commitment on record in PostgreSQL
@@ -454,6 +459,13 @@ function M.join()
     if event == nil then link:release(); return pass("event") end
     local fig = figures(link, event_id, now_s)
     if fig == nil then link:release(); return pass("redis") end
+    if fig.presale_until == nil or now_s * 1000 < fig.presale_until then
+        -- A registered presale runs (or nothing here says whether the event has one): the
+        -- waitingroom checks the fan's presale code against its record, and refuses or
+        -- places them.
+        link:release()
+        return pass("presale")
+    end
     local door_signature, door_ttl
     if fig.challenge then
         -- The door asks for a solved challenge: one queue_door.lua takes is checked here;
