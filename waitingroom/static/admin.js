@@ -143,6 +143,7 @@
       ),
     );
     const charts = window.TK.queueCharts.create(eventId, call);
+    const presale = window.TK.presalePanel.create(eventId, call); // admin-presale.js
     const node = el(
       "article",
       { class: "card queue-card", dataset: { event: eventId } },
@@ -168,8 +169,9 @@
       form,
       el("p", { class: "muted small", dataset: { f: "pre" } }),
       el("p", { class: "result", role: "status", dataset: { f: "result" } }),
+      presale.node,
     );
-    const card = { node, charts, queue: null, samples: [], inventory: null, inventoryAt: 0, dirty: new Set() };
+    const card = { node, charts, presale, queue: null, samples: [], inventory: null, inventoryAt: 0, dirty: new Set() };
     form.addEventListener("input", (e) => card.dirty.add(e.target.name));
     form.addEventListener("submit", (e) => {
       e.preventDefault();
@@ -279,6 +281,7 @@
     await Promise.all([...s.cards.values()].filter((c) => c.queue).map(inventory));
     for (const card of s.cards.values()) if (card.queue) render(card);
     await Promise.all([...s.cards.values()].filter((c) => c.queue).map((c) => c.charts.update()));
+    await Promise.all([...s.cards.values()].filter((c) => c.queue).map((c) => c.presale.update()));
     busiestFirst(list);
     $("empty").hidden = s.cards.size > 0;
     const sum = (key) => queues.reduce((total, q) => total + (q[key] || 0), 0);
