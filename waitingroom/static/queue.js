@@ -33,6 +33,7 @@
     reserveAttempt: null, // {body, key}: a retry of the same ask reuses its key
     payKey: null,
     turnOver: false,
+    presale: null, // GET /queue/{id}/presale, while the event has a registered presale
   };
   const firstKey = () => `ticketing.first.${eventId}.${s.user}`;
   const holdKey = () => `ticketing.hold.${eventId}.${s.user}`;
@@ -96,12 +97,18 @@
         const body = {};
         if (ticket) body.queue_ticket = ticket;
         if (solved) body.altcha = solved;
+        const code = s.presale && s.presale.you && s.presale.you.code;
+        if (code) body.presale_code = code;
         solved = null;
         try {
           return await call("POST", `/queue/${eventId}/join`, {
             body: Object.keys(body).length ? body : undefined,
           });
         } catch (err) {
+          if (PRESALE_REFUSALS.includes(err.code)) {
+            await presaleRefused(err.problem); // until the general sale opens
+            continue;
+          }
           if (err.status === 403 && err.problem.challenge && solves++ < 5) {
             // The event asks for proof of work: the refusal carries a fresh challenge.
             solved = await solveDoor(err.problem.challenge);
@@ -115,6 +122,106 @@
     });
     apply(status);
     if (s.phase === "queue") listen();
+  }
+
+  // --- a registered presale: register, the fan's code, why they cannot join yet ----------
+
+  const PRESALE_REFUSALS = ["presale_code_required", "presale_code_invalid"];
+
+  // The event's presale (null: none) with where this fan stands in it, shown above the line.
+  async function loadPresale() {
+    try {
+      s.presale = await patiently(() => call("GET", `/queue/${eventId}/presale`));
+    } catch (err) {
+      if (err.status !== 404) throw err;
+      s.presale = null;
+    }
+    renderPresale();
+  }
+
+  function presaleCard() {
+    let card = $("presale");
+    if (!card) {
+      card = el(
+        "section",
+        { class: "card", id: "presale" },
+        el("h2", {}, "Presale"),
+        el("p", { id: "presale-words", "aria-live": "polite" }),
+        el("p", { class: "code", id: "presale-code", hidden: true }),
+        el("button", { type: "button", id: "presale-register", hidden: true }, "Register for the presale"),
+        el("p", { class: "muted small", id: "presale-note" }),
+      );
+      $("queue").before(card);
+      $("presale-register").addEventListener("click", registerPresale);
+    }
+    return card;
+  }
+
+  function renderPresale(why) {
+    const ps = s.presale;
+    if (!ps) {
+      if ($("presale")) $("presale").hidden = true;
+      return;
+    }
+    const card = presaleCard();
+    const you = ps.you || {};
+    const words = $("presale-words");
+    const general = clock(ps.general_sale_at);
+    card.hidden = ps.state === "over" && !why;
+    $("presale-register").hidden = !(ps.state === "registration_open" && !you.registered);
+    $("presale-code").hidden = !you.code;
+    $("presale-code").textContent = you.code ? `Your presale code: ${you.code}` : "";
+    if (ps.state === "scheduled") {
+      words.textContent = `Registration for the presale opens ${clock(ps.registration_opens_at)}.`;
+    } else if (ps.state === "registration_open") {
+      words.textContent = you.registered
+        ? `You are registered. Presale codes are drawn after registration closes ${clock(ps.registration_closes_at)}.`
+        : `Register before ${clock(ps.registration_closes_at)} for a chance at one of ${count(ps.codes)} presale codes.`;
+    } else if (ps.state === "registration_closed") {
+      words.textContent = you.registered
+        ? "Registration has closed; presale codes are being drawn."
+        : "Registration for the presale has closed.";
+    } else if (you.code) {
+      words.textContent = you.redeemed
+        ? "Your presale code is used: you are in the presale line."
+        : "You were drawn a presale code: it is sent with your join, nothing to type.";
+    } else {
+      words.textContent = you.registered
+        ? `You were not drawn a presale code. The general sale opens ${general}.`
+        : `This is a presale for registered fans drawn a code. The general sale opens ${general}.`;
+    }
+    $("presale-note").textContent = why || `Codes only until ${general}; then everyone may join.`;
+  }
+
+  async function registerPresale(e) {
+    e.currentTarget.disabled = true;
+    try {
+      await call("POST", `/queue/${eventId}/presale/registration`);
+      await loadPresale();
+    } catch (err) {
+      say($("presale-note"), err.message, "bad");
+    } finally {
+      e.currentTarget.disabled = false;
+    }
+  }
+
+  // A presale join refused: say why, keep the fan's view of it fresh, and join once the
+  // general sale opens (or the fan's code comes, drawn meanwhile).
+  async function presaleRefused(problem) {
+    const general = Date.parse(problem.general_sale_at);
+    const why =
+      problem.code === "presale_code_invalid"
+        ? "That presale code is not yours for this event."
+        : `Until ${clock(problem.general_sale_at)} only fans drawn a presale code can join.`;
+    $("queue-state").textContent = why;
+    for (;;) {
+      await loadPresale();
+      renderPresale(why);
+      const code = s.presale && s.presale.you && s.presale.you.code;
+      const left = general - Date.now();
+      if (left <= 0 || (code && problem.code === "presale_code_required")) return;
+      await sleep(Math.min(left + 500, 15000));
+    }
   }
 
   // --- the door: proof of work, while the event asks for it -------------------------------
@@ -726,6 +833,7 @@
         else chooseSeats();
         return;
       }
+      await loadPresale();
       await join();
     } catch (err) {
       show("error");
