@@ -15,7 +15,8 @@
 -- a fan in line while every seat left is held hears all_held, as from the waitingroom). Everything else (a ticket it
 -- does not take, a pre-queue ticket after on-sale, any admitted fan's ticket (signed with a
 -- key the gateway never holds), other fields, a token it does not read, an unknown event, an
--- admitted fan, a rate limit, any Redis error, a join its event's door refuses) goes to
+-- admitted fan, a rate limit, any Redis error, a join its event's door refuses, any join of
+-- an event whose one person, one place rule (cluster_rule) is on) goes to
 -- the waitingroom unchanged (ngx.exec
 -- to @waitingroom), which decides and explains as it always has.
 --
@@ -58,6 +59,8 @@ int EVP_DigestVerifyInit(EVP_MD_CTX *ctx, void **pctx, const void *type, void *e
                          EVP_PKEY *pkey);
 int EVP_DigestVerify(EVP_MD_CTX *ctx, const unsigned char *sig, size_t siglen,
                      const unsigned char *tbs, size_t tbslen);
+unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md);
+int RAND_bytes(unsigned char *buf, int num);
 ]]
 
 local C = ffi.C
@@ -364,7 +367,8 @@ local function figures(link, event_id, now_s)
     if cached and now_s - cached.at < 1 then return cached end
     local key = cfg.key_prefix .. event_id .. "}:"
     local replies = link:pipeline(key, {
-        { "hmget", key .. "config", "paused", "challenge_difficulty", "challenge_auto" },
+        { "hmget", key .. "config", "paused", "challenge_difficulty", "challenge_auto",
+          "cluster_rule" },
         { "zcard", key .. "waiting" },
         { "zcard", key .. "pre" },
         { "hgetall", key .. "state" },
@@ -392,6 +396,8 @@ local function figures(link, event_id, now_s)
         paused = conf[1] == "1",
         challenge = difficulty > 0,
         challenge_auto = auto,
+        -- one person, one place's rule in force: the waitingroom applies it
+        cluster_rule = type(conf[4]) == "string" and conf[4] ~= "off",
         sold_out = state.sold_out == "1",
         -- every seat left is in a hold (the admitters' TICK keeps this flag)
         all_held = state.all_held == "1" and state.sold_out ~= "1",
@@ -418,6 +424,86 @@ local function ticket(user, event_id, where, place, epoch, now_s)
         .. ',"iat":' .. iat .. ',"exp":' .. (iat + cfg.ticket_ttl) .. '}'
     local signing_input = cfg.token_header .. "." .. encode_b64url(claims)
     return signing_input .. "." .. encode_b64url(hmac_sha256(cfg.ticket_secret, signing_input))
+end
+
+-- --- one person, one place (waitingroom/queue/signals_rules.py, signals_store.py) ---------
+
+-- While an event's cluster_rule is on, its joins go to the waitingroom (pass "cluster"),
+-- which applies it; while off, the gateway records the signals of each fan it places, as
+-- the waitingroom does: the account in its address block's and its device's sets, each
+-- counted once in sig:sizes (the operators' list), and the device cookie set on a browser
+-- without one. A join again through here records nothing new (a fan's first join does).
+local DEVICE_COOKIE = "tq_device"
+local DEVICE_MAX_AGE = 400 * 24 * 3600
+local random_bytes = ffi.new("unsigned char[16]")
+
+local function hex(raw)
+    return (raw:gsub(".", function(c) return string.format("%02x", byte(c)) end))
+end
+
+-- signals_rules.address_block: IPv4 /24, IPv6 /48 written as Python's ipaddress writes it
+-- (an IPv4-mapped address as its IPv4); nil for anything else.
+local function address_block(address)
+    local v4 = address:match("^::[fF][fF][fF][fF]:(%d+%.%d+%.%d+%.%d+)$") or address
+    local a, b, c = v4:match("^(%d+)%.(%d+)%.(%d+)%.%d+$")
+    if a then return a .. "." .. b .. "." .. c .. ".0/24" end
+    if not address:find(":", 1, true) or address:find("%.") then return nil end
+    local head, tail = address:match("^(.-)::(.*)$")
+    local groups = {}
+    for g in (head or address):gmatch("[^:]+") do groups[#groups + 1] = g end
+    if head then
+        local rest = {}
+        for g in tail:gmatch("[^:]+") do rest[#rest + 1] = g end
+        for _ = 1, 8 - #groups - #rest do groups[#groups + 1] = "0" end
+        for _, g in ipairs(rest) do groups[#groups + 1] = g end
+    end
+    if #groups ~= 8 then return nil end
+    local block = {}
+    for i = 1, 3 do
+        local n = tonumber(groups[i], 16)
+        if n == nil or #groups[i] > 4 then return nil end
+        block[i] = string.format("%x", n)
+    end
+    while #block > 0 and block[#block] == "0" do block[#block] = nil end
+    return table.concat(block, ":") .. "::/48"
+end
+
+-- signals_rules.device_key: a hash of a cookie of ours (32 lowercase hex), else nil.
+local function device_key(cookie)
+    if cookie == nil or #cookie ~= 32 or cookie:find("[^0-9a-f]") then return nil end
+    local md = ffi.new("unsigned char[32]")
+    if C.SHA256(cookie, #cookie, md) == nil then return nil end
+    return hex(ffi.string(md, 32)):sub(1, 24)
+end
+
+-- The join's signal names (block:..., device:...) and the cookie to set, if any.
+local function join_signals()
+    local names, new_device = {}, nil
+    local block = address_block(ngx.var.remote_addr or "")
+    if block then names[#names + 1] = "block:" .. block end
+    local device = device_key(ngx.var["cookie_" .. DEVICE_COOKIE])
+    if device == nil and C.RAND_bytes(random_bytes, 16) == 1 then
+        new_device = hex(ffi.string(random_bytes, 16))
+        device = device_key(new_device)
+    end
+    if device then names[#names + 1] = "device:" .. device end
+    return names, new_device
+end
+
+-- A fan placed (or restored) here: their account in each signal's set, and an account new
+-- to a set counted once in sig:sizes, as the waitingroom's SIGNAL_JOIN counts it. Once per
+-- fan and event (a join again adds nothing), after the place is theirs; best effort.
+local function record_signals(link, key, user, signals)
+    if #signals == 0 then return end
+    local commands = {}
+    for i, name in ipairs(signals) do commands[i] = { "sadd", key .. "sig:" .. name, user } end
+    local added = link:pipeline(key, commands)
+    if type(added) ~= "table" then return end
+    local counts = {}
+    for i, name in ipairs(signals) do
+        if added[i] == 1 then counts[#counts + 1] = { "zincrby", key .. "sig:sizes", 1, name } end
+    end
+    if #counts > 0 then link:pipeline(key, counts) end
 end
 
 local function observe_wait(seconds)
@@ -459,6 +545,7 @@ function M.join()
     if event == nil then link:release(); return pass("event") end
     local fig = figures(link, event_id, now_s)
     if fig == nil then link:release(); return pass("redis") end
+    if fig.cluster_rule then link:release(); return pass("cluster") end
     if fig.presale_until == nil or now_s * 1000 < fig.presale_until then
         -- A registered presale runs (or nothing here says whether the event has one): the
         -- waitingroom checks the fan's presale code against its record, and refuses or
@@ -526,6 +613,8 @@ function M.join()
         link:release()
         return pass(kind == "limited" and "limited" or "kind")
     end
+    local signals, new_device = join_signals()
+    if new ~= 0 then record_signals(link, key, user, signals) end
     if fig.challenge_auto then
         -- The automatic mode's window (waitingroom/queue/store_challenge.py count_door): a
         -- join answered here is counted here, one passed on is counted there. Best effort.
@@ -563,6 +652,10 @@ function M.join()
     })
     ngx.header["Content-Type"] = "application/json"
     ngx.header["Content-Length"] = #body
+    if new_device then
+        ngx.header["Set-Cookie"] = DEVICE_COOKIE .. "=" .. new_device .. "; Max-Age="
+            .. DEVICE_MAX_AGE .. "; Path=/queue/; HttpOnly; SameSite=Lax"
+    end
     ngx.header["X-Queue-Join"] = "gateway" -- which of the two answered (tests, operators)
     ngx.print(body)
 end

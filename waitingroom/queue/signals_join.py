@@ -9,7 +9,8 @@ address_block, device or card) and its detail says what it means; a move is in t
 status as ``"moved": "cluster"``. Nothing here refuses a join outright.
 
 While an event's rule is on, the gateway hands its joins here (deploy/lua/queue_join.lua),
-so no join bypasses it; while off, the gateway answers joins itself and records nothing.
+so no join bypasses it; while off, the gateway answers joins itself and records the
+signals of the fans it places (the same keys), setting the device cookie as here.
 """
 
 from __future__ import annotations

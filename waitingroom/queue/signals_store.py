@@ -83,7 +83,9 @@ for i = 8, #KEYS do
   local name = ARGV[i - 3]
   local added = redis.call('SADD', KEYS[i], user)
   local n = redis.call('SCARD', KEYS[i])
-  if added == 1 then redis.call('ZADD', sizes, n, name) end
+  -- Counted up, not set to n: the gateway adds its joins' accounts the same way, in two
+  -- steps (deploy/lua/queue_join.lua), and each account still counts once.
+  if added == 1 then redis.call('ZINCRBY', sizes, 1, name) end
   if n > k then
     if flagged == '' then flagged = name end
     if rule == 'back_of_line' and added == 1 and n == k + 1 then
