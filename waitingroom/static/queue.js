@@ -12,6 +12,9 @@
   const MAX_TICKETS = 8; // the per-fan cap (TICKETING_MAX_TICKETS_PER_USER's default)
   const POLL_MS = 3000; // fallback cadence while the websocket is down
   const SILENCE_MS = 12000; // the server pushes at least every 5 s; this long means trouble
+  // A socket still not open this long after it was asked for (a busy server, a failover):
+  // poll meanwhile, since the queue drops a fan who neither polls nor holds a socket.
+  const CONNECT_MS = 5000;
 
   const s = {
     phase: "loading", // queue | seats | checkout | done | sold_out | error
@@ -28,6 +31,7 @@
     wsFailures: 0,
     pollTimer: null,
     silenceTimer: null,
+    connectTimer: null, // polls once a socket asked for is slow to open
     picked: new Map(), // ticket id -> ticket
     taken: new Set(),
     reserveAttempt: null, // {body, key}: a retry of the same ask reuses its key
@@ -383,11 +387,16 @@
   async function listen() {
     if (s.ws || s.connecting || settled()) return;
     s.connecting = true;
+    clearTimeout(s.connectTimer);
+    s.connectTimer = setTimeout(() => {
+      if (!settled()) startPolling(); // onopen stops it
+    }, CONNECT_MS);
     const stopped = s.stops;
     let ticket;
     try {
       ({ ticket } = await call("POST", `/queue/${eventId}/ws-ticket`));
     } catch (err) {
+      clearTimeout(s.connectTimer);
       if (stopped !== s.stops || settled()) return;
       if (err.code === "not_in_queue" && s.phase === "queue") {
         stopPolling();
@@ -406,6 +415,7 @@
     const ws = new WebSocket(url);
     s.ws = ws;
     ws.onopen = () => {
+      clearTimeout(s.connectTimer);
       s.wsFailures = 0;
       stopPolling();
       live("Live");
@@ -424,6 +434,7 @@
     ws.onclose = () => {
       if (s.ws !== ws) return;
       s.ws = null;
+      clearTimeout(s.connectTimer);
       clearTimeout(s.silenceTimer);
       if (settled()) return;
       disconnected();
@@ -509,6 +520,7 @@
 
   function stopListening() {
     s.stops += 1;
+    clearTimeout(s.connectTimer);
     stopPolling();
     clearTimeout(s.silenceTimer);
     const ws = s.ws;
