@@ -19,11 +19,14 @@
     "mode",
     "challenge_difficulty",
     "challenge_auto",
+    "cluster_rule",
+    "cluster_threshold",
   ];
   // Fields chosen from a list rather than typed as numbers: how each is sent and shown.
   const CHOSEN = {
     mode: { send: (raw) => raw, show: (v) => v },
     challenge_auto: { send: (raw) => raw === "on", show: (v) => (v ? "on" : "off") },
+    cluster_rule: { send: (raw) => raw, show: (v) => v },
   };
 
   const s = {
@@ -136,6 +139,19 @@
         el("select", { name: "challenge_auto" }, el("option", { value: "off" }, "off"), el("option", { value: "on" }, "on")),
       ),
       el(
+        "label",
+        {},
+        "Accounts that look like one (clusters)",
+        el(
+          "select",
+          { name: "cluster_rule" },
+          el("option", { value: "off" }, "off: show them only"),
+          el("option", { value: "harder_challenge" }, "harder challenge"),
+          el("option", { value: "back_of_line" }, "back of the line"),
+        ),
+      ),
+      el("label", {}, "Cluster: more than K accounts", el("input", { name: "cluster_threshold", type: "number", min: 1, step: 1, inputmode: "numeric" })),
+      el(
         "div",
         { class: "actions" },
         el("button", { type: "submit", dataset: { action: "apply" } }, "Apply"),
@@ -144,6 +160,7 @@
     );
     const charts = window.TK.queueCharts.create(eventId, call);
     const presale = window.TK.presalePanel.create(eventId, call); // admin-presale.js
+    const clusters = window.TK.clusterPanel.create(eventId, call); // admin-clusters.js
     const node = el(
       "article",
       { class: "card queue-card", dataset: { event: eventId } },
@@ -170,8 +187,9 @@
       el("p", { class: "muted small", dataset: { f: "pre" } }),
       el("p", { class: "result", role: "status", dataset: { f: "result" } }),
       presale.node,
+      clusters.node,
     );
-    const card = { node, charts, presale, queue: null, samples: [], inventory: null, inventoryAt: 0, dirty: new Set() };
+    const card = { node, charts, presale, clusters, queue: null, samples: [], inventory: null, inventoryAt: 0, dirty: new Set() };
     form.addEventListener("input", (e) => card.dirty.add(e.target.name));
     form.addEventListener("submit", (e) => {
       e.preventDefault();
@@ -257,6 +275,7 @@
       for (const name of Object.keys(changes)) card.dirty.delete(name);
       card.queue = { ...card.queue, ...queue };
       render(card);
+      if ("cluster_rule" in changes || "cluster_threshold" in changes) card.clusters.update(true);
       const what = Object.entries(changes).map(([k, v]) => `${k.replace(/_/g, " ")} ${v}`).join(", ");
       say(f(card, "result"), `Saved (${what}); in effect within 2 seconds.`, "good");
     } catch (err) {
@@ -282,6 +301,7 @@
     for (const card of s.cards.values()) if (card.queue) render(card);
     await Promise.all([...s.cards.values()].filter((c) => c.queue).map((c) => c.charts.update()));
     await Promise.all([...s.cards.values()].filter((c) => c.queue).map((c) => c.presale.update()));
+    await Promise.all([...s.cards.values()].filter((c) => c.queue).map((c) => c.clusters.update()));
     busiestFirst(list);
     $("empty").hidden = s.cards.size > 0;
     const sum = (key) => queues.reduce((total, q) => total + (q[key] || 0), 0);

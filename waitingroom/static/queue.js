@@ -115,6 +115,8 @@
           }
           if (err.status === 403 && err.problem.challenge && solves++ < 5) {
             // The event asks for proof of work: the refusal carries a fresh challenge.
+            // A harder one for accounts that look like one (cluster): the refusal says why.
+            if (err.problem.cluster) $("door-note").textContent = err.problem.detail;
             solved = await solveDoor(err.problem.challenge);
             $("queue-state").textContent = "Joining the line…";
             continue;
@@ -345,6 +347,13 @@
         `The sale opens ${clock(s.event.on_sale_at)}. Then everyone in the pre-queue gets a ` +
         "random place ahead of later arrivals, so there is no need to rush. Keep this page open.";
       $("fairness").hidden = false;
+    }
+    // One person, one place: the join's and status's answers say so (not the pushes).
+    if (status.moved) s.moved = status.moved;
+    if (s.moved === "cluster") {
+      $("queue-note").textContent =
+        "Your place was moved to the back of the line: several accounts joined from your " +
+        "network or browser, or paid with one card, and this sale keeps one place per person.";
     }
     if (position) {
       s.first = Math.max(s.first || 0, position);
