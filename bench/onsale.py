@@ -129,9 +129,11 @@ def start_load(
     pay: bool,
     run_dir: Path = RUN_DIR,
     extra: dict | None = None,
+    script: str = "bench/onsale_load.py",
 ) -> Loads:
     """The load processes of one on-sale; ``extra`` goes into each one's spec (the chaos
-    run's fans keep a timeline and reconnect their sockets: bench/onsale_load.py)."""
+    run's fans keep a timeline and reconnect their sockets: bench/onsale_load.py; the
+    fans at a door, bench/bots_load.py, which is then the ``script``)."""
     fans = make_fans(args, name)
     n = args.load_processes
     specs = [
@@ -149,7 +151,7 @@ def start_load(
         for i in range(n)
     ]
     env = service_env(settings)
-    return start_loads(procs, "bench/onsale_load.py", specs, env, run_dir, f"{name}_load")
+    return start_loads(procs, script, specs, env, run_dir, f"{name}_load")
 
 
 def done_lines(loads: Loads, done: set[int], run_dir: Path = RUN_DIR) -> None:
@@ -181,11 +183,14 @@ def on_sale(
     load_extra: dict | None = None,
     on_go: Callable[[float], None] | None = None,
     hold_open: Callable[[], bool] | None = None,
+    start: Callable[[], Loads] | None = None,
 ) -> dict:
     """One on-sale: set up, run, stop the fans; what it collected (with the CPU seconds
     each group of processes used from the go to the end). For bench/chaos.py: ``on_go`` is
     told the on-sale time as the fans go, and while ``hold_open()`` is true the run does
-    not end for its fans being finished or the sale being over (the timeout still holds)."""
+    not end for its fans being finished or the sale being over (the timeout still holds).
+    ``start`` starts the load processes instead of :func:`start_load` (bench/bots.py's
+    fans and bots)."""
     admin = issue_dev_token(settings, "bench-ops", ["admin"])["access_token"]
     queue_url = f"{gateway}/admin/queues/{event_id}"
     api(
@@ -201,7 +206,11 @@ def on_sale(
         },
     )
     say(f"{name}: starting {args.load_processes} load processes for {args.fans:,} fans")
-    loads = start_load(settings, args, procs, name, event_id, gateway, pay, run_dir, load_extra)
+    loads = (
+        start()
+        if start is not None
+        else start_load(settings, args, procs, name, event_id, gateway, pay, run_dir, load_extra)
+    )
     on_sale_at = time.time() + args.pre_queue_seconds
     set_on_sale(settings.database_url, event_id, on_sale_at)
     sampler, db = second_by_second(settings.database_url, queue_url, admin, event_id, pay)

@@ -36,6 +36,12 @@ What it does, all on 127.0.0.1 and all stopped and cleaned up at the end:
    receipt of the "admitted" push; the waitingrooms' own push-lag histogram alongside),
    admission-rate accuracy (admitted_total's slope while fans were waiting, against the
    rate set);
+   With --challenge-difficulty N the event's door is on at N (PATCH challenge_difficulty)
+   and the load processes are bench/surge_door.py's: before the warm-up every fan GETs
+   /queue/{id}/challenge (measured apart) and gets a solved challenge (--genuine-solves of
+   them solved with the altcha package's solver, the rest minted with the stack's secret:
+   bench/door.py says why), outside the join window (the solve is the fan's device's, done
+   before the fan joins); every join then carries {"altcha": ...};
 6. prints the table and PASS/FAIL against: join throughput >= 60% of hello-world's, p99
    push lag < 1 s, memory < 40 KB per socket, every fan joined and held a socket (exit
    status 0 on PASS, 1 on FAIL).
@@ -171,6 +177,10 @@ def start_load(
     fans = [f"fan-{i:06d}" for i in range(args.fans)]
     warmup = [f"warm-{i:05d}" for i in range(WARMUP_JOINS)]
     n = args.load_processes
+    door = {
+        "challenge_difficulty": args.challenge_difficulty,
+        "genuine_solves": -(-args.genuine_solves // n),
+    }
     specs = [
         {
             "gateway": f"http://127.0.0.1:{settings.gateway_port}",
@@ -183,10 +193,12 @@ def start_load(
             "hello_after_seconds": args.hello_after_seconds,
             "step_seconds": args.step_seconds,
             "request_timeout": 30,
+            **(door if args.challenge_difficulty else {}),
         }
         for i in range(n)
     ]
-    return start_loads(procs, "bench/surge_load.py", specs, service_env(settings), RUN_DIR)
+    script = "bench/surge_door.py" if args.challenge_difficulty else "bench/surge_load.py"
+    return start_loads(procs, script, specs, service_env(settings), RUN_DIR)
 
 
 def start_loads(
@@ -298,6 +310,8 @@ def merge(results: list[dict]) -> dict:
         "opened_at": {},
         "cpu_seconds": 0.0,
     }
+    if "challenge" in results[0]:  # bench/surge_door.py's fans
+        merged |= merge_door(results)
     for r in results:
         for side in ("hello", "hello_after", "join"):
             merged[side]["latencies_ms"] += r[side]["latencies_ms"]
@@ -322,6 +336,21 @@ def merge(results: list[dict]) -> dict:
         merged[side]["started_at"] = min(r[side]["started_at"] for r in results)
         merged[side]["finished_at"] = max(r[side]["finished_at"] for r in results)
     return merged
+
+
+def merge_door(results: list[dict]) -> dict:
+    """bench/surge_door.py's figures: the challenges fetched, the genuine solves."""
+    fetched: dict = {"latencies_ms": [], "statuses": {}, "samples": {}, "seconds": 0.0}
+    genuine: dict = {"solve_ms": [], "tries": []}
+    for r in results:
+        fetched["latencies_ms"] += r["challenge"]["latencies_ms"]
+        for status, count in r["challenge"]["statuses"].items():
+            fetched["statuses"][int(status)] = fetched["statuses"].get(int(status), 0) + count
+        fetched["samples"] |= r["challenge"]["samples"]
+        fetched["seconds"] = max(fetched["seconds"], r["challenge"]["seconds"])
+        for key in ("solve_ms", "tries"):
+            genuine[key] += r["genuine"][key]
+    return {"challenge": fetched, "genuine": genuine}
 
 
 def lag_summary(admitted_at: dict[str, float], e2e: dict, hold_ended: float) -> Summary:
@@ -382,6 +411,8 @@ def report(args: argparse.Namespace, settings: Settings, run: dict) -> bool:
     )
     for name, s in rows:
         print(f"{name:<34}{s.rate:>10.0f}{s.p50_ms:>10.1f}{s.p99_ms:>10.1f}{s.count:>9,}")
+    if "challenge" in e2e:
+        door_lines(args, e2e)
     statuses = {
         side: ", ".join(f"{k}: {v:,}" for k, v in sorted(e2e[side]["statuses"].items()))
         for side in ("hello", "join", "hello_after")
@@ -479,6 +510,7 @@ def report(args: argparse.Namespace, settings: Settings, run: dict) -> bool:
             "join": [joins.rate, joins.p50_ms, joins.p99_ms, joins.count],
             "hello_after": [hello_after.rate, hello_after.p50_ms, hello_after.p99_ms],
             "join_ratio": ratio,
+            "challenge_difficulty": args.challenge_difficulty,
             "push_lag_ms": [lag.p50_ms, lag.p99_ms, lag.count],
             "bytes_per_socket": per_socket,
             "sockets": sockets,
@@ -490,6 +522,30 @@ def report(args: argparse.Namespace, settings: Settings, run: dict) -> bool:
         }
         args.summary.write_text(json.dumps(figures, indent=1))
     return not failed
+
+
+def door_lines(args: argparse.Namespace, e2e: dict) -> None:
+    """With the door on: the challenges fetched before the warm-up (not in the join
+    window), and the solves the altcha package's solver made of some of them."""
+    fetched = e2e["challenge"]
+    got = summarize(fetched["latencies_ms"], sum(fetched["statuses"].values()), fetched["seconds"])
+    statuses = ", ".join(f"{k}: {v:,}" for k, v in sorted(fetched["statuses"].items()))
+    print(
+        f"door at difficulty {args.challenge_difficulty} (every join above carried a solved "
+        f"challenge): GET /queue/{{id}}/challenge before the warm-up {got.rate:,.0f}/s, "
+        f"p50 {got.p50_ms:.1f} ms, p99 {got.p99_ms:.1f} ms ({statuses})"
+    )
+    for status, body in fetched["samples"].items():
+        print(f"  e.g. challenge {status}: {body}")
+    genuine = e2e["genuine"]
+    if genuine["solve_ms"]:
+        solves = sorted(genuine["solve_ms"])
+        per_try = sum(solves) / sum(genuine["tries"])
+        print(
+            f"solved by altcha.solve_challenge (the rest minted, bench/door.py): "
+            f"{len(solves)} fans, CPU ms per solve median {solves[len(solves) // 2]:.0f}, "
+            f"max {solves[-1]:.0f}; {per_try:.3f} ms a try"
+        )
 
 
 def profile(pids: list[int], seconds: int, procs: ProcessGroups) -> None:
@@ -542,6 +598,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 "session_seconds": 3600,
                 "paused": True,
                 "mode": "manual",
+                "challenge_difficulty": args.challenge_difficulty,
             },
         )
         admissions = Admissions(settings.redis_url, f"{REDIS_PREFIX}queue:notify", event_id)
@@ -691,6 +748,21 @@ def main(argv: list[str] | None = None) -> int:
         "the way joins went before the gateway answered them",
     )
     parser.add_argument("--admit-per-minute", type=int, default=3000)
+    parser.add_argument(
+        "--challenge-difficulty",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the event's door on at N (ticketing/domain/challenge.py; 3 is the advised "
+        "level): each fan fetches a challenge and joins with a solved one (bench/surge_door.py)",
+    )
+    parser.add_argument(
+        "--genuine-solves",
+        type=int,
+        default=12,
+        help="with --challenge-difficulty, this many fans solve the challenge they fetched "
+        "with the altcha package's solver (the others' are minted: bench/door.py)",
+    )
     parser.add_argument(
         "--hold", type=float, default=30, help="seconds every socket is held once all are open"
     )
