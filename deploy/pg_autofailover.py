@@ -128,6 +128,19 @@ class Formation:
                 return name
         return None
 
+    def switchover(self) -> None:
+        """A planned switch (maintenance): the monitor has the primary hand over to its
+        synchronous standby, which has every commit, and waits until it has."""
+        self._autoctl("perform", "switchover", "--pgdata", str(self.base / "monitor"))
+
+    def wait_secondary(self, name: str, timeout: float = 60) -> None:
+        """Until ``name`` is the primary's standby again, reported and assigned."""
+        self._wait(
+            lambda: self._state_or_none().get(name) == ("secondary", "secondary"),
+            timeout,
+            f"{name} to be secondary",
+        )
+
     def kill_node(self, name: str) -> None:
         """The node is lost: its keeper and then its PostgreSQL are SIGKILLed (the
         keeper first, or it would start PostgreSQL again)."""
