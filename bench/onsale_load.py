@@ -90,6 +90,7 @@ from ticketing.web import use_uvloop  # noqa: E402
 RETRIED = (429, 502, 503, 504)
 MAX_ATTEMPTS = 30  # of one request, RETRIED retried
 MAX_REJOINS = 3  # joins again after a lost place or an admission that ended unused
+CONNECT_POLL_SECONDS = 5.0  # a socket not open by then: poll meanwhile (queue.js CONNECT_MS)
 RESERVE_ATTEMPTS = 4  # a fan told 409 tickets_unavailable asks again, for fewer seats
 GOOD_CARD = "pm_card_visa"
 DECLINED_CARD = "pm_card_chargeCustomerFail"
@@ -359,7 +360,10 @@ class Fans:
                 if refused and retry_at is not None and now >= retry_at:
                     refused, retry_at = False, None  # the page tries its socket again
                 if ws is None and not refused:
-                    ws, answer = await self.open_socket(user)
+                    ws, answer, polled = await self.connect(rec)
+                    if polled is not None:  # not in the queue, admitted or sold out meanwhile
+                        body = polled
+                        continue
                     refused = ws is None
                     if refused:
                         self.heard(rec, f"ws_refused:{answer}")
@@ -408,6 +412,37 @@ class Fans:
         task = asyncio.create_task(read_until_closed())
         self.lingering.add(task)
         task.add_done_callback(self.lingering.discard)
+
+    async def connect(
+        self, rec: dict[str, Any]
+    ) -> tuple[aiohttp.ClientWebSocketResponse | None, int, dict | None]:
+        """open_socket() as the queue page opens one: while it is not open
+        CONNECT_POLL_SECONDS after it was asked for (a busy server, a failover holding the
+        handshake, or this process's handshake gate), the fan polls its status every
+        poll_seconds, so that the queue still sees it. (the socket or None, the
+        handshake's answer, None) or, when a poll ends the wait (not in the queue,
+        admitted, sold out), (None, its answer, its body)."""
+        user = rec["user"]
+        opening = asyncio.ensure_future(self.open_socket(user))
+        try:
+            done, _ = await asyncio.wait({opening}, timeout=CONNECT_POLL_SECONDS)
+            if not done:
+                self.heard(rec, "ws_slow")
+            while not done:
+                answer, body = await self.request("status", "GET", f"{self.queue}/status", user)
+                self.note_ticket(rec, body)
+                if answer == 404 or body.get("status") in ("admitted", "sold_out"):
+                    opening.cancel()
+                    await asyncio.wait({opening})
+                    if not opening.cancelled() and (late := opening.result()[0]) is not None:
+                        await late.close()
+                    return None, answer, body
+                done, _ = await asyncio.wait({opening}, timeout=self.spec["poll_seconds"])
+        finally:
+            if not opening.done():
+                opening.cancel()
+        ws, answer = opening.result()
+        return ws, answer, None
 
     async def open_socket(self, user: str) -> tuple[aiohttp.ClientWebSocketResponse | None, int]:
         """(the socket, 101), or (None, the handshake's answer: 0 when none came)."""
