@@ -50,7 +50,7 @@ window.TK.presalePanel = (() => {
       el("h3", {}, "Registered presale ", el("span", { class: "badge", dataset: { p: "state" } }, "none")),
       el(
         "dl",
-        { class: "figures", dataset: { p: "figures" }, hidden: true },
+        { class: "figures", dataset: { p: "figures" }, style: "display: none" },
         figure("Registrations", "registrations"),
         figure("Codes issued", "codes_issued"),
         figure("Codes redeemed", "codes_redeemed"),
@@ -71,7 +71,7 @@ window.TK.presalePanel = (() => {
 
     function render() {
       const ps = panel.presale;
-      p("figures").hidden = !ps;
+      p("figures").style.display = ps ? "" : "none"; // .figures' display: grid beats [hidden]
       p("state").textContent = ps ? STATES[ps.state] || ps.state : "none";
       if (!ps) {
         p("window").textContent = "No presale: the queue is open to every fan from on-sale.";
