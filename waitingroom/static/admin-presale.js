@@ -50,7 +50,7 @@ window.TK.presalePanel = (() => {
       el("h3", {}, "Registered presale ", el("span", { class: "badge", dataset: { p: "state" } }, "none")),
       el(
         "dl",
-        { class: "figures", dataset: { p: "figures" }, style: "display: none" },
+        { class: "figures", dataset: { p: "figures" } },
         figure("Registrations", "registrations"),
         figure("Codes issued", "codes_issued"),
         figure("Codes redeemed", "codes_redeemed"),
@@ -61,6 +61,7 @@ window.TK.presalePanel = (() => {
       el("p", { class: "result", role: "status", dataset: { p: "result" } }),
     );
     const p = (key) => node.querySelector(`[data-p="${key}"]`);
+    p("figures").style.display = "none"; // CSSOM, which the page's CSP allows (not an attribute)
     const panel = { node, presale: null, at: 0, dirty: false };
     form.addEventListener("input", () => (panel.dirty = true));
     form.addEventListener("submit", (e) => {
