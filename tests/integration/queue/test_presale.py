@@ -22,6 +22,7 @@ from tests.integration.queue.support import (
     queue_event,
     queue_status,
     reserve,
+    solve,
     wait_status,
 )
 from tests.support import auth_header
@@ -182,7 +183,21 @@ async def test_a_presale_join_needs_the_fans_own_code_and_a_refusal_changes_noth
     assert (await queue_status(qclient, queue_settings, other, event))[0] == 404  # not placed
     assert (await admin_presale(qclient, queue_settings, event))[1]["codes_redeemed"] == 0
 
+    # The code is checked before the door: a refused join leaves the fan's challenge unused.
+    await patch_queue(qclient, queue_settings, event, challenge_difficulty=1)
+    status, challenge, _ = await call(
+        qclient, "GET", f"/queue/{event}/challenge", auth_header(queue_settings, owner)
+    )
+    solved = solve(challenge)
+    status, problem = await join(qclient, queue_settings, owner, event, {"altcha": solved})
+    assert (status, problem["code"]) == (403, "presale_code_required"), problem
     typed = code.lower().replace("-", " ")  # as a fan may type it
+    body = {"altcha": solved, "presale_code": typed}
+    assert (await join(qclient, queue_settings, owner, event, body))[0] == 200
+    status, problem = await join(qclient, queue_settings, owner, event, body)
+    assert (status, problem["code"]) == (403, "challenge_failed")  # used by that join
+    await patch_queue(qclient, queue_settings, event, challenge_difficulty=0)
+
     status, joined = await join(qclient, queue_settings, owner, event, {"presale_code": typed})
     assert status == 200, joined
     status, again = await join(qclient, queue_settings, owner, event, {"presale_code": code})
@@ -203,27 +218,30 @@ async def test_a_presale_join_needs_the_fans_own_code_and_a_refusal_changes_noth
 async def test_the_presale_keeps_to_its_share_and_the_general_sale_follows(
     qclient, queue_settings, pool
 ) -> None:
-    fans = [f"fan-{i}-{time.time_ns()}" for i in range(2)]
-    event = await drawn_presale(qclient, queue_settings, pool, fans, general_sale_at=at(8), seats=3)
+    fans = [f"fan-{i}-{time.time_ns()}" for i in range(6)]
+    event = await drawn_presale(
+        qclient, queue_settings, pool, fans, general_sale_at=at(10), codes=6, seats=3
+    )
     await in_snapshot(qclient, queue_settings, event)
-    codes = {
-        fan: (await fan_view(qclient, queue_settings, fan, event))["you"]["code"] for fan in fans
-    }
     for fan in fans:
-        body = {"presale_code": codes[fan]}
-        assert (await join(qclient, queue_settings, fan, event, body))[0] == 200
+        code = (await fan_view(qclient, queue_settings, fan, event))["you"]["code"]
+        assert (await join(qclient, queue_settings, fan, event, {"presale_code": code}))[0] == 200
     await patch_queue(qclient, queue_settings, event, admit_per_minute=6000)
     tokens = {}
     for fan in fans:
         admitted = await wait_status(qclient, queue_settings, fan, event, "admitted")
         tokens[fan] = admitted["admission_token"]
-    first, second = fans
+    first, *rest = fans
     status, hold = await reserve(qclient, queue_settings, first, event, tokens[first], 2)
     assert status == 201, hold
-    status, problem = await reserve(qclient, queue_settings, second, event, tokens[second], 2)
+    status, problem = await reserve(qclient, queue_settings, rest[0], event, tokens[rest[0]], 2)
     assert (status, problem["code"], problem["seats_left"]) == (409, "presale_sold_out", 1)
-    status, hold = await reserve(qclient, queue_settings, second, event, tokens[second], 1)
-    assert status == 201, hold
+    # Five fans at once for the one seat left: one gets it.
+    answers = await asyncio.gather(
+        *(reserve(qclient, queue_settings, fan, event, tokens[fan], 1) for fan in rest)
+    )
+    assert sorted(status for status, _ in answers) == [201, 409, 409, 409, 409], answers
+    assert {body["code"] for status, body in answers if status == 409} == {"presale_sold_out"}
     assert (await admin_presale(qclient, queue_settings, event))[1]["seats_taken"] == 3
 
     # The general sale: no code asked, and the seats beyond the presale's share are sold.
