@@ -191,6 +191,8 @@ async def put_presale(request: web.Request, body: PresaleSettings) -> web.Respon
                 "made before anyone joins.",
             )
     fields = body.model_dump()
+    with queue_reachable():
+        await gate.forget(event_id)
     with record_reachable():
         presale, made, _ = await record.save(event_id, fields, principal.user_id)
     with queue_reachable():

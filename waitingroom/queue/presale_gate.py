@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 
 MARKER = "presale"
 # Rewritten from the record when it expires (or Redis lost it): a presale changed in
-# PostgreSQL by hand is in force within this long.
-MARKER_TTL_SECONDS = 300
+# PostgreSQL by hand, or whose change reached PostgreSQL but not Redis, is in force within
+# this long. The gateway hands an event's joins here once per expiry to have it rewritten.
+MARKER_TTL_SECONDS = 60
 CACHE_SECONDS = 1.0
 
 # A join's 403s: the door's (JOIN_FORBIDDEN) and the presale's, in one reply.
@@ -87,6 +88,13 @@ class PresaleGate:
             self._until.clear()
         self._until[event_id] = (now, until)
         return until
+
+    async def forget(self, event_id: int) -> None:
+        """Before a change: the key goes, so the record is read again should the change
+        reach PostgreSQL and Redis then fail (no stale "no presale" stays)."""
+        store = self.runtime.store
+        await store.redis.delete(store.key(event_id, MARKER))
+        self._until.pop(event_id, None)
 
     async def publish(self, event_id: int, presale: Presale | None) -> None:
         """In force at once here, in Redis for every process within a second."""
