@@ -27,6 +27,8 @@ from tests.integration.queue.support import (
 )
 from tests.support import auth_header
 from ticketing.domain.queue import draw_order
+from waitingroom.queue.presale_gate import presale_gate
+from waitingroom.queue.runtime import QUEUE_KEY
 
 
 def at(seconds: float) -> str:
@@ -182,6 +184,13 @@ async def test_a_presale_join_needs_the_fans_own_code_and_a_refusal_changes_noth
     assert (status, problem["code"]) == (403, "presale_code_invalid"), problem
     assert (await queue_status(qclient, queue_settings, other, event))[0] == 404  # not placed
     assert (await admin_presale(qclient, queue_settings, event))[1]["codes_redeemed"] == 0
+    # Redis losing the presale's key opens nothing: it is read again from the record.
+    store = qclient.app[QUEUE_KEY].store
+    assert await store.redis.delete(store.key(event, "presale")) == 1
+    presale_gate(qclient.app[QUEUE_KEY])._until.clear()
+    status, problem = await join(qclient, queue_settings, loser, event)
+    assert (status, problem["code"]) == (403, "presale_code_required"), problem
+    assert await store.redis.get(store.key(event, "presale")) is not None  # written back
 
     # The code is checked before the door: a refused join leaves the fan's challenge unused.
     await patch_queue(qclient, queue_settings, event, challenge_difficulty=1)
