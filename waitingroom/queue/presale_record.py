@@ -203,6 +203,16 @@ class PresaleRecord:
                 await asyncio.sleep(0.05)
         raise backend_unavailable("The presale is being drawn or changed; retry shortly.")
 
+    async def window_refusal(self, presale: Presale) -> Problem | None:
+        """Why a registration would be refused now (read only: asked before the door, so
+        a refused one uses no challenge); :meth:`register` checks again as it registers."""
+        now = await self.now()
+        if now < presale.registration_opens_at:
+            return _not_open(presale.registration_opens_at)
+        if now >= presale.registration_closes_at:
+            return _closed(presale.registration_closes_at)
+        return None
+
     async def register(self, event_id: int, user_id: str) -> tuple[Registration, bool]:
         """The fan's registration, made now if the window is open; (it, made). Registering
         again answers the same registration, whenever."""
@@ -221,19 +231,9 @@ class PresaleRecord:
             made = False
             if not await _registered(conn, event_id, user_id):
                 if row["now"] < row["registration_opens_at"]:
-                    raise Problem(
-                        409,
-                        "registration_not_open",
-                        "Registration for this presale has not opened yet.",
-                        registration_opens_at=rfc3339(row["registration_opens_at"]),
-                    )
+                    raise _not_open(row["registration_opens_at"])
                 if row["now"] >= row["registration_closes_at"] or row["drawn"]:
-                    raise Problem(
-                        409,
-                        "registration_closed",
-                        "Registration for this presale has closed.",
-                        registration_closes_at=rfc3339(row["registration_closes_at"]),
-                    )
+                    raise _closed(row["registration_closes_at"])
                 made = (
                     await conn.fetchval(
                         """INSERT INTO presale_registrations
@@ -317,6 +317,24 @@ class PresaleRecord:
             user_id,
         )
         return done is not None
+
+
+def _not_open(opens_at: datetime) -> Problem:
+    return Problem(
+        409,
+        "registration_not_open",
+        "Registration for this presale has not opened yet.",
+        registration_opens_at=rfc3339(opens_at),
+    )
+
+
+def _closed(closes_at: datetime) -> Problem:
+    return Problem(
+        409,
+        "registration_closed",
+        "Registration for this presale has closed.",
+        registration_closes_at=rfc3339(closes_at),
+    )
 
 
 def no_presale() -> Problem:

@@ -11,12 +11,19 @@ from typing import Any
 
 from aiohttp import web
 
-from ticketing.api import Api, Ok, Problems
-from ticketing.api.common import BAD_REQUEST, RATE_LIMITED, RETRY_AFTER, UNAUTHORIZED
+from ticketing.api import Api, Ok, Operation, Problems, read_body
+from ticketing.api.common import (
+    BAD_REQUEST,
+    RATE_LIMITED,
+    RETRY_AFTER,
+    TOO_LARGE,
+    UNAUTHORIZED,
+)
 from ticketing.auth import Principal, optional_principal, require_user
 from ticketing.dependencies import POSTGRES_ERRORS
 from ticketing.problems import Problem, unavailable_on
 from ticketing.validation import rfc3339
+from waitingroom.queue.challenge_routes import pass_the_door
 from waitingroom.queue.fairness_routes import ALGORITHM, _commitments, _draw
 from waitingroom.queue.fairness_shapes import QueueFairnessQuery
 from waitingroom.queue.presale_gate import presale_gate
@@ -27,9 +34,15 @@ from waitingroom.queue.presale_record import (
     shown_code,
     state_of,
 )
-from waitingroom.queue.presale_shapes import PresaleDraw, PresalePublic, PresaleRegistered
-from waitingroom.queue.route_steps import EVENT_ID, event_id_of, event_or_404
+from waitingroom.queue.presale_shapes import (
+    PresaleDraw,
+    PresalePublic,
+    PresaleRegistered,
+    PresaleRegistrationBody,
+)
+from waitingroom.queue.route_steps import EVENT_ID, event_id_of, event_or_404, serve
 from waitingroom.queue.runtime import QUEUE_KEY
+from waitingroom.queue.shapes import ChallengeProblem
 
 PRESALE_API = Api()
 
@@ -116,44 +129,93 @@ async def get_presale(request: web.Request) -> web.Response:
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
-@PRESALE_API.post(
-    "/queue/{event_id}/presale/registration",
-    summary="Register for the event's presale draw (registering again answers the same "
-    "registration)",
-    path_ids=[EVENT_ID],
-    auth=require_user,
-    replies=[
-        Ok(201, "Registered", shape=PresaleRegistered),
-        Ok(200, "Registered already: the same registration", shape=PresaleRegistered),
-        UNAUTHORIZED,
-        PRESALE_NOT_FOUND,
-        Problems(
-            409,
-            "registration has not opened (registration_not_open, with registration_opens_at) "
-            "or has closed (registration_closed, with registration_closes_at): nothing was "
-            "registered",
-            codes=("registration_not_open", "registration_closed"),
-        ),
-        RATE_LIMITED,
-        RECORD_DOWN,
-    ],
-)
 async def register(request: web.Request) -> web.Response:
     principal = require_user(request)
     event_id = event_id_of(request)
     runtime = request.app[QUEUE_KEY]
+    body = await read_body(request, PresaleRegistrationBody) if request.body_exists else None
     await event_or_404(runtime, event_id)
     record = presale_gate(runtime).record
     presale = await presale_or_404(record, event_id)
     with record_reachable():
+        registration = await record.registration(event_id, principal.user_id)
+        refusal = None if registration else await record.window_refusal(presale)
+    if refusal is not None:
+        raise refusal
+    if registration is None:
+        # A new registration passes the event's door, as a join does: each account a bot
+        # farm registers costs it the same proof of work.
+        altcha = None if body is None else body.altcha
+        await pass_the_door(runtime, event_id, principal.user_id, altcha)
+    with record_reachable():
         registration, made = await record.register(event_id, principal.user_id)
-    body = {
+    answer = {
         "event_id": event_id,
         "registered_at": rfc3339(registration.registered_at),
         "member": record.member(event_id, principal.user_id),
         "registration_closes_at": rfc3339(presale.registration_closes_at),
     }
-    return web.json_response(body, status=201 if made else 200)
+    return web.json_response(answer, status=201 if made else 200)
+
+
+# Served as it is, as the join is: its body is optional.
+serve(
+    PRESALE_API,
+    register,
+    Operation(
+        "POST",
+        "/queue/{event_id}/presale/registration",
+        summary="Register for the event's presale draw (registering again answers the same "
+        "registration)",
+        description="While the event's challenge_difficulty is above 0, a new registration "
+        "carries a solved challenge (GET /queue/{event_id}/challenge) as altcha, as a join "
+        "does.",
+        body=PresaleRegistrationBody,
+        path_ids=(EVENT_ID,),
+        secured=True,
+        replies=(
+            Ok(201, "Registered", shape=PresaleRegistered),
+            Ok(200, "Registered already: the same registration", shape=PresaleRegistered),
+            BAD_REQUEST,
+            UNAUTHORIZED,
+            Problems(
+                403,
+                "the event's challenge is on and a new registration carried no solution "
+                "(challenge_required), or a wrong, expired, used or another fan's one "
+                "(challenge_failed): each with a fresh challenge; nothing was registered",
+                codes=("challenge_required", "challenge_failed"),
+                extra=ChallengeProblem,
+            ),
+            PRESALE_NOT_FOUND,
+            TOO_LARGE,
+            Problems(
+                409,
+                "registration has not opened (registration_not_open, with "
+                "registration_opens_at) or has closed (registration_closed, with "
+                "registration_closes_at): nothing was registered",
+                codes=("registration_not_open", "registration_closed"),
+            ),
+            RATE_LIMITED,
+            Problems(
+                503,
+                "the presale's record (PostgreSQL) or the queue (Redis) is not reachable; "
+                "retry after Retry-After",
+                codes=("backend_unavailable",),
+                headers=RETRY_AFTER,
+            ),
+        ),
+        extra={
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/PresaleRegistrationBody"}
+                    }
+                },
+            }
+        },
+    ),
+)
 
 
 @PRESALE_API.get(

@@ -44,6 +44,24 @@ class QueueJoinBody(shapes.QueueJoinBody):
     ] = UNSENT
 
 
+class PresaleRegistrationBody(Body):
+    """Optional: a registration may come with no body, or an empty object."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, json_schema_extra=no_defaults
+    )
+
+    altcha: Annotated[
+        Text,
+        Field(
+            min_length=1,
+            max_length=4096,
+            description="A solved challenge of GET /queue/{event_id}/challenge: required "
+            "while the event's challenge is on, as for a join.",
+        ),
+    ] = UNSENT
+
+
 class JoinProblem(shapes.ChallengeProblem):
     """A join's 403: with ``challenge_required`` and ``challenge_failed``, a fresh
     challenge to solve; with ``presale_code_required`` and ``presale_code_invalid``, when

@@ -200,14 +200,26 @@
   }
 
   async function registerPresale(e) {
-    e.currentTarget.disabled = true;
+    const button = e.currentTarget;
+    button.disabled = true;
+    let altcha = null; // while the event's door is on, a registration carries a solution
     try {
-      await call("POST", `/queue/${eventId}/presale/registration`);
+      for (let solves = 0; ; ) {
+        try {
+          await call("POST", `/queue/${eventId}/presale/registration`, {
+            body: altcha ? { altcha } : undefined,
+          });
+          break;
+        } catch (err) {
+          if (err.status !== 403 || !err.problem.challenge || solves++ >= 5) throw err;
+          altcha = await solveDoor(err.problem.challenge);
+        }
+      }
       await loadPresale();
     } catch (err) {
       say($("presale-note"), err.message, "bad");
     } finally {
-      e.currentTarget.disabled = false;
+      button.disabled = false;
     }
   }
 

@@ -115,11 +115,29 @@ async def test_register_draw_and_the_draw_is_reproducible_from_its_seed(
     assert (made["state"], made["registrations"], made["seed"]) == ("registration_open", 0, None)
     commitment = made["commitment"]
 
-    fans = [f"{event}-fan-{i}" for i in range(8)]
+    # A new registration passes the event's door, as a join does; a refused one registers
+    # nothing, and registering again asks for nothing.
+    await patch_queue(qclient, queue_settings, event, challenge_difficulty=1)
+    pow_fan = f"{event}-pow"
+    status, problem = await register(qclient, queue_settings, pow_fan, event)
+    assert (status, problem["code"]) == (403, "challenge_required"), problem
+    assert (await admin_presale(qclient, queue_settings, event))[1]["registrations"] == 0
+    status, _, _ = await call(
+        qclient,
+        "POST",
+        f"/queue/{event}/presale/registration",
+        auth_header(queue_settings, pow_fan),
+        {"altcha": solve(problem["challenge"])},
+    )
+    assert status == 201
+    assert (await register(qclient, queue_settings, pow_fan, event))[0] == 200
+    await patch_queue(qclient, queue_settings, event, challenge_difficulty=0)
+
+    fans = [f"{event}-fan-{i}" for i in range(7)] + [pow_fan]
     first = {}
     for fan in fans:
         status, body = await register(qclient, queue_settings, fan, event)
-        assert status == 201, body
+        assert status == (200 if fan == pow_fan else 201), body
         first[fan] = body["registered_at"]
     status, again = await register(qclient, queue_settings, fans[0], event)
     assert (status, again["registered_at"]) == (200, first[fans[0]])  # idempotent
