@@ -491,19 +491,19 @@ local function join_signals()
 end
 
 -- A fan placed (or restored) here: their account in each signal's set, and an account new
--- to a set counted once in sig:sizes, as the waitingroom's SIGNAL_JOIN counts it. Once per
--- fan and event (a join again adds nothing), after the place is theirs; best effort.
+-- to a set counted once in sig:sizes, as the waitingroom's SIGNAL_JOIN counts it: one
+-- round trip, once per fan and event (a join again adds nothing), after the place is
+-- theirs; best effort. EVAL of this short text: Redis keeps it compiled under its SHA.
+-- KEYS: sig:sizes, then each signal's set  ARGV: user, then each signal's name
+local RECORD = "for i = 2, #KEYS do if redis.call('SADD', KEYS[i], ARGV[1]) == 1 then "
+    .. "redis.call('ZINCRBY', KEYS[1], 1, ARGV[i]) end end"
 local function record_signals(link, key, user, signals)
     if #signals == 0 then return end
-    local commands = {}
-    for i, name in ipairs(signals) do commands[i] = { "sadd", key .. "sig:" .. name, user } end
-    local added = link:pipeline(key, commands)
-    if type(added) ~= "table" then return end
-    local counts = {}
-    for i, name in ipairs(signals) do
-        if added[i] == 1 then counts[#counts + 1] = { "zincrby", key .. "sig:sizes", 1, name } end
-    end
-    if #counts > 0 then link:pipeline(key, counts) end
+    local call = { RECORD, #signals + 1, key .. "sig:sizes" }
+    for _, name in ipairs(signals) do call[#call + 1] = key .. "sig:" .. name end
+    call[#call + 1] = user
+    for _, name in ipairs(signals) do call[#call + 1] = name end
+    link:call(key, "eval", unpack(call))
 end
 
 local function observe_wait(seconds)

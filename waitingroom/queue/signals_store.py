@@ -83,8 +83,8 @@ for i = 8, #KEYS do
   local name = ARGV[i - 3]
   local added = redis.call('SADD', KEYS[i], user)
   local n = redis.call('SCARD', KEYS[i])
-  -- Counted up, not set to n: the gateway adds its joins' accounts the same way, in two
-  -- steps (deploy/lua/queue_join.lua), and each account still counts once.
+  -- Counted up as the gateway counts its joins' accounts (deploy/lua/queue_join.lua's
+  -- RECORD): each account once, whichever recorded it.
   if added == 1 then redis.call('ZINCRBY', sizes, 1, name) end
   if n > k then
     if flagged == '' then flagged = name end
