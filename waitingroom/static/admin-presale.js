@@ -61,7 +61,15 @@ window.TK.presalePanel = (() => {
       el("p", { class: "result", role: "status", dataset: { p: "result" } }),
     );
     const p = (key) => node.querySelector(`[data-p="${key}"]`);
-    p("figures").style.display = "none"; // CSSOM, which the page's CSP allows (not an attribute)
+    // Set through the CSSOM, which the page's CSP allows (a style attribute it refuses).
+    p("figures").style.display = "none";
+    // A date and time field is wider than half a phone: one column there, and no field
+    // wider than its column.
+    form.style.gridTemplateColumns = "repeat(auto-fit, minmax(11rem, 1fr))";
+    for (const field of form.querySelectorAll("label, input")) {
+      field.style.minWidth = "0";
+      if (field.tagName === "INPUT") field.style.width = "100%";
+    }
     const panel = { node, presale: null, at: 0, dirty: false };
     form.addEventListener("input", () => (panel.dirty = true));
     form.addEventListener("submit", (e) => {
