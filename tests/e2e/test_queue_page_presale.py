@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM
+from tests.e2e.browser import CHROMIUM, PHONE
 from tests.e2e.gateway_join import _join
 from tests.e2e.stack import Stack, dev_token, queue_event
 from tests.servers import RUN_ID
@@ -24,6 +24,11 @@ pytestmark = [
     pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed"),
     pytest.mark.slow,
 ]
+
+
+def _fits_the_phone(page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["viewport"]["width"], f"horizontal scroll: {width}px wide"
 
 
 def _at(delta: timedelta) -> str:
@@ -95,6 +100,8 @@ def test_fans_register_one_is_drawn_a_code_and_joins_the_other_is_told_why(
         "not drawn a presale code", timeout=15_000
     )
     expect(fans[loser].locator("#queue-state")).to_contain_text("presale code")
+    for page in (*fans.values(), ops):
+        _fits_the_phone(page)
     # The console counts the redeemed code.
     expect(ops.locator(f"{panel} [data-p=codes_redeemed]")).to_have_text("1", timeout=15_000)
     status, _, figures = stack.request("GET", f"/admin/queues/{event_id}", token=admin)
