@@ -13,6 +13,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
+import pytest
+
 from tests.integration.booking.support import call
 from tests.integration.queue.support import (
     admin,
@@ -81,13 +84,20 @@ def window(on_sale_in: float, **overrides: Any) -> dict[str, Any]:
 
 
 async def drawn_presale(client, settings, pool, fans: list[str], **overrides: Any) -> int:
-    """An event going on sale in 2 s whose presale has these fans registered, drawn."""
-    event = await queue_event(pool, on_sale_in=2)
-    status, made = await put_presale(client, settings, event, **window(2, **overrides))
+    """An event going on sale in 6 s whose presale has these fans registered, drawn (the
+    times from the event's own on-sale, however long the steps take)."""
+    event = await queue_event(pool, on_sale_in=6)
+    on_sale = await pool.fetchval("SELECT on_sale_at FROM events WHERE id = $1", event)
+    fields = {
+        **window(6),
+        "registration_closes_at": (on_sale - timedelta(seconds=3)).isoformat(),
+        **overrides,
+    }
+    status, made = await put_presale(client, settings, event, **fields)
     assert status == 201, made
     for fan in fans:
         assert (await register(client, settings, fan, event))[0] == 201
-    closed = {**window(2, **overrides), "registration_closes_at": at(0)}
+    closed = {**fields, "registration_closes_at": at(0)}
     assert (await put_presale(client, settings, event, **closed))[0] == 200
     status, drawn = await draw(client, settings, event)
     assert status == 200 and drawn["state"] == "drawn", drawn
@@ -162,6 +172,16 @@ async def test_register_draw_and_the_draw_is_reproducible_from_its_seed(
     assert (status, again["seed"], again["drawn_at"]) == (200, seed, drawn["drawn_at"])
     status, problem = await put_presale(qclient, queue_settings, event, **closed)
     assert (status, problem["code"]) == (409, "presale_drawn")
+    # Whatever a service does, the schema keeps a drawn presale as drawn.
+    for statement in (
+        "UPDATE presales SET seats = 1 WHERE event_id = $1",
+        "UPDATE presale_draws SET seed = repeat('1', 64) WHERE event_id = $1",
+        "UPDATE presale_draw_members SET position = position + 100 WHERE event_id = $1",
+        "INSERT INTO presale_registrations (event_id, user_id, member_ref) "
+        "VALUES ($1, 'sneaked-in', repeat('a', 64))",
+    ):
+        with pytest.raises(asyncpg.CheckViolationError):
+            await pool.execute(statement, event)
 
     status, record, _ = await call(qclient, "GET", f"/queue/{event}/presale/draw?limit=5", {})
     assert status == 200, record
@@ -247,7 +267,7 @@ async def test_the_presale_keeps_to_its_share_and_the_general_sale_follows(
 ) -> None:
     fans = [f"fan-{i}-{time.time_ns()}" for i in range(6)]
     event = await drawn_presale(
-        qclient, queue_settings, pool, fans, general_sale_at=at(10), codes=6, seats=3
+        qclient, queue_settings, pool, fans, general_sale_at=at(20), codes=6, seats=3
     )
     await in_snapshot(qclient, queue_settings, event)
     for fan in fans:

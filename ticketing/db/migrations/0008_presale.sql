@@ -82,8 +82,10 @@ CREATE TABLE presale_draw_superseded (
 -- A drawn presale is final: its draw row, its members, its seed and who registered.
 CREATE FUNCTION presale_draw_is_final() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_TABLE_NAME = 'presale_draws' AND OLD.seed IS NULL THEN
-        RETURN NEW;
+    IF TG_TABLE_NAME = 'presale_draws' THEN
+        IF OLD.seed IS NULL THEN  -- (nested: the members' rows have no seed field)
+            RETURN NEW;
+        END IF;
     END IF;
     RAISE EXCEPTION 'a recorded presale draw is final (event %)', OLD.event_id
         USING ERRCODE = 'check_violation';
