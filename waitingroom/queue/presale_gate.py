@@ -17,6 +17,7 @@ same join.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -61,6 +62,7 @@ class PresaleGate:
         self.runtime = runtime
         self.record = PresaleRecord(runtime.events.pool, runtime.settings.queue_ticket_secret)
         self._until: dict[int, tuple[float, int]] = {}
+        self._warned_at = -math.inf
 
     async def until_ms(self, event_id: int) -> int:
         """When the event's presale ends (Unix ms), or 0: no presale. Redis failing is the
@@ -75,9 +77,19 @@ class PresaleGate:
             try:
                 presale = await self.record.get(event_id)
             except POSTGRES_ERRORS as exc:
-                raise backend_unavailable(
-                    "The presale's record is not reachable; retry shortly."
-                ) from exc
+                # PostgreSQL down as the key expired: what this process last knew stands
+                # (a join of an event without a presale does not wait on the record);
+                # never known, nothing can tell, and the join is a 503.
+                until = self._until[event_id][1] if event_id in self._until else None
+                if until is None:
+                    raise backend_unavailable(
+                        "The presale's record is not reachable; retry shortly."
+                    ) from exc
+                if now - self._warned_at > 60:  # asked every second: once a minute at most
+                    self._warned_at = now
+                    log.warning("presale record unavailable, last known kept: %r", exc)
+                self._until[event_id] = (now, until)
+                return until
             until = 0 if presale is None else presale.general_sale_ms
             await store.redis.set(
                 store.key(event_id, MARKER), until, ex=MARKER_TTL_SECONDS, nx=True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +29,7 @@ from tests.integration.queue.support import (
     solve,
     wait_status,
 )
-from tests.support import auth_header
+from tests.support import auth_header, free_port
 from ticketing.domain.queue import draw_order
 from waitingroom.queue.presale_gate import presale_gate
 from waitingroom.queue.runtime import QUEUE_KEY
@@ -320,3 +321,32 @@ async def test_a_presale_is_made_before_on_sale_only(qclient, queue_settings, po
     assert (status, problem["code"]) == (409, "presale_queue_not_empty"), problem
     for event in (late, busy):
         assert (await admin_presale(qclient, queue_settings, event))[0] == 404
+
+
+async def test_postgresql_down_the_presale_a_process_knew_stands(
+    qclient, queue_settings, pool
+) -> None:
+    """A join of an event without a presale does not wait on the record once the process
+    knows it has none; an event it never looked up cannot be told, and is a 503."""
+    known, unknown = await queue_event(pool), await queue_event(pool)
+    for event in (known, unknown):
+        await patch_queue(qclient, queue_settings, event, paused=True)
+    assert (await join(qclient, queue_settings, "pg-fan-1", known))[0] == 200
+    runtime = qclient.app[QUEUE_KEY]
+    gate = presale_gate(runtime)
+    real = gate.record.pool
+    dead = await asyncpg.create_pool(
+        f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", min_size=0, timeout=1
+    )
+    gate.record.pool = dead
+    try:
+        store = runtime.store
+        await store.redis.delete(store.key(known, "presale"), store.key(unknown, "presale"))
+        gate._until[known] = (-math.inf, gate._until[known][1])  # its second is over
+        assert (await join(qclient, queue_settings, "pg-fan-2", known))[0] == 200
+        status, problem = await join(qclient, queue_settings, "pg-fan-3", unknown)
+        assert (status, problem["code"]) == (503, "backend_unavailable"), problem
+    finally:
+        gate.record.pool = real
+        await dead.close()
+    assert (await join(qclient, queue_settings, "pg-fan-3", unknown))[0] == 200
