@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM
+from tests.e2e.browser import CHROMIUM, PHONE
 from tests.e2e.stack import Stack, dev_token, queue_event
 from tests.servers import RUN_ID
 
@@ -34,11 +34,15 @@ def test_the_console_shows_clusters_sets_the_rule_and_the_moved_fan_is_told(
         "PATCH", path, {"paused": True, "cluster_threshold": 1}, token=admin
     )
     assert status == 200, body
-    # Two accounts from one block (a load balancer in front names them), one from another.
+    # Two accounts from one block (a load balancer in front names them) and one browser,
+    # one from another.
     for user, ip in (("one", "203.0.113.30"), ("two", "203.0.113.31"), ("far", "192.0.2.30")):
         token = dev_token(stack, f"signals-{user}-{RUN_ID}", [])
+        headers = {"X-Forwarded-For": ip}
+        if user != "far":
+            headers["Cookie"] = "tq_device=00112233445566778899aabbccddeeff"
         status, _, body = stack.request(
-            "POST", f"/queue/{event_id}/join", token=token, headers={"X-Forwarded-For": ip}
+            "POST", f"/queue/{event_id}/join", token=token, headers=headers
         )
         assert status == 200, body
 
@@ -49,6 +53,9 @@ def test_the_console_shows_clusters_sets_the_rule_and_the_moved_fan_is_told(
     row = ops.locator(f"{panel} tr[data-kind=address_block]")
     expect(row).to_contain_text("203.0.113.0/24", timeout=15_000)
     expect(row).to_contain_text(f"signals-one-{RUN_ID}")
+    expect(ops.locator(f"{panel} tr[data-kind=device]")).to_contain_text(f"signals-two-{RUN_ID}")
+    width = ops.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["viewport"]["width"], f"horizontal scroll: {width}px wide"
     ops.select_option(f"{card} select[name=cluster_rule]", "back_of_line")
     ops.click(f'{card} [data-action="apply"]')
     expect(ops.locator(f"{card} [data-f=result]")).to_contain_text("Saved")
