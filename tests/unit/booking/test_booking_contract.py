@@ -34,7 +34,7 @@ ROUTES: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
         "401": AUTH,
         "403": ("admission_required", "admission_invalid"),
         "404": ("event_not_found",),
-        "409": ("tickets_unavailable", "not_on_sale"),
+        "409": ("tickets_unavailable", "not_on_sale", "presale_sold_out"),
         "413": ("payload_too_large",),
         "422": ("limit_exceeded",),
         "429": LIMITED,
