@@ -30,6 +30,7 @@ from tests.servers import RUN_ID
 from tests.support import free_port, wait_until
 from ticketing.auth import issue_dev_token
 from ticketing.config import Settings
+from waitingroom.queue import presale_gate
 from waitingroom.queue.events import QueueEvent
 from waitingroom.queue.scripts import PLACE
 
@@ -113,11 +114,16 @@ def running_gateway(root: Path, redis_url: str) -> Iterator[Gateway]:
 
 def publish_events(client: redis.Redis | redis.RedisCluster, *event_ids: int) -> None:
     """What the waitingroom's count publishes (waitingroom/queue/events.py): these events,
-    queue-enabled and on sale since a minute ago; and PLACE loaded as its processes load it
-    at start (redis-py's cluster client loads a script on every primary)."""
+    queue-enabled and on sale since a minute ago; each one's presale marker saying it has
+    no registered presale (waitingroom/queue/presale_gate.py writes it from the record: the
+    gateway hands an event's joins to the waitingroom while it is missing); and PLACE loaded
+    as its processes load it at start (redis-py's cluster client loads a script on every
+    primary)."""
     on_sale = datetime.now(UTC) - timedelta(minutes=1)
     snapshot = [QueueEvent(e, f"event {e}", on_sale, None).to_json() for e in event_ids]
     client.set(Settings().redis_prefix + "queue:events", json.dumps(snapshot), ex=3600)
+    for event_id in event_ids:
+        client.set(queue_key(event_id, presale_gate.MARKER), 0, ex=3600)
     client.script_load(PLACE)
 
 
