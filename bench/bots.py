@@ -260,8 +260,11 @@ def bot_cpu(run_dir: Path, sale: str) -> str:
     for path in sorted(run_dir.glob(f"{sale}_bots_*.result.json")):
         doors = [f.get("door") or {} for f in json.loads(path.read_text())["fans"]]
         cpu = sum(d.get("cpu_s", 0.0) for d in doors)
+        # An account's wall time runs from its challenge's turn being asked for (every
+        # account at the go) to its solve: the longest is the actor's time solving.
         wall = max((d.get("wall_s", 0.0) for d in doors), default=0.0)
-        parts.append(f"{cpu:.0f} s CPU" + (f" ({cpu / wall:.0%} of a core)" if wall else ""))
+        if cpu:
+            parts.append(f"{cpu:.0f} s CPU" + (f" ({cpu / wall:.0%} of a core)" if wall else ""))
     return "; ".join(parts)
 
 
