@@ -111,3 +111,24 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(values, 95) == 19.0
     assert percentile(values, 50) == 10.0
     assert percentile([3.0], 95) == 3.0
+
+
+def test_the_surge_adds_up_its_load_processes_challenges() -> None:
+    from bench.surge import merge_door
+
+    def one(statuses: dict[str, int], seconds: float, solves: list[float]) -> dict:
+        return {
+            "challenge": {
+                "latencies_ms": [1.0] * sum(statuses.values()),
+                "statuses": statuses,  # as JSON gives them back: string keys
+                "samples": {},
+                "seconds": seconds,
+            },
+            "genuine": {"solve_ms": solves, "tries": [100] * len(solves)},
+        }
+
+    merged = merge_door([one({"200": 3}, 2.0, [10.0]), one({"200": 2, "503": 1}, 3.0, [])])
+    assert merged["challenge"]["statuses"] == {200: 5, 503: 1}
+    assert merged["challenge"]["seconds"] == 3.0  # side by side: the longest, not the sum
+    assert len(merged["challenge"]["latencies_ms"]) == 6
+    assert merged["genuine"] == {"solve_ms": [10.0], "tries": [100]}
