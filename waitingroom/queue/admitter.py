@@ -10,7 +10,9 @@ twice. A queue whose operators' settings Redis lost (a restart without its data)
 nobody until they are written back from PostgreSQL, within about a second (TICK checks,
 see :mod:`waitingroom.queue.scripts_admission`): never under the defaults meanwhile.
 The admitter also commits to the pre-queue seed before on-sale and draws at on-sale, each
-on record in PostgreSQL (:mod:`waitingroom.queue.draw`).
+on record in PostgreSQL (:mod:`waitingroom.queue.draw`), and keeps TICK's copy of each
+event's registered presale fresh, so a presale admits for its share of the seats only
+(:mod:`waitingroom.queue.presale_share`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ticketing.dependencies import REDIS_ERRORS
 from waitingroom.queue.draw import FairStart
 from waitingroom.queue.events import QueueEvent, QueueEvents
 from waitingroom.queue.metrics import ACTUAL_WAIT, ADMISSIONS, SESSIONS_ENDED
+from waitingroom.queue.presale_share import PresaleShares
 from waitingroom.queue.store import QueueStore, TickResult
 
 # The name it logged under before the rooms split: its log lines read as they did.
@@ -42,9 +45,11 @@ class Admitter:
         # takes seconds (3.1 s for 200,000 fans), and the other events' ticks must not
         # wait for it. The event drawn admits nobody meanwhile (TICK needs it drawn).
         self._drawing: dict[int, asyncio.Task[None]] = {}
+        self.presales = PresaleShares(store, events.pool)
 
     async def tick(self) -> None:
         now_ms = time.time() * 1000
+        self.presales.sync(event.event_id for event in self.events.all())
         for event in self.events.all():
             event_id = event.event_id
             if event_id not in self._drawn:
@@ -77,6 +82,7 @@ class Admitter:
     async def close(self) -> None:
         """Wait for the draws under way (each ends in its transaction, or rolls back)."""
         await asyncio.gather(*self._drawing.values(), return_exceptions=True)
+        await self.presales.close()
 
     def forget(self, event_id: int) -> None:
         """The queue is not drawn in Redis (yet, or any more: its state was lost): draw again
@@ -108,8 +114,9 @@ class Admitter:
             log.info("unclaimed: event_id=%s fans=%d", event_id, len(result.unclaimed))
             await self.store.publish(event_id, "ended", users=result.unclaimed, reason="unclaimed")
         if result.all_held is not None:
-            # Every seat left is in a hold (or some came free again): every fan's status
-            # changes, and is pushed at once.
+            # Every seat left is in a hold, or every seat of a presale's share is held or
+            # sold (or some came free again): every fan's status changes, and is pushed
+            # at once.
             await self.store.publish(event_id, "all_held", held=result.all_held)
         if result.abandoned:
             SESSIONS_ENDED.labels("abandoned").inc(result.abandoned)

@@ -1,7 +1,8 @@
 """Queue-wide changes told to every fan of a room at once, each in a task of its own so
 that admissions go on meanwhile: a pause, its resume, a sell-out, and a status to everyone
 when inventory changes what every fan is told (on sale again, every seat left held or no
-longer)."""
+longer, every seat of a presale's share held or sold or no longer: both told as
+``all_held``, see waitingroom/queue/scripts_admission.py's TICK)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """A registered presale, for operators (role ``admin``): ``GET`` and ``PUT
 /admin/queues/{event_id}/presale`` (its settings and figures: registrations, codes issued
-and redeemed, seats taken) and ``POST /admin/queues/{event_id}/presale/draw``.
+and redeemed, seats taken, whether admission is held for a share all taken) and ``POST
+/admin/queues/{event_id}/presale/draw``.
 
 Making a presale commits to its draw's seed at once (the commitment is public from then
 on); it can be changed until it is drawn, never after. The draw comes after registration
@@ -59,6 +60,8 @@ async def presale_figures(
         counts = await record.counts(presale.event_id)
         inventory = await runtime.events.count_one(presale.event_id)
         now = await record.now()
+    with queue_reachable():
+        held = (await runtime.figures.fresh(presale.event_id)).presale_held
     return {
         "event_id": presale.event_id,
         **presale.settings_json(),
@@ -67,6 +70,7 @@ async def presale_figures(
         "codes_issued": counts.codes_issued,
         "codes_redeemed": counts.codes_redeemed,
         "seats_taken": inventory.reserved + inventory.booked,
+        "admission_held": held,
         "commitment": drawn.commitment,
         "committed_at": rfc3339(drawn.committed_at),
         "seed": drawn.seed,

@@ -117,6 +117,11 @@ class PresaleAdmin(Shape):
     seats_taken: int = Field(
         description="Seats held or sold in the event now (while the presale runs, at most seats)."
     )
+    admission_held: bool = Field(
+        description="The presale runs and every seat of its share is held or sold: the "
+        "queue admits nobody (fans in line are told presale_sold_out) until holds lapse "
+        "or the general sale opens."
+    )
     commitment: str = Field(description="SHA-256 (hex) of the draw's seed, public at once.")
     committed_at: datetime
     seed: str | None = Field(description="Revealed by the draw.")

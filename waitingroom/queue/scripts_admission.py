@@ -21,6 +21,13 @@ from __future__ import annotations
 # seats a fan takes on average (``hold_seats / hold_fans``, with a prior of PRIOR seats
 # worth WEIGHT fans until measured), stay within the seats left plus the operator's margin;
 # one fan at a time goes in while any seat is left and nobody admitted is still choosing.
+# While a registered presale runs (``presale_until``, its general sale's start in Unix ms,
+# is ahead) only its share may be held or sold (booking_worker/reserve.py refuses the rest
+# ``presale_sold_out``), so the seats left are the share's: those left less
+# ``presale_reserve``, the seats kept for the general sale (both fields written by
+# waitingroom/queue/presale_share.py). Once every seat of the share is held or sold
+# (``presale_held``) nobody is admitted: holds may lapse and free seats of it, as with
+# ``all_held``; at the general sale this ends.
 _INVENTORY = """
 local function inventory(s, prior, weight)
   -- s: available, held, seat_base, hold_seats, hold_fans, sold_out
@@ -50,7 +57,8 @@ end
 # ARGV: default admit_per_minute, max_active, session_seconds, mode; abandon_ms, batch_max,
 #       sweep_max; default claim_seconds, margin_percent; prior seats per fan, its weight
 # -> {now_ms, expired users, abandoned count, {user, place, expiry, ...} admitted,
-#     unclaimed users (their claim window passed), all_held now ('1'|'0') when it changed}
+#     unclaimed users (their claim window passed), and when all_held or presale_held
+#     changed (every fan's status changes): whether either holds now ('1'|'0')}
 TICK_BODY = (
     _INVENTORY
     + "local KEEP_MS = 30 * 24 * 3600 * 1000\n"
@@ -83,7 +91,8 @@ if #gone > 0 then
   for _, user in ipairs(gone) do redis.call('ZADD', departed, now_ms, user) end
 end
 local s = redis.call('HMGET', state, 'drawn', 'sold_out', 'auto_rate', 'tokens', 'tokens_at',
-                     'all_held', 'regroup_until')
+                     'all_held', 'regroup_until', 'presale_until', 'presale_reserve',
+                     'presale_held')
 local c = redis.call('HMGET', config, 'admit_per_minute', 'max_active', 'session_seconds',
                      'mode', 'paused', 'claim_seconds', 'admission_margin_percent',
                      'version')
@@ -91,10 +100,16 @@ local left, avg, all_held = inventory(
   redis.call('HMGET', state, 'available', 'held', 'seat_base', 'hold_seats', 'hold_fans',
              'sold_out'),
   tonumber(ARGV[10]), tonumber(ARGV[11]))
+local presale_held = false
+if left ~= nil and now_ms < tonumber(s[8] or '0') then
+  left = left - tonumber(s[9] or '0')  -- the presale's share: what it may still hold
+  presale_held = s[2] ~= '1' and left <= 0
+end
 local held_change = ''
-if left ~= nil and (s[6] == '1') ~= all_held then
-  held_change = all_held and '1' or '0'
-  redis.call('HSET', state, 'all_held', held_change)
+if left ~= nil and ((s[6] == '1') ~= all_held or (s[10] == '1') ~= presale_held) then
+  held_change = (all_held or presale_held) and '1' or '0'
+  redis.call('HSET', state, 'all_held', all_held and '1' or '0',
+             'presale_held', presale_held and '1' or '0')
 end
 local admitted = {}
 local mode = c[4] or ARGV[4]

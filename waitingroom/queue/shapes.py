@@ -92,10 +92,15 @@ class QueueStatus(Shape):
     """Where a fan stands in an event's queue."""
 
     event_id: int
-    status: Literal["pre_queue", "waiting", "all_held", "admitted", "paused", "sold_out"] = Field(
+    status: Literal[
+        "pre_queue", "waiting", "all_held", "presale_sold_out", "admitted", "paused", "sold_out"
+    ] = Field(
         description="pre_queue: joined before on_sale_at, the order is drawn at on-sale; "
         "all_held: every remaining seat is in another fan's hold, the fan keeps the place and "
-        "may still get in if holds expire or are released; paused: an operator paused "
+        "may still get in if holds expire or are released; presale_sold_out: the event's "
+        "registered presale runs and every seat of its share is held or sold, so nobody is "
+        "admitted: the fan keeps the place and gets in if holds of the share lapse, or once "
+        "the general sale opens (general_sale_at); paused: an operator paused "
         "admission (the place is kept); sold_out: nothing is left to sell (nothing available, "
         "nothing held): admitted fans' sessions end too, and should seats come back the line "
         "moves again in order."
@@ -107,8 +112,8 @@ class QueueStatus(Shape):
     ahead: int | None = Field(description="Fans ahead (position - 1).")
     eta_seconds: int | None = Field(
         description="Estimated wait from the admission rate measured over the last minute "
-        "(not the configured one); null while nothing was measured, paused, all_held or in "
-        "the pre-queue."
+        "(not the configured one); null while nothing was measured, paused, all_held, "
+        "presale_sold_out or in the pre-queue."
     )
     queue_ticket: str = Field(
         description="Signed record of this place (or session, once admitted). Send it back "
@@ -125,6 +130,11 @@ class QueueStatus(Shape):
         "Valid for this fan and event until admission_expires_at.",
     )
     admission_expires_at: datetime | None = Field(default=None, description="Only when admitted.")
+    general_sale_at: datetime | None = Field(
+        default=None,
+        description="Only with presale_sold_out: when the general sale opens (the place "
+        "is kept for it).",
+    )
 
 
 class SocketTicket(Shape):

@@ -4,6 +4,7 @@ and the per-process cache of each queue's figures that goes into it."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -117,6 +118,10 @@ def status_body(
         body.update(position=ahead + 1, ahead=ahead)
         if figures.sold_out:
             body.update(status="sold_out", position=None, ahead=None)
+        elif figures.presale_held:
+            # Every seat of the presale's share is held or sold: the fan keeps the place,
+            # for a seat of the share a lapsing hold frees or for the general sale.
+            body.update(status="presale_sold_out", general_sale_at=_at(figures.general_sale_ms))
         elif figures.all_held:
             # Every seat left is in another fan's hold: the fan keeps the place, and may
             # still get in if holds expire or are released; no wait can be told.
@@ -126,3 +131,9 @@ def status_body(
         else:
             body["eta_seconds"] = eta_seconds(ahead + 1, figures.pace_per_minute)
     return body
+
+
+@functools.lru_cache(maxsize=1024)
+def _at(ms: int) -> str:
+    # From whole ms, no float: the record's time to the ms. Once, not for every status.
+    return rfc3339(datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000))

@@ -55,11 +55,17 @@ class CountStore(QueueKeys):
 
     async def nothing_free(self, event_id: int) -> bool:
         """Whether, as far as the last count and the holds since tell, no seat of the event
-        is free (every one left is held, or it is sold out)."""
-        available, base, held_seats, sold_out = await self.redis.hmget(
-            self.key(event_id, "state"), "available", "seat_base", "hold_seats", "sold_out"
+        is free (every one left is held, or it is sold out), or none of its presale's share
+        (so a release counts again at once: the presale admits again)."""
+        available, base, held_seats, sold_out, presale_held = await self.redis.hmget(
+            self.key(event_id, "state"),
+            "available",
+            "seat_base",
+            "hold_seats",
+            "sold_out",
+            "presale_held",
         )
-        if sold_out == b"1":
+        if sold_out == b"1" or presale_held == b"1":
             return True
         if available is None:
             return False

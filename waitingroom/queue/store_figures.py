@@ -30,6 +30,10 @@ class Figures:
     all_held: bool = False  # every seat left is in someone's hold (some may come back)
     unclaimed: int = 0  # admitted fans holding no seats yet
     seats_per_fan: float | None = None  # measured from the holds made (None: not yet)
+    # A registered presale runs and every seat of its share is held or sold: nobody is
+    # admitted until holds lapse or the general sale opens (general_sale_ms, Unix ms).
+    presale_held: bool = False
+    general_sale_ms: int = 0  # while a presale runs; 0 otherwise
 
     @property
     def effective_per_minute(self) -> float:
@@ -58,6 +62,9 @@ class FiguresStore(ConfigStore):
         by_second = {int(k): int(v) for k, v in rate.items()}
         queue_config = self.config_from(config)
         now_second = int(time.time())
+        presale_until = int(state.get("presale_until", 0))
+        if presale_until <= time.time() * 1000:
+            presale_until = 0  # none, or over: the general sale is on
         return Figures(
             config=queue_config,
             waiting=int(waiting),
@@ -78,4 +85,8 @@ class FiguresStore(ConfigStore):
             all_held=state.get("all_held") == "1" and state.get("sold_out") != "1",
             unclaimed=int(unclaimed),
             seats_per_fan=_seats_per_fan(state),
+            presale_held=bool(presale_until)
+            and state.get("presale_held") == "1"
+            and state.get("sold_out") != "1",
+            general_sale_ms=presale_until,
         )

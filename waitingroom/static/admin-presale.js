@@ -1,6 +1,7 @@
 // The console's registered presale panel, one per queue card: the presale's window, where
 // it stands, its registrations, codes issued and redeemed and the seats of its share
-// taken (GET /admin/queues/{id}/presale), the form that makes or changes it (PUT) and
+// taken, and whether the queue holds admission because all of it is
+// (GET /admin/queues/{id}/presale), the form that makes or changes it (PUT) and
 // the draw (POST .../presale/draw). An event without one shows the form only.
 "use strict";
 
@@ -90,6 +91,12 @@ window.TK.presalePanel = (() => {
       p("codes_issued").replaceChildren(count(ps.codes_issued), el("small", {}, ` of ${count(ps.codes)}`));
       p("codes_redeemed").textContent = count(ps.codes_redeemed);
       p("seats_taken").replaceChildren(count(ps.seats_taken), el("small", {}, ` of ${count(ps.seats)}`));
+      if (ps.admission_held) {
+        // Nobody is admitted until holds of the share lapse or the general sale opens.
+        const held = el("small", { dataset: { p: "held" } }, " · admission held");
+        held.style.color = "var(--bad)"; // the CSSOM: the page's CSP refuses style attributes
+        p("seats_taken").append(held);
+      }
       const seed = ps.seed ? `seed ${ps.seed.slice(0, 12)}…` : `commitment ${ps.commitment.slice(0, 12)}…`;
       p("window").textContent =
         `Registration ${when(ps.registration_opens_at)} – ${when(ps.registration_closes_at)}; ` +

@@ -38,6 +38,7 @@
     payKey: null,
     turnOver: false,
     presale: null, // GET /queue/{id}/presale, while the event has a registered presale
+    presaleNote: false, // the line's note says when the general sale opens
   };
   const firstKey = () => `ticketing.first.${eventId}.${s.user}`;
   const holdKey = () => `ticketing.hold.${eventId}.${s.user}`;
@@ -332,6 +333,7 @@
     waiting: "You are in line.",
     paused: "The line is paused for a moment. You keep your place.",
     all_held: "Every remaining seat is in another fan's cart; some may come back. You keep your place.",
+    presale_sold_out: "The presale's seats are all taken; some may come back from carts. You keep your place.",
   };
 
   function renderLine(status) {
@@ -346,6 +348,8 @@
         ? "paused"
         : status.status === "all_held"
           ? "when seats come back"
+          : status.status === "presale_sold_out"
+          ? "at the general sale"
           : status.status === "pre_queue"
           ? untilSale()
           : waitWords(status.eta_seconds);
@@ -354,6 +358,17 @@
       status.status === "waiting" && rate > 0
         ? `Fans are let in at about ${count(Math.round(rate))} a minute right now.`
         : "";
+    if (status.status === "presale_sold_out" && status.general_sale_at) {
+      // The fan stays in line: let in if a hold of the share lapses, or at the general sale.
+      $("queue-note").textContent =
+        `The general sale opens ${clock(status.general_sale_at)}, and you keep your place in ` +
+        "line for it. Keep this page open.";
+      s.presaleNote = true;
+    } else if (s.presaleNote) {
+      s.presaleNote = false;
+      $("queue-note").textContent =
+        "Keep this page open: it updates by itself, and you keep your place if you reload.";
+    }
     if (status.status === "pre_queue" && s.event && s.event.on_sale_at) {
       $("queue-note").textContent =
         `The sale opens ${clock(s.event.on_sale_at)}. Then everyone in the pre-queue gets a ` +
