@@ -33,7 +33,7 @@ async def test_a_taken_share_admits_nobody_and_tells_the_line_until_a_lapse_or_g
     a, b, c = fans = [f"share-{i}-{time.time_ns()}" for i in range(3)]
     # 20 seats, a share of 2: one fan of 2 seats (the prior) at a time.
     event = await drawn_presale(
-        qclient, queue_settings, pool, fans, codes=3, seats=2, general_sale_at=at(22)
+        qclient, queue_settings, pool, fans, codes=3, seats=2, general_sale_at=at(16)
     )
     await in_snapshot(qclient, queue_settings, event)
     await patch_queue(qclient, queue_settings, event, paused=True, admit_per_minute=60_000)
