@@ -29,6 +29,7 @@ BAD_UTF8 = [b'{"name": "\xff\xfe"}', b'{"user_id": "\xc3\x28"}', b"\xed\xa0\x80"
 @dataclass(frozen=True)
 class Own:
     admin: str
+    admins: tuple[str, ...]
     fans: tuple[str, ...]
     event: int
 
@@ -36,10 +37,13 @@ class Own:
 @pytest.fixture(scope="module")
 def own(stack: Stack) -> Own:
     admin = dev_token(stack, f"nasty-admin-{RUN_ID}", ["admin"])
+    # Several operators: every admin route's odd ids from one would pass its burst of 100
+    # (TICKETING_RATE_LIMIT_BURST) and hear 429 instead of the 404 under test.
+    admins = tuple(dev_token(stack, f"nasty-admin-{n}-{RUN_ID}", ["admin"]) for n in range(8))
     # Many fans: the queue's routes limit each fan to a few calls at once.
     fans = tuple(dev_token(stack, f"nasty-fan-{n}-{RUN_ID}", []) for n in range(FANS))
     event = queue_event(stack, admin)["id"]
-    return Own(admin, fans, event)
+    return Own(admin, admins, fans, event)
 
 
 def _operations(with_body: bool | None = None) -> Iterator[tuple[str, str]]:
@@ -53,7 +57,7 @@ def _operations(with_body: bool | None = None) -> Iterator[tuple[str, str]]:
 
 def _token(own: Own, template: str, salt: str = "") -> str:
     if template.startswith("/admin"):
-        return own.admin
+        return own.admins[zlib.crc32((template + salt).encode()) % len(own.admins)]
     return own.fans[zlib.crc32((template + salt).encode()) % len(own.fans)]
 
 
