@@ -34,16 +34,12 @@ from waitingroom.queue.presale_record import (
     normalize_code,
 )
 from waitingroom.queue.presale_shapes import JoinProblem, QueueJoinBody
+from waitingroom.queue.presale_share import MARKER, MARKER_TTL_SECONDS
 from waitingroom.queue.route_steps import queue_reachable
 from waitingroom.queue.runtime import QueueRuntime
 
 log = logging.getLogger(__name__)
 
-MARKER = "presale"
-# Rewritten from the record when it expires (or Redis lost it): a presale changed in
-# PostgreSQL by hand, or whose change reached PostgreSQL but not Redis, is in force within
-# this long. The gateway hands an event's joins here once per expiry to have it rewritten.
-MARKER_TTL_SECONDS = 60
 CACHE_SECONDS = 1.0
 
 # A join's 403s: the door's (JOIN_FORBIDDEN) and the presale's, in one reply.

@@ -8,6 +8,11 @@ start, Unix ms) and ``presale_reserve`` (the event's seats less the presale's sh
 seats kept for the general sale). Every admitting process writes them from the record once
 a second, in a task of its own, so the ticks never wait on PostgreSQL (down, the admitters
 go on with what Redis has); a queue state Redis lost has them back within that second.
+
+The same read puts back each queue's presale key (MARKER) when it has expired or Redis
+lost it (SET NX: never over a value an operator's change wrote), so that the gateway, which
+hands an event's joins to the waitingroom while the key is missing, answers them itself
+from an event's first join on, and again within a second of the key's expiry.
 """
 
 from __future__ import annotations
@@ -26,6 +31,13 @@ from waitingroom.queue.store import QueueStore
 
 log = logging.getLogger(__name__)
 
+# The presale key beside each queue: the general sale's start (Unix ms), 0 for none, read
+# by waitingroom/queue/presale_gate.py and the gateway's join (deploy/lua/queue_join.lua).
+MARKER = "presale"
+# Rewritten from the record when it expires (or Redis lost it): a presale changed in
+# PostgreSQL by hand, or whose change reached PostgreSQL but not Redis, is in force within
+# this long.
+MARKER_TTL_SECONDS = 60
 REFRESH_SECONDS = 1.0
 READ_TIMEOUT_SECONDS = 5.0
 _DOWN: tuple[type[BaseException], ...] = (*POSTGRES_ERRORS, *REDIS_ERRORS, TimeoutError)
@@ -92,7 +104,16 @@ class PresaleShares:
                     mapping={"presale_until": until, "presale_reserve": reserve},
                 )
                 for event_id, (until, reserve) in {**shares, **gone}.items()
-            )
+            ),
+            *(
+                store.redis.set(
+                    store.key(event_id, MARKER),
+                    shares.get(event_id, (0, 0))[0],  # 0: none, or its general sale began
+                    ex=MARKER_TTL_SECONDS,
+                    nx=True,
+                )
+                for event_id in event_ids
+            ),
         )
         self._written = shares
 
