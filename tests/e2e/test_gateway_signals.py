@@ -51,12 +51,23 @@ def test_the_gateway_records_signals_while_the_rule_is_off_and_hands_joins_on_wh
         assert "Set-Cookie" not in headers
     status, headers, _ = _join_from(stack, event, "sig-d", "2001:db8:5:ffff::1", DEVICE)
     assert (status, headers.get("X-Queue-Join")) == (200, GATEWAY)
-    found = _clusters(stack, admin, event)
     # The same keys as the waitingroom's (tests/integration/queue/test_signals.py): the /24,
-    # the IPv6 /48 and the device, each of more than K=1 accounts, each account once.
-    assert found[("address_block", "203.0.113.0/24")] == 2
-    assert found[("address_block", "2001:db8:5::/48")] == 2
-    assert sorted(n for (kind, _), n in found.items() if kind == "device") == [3]
+    # the IPv6 /48 and the device, each of more than K=1 accounts, each account once. Each
+    # nginx worker writes the signals it gathered every 0.1 s, not on the join's round trip.
+    expected = {
+        ("address_block", "203.0.113.0/24"): 2,
+        ("address_block", "2001:db8:5::/48"): 2,
+    }
+    deadline = time.monotonic() + 3
+    while True:
+        found = _clusters(stack, admin, event)
+        devices = sorted(n for (kind, _), n in found.items() if kind == "device")
+        settled = devices == [3] and all(found.get(k) == n for k, n in expected.items())
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert {k: found.get(k) for k in expected} == expected, found
+    assert devices == [3], found
 
     before = _gateway_metrics(stack)
     assert stack.request("PATCH", path, {"cluster_rule": "harder_challenge"}, token=admin)[0] == 200
