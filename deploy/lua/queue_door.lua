@@ -34,12 +34,23 @@ function M.configure(hmac_sha256, same_signature, ticket_secret)
     hmac, same, secret = hmac_sha256, same_signature, ticket_secret
 end
 
-local function to_hex(s)
-    return (s:gsub(".", function(c) return format("%02x", c:byte()) end))
+-- Table lookups, not a closure per byte (gsub with a function is not compiled by LuaJIT).
+local HEX, BYTE_OF = {}, {}
+for i = 0, 255 do
+    HEX[i] = format("%02x", i)
+    BYTE_OF[HEX[i]] = string.char(i)
 end
 
-local function from_hex(h)
-    return (h:gsub("..", function(x) return string.char(tonumber(x, 16)) end))
+local function to_hex(s)
+    local out = {}
+    for i = 1, #s do out[i] = HEX[s:byte(i)] end
+    return table.concat(out)
+end
+
+local function from_hex(h) -- h is lowercase hex of even length (is_hex)
+    local out = {}
+    for i = 1, #h, 2 do out[#out + 1] = BYTE_OF[h:sub(i, i + 1)] end
+    return table.concat(out)
 end
 
 local function is_hex(v)
