@@ -191,9 +191,12 @@ def check_the_stack(stack: Stack, layout: Layout) -> None:
     assert status == 200, joined
     # The gateway's Lua answered, on the Redis Cluster (the waitingroom answers otherwise).
     assert headers.get("X-Queue-Join") == "gateway"
+    assert joined["position"] == 1, joined
     status, _, place = stack.request("GET", f"/queue/{queued['id']}/status", token=token)
     assert status == 200, place
-    assert place["position"] == joined["position"] == 1
+    # Still first in line, or already let in: the demo event admits while nobody waits
+    # ahead (a CI run read the status after the admitter's tick had admitted the fan).
+    assert place["status"] == "admitted" or place["position"] == 1, place
 
 
 def engine(mode: str, nodes: int) -> dict[str, object]:
