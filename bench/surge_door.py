@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import resource
 import sys
 import time
 from collections import Counter
@@ -34,11 +33,11 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import surge_load  # noqa: E402
 from bench.door import minted, payload_of  # noqa: E402
 from bench.surge_load import Fans  # noqa: E402
 from ticketing.config import Settings  # noqa: E402
 from ticketing.domain.challenge import max_tries  # noqa: E402
-from ticketing.web import use_uvloop  # noqa: E402
 
 
 class DoorFans(Fans):
@@ -137,14 +136,7 @@ class _WithAltcha:
 
 
 def main() -> int:
-    spec = json.loads(Path(sys.argv[1]).read_text())
-    fans = DoorFans(spec)
-    use_uvloop()
-    asyncio.run(fans.run())
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    fans.result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
-    Path(sys.argv[2]).write_text(json.dumps(fans.result))
-    return 0
+    return surge_load.main(DoorFans)
 
 
 if __name__ == "__main__":

@@ -268,9 +268,11 @@ async def read_line(expected: str) -> None:
         raise SystemExit(f"surge_load: expected {expected!r}, got {line.strip()!r}")
 
 
-def main() -> int:
+def main(kind: type[Fans] | None = None) -> int:
+    """A load process: ``kind`` (Fans, or a subclass such as bench/surge_door.py's) run on
+    the spec file argv[1], its result, with its CPU seconds, written to argv[2]."""
     spec = json.loads(Path(sys.argv[1]).read_text())
-    fans = Fans(spec)
+    fans = (kind or Fans)(spec)
     use_uvloop()
     asyncio.run(fans.run())
     usage = resource.getrusage(resource.RUSAGE_SELF)
