@@ -514,20 +514,29 @@ local function write_signals(premature)
     local batches = signals_waiting
     signals_waiting, signals_count = {}, 0
     for key, pairs_of in pairs(batches) do
-        local link = redis_link.open(key)
+        local link = redis_link.open(key) -- nil: no node reachable
+        local broken = link == nil
         for first = 1, #pairs_of, SIGNALS_BATCH do
             local last = min(#pairs_of, first + SIGNALS_BATCH - 1)
-            local call = { RECORD, last - first + 2, key .. "sig:sizes" }
-            for i = first, last do call[#call + 1] = key .. "sig:" .. pairs_of[i][2] end
-            for i = first, last do
-                call[#call + 1] = pairs_of[i][1]
-                call[#call + 1] = pairs_of[i][2]
+            local reply = nil
+            if not broken then
+                local call = { RECORD, last - first + 2, key .. "sig:sizes" }
+                for i = first, last do call[#call + 1] = key .. "sig:" .. pairs_of[i][2] end
+                for i = first, last do
+                    call[#call + 1] = pairs_of[i][1]
+                    call[#call + 1] = pairs_of[i][2]
+                end
+                reply = link:call(key, "eval", unpack(call))
             end
-            if link:call(key, "eval", unpack(call)) == nil then
+            -- nil: the connection broke (or none); false: Redis refused the script
+            if reply == nil or reply == false then
                 count("signals_failed", last - first + 1)
+                broken = broken or reply == nil
             end
         end
-        link:release()
+        if link ~= nil then
+            if broken then link:close() else link:release() end
+        end
     end
 end
 
