@@ -17,6 +17,7 @@ local lrucache = require "resty.lrucache"
 
 local M = {}
 local hmac, same, secret
+local base -- HMAC(secret, label): the same for every fan, derived once
 -- Per worker: each fan's and event's two keys (three HMACs to derive), as a fan who is
 -- refused comes back with a solution moments later.
 local keys = lrucache.new(20000)
@@ -31,7 +32,7 @@ local PARAMETERS = {
 local MAX_PAYLOAD = 4096
 
 function M.configure(hmac_sha256, same_signature, ticket_secret)
-    hmac, same, secret = hmac_sha256, same_signature, ticket_secret
+    hmac, same, secret, base = hmac_sha256, same_signature, ticket_secret, nil
 end
 
 -- Table lookups, not a closure per byte (gsub with a function is not compiled by LuaJIT).
@@ -67,7 +68,7 @@ local function keys_of(user, event_id)
     local name = event_id .. ":" .. user
     local known = keys:get(name)
     if known then return known[1], known[2] end
-    local base = hmac(secret, "ticketing/queue-challenge")
+    if base == nil then base = hmac(secret, "ticketing/queue-challenge") end
     if base == nil then return nil end
     local challenge_key = to_hex(hmac(base, "challenge|" .. name))
     local key_key = to_hex(hmac(base, "key|" .. name))

@@ -627,30 +627,28 @@ function M.join()
         return pass("pre_ticket")
     end
 
+    -- A solved challenge is used once, as the waitingroom records it
+    -- (waitingroom/queue/store_challenge.py): PLACE records it in the step that places the
+    -- fan, and refuses (kind "used", nothing placed) one used before, which the waitingroom
+    -- answers 403 challenge_failed.
+    -- Without one, a key PLACE reads anyway stands in (while a cluster's slot migrates, a
+    -- key missing on the node makes the call TRYAGAIN: a new one passes the join on then).
     local used_key = door_signature and key .. "challenge:used:" .. door_signature
-    if used_key then
-        -- Used once, as the waitingroom records it (waitingroom/queue/store_challenge.py),
-        -- before the fan is placed: a used one is the waitingroom's 403 challenge_failed.
-        local used = link:call(key, "set", used_key, "1", "NX", "EX", door_ttl)
-        if used ~= "OK" then
-            if used == nil then link:close() else link:release() end
-            return pass(used == nil and "redis" or "challenge")
-        end
-    end
-
+        or key .. "state"
     local reply = link:call(
-        key, "evalsha", cfg.place_sha, 8,
+        key, "evalsha", cfg.place_sha, 9,
         key .. "waiting", key .. "pre", key .. "active", key .. "seen", key .. "state",
         key .. "departed", key .. "rl:user:" .. user, key .. "rl:ip:" .. ngx.var.remote_addr,
+        used_key,
         cfg.user_limit[1], cfg.user_limit[2], cfg.ip_limit[1], cfg.ip_limit[2],
-        user, "join", string.format("%d", event.on_sale_ms), where, place_arg, epoch_arg, "1"
+        user, "join", string.format("%d", event.on_sale_ms), where, place_arg, epoch_arg, "1",
+        door_signature and string.format("%d", door_ttl) or "0"
     )
     if type(reply) ~= "table" then
         -- NOSCRIPT (Redis restarted; a replica promoted, a node new to the cluster: Redis
         -- 7 keeps no script on a replica) or any error: the waitingroom loads the script
         -- again (its cluster client on every primary) or answers 503 itself. Nothing was
-        -- placed by a call that failed.
-        if used_key then link:call(key, "del", used_key) end -- theirs to use there
+        -- placed, and no challenge recorded, by a call that failed.
         link:close()
         return pass("redis")
     end
@@ -658,12 +656,12 @@ function M.join()
         reply[1], reply[2], tonumber(reply[3]), tonumber(reply[4]), reply[5], tonumber(reply[6])
     local status = STATUS_OF_KIND[kind]
     if status == nil then
-        -- admitted (the answer carries an admission token) or limited (429 with its wait):
-        -- the waitingroom answers. PLACE changed nothing for these but the fan's limit
-        -- count, and a limited call is not counted. The challenge goes there unused.
-        if used_key then link:call(key, "del", used_key) end
+        -- admitted (the answer carries an admission token), limited (429 with its wait) or
+        -- a challenge used before (403): the waitingroom answers. PLACE changed nothing for
+        -- these but the fan's limit count (a limited call is not counted) and recorded no
+        -- challenge: an admitted fan's goes there unused.
         link:release()
-        return pass(kind == "limited" and "limited" or "kind")
+        return pass(kind == "limited" and "limited" or kind == "used" and "challenge" or "kind")
     end
     local signals, new_device = join_signals()
     if new ~= 0 then record_signals(key, user, signals) end

@@ -11,12 +11,19 @@ from __future__ import annotations
 # Several fans' joins and status reads in one call (the front door gathers the ones that
 # arrive together; see QueueStore.place), each decided exactly as it would be alone.
 # KEYS: waiting pre active seen state departed, then per request its fan's and its
-#       address's rate-limit keys (GCRA: the "theoretical arrival time" in ms)
+#       address's rate-limit keys (GCRA: the "theoretical arrival time" in ms) and the
+#       used-challenge key of the solved challenge it carries (when it carries none, a key
+#       named already, such as state: unread)
 # ARGV: per-fan interval and tolerance (ms), per-address interval and tolerance (ms), then
 #       per request: user, mode (join|status), on_sale_ms, restore_where (''|waiting|pre),
-#       restore_place, restore_epoch, limited (1: count it against both limits)
+#       restore_place, restore_epoch, limited (1: count it against both limits), and how
+#       long (s) to keep its challenge recorded as used (0: it carries none)
 # -> per request {kind, place_or_expiry, rank, pre_ahead, epoch, new, drawn}; kind
-#    'limited' (place_or_expiry: ms until allowed) when a limit refused it, unplaced
+#    'limited' (place_or_expiry: ms until allowed) when a limit refused it, unplaced;
+#    'used' when its challenge was used before, unplaced and uncounted. A challenge is
+#    recorded as used (store_challenge.py's record, in the same step as the place: one
+#    round trip for the gateway's join) unless the request was limited or the fan is
+#    admitted, whose join is the waitingroom's to answer, the challenge still theirs.
 PLACE_FIELDS = 7
 PLACE_BODY = """
 local LOST_JOIN_US = 3600 * 1000000  -- how long `departed` remembers (the tick trims it)
@@ -107,20 +114,28 @@ local function place(user, mode, on_sale_ms, where, score, ticket_epoch)
 end
 
 local out = {}
-local n = (#ARGV - 4) / 7
+local n = (#ARGV - 4) / 8
 for i = 0, n - 1 do
-  local a = 4 + i * 7
+  local a = 4 + i * 8
+  local key_used, used_ttl = KEYS[9 + i * 3], tonumber(ARGV[a + 8])
   local result
   local wait = 0
-  if ARGV[a + 7] == '1' then
-    wait = wait_ms(KEYS[7 + i * 2], user_interval, user_tolerance)
-    if wait == 0 then wait = wait_ms(KEYS[8 + i * 2], ip_interval, ip_tolerance) end
-  end
-  if wait > 0 then
-    result = {'limited', math.ceil(wait), -1, 0, epoch or '', 0, 0}
+  if used_ttl > 0 and redis.call('EXISTS', key_used) == 1 then
+    result = {'used', 0, -1, 0, epoch or '', 0, 0}
   else
-    result = place(ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4],
-                   tonumber(ARGV[a + 5]), ARGV[a + 6])
+    if ARGV[a + 7] == '1' then
+      wait = wait_ms(KEYS[7 + i * 3], user_interval, user_tolerance)
+      if wait == 0 then wait = wait_ms(KEYS[8 + i * 3], ip_interval, ip_tolerance) end
+    end
+    if wait > 0 then
+      result = {'limited', math.ceil(wait), -1, 0, epoch or '', 0, 0}
+    else
+      result = place(ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4],
+                     tonumber(ARGV[a + 5]), ARGV[a + 6])
+      if used_ttl > 0 and result[1] ~= 'admitted' then
+        redis.call('SET', key_used, '1', 'EX', used_ttl)
+      end
+    end
   end
   for j = 1, 7 do out[#out + 1] = result[j] end
 end

@@ -158,10 +158,14 @@ class QueueStore(FiguresStore, SessionStore, CountStore, DrawStore, NotifyStore,
     ) -> list[Placement | RateLimited]:
         keys = self.keys(event_id, "waiting", "pre", "active", "seen", "state", "departed")
         args: list[Any] = [*self._user_limit, *self._ip_limit]
+        # No challenge here: PLACE is given a key it reads anyway in its place (during a
+        # cluster's slot migration a key missing on a node makes the call TRYAGAIN).
+        unused = keys[4]  # state
         for (user_id, *rest), address in requests:
             keys.append(self.key(event_id, "rl:user:" + user_id))
             keys.append(self.key(event_id, "rl:ip:" + (address or "")))
-            args += [user_id, *rest, "0" if address is None else "1"]
+            keys.append(unused)
+            args += [user_id, *rest, "0" if address is None else "1", 0]
         reply = await self._place(keys=keys, args=args)
         PLACE_BATCH.observe(len(requests))
         out: list[Placement | RateLimited] = []

@@ -5,6 +5,7 @@ the same place when it asks again, and its own rate limit."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 
 from tests.support import settings_with
 from ticketing.config import Settings
+from waitingroom.queue import scripts as queue_scripts
 from waitingroom.queue.store import Placement, QueueStore, RateLimited
 
 EVENT = 7
@@ -114,3 +116,56 @@ async def test_an_address_limit_holds_across_fans(redis: Redis, settings: Settin
         except RateLimited:
             assert time.monotonic() - started < 3
             await asyncio.sleep(0.1)
+
+
+async def test_place_records_a_solved_challenge_as_used_once_in_the_same_step(
+    redis: Redis, settings: Settings
+) -> None:
+    """The gateway's join (deploy/lua/queue_join.lua) hands PLACE the used-challenge key of
+    the solution it checked: PLACE records it as it places the fan, refuses it ("used",
+    nothing placed, nothing counted) the second time, and records none for an admitted fan
+    or a limited call, whose challenge stays theirs to use at the waitingroom."""
+    store = fresh_store(redis, settings, queue_user_rate_per_minute=30)  # a burst of 5
+    key = store.key(EVENT, "")
+
+    async def place(user: str, signature: str, ttl: int, limited: str = "1") -> list[str]:
+        reply = await redis.evalsha(
+            hashlib.sha1(queue_scripts.PLACE.encode()).hexdigest(),  # noqa: S324 - Redis' name
+            9,
+            *(key + name for name in ("waiting", "pre", "active", "seen", "state", "departed")),
+            f"{key}rl:user:{user}",
+            f"{key}rl:ip:10.0.0.1",
+            f"{key}challenge:used:{signature}",
+            *store._user_limit,  # the limits the store passes
+            *store._ip_limit,
+            user,
+            "join",
+            ON_SALE_MS,
+            "",
+            0,
+            "",
+            limited,
+            ttl,
+        )
+        return [part.decode() if isinstance(part, bytes) else str(part) for part in reply]
+
+    await store.load_place()
+    # The control: a join without a challenge (ttl 0) records nothing under the key it gets.
+    assert (await place("plain", "sig-0", 0))[0] == "waiting"
+    assert await redis.exists(f"{key}challenge:used:sig-0") == 0
+
+    first = await place("fan", "sig-1", 30)
+    assert first[0] == "waiting" and first[5] == "1"  # placed, new
+    assert 0 < await redis.ttl(f"{key}challenge:used:sig-1") <= 30
+    # The same challenge again (by its fan, or anyone) is refused and places nobody.
+    assert (await place("fan", "sig-1", 30))[0] == "used"
+    assert (await place("thief", "sig-1", 30))[0] == "used"
+    assert await redis.zscore(key + "waiting", "thief") is None
+    # A refused reuse was not counted: the fan's burst of 5 still has 4 left (1 used above).
+    assert [(await place("fan", f"again-{i}", 30))[0] for i in range(4)] == ["waiting"] * 4
+    assert (await place("fan", "sig-limited", 30))[0] == "limited"
+    assert await redis.exists(f"{key}challenge:used:sig-limited") == 0
+    # An admitted fan's join is the waitingroom's: their challenge is left unused.
+    await redis.zadd(key + "active", {"inside": int(time.time() * 1000) + 60_000})
+    assert (await place("inside", "sig-inside", 30))[0] == "admitted"
+    assert await redis.exists(f"{key}challenge:used:sig-inside") == 0
