@@ -16,7 +16,7 @@ cjson.decode_invalid_numbers(false)
 local lrucache = require "resty.lrucache"
 
 local M = {}
-local hmac, same, secret
+local hmac, same, to_hex, from_hex, secret
 local base -- HMAC(secret, label): the same for every fan, derived once
 -- Per worker: each fan's and event's two keys (three HMACs to derive), as a fan who is
 -- refused comes back with a solution moments later.
@@ -31,27 +31,11 @@ local PARAMETERS = {
 }
 local MAX_PAYLOAD = 4096
 
-function M.configure(hmac_sha256, same_signature, ticket_secret)
-    hmac, same, secret, base = hmac_sha256, same_signature, ticket_secret, nil
-end
-
--- Table lookups, not a closure per byte (gsub with a function is not compiled by LuaJIT).
-local HEX, BYTE_OF = {}, {}
-for i = 0, 255 do
-    HEX[i] = format("%02x", i)
-    BYTE_OF[HEX[i]] = string.char(i)
-end
-
-local function to_hex(s)
-    local out = {}
-    for i = 1, #s do out[i] = HEX[s:byte(i)] end
-    return table.concat(out)
-end
-
-local function from_hex(h) -- h is lowercase hex of even length (is_hex)
-    local out = {}
-    for i = 1, #h, 2 do out[#out + 1] = BYTE_OF[h:sub(i, i + 1)] end
-    return table.concat(out)
+-- ``crypto``: queue_join.lua's HMAC-SHA256, constant-time compare and hex both ways (each
+-- in C: the join's path runs mostly in LuaJIT's interpreter, where a loop over bytes costs).
+function M.configure(crypto, ticket_secret)
+    hmac, same, to_hex, from_hex = crypto.hmac, crypto.same, crypto.to_hex, crypto.from_hex
+    secret, base = ticket_secret, nil
 end
 
 local function is_hex(v)
@@ -116,7 +100,9 @@ function M.solved(payload, user, event_id, now_s)
         p.keySignature, p.nonce, p.salt)
     local signed = hmac(challenge_key, canonical)
     if signed == nil or not same(to_hex(signed), signature) then return nil end
-    local key_signed = hmac(key_key, from_hex(solution.derivedKey))
+    local derived = from_hex(solution.derivedKey)
+    if derived == nil then return nil end
+    local key_signed = hmac(key_key, derived)
     if key_signed == nil or not same(to_hex(key_signed), p.keySignature) then return nil end
     return signature, math.max(1, p.expiresAt - floor(now_s) + 1)
 end

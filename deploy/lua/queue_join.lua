@@ -61,6 +61,10 @@ int EVP_DigestVerify(EVP_MD_CTX *ctx, const unsigned char *sig, size_t siglen,
                      const unsigned char *tbs, size_t tbslen);
 unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md);
 int RAND_bytes(unsigned char *buf, int num);
+int CRYPTO_memcmp(const void *a, const void *b, size_t len);
+int OPENSSL_hexstr2buf_ex(unsigned char *buf, size_t buf_n, size_t *buflen, const char *str,
+                          const char sep);
+unsigned char *ngx_hex_dump(unsigned char *dst, const unsigned char *src, size_t len);
 ]]
 
 local C = ffi.C
@@ -96,15 +100,33 @@ local function load_public_key(pem)
 end
 
 local encode_b64url, decode_b64url = b64.encode_base64url, b64.decode_base64url
-local bor, bxor, byte = bit.bor, bit.bxor, string.byte
 
 -- Whether two signatures are equal, looking at every byte whatever the first difference:
 -- "~=" may stop early, and how soon it answers would tell a forger how much was right.
+-- OpenSSL's CRYPTO_memcmp: a loop in Lua is a closure call per byte, which the join's
+-- path (a yield to Redis in it) mostly runs in LuaJIT's interpreter.
 local function same_signature(a, b)
     if #a ~= #b then return false end -- lengths are public (a SHA-256 MAC's)
-    local diff = 0
-    for i = 1, #a do diff = bor(diff, bxor(byte(a, i), byte(b, i))) end
-    return diff == 0
+    return C.CRYPTO_memcmp(a, b, #a) == 0
+end
+
+-- Lowercase hex, and back, in C (nginx's own ngx_hex_dump, OpenSSL's hexstr2buf) for the
+-- same reason; for at most MAX_RAW bytes (a join's body is at most 4 KB).
+local MAX_RAW = 2048
+local hex_out = ffi.new("unsigned char[?]", MAX_RAW * 2)
+local raw_out = ffi.new("unsigned char[?]", MAX_RAW)
+local raw_len = ffi.new("size_t[1]")
+
+local function to_hex(raw)
+    if #raw > MAX_RAW then return nil end
+    C.ngx_hex_dump(hex_out, raw, #raw)
+    return ffi.string(hex_out, #raw * 2)
+end
+
+local function from_hex(h) -- nil unless h is hex of at most MAX_RAW bytes
+    if #h % 2 ~= 0 or #h > MAX_RAW * 2 then return nil end
+    if C.OPENSSL_hexstr2buf_ex(raw_out, MAX_RAW, raw_len, h, 0) ~= 1 then return nil end
+    return ffi.string(raw_out, raw_len[0])
 end
 -- A Lua string as a JSON string literal, as orjson writes it: cjson escapes "/" as "\/"
 -- (and only then writes a backslash before a "/", since a bare "/" never stays bare).
@@ -144,7 +166,9 @@ function M.configure(options)
     -- goes to the waitingroom.
     cfg.enabled = cfg.enabled and can_verify and cfg.ticket_secret ~= nil
         and cfg.ticket_secret ~= ""
-    door.configure(hmac_sha256, same_signature, cfg.ticket_secret)
+    door.configure({
+        hmac = hmac_sha256, same = same_signature, to_hex = to_hex, from_hex = from_hex,
+    }, cfg.ticket_secret)
     stats = ngx.shared[cfg.stats_dict]
     redis_link.configure(cfg, function(cause) stats:incr("reroute|" .. cause, 1, 0) end)
 end
@@ -437,15 +461,6 @@ local DEVICE_COOKIE = "tq_device"
 local DEVICE_MAX_AGE = 400 * 24 * 3600
 local random_bytes = ffi.new("unsigned char[16]")
 
-local HEX = {}
-for i = 0, 255 do HEX[i] = string.format("%02x", i) end
-
-local function hex(raw)
-    local out = {}
-    for i = 1, #raw do out[i] = HEX[byte(raw, i)] end
-    return table.concat(out)
-end
-
 -- signals_rules.address_block: IPv4 /24, IPv6 /48 written as Python's ipaddress writes it
 -- (an IPv4-mapped address as its IPv4); nil for anything else.
 local function address_block(address)
@@ -478,7 +493,7 @@ local function device_key(cookie)
     if cookie == nil or #cookie ~= 32 or cookie:find("[^0-9a-f]") then return nil end
     local md = ffi.new("unsigned char[32]")
     if C.SHA256(cookie, #cookie, md) == nil then return nil end
-    return hex(ffi.string(md, 32)):sub(1, 24)
+    return to_hex(ffi.string(md, 32)):sub(1, 24)
 end
 
 -- The join's signal names (block:..., device:...) and the cookie to set, if any.
@@ -488,7 +503,7 @@ local function join_signals()
     if block then names[#names + 1] = "block:" .. block end
     local device = device_key(ngx.var["cookie_" .. DEVICE_COOKIE])
     if device == nil and C.RAND_bytes(random_bytes, 16) == 1 then
-        new_device = hex(ffi.string(random_bytes, 16))
+        new_device = to_hex(ffi.string(random_bytes, 16))
         device = device_key(new_device)
     end
     if device then names[#names + 1] = "device:" .. device end
