@@ -39,9 +39,14 @@ class Line:
         return cls(client, settings, event)
 
     async def check(self) -> None:
-        answers = await asyncio.gather(
-            *(status_of(self.client, self.settings, user, self.event) for user in LINE)
-        )
+        # Read from the back of the line to the front, one after another: admission moves
+        # from the front while the reads go on, so a fan read after anyone behind them is
+        # admitted if that one was. Read all at once, a front fan read a moment before a
+        # tick could look "waiting" beside fans behind them read just after it admitted
+        # them: not what a fan can see, but what separate reads of a moving line show.
+        answers = [
+            await status_of(self.client, self.settings, user, self.event) for user in reversed(LINE)
+        ][::-1]
         for user, (status, body) in zip(LINE, answers, strict=True):
             assert status == 200, (user, body)  # nobody lost
         seen = {user: body for user, (_, body) in zip(LINE, answers, strict=True)}
