@@ -18,7 +18,7 @@ local lrucache = require "resty.lrucache"
 local M = {}
 local hmac, same, to_hex, from_hex, secret
 local base -- HMAC(secret, label): the same for every fan, derived once
--- Per worker: each fan's and event's two keys (three HMACs to derive), as a fan who is
+-- Per worker: each fan's and event's two keys (two HMACs to derive), as a fan who is
 -- refused comes back with a solution moments later.
 local keys = lrucache.new(20000)
 local floor, format = math.floor, string.format
