@@ -5,6 +5,7 @@ measures how long the solve took. The operator sees and changes the door in the 
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -45,8 +46,9 @@ def test_a_fan_solves_the_challenge_and_joins(stack: Stack, pages) -> None:
     assert fan.locator("#door-progress").evaluate("bar => bar.value") == 1  # done, hidden
     solve_ms = int(fan.locator("body").get_attribute("data-solve-ms") or "0")
     assert solve_ms > 0
-    # The bar moved with the workers' tries (counted in altcha-progress.js), not a guess.
-    assert int(fan.locator("body").get_attribute("data-solve-tries") or "0") > 0
+    # The bar moved with the workers' tries (counted in altcha-progress.js), not a guess;
+    # a lucky solve may be answered before the workers' first count reaches the page.
+    expect(fan.locator("body")).to_have_attribute("data-solve-tries", re.compile(r"^[1-9]"))
     print(f"\nfan's solve time at difficulty {RECOMMENDED_DIFFICULTY}: {solve_ms} ms")
     # The page's CSP holds: nothing it runs was refused (styles, workers, the widget).
     assert not [e for e in errors if "Content Security Policy" in e], errors

@@ -265,7 +265,10 @@
     const channel = new BroadcastChannel("ticketing.altcha-progress");
     channel.onmessage = (message) => {
       tries += message.data;
-      if (most) bar.value = Math.min(0.99, tries / most);
+      // Kept as the workers' counts come: one sent just before the key was found may
+      // arrive after the widget's answer (two channels, no order between them).
+      document.body.dataset.solveTries = String(tries);
+      if (most && bar.value < 1) bar.value = Math.min(0.99, tries / most);
     };
     const started = performance.now();
     const seconds = () => ((performance.now() - started) / 1000).toFixed(1);
@@ -291,7 +294,7 @@
       return result.payload;
     } finally {
       clearInterval(ticking);
-      channel.close();
+      setTimeout(() => channel.close(), 2000); // the counts still on their way
     }
   }
 
