@@ -160,7 +160,7 @@ class QueueStore(FiguresStore, SessionStore, CountStore, DrawStore, NotifyStore,
         args: list[Any] = [*self._user_limit, *self._ip_limit]
         # No challenge here: PLACE is given a key it reads anyway in its place (during a
         # cluster's slot migration a key missing on a node makes the call TRYAGAIN).
-        unused = keys[4]  # state
+        unused = self.key(event_id, "state")
         for (user_id, *rest), address in requests:
             keys.append(self.key(event_id, "rl:user:" + user_id))
             keys.append(self.key(event_id, "rl:ip:" + (address or "")))
