@@ -379,7 +379,11 @@ class Fans:
                     except TimeoutError:
                         body = {}
                         continue
-                    if message.type == aiohttp.WSMsgType.TEXT:
+                    except aiohttp.ClientConnectionError:
+                        # The pong to a ping that came as the socket closed could not be
+                        # written: the socket is gone, as when the server closes it.
+                        message = None
+                    if message is not None and message.type == aiohttp.WSMsgType.TEXT:
                         body = json.loads(message.data)
                         continue
                     self.ws["closed_by_server"] += 1
