@@ -442,6 +442,12 @@ def report(args: argparse.Namespace, settings: Settings, run: dict) -> bool:
         f"joins the gateway answered itself (deploy/lua/queue_join.lua): "
         f"{run['gateway'].get('answered', 0):,.0f}; passed to the waitingroom: "
         + (json.dumps(passed, sort_keys=True) if passed else "none")
+        + (
+            f"; {run['gateway']['place_joins'] / run['gateway']['place_calls']:.1f} joins "
+            f"per PLACE call ({run['gateway']['place_calls']:,.0f} calls)"
+            if run["gateway"].get("place_calls")
+            else ""
+        )
     )
     ws = e2e["ws"]
     print(

@@ -164,6 +164,8 @@ def gateway_joins(settings: Settings) -> dict[str, float]:
     with urllib.request.urlopen(url, timeout=5) as resp:
         text = resp.read().decode()
     counts = {"answered": metric(text, "ticketing_gateway_queue_joins_total")}
+    for name in ("place_calls", "place_joins"):
+        counts[name] = metric(text, f"ticketing_gateway_queue_{name}_total")
     for reason in re.findall(r'_join_fallbacks_total\{reason="(\w+)"\}', text):
         counts["passed:" + reason] = metric(
             text, f'ticketing_gateway_queue_join_fallbacks_total{{reason="{reason}"}}'
