@@ -19,8 +19,8 @@ help:
 	@echo "                   pg_auto_failover, RabbitMQ, Redis, Typesense) at"
 	@echo "                   http://127.0.0.1:$(CLUSTER_PORT) (CLUSTER_PORT; CLUSTER_DEMO_EVENTS=$(CLUSTER_DEMO_EVENTS))"
 	@echo "make test          run the test suite against real servers (PYTEST_ARGS=... passes through)"
-	@echo "make test-cluster  the node-loss on-sale on local clusters, short, and its control (~6 min;"
-	@echo "                   CI runs it after make test)"
+	@echo "make test-cluster  the tests on local clusters (Redis Cluster and Sentinel, RabbitMQ,"
+	@echo "                   Typesense, pg_auto_failover; the node-loss on-sale): CI runs it after make test"
 	@echo "make check         the quality gate, no servers: format, ruff, mypy --strict, import"
 	@echo "                   boundaries, unit tests (CI runs it before make test)"
 	@echo "make setup         install what is missing and start PostgreSQL, Redis, RabbitMQ"
@@ -82,10 +82,11 @@ test: setup
 	fi; \
 	exit $$status
 
-# The node-loss on-sale on its own local clusters (tests/chaos/test_chaos_cluster_run.py): too
-# long for make test's 20 minutes, so a target of its own, which CI runs after it.
+# The tests that start clusters of their own (tests/conftest.py ON_CLUSTERS, marked
+# "cluster", which make test deselects): with the node-loss on-sale they would not fit make
+# test's 20 minutes, so a target of their own, which CI runs after it.
 test-cluster: setup
-	@status=0; $(VENV)/bin/pytest -m cluster_chaos tests/chaos/test_chaos_cluster_run.py || status=$$?; \
+	@status=0; $(VENV)/bin/pytest -m cluster $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test-cluster: FAILED - no tests collected" >&2; exit 1; fi; \
 	exit $$status
 

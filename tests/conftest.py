@@ -35,6 +35,21 @@ from ticketing.config import Settings
 from ticketing.db import migrate
 
 CONTRACT_CHECKED = (Path(__file__).parent / "integration", Path(__file__).parent / "e2e")
+# The tests that start clusters of their own (issue 13): `make test-cluster` runs them (CI
+# runs it after `make test`, which deselects them: both fit their time only apart).
+ON_CLUSTERS = tuple(
+    Path(__file__).parent / part
+    for part in (
+        "integration/amqp_cluster",
+        "integration/redis_cluster",
+        "integration/replicas",
+        "integration/search/test_cluster.py",
+        "e2e/test_run_cluster.py",
+        "e2e/test_gateway_redis_cluster.py",
+        "e2e/test_gateway_redis_cluster_sentinel.py",
+        "chaos/test_chaos_cluster_run.py",
+    )
+)
 # A JSON line per violation, exempt tests' included, for a run-wide summary.
 CONTRACT_LOG = os.environ.get("CONTRACT_VIOLATIONS_LOG")
 
@@ -47,6 +62,13 @@ def pytest_configure(config: pytest.Config) -> None:
         'patterns of "METHOD /path"), or to all of its requests, are not held to it',
     )
     capture.install()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.path == area or item.path.is_relative_to(area) for area in ON_CLUSTERS):
+            item.add_marker(pytest.mark.cluster)
 
 
 def _contract_checked(item: pytest.Item) -> bool:

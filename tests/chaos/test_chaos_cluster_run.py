@@ -3,8 +3,8 @@ with 600 fans for 500 seats, each node away 20 s. It starts its own clusters (Ra
 three nodes, Typesense of three, a pg_auto_failover formation, a Redis Cluster of three
 primaries with a replica each) and loses, one at a time with kill -9, the Redis primary of
 the event's slot, the RabbitMQ leader of its partition, Typesense's leader and the
-PostgreSQL primary. About four minutes, so it runs in `make test-cluster` (CI runs it after
-`make test`), not in `make test`, whose 20 minutes it would not fit.
+PostgreSQL primary. About four minutes; with the other tests on clusters it runs in
+`make test-cluster` (CI runs it after `make test`), not in `make test`.
 
 The control is the same run with the services given only the node the fault loses, as a
 single-node setup would have it: reserves then come back only when the node does, past the
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHORT = ["--fans", "600", "--seats", "500", "--absence", "20", "--window", "5"]
 FAULTS = ["redis", "rabbitmq", "typesense", "postgres"]
 
-pytestmark = [pytest.mark.slow, pytest.mark.cluster_chaos]
+pytestmark = [pytest.mark.slow]  # and cluster: tests/conftest.py ON_CLUSTERS
 
 
 def _run(tmp_path: Path, *args: str, timeout: float) -> tuple[dict[str, Any], int, str]:

@@ -16,9 +16,8 @@ from tests.e2e.gateway_join import (
     _join,
     _metric,
     _settings,
-    _wait_for_gateway,
 )
-from tests.e2e.stack import Stack, queue_event
+from tests.e2e.stack import Stack
 from tests.servers import RUN_ID
 from ticketing.auth import issue_dev_token
 
@@ -34,20 +33,10 @@ def _counts(stack: Stack) -> tuple[float, float]:
     return _metric(text, CALLS), _metric(text, JOINS)
 
 
-def _fresh_event(stack: Stack, admin: str) -> int:
-    event_id = queue_event(stack, admin)["id"]
-    status, _, body = stack.request(
-        "PATCH", f"/admin/queues/{event_id}", {"paused": True}, token=admin
-    )
-    assert status == 200, body
-    _wait_for_gateway(stack, event_id)
-    return event_id
-
-
 def test_fans_racing_through_the_gateway_are_each_placed_once_in_shared_calls(
-    stack: Stack, admin: str
+    stack: Stack, on_sale: int
 ) -> None:
-    event_id = _fresh_event(stack, admin)
+    event_id = on_sale
     settings = _settings(stack)  # tokens minted here: /auth/dev-token limits its callers
     fans = [f"gw-batch-{i}-{RUN_ID}" for i in range(FANS)]
     tokens = [issue_dev_token(settings, fan, [])["access_token"] for fan in fans]
@@ -78,8 +67,8 @@ def test_fans_racing_through_the_gateway_are_each_placed_once_in_shared_calls(
     assert 1 <= calls - calls_before < FANS, (calls - calls_before, FANS)
 
 
-def test_control_joins_one_after_another_make_a_call_each(stack: Stack, admin: str) -> None:
-    event_id = _fresh_event(stack, admin)
+def test_control_joins_one_after_another_make_a_call_each(stack: Stack, on_sale: int) -> None:
+    event_id = on_sale
     settings = _settings(stack)
     calls_before, joins_before = _counts(stack)
     positions = []
