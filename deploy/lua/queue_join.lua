@@ -726,7 +726,8 @@ local function place(lazy, key, keys, args)
     local wait_s = cfg.redis_timeout_ms * 3 / 1000
     if i > 1 then
         -- Another join sends it. Past the wait, this join goes to the waitingroom, whose
-        -- PLACE finds the fan already placed should the late call have placed them.
+        -- PLACE finds the fan already placed should the late call have placed them (and
+        -- refuses a solved challenge that call recorded as used, with a fresh challenge).
         if not batch.done:wait(wait_s) or batch.reply == nil then return nil end
     else
         local gate = gates[key]
