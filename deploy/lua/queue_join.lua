@@ -645,45 +645,7 @@ local function observe_wait(seconds)
     count("wait_sum", seconds)
 end
 
--- --- a join's Redis link and its PLACE, shared -------------------------------------------
-
--- A request's Redis link, opened on its first command: under a surge most joins find the
--- event and its figures cached (per second) and their PLACE in another join's call, and
--- touch no connection of their own.
-local Lazy = {}
-Lazy.__index = Lazy
-
-local function lazy_link(key)
-    return setmetatable({ key = key }, Lazy)
-end
-
-function Lazy:open()
-    if self.link == nil and not self.failed then
-        self.link = redis_link.open(self.key)
-        self.failed = self.link == nil
-    end
-    return self.link
-end
-
-function Lazy:call(key, ...)
-    local link = self:open()
-    if link == nil then return nil, "unreachable" end
-    return link:call(key, ...)
-end
-
-function Lazy:pipeline(key, commands)
-    local link = self:open()
-    if link == nil then return nil end
-    return link:pipeline(key, commands)
-end
-
-function Lazy:release()
-    if self.link then self.link:release() end
-end
-
-function Lazy:close()
-    if self.link then self.link:close() end
-end
+-- --- a join's PLACE, shared --------------------------------------------------------------
 
 -- PLACE takes many fans' joins in one call (waitingroom/queue/scripts_places.py), each
 -- decided as it would be alone. A worker makes one PLACE call per event at a time; the
@@ -696,7 +658,7 @@ local PLACE_SHARED_KEYS = 6
 local batches = {} -- per event key: the call being gathered
 local gates = {} -- per event key: a semaphore of one, held for the call under way
 
-local function place_call(lazy, key, batch)
+local function place_call(link, key, batch)
     local call = { cfg.place_sha, PLACE_SHARED_KEYS + #batch.keys,
         key .. "waiting", key .. "pre", key .. "active", key .. "seen", key .. "state",
         key .. "departed" }
@@ -706,14 +668,14 @@ local function place_call(lazy, key, batch)
     call[#call + 1] = cfg.ip_limit[1]
     call[#call + 1] = cfg.ip_limit[2]
     for _, a in ipairs(batch.args) do call[#call + 1] = a end
-    return lazy:call(key, "evalsha", unpack(call))
+    return link:call(key, "evalsha", unpack(call))
 end
 
 -- This join's PLACE reply (kind, place, rank, pre_ahead, epoch, new), or nil when the call
 -- failed (NOSCRIPT, Redis unreachable, a redirection not followed, no answer in time):
 -- then nothing was placed or recorded by it, and the join goes to the waitingroom.
 -- ``keys``: the fan's three keys; ``args``: its eight arguments (scripts_places.py).
-local function place(lazy, key, keys, args)
+local function place(link, key, keys, args)
     local batch = batches[key]
     if batch == nil or batch.n >= PLACE_BATCH then
         batch = { n = 0, keys = {}, args = {}, done = semaphore.new(0) }
@@ -740,13 +702,12 @@ local function place(lazy, key, keys, args)
         if entered then
             count("place_calls")
             count("place_joins", batch.n)
-            local ok, reply = pcall(place_call, lazy, key, batch)
+            local ok, reply = pcall(place_call, link, key, batch)
             gate:post(1)
             if ok and type(reply) == "table" and #reply == 7 * batch.n then
                 batch.reply = reply
             else
-                lazy:close() -- an error, or a connection in an unknown state
-                lazy.link = nil
+                link:close() -- an error, or a connection in an unknown state
             end
         end
         if batch.n > 1 then batch.done:post(batch.n - 1) end
@@ -782,11 +743,11 @@ function M.join()
 
     -- Every key of an event's queue shares its hash tag: one slot, one node of a cluster.
     local key = cfg.key_prefix .. event_id .. "}:"
-    local link = lazy_link(key)
+    local link = redis_link.link() -- dialled at its first command, if any
     local event = event_of(link, event_id, now_s)
     if event == nil then
         link:release()
-        return pass(link.failed and "redis" or "event") -- no node answered, or no such event
+        return pass(link.unreachable and "redis" or "event") -- no node answered, or no such event
     end
     local fig = figures(link, event_id, now_s)
     if fig == nil then link:release(); return pass("redis") end

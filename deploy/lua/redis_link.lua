@@ -170,9 +170,14 @@ function Link:conn(address)
 end
 
 -- The connection to what serves ``key`` now (the slot's primary; the primary), the
--- topology read again once if that refuses; and the address and slot it is for.
+-- topology read again once if that refuses; and the address and slot it is for. None
+-- marks the link ``unreachable``.
 function Link:node(key)
-    if self.single then return self:conn(self.single) end
+    if self.single then
+        local red = self:conn(self.single)
+        if red == nil then self.unreachable = true end
+        return red
+    end
     local slot = self.cluster and keyslot(key) or nil
     local address = serving(slot)
     local red = address and self:conn(address)
@@ -180,9 +185,9 @@ function Link:node(key)
     count("unreachable")
     reread(slot)
     local again = serving(slot)
-    if again == nil or again == address then return nil end
-    red = self:conn(again)
+    red = again and again ~= address and self:conn(again)
     if red then return red, again, slot end
+    self.unreachable = true
     return nil
 end
 
@@ -271,17 +276,24 @@ function Link:close()
     for _, red in pairs(self.conns) do
         if red then red:close() end
     end
+    self.conns = {} -- a release after a close has nothing to keep
 end
 
--- A link whose first node, the one serving ``key``, answers; nil when none does.
-function M.open(key)
+-- A link that dials nothing until its first command: a join whose event and figures are
+-- cached, and whose PLACE another join's call carries, touches no connection.
+function M.link()
     local mode, node = cfg.redis_mode, cfg.redis_nodes[1]
-    local link = setmetatable({
+    return setmetatable({
         conns = {},
         db = mode == "cluster" and 0 or cfg.redis_db,
         single = mode == "single" and address_of(node[1], node[2]) or nil,
         cluster = mode == "cluster",
     }, Link)
+end
+
+-- A link whose first node, the one serving ``key``, answers; nil when none does.
+function M.open(key)
+    local link = M.link()
     if link:node(key) == nil then return nil end
     return link
 end
