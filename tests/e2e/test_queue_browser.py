@@ -169,9 +169,11 @@ def test_a_fan_waits_is_admitted_picks_seats_and_pays(stack: Stack, pages):
     fan.select_option("#pick-section", "Floor")
     fan.wait_for_selector("#seat-map .seat")
     _fits_the_phone(fan)
-    seats = fan.query_selector_all("#seat-map .seat")
-    seats[0].click()
-    seats[1].click()
+    # Locators, not element handles: the map may be redrawn between clicks (a newer load of
+    # the section), and a pick must survive that.
+    seats = fan.locator("#seat-map .seat")
+    seats.nth(0).click()
+    seats.nth(1).click()
     assert "2 seats" in _text(fan, "#picked")
     fan.click("#reserve-picked")
     fan.wait_for_selector("#checkout:not([hidden])")

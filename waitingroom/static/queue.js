@@ -641,22 +641,35 @@
     await loadSeatMap();
   }
 
+  // Loads overlap (admission loads the first section while the fan picks another, a
+  // refused reserve reloads): only the newest may draw, or a slow answer for a section the
+  // fan has left would replace the seats of the one they chose.
+  let seatMapLoads = 0;
+
   async function loadSeatMap() {
+    const load = ++seatMapLoads;
     const section = $("pick-section").value;
     const map = $("seat-map");
     if (!section) {
+      delete map.dataset.section;
       map.replaceChildren();
       return;
     }
-    map.replaceChildren(el("p", { class: "muted" }, "Loading seats…"));
+    if (map.dataset.section !== section) {
+      map.replaceChildren(el("p", { class: "muted" }, "Loading seats…"));
+    }
     let page;
     try {
       const q = new URLSearchParams({ status: "available", section, limit: "500" });
       page = await patiently(() => api("GET", `/events/${eventId}/tickets?${q}`));
     } catch (err) {
+      if (load !== seatMapLoads) return;
+      delete map.dataset.section;
       map.replaceChildren(el("p", { class: "muted" }, err.message));
       return;
     }
+    if (load !== seatMapLoads) return;
+    map.dataset.section = section;
     const rows = new Map();
     for (const ticket of page.items) {
       const row = ticket.seat.row;
