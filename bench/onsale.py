@@ -481,6 +481,23 @@ def check_holds(fans: list[dict], live: dict[str, tuple], tickets: dict[int, tup
     return problems
 
 
+JOIN_IN_FLIGHT_SECONDS = 10.0  # a join's longest, the door's solves and retries included
+
+
+def stopped_as(fan: dict) -> str:
+    """Where a fan the run stopped was: the last status it heard, else whether its join
+    was still out (a late arrival at the stop, or, with the door on, still solving) and
+    for how long, else that it had not arrived."""
+    if fan["last_status"] is not None:
+        return str(fan["last_status"])
+    sent = fan.get("join_sent")
+    if sent is None:
+        return "not arrived"
+    if fan.get("stopped_at", sent) - sent <= JOIN_IN_FLIGHT_SECONDS:
+        return "joining"
+    return f"joining for over {JOIN_IN_FLIGHT_SECONDS:.0f} s"
+
+
 def check_queue(
     run: dict, fans: list[dict], sold_out_at: float | None, claim_seconds: float
 ) -> list[str]:
@@ -488,7 +505,7 @@ def check_queue(
     fans heard counted."""
     problems = []
     final = run["final_queue"]
-    unfinished = Counter(f["last_status"] for f in fans if f["outcome"] is None)
+    unfinished = Counter(stopped_as(f) for f in fans if f["outcome"] is None)
     failed = Counter(f["outcome"] for f in fans if (f["outcome"] or "").startswith("failed"))
     if run["pay"] and unfinished:
         problems.append(
@@ -497,7 +514,8 @@ def check_queue(
             + ")"
         )
     if not run["pay"]:
-        stuck = {k: v for k, v in unfinished.items() if k not in ("all_held", "waiting")}
+        expected = ("all_held", "waiting", "joining")
+        stuck = {k: v for k, v in unfinished.items() if k not in expected}
         if stuck:
             problems.append(f"fans stopped in unexpected states: {stuck}")
     if failed:

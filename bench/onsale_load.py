@@ -243,8 +243,8 @@ class Fans:
                 if body is None:
                     return
             rec["outcome"] = "failed:admission_ended_every_time"
-        except asyncio.CancelledError:
-            pass  # stopped: the record says how far the fan got
+        except asyncio.CancelledError:  # stopped: the record says how far the fan got
+            rec["stopped_at"] = time.time()
 
     async def join(self, rec: dict[str, Any]) -> dict | None:
         """POST /queue/{id}/join (again, after a lost place); its status, or None with the

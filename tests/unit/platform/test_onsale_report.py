@@ -292,3 +292,15 @@ def test_each_target_fails_on_its_own(change: dict, target: str) -> None:
     verdicts = report.targets(figures("paid", **change), figures("reserve-only"), 300)
     failed = [line for passed, line in verdicts if not passed]
     assert len(failed) == 1 and target in failed[0], failed
+
+
+def test_a_stopped_fan_is_named_by_what_it_heard_or_how_long_its_join_was_out() -> None:
+    from bench.onsale import stopped_as
+
+    assert stopped_as(fan("a", last_status="waiting", join_sent=1.0)) == "waiting"
+    assert stopped_as(fan("b", last_status=None)) == "not arrived"
+    # A join still out at the stop: a late arrival, or a phone still solving the door's
+    # challenge. Out for longer than any join takes, it is a fault, not the stop.
+    assert stopped_as(fan("c", last_status=None, join_sent=100.0, stopped_at=104.0)) == "joining"
+    late = fan("d", last_status=None, join_sent=100.0, stopped_at=111.0)
+    assert stopped_as(late) == "joining for over 10 s"
