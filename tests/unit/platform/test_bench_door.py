@@ -11,7 +11,14 @@ from itertools import count
 import altcha
 import pytest
 
-from bench.bots import Share, door_figures, seats_by_user, share_of, target_met
+from bench.bots import (
+    Share,
+    door_figures,
+    seats_by_user,
+    share_of,
+    target_met,
+    without_spent_bots,
+)
 from bench.door import device_seconds, minted, solve_within
 from bench.onsale_setup import Ledger
 from bench.solve_browser import percentile
@@ -132,3 +139,14 @@ def test_the_surge_adds_up_its_load_processes_challenges() -> None:
     assert merged["challenge"]["seconds"] == 3.0  # side by side: the longest, not the sum
     assert len(merged["challenge"]["latencies_ms"]) == 6
     assert merged["genuine"] == {"solve_ms": [10.0], "tries": [100]}
+
+
+def test_the_ledger_check_leaves_out_only_the_bot_accounts_the_door_turned_away() -> None:
+    spent = {"user": "bot-0-1", "outcome": "failed:join_403", "door": {"gave_up": True}}
+    in_line = {"user": "bot-0-2", "outcome": None, "door": {"gave_up": False}}
+    fan = {"user": "fan-1", "outcome": "failed:join_403", "door": {"gave_up": True}}
+    run = {"pay": False, "loads": {"fans": [spent, in_line, fan], "loop_lag_ms": []}}
+    kept = without_spent_bots(run)
+    assert kept["loads"]["fans"] == [in_line, fan]  # a fan turned away is still a failure
+    assert kept["pay"] is False and kept["loads"]["loop_lag_ms"] == []
+    assert len(run["loads"]["fans"]) == 3  # the report's own figures keep every account
