@@ -238,6 +238,22 @@ def set_door(gateway: str, settings: Settings, event_id: int, difficulty: int, a
     )
 
 
+def door_levels(samples: list[tuple[float, dict[str, Any]]], on_sale_at: float) -> str:
+    """The door's difficulty over the on-sale, from the second-by-second samples: where it
+    started and each step (the automatic mode's), seconds from the on-sale."""
+    steps: list[str] = []
+    last = None
+    for at, sample in samples:
+        level = sample.get("door_level")
+        if level is None or level == last:
+            continue
+        steps.append(
+            f"{level} from the start" if last is None else f"{level} at {at - on_sale_at:.0f} s"
+        )
+        last = level
+    return "; ".join(steps) or "-"
+
+
 def report_sale(label: str, run: dict[str, Any], share: Share) -> None:
     records = run["loads"]["fans"]
     bots = door_figures([r for r in records if is_bot(r["user"])])
@@ -259,6 +275,7 @@ def report_sale(label: str, run: dict[str, Any], share: Share) -> None:
         if f.device_s_median is not None:
             line += f"; a phone's solve, median {f.device_s_median:.2f} s"
         say(line)
+    say(f"  the door's difficulty: {door_levels(run['samples'], run['on_sale_at'])}")
     outcomes: dict[str, int] = {}
     for r in records:
         key = ("bot " if is_bot(r["user"]) else "fan ") + (r["outcome"] or "out")

@@ -159,6 +159,7 @@ def sample(conn: psycopg.Connection, queue: dict, event_id: int, pay: bool) -> d
     return {
         "at": time.time(),
         "pre_queue": queue.get("pre_queue", ""),  # a newer figure: not in every tree
+        "door_level": queue.get("effective_challenge_difficulty"),  # likewise
         "waiting": queue["waiting"],
         "active": queue["active"],
         "admitted_total": queue["admitted_total"],

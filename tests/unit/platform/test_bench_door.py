@@ -14,6 +14,7 @@ import pytest
 from bench.bots import (
     Share,
     door_figures,
+    door_levels,
     seats_by_user,
     share_of,
     target_met,
@@ -150,3 +151,15 @@ def test_the_ledger_check_leaves_out_only_the_bot_accounts_the_door_turned_away(
     assert kept["loads"]["fans"] == [in_line, fan]  # a fan turned away is still a failure
     assert kept["pay"] is False and kept["loads"]["loop_lag_ms"] == []
     assert len(run["loads"]["fans"]) == 3  # the report's own figures keep every account
+
+
+def test_the_door_levels_name_the_start_and_each_step_from_the_on_sale() -> None:
+    samples = [
+        (99.0, {"door_level": None}),  # a sample of a tree without the figure
+        (100.0, {"door_level": 3}),
+        (101.0, {"door_level": 3}),
+        (112.4, {"door_level": 4}),
+        (130.0, {"door_level": 3}),
+    ]
+    assert door_levels(samples, on_sale_at=100.0) == "3 from the start; 4 at 12 s; 3 at 30 s"
+    assert door_levels([(1.0, {})], on_sale_at=0.0) == "-"
