@@ -260,6 +260,14 @@ class Settings(PlatformSettings):
         "difficulty goes up a step",
         minimum=1,
     )
+    challenge_auto_max_difficulty: int = setting(
+        MAX_DIFFICULTY,
+        "automatic challenge mode: the highest difficulty it raises an event's door to, 0 to "
+        "10 (an operator's own `challenge_difficulty` holds even above it); each step doubles "
+        "every fan's solve, honest fans' too, so an on-sale whose fans alone pass the joins "
+        "threshold climbs to it",
+        parse=_difficulty,
+    )
     # Every TICKETING_* variable as given (read by tests' controls); it holds secrets, so it
     # stays out of repr.
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)

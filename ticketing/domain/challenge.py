@@ -71,15 +71,20 @@ def next_auto_level(
     window: DoorWindow,
     max_joins_per_second: float,
     max_failed_per_second: float,
+    *,
+    ceiling: int = MAX_DIFFICULTY,
 ) -> int:
     """The automatic mode's next level: one step up (from at least the operator's level)
     while joins per second or failed solutions per second are over their thresholds, one
-    step down towards the operator's level while both are calm."""
-    current = max(level, set_by_operator)
+    step down towards the operator's level while both are calm. It rises no higher than
+    ``ceiling`` (every fan pays each step, honest ones too), which never lowers the
+    operator's own level; a level above a lowered ceiling comes down to it at once."""
+    top = max(set_by_operator, min(ceiling, MAX_DIFFICULTY))
+    current = min(max(level, set_by_operator), top)
     spiking = (
         window.joins_per_second > max_joins_per_second
         or window.failed_per_second > max_failed_per_second
     )
     if spiking:
-        return min(MAX_DIFFICULTY, current + 1)
+        return min(top, current + 1)
     return max(set_by_operator, current - 1)

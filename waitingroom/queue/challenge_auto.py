@@ -45,6 +45,7 @@ class DoorSteering:
             window,
             settings.challenge_auto_joins_per_second,
             settings.challenge_auto_failed_per_second,
+            ceiling=settings.challenge_auto_max_difficulty,
         )
         if new != level:
             await store.set_challenge_level(event_id, new)

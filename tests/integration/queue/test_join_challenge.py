@@ -151,3 +151,29 @@ async def test_the_automatic_mode_raises_it_under_a_spike_and_lowers_it_when_cal
     assert off["effective_challenge_difficulty"] == 0
     status, _ = await join(qclient, queue_settings, "spiked", event)
     assert status == 200
+
+
+async def test_the_automatic_mode_stops_at_its_ceiling(qclient, queue_settings, pool) -> None:
+    runtime = qclient.app[QUEUE_KEY]
+
+    def steering(**settings: int) -> DoorSteering:
+        tuned = settings_with(runtime.settings, challenge_auto_joins_per_second=1, **settings)
+        return DoorSteering(dataclasses.replace(runtime, settings=tuned))
+
+    async def spiked_twice(door: DoorSteering, event: int) -> list[int | None]:
+        levels = []
+        for _ in range(2):
+            for _ in range(11):  # a join a second is the threshold: 11 in the window spike
+                await runtime.store.count_door(event, failed=False)
+            levels.append(await door.step(event))
+        return levels
+
+    capped = await queue_event(pool)
+    await patch_queue(qclient, queue_settings, capped, challenge_auto=True)
+    assert await spiked_twice(steering(challenge_auto_max_difficulty=1), capped) == [1, 1]
+    figures = await get_queue(qclient, queue_settings, capped)
+    assert figures["effective_challenge_difficulty"] == 1
+    # The control: the same two spikes under the default ceiling climb two steps.
+    free = await queue_event(pool)
+    await patch_queue(qclient, queue_settings, free, challenge_auto=True)
+    assert await spiked_twice(steering(), free) == [1, 2]

@@ -91,6 +91,30 @@ def test_the_automatic_mode_steps_up_under_a_spike_and_down_when_calm() -> None:
     assert effective_difficulty(2, True, 0) == 2
 
 
+def test_the_automatic_mode_rises_no_higher_than_its_ceiling() -> None:
+    calm, busy = DoorWindow(10, 50, 0), DoorWindow(10, 5_000, 0)
+
+    def step(level: int, base: int, window: DoorWindow, ceiling: int) -> int:
+        return next_auto_level(level, base, window, 200, 20, ceiling=ceiling)
+
+    assert step(3, 3, busy, 10) == 4  # the control: without a ceiling in the way, up
+    assert step(4, 3, busy, 4) == 4  # at the ceiling under a spike: stays
+    assert step(7, 3, busy, 4) == 4  # above a lowered ceiling: down to it at once
+    assert step(7, 3, calm, 4) == 3  # and down a step from there when calm
+    assert step(0, 5, busy, 4) == 5  # the operator's own level holds above the ceiling
+    assert step(5, 5, calm, 0) == 5
+    assert step(0, 0, busy, 0) == 0  # ceiling 0: the mode never raises the door
+
+
+def test_the_ceiling_comes_from_its_setting() -> None:
+    env = {"TICKETING_ENV": "dev"}
+    assert Settings.from_env(env).challenge_auto_max_difficulty == MAX_DIFFICULTY
+    chosen = {**env, "TICKETING_CHALLENGE_AUTO_MAX_DIFFICULTY": "5"}
+    assert Settings.from_env(chosen).challenge_auto_max_difficulty == 5
+    with pytest.raises(ConfigError, match="0 to 10"):
+        Settings.from_env({**env, "TICKETING_CHALLENGE_AUTO_MAX_DIFFICULTY": "11"})
+
+
 def test_a_new_events_default_comes_from_the_setting() -> None:
     env = {"TICKETING_ENV": "dev"}
     assert Settings.from_env(env).challenge_default_difficulty == 0
